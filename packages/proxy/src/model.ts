@@ -1,0 +1,281 @@
+/**
+ * The proxy's internal configuration model: what the data path reads on every request.
+ *
+ * It is translated from Envoy v3 xDS resources (see `translate/`) and is plain data — no
+ * sockets, timers or counters — so a whole model can be serialised for golden files and
+ * `/config_dump`. Compiled regular expressions are the one exception; they print as `/source/`.
+ * A model value is never mutated once built: an update builds a new one and swaps it in.
+ */
+
+/** `{ok: true, value}` or `{ok: false, error}`; an error becomes an xDS NACK's `error_detail`. */
+export type Result<T> = { ok: true; value: T } | { ok: false; error: string };
+export const ok = <T>(value: T): Result<T> => ({ ok: true, value });
+export const fail = <T = never>(error: string): Result<T> => ({ ok: false, error });
+
+/** Where to connect or listen: a TCP host and port, or a Unix domain socket path. */
+export type SocketAddr = { kind: 'tcp'; host: string; port: number } | { kind: 'pipe'; path: string };
+
+export function addrKey(a: SocketAddr): string {
+  return a.kind === 'tcp' ? (a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`) : `unix:${a.path}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listeners
+
+export interface ListenerModel {
+  name: string;
+  /** Absent when the listener attaches to a socket the proxy was given (bootstrap or the agent). */
+  address?: SocketAddr;
+  filter: HttpFilterChain | TcpFilterChain;
+}
+
+export interface HttpFilterChain {
+  kind: 'http';
+  statPrefix: string;
+  /** Exactly one of `rdsName` (fetched over RDS) and `routeTable` (inline) is set. */
+  rdsName?: string;
+  routeTable?: RouteTable;
+  /** Listener-wide local rate limit (the `envoy.filters.http.local_ratelimit` filter). */
+  rateLimit?: RateLimitSpec;
+  /** Listener-wide fault injection (the `envoy.filters.http.fault` filter). */
+  fault?: FaultSpec;
+  /** Upgrade types (lower case, e.g. `websocket`) allowed on every route unless a route disables them. */
+  upgrades: string[];
+}
+
+export interface TcpFilterChain {
+  kind: 'tcp';
+  statPrefix: string;
+  clusters: WeightedTarget[];
+  maxConnectAttempts: number;
+  idleTimeoutMs: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routes
+
+export interface RouteTable {
+  name: string;
+  virtualHosts: VirtualHostModel[];
+  requestHeadersToAdd: HeaderAdd[];
+  requestHeadersToRemove: string[];
+  responseHeadersToAdd: HeaderAdd[];
+  responseHeadersToRemove: string[];
+}
+
+export interface VirtualHostModel {
+  name: string;
+  /** Lower case; `*`, `*.suffix` and `prefix*` wildcards as in Envoy. */
+  domains: string[];
+  routes: RouteModel[];
+  retry?: RetrySpec;
+  rateLimit?: RateLimitSpec;
+  fault?: FaultSpec;
+  requestHeadersToAdd: HeaderAdd[];
+  requestHeadersToRemove: string[];
+  responseHeadersToAdd: HeaderAdd[];
+  responseHeadersToRemove: string[];
+}
+
+export type PathMatch =
+  | { kind: 'prefix'; value: string }
+  | { kind: 'exact'; value: string }
+  | { kind: 'regex'; regex: RegExp };
+
+export type StringMatch =
+  | { kind: 'exact'; value: string; ignoreCase: boolean }
+  | { kind: 'prefix'; value: string; ignoreCase: boolean }
+  | { kind: 'suffix'; value: string; ignoreCase: boolean }
+  | { kind: 'contains'; value: string; ignoreCase: boolean }
+  | { kind: 'regex'; regex: RegExp };
+
+export interface HeaderMatch {
+  /** Lower case; `:method`, `:path`, `:authority` reach the pseudo-headers. */
+  name: string;
+  match: StringMatch | { kind: 'present'; present: boolean } | { kind: 'range'; start: number; end: number };
+  invert: boolean;
+}
+
+export interface QueryMatch {
+  name: string;
+  match: StringMatch | { kind: 'present'; present: boolean };
+}
+
+export interface RouteMatchModel {
+  path: PathMatch;
+  caseSensitive: boolean;
+  headers: HeaderMatch[];
+  query: QueryMatch[];
+  /** Only requests with `content-type: application/grpc*`. */
+  grpc: boolean;
+}
+
+export interface WeightedTarget {
+  cluster: string;
+  weight: number;
+}
+
+export interface HeaderAdd {
+  name: string;
+  value: string;
+  /** `append`: add another value; `overwrite`: replace; `if-absent`: add only when missing. */
+  action: 'append' | 'overwrite' | 'if-absent';
+}
+
+export type HashPolicy =
+  | { kind: 'header'; name: string; terminal: boolean }
+  | { kind: 'cookie'; name: string; terminal: boolean }
+  | { kind: 'source-ip'; terminal: boolean }
+  | { kind: 'query'; name: string; terminal: boolean };
+
+export interface RetrySpec {
+  /** Conditions from `retry_on`, e.g. `5xx`, `gateway-error`, `reset`, `connect-failure`, `unavailable`. */
+  retryOn: string[];
+  numRetries: number;
+  /** 0 = no per-try timeout (the route timeout still applies). */
+  perTryTimeoutMs: number;
+  retriableStatusCodes: number[];
+  baseIntervalMs: number;
+  maxIntervalMs: number;
+}
+
+export interface ClusterAction {
+  kind: 'cluster';
+  clusters: WeightedTarget[];
+  totalWeight: number;
+  /** 0 disables the route timeout. */
+  timeoutMs: number;
+  retry?: RetrySpec;
+  hashPolicy: HashPolicy[];
+  prefixRewrite?: string;
+  hostRewrite?: string;
+  /** Upgrade types enabled (true) or disabled (false) on this route, overriding the listener. */
+  upgrades: Record<string, boolean>;
+}
+
+export interface DirectAction {
+  kind: 'direct';
+  status: number;
+  body: string;
+}
+
+export interface RouteModel {
+  name: string;
+  match: RouteMatchModel;
+  action: ClusterAction | DirectAction;
+  rateLimit?: RateLimitSpec;
+  fault?: FaultSpec;
+  requestHeadersToAdd: HeaderAdd[];
+  requestHeadersToRemove: string[];
+  responseHeadersToAdd: HeaderAdd[];
+  responseHeadersToRemove: string[];
+}
+
+export interface RateLimitSpec {
+  maxTokens: number;
+  tokensPerFill: number;
+  fillIntervalMs: number;
+  /** Fraction (0..1) of requests the filter looks at; Envoy's default when unset is 0 (disabled). */
+  enabled: number;
+  /** Fraction (0..1) of limited requests that are really rejected. */
+  enforced: number;
+  status: number;
+}
+
+export interface FaultSpec {
+  delay?: { ms: number; fraction: number };
+  abort?: { httpStatus?: number; grpcStatus?: number; fraction: number };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clusters and endpoints
+
+export type LbPolicy = 'round_robin' | 'least_request' | 'random' | 'ring_hash';
+
+export interface CircuitBreakerSpec {
+  maxConnections: number;
+  maxPendingRequests: number;
+  maxRequests: number;
+  maxRetries: number;
+  /** When set, replaces `maxRetries`: retries may be `budgetPercent`% of active requests. */
+  retryBudget?: { budgetPercent: number; minRetryConcurrency: number };
+}
+
+export interface OutlierSpec {
+  consecutive5xx: number;
+  enforcingConsecutive5xx: number;
+  consecutiveGatewayFailure: number;
+  enforcingConsecutiveGatewayFailure: number;
+  intervalMs: number;
+  baseEjectionTimeMs: number;
+  maxEjectionTimeMs: number;
+  maxEjectionPercent: number;
+}
+
+export interface ClusterModel {
+  name: string;
+  discovery: 'eds' | 'static';
+  /** The EDS resource name (`eds_cluster_config.service_name`, else the cluster name). */
+  edsName: string;
+  connectTimeoutMs: number;
+  lbPolicy: LbPolicy;
+  choiceCount: number;
+  minRingSize: number;
+  /** Percent; below this share of healthy hosts a priority level load-balances over all hosts. */
+  panicThreshold: number;
+  protocol: 'http1' | 'http2';
+  maxRequestsPerConnection: number;
+  circuitBreakers: CircuitBreakerSpec;
+  outlier?: OutlierSpec;
+  /** Endpoints of a STATIC cluster (from `load_assignment`). */
+  staticEndpoints?: EndpointSet;
+}
+
+export type EndpointHealth = 'healthy' | 'unhealthy' | 'draining' | 'timeout' | 'degraded';
+
+export interface EndpointModel {
+  address: SocketAddr;
+  weight: number;
+  health: EndpointHealth;
+}
+
+export interface LocalityGroup {
+  /** `region/zone/sub_zone`. */
+  locality: string;
+  priority: number;
+  weight: number;
+  endpoints: EndpointModel[];
+}
+
+export interface EndpointSet {
+  cluster: string;
+  localities: LocalityGroup[];
+  overprovisioningFactor: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshot
+
+/** Everything in force at one moment; the data path reads one snapshot per request. */
+export interface ProxySnapshot {
+  listeners: ReadonlyMap<string, ListenerModel>;
+  routeTables: ReadonlyMap<string, RouteTable>;
+  clusters: ReadonlyMap<string, ClusterModel>;
+  /** By EDS name. */
+  endpoints: ReadonlyMap<string, EndpointSet>;
+  /** Last accepted `version_info` per type URL. */
+  versions: Readonly<Record<string, string>>;
+}
+
+export const EMPTY_SNAPSHOT: ProxySnapshot = {
+  listeners: new Map(),
+  routeTables: new Map(),
+  clusters: new Map(),
+  endpoints: new Map(),
+  versions: {},
+};
+
+/** The endpoints a cluster uses, or undefined while it is warming (EDS not yet received). */
+export function endpointsOf(s: ProxySnapshot, c: ClusterModel): EndpointSet | undefined {
+  return c.discovery === 'static' ? c.staticEndpoints : s.endpoints.get(c.edsName);
+}

@@ -1,0 +1,146 @@
+import { Cluster_DiscoveryType, Cluster_LbPolicy, HealthStatus } from '@octo-mesh/proto';
+import { RoutingPriority } from '@octo-mesh/proto/gen/envoy/config/core/v3/base.js';
+import type { Cluster, ClusterLoadAssignment } from '@octo-mesh/proto';
+import type { CircuitBreakerSpec, ClusterModel, EndpointHealth, EndpointSet, LbPolicy, OutlierSpec, Result } from '../model.js';
+import { durationMs, guard, invalid, socketAddr } from './common.js';
+
+const LB: Partial<Record<Cluster_LbPolicy, LbPolicy>> = {
+  [Cluster_LbPolicy.ROUND_ROBIN]: 'round_robin',
+  [Cluster_LbPolicy.LEAST_REQUEST]: 'least_request',
+  [Cluster_LbPolicy.RANDOM]: 'random',
+  [Cluster_LbPolicy.RING_HASH]: 'ring_hash',
+};
+
+/** Envoy's defaults for the DEFAULT priority's thresholds. */
+export const DEFAULT_CIRCUIT_BREAKERS: CircuitBreakerSpec = {
+  maxConnections: 1024,
+  maxPendingRequests: 1024,
+  maxRequests: 1024,
+  maxRetries: 3,
+};
+
+/** Translates and validates one Cluster (CDS resource or bootstrap static cluster). */
+export function translateCluster(c: Cluster): Result<ClusterModel> {
+  return guard(`cluster ${JSON.stringify(c.name)}`, () => {
+    if (!c.name) invalid('name', 'must not be empty');
+    const type = c.type ?? Cluster_DiscoveryType.STATIC;
+    if (type !== Cluster_DiscoveryType.EDS && type !== Cluster_DiscoveryType.STATIC)
+      invalid('type', `only EDS and STATIC are supported, got ${Cluster_DiscoveryType[type] ?? type}`);
+    const lbPolicy = LB[c.lbPolicy];
+    if (!lbPolicy) invalid('lb_policy', `unsupported ${Cluster_LbPolicy[c.lbPolicy] ?? c.lbPolicy}`);
+    const connectTimeoutMs = durationMs(c.connectTimeout, 5000);
+    if (!(connectTimeoutMs > 0)) invalid('connect_timeout', 'must be greater than 0');
+    const panic = c.commonLbConfig?.healthyPanicThreshold?.value ?? 50;
+    if (panic < 0 || panic > 100) invalid('common_lb_config.healthy_panic_threshold', `must be in [0, 100], got ${panic}`);
+    const choiceCount = c.leastRequestLbConfig?.choiceCount ?? 2;
+    if (choiceCount < 2) invalid('least_request_lb_config.choice_count', 'must be at least 2');
+    const out: ClusterModel = {
+      name: c.name,
+      discovery: type === Cluster_DiscoveryType.EDS ? 'eds' : 'static',
+      edsName: c.edsClusterConfig?.serviceName || c.name,
+      connectTimeoutMs,
+      lbPolicy,
+      choiceCount,
+      minRingSize: Math.min(c.ringHashLbConfig?.minimumRingSize ?? 1024, 8_388_608),
+      panicThreshold: panic,
+      protocol: c.http2ProtocolOptions ? 'http2' : 'http1',
+      maxRequestsPerConnection: c.maxRequestsPerConnection ?? 0,
+      circuitBreakers: circuitBreakers(c),
+    };
+    if (c.outlierDetection) out.outlier = outlier(c);
+    if (out.discovery === 'static') {
+      if (!c.loadAssignment) invalid('load_assignment', 'is required for a STATIC cluster');
+      const eps = endpointSet(c.loadAssignment, 'load_assignment');
+      out.staticEndpoints = { ...eps, cluster: c.name };
+    } else if (c.loadAssignment) invalid('load_assignment', 'must not be set on an EDS cluster');
+    return out;
+  });
+}
+
+function circuitBreakers(c: Cluster): CircuitBreakerSpec {
+  const t = c.circuitBreakers?.thresholds.find((x) => x.priority === RoutingPriority.DEFAULT);
+  if (!t) return { ...DEFAULT_CIRCUIT_BREAKERS };
+  const out: CircuitBreakerSpec = {
+    maxConnections: t.maxConnections ?? DEFAULT_CIRCUIT_BREAKERS.maxConnections,
+    maxPendingRequests: t.maxPendingRequests ?? DEFAULT_CIRCUIT_BREAKERS.maxPendingRequests,
+    maxRequests: t.maxRequests ?? DEFAULT_CIRCUIT_BREAKERS.maxRequests,
+    maxRetries: t.maxRetries ?? DEFAULT_CIRCUIT_BREAKERS.maxRetries,
+  };
+  if (t.retryBudget) {
+    const pct = t.retryBudget.budgetPercent?.value ?? 20;
+    if (pct < 0 || pct > 100) invalid('circuit_breakers.thresholds.retry_budget.budget_percent', `must be in [0, 100], got ${pct}`);
+    out.retryBudget = { budgetPercent: pct, minRetryConcurrency: t.retryBudget.minRetryConcurrency ?? 3 };
+  }
+  return out;
+}
+
+function outlier(c: Cluster): OutlierSpec {
+  const o = c.outlierDetection!;
+  const pct = (v: number | undefined, def: number, field: string) => {
+    const x = v ?? def;
+    if (x < 0 || x > 100) invalid(`outlier_detection.${field}`, `must be in [0, 100], got ${x}`);
+    return x;
+  };
+  const baseEjectionTimeMs = durationMs(o.baseEjectionTime, 30_000);
+  const out: OutlierSpec = {
+    consecutive5xx: o.consecutive5xx ?? 5,
+    enforcingConsecutive5xx: pct(o.enforcingConsecutive5xx, 100, 'enforcing_consecutive_5xx'),
+    consecutiveGatewayFailure: o.consecutiveGatewayFailure ?? 5,
+    enforcingConsecutiveGatewayFailure: pct(o.enforcingConsecutiveGatewayFailure, 0, 'enforcing_consecutive_gateway_failure'),
+    intervalMs: durationMs(o.interval, 10_000),
+    baseEjectionTimeMs,
+    maxEjectionTimeMs: Math.max(baseEjectionTimeMs, durationMs(o.maxEjectionTime, 300_000)),
+    maxEjectionPercent: pct(o.maxEjectionPercent, 10, 'max_ejection_percent'),
+  };
+  if (!(out.intervalMs > 0)) invalid('outlier_detection.interval', 'must be greater than 0');
+  return out;
+}
+
+const HEALTH: Record<number, EndpointHealth> = {
+  [HealthStatus.UNKNOWN]: 'healthy',
+  [HealthStatus.HEALTHY]: 'healthy',
+  [HealthStatus.UNHEALTHY]: 'unhealthy',
+  [HealthStatus.DRAINING]: 'draining',
+  [HealthStatus.TIMEOUT]: 'timeout',
+  [HealthStatus.DEGRADED]: 'degraded',
+};
+
+/** Translates and validates one ClusterLoadAssignment (EDS resource). */
+export function translateClusterLoadAssignment(cla: ClusterLoadAssignment): Result<EndpointSet> {
+  return guard(`cluster load assignment ${JSON.stringify(cla.clusterName)}`, () => {
+    if (!cla.clusterName) invalid('cluster_name', 'must not be empty');
+    return endpointSet(cla, '');
+  });
+}
+
+function endpointSet(cla: ClusterLoadAssignment, path: string): EndpointSet {
+  const p = (s: string) => (path ? `${path}.${s}` : s);
+  const factor = cla.policy?.overprovisioningFactor ?? 140;
+  if (factor <= 0) invalid(p('policy.overprovisioning_factor'), 'must be greater than 0');
+  const priorities = new Set<number>();
+  const localities = cla.endpoints.map((l, i) => {
+    const lp = p(`endpoints[${i}]`);
+    priorities.add(l.priority);
+    const weight = l.loadBalancingWeight ?? 1;
+    if (weight < 1) invalid(`${lp}.load_balancing_weight`, 'must be at least 1');
+    return {
+      locality: l.locality ? [l.locality.region, l.locality.zone, l.locality.subZone].join('/') : '',
+      priority: l.priority,
+      weight,
+      endpoints: l.lbEndpoints.map((e, j) => {
+        const ep = `${lp}.lb_endpoints[${j}]`;
+        const w = e.loadBalancingWeight ?? 1;
+        if (!(w >= 1)) invalid(`${ep}.load_balancing_weight`, 'must be at least 1');
+        const health = HEALTH[e.healthStatus];
+        if (!health) invalid(`${ep}.health_status`, `unknown ${e.healthStatus}`);
+        return { address: socketAddr(e.endpoint?.address, `${ep}.endpoint.address`), weight: w, health };
+      }),
+    };
+  });
+  // Envoy requires priorities to be contiguous from 0.
+  const sorted = [...priorities].sort((a, b) => a - b);
+  sorted.forEach((pr, i) => {
+    if (pr !== i) invalid(p('endpoints'), `priorities must be contiguous from 0, got ${sorted.join(',')}`);
+  });
+  return { cluster: cla.clusterName, localities, overprovisioningFactor: factor / 100 };
+}

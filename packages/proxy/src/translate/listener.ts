@@ -1,0 +1,91 @@
+import { HttpConnectionManager, TcpProxy, TYPE_URL } from '@octo-mesh/proto';
+import type { Listener, Any } from '@octo-mesh/proto';
+import type { HttpFilterChain, ListenerModel, Result, TcpFilterChain } from '../model.js';
+import { FILTER, FILTER_TYPE_URL, durationMs, faultSpec, guard, invalid, rateLimitSpec, socketAddr } from './common.js';
+import { routeTable } from './route.js';
+
+/**
+ * Translates one Listener. Only the first filter chain is used and it must hold exactly one
+ * network filter: an HTTP connection manager or a TCP proxy. A listener without an address
+ * attaches to a socket the proxy was handed by name (`outbound`, `inbound`).
+ */
+export function translateListener(l: Listener): Result<ListenerModel> {
+  return guard(`listener ${JSON.stringify(l.name)}`, () => {
+    if (!l.name) invalid('name', 'must not be empty');
+    const chains = l.filterChains.length ? l.filterChains : l.defaultFilterChain ? [l.defaultFilterChain] : [];
+    if (chains.length !== 1) invalid('filter_chains', `exactly one filter chain is supported, got ${chains.length}`);
+    const filters = chains[0]!.filters;
+    if (filters.length !== 1) invalid('filter_chains[0].filters', `exactly one network filter is supported, got ${filters.length}`);
+    const f = filters[0]!;
+    const fp = 'filter_chains[0].filters[0]';
+    if (!f.typedConfig) return invalid(`${fp}.typed_config`, 'is required');
+    const out: ListenerModel = { name: l.name, filter: networkFilter(f.typedConfig, fp) };
+    if (l.address) out.address = socketAddr(l.address, 'address');
+    return out;
+  });
+}
+
+function networkFilter(any: Any, path: string): HttpFilterChain | TcpFilterChain {
+  if (any.typeUrl === TYPE_URL.httpConnectionManager) return hcm(decode(any, HttpConnectionManager, path), `${path}.typed_config`);
+  if (any.typeUrl === TYPE_URL.tcpProxy) return tcp(decode(any, TcpProxy, path), `${path}.typed_config`);
+  return invalid(`${path}.typed_config.type_url`, `unsupported network filter ${any.typeUrl}`);
+}
+
+function decode<T>(any: Any, codec: { decode(b: Uint8Array): T }, path: string): T {
+  try {
+    return codec.decode(any.value);
+  } catch (err) {
+    return invalid(`${path}.typed_config`, `cannot decode: ${(err as Error).message}`);
+  }
+}
+
+function hcm(h: HttpConnectionManager, path: string): HttpFilterChain {
+  const out: HttpFilterChain = {
+    kind: 'http',
+    statPrefix: h.statPrefix,
+    upgrades: h.upgradeConfigs.filter((u) => u.enabled ?? true).map((u) => u.upgradeType.toLowerCase()),
+  };
+  if (h.rds) {
+    if (!h.rds.routeConfigName) invalid(`${path}.rds.route_config_name`, 'must not be empty');
+    out.rdsName = h.rds.routeConfigName;
+  } else if (h.routeConfig) out.routeTable = routeTable(h.routeConfig, `${path}.route_config`);
+  else invalid(path, 'rds or route_config is required (scoped routes are not implemented)');
+  const filters = h.httpFilters;
+  if (filters.length === 0 || filters[filters.length - 1]!.name !== FILTER.router)
+    invalid(`${path}.http_filters`, `the last filter must be ${FILTER.router}`);
+  for (const [i, f] of filters.entries()) {
+    const fp = `${path}.http_filters[${i}]`;
+    if (f.disabled) continue;
+    if (f.name === FILTER.router) {
+      if (i !== filters.length - 1) invalid(fp, `${FILTER.router} must be last`);
+    } else if (f.name === FILTER.localRateLimit) {
+      // Without typed_config the filter only enables per-route overrides.
+      if (f.typedConfig) out.rateLimit = rateLimitSpec(f.typedConfig, `${fp}.typed_config`);
+    } else if (f.name === FILTER.fault) {
+      if (f.typedConfig) out.fault = faultSpec(f.typedConfig, `${fp}.typed_config`);
+    } else if (!f.isOptional) invalid(`${fp}.name`, `unsupported HTTP filter ${JSON.stringify(f.name)}`);
+    if (f.typedConfig && f.name === FILTER.router && f.typedConfig.typeUrl !== FILTER_TYPE_URL.router)
+      invalid(`${fp}.typed_config.type_url`, `expected ${FILTER_TYPE_URL.router}`);
+  }
+  return out;
+}
+
+function tcp(t: TcpProxy, path: string): TcpFilterChain {
+  let clusters: TcpFilterChain['clusters'];
+  if (t.cluster) clusters = [{ cluster: t.cluster, weight: 1 }];
+  else if (t.weightedClusters?.clusters.length) {
+    clusters = t.weightedClusters.clusters.map((c, i) => {
+      if (!c.name) invalid(`${path}.weighted_clusters.clusters[${i}].name`, 'must not be empty');
+      if (!(c.weight >= 1)) invalid(`${path}.weighted_clusters.clusters[${i}].weight`, 'must be at least 1');
+      return { cluster: c.name, weight: c.weight };
+    });
+  } else return invalid(path, 'cluster or weighted_clusters is required');
+  return {
+    kind: 'tcp',
+    statPrefix: t.statPrefix,
+    clusters,
+    maxConnectAttempts: Math.max(1, t.maxConnectAttempts ?? 1),
+    // Envoy's default TCP idle timeout is one hour; 0 disables it.
+    idleTimeoutMs: durationMs(t.idleTimeout, 3_600_000),
+  };
+}
