@@ -1,5 +1,4 @@
 import { parseAllDocuments } from 'yaml';
-import type { z } from 'zod';
 import { API_VERSION } from './schema/common.js';
 import { kindInfo, KINDS } from './kinds.js';
 import type { ProxyVersion } from './schema/proxyversion.js';

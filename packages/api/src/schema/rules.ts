@@ -48,9 +48,13 @@ export function withRules<S extends z.ZodType>(schema: S, rules: CrossRule<z.out
     }));
   const withMeta = schema.meta({ ...schema.meta(), 'x-kubernetes-validations': [...existing, ...cel] });
   return withMeta.superRefine((value, ctx) => {
+    // Cross-field rules only judge an object whose fields are valid on their own, so a bad
+    // field is reported once, not again by every rule that reads it.
+    if (ctx.issues.length > 0) return;
     for (const r of rules) {
       const verdict = r.check(value);
-      if (verdict !== true) ctx.addIssue({ code: 'custom', message: verdict, path: r.path ?? [] });
+      // zod prepends the parents' path segments to an issue's path in place: pass a copy.
+      if (verdict !== true) ctx.addIssue({ code: 'custom', message: verdict, path: [...(r.path ?? [])] });
     }
   }) as unknown as S;
 }
