@@ -53,3 +53,30 @@ export { HTTPFault } from './gen/envoy/extensions/filters/http/fault/v3/fault.js
 export { LocalRateLimit } from './gen/envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.js';
 export { UpgradeTarget, NodeStatus } from './gen/octo/mesh/v1/xds.js';
 export { TYPE_URL, type XdsTypeUrl, packAny, unpackAny } from './type-urls.js';
+export {
+  DispatcherClient,
+  DispatcherService,
+  type DispatcherServer,
+  Subscription as DispatcherSubscription,
+  WatchRequest as DispatcherWatchRequest,
+  WatchEvent as DispatcherWatchEvent,
+  WatchEvent_Type as DispatcherWatchEventType,
+  Resource as DispatcherResource,
+  ListResponse as DispatcherListResponse,
+} from './gen/octo/mesh/v1/dispatcher.js';
+export {
+  MetaServerClient,
+  MetaServerService,
+  type MetaServerServer,
+  ServiceRegistryClient,
+  ServiceRegistryService,
+  type ServiceRegistryServer,
+  RegisterPilotRequest,
+  PilotHeartbeatRequest,
+  PilotLease,
+  ConnectedSidecar,
+  LocateRequest,
+  LocateResponse,
+  RegisterInstanceRequest,
+  InstanceLease,
+} from './gen/octo/mesh/v1/meta.js';
