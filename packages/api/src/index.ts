@@ -6,3 +6,4 @@ export * from './schema/proxyversion.js';
 export * from './kinds.js';
 export * from './crd.js';
 export * from './manifest.js';
+export * from './model.js';
