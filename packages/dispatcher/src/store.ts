@@ -1,0 +1,108 @@
+import type { MeshResource, ResourceKind } from '@octo-mesh/api';
+import { OctoError } from '@octo-mesh/runtime';
+
+/**
+ * A version of the store: a decimal string that grows with every change (like an etcd revision,
+ * which is what Kubernetes' resourceVersion is). Every object carries the version of its last
+ * write in `metadata.resourceVersion`; a list and every event carry the store's version.
+ * Compare versions only with {@link compareVersions}; never do arithmetic on them.
+ */
+export type Version = string;
+
+/** `namespace/name`, as produced by `resourceKey` in @octo-mesh/api. */
+export type Key = string;
+
+export interface PutOptions {
+  /**
+   * Optimistic concurrency: the `resourceVersion` the caller last read. The put fails with
+   * ConflictError when the stored object's version differs; `'0'` means "create only, the object
+   * must not exist". Omitted: last writer wins.
+   */
+  expectedVersion?: Version;
+}
+
+export interface DeleteOptions {
+  /** As in {@link PutOptions}: fail with ConflictError unless the stored version is this one. */
+  expectedVersion?: Version;
+}
+
+export interface ListOptions {
+  /** Only objects in this namespace. */
+  namespace?: string;
+}
+
+export interface ListResult {
+  items: MeshResource[];
+  /** The store's version when the list was taken; watch from it to miss nothing. */
+  version: Version;
+}
+
+/** One committed change. */
+export interface StoreEvent {
+  type: 'PUT' | 'DELETE';
+  kind: ResourceKind;
+  key: Key;
+  /** The store version of this change (the object's new resourceVersion for PUT). */
+  version: Version;
+  /** PUT: the object as stored. DELETE: the object as it was before the delete. */
+  resource: MeshResource;
+}
+
+export interface WatchOptions {
+  /**
+   * Deliver every change after this version first (replayed from history), then live changes.
+   * Omitted: live changes only. A version older than the retained history throws
+   * {@link VersionExpiredError}: the caller must list again and watch from the list's version.
+   */
+  fromVersion?: Version;
+  /** Only these kinds (default: all). */
+  kinds?: readonly ResourceKind[];
+}
+
+/** A running watch; `close` is idempotent. */
+export interface Watch {
+  close(): void;
+}
+
+/**
+ * The one storage interface of the mesh (DESIGN: two stores behind one interface). Backends:
+ * {@link MemoryStore} (embedded mode, optionally persisted to a directory) and the Kubernetes API
+ * server. Every backend passes `describeStoreContract`.
+ *
+ * Semantics every backend guarantees:
+ * - Writes are validated against the kind's schema (ValidationError naming each field) and are
+ *   atomic per object. A put whose content equals what is stored is a no-op: same version, no
+ *   event — so level-triggered sources can re-put everything they see without causing churn.
+ * - Concurrency is optimistic: pass `expectedVersion` to turn a lost race into ConflictError;
+ *   re-read and retry. Nothing is locked.
+ * - Events are delivered in version order, each exactly once per watch, after the change is
+ *   committed; a handler that throws does not affect the store or other watchers.
+ * - Errors are typed: NotFoundError, ConflictError, ValidationError, VersionExpiredError;
+ *   anything else is a transient failure of the backend and may be retried with backoff.
+ */
+export interface ResourceStore {
+  /** The object, or NotFoundError. */
+  get(kind: ResourceKind, key: Key): Promise<MeshResource>;
+  list(kind: ResourceKind, opts?: ListOptions): Promise<ListResult>;
+  /** Creates or replaces; returns the object as stored (with its new resourceVersion). */
+  put(resource: MeshResource, opts?: PutOptions): Promise<MeshResource>;
+  /** Deletes; NotFoundError when absent. */
+  delete(kind: ResourceKind, key: Key, opts?: DeleteOptions): Promise<void>;
+  watch(handler: (event: StoreEvent) => void, opts?: WatchOptions): Watch;
+  /** The store's current version. */
+  version(): Version;
+  /** Stops watches and flushes what must be flushed. */
+  close(): Promise<void>;
+}
+
+/** The requested version is no longer in the store's history; list again, then watch. */
+export class VersionExpiredError extends OctoError {}
+
+export const isVersionExpired = (e: unknown): e is VersionExpiredError => e instanceof VersionExpiredError;
+
+/** Orders two versions: negative when a is older than b. */
+export function compareVersions(a: Version, b: Version): number {
+  const x = BigInt(a || '0');
+  const y = BigInt(b || '0');
+  return x < y ? -1 : x > y ? 1 : 0;
+}
