@@ -30,6 +30,22 @@ export default {
       ...common,
       displayName: 'unit',
       testMatch: ['<rootDir>/packages/*/src/**/*.test.ts', '<rootDir>/scripts/**/*.test.ts'],
+      testPathIgnorePatterns: ['/node_modules/', '\\.k8s\\.test\\.ts$'],
+    },
+    {
+      // Against a real kube-apiserver + etcd (built from Go modules), one cluster per run; its
+      // globalSetup runs only when a test of this project is selected.
+      ...common,
+      displayName: 'k8s',
+      testMatch: ['<rootDir>/e2e/k8s/**/*.test.ts', '<rootDir>/packages/*/src/**/*.k8s.test.ts'],
+      globalSetup: '<rootDir>/packages/testing/src/jest-global-setup.ts',
+      globalTeardown: '<rootDir>/packages/testing/src/jest-global-teardown.ts',
+    },
+    {
+      // The embedded mesh end to end: real child processes on loopback.
+      ...common,
+      displayName: 'e2e',
+      testMatch: ['<rootDir>/e2e/embedded/**/*.test.ts'],
     },
   ],
 };

@@ -1,1 +1,4 @@
-export {};
+export { TestCluster, freePort, type ClusterInfo } from './cluster.js';
+export { generatePki, RESTRICTED_USER, type ClusterPki } from './pki.js';
+export { kubeBinDir, REPO_ROOT } from './tools.js';
+export { clusterInfo, adminKubeConfig, restrictedKubeConfig, kubectl, createTestNamespace, type KubectlResult } from './kube.js';
