@@ -1,0 +1,79 @@
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from '@jest/globals';
+import { service as serviceSchema, serviceEndpoints as endpointsSchema, type RoutePolicy } from '@octo-mesh/api';
+import { TYPE_URL } from '@octo-mesh/proto';
+import { parse, stringify } from 'yaml';
+import { keyOf, nameOf, parseDependency, serviceKey, type Locality, type ServiceData } from '../model.js';
+import { TYPE } from './common.js';
+import { composeNode } from './node.js';
+import { readable } from './readable.js';
+import { translateEndpoints, translateService, type ServiceTranslation } from './service.js';
+
+const testdata = join(dirname(fileURLToPath(import.meta.url)), '../../testdata');
+const update = process.env['UPDATE_GOLDEN'] === '1';
+
+interface Input {
+  node: { namespace?: string; dependencies: string[]; locality?: Locality };
+  resources: { kind: string; metadata: { name: string; namespace?: string } }[];
+}
+
+/** Translates a golden input the way Pilot does for one node; throws what translation throws. */
+function run(input: Input): unknown {
+  const data = new Map<string, ServiceData>();
+  for (const r of input.resources.filter((r) => r.kind === 'Service')) {
+    const s = serviceSchema.parse(r);
+    data.set(keyOf(s), { service: s, endpoints: [], policies: [] });
+  }
+  for (const r of input.resources) {
+    if (r.kind === 'ServiceEndpoints') {
+      const e = endpointsSchema.parse(r);
+      data.get(serviceKey(nameOf(e).namespace, nameOf(e).name))?.endpoints.push(...e.spec.endpoints);
+    }
+    if (r.kind === 'RoutePolicy') {
+      const p = r as RoutePolicy;
+      const target = serviceKey(p.spec?.targetRef?.namespace ?? p.metadata.namespace ?? 'default', p.spec?.targetRef?.service);
+      data.get(target)?.policies.push(p);
+    }
+  }
+  const translations = new Map<string, ServiceTranslation>();
+  for (const [k, d] of data) translations.set(k, translateService(d));
+  const ns = input.node.namespace ?? 'default';
+  const deps = input.node.dependencies.map((d) => parseDependency(d, ns) ?? `invalid:${d}`);
+  const cfg = composeNode(deps, translations, (k) => translateEndpoints(data.get(k)!, translations.get(k)!, input.node.locality));
+  return {
+    verdicts: [...translations.values()].flatMap((t) => t.verdicts),
+    listeners: cfg.listeners.map((m) => readable(TYPE_URL.listener, m)),
+    routes: cfg.routes.map((m) => readable(TYPE_URL.route, m)),
+    clusters: cfg.clusters.map((m) => readable(TYPE_URL.cluster, m)),
+    endpoints: cfg.endpoints.map((m) => readable(TYPE_URL.endpoint, m)),
+    governance: cfg.governance.map((m) => readable(TYPE.serviceGovernance, m)),
+  };
+}
+
+describe('translation golden files', () => {
+  // columns: case number, expected error (a substring of the thrown message) or null
+  it.each([
+    ['01', null], // one service, no policy
+    ['02', null], // 90/10 subset split with retries and timeout; locality priorities
+    ['03', null], // every RoutePolicy feature
+    ['04', null], // a schema-invalid and a conflicting policy are rejected; others keep working
+    ['05', null], // an untranslatable policy falls back to defaults; a wrong targetRef.port is rejected
+    ['06', null], // scoping: only declared dependencies, unknown ones skipped
+    ['07', 'service: spec.ports[1].port: duplicate port 8080'], // bad service data
+    ['08', 'endpoints: endpoints[1].address: not an IP address or host name'], // bad endpoint
+    ['09', null], // gRPC and TCP ports, ring hash on a cookie
+  ])('%s', (name, expectedError) => {
+    const input = parse(readFileSync(join(testdata, `${name}.input.yaml`), 'utf8')) as Input;
+    if (expectedError) {
+      expect(() => run(input)).toThrow(expectedError);
+      return;
+    }
+    const got = stringify(run(input), { lineWidth: 0 });
+    const goldenPath = join(testdata, `${name}.golden.yaml`);
+    if (update) writeFileSync(goldenPath, got);
+    if (!existsSync(goldenPath)) throw new Error(`${goldenPath} is missing; run with UPDATE_GOLDEN=1 and review it`);
+    expect(got).toBe(readFileSync(goldenPath, 'utf8'));
+  });
+});

@@ -1,0 +1,46 @@
+/**
+ * Composes a node's configuration from the translations of the services it depends on. Shared
+ * pieces (clusters, virtual hosts, load assignments) are reused as they are; only the listener
+ * and the route configuration (the node's virtual hosts together) are per scope.
+ */
+import { RouteConfiguration, type Cluster, type ClusterLoadAssignment, type Listener } from '@octo-mesh/proto';
+import type { ServiceGovernance } from '@octo-mesh/proto/gen/octo/mesh/v1/xds.js';
+import type { ServiceKey } from '../model.js';
+import { OUTBOUND } from './common.js';
+import { generateListeners, type ListenerOptions } from './listeners.js';
+import type { ServiceTranslation } from './service.js';
+
+export interface NodeConfig {
+  listeners: Listener[];
+  routes: RouteConfiguration[];
+  clusters: Cluster[];
+  endpoints: ClusterLoadAssignment[];
+  governance: ServiceGovernance[];
+}
+
+/**
+ * @param services translations of the node's dependencies; missing or failed ones are skipped.
+ * @param endpoints the load assignments of a service for this node's locality.
+ */
+export function composeNode(
+  dependencies: readonly ServiceKey[],
+  services: ReadonlyMap<ServiceKey, ServiceTranslation>,
+  endpoints: (key: ServiceKey) => readonly ClusterLoadAssignment[],
+  listener: ListenerOptions = {},
+): NodeConfig {
+  const present = [...new Set(dependencies)].sort().flatMap((k) => {
+    const t = services.get(k);
+    return t ? [t] : [];
+  });
+  return {
+    listeners: generateListeners(listener),
+    routes: [routeConfiguration(present)],
+    clusters: present.flatMap((t) => t.clusters),
+    endpoints: present.flatMap((t) => [...endpoints(t.key)]),
+    governance: present.map((t) => t.governance),
+  };
+}
+
+export function routeConfiguration(services: readonly Pick<ServiceTranslation, 'virtualHosts'>[]): RouteConfiguration {
+  return RouteConfiguration.fromPartial({ name: OUTBOUND, virtualHosts: services.flatMap((t) => t.virtualHosts), validateClusters: false });
+}
