@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+import { KubeConfig } from '@kubernetes/client-node';
+import { RESOURCE_KINDS, isResourceKind, type ManifestIssue } from '@octo-mesh/api';
+import { ConfigError, Gauge, GracefulShutdown, ValidationError, createLogger, createMetricsRegistry, loadConfig, startAdminServer } from '@octo-mesh/runtime';
+import { dispatcherConfig } from './config.js';
+import { DirectorySource } from './dir-source.js';
+import { KubernetesSource } from './kube-source.js';
+import { MemoryStore } from './memory-store.js';
+import { DispatcherGrpc, DispatcherService, startGrpcServer } from './server.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(dispatcherConfig, { envPrefix: 'OCTO_DISPATCHER_' });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`octo-dispatcher: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger('dispatcher', config.logLevel);
+  const registry = createMetricsRegistry('dispatcher');
+  const shutdown = new GracefulShutdown({ logger }).install();
+
+  const store = MemoryStore.open({ ...(config.dataDir ? { dir: config.dataDir } : {}), historySize: config.historySize });
+  shutdown.add('store', () => store.close());
+  const objects = new Gauge({ name: 'octo_dispatcher_objects', help: 'Objects in the store, by kind.', labelNames: ['kind'], registers: [registry] });
+  const storeVersion = new Gauge({ name: 'octo_dispatcher_store_version', help: 'The store version (grows with every change).', registers: [registry] });
+  const manifestIssues = new Gauge({ name: 'octo_dispatcher_manifest_issues', help: 'Problems in watched manifest files (rejected files keep their last good content).', registers: [registry] });
+  const refresh = async () => {
+    for (const kind of RESOURCE_KINDS) objects.set({ kind }, (await store.list(kind)).items.length);
+    storeVersion.set(Number(store.version()));
+  };
+  store.watch(() => void refresh());
+  await refresh();
+
+  const ready: Record<string, boolean> = {};
+  let issues: ManifestIssue[] = [];
+  let dirSource: DirectorySource | undefined;
+  if (config.watchDir) {
+    ready['directory'] = false;
+    dirSource = new DirectorySource({
+      dir: config.watchDir,
+      store,
+      logger,
+      onIssues: (i) => {
+        issues = i;
+        manifestIssues.set(i.length);
+      },
+    });
+    await dirSource.start();
+    ready['directory'] = true;
+    shutdown.add('directory source', () => dirSource?.stop());
+  }
+  if (config.kubernetes) {
+    ready['kubernetes'] = false;
+    const kc = new KubeConfig();
+    if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
+    else kc.loadFromDefault();
+    const kube = new KubernetesSource({ kubeConfig: kc, store, logger });
+    await kube.start();
+    ready['kubernetes'] = true;
+    shutdown.add('kubernetes source', () => kube.stop());
+  }
+
+  const service = new DispatcherGrpc({ store, logger, registry, coalesceMs: config.coalesceMs });
+  const grpc = await startGrpcServer(config.host, config.grpcPort, (s) => s.addService(DispatcherService, service.implementation()));
+  shutdown.add('grpc server', () => grpc.close());
+
+  const admin = await startAdminServer({
+    host: config.host,
+    port: config.adminPort,
+    registry,
+    readiness: Object.fromEntries(Object.keys(ready).map((k) => [k, () => ready[k] === true || `${k} source not synced`])),
+    routes: {
+      '/debug/watchers': () => service.list(),
+      '/debug/manifests': () => ({ dir: config.watchDir ?? null, issues }),
+      '/debug/store': async (_req, url) => {
+        const kind = url.searchParams.get('kind') ?? 'RoutePolicy';
+        if (!isResourceKind(kind)) throw new ValidationError('query', [{ path: 'kind', message: `must be one of ${RESOURCE_KINDS.join(', ')}` }]);
+        return store.list(kind);
+      },
+    },
+  });
+  shutdown.add('admin server', () => admin.close());
+  logger.info('listening', { grpcPort: grpc.port, adminPort: admin.port, host: config.host, version: store.version(), watchDir: config.watchDir, dataDir: config.dataDir, kubernetes: config.kubernetes });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`octo-dispatcher: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
