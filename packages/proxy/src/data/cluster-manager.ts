@@ -1,0 +1,190 @@
+import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import type { ClusterModel, ProxySnapshot } from '../model.js';
+import { endpointsOf } from '../model.js';
+import { HostSet, type Host } from './load-balancer.js';
+import { decay, isEjected, recordResult, type HostResult } from './outlier.js';
+
+/** Why the circuit breaker refused a request, or undefined when it may go. */
+export type Overflow = 'max-requests' | 'max-pending' | undefined;
+
+/**
+ * One cluster at run time: its hosts, connection pools (an HTTP/1.1 keep-alive agent, or one
+ * multiplexed HTTP/2 session per host), circuit-breaker counters and outlier detection.
+ * Replaced models keep the runtime, so pools, counters and ejections survive config updates.
+ */
+export class ClusterRuntime {
+  readonly hosts: HostSet;
+  agent: http.Agent;
+  private readonly sessions = new Map<string, http2.ClientHttp2Session>();
+  active = 0;
+  activeRetries = 0;
+  /** Counters for /clusters and /stats. */
+  readonly counters = { overflow: 0, retryOverflow: 0, ejections: 0, retries: 0 };
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(public model: ClusterModel) {
+    this.hosts = new HostSet(model);
+    this.agent = makeAgent(model);
+    this.scheduleSweep();
+  }
+
+  setModel(m: ClusterModel): void {
+    const poolChanged = m.circuitBreakers.maxConnections !== this.model.circuitBreakers.maxConnections || m.protocol !== this.model.protocol;
+    const intervalChanged = m.outlier?.intervalMs !== this.model.outlier?.intervalMs;
+    this.model = m;
+    this.hosts.cluster = m;
+    if (poolChanged) {
+      const old = this.agent;
+      this.agent = makeAgent(m);
+      setTimeout(() => old.destroy(), 30_000).unref();
+    }
+    if (intervalChanged) this.scheduleSweep();
+  }
+
+  private scheduleSweep(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+    const o = this.model.outlier;
+    if (!o) return;
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const h of this.hosts.hosts) decay(o, h.outlier, now);
+      this.hosts.invalidate();
+    }, o.intervalMs);
+    this.sweeper.unref();
+  }
+
+  /** Circuit breaker check before a request (retries check {@link tryRetry} too). */
+  overflow(): Overflow {
+    const cb = this.model.circuitBreakers;
+    if (this.active >= cb.maxRequests) return 'max-requests';
+    // HTTP/1.1 carries one request per connection; beyond max_connections requests queue.
+    if (this.model.protocol === 'http1' && this.active >= cb.maxConnections + cb.maxPendingRequests) return 'max-pending';
+    return undefined;
+  }
+
+  /** Takes a retry slot from max_retries or the retry budget; false when none is left. */
+  tryRetry(): boolean {
+    const cb = this.model.circuitBreakers;
+    const limit = cb.retryBudget
+      ? Math.max(cb.retryBudget.minRetryConcurrency, Math.floor((cb.retryBudget.budgetPercent / 100) * this.active))
+      : cb.maxRetries;
+    if (this.activeRetries >= limit) {
+      this.counters.retryOverflow++;
+      return false;
+    }
+    this.activeRetries++;
+    this.counters.retries++;
+    return true;
+  }
+
+  /** Passive outlier detection input. */
+  report(host: Host, r: HostResult): void {
+    host.requests++;
+    if (r !== 'success') host.failures++;
+    const o = this.model.outlier;
+    if (!o) return;
+    if (recordResult(o, host.outlier, r, Date.now(), this.hosts.ejectedCount, this.hosts.hosts.length)) {
+      this.counters.ejections++;
+      this.hosts.invalidate();
+    }
+  }
+
+  /** The HTTP/2 session to a host, opened on first use and reopened after it closes. */
+  session(host: Host): http2.ClientHttp2Session {
+    let s = this.sessions.get(host.key);
+    if (s && !s.closed && !s.destroyed) return s;
+    const a = host.address;
+    s =
+      a.kind === 'tcp'
+        ? http2.connect(`http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`)
+        : http2.connect('http://localhost', { createConnection: () => net.connect(a.path) });
+    const session = s;
+    session.on('error', () => undefined);
+    session.on('close', () => {
+      if (this.sessions.get(host.key) === session) this.sessions.delete(host.key);
+    });
+    session.on('goaway', () => {
+      if (this.sessions.get(host.key) === session) this.sessions.delete(host.key);
+    });
+    session.unref();
+    this.sessions.set(host.key, session);
+    return session;
+  }
+
+  summary(): unknown {
+    const now = Date.now();
+    return {
+      name: this.model.name,
+      active_requests: this.active,
+      active_retries: this.activeRetries,
+      ...this.counters,
+      hosts: this.hosts.hosts.map((h) => ({
+        address: h.key,
+        health: h.health,
+        priority: h.priority,
+        locality: h.locality,
+        weight: h.weight,
+        active_requests: h.active,
+        requests: h.requests,
+        failures: h.failures,
+        ejected: isEjected(h.outlier, now),
+        ejected_until: h.outlier.ejectedUntil > now ? new Date(h.outlier.ejectedUntil).toISOString() : undefined,
+        ejection_count: h.outlier.ejections,
+      })),
+    };
+  }
+
+  close(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.agent.destroy();
+    for (const s of this.sessions.values()) s.destroy();
+    this.sessions.clear();
+  }
+}
+
+function makeAgent(m: ClusterModel): http.Agent {
+  return new http.Agent({
+    keepAlive: true,
+    keepAliveMsecs: 1000,
+    maxSockets: Infinity,
+    maxTotalSockets: m.circuitBreakers.maxConnections,
+    maxFreeSockets: 1024,
+    scheduling: 'lifo',
+  });
+}
+
+/** All clusters in force; follows the snapshot, keeping runtime state of clusters that stay. */
+export class ClusterManager {
+  private readonly clusters = new Map<string, ClusterRuntime>();
+
+  apply(s: ProxySnapshot): void {
+    for (const [name, model] of s.clusters) {
+      let c = this.clusters.get(name);
+      if (!c) this.clusters.set(name, (c = new ClusterRuntime(model)));
+      else if (c.model !== model) c.setModel(model);
+      c.hosts.update(endpointsOf(s, model));
+    }
+    for (const [name, c] of this.clusters) {
+      if (!s.clusters.has(name)) {
+        c.close();
+        this.clusters.delete(name);
+      }
+    }
+  }
+
+  get(name: string): ClusterRuntime | undefined {
+    return this.clusters.get(name);
+  }
+
+  all(): ClusterRuntime[] {
+    return [...this.clusters.values()];
+  }
+
+  close(): void {
+    for (const c of this.clusters.values()) c.close();
+    this.clusters.clear();
+  }
+}

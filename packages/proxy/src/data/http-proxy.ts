@@ -1,0 +1,518 @@
+import { randomBytes } from 'node:crypto';
+import type http from 'node:http';
+import type http2 from 'node:http2';
+import type { Readable } from 'node:stream';
+import type { ClusterAction, FaultSpec, HeaderAdd, HttpFilterChain, ProxySnapshot, RateLimitSpec, RouteModel, RouteTable, VirtualHostModel } from '../model.js';
+import type { ProxyStats } from '../stats.js';
+import type { ClusterManager, ClusterRuntime } from './cluster-manager.js';
+import { hash32, type Host } from './load-balancer.js';
+import type { HostResult } from './outlier.js';
+import type { RateLimiter } from './rate-limit.js';
+import { isRetriable, retryDelayMs, type AttemptOutcome } from './retry.js';
+import { matchRoute, pickWeighted, selectVirtualHost, type RequestView } from './router.js';
+import { AttemptError, forwardable, startAttempt, type Attempt, type Headers, type UpstreamResponse } from './upstream.js';
+
+/** The header naming why the proxy answered a request itself (see the README for values). */
+export const REASON_HEADER = 'x-octo-reason';
+
+/** One JSON access-log entry per request. */
+export interface AccessLogEntry {
+  time: string;
+  listener: string;
+  protocol: string;
+  method: string;
+  authority: string;
+  path: string;
+  status: number;
+  reason?: string;
+  route?: string;
+  cluster?: string;
+  upstream?: string;
+  attempts: number;
+  duration_ms: number;
+  trace_id: string;
+}
+
+/** What the HTTP data path needs from the rest of the proxy. */
+export interface HttpContext {
+  snapshot(): ProxySnapshot;
+  clusters: ClusterManager;
+  rateLimiter: RateLimiter;
+  stats: ProxyStats;
+  accessLog?: (e: AccessLogEntry) => void;
+  random?: () => number;
+}
+
+export type DownstreamRequest = http.IncomingMessage | http2.Http2ServerRequest;
+/** The part of `http.ServerResponse` / `http2.Http2ServerResponse` the proxy uses. */
+export interface DownstreamResponse {
+  readonly headersSent: boolean;
+  writeHead(status: number, headers?: http.OutgoingHttpHeaders): unknown;
+  write(chunk: Buffer | string): boolean;
+  end(chunk?: Buffer | string): unknown;
+  addTrailers(headers: http.OutgoingHttpHeaders): void;
+  destroy(): unknown;
+  on(event: string, fn: () => void): unknown;
+  once(event: string, fn: () => void): unknown;
+}
+
+/** Request bodies up to this size are kept so that a retry can resend them. */
+const RETRY_BUFFER_LIMIT = 1 << 20;
+
+/** gRPC status for a locally generated HTTP status (Envoy's mapping). */
+function grpcStatusFor(status: number): number {
+  if (status === 400) return 13;
+  if (status === 401) return 16;
+  if (status === 403) return 7;
+  if (status === 404) return 12;
+  if (status === 429 || status === 502 || status === 503 || status === 504) return 14;
+  return 2;
+}
+
+/** W3C trace context: keeps the trace id, makes this hop the parent; starts a trace when absent. */
+export function nextTraceparent(incoming: string | undefined): { header: string; traceId: string } {
+  const span = randomBytes(8).toString('hex');
+  const m = incoming ? /^([0-9a-f]{2})-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})$/.exec(incoming.trim()) : null;
+  if (m && m[1] !== 'ff' && m[2] !== '0'.repeat(32)) return { header: `00-${m[2]}-${span}-${m[3]}`, traceId: m[2]! };
+  const traceId = randomBytes(16).toString('hex');
+  return { header: `00-${traceId}-${span}-01`, traceId };
+}
+
+function applyHeaderOps(h: Headers, add: readonly HeaderAdd[], remove: readonly string[]): void {
+  for (const name of remove) delete h[name];
+  for (const a of add) {
+    const cur = h[a.name];
+    if (a.action === 'if-absent' && cur !== undefined) continue;
+    if (a.action === 'append' && cur !== undefined) h[a.name] = [...(Array.isArray(cur) ? cur : [cur]), a.value];
+    else h[a.name] = a.value;
+  }
+}
+
+/** Buffers the request body while a retry may still need it, and feeds it to each attempt. */
+class BodyTap {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  ended = false;
+  overflowed = false;
+  private sink: Attempt | undefined;
+
+  constructor(private readonly req: Readable) {
+    req.on('data', (c: Buffer) => {
+      if (!this.overflowed) {
+        this.size += c.length;
+        if (this.size > RETRY_BUFFER_LIMIT) {
+          this.overflowed = true;
+          this.chunks = [];
+        } else this.chunks.push(c);
+      }
+      if (this.sink && !this.sink.body.write(c)) {
+        req.pause();
+        this.sink.body.once('drain', () => req.resume());
+      }
+    });
+    req.on('end', () => {
+      this.ended = true;
+      this.sink?.body.end();
+    });
+  }
+
+  /** True when the body sent so far can be replayed. */
+  get replayable(): boolean {
+    return !this.overflowed;
+  }
+
+  attach(a: Attempt): void {
+    this.sink = a;
+    a.body.on('error', () => undefined);
+    for (const c of this.chunks) a.body.write(c);
+    if (this.ended) a.body.end();
+  }
+
+  release(): void {
+    this.chunks = [];
+    this.overflowed = true;
+  }
+}
+
+interface RequestState {
+  listener: string;
+  start: number;
+  isGrpc: boolean;
+  traceId: string;
+  route?: RouteModel;
+  cluster?: string;
+  host?: Host;
+  attempts: number;
+  reason?: string;
+  done: boolean;
+}
+
+/**
+ * Handles one downstream HTTP request (HTTP/1.1 or HTTP/2, through Node's compatibility API):
+ * route, rate limit, fault, circuit breaker, load balance, attempts with retries and timeouts,
+ * then stream the chosen response back with its trailers.
+ */
+export async function handleHttp(ctx: HttpContext, listener: string, req: DownstreamRequest, res: DownstreamResponse): Promise<void> {
+  const snap = ctx.snapshot();
+  const h2 = req.httpVersionMajor === 2;
+  const authority = String((h2 ? req.headers[':authority'] : req.headers.host) ?? '');
+  const path = (h2 ? String(req.headers[':path'] ?? '/') : req.url) ?? '/';
+  const method = req.method ?? 'GET';
+  const trace = nextTraceparent(req.headers['traceparent'] as string | undefined);
+  const st: RequestState = {
+    listener,
+    start: performance.now(),
+    isGrpc: String(req.headers['content-type'] ?? '').startsWith('application/grpc'),
+    traceId: trace.traceId,
+    attempts: 0,
+    done: false,
+  };
+  const finish = (status: number) => {
+    if (st.done) return;
+    st.done = true;
+    const durMs = performance.now() - st.start;
+    const cluster = st.cluster ?? '';
+    ctx.stats.requests.inc({ listener, route: st.route?.name ?? '', cluster, code: `${Math.floor(status / 100)}xx` });
+    ctx.stats.duration.observe({ listener, cluster }, durMs / 1000);
+    ctx.accessLog?.({
+      time: new Date().toISOString(),
+      listener,
+      protocol: h2 ? 'HTTP/2' : `HTTP/${req.httpVersion}`,
+      method,
+      authority,
+      path,
+      status,
+      ...(st.reason ? { reason: st.reason } : {}),
+      ...(st.route ? { route: st.route.name } : {}),
+      ...(st.cluster ? { cluster: st.cluster } : {}),
+      ...(st.host ? { upstream: st.host.key } : {}),
+      attempts: st.attempts,
+      duration_ms: Math.round(durMs * 1000) / 1000,
+      trace_id: st.traceId,
+    });
+  };
+  const local = (status: number, reason: string, body = '') => {
+    st.reason = reason;
+    localReply(req, res, st.isGrpc, status, reason, body);
+    finish(status);
+  };
+
+  const lst = snap.listeners.get(listener);
+  if (!lst || lst.filter.kind !== 'http') return local(503, 'listener-not-configured');
+  const chain: HttpFilterChain = lst.filter;
+  const table: RouteTable | undefined = chain.routeTable ?? (chain.rdsName ? snap.routeTables.get(chain.rdsName) : undefined);
+  if (!table) return local(503, 'route-config-not-ready');
+  const view: RequestView = { method, path, authority, headers: req.headers };
+  const vh = selectVirtualHost(table, authority);
+  const route = vh && matchRoute(vh, view);
+  if (!vh || !route) return local(404, 'no-route');
+  st.route = route;
+
+  const rl: RateLimitSpec | undefined = route.rateLimit ?? vh.rateLimit ?? chain.rateLimit;
+  if (rl && !ctx.rateLimiter.allow(rl)) {
+    ctx.stats.rateLimited.inc({ listener });
+    return local(rl.status, 'local-rate-limited');
+  }
+  const fault: FaultSpec | undefined = route.fault ?? vh.fault ?? chain.fault;
+  const random = ctx.random ?? Math.random;
+  if (fault?.delay && random() < fault.delay.fraction) await new Promise((r) => setTimeout(r, fault.delay!.ms));
+  if (fault?.abort && random() < fault.abort.fraction) {
+    if (fault.abort.grpcStatus !== undefined && st.isGrpc) {
+      st.reason = 'fault-injected';
+      res.writeHead(200, { 'content-type': 'application/grpc', 'grpc-status': String(fault.abort.grpcStatus), 'grpc-message': 'fault injected', [REASON_HEADER]: 'fault-injected' });
+      res.end();
+      return finish(200);
+    }
+    return local(fault.abort.httpStatus ?? 503, 'fault-injected', 'fault filter abort');
+  }
+  if (route.action.kind === 'direct') {
+    const headers: Headers = {};
+    applyHeaderOps(headers, [...table.responseHeadersToAdd, ...vh.responseHeadersToAdd, ...route.responseHeadersToAdd], []);
+    res.writeHead(route.action.status, headers);
+    res.end(route.action.body);
+    return finish(route.action.status);
+  }
+  const action: ClusterAction = route.action;
+  const clusterName = action.clusters.length === 1 ? action.clusters[0]!.cluster : pickWeighted(action.clusters, action.totalWeight, random());
+  st.cluster = clusterName;
+  const cluster = ctx.clusters.get(clusterName);
+  if (!cluster) return local(503, 'cluster-not-found');
+  const overflow = cluster.overflow();
+  if (overflow) {
+    ctx.stats.overflow.inc({ cluster: clusterName, reason: overflow });
+    cluster.counters.overflow++;
+    return local(503, 'circuit-breaker-open');
+  }
+
+  // Upstream request headers: most specific mutation last so that it wins.
+  const headers = forwardable(req.headers);
+  headers['traceparent'] = trace.header;
+  applyHeaderOps(headers, table.requestHeadersToAdd, table.requestHeadersToRemove);
+  applyHeaderOps(headers, vh.requestHeadersToAdd, vh.requestHeadersToRemove);
+  applyHeaderOps(headers, route.requestHeadersToAdd, route.requestHeadersToRemove);
+  let upstreamPath = path;
+  if (action.prefixRewrite !== undefined && route.match.path.kind !== 'regex') upstreamPath = action.prefixRewrite + path.slice(route.match.path.value.length);
+  const upstreamReq = { method, path: upstreamPath, authority: action.hostRewrite ?? authority, headers };
+  const hashKey = hashKeyOf(action, req, headers);
+
+  cluster.active++;
+  let released = false;
+  const release = () => {
+    if (!released) {
+      released = true;
+      cluster.active--;
+    }
+  };
+  res.on('close', release);
+  try {
+    const tap = new BodyTap(req);
+    const chosen = await runAttempts(ctx, cluster, vh, action, upstreamReq, hashKey, tap, st, random, req);
+    if (!chosen) return;
+    if ('local' in chosen) return local(chosen.local.status, chosen.local.reason);
+    forwardResponse(chosen.res, res, table, vh, route, st, finish, chosen.timer);
+  } finally {
+    res.on('finish', release);
+  }
+}
+
+function hashKeyOf(action: ClusterAction, req: DownstreamRequest, headers: Headers): number | undefined {
+  let key: string | undefined;
+  for (const p of action.hashPolicy) {
+    let v: string | undefined;
+    if (p.kind === 'header') v = headers[p.name] === undefined ? undefined : String(headers[p.name]);
+    else if (p.kind === 'source-ip') v = req.socket?.remoteAddress;
+    else if (p.kind === 'cookie') v = cookie(String(headers['cookie'] ?? ''), p.name);
+    else if (p.kind === 'query') v = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get(p.name) ?? undefined;
+    if (v !== undefined) {
+      key = key === undefined ? v : `${key}\u0000${v}`;
+      if (p.terminal) break;
+    }
+  }
+  return key === undefined ? undefined : hash32(key);
+}
+
+function cookie(header: string, name: string): string | undefined {
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+type Chosen = { res: UpstreamResponse; timer: NodeJS.Timeout | undefined } | { local: { status: number; reason: string } } | undefined;
+
+async function runAttempts(
+  ctx: HttpContext,
+  cluster: ClusterRuntime,
+  vh: VirtualHostModel,
+  action: ClusterAction,
+  upstreamReq: Parameters<typeof startAttempt>[2],
+  hashKey: number | undefined,
+  tap: BodyTap,
+  st: RequestState,
+  random: () => number,
+  req: DownstreamRequest,
+): Promise<Chosen> {
+  const retry = action.retry ?? vh.retry;
+  const maxAttempts = 1 + (retry?.numRetries ?? 0);
+  let routeTimedOut = false;
+  let current: Attempt | undefined;
+  let routeTimer: NodeJS.Timeout | undefined;
+  let wake: (() => void) | undefined;
+  if (action.timeoutMs > 0) {
+    routeTimer = setTimeout(() => {
+      routeTimedOut = true;
+      current?.abort();
+      wake?.();
+    }, action.timeoutMs);
+  }
+  let downstreamGone = false;
+  req.once('aborted', () => {
+    downstreamGone = true;
+    current?.abort();
+  });
+  let last: { status: number; reason: string } = { status: 503, reason: 'no-healthy-upstream' };
+  let prev: Host | undefined;
+  let holdingRetry = false;
+  // The last retriable upstream response, kept unread until a retry really goes out: when the
+  // retry budget or buffer says no, it is what the client gets (as Envoy does).
+  let pending: UpstreamResponse | undefined;
+  const chosen = (res: UpstreamResponse): Chosen => {
+    tap.release();
+    return { res, timer: routeTimer };
+  };
+  try {
+    for (let attempt = 0; attempt < maxAttempts; attempt++) {
+      if (attempt > 0) {
+        if (!retry || !tap.replayable || !cluster.tryRetry()) {
+          if (pending) return chosen(pending);
+          break;
+        }
+        holdingRetry = true;
+        pending?.body.resume();
+        pending = undefined;
+        ctx.stats.retries.inc({ cluster: cluster.model.name });
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, retryDelayMs(retry, attempt - 1, random));
+          wake = () => {
+            clearTimeout(t);
+            r();
+          };
+        });
+        wake = undefined;
+        if (routeTimedOut || downstreamGone) break;
+      }
+      const host = cluster.hosts.choose(hashKey, prev);
+      if (!host) {
+        last = { status: 503, reason: 'no-healthy-upstream' };
+        break;
+      }
+      prev = host;
+      st.host = host;
+      st.attempts++;
+      host.active++;
+      const a = startAttempt(cluster, host, upstreamReq);
+      current = a;
+      tap.attach(a);
+      let perTry: NodeJS.Timeout | undefined;
+      let perTryFired = false;
+      if (retry && retry.perTryTimeoutMs > 0)
+        perTry = setTimeout(() => {
+          perTryFired = true;
+          a.abort();
+        }, retry.perTryTimeoutMs);
+      let outcome: AttemptOutcome;
+      let res: UpstreamResponse | undefined;
+      try {
+        res = await a.response;
+        const gs = res.headers['grpc-status'];
+        outcome = { kind: 'response', status: res.status, ...(gs !== undefined ? { grpcStatus: Number(gs) } : {}) };
+      } catch (err) {
+        outcome = perTryFired || routeTimedOut ? { kind: 'timeout' } : { kind: err instanceof AttemptError ? err.kind : 'reset' };
+      } finally {
+        clearTimeout(perTry);
+      }
+      let counted = true;
+      const onDone = () => {
+        if (counted) host.active--;
+        counted = false;
+      };
+      if (res) res.body.once('close', onDone).once('end', onDone);
+      else onDone();
+      cluster.report(host, hostResult(outcome));
+      if (holdingRetry) {
+        cluster.activeRetries--;
+        holdingRetry = false;
+      }
+      if (downstreamGone) {
+        res?.body.destroy();
+        return undefined;
+      }
+      if (routeTimedOut) {
+        res?.body.destroy();
+        return { local: { status: 504, reason: 'upstream-timeout' } };
+      }
+      const retriable = retry !== undefined && attempt + 1 < maxAttempts && isRetriable(retry, outcome);
+      if (res && !retriable) return chosen(res);
+      if (res) {
+        pending = res;
+        continue;
+      }
+      last =
+        outcome.kind === 'timeout'
+          ? { status: 504, reason: 'upstream-per-try-timeout' }
+          : outcome.kind === 'connect-failure'
+            ? { status: 503, reason: 'upstream-connect-failure' }
+            : { status: 503, reason: 'upstream-reset' };
+    }
+  } finally {
+    if (holdingRetry) cluster.activeRetries--;
+    wake = undefined;
+  }
+  if (pending && !routeTimedOut) return chosen(pending);
+  pending?.body.destroy();
+  clearTimeout(routeTimer);
+  if (routeTimedOut) return { local: { status: 504, reason: 'upstream-timeout' } };
+  return { local: last };
+}
+
+function hostResult(o: AttemptOutcome): HostResult {
+  if (o.kind !== 'response') return 'local-failure';
+  if (o.status === 502 || o.status === 503 || o.status === 504) return 'gateway-error';
+  if (o.status >= 500) return 'error-5xx';
+  return 'success';
+}
+
+function forwardResponse(
+  up: UpstreamResponse,
+  res: DownstreamResponse,
+  table: RouteTable,
+  vh: VirtualHostModel,
+  route: RouteModel,
+  st: RequestState,
+  finish: (status: number) => void,
+  timer: NodeJS.Timeout | undefined,
+): void {
+  const headers = { ...up.headers };
+  applyHeaderOps(headers, route.responseHeadersToAdd, route.responseHeadersToRemove);
+  applyHeaderOps(headers, vh.responseHeadersToAdd, vh.responseHeadersToRemove);
+  applyHeaderOps(headers, table.responseHeadersToAdd, table.responseHeadersToRemove);
+  const stream = (res as unknown as { stream?: http2.ServerHttp2Stream }).stream;
+  if (timer) {
+    // The route timeout covers the whole response: when it fires the attempt is aborted,
+    // which closes the upstream body and so resets the downstream stream below.
+    up.body.once('end', () => clearTimeout(timer));
+    up.body.once('close', () => clearTimeout(timer));
+  }
+  try {
+    res.writeHead(up.status, headers as http.OutgoingHttpHeaders);
+  } catch {
+    // A header Node refuses to write on this protocol: answer without the upstream's headers.
+    res.writeHead(up.status);
+  }
+  if (st.isGrpc || headers['content-type'] === 'text/event-stream') (res as { flushHeaders?: () => void }).flushHeaders?.();
+  up.body.on('data', (c: Buffer) => {
+    if (!res.write(c)) {
+      up.body.pause();
+      (stream ?? res).once('drain', () => up.body.resume());
+    }
+  });
+  up.body.once('end', () => {
+    const t = up.trailers();
+    if (t) res.addTrailers(t as http.OutgoingHttpHeaders);
+    res.end();
+    finish(up.status);
+  });
+  up.body.once('error', () => {
+    st.reason = 'upstream-reset';
+    res.destroy();
+    finish(up.status);
+  });
+  up.body.once('close', () => {
+    if (!st.done) {
+      st.reason ??= 'upstream-reset';
+      res.destroy();
+      finish(up.status);
+    }
+  });
+  res.once('close', () => {
+    if (!st.done) up.body.destroy();
+  });
+}
+
+/** A response the proxy generates itself; for gRPC clients a trailers-only gRPC error. */
+export function localReply(req: DownstreamRequest, res: DownstreamResponse, isGrpc: boolean, status: number, reason: string, body = ''): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  req.resume();
+  if (isGrpc) {
+    res.writeHead(200, { 'content-type': 'application/grpc', 'grpc-status': String(grpcStatusFor(status)), 'grpc-message': encodeURIComponent(reason), [REASON_HEADER]: reason });
+    res.end();
+    return;
+  }
+  const text = body || `${reason}\n`;
+  res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(text), [REASON_HEADER]: reason });
+  res.end(text);
+}

@@ -1,0 +1,110 @@
+import type { HeaderMatch, QueryMatch, RouteModel, RouteTable, StringMatch, VirtualHostModel, WeightedTarget } from '../model.js';
+
+/** What route matching looks at: lower-case header names; `:method`, `:path`, `:authority` included. */
+export interface RequestView {
+  method: string;
+  /** Path and query as received, e.g. `/api/v1?x=1`. */
+  path: string;
+  authority: string;
+  headers: Readonly<Record<string, string | string[] | undefined>>;
+}
+
+/**
+ * Envoy's virtual host selection: exact domain, then the longest `*.suffix` / `suffix` wildcard,
+ * then the longest `prefix*`, then `*`. A port in the authority is tried with and then without.
+ */
+export function selectVirtualHost(table: RouteTable, authority: string): VirtualHostModel | undefined {
+  const host = authority.toLowerCase();
+  return findHost(table, host) ?? (host.includes(':') && !host.startsWith('[') ? findHost(table, host.slice(0, host.lastIndexOf(':'))) : undefined);
+}
+
+function findHost(table: RouteTable, host: string): VirtualHostModel | undefined {
+  let best: VirtualHostModel | undefined;
+  let bestScore = -1;
+  for (const vh of table.virtualHosts) {
+    for (const d of vh.domains) {
+      let score = -1;
+      if (d === host) return vh;
+      if (d === '*') score = 0;
+      else if (d.startsWith('*') && host.endsWith(d.slice(1)) && host.length > d.length - 1) score = 2_000_000 + d.length;
+      else if (d.endsWith('*') && host.startsWith(d.slice(0, -1)) && host.length > d.length - 1) score = 1_000_000 + d.length;
+      if (score > bestScore) {
+        bestScore = score;
+        best = vh;
+      }
+    }
+  }
+  return best;
+}
+
+/** The first route of the virtual host whose match accepts the request. */
+export function matchRoute(vh: VirtualHostModel, req: RequestView): RouteModel | undefined {
+  const q = req.path.indexOf('?');
+  const pathOnly = q < 0 ? req.path : req.path.slice(0, q);
+  let query: URLSearchParams | undefined;
+  for (const r of vh.routes) {
+    const m = r.match;
+    const p = m.caseSensitive ? pathOnly : pathOnly.toLowerCase();
+    if (m.path.kind === 'prefix' ? !p.startsWith(m.path.value) : m.path.kind === 'exact' ? p !== m.path.value : !m.path.regex.test(p)) continue;
+    if (m.grpc && !String(req.headers['content-type'] ?? '').startsWith('application/grpc')) continue;
+    if (!m.headers.every((h) => headerMatches(h, req))) continue;
+    if (m.query.length) {
+      query ??= new URLSearchParams(q < 0 ? '' : req.path.slice(q + 1));
+      if (!m.query.every((qm) => queryMatches(qm, query!))) continue;
+    }
+    return r;
+  }
+  return undefined;
+}
+
+function headerValue(req: RequestView, name: string): string | undefined {
+  if (name === ':method') return req.method;
+  if (name === ':path') return req.path;
+  if (name === ':authority' || name === 'host') return req.authority;
+  const v = req.headers[name];
+  return Array.isArray(v) ? v.join(',') : v;
+}
+
+function headerMatches(h: HeaderMatch, req: RequestView): boolean {
+  const v = headerValue(req, h.name);
+  let r: boolean;
+  if (h.match.kind === 'present') r = (v !== undefined) === h.match.present;
+  else if (v === undefined) r = false;
+  else if (h.match.kind === 'range') {
+    const n = /^-?\d+$/.test(v) ? Number(v) : NaN;
+    r = n >= h.match.start && n < h.match.end;
+  } else r = stringMatches(h.match, v);
+  return h.invert ? !r : r;
+}
+
+function queryMatches(q: QueryMatch, params: URLSearchParams): boolean {
+  const v = params.get(q.name);
+  if (q.match.kind === 'present') return (v !== null) === q.match.present;
+  return v !== null && stringMatches(q.match, v);
+}
+
+export function stringMatches(m: StringMatch, value: string): boolean {
+  if (m.kind === 'regex') return m.regex.test(value);
+  const v = m.ignoreCase ? value.toLowerCase() : value;
+  const want = m.ignoreCase ? m.value.toLowerCase() : m.value;
+  switch (m.kind) {
+    case 'exact':
+      return v === want;
+    case 'prefix':
+      return v.startsWith(want);
+    case 'suffix':
+      return v.endsWith(want);
+    case 'contains':
+      return v.includes(want);
+  }
+}
+
+/** Picks a weighted target; `random` in [0, 1). */
+export function pickWeighted(targets: readonly WeightedTarget[], total: number, random: number): string {
+  let x = random * total;
+  for (const t of targets) {
+    if (x < t.weight) return t.cluster;
+    x -= t.weight;
+  }
+  return targets[targets.length - 1]!.cluster;
+}

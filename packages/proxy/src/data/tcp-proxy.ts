@@ -1,0 +1,128 @@
+import net from 'node:net';
+import type http from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { TcpFilterChain } from '../model.js';
+import type { ClusterManager } from './cluster-manager.js';
+import { matchRoute, pickWeighted, selectVirtualHost } from './router.js';
+import type { HttpContext } from './http-proxy.js';
+import type { ProxyStats } from '../stats.js';
+import type { Host } from './load-balancer.js';
+
+function connectTo(h: Host, timeoutMs: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const a = h.address;
+    const s = a.kind === 'tcp' ? net.connect({ host: a.host, port: a.port }) : net.connect(a.path);
+    const t = setTimeout(() => s.destroy(new Error('connect timeout')), timeoutMs);
+    s.once('connect', () => {
+      clearTimeout(t);
+      s.setNoDelay(true);
+      resolve(s);
+    });
+    s.once('error', (e) => {
+      clearTimeout(t);
+      reject(e);
+    });
+  });
+}
+
+/** Splices two sockets; either side closing or failing closes both. */
+function splice(a: Duplex, b: Duplex, idleMs = 0): void {
+  a.pipe(b);
+  b.pipe(a);
+  const close = () => {
+    a.destroy();
+    b.destroy();
+  };
+  a.once('error', close).once('close', close);
+  b.once('error', close).once('close', close);
+  if (idleMs > 0 && a instanceof net.Socket) {
+    a.setTimeout(idleMs, close);
+  }
+}
+
+/** Plain TCP proxying of one downstream connection (the `tcp_proxy` network filter). */
+export async function handleTcp(
+  clusters: ClusterManager,
+  stats: ProxyStats,
+  listener: string,
+  f: TcpFilterChain,
+  down: net.Socket,
+  random: () => number = Math.random,
+): Promise<void> {
+  down.pause();
+  down.on('error', () => undefined);
+  const total = f.clusters.reduce((s, c) => s + c.weight, 0);
+  const name = pickWeighted(f.clusters, total, random());
+  const c = clusters.get(name);
+  stats.tcpConnections.inc({ listener, cluster: name });
+  if (!c || c.overflow()) {
+    down.destroy();
+    return;
+  }
+  c.active++;
+  down.once('close', () => c.active--);
+  let prev: Host | undefined;
+  for (let i = 0; i < f.maxConnectAttempts; i++) {
+    const host = c.hosts.choose(undefined, prev);
+    if (!host) break;
+    prev = host;
+    try {
+      const up = await connectTo(host, c.model.connectTimeoutMs);
+      if (down.destroyed) {
+        up.destroy();
+        return;
+      }
+      c.report(host, 'success');
+      host.active++;
+      up.once('close', () => host.active--);
+      splice(down, up, f.idleTimeoutMs);
+      down.resume();
+      return;
+    } catch {
+      c.report(host, 'local-failure');
+    }
+  }
+  down.destroy();
+}
+
+/**
+ * HTTP/1.1 `Upgrade` (WebSocket and the like): routed like any request, then the handshake is
+ * replayed to the chosen host and the two connections are spliced. The upgrade type must be
+ * enabled on the listener (HCM `upgrade_configs`) or the route.
+ */
+export async function handleUpgrade(ctx: HttpContext, listener: string, req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  const refuse = (status: number, reason: string) => {
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\nx-octo-reason: ${reason}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+  };
+  socket.on('error', () => undefined);
+  const snap = ctx.snapshot();
+  const l = snap.listeners.get(listener);
+  if (!l || l.filter.kind !== 'http') return refuse(503, 'listener-not-configured');
+  const table = l.filter.routeTable ?? (l.filter.rdsName ? snap.routeTables.get(l.filter.rdsName) : undefined);
+  if (!table) return refuse(503, 'route-config-not-ready');
+  const authority = req.headers.host ?? '';
+  const vh = selectVirtualHost(table, authority);
+  const route = vh && matchRoute(vh, { method: req.method ?? 'GET', path: req.url ?? '/', authority, headers: req.headers });
+  if (!route) return refuse(404, 'no-route');
+  if (route.action.kind !== 'cluster') return refuse(route.action.status, 'direct-response');
+  const type = String(req.headers.upgrade ?? '').toLowerCase();
+  const allowed = route.action.upgrades[type] ?? l.filter.upgrades.includes(type);
+  if (!allowed) return refuse(403, 'upgrade-not-allowed');
+  const name = pickWeighted(route.action.clusters, route.action.totalWeight, Math.random());
+  const c = ctx.clusters.get(name);
+  if (!c) return refuse(503, 'cluster-not-found');
+  const host = c.hosts.choose();
+  if (!host) return refuse(503, 'no-healthy-upstream');
+  let up: net.Socket;
+  try {
+    up = await connectTo(host, c.model.connectTimeoutMs);
+  } catch {
+    c.report(host, 'local-failure');
+    return refuse(503, 'upstream-connect-failure');
+  }
+  let headText = `${req.method} ${req.url} HTTP/1.1\r\n`;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) headText += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
+  up.write(headText + '\r\n');
+  if (head.length) up.write(head);
+  splice(socket, up);
+}

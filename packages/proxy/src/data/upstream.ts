@@ -1,0 +1,162 @@
+import http from 'node:http';
+import http2 from 'node:http2';
+import type { Readable, Writable } from 'node:stream';
+import type { ClusterRuntime } from './cluster-manager.js';
+import type { Host } from './load-balancer.js';
+
+export type Headers = Record<string, string | string[]>;
+
+/** The request one attempt sends: headers without pseudo-headers or hop-by-hop ones. */
+export interface UpstreamRequest {
+  method: string;
+  path: string;
+  authority: string;
+  headers: Headers;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: Headers;
+  body: Readable;
+  /** Trailers, known once `body` has ended. */
+  trailers(): Headers | undefined;
+}
+
+/** Why an attempt produced no response. */
+export class AttemptError extends Error {
+  constructor(
+    readonly kind: 'connect-failure' | 'reset' | 'timeout',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** One request to one host; `body` takes the request body, `response` settles once. */
+export interface Attempt {
+  body: Writable;
+  response: Promise<UpstreamResponse>;
+  abort(): void;
+}
+
+/** Headers that describe one connection, never forwarded (RFC 9110 §7.6.1). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'host']);
+
+/** Copies headers a proxy may forward: no pseudo-headers, no hop-by-hop ones; `te` only as `trailers`. */
+export function forwardable(h: Readonly<Record<string, string | string[] | undefined>>): Headers {
+  const out: Headers = {};
+  const conn = h['connection'];
+  const listed = conn ? String(conn).toLowerCase().split(',').map((s) => s.trim()) : [];
+  for (const k in h) {
+    const v = h[k];
+    if (v === undefined || k.charCodeAt(0) === 58 /* : */ || HOP_BY_HOP.has(k) || (listed.length && listed.includes(k))) continue;
+    if (k === 'te') {
+      if (String(v).toLowerCase().includes('trailers')) out[k] = 'trailers';
+      continue;
+    }
+    out[k] = v;
+  }
+  return out;
+}
+
+/** Starts an attempt over the cluster's pool for its protocol. */
+export function startAttempt(c: ClusterRuntime, host: Host, req: UpstreamRequest): Attempt {
+  return c.model.protocol === 'http2' ? h2Attempt(c, host, req) : h1Attempt(c, host, req);
+}
+
+function h1Attempt(c: ClusterRuntime, host: Host, r: UpstreamRequest): Attempt {
+  const a = host.address;
+  const headers: Headers = { ...r.headers, host: r.authority };
+  const req = http.request({
+    agent: c.agent,
+    method: r.method,
+    path: r.path,
+    headers,
+    setHost: false,
+    ...(a.kind === 'tcp' ? { host: a.host, port: a.port } : { socketPath: a.path }),
+  });
+  let connected = false;
+  let connectTimer: NodeJS.Timeout | undefined;
+  req.on('socket', (s) => {
+    if (!s.connecting) {
+      connected = true;
+      return;
+    }
+    connectTimer = setTimeout(() => req.destroy(new AttemptError('connect-failure', 'upstream connect timeout')), c.model.connectTimeoutMs);
+    s.once('connect', () => {
+      connected = true;
+      clearTimeout(connectTimer);
+    });
+  });
+  const response = new Promise<UpstreamResponse>((resolve, reject) => {
+    req.on('response', (res) => {
+      resolve({
+        status: res.statusCode ?? 502,
+        headers: forwardable(res.headers),
+        body: res,
+        trailers: () => (Object.keys(res.trailers).length ? (res.trailers as Headers) : undefined),
+      });
+    });
+    req.on('error', (err) => {
+      clearTimeout(connectTimer);
+      if (err instanceof AttemptError) reject(err);
+      else reject(new AttemptError(connected ? 'reset' : 'connect-failure', `${connected ? 'upstream reset' : 'upstream connect error'}: ${err.message}`));
+    });
+  });
+  return { body: req, response, abort: () => req.destroy() };
+}
+
+function h2Attempt(c: ClusterRuntime, host: Host, r: UpstreamRequest): Attempt {
+  let session: http2.ClientHttp2Session;
+  try {
+    session = c.session(host);
+  } catch (err) {
+    const e = new AttemptError('connect-failure', `upstream connect error: ${(err as Error).message}`);
+    return failedAttempt(e);
+  }
+  let connected = !session.connecting;
+  let connectTimer: NodeJS.Timeout | undefined;
+  if (!connected) {
+    connectTimer = setTimeout(() => session.destroy(new AttemptError('connect-failure', 'upstream connect timeout')), c.model.connectTimeoutMs);
+    session.once('connect', () => {
+      connected = true;
+      clearTimeout(connectTimer);
+    });
+  }
+  const stream = session.request({ ...r.headers, ':method': r.method, ':path': r.path, ':authority': r.authority, ':scheme': 'http' });
+  let trailers: Headers | undefined;
+  stream.on('trailers', (t) => {
+    trailers = t as Headers;
+  });
+  const response = new Promise<UpstreamResponse>((resolve, reject) => {
+    stream.on('response', (h) => {
+      clearTimeout(connectTimer);
+      const status = Number(h[':status'] ?? 502);
+      resolve({ status, headers: forwardable(h), body: stream, trailers: () => trailers });
+    });
+    stream.on('error', (err) => {
+      clearTimeout(connectTimer);
+      if (err instanceof AttemptError) return reject(err);
+      reject(new AttemptError(connected ? 'reset' : 'connect-failure', `upstream ${connected ? 'reset' : 'connect error'}: ${err.message}`));
+    });
+    stream.on('close', () => {
+      clearTimeout(connectTimer);
+      // A stream closed before any response (RST_STREAM without error, session gone).
+      reject(new AttemptError(connected ? 'reset' : 'connect-failure', `upstream ${connected ? 'reset' : 'connect error'}: stream closed (code ${stream.rstCode ?? 0})`));
+    });
+  });
+  return {
+    body: stream,
+    response,
+    abort: () => {
+      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+    },
+  };
+}
+
+function failedAttempt(e: AttemptError): Attempt {
+  const body = new http.OutgoingMessage();
+  const response = Promise.reject(e);
+  response.catch(() => undefined);
+  return { body, response, abort: () => undefined };
+}

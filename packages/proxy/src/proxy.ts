@@ -1,0 +1,198 @@
+import type { Node } from '@octo-mesh/proto';
+import { TYPE_URL } from '@octo-mesh/proto';
+import { UnavailableError, ValidationError, createLogger, createMetricsRegistry, startAdminServer, type AdminServer, type Logger, type Registry } from '@octo-mesh/runtime';
+import type { SocketAddr, ProxySnapshot, ListenerModel, ClusterModel, RouteTable, EndpointSet } from './model.js';
+import { addrKey } from './model.js';
+import { ClusterManager } from './data/cluster-manager.js';
+import type { AccessLogEntry, HttpContext } from './data/http-proxy.js';
+import { ListenerManager, type SocketSpec } from './data/listeners.js';
+import { RateLimiter } from './data/rate-limit.js';
+import { ProxyStats } from './stats.js';
+import { fromEnvoyJson, translateResource, type ResourceTypeUrl } from './translate/index.js';
+import { AdsClient } from './xds/ads-client.js';
+import { ConfigStore } from './xds/config-store.js';
+
+export const PROXY_VERSION = '0.1.0';
+
+/** Envoy-style resources (as Envoy's YAML writes them) for running without a control plane. */
+export interface StaticResources {
+  listeners?: unknown[];
+  clusters?: unknown[];
+  routes?: unknown[];
+  endpoints?: unknown[];
+}
+
+export interface ProxyOptions {
+  node: Node;
+  /** Sockets the proxy listens on by listener name (e.g. `outbound` twice: TCP and a Unix socket). */
+  sockets: { name: string; spec: SocketSpec }[];
+  xds?: { address: string; mode: 'sotw' | 'delta' };
+  staticResources?: StaticResources;
+  /** Admin endpoint; port 0 picks one; omit to run without. */
+  admin?: { host: string; port: number };
+  accessLog?: (e: AccessLogEntry) => void;
+  logger?: Logger;
+  registry?: Registry;
+  /** For tests: deterministic randomness in the data path. */
+  random?: () => number;
+  xdsBackoff?: { initialMs: number; maxMs: number; jitter?: number };
+}
+
+/** Reads the bootstrap's static resources; a bad one throws ValidationError naming its path. */
+export function loadStaticResources(sr: StaticResources | undefined): ConfigStore {
+  const issues: { path: string; message: string }[] = [];
+  const read = <T extends ResourceTypeUrl>(key: keyof StaticResources, typeUrl: T) => {
+    const out = new Map<string, never>();
+    for (const [i, obj] of (sr?.[key] ?? []).entries()) {
+      const path = `static_resources.${key}[${i}]`;
+      const msg = fromEnvoyJson(typeUrl, obj, path);
+      if (!msg.ok) {
+        issues.push({ path, message: msg.error });
+        continue;
+      }
+      const r = translateResource(typeUrl, msg.value);
+      if (!r.ok) issues.push({ path, message: r.error });
+      else out.set((r.value as { name?: string; cluster?: string }).name ?? (r.value as { cluster: string }).cluster, r.value as never);
+    }
+    return out;
+  };
+  const store = new ConfigStore(
+    read('listeners', TYPE_URL.listener) as Map<string, ListenerModel>,
+    read('clusters', TYPE_URL.cluster) as Map<string, ClusterModel>,
+    read('routes', TYPE_URL.route) as Map<string, RouteTable>,
+    read('endpoints', TYPE_URL.endpoint) as Map<string, EndpointSet>,
+  );
+  if (issues.length) throw new ValidationError('invalid static resources', issues);
+  return store;
+}
+
+/**
+ * OCTO Proxy: listeners, the data path, the xDS client and the admin endpoint, wired together.
+ * The snapshot in force is swapped atomically: each request reads it once.
+ */
+export class Proxy {
+  readonly logger: Logger;
+  readonly registry: Registry;
+  readonly stats: ProxyStats;
+  readonly store: ConfigStore;
+  readonly clusters = new ClusterManager();
+  private readonly listeners: ListenerManager;
+  private ads: AdsClient | undefined;
+  private admin: AdminServer | undefined;
+  private current: ProxySnapshot;
+  private readonly fixed: Set<string>;
+  /** Addresses of the fixed sockets by listener name (the first one for each name). */
+  readonly addresses = new Map<string, SocketAddr>();
+
+  private constructor(private readonly opts: ProxyOptions) {
+    this.logger = opts.logger ?? createLogger('proxy');
+    this.registry = opts.registry ?? createMetricsRegistry('proxy', PROXY_VERSION);
+    this.stats = new ProxyStats(this.registry);
+    this.store = loadStaticResources(opts.staticResources);
+    this.current = this.store.snapshot;
+    this.fixed = new Set(opts.sockets.map((s) => s.name));
+    const ctx: HttpContext = {
+      snapshot: () => this.current,
+      clusters: this.clusters,
+      rateLimiter: new RateLimiter(opts.random),
+      stats: this.stats,
+      ...(opts.accessLog ? { accessLog: opts.accessLog } : {}),
+      ...(opts.random ? { random: opts.random } : {}),
+    };
+    this.listeners = new ListenerManager(ctx, this.logger);
+  }
+
+  static async start(opts: ProxyOptions): Promise<Proxy> {
+    const p = new Proxy(opts);
+    await p.init();
+    return p;
+  }
+
+  private async init(): Promise<void> {
+    this.apply(this.current);
+    for (const s of this.opts.sockets) {
+      const addr = await this.listeners.attach(s.name, s.spec);
+      if (addr && !this.addresses.has(s.name)) this.addresses.set(s.name, addr);
+    }
+    await this.listeners.sync(this.current, this.fixed);
+    if (this.opts.xds) {
+      this.ads = new AdsClient({
+        address: this.opts.xds.address,
+        mode: this.opts.xds.mode,
+        node: this.opts.node,
+        store: this.store,
+        logger: this.logger,
+        ...(this.opts.xdsBackoff ? { backoff: this.opts.xdsBackoff } : {}),
+        onUpdate: (s, typeUrl) => {
+          this.apply(s);
+          this.logger.info('xDS update applied', { typeUrl, version: s.versions[typeUrl] });
+          if (typeUrl === TYPE_URL.upgradeTarget && process.send) process.send({ type: 'octo.upgrade-target', target: this.store.upgradeTarget });
+        },
+        onResult: (typeUrl, accepted) => this.stats.xdsUpdates.inc({ type: typeUrl.split('.').pop() ?? typeUrl, result: accepted ? 'accepted' : 'rejected' }),
+      });
+      this.ads.start();
+    }
+    if (this.opts.admin) await this.startAdmin(this.opts.admin);
+  }
+
+  /** Swaps in a snapshot: cluster runtimes first, so routes never see a missing cluster. */
+  private apply(s: ProxySnapshot): void {
+    this.clusters.apply(s);
+    this.current = s;
+    void this.listeners.sync(s, this.fixed);
+  }
+
+  get snapshot(): ProxySnapshot {
+    return this.current;
+  }
+
+  /** Ready when the sockets listen and, with a control plane, the first listeners and clusters arrived. */
+  ready(): true | string {
+    if (!this.ads) return true;
+    const missing = [TYPE_URL.cluster, TYPE_URL.listener].filter((t) => !this.ads!.received.has(t));
+    return missing.length ? `waiting for ${missing.map((t) => t.split('.').pop()).join(', ')}` : true;
+  }
+
+  get adminPort(): number | undefined {
+    return this.admin?.port;
+  }
+
+  private async startAdmin(a: { host: string; port: number }): Promise<void> {
+    const stats = this.stats;
+    this.admin = await startAdminServer({
+      host: a.host,
+      port: a.port,
+      registry: this.registry,
+      readiness: { config: () => this.ready() },
+      routes: {
+        '/ready': () => {
+          const r = this.ready();
+          if (r !== true) throw new UnavailableError(r);
+          return 'LIVE\n';
+        },
+        '/config_dump': () => ({
+          node: { id: this.opts.node.id, cluster: this.opts.node.cluster, metadata: this.opts.node.metadata },
+          xds: this.opts.xds ? { ...this.opts.xds, connected: this.ads?.connected ?? false } : null,
+          ...(this.store.dump() as object),
+        }),
+        '/clusters': () => ({ clusters: this.clusters.all().map((c) => c.summary()), warming: this.store.warmingClusters() }),
+        '/listeners': () => ({ listeners: this.listeners.addresses() }),
+        '/stats': () => stats.text(),
+        '/stats/prometheus': () => this.registry.metrics(),
+      },
+    });
+  }
+
+  /** Graceful stop: stop the xDS stream, drain listeners for up to `drainMs`, close pools and admin. */
+  async stop(drainMs = 5000): Promise<void> {
+    this.ads?.stop();
+    await this.listeners.drain(drainMs);
+    this.clusters.close();
+    await this.admin?.close();
+  }
+
+  addressOf(name: string): string | undefined {
+    const a = this.addresses.get(name);
+    return a ? addrKey(a) : undefined;
+  }
+}

@@ -1,0 +1,213 @@
+import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
+import {
+  AggregatedDiscoveryServiceClient,
+  TYPE_URL,
+  DeltaDiscoveryRequest,
+  type DeltaDiscoveryResponse,
+  DiscoveryRequest,
+  type DiscoveryResponse,
+  type Node,
+} from '@octo-mesh/proto';
+import { Backoff, type BackoffOptions, type Logger } from '@octo-mesh/runtime';
+import type { ProxySnapshot, Result } from '../model.js';
+import type { ConfigStore } from './config-store.js';
+
+/** gRPC INVALID_ARGUMENT: the code a NACK's error_detail carries. */
+const INVALID_ARGUMENT = 3;
+
+export interface AdsClientOptions {
+  /** `host:port` of the pilot. */
+  address: string;
+  node: Node;
+  mode: 'sotw' | 'delta';
+  store: ConfigStore;
+  /** Called after every accepted update with the new snapshot. */
+  onUpdate: (s: ProxySnapshot, typeUrl: string) => void;
+  /** Called with every response's result (for stats). */
+  onResult?: (typeUrl: string, accepted: boolean, error?: string) => void;
+  logger: Logger;
+  backoff?: BackoffOptions;
+}
+
+/** Subscription order: clusters before listeners (so routes find warm clusters), as Envoy does. */
+const WILDCARD_TYPES = [TYPE_URL.cluster, TYPE_URL.listener, TYPE_URL.upgradeTarget] as const;
+
+interface TypeState {
+  names: string[];
+  nonce: string;
+}
+
+/**
+ * One ADS stream to the pilot carrying every type: state of the world or delta. Each response is
+ * validated by the ConfigStore; a good one is ACKed (its version and nonce), a bad one NACKed
+ * (the previous version, the nonce, and an `error_detail`) and the last good config stays. When
+ * the stream breaks, the proxy keeps serving and reconnects with jittered exponential backoff.
+ * RDS and EDS names follow the listeners and clusters in force.
+ */
+export class AdsClient {
+  private readonly client: AggregatedDiscoveryServiceClient;
+  private readonly backoff: Backoff;
+  private call: ClientDuplexStream<DiscoveryRequest, DiscoveryResponse> | ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse> | undefined;
+  private state = new Map<string, TypeState>();
+  private stopped = false;
+  private timer: NodeJS.Timeout | undefined;
+  private sentNode = false;
+  /** True once every subscribed type has received its first response on some stream. */
+  connected = false;
+  readonly received = new Set<string>();
+
+  constructor(private readonly opts: AdsClientOptions) {
+    this.client = new AggregatedDiscoveryServiceClient(opts.address, credentials.createInsecure(), {
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.initial_reconnect_backoff_ms': 200,
+    });
+    this.backoff = new Backoff(opts.backoff ?? { initialMs: 250, maxMs: 30_000, jitter: 0.5 });
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.open();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.call?.cancel();
+    this.client.close();
+  }
+
+  private open(): void {
+    if (this.stopped) return;
+    this.sentNode = false;
+    this.state = new Map();
+    const log = this.opts.logger;
+    const onEnd = (why: string) => {
+      if (this.call !== call) return;
+      this.call = undefined;
+      this.connected = false;
+      if (this.stopped) return;
+      const delay = this.backoff.next();
+      log.warn('xDS stream closed; serving the last good config and reconnecting', { reason: why, delayMs: delay });
+      this.timer = setTimeout(() => this.open(), delay);
+    };
+    let call: NonNullable<typeof this.call>;
+    if (this.opts.mode === 'delta') {
+      const c = this.client.deltaAggregatedResources();
+      call = c;
+      c.on('data', (r: DeltaDiscoveryResponse) => this.onDelta(r));
+    } else {
+      const c = this.client.streamAggregatedResources();
+      call = c;
+      c.on('data', (r: DiscoveryResponse) => this.onSotw(r));
+    }
+    this.call = call;
+    call.on('error', (e: Error) => onEnd(e.message));
+    call.on('end', () => onEnd('stream ended'));
+    call.on('status', () => undefined);
+    for (const t of WILDCARD_TYPES) this.subscribe(t, []);
+    this.resubscribeDependent();
+  }
+
+  private node(): { node?: Node } {
+    if (this.sentNode) return {};
+    this.sentNode = true;
+    return { node: this.opts.node };
+  }
+
+  private subscribe(typeUrl: string, names: string[]): void {
+    const prev = this.state.get(typeUrl);
+    this.state.set(typeUrl, { names, nonce: prev?.nonce ?? '' });
+    if (this.opts.mode === 'delta') {
+      const old = new Set(prev?.names ?? []);
+      const next = new Set(names);
+      const req = DeltaDiscoveryRequest.fromPartial({
+        ...this.node(),
+        typeUrl,
+        resourceNamesSubscribe: prev ? names.filter((n) => !old.has(n)) : names,
+        resourceNamesUnsubscribe: prev ? [...old].filter((n) => !next.has(n)) : [],
+        initialResourceVersions: prev ? {} : this.initialVersions(typeUrl, names),
+      });
+      (this.call as ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>).write(req);
+    } else {
+      this.sendSotw(typeUrl, this.opts.store.version(typeUrl), prev?.nonce ?? '');
+    }
+  }
+
+  private initialVersions(typeUrl: string, names: string[]): Record<string, string> {
+    if (typeUrl === TYPE_URL.upgradeTarget) return {};
+    const all = this.opts.store.resourceVersions(typeUrl as Parameters<ConfigStore['resourceVersions']>[0]);
+    if (names.length === 0) return all;
+    return Object.fromEntries(Object.entries(all).filter(([k]) => names.includes(k)));
+  }
+
+  private sendSotw(typeUrl: string, version: string, nonce: string, error?: string): void {
+    const st = this.state.get(typeUrl);
+    const req = DiscoveryRequest.fromPartial({
+      ...this.node(),
+      typeUrl,
+      versionInfo: version,
+      responseNonce: nonce,
+      resourceNames: st?.names ?? [],
+      ...(error ? { errorDetail: { code: INVALID_ARGUMENT, message: error, details: [] } } : {}),
+    });
+    (this.call as ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>)?.write(req);
+  }
+
+  /** RDS and EDS subscriptions follow the listeners and clusters in force. */
+  private resubscribeDependent(): void {
+    const want: [string, string[]][] = [
+      [TYPE_URL.endpoint, this.opts.store.endpointNames()],
+      [TYPE_URL.route, this.opts.store.routeNames()],
+    ];
+    for (const [t, names] of want) {
+      const cur = this.state.get(t);
+      if (names.length === 0 && !cur) continue;
+      if (cur && cur.names.join('\n') === names.join('\n')) continue;
+      this.subscribe(t, names);
+    }
+  }
+
+  private accepted(typeUrl: string, r: Result<ProxySnapshot>): void {
+    this.backoff.reset();
+    this.received.add(typeUrl);
+    this.connected = true;
+    if (r.ok) {
+      this.opts.onResult?.(typeUrl, true);
+      this.opts.onUpdate(r.value, typeUrl);
+    } else {
+      this.opts.onResult?.(typeUrl, false, r.error);
+      this.opts.logger.warn('xDS update rejected', { typeUrl, error: r.error });
+    }
+  }
+
+  private onSotw(res: DiscoveryResponse): void {
+    const t = res.typeUrl;
+    const r = this.opts.store.applySotw(t, res.versionInfo, res.resources);
+    const st = this.state.get(t) ?? { names: [], nonce: '' };
+    st.nonce = res.nonce;
+    this.state.set(t, st);
+    // ACK carries the new version, NACK the previous one; both carry the response's nonce.
+    this.sendSotw(t, this.opts.store.version(t), res.nonce, r.ok ? undefined : r.error);
+    this.accepted(t, r);
+    if (r.ok) this.resubscribeDependent();
+  }
+
+  private onDelta(res: DeltaDiscoveryResponse): void {
+    const t = res.typeUrl;
+    const r = this.opts.store.applyDelta(
+      t,
+      res.systemVersionInfo,
+      res.resources.filter((x) => x.resource).map((x) => ({ name: x.name, version: x.version, any: x.resource! })),
+      res.removedResources,
+    );
+    (this.call as ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>).write(
+      DeltaDiscoveryRequest.fromPartial({
+        typeUrl: t,
+        responseNonce: res.nonce,
+        ...(r.ok ? {} : { errorDetail: { code: INVALID_ARGUMENT, message: r.error, details: [] } }),
+      }),
+    );
+    this.accepted(t, r);
+    if (r.ok) this.resubscribeDependent();
+  }
+}

@@ -1,0 +1,185 @@
+import { TYPE_URL, unpackAny, type Any } from '@octo-mesh/proto';
+import type { ClusterModel, EndpointSet, ListenerModel, ProxySnapshot, Result, RouteTable } from '../model.js';
+import { RESOURCE_TYPES, resourceName, translateResource, type ResourceTypeUrl, type Translated } from '../translate/index.js';
+
+type Store<T extends ResourceTypeUrl> = Map<string, Translated[T]>;
+
+/** One resource as received: its name, its translated model and the version it came with. */
+interface Entry<T> {
+  value: T;
+  version: string;
+}
+
+/**
+ * The configuration the proxy holds: static resources from the bootstrap plus what xDS sent,
+ * translated. Every update is validated as a whole before anything changes, so a rejected one
+ * leaves the last good config in force; a successful one yields a new immutable snapshot.
+ *
+ * State-of-the-world semantics: a Listener or Cluster response is the complete set; a
+ * RouteConfiguration or ClusterLoadAssignment response updates the names it carries (Envoy's
+ * rule), and entries no longer referenced are dropped when the snapshot is built.
+ */
+export class ConfigStore {
+  private readonly dynamic: { [T in ResourceTypeUrl]: Map<string, Entry<Translated[T]>> } = {
+    [TYPE_URL.listener]: new Map(),
+    [TYPE_URL.route]: new Map(),
+    [TYPE_URL.cluster]: new Map(),
+    [TYPE_URL.endpoint]: new Map(),
+  };
+  private readonly versions: Record<string, string> = {};
+  private current: ProxySnapshot;
+  /** The OCTO UpgradeTarget last received, as JSON. */
+  upgradeTarget: unknown;
+
+  constructor(
+    private readonly staticListeners: Store<typeof TYPE_URL.listener> = new Map(),
+    private readonly staticClusters: Store<typeof TYPE_URL.cluster> = new Map(),
+    private readonly staticRoutes: Store<typeof TYPE_URL.route> = new Map(),
+    private readonly staticEndpoints: Store<typeof TYPE_URL.endpoint> = new Map(),
+  ) {
+    this.current = this.build();
+  }
+
+  get snapshot(): ProxySnapshot {
+    return this.current;
+  }
+
+  version(typeUrl: string): string {
+    return this.versions[typeUrl] ?? '';
+  }
+
+  /** Decodes and translates every resource; the first failure rejects the whole response. */
+  private decodeAll<T extends ResourceTypeUrl>(typeUrl: T, resources: readonly { any: Any; version: string }[]): Result<Map<string, Entry<Translated[T]>>> {
+    const out = new Map<string, Entry<Translated[T]>>();
+    for (const { any, version } of resources) {
+      const msg = unpackAny(any, typeUrl);
+      if (!msg.ok) return { ok: false, error: msg.error };
+      const name = resourceName(typeUrl, msg.value);
+      if (out.has(name)) return { ok: false, error: `duplicate resource ${JSON.stringify(name)}` };
+      const r = translateResource(typeUrl, msg.value);
+      if (!r.ok) return r;
+      out.set(name, { value: r.value, version });
+    }
+    return { ok: true, value: out };
+  }
+
+  /** Applies a state-of-the-world response. On error nothing changes. */
+  applySotw(typeUrl: string, version: string, resources: readonly Any[]): Result<ProxySnapshot> {
+    if (typeUrl === TYPE_URL.upgradeTarget) return this.applyUpgradeTarget(version, resources);
+    if (!isResourceType(typeUrl)) return { ok: false, error: `unsupported type ${typeUrl}` };
+    const decoded = this.decodeAll(typeUrl, resources.map((any) => ({ any, version })));
+    if (!decoded.ok) return decoded;
+    const store = this.dynamic[typeUrl] as Map<string, Entry<unknown>>;
+    if (typeUrl === TYPE_URL.listener || typeUrl === TYPE_URL.cluster) store.clear();
+    for (const [k, v] of decoded.value) store.set(k, v);
+    this.versions[typeUrl] = version;
+    this.current = this.build();
+    return { ok: true, value: this.current };
+  }
+
+  /** Applies an incremental (delta xDS) response. On error nothing changes. */
+  applyDelta(typeUrl: string, version: string, resources: readonly { name: string; version: string; any: Any }[], removed: readonly string[]): Result<ProxySnapshot> {
+    if (typeUrl === TYPE_URL.upgradeTarget) return this.applyUpgradeTarget(version, resources.map((r) => r.any));
+    if (!isResourceType(typeUrl)) return { ok: false, error: `unsupported type ${typeUrl}` };
+    const decoded = this.decodeAll(typeUrl, resources);
+    if (!decoded.ok) return decoded;
+    for (const r of resources) {
+      const got = [...decoded.value.keys()];
+      if (!got.includes(r.name)) return { ok: false, error: `resource named ${JSON.stringify(r.name)} does not carry that name (got ${got.join(', ')})` };
+    }
+    const store = this.dynamic[typeUrl] as Map<string, Entry<unknown>>;
+    for (const name of removed) store.delete(name);
+    for (const [k, v] of decoded.value) store.set(k, v);
+    this.versions[typeUrl] = version;
+    this.current = this.build();
+    return { ok: true, value: this.current };
+  }
+
+  private applyUpgradeTarget(version: string, resources: readonly Any[]): Result<ProxySnapshot> {
+    const last = resources[resources.length - 1];
+    if (last) {
+      const r = unpackAny(last, TYPE_URL.upgradeTarget);
+      if (!r.ok) return r;
+      this.upgradeTarget = r.value;
+    }
+    this.versions[TYPE_URL.upgradeTarget] = version;
+    return { ok: true, value: this.current };
+  }
+
+  /** The RDS names listeners refer to. */
+  routeNames(): string[] {
+    const names = new Set<string>();
+    for (const l of this.allListeners().values()) if (l.filter.kind === 'http' && l.filter.rdsName) names.add(l.filter.rdsName);
+    return [...names].sort();
+  }
+
+  /** The EDS names clusters refer to. */
+  endpointNames(): string[] {
+    const names = new Set<string>();
+    for (const c of this.allClusters().values()) if (c.discovery === 'eds') names.add(c.edsName);
+    return [...names].sort();
+  }
+
+  /** Resource versions per name, for a delta stream's `initial_resource_versions`. */
+  resourceVersions(typeUrl: ResourceTypeUrl): Record<string, string> {
+    return Object.fromEntries([...this.dynamic[typeUrl]].map(([k, v]) => [k, v.version]));
+  }
+
+  private allListeners(): Map<string, ListenerModel> {
+    const m = new Map(this.staticListeners);
+    for (const [k, v] of this.dynamic[TYPE_URL.listener]) m.set(k, v.value);
+    return m;
+  }
+
+  private allClusters(): Map<string, ClusterModel> {
+    const m = new Map(this.staticClusters);
+    for (const [k, v] of this.dynamic[TYPE_URL.cluster]) m.set(k, v.value);
+    return m;
+  }
+
+  /** Clusters whose endpoints have not arrived yet; they are not used until they do. */
+  warmingClusters(): string[] {
+    const s = this.current;
+    return [...this.allClusters().values()].filter((c) => !s.clusters.has(c.name)).map((c) => c.name);
+  }
+
+  private build(): ProxySnapshot {
+    const endpoints = new Map<string, EndpointSet>(this.staticEndpoints);
+    for (const [k, v] of this.dynamic[TYPE_URL.endpoint]) endpoints.set(k, v.value);
+    const clusters = new Map<string, ClusterModel>();
+    for (const c of this.allClusters().values()) {
+      if (c.discovery === 'eds' && !endpoints.has(c.edsName)) continue; // warming
+      clusters.set(c.name, c);
+    }
+    const routeTables = new Map<string, RouteTable>(this.staticRoutes);
+    for (const [k, v] of this.dynamic[TYPE_URL.route]) routeTables.set(k, v.value);
+    return { listeners: this.allListeners(), routeTables, clusters, endpoints, versions: { ...this.versions } };
+  }
+
+  /** What `/config_dump` shows: every resource in force with the version it came with. */
+  dump(): unknown {
+    const dyn = (t: ResourceTypeUrl) =>
+      [...this.dynamic[t]].map(([name, e]) => ({ name, version: e.version, value: e.value }));
+    return {
+      versions: { ...this.versions },
+      static: {
+        listeners: [...this.staticListeners.values()],
+        clusters: [...this.staticClusters.values()],
+        routes: [...this.staticRoutes.values()],
+        endpoints: [...this.staticEndpoints.values()],
+      },
+      dynamic: {
+        listeners: dyn(TYPE_URL.listener),
+        routes: dyn(TYPE_URL.route),
+        clusters: dyn(TYPE_URL.cluster),
+        endpoints: dyn(TYPE_URL.endpoint),
+      },
+      warming_clusters: this.warmingClusters(),
+      upgrade_target: this.upgradeTarget ?? null,
+    };
+  }
+}
+
+export function isResourceType(t: string): t is ResourceTypeUrl {
+  return (RESOURCE_TYPES as readonly string[]).includes(t);
+}
