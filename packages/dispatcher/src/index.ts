@@ -7,3 +7,4 @@ export * from './kube-source.js';
 export * from './server.js';
 export * from './client.js';
 export * from './config.js';
+export * from './mesh-source.js';

@@ -23,6 +23,12 @@ export interface MemoryStoreOptions {
   dir?: string;
   /** How many past events are kept for watches that resume from a version. Default 10,000. */
   historySize?: number;
+  /**
+   * Version of an empty, non-persisted store. Default: the current time in µs, so a restarted
+   * store's versions are all newer than anything a client saw from its previous life — a client
+   * resuming from an old version is told to resync instead of being replayed the wrong history.
+   */
+  initialVersion?: bigint;
 }
 
 interface Persisted {
@@ -71,6 +77,7 @@ export class MemoryStore implements ResourceStore {
   /** Opens a store, loading `<dir>/store.json` when `dir` is given and the file exists. */
   static open(opts: MemoryStoreOptions = {}): MemoryStore {
     const store = new MemoryStore(opts);
+    store.rev = opts.initialVersion ?? BigInt(Date.now()) * 1000n;
     if (opts.dir) {
       mkdirSync(opts.dir, { recursive: true });
       let text: string | undefined;

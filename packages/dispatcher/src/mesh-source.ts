@@ -1,0 +1,133 @@
+/**
+ * Pilot's `MeshSource` (packages/pilot/src/source.ts) backed by the dispatcher. The types are
+ * restated here rather than imported so that pilot can depend on the dispatcher client without a
+ * package cycle; TypeScript checks the two structurally wherever pilot uses this class.
+ */
+import type { ClientDuplexStream } from '@grpc/grpc-js';
+import type { Endpoint, RoutePolicy, Service, ServiceEndpoints } from '@octo-mesh/api';
+import { DispatcherWatchEventType, type DispatcherWatchEvent, type DispatcherWatchRequest } from '@octo-mesh/proto';
+import { Backoff, NotFoundError, sleep, type Logger } from '@octo-mesh/runtime';
+import type { DispatcherConnection } from './client.js';
+import { compareVersions } from './store.js';
+
+/** `namespace/name` of a service. */
+export type ServiceKey = string;
+
+export interface ServiceData {
+  service: Service;
+  endpoints: Endpoint[];
+  policies: RoutePolicy[];
+}
+
+export type MeshChange = { kind: 'service' | 'endpoints' | 'routePolicy'; service: ServiceKey } | { kind: 'resync' };
+
+export interface MeshWatch {
+  update(services: Iterable<ServiceKey>): void;
+  close(): void;
+}
+
+const CHANGE_KIND: Record<string, 'service' | 'endpoints' | 'routePolicy' | undefined> = {
+  Service: 'service',
+  ServiceEndpoints: 'endpoints',
+  RoutePolicy: 'routePolicy',
+};
+
+export interface DispatcherMeshSourceOptions {
+  connection: DispatcherConnection;
+  /** The pilot's id, shown in the dispatcher's debug API. */
+  clientId: string;
+  logger?: Logger;
+}
+
+/**
+ * Fetches services, endpoints and policies from the dispatcher on demand, and turns its change
+ * notifications into `MeshChange`s for the watched services only (the subscription is by service,
+ * so the dispatcher filters). A broken stream is reopened with backoff, resuming from the last
+ * version seen; when the dispatcher cannot replay (it restarted, or the version is too old) the
+ * watcher gets `{kind: 'resync'}` and refetches everything it watches.
+ */
+export class DispatcherMeshSource {
+  constructor(private readonly opts: DispatcherMeshSourceOptions) {}
+
+  async fetch(services: readonly ServiceKey[]): Promise<Map<ServiceKey, ServiceData>> {
+    const { connection } = this.opts;
+    const out = new Map<ServiceKey, ServiceData>();
+    const optional = <T>(p: Promise<T>) => p.catch((err: unknown) => (err instanceof NotFoundError ? undefined : Promise.reject(err)));
+    const policiesByNs = new Map<string, Promise<RoutePolicy[]>>();
+    const policiesIn = (ns: string) => {
+      let p = policiesByNs.get(ns);
+      if (!p) policiesByNs.set(ns, (p = connection.list('RoutePolicy').then((r) => r.items as RoutePolicy[])));
+      return p;
+    };
+    await Promise.all(
+      services.map(async (key) => {
+        const [ns = 'default'] = key.split('/');
+        const [service, endpoints, policies] = await Promise.all([
+          optional(connection.get('Service', key)),
+          optional(connection.get('ServiceEndpoints', key)),
+          policiesIn(ns),
+        ]);
+        if (!service) return;
+        out.set(key, {
+          service: service as Service,
+          endpoints: (endpoints as ServiceEndpoints | undefined)?.spec.endpoints ?? [],
+          policies: policies.filter((p) => `${p.spec.targetRef.namespace ?? p.metadata.namespace ?? 'default'}/${p.spec.targetRef.service}` === key),
+        });
+      }),
+    );
+    return out;
+  }
+
+  watch(services: Iterable<ServiceKey>, onChange: (changes: MeshChange[]) => void): MeshWatch {
+    let watched = new Set(services);
+    let closed = false;
+    let stream: ClientDuplexStream<DispatcherWatchRequest, DispatcherWatchEvent> | undefined;
+    let version = '';
+    const backoff = new Backoff({ initialMs: 100, maxMs: 3000, jitter: 0.5 });
+    const subscriptions = () => [...watched].map((service) => ({ kind: '', namespace: '', name: '', service }));
+    const deliver = (changes: MeshChange[]) => setImmediate(() => !closed && changes.length && onChange(changes));
+
+    const once = () =>
+      new Promise<void>((resolve) => {
+        const s = this.opts.connection.watch();
+        stream = s;
+        s.write({ clientId: this.opts.clientId, subscriptions: subscriptions(), resumeVersion: version });
+        s.on('data', (ev: DispatcherWatchEvent) => {
+          if (ev.type === DispatcherWatchEventType.SYNCED) {
+            backoff.reset();
+            if (!version) version = ev.version;
+          } else if (ev.type === DispatcherWatchEventType.RESYNC) {
+            version = ev.version;
+            deliver([{ kind: 'resync' }]);
+          } else if (ev.type === DispatcherWatchEventType.NOTIFY) {
+            if (compareVersions(ev.version, version) > 0) version = ev.version;
+            const kind = CHANGE_KIND[ev.kind];
+            if (kind && ev.service && watched.has(ev.service)) deliver([{ kind, service: ev.service }]);
+          }
+        });
+        s.on('error', () => resolve());
+        s.on('end', () => resolve());
+      });
+
+    void (async () => {
+      while (!closed) {
+        await once();
+        if (closed) break;
+        this.opts.logger?.warn('dispatcher watch broken; reconnecting', { clientId: this.opts.clientId, resumeVersion: version });
+        await sleep(backoff.next());
+      }
+    })();
+
+    return {
+      update: (next) => {
+        watched = new Set(next);
+        // Replaces the subscriptions on the open stream; a reconnect sends the current set anyway.
+        stream?.write({ clientId: this.opts.clientId, subscriptions: subscriptions(), resumeVersion: '' });
+      },
+      close: () => {
+        closed = true;
+        stream?.cancel();
+      },
+    };
+  }
+}
