@@ -191,6 +191,11 @@ export class Proxy {
     await this.admin?.close();
   }
 
+  /** Every listening socket by listener name, including those bound for xDS listeners. */
+  listening(): { name: string; address: string }[] {
+    return this.listeners.addresses();
+  }
+
   addressOf(name: string): string | undefined {
     const a = this.addresses.get(name);
     return a ? addrKey(a) : undefined;

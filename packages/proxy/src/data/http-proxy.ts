@@ -219,8 +219,7 @@ export async function handleHttp(ctx: HttpContext, listener: string, req: Downst
   if (fault?.abort && random() < fault.abort.fraction) {
     if (fault.abort.grpcStatus !== undefined && st.isGrpc) {
       st.reason = 'fault-injected';
-      res.writeHead(200, { 'content-type': 'application/grpc', 'grpc-status': String(fault.abort.grpcStatus), 'grpc-message': 'fault injected', [REASON_HEADER]: 'fault-injected' });
-      res.end();
+      trailersOnly(res, { 'content-type': 'application/grpc', 'grpc-status': String(fault.abort.grpcStatus), 'grpc-message': 'fault injected', [REASON_HEADER]: 'fault-injected' });
       return finish(200);
     }
     return local(fault.abort.httpStatus ?? 503, 'fault-injected', 'fault filter abort');
@@ -464,6 +463,12 @@ function forwardResponse(
     up.body.once('end', () => clearTimeout(timer));
     up.body.once('close', () => clearTimeout(timer));
   }
+  if (st.isGrpc && headers['grpc-status'] !== undefined && up.endStream) {
+    up.body.resume();
+    trailersOnly(res, headers);
+    finish(up.status);
+    return;
+  }
   try {
     res.writeHead(up.status, headers as http.OutgoingHttpHeaders);
   } catch {
@@ -500,6 +505,20 @@ function forwardResponse(
   });
 }
 
+/**
+ * A gRPC "trailers-only" response: one HEADERS frame that ends the stream. Over HTTP/2 it is sent
+ * on the raw stream, since the compatibility API would end the stream with a separate frame.
+ */
+function trailersOnly(res: DownstreamResponse, headers: Headers): void {
+  const stream = (res as unknown as { stream?: http2.ServerHttp2Stream }).stream;
+  if (stream && !stream.headersSent) {
+    stream.respond({ ':status': 200, ...headers }, { endStream: true });
+    return;
+  }
+  res.writeHead(200, headers as http.OutgoingHttpHeaders);
+  res.end();
+}
+
 /** A response the proxy generates itself; for gRPC clients a trailers-only gRPC error. */
 export function localReply(req: DownstreamRequest, res: DownstreamResponse, isGrpc: boolean, status: number, reason: string, body = ''): void {
   if (res.headersSent) {
@@ -508,8 +527,7 @@ export function localReply(req: DownstreamRequest, res: DownstreamResponse, isGr
   }
   req.resume();
   if (isGrpc) {
-    res.writeHead(200, { 'content-type': 'application/grpc', 'grpc-status': String(grpcStatusFor(status)), 'grpc-message': encodeURIComponent(reason), [REASON_HEADER]: reason });
-    res.end();
+    trailersOnly(res, { 'content-type': 'application/grpc', 'grpc-status': String(grpcStatusFor(status)), 'grpc-message': encodeURIComponent(reason), [REASON_HEADER]: reason });
     return;
   }
   const text = body || `${reason}\n`;

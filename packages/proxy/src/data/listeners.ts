@@ -19,7 +19,10 @@ export type SocketSpec = { kind: 'bind'; address: SocketAddr } | { kind: 'fd'; f
 /** A socket listening for one named listener. */
 interface Attachment {
   name: string;
+  /** The bound address. */
   key: string;
+  /** The address the config asked for (port 0 binds any free port), for xDS listeners. */
+  wanted?: string;
   server: net.Server;
   /** Whether this process bound it (and so closes and unlinks it). */
   owned: boolean;
@@ -67,7 +70,7 @@ export class ListenerManager {
   ) {}
 
   /** Attaches a socket from `spec` to the listener `name`; resolves with its address. */
-  async attach(name: string, spec: SocketSpec): Promise<SocketAddr | undefined> {
+  async attach(name: string, spec: SocketSpec, wanted?: string): Promise<SocketAddr | undefined> {
     let server: net.Server;
     let owned = true;
     let pipePath: string | undefined;
@@ -97,19 +100,35 @@ export class ListenerManager {
     const addr = server.address();
     const sockAddr: SocketAddr | undefined =
       typeof addr === 'string' ? { kind: 'pipe', path: addr } : addr ? { kind: 'tcp', host: addr.address, port: addr.port } : undefined;
-    this.attachments.push({ name, key: sockAddr ? addrKey(sockAddr) : `${name}#${this.attachments.length}`, server, owned, ...(pipePath ? { pipePath } : {}) });
+    this.attachments.push({
+      name,
+      key: sockAddr ? addrKey(sockAddr) : `${name}#${this.attachments.length}`,
+      server,
+      owned,
+      ...(wanted ? { wanted } : {}),
+      ...(pipePath ? { pipePath } : {}),
+    });
     this.logger.info('listening', { listener: name, address: sockAddr ? addrKey(sockAddr) : '(inherited)' });
     return sockAddr;
   }
 
   /** Binds listeners the snapshot names with an address, and closes those it no longer has. */
-  async sync(s: ProxySnapshot, fixed: ReadonlySet<string>): Promise<void> {
+  sync(s: ProxySnapshot, fixed: ReadonlySet<string>): Promise<void> {
+    // Serialised: two quick updates must not bind the same listener twice.
+    this.syncing = this.syncing.then(() => this.syncNow(s, fixed));
+    return this.syncing;
+  }
+
+  private syncing: Promise<void> = Promise.resolve();
+
+  private async syncNow(s: ProxySnapshot, fixed: ReadonlySet<string>): Promise<void> {
+    if (this.draining) return;
     for (const l of s.listeners.values()) {
       if (!l.address || fixed.has(l.name)) continue;
       const key = addrKey(l.address);
-      if (this.attachments.some((a) => a.name === l.name && a.key === key)) continue;
+      if (this.attachments.some((a) => a.name === l.name && a.wanted === key)) continue;
       try {
-        await this.attach(l.name, { kind: 'bind', address: l.address });
+        await this.attach(l.name, { kind: 'bind', address: l.address }, key);
       } catch (err) {
         this.logger.error('cannot bind listener', { listener: l.name, error: (err as Error).message });
       }
@@ -117,7 +136,7 @@ export class ListenerManager {
     for (const a of [...this.attachments]) {
       if (fixed.has(a.name)) continue;
       const l = s.listeners.get(a.name);
-      if (!l || !l.address || addrKey(l.address) !== a.key) this.detach(a);
+      if (!l || !l.address || addrKey(l.address) !== a.wanted) this.detach(a);
     }
   }
 

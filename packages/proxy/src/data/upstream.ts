@@ -18,6 +18,8 @@ export interface UpstreamResponse {
   status: number;
   headers: Headers;
   body: Readable;
+  /** The response ended with its headers (HTTP/2 END_STREAM on HEADERS: gRPC trailers-only). */
+  endStream?: boolean;
   /** Trailers, known once `body` has ended. */
   trailers(): Headers | undefined;
 }
@@ -129,10 +131,10 @@ function h2Attempt(c: ClusterRuntime, host: Host, r: UpstreamRequest): Attempt {
     trailers = t as Headers;
   });
   const response = new Promise<UpstreamResponse>((resolve, reject) => {
-    stream.on('response', (h) => {
+    stream.on('response', (h, flags) => {
       clearTimeout(connectTimer);
       const status = Number(h[':status'] ?? 502);
-      resolve({ status, headers: forwardable(h), body: stream, trailers: () => trailers });
+      resolve({ status, headers: forwardable(h), body: stream, endStream: (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0, trailers: () => trailers });
     });
     stream.on('error', (err) => {
       clearTimeout(connectTimer);
