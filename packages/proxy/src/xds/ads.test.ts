@@ -1,0 +1,113 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { TYPE_URL, type DeltaDiscoveryRequest, type DiscoveryRequest } from '@octo-mesh/proto';
+import { XdsServerFixture } from '../test-support/xds-server.js';
+import { cla, edsCluster, httpListener, pack, routeConfig } from '../test-support/resources.js';
+import { httpUpstream, request } from '../test-support/upstreams.js';
+import { startProxy } from '../test-support/proxy.js';
+
+// The proxy against a real gRPC ADS server (a test fixture, not Pilot).
+const cleanup: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c();
+});
+
+const NODE = {
+  id: 'sidecar~10.0.0.7~reviews-v1-abc.default',
+  cluster: 'reviews',
+  metadata: { workload: 'reviews-v1', namespace: 'default', version: 'v1', instance_id: 'reviews-v1-abc', proxy_version: '0.1.0', dependencies: ['ratings', 'details'] },
+};
+
+async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function setup(mode: 'sotw' | 'delta') {
+  const v1 = await httpUpstream('v1');
+  const v2 = await httpUpstream('v2');
+  const xds = new XdsServerFixture();
+  await xds.start();
+  cleanup.push(async () => {
+    await xds.stop();
+    await v1.close();
+    await v2.close();
+  });
+  const route = (cluster: string, version = 'r1') => [pack(TYPE_URL.route, routeConfig('outbound-routes', [{ name: `to-${cluster}`, match: { prefix: '/' }, route: { cluster } }], ['reviews']))].map((r) => ({ ...r, version }));
+  xds.set(TYPE_URL.cluster, 'c1', [pack(TYPE_URL.cluster, edsCluster('v1')), pack(TYPE_URL.cluster, edsCluster('v2'))]);
+  xds.set(TYPE_URL.endpoint, 'e1', [pack(TYPE_URL.endpoint, cla('v1', [v1.port])), pack(TYPE_URL.endpoint, cla('v2', [v2.port]))]);
+  xds.set(TYPE_URL.listener, 'l1', [pack(TYPE_URL.listener, httpListener('outbound', { rds: 'outbound-routes' }))]);
+  xds.set(TYPE_URL.route, 'r1', route('v1'));
+  const proxy = await startProxy(
+    {},
+    { node: NODE as never, xds: { address: `127.0.0.1:${xds.port}`, mode }, admin: { host: '127.0.0.1', port: 0 }, xdsBackoff: { initialMs: 50, maxMs: 200 } },
+  );
+  cleanup.push(() => proxy.stop(100));
+  const upstreamOf = async () => {
+    const r = await request(proxy.port, { host: 'reviews' });
+    return r.status === 200 ? String(r.headers['x-upstream']) : `${r.status} ${String(r.headers['x-octo-reason'])}`;
+  };
+  await until(async () => (await upstreamOf()) === 'v1');
+  return { v1, v2, xds, proxy, upstreamOf, route };
+}
+
+describe.each(['sotw', 'delta'] as const)('ADS (%s)', (mode) => {
+  it('configures the data path, ACKs each type and sends the node identity', async () => {
+    const { xds, proxy } = await setup(mode);
+    const first = await xds.waitFor<DiscoveryRequest>((r) => r.node !== undefined);
+    expect(first.node?.id).toBe(NODE.id);
+    expect(first.node?.metadata).toMatchObject({ dependencies: ['ratings', 'details'], workload: 'reviews-v1', namespace: 'default' });
+    for (const t of [TYPE_URL.cluster, TYPE_URL.endpoint, TYPE_URL.listener, TYPE_URL.route]) {
+      const ack = await xds.waitFor<DiscoveryRequest & DeltaDiscoveryRequest>((r) => r.typeUrl === t && r.responseNonce !== '' && !r.errorDetail);
+      if (mode === 'sotw') expect(ack.versionInfo).not.toBe('');
+    }
+    const ready = await fetch(`http://127.0.0.1:${proxy.adminPort}/ready`);
+    expect(ready.status).toBe(200);
+    const dump = (await (await fetch(`http://127.0.0.1:${proxy.adminPort}/config_dump`)).json()) as { versions: Record<string, string> };
+    expect(dump.versions[TYPE_URL.route]).toBe('r1');
+  });
+
+  it('NACKs an invalid update and keeps routing on the previous config', async () => {
+    const { xds, upstreamOf } = await setup(mode);
+    const bad = pack(TYPE_URL.route, routeConfig('outbound-routes', [{ match: { safe_regex: { regex: '(' } }, route: { cluster: 'v2' } }], ['reviews']));
+    xds.set(TYPE_URL.route, 'r2-bad', [bad]);
+    const nack = await xds.waitFor<DiscoveryRequest & DeltaDiscoveryRequest>((r) => r.typeUrl === TYPE_URL.route && r.errorDetail !== undefined);
+    expect(nack.errorDetail?.message).toContain('invalid regex');
+    if (mode === 'sotw') expect(nack.versionInfo).toBe('r1');
+    for (let i = 0; i < 5; i++) expect(await upstreamOf()).toBe('v1');
+  });
+
+  it('follows a valid update, and keeps serving while the control plane is down', async () => {
+    const { xds, upstreamOf, route } = await setup(mode);
+    xds.set(TYPE_URL.route, 'r2', route('v2', 'r2'));
+    await until(async () => (await upstreamOf()) === 'v2');
+    await xds.stop();
+    for (let i = 0; i < 20; i++) expect(await upstreamOf()).toBe('v2');
+    // Back on the same port: the proxy reconnects (backoff) and takes the new state.
+    const again = new XdsServerFixture();
+    await again.start(xds.port);
+    cleanup.push(() => again.stop());
+    again.set(TYPE_URL.cluster, 'c1', [pack(TYPE_URL.cluster, edsCluster('v1')), pack(TYPE_URL.cluster, edsCluster('v2'))]);
+    again.set(TYPE_URL.endpoint, 'e1', [pack(TYPE_URL.endpoint, cla('v1', [0])), pack(TYPE_URL.endpoint, cla('v2', [0]))]);
+    again.set(TYPE_URL.listener, 'l1', [pack(TYPE_URL.listener, httpListener('outbound', { rds: 'outbound-routes' }))]);
+    // v1's endpoint is now unreachable (port 0): a 503 proves the new state is in force.
+    again.set(TYPE_URL.route, 'r3', route('v1', 'r3'));
+    await until(() => again.streams > 0, 8000);
+    await until(async () => (await upstreamOf()).startsWith('503'), 8000);
+  });
+
+  it('does not use a new cluster before its endpoints arrive (warming)', async () => {
+    const { xds, upstreamOf, route, v2 } = await setup(mode);
+    xds.set(TYPE_URL.cluster, 'c2', [pack(TYPE_URL.cluster, edsCluster('v1')), pack(TYPE_URL.cluster, edsCluster('v2')), pack(TYPE_URL.cluster, edsCluster('v3'))]);
+    xds.set(TYPE_URL.route, 'r2', route('v3', 'r2'));
+    await until(async () => (await upstreamOf()) === '503 cluster-not-found');
+    xds.set(TYPE_URL.endpoint, 'e2', [
+      pack(TYPE_URL.endpoint, cla('v1', [0])),
+      pack(TYPE_URL.endpoint, cla('v2', [v2.port])),
+      pack(TYPE_URL.endpoint, cla('v3', [v2.port])),
+    ]);
+    await until(async () => (await upstreamOf()) === 'v2');
+  });
+});
