@@ -1,0 +1,62 @@
+import { hostname } from 'node:os';
+import { LOG_LEVELS } from '@octo-mesh/runtime';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const list = z.union([
+  z.array(z.string()),
+  z.string().transform((s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
+  ),
+]);
+
+/**
+ * The proxy's bootstrap configuration: defaults < `--config bootstrap.yaml` < `OCTO_PROXY_*`
+ * environment < `--flags`. `staticResources` (file only) carries Envoy resources for running
+ * without a control plane; `xdsAddress` names the pilot.
+ */
+export const ProxyConfigSchema = z.object({
+  nodeId: z.string().min(1).default(`sidecar~${hostname()}`),
+  cluster: z.string().default(''),
+  workload: z.string().default(''),
+  namespace: z.string().default('default'),
+  version: z.string().default(''),
+  instanceId: z.string().default(hostname()),
+  /** Services this workload calls; sent as node metadata `dependencies` so Pilot can scope what it pushes. */
+  dependencies: list.default([]),
+  adminHost: z.string().default('127.0.0.1'),
+  adminPort: port.default(15000),
+  outboundHost: z.string().default('127.0.0.1'),
+  outboundPort: port.default(15001),
+  /** Unix socket path for the outbound listener (OCTO's app → sidecar path), e.g. /var/run/octo/outbound.sock. */
+  outboundSocket: z.string().optional(),
+  inboundHost: z.string().default('0.0.0.0'),
+  inboundPort: port.default(15006),
+  /** `bind`: the proxy binds; `fd`: inherited descriptors `outboundFd`/`inboundFd`; `parent`: handles over IPC from the LEGO agent. */
+  socketsFrom: z.enum(['bind', 'fd', 'parent']).default('bind'),
+  outboundFd: z.coerce.number().int().min(0).optional(),
+  inboundFd: z.coerce.number().int().min(0).optional(),
+  xdsAddress: z
+    .string()
+    .regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port')
+    .optional(),
+  xdsMode: z.enum(['sotw', 'delta']).default('sotw'),
+  drainTimeoutMs: z.coerce.number().int().min(0).default(5000),
+  /** `stdout`, `off`, or a file path. */
+  accessLog: z.string().default('stdout'),
+  logLevel: z.enum(LOG_LEVELS).default('info'),
+  staticResources: z
+    .object({
+      listeners: z.array(z.unknown()).optional(),
+      clusters: z.array(z.unknown()).optional(),
+      routes: z.array(z.unknown()).optional(),
+      endpoints: z.array(z.unknown()).optional(),
+    })
+    .strict()
+    .optional(),
+});
+
+export type ProxyConfig = z.infer<typeof ProxyConfigSchema>;

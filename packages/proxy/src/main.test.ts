@@ -1,0 +1,138 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { httpListener, routeConfig, staticCluster } from './test-support/resources.js';
+import { httpUpstream, request, type Upstream } from './test-support/upstreams.js';
+
+// The real executable as a child process: bootstrap file, config errors, the access log,
+// SIGTERM drain, and sockets handed over by a parent (the LEGO agent's seam).
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+const MAIN = join(ROOT, 'packages/proxy/dist/main.js');
+const dir = mkdtempSync(join(tmpdir(), 'octo-proxy-main-'));
+
+interface Started {
+  child: ChildProcess;
+  stdout: string[];
+  stderr: string;
+  started: Promise<{ adminPort: number; listeners: { name: string; address: string }[] }>;
+  exited: Promise<number | null>;
+}
+
+function run(args: string[], onMessage?: (m: unknown, child: ChildProcess) => void): Started {
+  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, OCTO_LOG_LEVEL: 'warn' } });
+  const s: Started = {
+    child,
+    stdout: [],
+    stderr: '',
+    started: new Promise((resolve) => {
+      child.on('message', (m: { type?: string }) => {
+        if (m.type === 'octo.proxy.started') resolve(m as never);
+        onMessage?.(m, child);
+      });
+    }),
+    exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))),
+  };
+  let buf = '';
+  child.stdout!.on('data', (c: Buffer) => {
+    buf += c.toString();
+    const lines = buf.split('\n');
+    buf = lines.pop()!;
+    s.stdout.push(...lines);
+  });
+  child.stderr!.on('data', (c: Buffer) => (s.stderr += c.toString()));
+  return s;
+}
+
+const portOf = (listeners: { name: string; address: string }[], name: string) => Number(listeners.find((l) => l.name === name)!.address.split(':').pop());
+
+describe('octo-proxy executable', () => {
+  let up: Upstream;
+  let bootstrap: string;
+
+  beforeAll(async () => {
+    execFileSync(join(ROOT, 'node_modules/.bin/tsc'), ['-b', 'packages/proxy'], { cwd: ROOT });
+    up = await httpUpstream('app', (req, res) => {
+      req.resume();
+      const delay = req.url === '/slow' ? 600 : 0;
+      setTimeout(() => res.end(`served ${req.url}`), delay);
+    });
+    bootstrap = join(dir, 'bootstrap.yaml');
+    writeFileSync(
+      bootstrap,
+      stringify({
+        nodeId: 'sidecar~test',
+        adminPort: 0,
+        outboundPort: 0,
+        inboundHost: '127.0.0.1',
+        inboundPort: 0,
+        drainTimeoutMs: 3000,
+        staticResources: {
+          listeners: [httpListener('outbound', { route_config: routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app' } }]) })],
+          clusters: [staticCluster('app', [up.port])],
+        },
+      }),
+    );
+  }, 60_000);
+  afterAll(() => up.close());
+
+  it('refuses a bad setting with a message naming the field', async () => {
+    const s = run(['--config', bootstrap, '--admin-port', '99999']);
+    expect(await s.exited).toBe(2);
+    expect(s.stderr).toContain('adminPort');
+    expect(s.stderr).toContain('flag --admin-port');
+  });
+
+  it('refuses a bad static resource naming where it is', async () => {
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, stringify({ adminPort: 0, outboundPort: 0, inboundPort: 0, staticResources: { clusters: [{ name: 'x', type: 'EDS', lb_policy: 'MAGLEV' }] } }));
+    const s = run(['--config', bad]);
+    expect(await s.exited).toBe(1);
+    expect(s.stderr).toContain('static_resources.clusters[0]: cluster "x": lb_policy: unsupported MAGLEV');
+  });
+
+  it('serves from a bootstrap file, logs JSON access lines, and drains in-flight requests on SIGTERM', async () => {
+    const s = run(['--config', bootstrap]);
+    const { adminPort, listeners } = await s.started;
+    const port = portOf(listeners, 'outbound');
+    expect((await request(port, { path: '/hello' })).body).toBe('served /hello');
+    expect((await fetch(`http://127.0.0.1:${adminPort}/ready`)).status).toBe(200);
+    const prom = await (await fetch(`http://127.0.0.1:${adminPort}/stats/prometheus`)).text();
+    expect(prom).toMatch(/octo_proxy_requests_total\{listener="outbound",route="",cluster="app",code="2xx"\} 1/);
+    const slow = request(port, { path: '/slow' });
+    await new Promise((r) => setTimeout(r, 150));
+    s.child.kill('SIGTERM');
+    const r = await slow;
+    expect(r.status).toBe(200);
+    expect(await s.exited).toBe(0);
+    const access = s.stdout.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l['type'] === 'access');
+    expect(access.map((a) => a['path'])).toEqual(['/hello', '/slow']);
+    expect(access[0]).toMatchObject({ listener: 'outbound', status: 200, cluster: 'app', method: 'GET' });
+    expect(access[0]!['trace_id']).toMatch(/^[0-9a-f]{32}$/);
+  }, 15_000);
+
+  it('takes its listening sockets from the parent process (LEGO agent seam)', async () => {
+    const servers = new Map<string, net.Server>();
+    for (const name of ['outbound', 'inbound']) {
+      const srv = net.createServer();
+      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+      servers.set(name, srv);
+    }
+    const s = run(['--config', bootstrap, '--sockets-from', 'parent'], (m, child) => {
+      const msg = m as { type?: string; name?: string };
+      if (msg.type === 'octo.listener.request') child.send({ type: 'octo.listener', name: msg.name }, servers.get(msg.name!)!);
+    });
+    await s.started;
+    const port = (servers.get('outbound')!.address() as net.AddressInfo).port;
+    // The parent stops accepting on its copy; the child now serves the same socket.
+    servers.get('outbound')!.close();
+    expect((await request(port, { path: '/handed-over' })).body).toBe('served /handed-over');
+    s.child.kill('SIGTERM');
+    expect(await s.exited).toBe(0);
+    for (const srv of servers.values()) srv.close();
+  }, 15_000);
+});

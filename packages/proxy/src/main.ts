@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+import { createWriteStream } from 'node:fs';
+import { ConfigError, GracefulShutdown, createLogger, loadConfig } from '@octo-mesh/runtime';
+import { ProxyConfigSchema, type ProxyConfig } from './config.js';
+import type { AccessLogEntry } from './data/http-proxy.js';
+import type { SocketSpec } from './data/listeners.js';
+import { PROXY_VERSION, Proxy } from './proxy.js';
+
+function sockets(cfg: ProxyConfig): { name: string; spec: SocketSpec }[] {
+  const out: { name: string; spec: SocketSpec }[] = [];
+  if (cfg.socketsFrom === 'parent') return [{ name: 'outbound', spec: { kind: 'ipc' } }, { name: 'inbound', spec: { kind: 'ipc' } }];
+  if (cfg.socketsFrom === 'fd') {
+    if (cfg.outboundFd === undefined || cfg.inboundFd === undefined)
+      throw new ConfigError('invalid configuration', [{ path: cfg.outboundFd === undefined ? 'outboundFd' : 'inboundFd', message: 'required when socketsFrom is fd' }]);
+    return [
+      { name: 'outbound', spec: { kind: 'fd', fd: cfg.outboundFd } },
+      { name: 'inbound', spec: { kind: 'fd', fd: cfg.inboundFd } },
+    ];
+  }
+  out.push({ name: 'outbound', spec: { kind: 'bind', address: { kind: 'tcp', host: cfg.outboundHost, port: cfg.outboundPort } } });
+  if (cfg.outboundSocket) out.push({ name: 'outbound', spec: { kind: 'bind', address: { kind: 'pipe', path: cfg.outboundSocket } } });
+  out.push({ name: 'inbound', spec: { kind: 'bind', address: { kind: 'tcp', host: cfg.inboundHost, port: cfg.inboundPort } } });
+  return out;
+}
+
+function accessLog(target: string): ((e: AccessLogEntry) => void) | undefined {
+  if (target === 'off') return undefined;
+  const stream = target === 'stdout' ? process.stdout : createWriteStream(target, { flags: 'a' });
+  return (e) => void stream.write(`${JSON.stringify({ type: 'access', ...e })}\n`);
+}
+
+async function main(): Promise<void> {
+  let cfg: ProxyConfig;
+  try {
+    cfg = loadConfig(ProxyConfigSchema, { envPrefix: 'OCTO_PROXY_' });
+  } catch (err) {
+    process.stderr.write(`octo-proxy: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  const logger = createLogger('proxy', cfg.logLevel);
+  const log = accessLog(cfg.accessLog);
+  const proxy = await Proxy.start({
+    node: {
+      id: cfg.nodeId,
+      cluster: cfg.cluster || cfg.workload,
+      metadata: {
+        workload: cfg.workload,
+        namespace: cfg.namespace,
+        version: cfg.version,
+        instance_id: cfg.instanceId,
+        proxy_version: PROXY_VERSION,
+        dependencies: cfg.dependencies,
+      },
+      dynamicParameters: {},
+      userAgentName: 'octo-proxy',
+      userAgentVersion: PROXY_VERSION,
+      extensions: [],
+      clientFeatures: [],
+      listeningAddresses: [],
+    },
+    sockets: sockets(cfg),
+    ...(cfg.xdsAddress ? { xds: { address: cfg.xdsAddress, mode: cfg.xdsMode } } : {}),
+    ...(cfg.staticResources ? { staticResources: cfg.staticResources } : {}),
+    admin: { host: cfg.adminHost, port: cfg.adminPort },
+    ...(log ? { accessLog: log } : {}),
+    logger,
+  });
+  new GracefulShutdown({ logger, timeoutMs: cfg.drainTimeoutMs + 5000 }).add('proxy', () => proxy.stop(cfg.drainTimeoutMs)).install();
+  const listening = proxy.listening();
+  logger.info('proxy started', { version: PROXY_VERSION, admin: proxy.adminPort, listeners: listening });
+  process.send?.({ type: 'octo.proxy.started', adminPort: proxy.adminPort, listeners: listening });
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`octo-proxy: ${err.message}\n`);
+  process.exit(1);
+});
