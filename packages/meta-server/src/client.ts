@@ -1,0 +1,232 @@
+/**
+ * Clients of the meta server: {@link PilotMembership} for pilots (register, heartbeat, shed),
+ * {@link locatePilot} for sidecars, {@link RegisteredInstance} for workloads outside Kubernetes.
+ * Import from `@octo-mesh/meta-server/client.js` to avoid pulling in the server.
+ */
+import { Metadata, credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { MetaServerClient, ServiceRegistryClient, type PilotLease } from '@octo-mesh/proto';
+import { Backoff, sleep, type Logger } from '@octo-mesh/runtime';
+
+type Callback<Res> = (err: ServiceError | null, res?: Res) => void;
+const unary = <Res>(call: (cb: Callback<Res>) => unknown): Promise<Res> =>
+  new Promise((resolve, reject) => call((err, res) => (err ? reject(err) : resolve(res as Res))));
+
+const clientOptions = { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 };
+
+export interface PilotMembershipOptions {
+  metaAddress: string;
+  pilotId: string;
+  /** host:port sidecars dial for ADS. */
+  xdsAddress: string;
+  /** host:port of the pilot's admin HTTP endpoint. */
+  adminAddress?: string;
+  zone?: string;
+  /** The sidecars connected right now (node id, namespace, workload); read at every heartbeat. */
+  sidecars: () => { nodeId: string; namespace: string; workload: string }[];
+  /** Close these sidecars' ADS streams: they belong to another pilot now and will Locate again. */
+  onShed?: (nodeIds: string[]) => void;
+  logger?: Logger;
+}
+
+/**
+ * A pilot's membership in the mesh: registers with the meta server, heartbeats at the interval
+ * the lease asks for (reporting connected sidecars), registers again when the meta server forgot
+ * it (restart or lapsed lease), and retries with backoff while the meta server is unreachable.
+ * `stop()` deregisters so the pilot's sidecars move at once instead of after the lease lapses.
+ */
+export class PilotMembership {
+  private readonly client: MetaServerClient;
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  /** Whether the last register/heartbeat succeeded. */
+  registered = false;
+
+  constructor(private readonly opts: PilotMembershipOptions) {
+    this.client = new MetaServerClient(opts.metaAddress, credentials.createInsecure(), clientOptions);
+  }
+
+  start(): void {
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    const { pilotId, xdsAddress, adminAddress = '', zone = '' } = this.opts;
+    const backoff = new Backoff({ initialMs: 200, maxMs: 3000 });
+    let interval = 1000;
+    while (!this.stopped) {
+      try {
+        let lease: PilotLease;
+        if (!this.registered) {
+          lease = await unary<PilotLease>((cb) => this.client.registerPilot({ pilotId, xdsAddress, adminAddress, zone }, cb));
+          this.registered = true;
+          this.opts.logger?.info('registered with the meta server', { pilot: pilotId, meta: this.opts.metaAddress });
+        }
+        lease = await unary<PilotLease>((cb) =>
+          this.client.pilotHeartbeat({ pilotId, sidecars: this.opts.sidecars().map((s) => ({ ...s })) }, cb),
+        );
+        interval = Number(lease.heartbeatIntervalMs) || interval;
+        if (lease.shed.length) this.opts.onShed?.(lease.shed);
+        backoff.reset();
+        await this.pause(interval);
+      } catch (err) {
+        const e = err as ServiceError;
+        if (e.code === status.NOT_FOUND) this.registered = false;
+        else {
+          this.registered = false;
+          this.opts.logger?.warn('meta server unreachable; retrying', { pilot: pilotId, error: e.details || e.message });
+          await this.pause(backoff.next());
+        }
+      }
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  /** Heartbeats now instead of at the next interval (e.g. right after sidecars connect). */
+  nudge(): void {
+    this.wake?.();
+  }
+
+  /** Stops heartbeating; with `deregister: false` the lease is left to lapse (as if the pilot crashed). */
+  async stop(opts: { deregister?: boolean } = {}): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.loop;
+    if (opts.deregister !== false) await unary((cb) => this.client.deregisterPilot({ pilotId: this.opts.pilotId }, new Metadata(), { deadline: Date.now() + 1000 }, cb)).catch(() => {});
+    this.client.close();
+  }
+}
+
+export interface LocateOptions {
+  metaAddress: string;
+  nodeId: string;
+  namespace: string;
+  workload: string;
+  /** The pilot the sidecar just lost, if that is why it asks. */
+  unreachablePilotId?: string;
+  /** Give up after this long; default: keep trying. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * Asks the meta server which pilot serves a sidecar, retrying with jittered backoff while it is
+ * unreachable or has no live pilot (jitter, so a pilot's death does not become a storm).
+ */
+export async function locatePilot(opts: LocateOptions): Promise<{ pilotId: string; xdsAddress: string }> {
+  const client = new MetaServerClient(opts.metaAddress, credentials.createInsecure(), clientOptions);
+  const backoff = new Backoff({ initialMs: 100, maxMs: 2000, jitter: 0.5 });
+  const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
+  try {
+    for (;;) {
+      try {
+        return await unary<{ pilotId: string; xdsAddress: string }>((cb) =>
+          client.locate(
+            { nodeId: opts.nodeId, namespace: opts.namespace, workload: opts.workload, unreachablePilotId: opts.unreachablePilotId ?? '' },
+            new Metadata(),
+            { deadline: Date.now() + 2000 },
+            cb,
+          ),
+        );
+      } catch (err) {
+        const e = err as ServiceError;
+        if (e.code === status.INVALID_ARGUMENT || Date.now() >= deadline) throw err;
+        await sleep(Math.min(backoff.next(), Math.max(0, deadline - Date.now())), opts.signal);
+      }
+    }
+  } finally {
+    client.close();
+  }
+}
+
+export interface InstanceRegistrationOptions {
+  metaAddress: string;
+  namespace: string;
+  service: string;
+  instanceId: string;
+  address: string;
+  port: number;
+  labels?: Record<string, string>;
+  workload?: string;
+  servicePort?: number;
+  zone?: string;
+  ttlMs?: number;
+  logger?: Logger;
+}
+
+/**
+ * Keeps one instance registered in the meta server's service registry: registers, heartbeats at a
+ * third of the TTL, registers again when forgotten, deregisters on stop.
+ */
+export class RegisteredInstance {
+  private readonly client: ServiceRegistryClient;
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly opts: InstanceRegistrationOptions) {
+    this.client = new ServiceRegistryClient(opts.metaAddress, credentials.createInsecure(), clientOptions);
+  }
+
+  start(): void {
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    const o = this.opts;
+    const id = { namespace: o.namespace, service: o.service, instanceId: o.instanceId };
+    let registered = false;
+    let ttl = o.ttlMs ?? 3000;
+    while (!this.stopped) {
+      try {
+        const lease = registered
+          ? await unary<{ ttlMs: number }>((cb) => this.client.heartbeat(id, cb))
+          : await unary<{ ttlMs: number }>((cb) =>
+              this.client.register(
+                {
+                  ...id,
+                  address: o.address,
+                  port: o.port,
+                  labels: o.labels ?? {},
+                  region: '',
+                  zone: o.zone ?? '',
+                  workload: o.workload ?? o.service,
+                  servicePort: o.servicePort ?? 80,
+                  ttlMs: o.ttlMs ?? 0,
+                },
+                cb,
+              ),
+            );
+        registered = true;
+        ttl = Number(lease.ttlMs) || ttl;
+      } catch (err) {
+        registered = false;
+        if ((err as ServiceError).code !== status.NOT_FOUND) o.logger?.warn('service registry unreachable; retrying', { error: (err as Error).message });
+      }
+      await new Promise<void>((resolve) => {
+        this.timer = setTimeout(resolve, Math.max(100, ttl / 3));
+        this.wake = resolve;
+      });
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.wake?.();
+    await this.loop;
+    const o = this.opts;
+    await unary((cb) => this.client.deregister({ namespace: o.namespace, service: o.service, instanceId: o.instanceId }, new Metadata(), { deadline: Date.now() + 1000 }, cb)).catch(() => {});
+    this.client.close();
+  }
+}

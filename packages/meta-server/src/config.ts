@@ -1,0 +1,20 @@
+import { z } from 'zod';
+
+/** The meta server's configuration: flags (`--grpc-port`), env (`OCTO_META_GRPC_PORT`) or a file (`--config`). */
+export const metaServerConfig = z
+  .object({
+    host: z.string().default('127.0.0.1'),
+    grpcPort: z.coerce.number().int().min(0).max(65535).default(15011),
+    adminPort: z.coerce.number().int().min(0).max(65535).default(15014),
+    pilotTtlMs: z.coerce.number().int().min(100).max(600_000).default(3000).describe('A pilot without a heartbeat this long is dead.'),
+    heartbeatIntervalMs: z.coerce.number().int().min(50).max(60_000).default(1000),
+    maxMovesPerSecond: z.coerce.number().int().min(1).max(100_000).default(5).describe('Sidecars moved per second at most when a pilot joins.'),
+    vnodes: z.coerce.number().int().min(1).max(100_000).default(2048),
+    instanceTtlMs: z.coerce.number().int().min(100).max(600_000).default(3000),
+    dispatcherAddress: z.string().min(1).optional().describe('host:port of the dispatcher that registry instances are published to.'),
+    logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+  })
+  .strict()
+  .refine((c) => c.heartbeatIntervalMs * 2 <= c.pilotTtlMs, { path: ['heartbeatIntervalMs'], message: 'must be at most half of pilotTtlMs, or a single late heartbeat kills a pilot' });
+
+export type MetaServerConfig = z.infer<typeof metaServerConfig>;

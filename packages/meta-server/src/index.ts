@@ -1,0 +1,6 @@
+export * from './ring.js';
+export * from './pilots.js';
+export * from './registry.js';
+export * from './server.js';
+export * from './client.js';
+export * from './config.js';

@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+import { startGrpcServer } from '@octo-mesh/dispatcher';
+import { ConfigError, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig, startAdminServer } from '@octo-mesh/runtime';
+import { metaServerConfig } from './config.js';
+import { MetaServer, MetaServerService, ServiceRegistryService } from './server.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(metaServerConfig, { envPrefix: 'OCTO_META_' });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`octo-meta-server: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger('meta-server', config.logLevel);
+  const registry = createMetricsRegistry('meta-server');
+  const shutdown = new GracefulShutdown({ logger }).install();
+  const meta = new MetaServer({ logger, registry, ...config });
+  meta.start();
+  shutdown.add('meta server', () => meta.stop());
+  const grpc = await startGrpcServer(config.host, config.grpcPort, (s) => {
+    s.addService(MetaServerService, meta.metaService());
+    s.addService(ServiceRegistryService, meta.registryService());
+  });
+  shutdown.add('grpc server', () => grpc.close());
+  const admin = await startAdminServer({
+    host: config.host,
+    port: config.adminPort,
+    registry,
+    readiness: { pilots: () => meta.pilots.list().length > 0 || 'no pilot registered' },
+    routes: {
+      '/debug/pilots': () =>
+        meta.pilots.list().map((p) => ({ ...p, sidecars: p.sidecars.length, lastHeartbeat: new Date(p.lastHeartbeat).toISOString(), registeredAt: new Date(p.registeredAt).toISOString() })),
+      '/debug/assignments': () => ({ workloads: meta.pilots.assignmentTable(), pendingMoves: meta.pilots.pendingMoves() }),
+      '/debug/sidecars': () => meta.sidecarTable(),
+      '/debug/registry': () => meta.instances.list(Date.now()),
+    },
+  });
+  shutdown.add('admin server', () => admin.close());
+  logger.info('listening', { grpcPort: grpc.port, adminPort: admin.port, host: config.host, dispatcher: config.dispatcherAddress });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`octo-meta-server: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,154 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { Writable } from 'node:stream';
+import type { ServiceEndpoints } from '@octo-mesh/api';
+import { DispatcherConnection, DispatcherGrpc, DispatcherService, MemoryStore, startGrpcServer, type StartedGrpc } from '@octo-mesh/dispatcher';
+import { createLogger, createMetricsRegistry } from '@octo-mesh/runtime';
+import { PilotMembership, RegisteredInstance, locatePilot } from './client.js';
+import { MetaServer, MetaServerService, ServiceRegistryService } from './server.js';
+
+const quiet = () => createLogger('test', 'error', new Writable({ write: (_c, _e, cb) => cb() }));
+
+async function until<T>(get: () => T | Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs = 8000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await get();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('meta server over gRPC', () => {
+  let meta: MetaServer;
+  let grpc: StartedGrpc;
+  let dispatcherGrpc: StartedGrpc;
+  let store: MemoryStore;
+  let address: string;
+  const members: PilotMembership[] = [];
+
+  beforeEach(async () => {
+    store = MemoryStore.open();
+    dispatcherGrpc = await startGrpcServer('127.0.0.1', 0, (s) =>
+      s.addService(DispatcherService, new DispatcherGrpc({ store, logger: quiet(), registry: createMetricsRegistry('d') }).implementation()),
+    );
+    meta = new MetaServer({
+      logger: quiet(),
+      registry: createMetricsRegistry('m'),
+      pilotTtlMs: 600,
+      heartbeatIntervalMs: 100,
+      maxMovesPerSecond: 1000,
+      instanceTtlMs: 400,
+      dispatcherAddress: `127.0.0.1:${dispatcherGrpc.port}`,
+    });
+    meta.start();
+    grpc = await startGrpcServer('127.0.0.1', 0, (s) => {
+      s.addService(MetaServerService, meta.metaService());
+      s.addService(ServiceRegistryService, meta.registryService());
+    });
+    address = `127.0.0.1:${grpc.port}`;
+  });
+  afterEach(async () => {
+    for (const m of members.splice(0)) await m.stop({ deregister: false });
+    await meta.stop();
+    await grpc.close();
+    await dispatcherGrpc.close();
+  });
+
+  /** A pilot whose "connected sidecars" are whatever Locate sent to it and it has not shed. */
+  function pilot(id: string) {
+    const connected = new Map<string, { nodeId: string; namespace: string; workload: string }>();
+    const shed: string[] = [];
+    const m = new PilotMembership({
+      metaAddress: address,
+      pilotId: id,
+      xdsAddress: `127.0.0.1:1${id.slice(-1)}`,
+      sidecars: () => [...connected.values()],
+      onShed: (ids) => {
+        shed.push(...ids);
+        for (const n of ids) connected.delete(n);
+      },
+    });
+    m.start();
+    members.push(m);
+    return { m, connected, shed };
+  }
+
+  it('locates sidecars by workload, and moves only a dead pilot’s sidecars, within the lease TTL', async () => {
+    const p1 = pilot('pilot-1');
+    const p2 = pilot('pilot-2');
+    await until(() => meta.pilots.list().length, (n) => n === 2, 'two pilots');
+    const pilots = { 'pilot-1': p1, 'pilot-2': p2 } as Record<string, typeof p1>;
+    const home = new Map<string, string>();
+    for (const app of ['frontend', 'catalog', 'ratings', 'reviews', 'cart', 'search'])
+      for (const i of [0, 1]) {
+        const nodeId = `${app}-${i}`;
+        const r = await locatePilot({ metaAddress: address, nodeId, namespace: 'demo', workload: app, timeoutMs: 2000 });
+        if (i === 1) expect(r.pilotId).toBe(home.get(`${app}-0`)); // one app, one pilot
+        home.set(nodeId, r.pilotId);
+        pilots[r.pilotId]!.connected.set(nodeId, { nodeId, namespace: 'demo', workload: app });
+      }
+    expect(new Set(home.values()).size).toBe(2);
+
+    const victim = members[0]!;
+    const t0 = Date.now();
+    await victim.stop({ deregister: false }); // crash: the lease lapses
+    members.splice(0, 1);
+    await until(() => meta.pilots.list().map((p) => p.id), (ids) => ids.length === 1, 'lease lapse');
+    const lapse = Date.now() - t0;
+    expect(lapse).toBeLessThan(2000);
+    for (const [nodeId, was] of home) {
+      const app = nodeId.replace(/-\d$/, '');
+      const r = await locatePilot({ metaAddress: address, nodeId, namespace: 'demo', workload: app, ...(was === 'pilot-1' ? { unreachablePilotId: 'pilot-1' } : {}), timeoutMs: 2000 });
+      expect([nodeId, r.pilotId]).toEqual([nodeId, 'pilot-2']);
+    }
+    expect(meta.sidecarTable().filter((s) => s.pilot === 'pilot-2')).toHaveLength(12);
+  });
+
+  it('a sidecar that reports its pilot unreachable gets another one before the lease lapses', async () => {
+    pilot('pilot-1');
+    pilot('pilot-2');
+    await until(() => meta.pilots.list().length, (n) => n === 2, 'two pilots');
+    const first = await locatePilot({ metaAddress: address, nodeId: 'a-0', namespace: 'demo', workload: 'a', timeoutMs: 2000 });
+    const second = await locatePilot({ metaAddress: address, nodeId: 'a-0', namespace: 'demo', workload: 'a', unreachablePilotId: first.pilotId, timeoutMs: 2000 });
+    expect(second.pilotId).not.toBe(first.pilotId);
+  });
+
+  it('when a pilot joins, the old pilot is told to shed the moved sidecars, which then locate the new one', async () => {
+    const p1 = pilot('pilot-1');
+    await until(() => meta.pilots.list().length, (n) => n === 1, 'one pilot');
+    const apps = Array.from({ length: 40 }, (_, i) => `app-${i}`);
+    for (const app of apps) {
+      await locatePilot({ metaAddress: address, nodeId: `${app}-0`, namespace: 'demo', workload: app, timeoutMs: 2000 });
+      p1.connected.set(`${app}-0`, { nodeId: `${app}-0`, namespace: 'demo', workload: app });
+    }
+    pilot('pilot-2');
+    const shed = await until(() => p1.shed.length, (n) => n > 5 && meta.pilots.pendingMoves() === 0, 'shedding');
+    expect(shed).toBeLessThan(apps.length);
+    for (const nodeId of p1.shed) {
+      const r = await locatePilot({ metaAddress: address, nodeId, namespace: 'demo', workload: nodeId.replace(/-0$/, ''), timeoutMs: 2000 });
+      expect(r.pilotId).toBe('pilot-2');
+    }
+  });
+
+  it('publishes registry instances to the dispatcher, marks missed heartbeats unhealthy, removes deregistered ones', async () => {
+    const conn = new DispatcherConnection(`127.0.0.1:${dispatcherGrpc.port}`);
+    const v1 = new RegisteredInstance({ metaAddress: address, namespace: 'demo', service: 'catalog', instanceId: 'catalog-v1', address: '127.0.0.1', port: 2001, labels: { version: 'v1' }, servicePort: 8080, ttlMs: 400 });
+    const v2 = new RegisteredInstance({ metaAddress: address, namespace: 'demo', service: 'catalog', instanceId: 'catalog-v2', address: '127.0.0.1', port: 2002, labels: { version: 'v2' }, servicePort: 8080, ttlMs: 400 });
+    v1.start();
+    v2.start();
+    const endpoints = () =>
+      conn
+        .get('ServiceEndpoints', 'demo/catalog')
+        .then((r) => (r as ServiceEndpoints).spec.endpoints.map((e) => `${e.instance}:${e.healthy}`))
+        .catch(() => [] as string[]);
+    try {
+      await until(endpoints, (e) => e.join() === 'catalog-v1:true,catalog-v2:true', 'both published');
+      expect((await conn.get('Service', 'demo/catalog')).kind).toBe('Service');
+      await v2.stop();
+      await until(endpoints, (e) => e.join() === 'catalog-v1:true', 'deregistered one removed');
+    } finally {
+      await v1.stop();
+      conn.close();
+    }
+  });
+});

@@ -1,0 +1,257 @@
+import { status, type sendUnaryData, type ServiceError } from '@grpc/grpc-js';
+import { DispatcherConnection } from '@octo-mesh/dispatcher';
+import { MetaServerService, ServiceRegistryService, type MetaServerServer, type ServiceRegistryServer } from '@octo-mesh/proto';
+import { Counter, Gauge, NotFoundError, UnavailableError, ValidationError, grpcStatusOf, isNotFound, sleep, type Logger, type Registry } from '@octo-mesh/runtime';
+import { PilotDirectory, type Move } from './pilots.js';
+import { InstanceRegistry, type ServiceKey } from './registry.js';
+
+export interface MetaServerOptions {
+  logger: Logger;
+  registry: Registry;
+  pilotTtlMs: number;
+  heartbeatIntervalMs: number;
+  /** Sidecars moved per second at most when rebalancing after a pilot joins. */
+  maxMovesPerSecond: number;
+  vnodes?: number;
+  instanceTtlMs: number;
+  /** Where registry instances are published; none: the registry is kept but not published. */
+  dispatcherAddress?: string;
+  now?: () => number;
+}
+
+/** A sidecar as last seen by Locate, for the debug API and octoctl. */
+export interface SidecarRecord {
+  nodeId: string;
+  namespace: string;
+  workload: string;
+  pilot: string;
+  locatedAt: string;
+  /** The pilot it reports being connected to (from that pilot's heartbeat), if any. */
+  connectedTo?: string;
+}
+
+function fail(cb: sendUnaryData<never>, err: unknown): void {
+  cb(Object.assign(new Error((err as Error).message), { code: grpcStatusOf(err), details: (err as Error).message }) as ServiceError, null);
+}
+
+const required = (fields: Record<string, string>) => {
+  const missing = Object.entries(fields).filter(([, v]) => !v);
+  if (missing.length) throw new ValidationError('request', missing.map(([path]) => ({ path, message: 'required' })));
+};
+
+/**
+ * The meta server's behaviour around the pure {@link PilotDirectory} and {@link InstanceRegistry}:
+ * the clock, the lease-expiry and rebalancing ticks, metrics, and publishing registry instances to
+ * the dispatcher (level-triggered: dirty services are retried until published, and everything is
+ * republished periodically, so a restarted dispatcher is refilled).
+ */
+export class MetaServer {
+  readonly pilots: PilotDirectory;
+  readonly instances: InstanceRegistry;
+  private readonly sidecars = new Map<string, SidecarRecord>();
+  private readonly now: () => number;
+  private timers: NodeJS.Timeout[] = [];
+  private readonly dirty = new Set<ServiceKey>();
+  private readonly published = new Set<ServiceKey>();
+  private dispatcher: DispatcherConnection | undefined;
+  private publishing: Promise<void> | undefined;
+  private stopped = false;
+  private lastSweep: number;
+  private readonly moves: Counter;
+  private readonly locates: Counter;
+
+  constructor(private readonly opts: MetaServerOptions) {
+    this.now = opts.now ?? Date.now;
+    this.lastSweep = this.now();
+    this.pilots = new PilotDirectory({ ttlMs: opts.pilotTtlMs, ...(opts.vnodes ? { vnodes: opts.vnodes } : {}) });
+    this.instances = new InstanceRegistry({ defaultTtlMs: opts.instanceTtlMs, maxTtlMs: opts.instanceTtlMs * 10 });
+    if (opts.dispatcherAddress) this.dispatcher = new DispatcherConnection(opts.dispatcherAddress);
+    const r = [opts.registry];
+    this.moves = new Counter({ name: 'octo_meta_workload_moves_total', help: 'Workloads assigned to a (new) pilot, by reason.', labelNames: ['reason'], registers: r });
+    this.locates = new Counter({ name: 'octo_meta_locate_total', help: 'Locate calls, by result.', labelNames: ['result'], registers: r });
+    const self = this;
+    new Gauge({
+      name: 'octo_meta_pilots',
+      help: 'Live pilots (suspect: reported unreachable by a sidecar since their last heartbeat).',
+      labelNames: ['state'],
+      registers: r,
+      collect() {
+        const all = self.pilots.list();
+        this.set({ state: 'live' }, all.filter((p) => !p.suspect).length);
+        this.set({ state: 'suspect' }, all.filter((p) => p.suspect).length);
+      },
+    });
+    new Gauge({
+      name: 'octo_meta_pilot_sidecars',
+      help: 'Sidecars connected to each pilot, from its heartbeats.',
+      labelNames: ['pilot'],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const p of self.pilots.list()) this.set({ pilot: p.id }, p.sidecars.length);
+      },
+    });
+    new Gauge({ name: 'octo_meta_pending_moves', help: 'Workloads not yet on their ring owner (rebalancing).', registers: r, collect() { this.set(self.pilots.pendingMoves()); } });
+    new Gauge({ name: 'octo_meta_registry_instances', help: 'Registered instances of workloads outside Kubernetes.', registers: r, collect() { this.set(self.instances.list(self.now()).length); } });
+  }
+
+  start(): void {
+    this.timers.push(setInterval(() => this.tick(), Math.max(100, Math.floor(this.opts.heartbeatIntervalMs / 2))));
+    this.timers.push(setInterval(() => this.rebalanceTick(), 1000));
+    this.timers.push(setInterval(() => this.republishAll(), 5000));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    await this.publishing;
+    this.dispatcher?.close();
+  }
+
+  private record(moves: Move[]): void {
+    for (const m of moves) {
+      this.moves.inc({ reason: m.reason });
+      this.opts.logger.info('workload assigned', { workload: m.workload, from: m.from, to: m.to, reason: m.reason });
+    }
+  }
+
+  private tick(): void {
+    const now = this.now();
+    for (const id of this.pilots.expire(now)) this.opts.logger.warn('pilot lease lapsed; its sidecars move', { pilot: id });
+    for (const s of this.instances.sweep(this.lastSweep, now)) this.markDirty(s);
+    this.lastSweep = now;
+  }
+
+  private rebalanceTick(): void {
+    this.record(this.pilots.rebalance(this.opts.maxMovesPerSecond));
+  }
+
+  private markDirty(s: ServiceKey): void {
+    this.dirty.add(s);
+    this.publishing ??= this.publish().finally(() => (this.publishing = undefined));
+  }
+
+  private republishAll(): void {
+    for (const i of this.instances.list(this.now())) this.dirty.add(`${i.namespace}/${i.service}`);
+    for (const s of this.published) this.dirty.add(s);
+    if (this.dirty.size) this.publishing ??= this.publish().finally(() => (this.publishing = undefined));
+  }
+
+  /** Drains the dirty set into the dispatcher, retrying failed services with backoff. */
+  private async publish(): Promise<void> {
+    const d = this.dispatcher;
+    let attempt = 0;
+    while (d && this.dirty.size && !this.stopped) {
+      const key = [...this.dirty][0]!;
+      this.dirty.delete(key);
+      try {
+        const res = this.instances.resources(key, this.now());
+        if (res) {
+          await d.apply(res.service);
+          await d.apply(res.endpoints);
+          this.published.add(key);
+        } else {
+          for (const kind of ['ServiceEndpoints', 'Service'] as const) await d.delete(kind, key).catch((e: unknown) => (isNotFound(e) ? undefined : Promise.reject(e)));
+          this.published.delete(key);
+        }
+        attempt = 0;
+      } catch (err) {
+        this.dirty.add(key);
+        this.opts.logger.warn('publishing to the dispatcher failed; retrying', { service: key, error: (err as Error).message });
+        await sleep(Math.min(5000, 100 * 2 ** attempt++));
+      }
+    }
+  }
+
+  /** Sidecars as last located, with the pilot each is connected to per heartbeats. */
+  sidecarTable(): SidecarRecord[] {
+    const connected = new Map<string, string>();
+    for (const p of this.pilots.list()) for (const s of p.sidecars) connected.set(s.nodeId, p.id);
+    const out = new Map<string, SidecarRecord>();
+    for (const s of this.sidecars.values()) out.set(s.nodeId, { ...s, ...(connected.has(s.nodeId) ? { connectedTo: connected.get(s.nodeId)! } : {}) });
+    for (const p of this.pilots.list())
+      for (const s of p.sidecars)
+        if (!out.has(s.nodeId)) out.set(s.nodeId, { nodeId: s.nodeId, namespace: s.namespace, workload: s.workload, pilot: this.pilots.assignmentOf(s.namespace, s.workload) ?? '', locatedAt: '', connectedTo: p.id });
+    return [...out.values()].sort((a, b) => a.nodeId.localeCompare(b.nodeId));
+  }
+
+  metaService(): MetaServerServer {
+    const lease = (shed: string[] = []) => ({ ttlMs: this.opts.pilotTtlMs, heartbeatIntervalMs: this.opts.heartbeatIntervalMs, shed });
+    const wrap =
+      <Req, Res>(fn: (req: Req, peer: string) => Res) =>
+      (call: { request: Req; getPeer(): string }, cb: sendUnaryData<Res>) => {
+        try {
+          cb(null, fn(call.request, call.getPeer()));
+        } catch (err) {
+          fail(cb as sendUnaryData<never>, err);
+        }
+      };
+    return {
+      registerPilot: wrap((req) => {
+        required({ pilotId: req.pilotId, xdsAddress: req.xdsAddress });
+        const known = !!this.pilots.get(req.pilotId);
+        this.pilots.register({ id: req.pilotId, xdsAddress: req.xdsAddress, adminAddress: req.adminAddress, zone: req.zone }, this.now());
+        if (!known) this.opts.logger.info('pilot registered', { pilot: req.pilotId, xdsAddress: req.xdsAddress, adminAddress: req.adminAddress });
+        return lease();
+      }),
+      pilotHeartbeat: wrap((req) => {
+        const r = this.pilots.heartbeat(req.pilotId, req.sidecars.map((s) => ({ nodeId: s.nodeId, namespace: s.namespace || 'default', workload: s.workload })), this.now());
+        if (!r) throw new NotFoundError(`pilot ${req.pilotId} is not registered`);
+        this.record(r.adopted);
+        if (r.shed.length) this.opts.logger.info('asking pilot to shed sidecars', { pilot: req.pilotId, sidecars: r.shed });
+        return lease(r.shed);
+      }),
+      deregisterPilot: wrap((req) => {
+        if (this.pilots.deregister(req.pilotId)) this.opts.logger.info('pilot deregistered; its sidecars move', { pilot: req.pilotId });
+        return {};
+      }),
+      locate: wrap((req) => {
+        required({ nodeId: req.nodeId, workload: req.workload });
+        const namespace = req.namespace || 'default';
+        const r = this.pilots.locate(namespace, req.workload, req.unreachablePilotId || undefined);
+        if (!r) {
+          this.locates.inc({ result: 'unavailable' });
+          throw new UnavailableError('no live pilot');
+        }
+        if (r.move) this.record([r.move]);
+        this.locates.inc({ result: 'ok' });
+        this.sidecars.set(req.nodeId, { nodeId: req.nodeId, namespace, workload: req.workload, pilot: r.pilot.id, locatedAt: new Date(this.now()).toISOString() });
+        return { pilotId: r.pilot.id, xdsAddress: r.pilot.xdsAddress };
+      }),
+    };
+  }
+
+  registryService(): ServiceRegistryServer {
+    const wrap =
+      <Req, Res>(fn: (req: Req) => Res) =>
+      (call: { request: Req }, cb: sendUnaryData<Res>) => {
+        try {
+          cb(null, fn(call.request));
+        } catch (err) {
+          fail(cb as sendUnaryData<never>, err);
+        }
+      };
+    return {
+      register: wrap((req) => {
+        required({ service: req.service, instanceId: req.instanceId, address: req.address });
+        if (!req.port) throw new ValidationError('request', [{ path: 'port', message: 'required' }]);
+        const r = this.instances.register({ ...req, labels: { ...req.labels } }, this.now());
+        this.markDirty(r.service);
+        return { ttlMs: r.ttlMs };
+      }),
+      heartbeat: wrap((req) => {
+        const r = this.instances.heartbeat(req.namespace, req.service, req.instanceId, this.now());
+        if (!r) throw new NotFoundError(`instance ${req.namespace}/${req.service}/${req.instanceId} is not registered`);
+        if (r.changed) this.markDirty(r.changed);
+        return { ttlMs: r.ttlMs };
+      }),
+      deregister: wrap((req) => {
+        const s = this.instances.deregister(req.namespace, req.service, req.instanceId);
+        if (s) this.markDirty(s);
+        return {};
+      }),
+    };
+  }
+}
+
+export { MetaServerService, ServiceRegistryService, status };
