@@ -10,21 +10,29 @@ export interface RequestView {
 }
 
 /**
- * Envoy's virtual host selection: exact domain, then the longest `*.suffix` / `suffix` wildcard,
- * then the longest `prefix*`, then `*`. A port in the authority is tried with and then without.
+ * Envoy's virtual host selection: an exact domain, then the longest `*.suffix` / `suffix`
+ * wildcard, then the longest `prefix*`, then `*`. The authority is tried as received and, when it
+ * carries a port, without it; an exact match on either beats any wildcard.
  */
 export function selectVirtualHost(table: RouteTable, authority: string): VirtualHostModel | undefined {
   const host = authority.toLowerCase();
-  return findHost(table, host) ?? (host.includes(':') && !host.startsWith('[') ? findHost(table, host.slice(0, host.lastIndexOf(':'))) : undefined);
+  const colon = host.lastIndexOf(':');
+  const bare = colon > 0 && !host.endsWith(']') ? host.slice(0, colon) : undefined;
+  const full = findHost(table, host);
+  if (full.exact) return full.vh;
+  const noPort = bare === undefined ? undefined : findHost(table, bare);
+  if (noPort?.exact) return noPort.vh;
+  if (!noPort?.vh) return full.vh;
+  return full.score >= noPort.score ? full.vh : noPort.vh;
 }
 
-function findHost(table: RouteTable, host: string): VirtualHostModel | undefined {
+function findHost(table: RouteTable, host: string): { vh?: VirtualHostModel; exact: boolean; score: number } {
   let best: VirtualHostModel | undefined;
   let bestScore = -1;
   for (const vh of table.virtualHosts) {
     for (const d of vh.domains) {
       let score = -1;
-      if (d === host) return vh;
+      if (d === host) return { vh, exact: true, score: Infinity };
       if (d === '*') score = 0;
       else if (d.startsWith('*') && host.endsWith(d.slice(1)) && host.length > d.length - 1) score = 2_000_000 + d.length;
       else if (d.endsWith('*') && host.startsWith(d.slice(0, -1)) && host.length > d.length - 1) score = 1_000_000 + d.length;
@@ -34,7 +42,7 @@ function findHost(table: RouteTable, host: string): VirtualHostModel | undefined
       }
     }
   }
-  return best;
+  return best ? { vh: best, exact: false, score: bestScore } : { exact: false, score: -1 };
 }
 
 /** The first route of the virtual host whose match accepts the request. */
