@@ -1,0 +1,38 @@
+/** Pilot's Prometheus metrics. */
+import { Counter, Gauge, Histogram, type Registry } from '@octo-mesh/runtime';
+
+export interface PilotMetrics {
+  connected: Gauge;
+  pushes: Counter;
+  nacks: Counter;
+  pushLatency: Histogram;
+  translations: Counter;
+  rejectedPolicies: Gauge;
+  queuedStreams: Gauge;
+}
+
+export function createPilotMetrics(registry: Registry, queued: () => number = () => 0): PilotMetrics {
+  const registers = [registry];
+  return {
+    connected: new Gauge({ name: 'pilot_xds_connected_proxies', help: 'ADS streams open, by kind (sotw, delta).', labelNames: ['kind'], registers }),
+    pushes: new Counter({ name: 'pilot_xds_pushes_total', help: 'Responses sent on ADS streams, by type.', labelNames: ['type'], registers }),
+    nacks: new Counter({ name: 'pilot_xds_nacks_total', help: 'Responses proxies rejected, by type.', labelNames: ['type'], registers }),
+    pushLatency: new Histogram({
+      name: 'pilot_push_latency_seconds',
+      help: 'From a change reaching Pilot to the ACK of the configuration it produced, per proxy and type.',
+      labelNames: ['type'],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    translations: new Counter({ name: 'pilot_service_translations_total', help: 'Service translations, by what was rebuilt (full, endpoints).', labelNames: ['kind'], registers }),
+    rejectedPolicies: new Gauge({ name: 'pilot_rejected_route_policies', help: 'RoutePolicies currently rejected.', registers }),
+    queuedStreams: new Gauge({
+      name: 'pilot_xds_queued_streams',
+      help: 'New ADS streams waiting for admission.',
+      registers,
+      collect() {
+        this.set(queued());
+      },
+    }),
+  };
+}

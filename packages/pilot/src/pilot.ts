@@ -1,0 +1,533 @@
+/**
+ * Pilot: keeps the translation of every service its connected sidecars depend on, builds one
+ * snapshot per *scope* (a set of dependencies, a locality and a listener port — sidecars of one
+ * workload share it, and its bytes), and publishes it to the cache for each node of the scope.
+ *
+ * A change does only the work it requires: notifications are debounced and coalesced; an
+ * endpoint change re-generates that service's load assignments only, and only the scopes that
+ * include the service get a new snapshot, in which only the EDS type changed — so only EDS is
+ * pushed, and only to those nodes. A RoutePolicy change re-translates that service only.
+ */
+import type { ProxyVersion } from '@octo-mesh/api';
+import { Cluster, ClusterLoadAssignment, Listener, TYPE_URL, UpgradeTarget, VirtualHost, type Node } from '@octo-mesh/proto';
+import { ServiceGovernance } from '@octo-mesh/proto/gen/octo/mesh/v1/xds.js';
+import type { Logger } from '@octo-mesh/runtime';
+import { Debouncer, type DebounceOptions } from './debounce.js';
+import type { PilotMetrics } from './metrics.js';
+import type { Locality, ServiceData, ServiceKey } from './model.js';
+import { nodeIdentity, type NodeIdentity } from './node-meta.js';
+import { lengthDelimited } from './server/encode.js';
+import type { ServerCallbacks, StreamInfo } from './server/stream.js';
+import type { MeshChange, MeshSource, MeshWatch } from './source.js';
+import { routePolicyStatus, type SidecarPolicyView } from './status.js';
+import { SyncTracker } from './sync.js';
+import { targetFor } from './upgrade.js';
+import { OUTBOUND, parseClusterName, TYPE } from './translate/common.js';
+import { generateListeners } from './translate/listeners.js';
+import type { PolicyVerdict } from './translate/policy.js';
+import { translateEndpoints, translateService, type ServiceTranslation } from './translate/service.js';
+import { SnapshotCache } from './xds/cache.js';
+import { makeResource, resourceFromBytes, type Provenance, type XdsResource } from './xds/resource.js';
+import { Snapshot } from './xds/snapshot.js';
+
+export interface PilotOptions {
+  source: MeshSource;
+  cache?: SnapshotCache;
+  logger?: Logger;
+  metrics?: PilotMetrics;
+  /** Default: 100 ms quiet period, 1 s maximum delay. */
+  debounce?: DebounceOptions;
+  now?: () => number;
+  /** Called for each node and type when a change's configuration is ACKed (bench and tests). */
+  onPropagated?: (nodeId: string, typeUrl: string, ms: number) => void;
+}
+
+interface ServiceEntry {
+  key: ServiceKey;
+  /** Fetched at least once (data may still be absent: the service does not exist). */
+  loaded: boolean;
+  data?: ServiceData;
+  translation?: ServiceTranslation;
+  /** Why the service could not be translated (bad service data). */
+  error?: string;
+  clusters: XdsResource[];
+  governance?: XdsResource;
+  /** Encoded VirtualHosts, spliced into each scope's route configuration. */
+  vhosts: Buffer[];
+  /** Load assignments per caller locality key. */
+  eds: Map<string, XdsResource[]>;
+  /** Scopes that include the service. */
+  scopes: Set<string>;
+}
+
+interface Scope {
+  key: string;
+  deps: ServiceKey[];
+  locality?: Locality;
+  port: number;
+  nodes: Set<string>;
+  snapshot?: Snapshot;
+}
+
+interface NodeEntry {
+  identity: NodeIdentity;
+  streamId: number;
+  learned: Set<ServiceKey>;
+  scope: string;
+  /** policy → generation ACKed / NACKed (from resource provenance). */
+  acked: Map<string, number>;
+  nacked: Map<string, number>;
+}
+
+const UPGRADE = TYPE_URL.upgradeTarget;
+const GOVERNANCE = TYPE.serviceGovernance;
+const localityKey = (l: Locality | undefined) => (l ? `${l.region ?? ''}/${l.zone ?? ''}` : '');
+
+export class Pilot {
+  readonly cache: SnapshotCache;
+  readonly sync: SyncTracker;
+  private readonly services = new Map<ServiceKey, ServiceEntry>();
+  private readonly scopes = new Map<string, Scope>();
+  private readonly nodes = new Map<string, NodeEntry>();
+  private readonly listenerByPort = new Map<number, XdsResource>();
+  private readonly loading = new Map<ServiceKey, Promise<void>>();
+  private loadBatch: { keys: Set<ServiceKey>; done: Promise<void> } | undefined;
+  private readonly debouncer: Debouncer<MeshChange>;
+  private readonly watch: MeshWatch;
+  private watchDirty = false;
+  private proxyVersions: readonly ProxyVersion[] = [];
+  private readonly now: () => number;
+
+  constructor(private readonly opts: PilotOptions) {
+    this.cache = opts.cache ?? new SnapshotCache();
+    this.now = opts.now ?? (() => performance.now());
+    this.sync = new SyncTracker(this.now);
+    this.debouncer = new Debouncer(opts.debounce ?? { quietMs: 100, maxDelayMs: 1000 }, (batch, at) => this.applyChanges(batch, at), this.now);
+    this.watch = opts.source.watch([], (changes) => this.debouncer.add(...changes));
+  }
+
+  /** The hooks to build the ADS server with. */
+  readonly callbacks: ServerCallbacks = {
+    onStreamOpen: (s) => this.opts.metrics?.connected.inc({ kind: s.kind }),
+    onNode: (s, node) => this.connect(s, node),
+    onStreamResponse: (s, typeUrl, version, nonce) => {
+      this.sync.sent(s.node!.id, typeUrl, version, nonce);
+      this.opts.metrics?.pushes.inc({ type: shortName(typeUrl) });
+    },
+    onAck: (s, typeUrl, version) => this.onAck(s, typeUrl, version),
+    onNack: (s, typeUrl, version, _nonce, error) => this.onNack(s, typeUrl, version, error),
+    onMissingResources: (s, typeUrl, names) => void this.learn(s, typeUrl, names),
+    onStreamClosed: (s) => {
+      this.opts.metrics?.connected.dec({ kind: s.kind });
+      if (s.node) this.disconnect(s.node.id, s.id);
+    },
+  };
+
+  // ---------------------------------------------------------------------------------------
+  // Nodes
+
+  private async connect(stream: StreamInfo, node: Node): Promise<void> {
+    const identity = nodeIdentity(node);
+    const previous = this.nodes.get(identity.id);
+    const learned = previous?.learned ?? new Set<ServiceKey>();
+    if (previous) this.leaveScope(identity.id, previous.scope);
+    const entry: NodeEntry = { identity, streamId: stream.id, learned, scope: '', acked: new Map(), nacked: new Map() };
+    this.nodes.set(identity.id, entry);
+    this.sync.connected(identity.id, stream.id, stream.kind);
+    await this.placeNode(entry);
+  }
+
+  /** Puts a node into the scope its dependencies say, loading what is missing, and publishes. */
+  private async placeNode(entry: NodeEntry): Promise<void> {
+    const id = entry.identity;
+    const deps = [...new Set([...id.dependencies, ...entry.learned])].sort();
+    const port = id.outboundPort ?? 15001;
+    const key = JSON.stringify([deps, localityKey(id.locality), port]);
+    let scope = this.scopes.get(key);
+    if (!scope) {
+      scope = { key, deps, ...(id.locality ? { locality: id.locality } : {}), port, nodes: new Set() };
+      this.scopes.set(key, scope);
+      for (const d of deps) this.serviceEntry(d).scopes.add(key);
+      this.watchChanged();
+    }
+    scope.nodes.add(id.id);
+    entry.scope = key;
+    await this.ensureLoaded(deps);
+    if (this.nodes.get(id.id) !== entry || entry.scope !== key) return; // gone or moved meanwhile
+    scope.snapshot ??= this.buildScopeSnapshot(scope);
+    this.publishNode(entry, scope.snapshot);
+  }
+
+  private disconnect(nodeId: string, streamId: number): void {
+    const entry = this.nodes.get(nodeId);
+    if (!entry || entry.streamId !== streamId) return;
+    this.nodes.delete(nodeId);
+    this.leaveScope(nodeId, entry.scope);
+    this.cache.clearSnapshot(nodeId);
+    this.sync.disconnected(nodeId, streamId);
+  }
+
+  /** Removes a node from a scope; an empty scope goes, and so do services no scope needs (Pilot holds only what its sidecars use). */
+  private leaveScope(nodeId: string, key: string): void {
+    const scope = this.scopes.get(key);
+    if (!scope) return;
+    scope.nodes.delete(nodeId);
+    if (scope.nodes.size) return;
+    this.scopes.delete(key);
+    for (const d of scope.deps) {
+      const s = this.services.get(d);
+      if (!s) continue;
+      s.scopes.delete(key);
+      if (s.scopes.size === 0) this.services.delete(d);
+    }
+    this.watchChanged();
+  }
+
+  /** On-demand: a proxy asked for clusters of services it did not declare; add them to its scope. */
+  private async learn(stream: StreamInfo, typeUrl: string, names: readonly string[]): Promise<void> {
+    const entry = stream.node && this.nodes.get(stream.node.id);
+    if (!entry || entry.streamId !== stream.id) return;
+    const keys = new Set<ServiceKey>();
+    for (const n of names) {
+      if (typeUrl === TYPE_URL.cluster || typeUrl === TYPE_URL.endpoint) {
+        const p = parseClusterName(n);
+        if (p) keys.add(p.service);
+      } else if (typeUrl === GOVERNANCE) {
+        const m = /^([a-z0-9-]+)\.([a-z0-9-]+)\.svc$/.exec(n);
+        if (m) keys.add(`${m[2]}/${m[1]}`);
+      }
+    }
+    const fresh = [...keys].filter((k) => !entry.learned.has(k) && !entry.identity.dependencies.includes(k));
+    if (!fresh.length) return;
+    for (const k of fresh) entry.learned.add(k);
+    this.opts.logger?.info('learned dependencies on demand', { node: entry.identity.id, services: fresh });
+    this.leaveScope(entry.identity.id, entry.scope);
+    await this.placeNode(entry);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Loading and translating services
+
+  private serviceEntry(key: ServiceKey): ServiceEntry {
+    let s = this.services.get(key);
+    if (!s) this.services.set(key, (s = { key, loaded: false, clusters: [], vhosts: [], eds: new Map(), scopes: new Set() }));
+    return s;
+  }
+
+  /** Fetches the services not loaded yet; concurrent callers share one fetch per tick. */
+  private ensureLoaded(keys: readonly ServiceKey[]): Promise<unknown> {
+    const waits: Promise<void>[] = [];
+    for (const k of keys) {
+      const s = this.services.get(k);
+      if (s?.loaded) continue;
+      let p = this.loading.get(k);
+      if (!p) {
+        if (!this.loadBatch) {
+          const batch = { keys: new Set<ServiceKey>(), done: undefined as unknown as Promise<void> };
+          batch.done = new Promise<void>((r) => setImmediate(r)).then(() => this.loadNow(batch.keys));
+          this.loadBatch = batch;
+        }
+        this.loadBatch.keys.add(k);
+        p = this.loadBatch.done;
+        this.loading.set(k, p);
+      }
+      waits.push(p);
+    }
+    return Promise.all(waits);
+  }
+
+  private async loadNow(keys: Set<ServiceKey>): Promise<void> {
+    if (this.loadBatch?.keys === keys) this.loadBatch = undefined;
+    const list = [...keys];
+    try {
+      const data = await this.fetchWithRetry(list);
+      for (const k of list) {
+        const s = this.services.get(k);
+        if (s) this.retranslate(s, data.get(k));
+      }
+    } finally {
+      for (const k of list) this.loading.delete(k);
+    }
+  }
+
+  private async fetchWithRetry(keys: ServiceKey[]): Promise<Map<ServiceKey, ServiceData>> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.opts.source.fetch(keys);
+      } catch (err) {
+        const wait = Math.min(5000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2);
+        this.opts.logger?.warn('fetch from mesh source failed; retrying', { error: (err as Error).message, services: keys.length, waitMs: Math.round(wait) });
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  /** Full translation of one service; keeps the previous resource objects when their bytes did not change. */
+  private retranslate(s: ServiceEntry, data: ServiceData | undefined): void {
+    this.opts.metrics?.translations.inc({ kind: 'full' });
+    s.loaded = true;
+    delete s.error;
+    s.eds.clear();
+    if (!data) {
+      delete s.data;
+      delete s.translation;
+      delete s.governance;
+      s.clusters = [];
+      s.vhosts = [];
+      return;
+    }
+    s.data = data;
+    try {
+      const t = translateService(data);
+      const prov: Provenance[] = t.provenance ? [t.provenance] : [];
+      s.translation = t;
+      s.clusters = reuse(
+        s.clusters,
+        t.clusters.map((c) =>
+          makeResource(TYPE_URL.cluster, c.name, Cluster, c, 'clusters', {
+            references: [{ typeUrl: TYPE_URL.endpoint, name: c.edsClusterConfig?.serviceName || c.name }],
+            provenance: prov,
+          }),
+        ),
+      );
+      s.vhosts = t.virtualHosts.map((v) => Buffer.from(VirtualHost.encode(v).finish()));
+      s.governance = reuse(s.governance ? [s.governance] : [], [makeResource(GOVERNANCE, t.governance.service, ServiceGovernance, t.governance, 'governance', { provenance: prov })])[0];
+      for (const v of t.verdicts.filter((x) => !x.accepted)) this.opts.logger?.warn('RoutePolicy rejected', { routePolicy: v.policy, generation: v.generation, reason: v.reason });
+    } catch (err) {
+      s.error = (err as Error).message;
+      delete s.translation;
+      delete s.governance;
+      s.clusters = [];
+      s.vhosts = [];
+      this.opts.logger?.error('service left out: cannot translate it', { service: s.key, error: s.error });
+    }
+  }
+
+  private edsFor(s: ServiceEntry, locality: Locality | undefined): XdsResource[] {
+    const lk = localityKey(locality);
+    let eds = s.eds.get(lk);
+    if (!eds) {
+      if (!s.data || !s.translation) eds = [];
+      else {
+        try {
+          const prov: Provenance[] = s.translation.provenance ? [s.translation.provenance] : [];
+          eds = translateEndpoints(s.data, s.translation, locality).map((c) => makeResource(TYPE_URL.endpoint, c.clusterName, ClusterLoadAssignment, c, 'endpoints', { provenance: prov }));
+        } catch (err) {
+          // Bad endpoint data: keep the clusters, with no endpoints, rather than none at all.
+          this.opts.logger?.error('endpoints left out', { service: s.key, error: (err as Error).message });
+          eds = s.clusters.map((c) => makeResource(TYPE_URL.endpoint, c.name, ClusterLoadAssignment, ClusterLoadAssignment.fromPartial({ clusterName: c.name }), 'endpoints'));
+        }
+      }
+      s.eds.set(lk, eds);
+    }
+    return eds;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Snapshots
+
+  private listener(port: number): XdsResource {
+    let l = this.listenerByPort.get(port);
+    if (!l) {
+      const [msg] = generateListeners({ port });
+      l = makeResource(TYPE_URL.listener, msg!.name, Listener, msg!, 'listeners', { references: [{ typeUrl: TYPE_URL.route, name: OUTBOUND }] });
+      this.listenerByPort.set(port, l);
+    }
+    return l;
+  }
+
+  /** RouteConfiguration `outbound` = name (field 1) + the deps' encoded virtual hosts (field 2), spliced without re-encoding. */
+  private routeConfig(present: ServiceEntry[]): XdsResource {
+    const parts = [lengthDelimited(1, Buffer.from(OUTBOUND))];
+    for (const s of present) for (const v of s.vhosts) parts.push(lengthDelimited(2, v));
+    const prov = present.flatMap((s) => (s.translation?.provenance ? [s.translation.provenance] : []));
+    return resourceFromBytes(TYPE_URL.route, OUTBOUND, Buffer.concat(parts), 'routes', { provenance: prov });
+  }
+
+  private scopeTypes(scope: Scope, only?: Set<string>): Record<string, XdsResource[]> {
+    const present = scope.deps.flatMap((d) => {
+      const s = this.services.get(d);
+      return s?.translation ? [s] : [];
+    });
+    const out: Record<string, XdsResource[]> = {};
+    const want = (t: string) => !only || only.has(t);
+    if (want(TYPE_URL.listener)) out[TYPE_URL.listener] = [this.listener(scope.port)];
+    if (want(TYPE_URL.route)) out[TYPE_URL.route] = [this.routeConfig(present)];
+    if (want(TYPE_URL.cluster)) out[TYPE_URL.cluster] = present.flatMap((s) => s.clusters);
+    if (want(TYPE_URL.endpoint)) out[TYPE_URL.endpoint] = present.flatMap((s) => this.edsFor(s, scope.locality));
+    if (want(GOVERNANCE)) out[GOVERNANCE] = present.flatMap((s) => (s.governance ? [s.governance] : []));
+    if (want(UPGRADE)) out[UPGRADE] = [];
+    return out;
+  }
+
+  private buildScopeSnapshot(scope: Scope): Snapshot {
+    return Snapshot.of(this.scopeTypes(scope)).assertConsistent();
+  }
+
+  /** Publishes the node's snapshot: its scope's, plus its UpgradeTarget when a rollout covers it. */
+  private publishNode(entry: NodeEntry, scopeSnapshot: Snapshot, changedAt?: number): void {
+    const target = this.proxyVersions.length ? targetFor(entry.identity, this.proxyVersions) : undefined;
+    const snap = target ? scopeSnapshot.with({ [UPGRADE]: [makeResource(UPGRADE, entry.identity.id, UpgradeTarget, target, 'upgrade')] }) : scopeSnapshot;
+    const prev = this.cache.getSnapshot(entry.identity.id);
+    if (changedAt !== undefined && prev)
+      for (const t of snap.typeUrls()) if (snap.version(t) !== prev.version(t)) this.sync.changed(entry.identity.id, t, snap.version(t), changedAt);
+    this.cache.publish(entry.identity.id, snap);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Changes
+
+  private async applyChanges(batch: MeshChange[], firstAt: number): Promise<void> {
+    const kinds = new Map<ServiceKey, 'endpoints' | 'full'>();
+    for (const c of batch) {
+      if (c.kind === 'resync') for (const k of this.services.keys()) kinds.set(k, 'full');
+      else if (this.services.has(c.service)) kinds.set(c.service, c.kind === 'endpoints' && kinds.get(c.service) !== 'full' ? 'endpoints' : 'full');
+    }
+    if (!kinds.size) return;
+    const data = await this.fetchWithRetry([...kinds.keys()]);
+    const changedTypes = new Map<string, Set<string>>(); // scope → types to rebuild
+    for (const [key, kind] of kinds) {
+      const s = this.services.get(key);
+      if (!s) continue;
+      const d = data.get(key);
+      let types: string[];
+      if (kind === 'endpoints' && s.translation && d && sameService(s.data, d)) {
+        this.opts.metrics?.translations.inc({ kind: 'endpoints' });
+        s.data = { ...s.data!, endpoints: d.endpoints };
+        s.eds.clear();
+        types = [TYPE_URL.endpoint];
+      } else {
+        this.retranslate(s, d);
+        types = [TYPE_URL.route, TYPE_URL.cluster, TYPE_URL.endpoint, GOVERNANCE];
+      }
+      for (const sk of s.scopes) {
+        let set = changedTypes.get(sk);
+        if (!set) changedTypes.set(sk, (set = new Set()));
+        for (const t of types) set.add(t);
+      }
+    }
+    for (const [sk, types] of changedTypes) {
+      const scope = this.scopes.get(sk);
+      if (!scope?.snapshot) continue;
+      try {
+        scope.snapshot = scope.snapshot.with(this.scopeTypes(scope, types)).assertConsistent();
+      } catch (err) {
+        this.opts.logger?.error('snapshot not published: inconsistent', { scope: scope.deps, error: (err as Error).message });
+        continue;
+      }
+      for (const n of scope.nodes) {
+        const entry = this.nodes.get(n);
+        if (entry) this.publishNode(entry, scope.snapshot, firstAt);
+      }
+    }
+  }
+
+  /** Replaces the ProxyVersion rollouts; every node's UpgradeTarget is recomputed and pushed if it changed. */
+  setProxyVersions(pvs: readonly ProxyVersion[]): void {
+    this.proxyVersions = pvs;
+    const at = this.now();
+    for (const entry of this.nodes.values()) {
+      const scope = this.scopes.get(entry.scope);
+      if (scope?.snapshot) this.publishNode(entry, scope.snapshot, at);
+    }
+  }
+
+  private watchChanged(): void {
+    if (this.watchDirty) return;
+    this.watchDirty = true;
+    queueMicrotask(() => {
+      this.watchDirty = false;
+      this.watch.update(this.services.keys());
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // ACKs and status
+
+  private onAck(s: StreamInfo, typeUrl: string, version: string): void {
+    const id = s.node!.id;
+    const ms = this.sync.acked(id, typeUrl, version);
+    if (ms !== undefined) {
+      this.opts.metrics?.pushLatency.observe({ type: shortName(typeUrl) }, ms / 1000);
+      this.opts.onPropagated?.(id, typeUrl, ms);
+    }
+    this.recordPolicies(id, typeUrl, version, 'acked');
+  }
+
+  private onNack(s: StreamInfo, typeUrl: string, version: string, error: string): void {
+    const id = s.node!.id;
+    this.sync.nacked(id, typeUrl, version, error);
+    this.opts.metrics?.nacks.inc({ type: shortName(typeUrl) });
+    this.opts.logger?.warn('proxy rejected configuration', { node: id, type: shortName(typeUrl), version, error });
+    this.recordPolicies(id, typeUrl, version, 'nacked');
+  }
+
+  private recordPolicies(nodeId: string, typeUrl: string, version: string, how: 'acked' | 'nacked'): void {
+    if (typeUrl !== TYPE_URL.route && typeUrl !== TYPE_URL.cluster) return;
+    const entry = this.nodes.get(nodeId);
+    const ts = this.cache.getSnapshot(nodeId)?.get(typeUrl);
+    if (!entry || ts?.version !== version) return;
+    for (const r of ts.resources.values()) for (const p of r.provenance) entry[how].set(p.policy, p.generation);
+  }
+
+  /** Status of every RoutePolicy targeting a service Pilot holds (accepted or why not, sidecar counts). */
+  routePolicyStatuses(): { policy: string; target: ServiceKey; status: ReturnType<typeof routePolicyStatus> }[] {
+    const views: SidecarPolicyView[] = [...this.nodes.values()].map((n) => ({
+      dependsOn: new Set(this.scopes.get(n.scope)?.deps ?? []),
+      acked: n.acked,
+      nacked: n.nacked,
+    }));
+    const out: { policy: string; target: ServiceKey; status: ReturnType<typeof routePolicyStatus> }[] = [];
+    let rejected = 0;
+    for (const s of this.services.values())
+      for (const v of s.translation?.verdicts ?? []) {
+        if (!v.accepted) rejected++;
+        out.push({ policy: v.policy, target: s.key, status: routePolicyStatus({ ...v, target: s.key }, views) });
+      }
+    this.opts.metrics?.rejectedPolicies.set(rejected);
+    return out;
+  }
+
+  /** For the debug API. */
+  describe(): {
+    nodes: { id: string; scope: string[]; learned: string[]; streamId: number }[];
+    services: { key: string; error?: string; clusters: number; verdicts: PolicyVerdict[] }[];
+    scopes: number;
+  } {
+    return {
+      nodes: [...this.nodes.values()].map((n) => ({ id: n.identity.id, scope: this.scopes.get(n.scope)?.deps ?? [], learned: [...n.learned], streamId: n.streamId })),
+      services: [...this.services.values()].map((s) => ({ key: s.key, ...(s.error ? { error: s.error } : {}), clusters: s.clusters.length, verdicts: s.translation?.verdicts ?? [] })),
+      scopes: this.scopes.size,
+    };
+  }
+
+  get connectedNodes(): number {
+    return this.nodes.size;
+  }
+
+  /** Resolves once queued changes are applied (tests, benches, shutdown). */
+  idle(): Promise<void> {
+    return this.debouncer.idle();
+  }
+
+  close(): void {
+    this.debouncer.close();
+    this.watch.close();
+  }
+}
+
+/** Keeps old resource objects whose bytes did not change, so caches keyed on them stay warm. */
+function reuse(old: readonly XdsResource[], next: XdsResource[]): XdsResource[] {
+  const key = (r: XdsResource) => `${r.name}@${r.version}@${JSON.stringify(r.provenance)}`;
+  const byKey = new Map(old.map((r) => [key(r), r]));
+  return next.map((r) => byKey.get(key(r)) ?? r);
+}
+
+/** Same service definition (ports, names): an endpoints-only change can skip re-translation. */
+function sameService(a: ServiceData | undefined, b: ServiceData): boolean {
+  if (!a) return false;
+  const same = <T>(x: T, y: T) => x === y || JSON.stringify(x) === JSON.stringify(y);
+  return same(a.service, b.service) && same(a.policies, b.policies);
+}
+
+const shortName = (typeUrl: string) => typeUrl.slice(typeUrl.lastIndexOf('.') + 1);

@@ -1,0 +1,138 @@
+/**
+ * The ADS gRPC server: SotW and delta streams over one snapshot cache, with hooks.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { AggregatedDiscoveryServiceService, DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse } from '@octo-mesh/proto';
+import type { SnapshotCache } from '../xds/cache.js';
+import { StreamAdmission, type AdmissionOptions } from './admission.js';
+import { DeltaStream } from './delta.js';
+import { Encoded } from './encode.js';
+import { SotwStream } from './sotw.js';
+import type { AdsStream, ServerCallbacks } from './stream.js';
+
+type Response<T> = T | Encoded;
+
+/**
+ * AggregatedDiscoveryService with response serialisers that pass pre-encoded responses through
+ * untouched (see encode.ts) and encode anything else with the generated codec.
+ */
+export const ADS_SERVICE = {
+  streamAggregatedResources: {
+    ...AggregatedDiscoveryServiceService.streamAggregatedResources,
+    responseSerialize: (r: Response<DiscoveryResponse>): Buffer => (r instanceof Encoded ? r.bytes : Buffer.from(DiscoveryResponse.encode(r).finish())),
+    requestDeserialize: (b: Buffer): DiscoveryRequest => DiscoveryRequest.decode(b),
+  },
+  deltaAggregatedResources: {
+    ...AggregatedDiscoveryServiceService.deltaAggregatedResources,
+    responseSerialize: (r: Response<DeltaDiscoveryResponse>): Buffer =>
+      r instanceof Encoded ? r.bytes : Buffer.from(DeltaDiscoveryResponse.encode(r).finish()),
+    requestDeserialize: (b: Buffer): DeltaDiscoveryRequest => DeltaDiscoveryRequest.decode(b),
+  },
+} as const;
+
+export interface AdsServerOptions {
+  cache: SnapshotCache;
+  callbacks?: ServerCallbacks;
+  /** Limits how fast new streams are taken on; default 500/s with a burst of 1000. */
+  admission?: AdmissionOptions;
+  /** Extra grpc-js server options. */
+  grpcOptions?: grpc.ServerOptions;
+}
+
+export class AdsServer {
+  readonly server: grpc.Server;
+  readonly admission: StreamAdmission;
+  private readonly streams = new Set<AdsStream>();
+  private nextId = 0;
+  private boundPort = 0;
+
+  constructor(private readonly opts: AdsServerOptions) {
+    this.admission = new StreamAdmission(opts.admission ?? { ratePerSecond: 500, burst: 1000 });
+    this.server = new grpc.Server({
+      'grpc.max_concurrent_streams': 1_000_000,
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+      'grpc.keepalive_permit_without_calls': 1,
+      ...opts.grpcOptions,
+    });
+    this.server.addService(ADS_SERVICE as unknown as grpc.ServiceDefinition, {
+      streamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Response<DiscoveryResponse>>) => this.sotw(call),
+      deltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Response<DeltaDiscoveryResponse>>) => this.delta(call),
+    });
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /** Streams currently open. */
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
+  /** Binds and serves (insecure: mTLS comes with the mesh's identity work). Resolves with the port. */
+  listen(port: number, host = '0.0.0.0'): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
+        if (err) return reject(err);
+        this.boundPort = bound;
+        resolve(bound);
+      });
+    });
+  }
+
+  /** Stops taking streams, ends the open ones (proxies reconnect elsewhere) and shuts down. */
+  async close(graceMs = 2000): Promise<void> {
+    this.admission.close();
+    for (const s of this.streams) s.close();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private open<S extends AdsStream>(make: (id: number, fail: (code: number, message: string) => void) => S, call: grpc.ServerDuplexStream<unknown, unknown>): S {
+    const fail = (code: number, details: string) => {
+      if (!call.cancelled) call.emit('error', { code, details });
+    };
+    const stream = make(++this.nextId, fail);
+    this.streams.add(stream);
+    this.opts.callbacks?.onStreamOpen?.(stream);
+    const done = () => {
+      if (!this.streams.delete(stream)) return;
+      stream.close();
+    };
+    call.on('end', () => {
+      done();
+      call.end();
+    });
+    call.on('error', done);
+    call.on('close', done);
+    call.on('cancelled', done);
+    return stream;
+  }
+
+  private sotw(call: grpc.ServerDuplexStream<DiscoveryRequest, Response<DiscoveryResponse>>): void {
+    const s = this.open(
+      (id, fail) => new SotwStream(id, 'sotw', call.getPeer(), this.opts.cache, this.opts.callbacks ?? {}, this.admission.admit(), fail),
+      call as grpc.ServerDuplexStream<unknown, unknown>,
+    );
+    s.write = (r) => void call.write(r);
+    call.on('data', (req: DiscoveryRequest) => s.handleRequest(req));
+  }
+
+  private delta(call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Response<DeltaDiscoveryResponse>>): void {
+    const s = this.open(
+      (id, fail) => new DeltaStream(id, 'delta', call.getPeer(), this.opts.cache, this.opts.callbacks ?? {}, this.admission.admit(), fail),
+      call as grpc.ServerDuplexStream<unknown, unknown>,
+    );
+    s.write = (r) => void call.write(r);
+    call.on('data', (req: DeltaDiscoveryRequest) => s.handleRequest(req));
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Hand-assembled protobuf for ADS responses. A response is mostly resources that thousands of
+ * streams send identically, so their encoding is cached (on the immutable resource and type
+ * snapshot objects) and each stream only appends its own nonce: serialising a push to N streams
+ * costs N buffer concatenations, not N message encodings. Field numbers are from
+ * envoy/service/discovery/v3/discovery.proto; encode.test.ts decodes the output with the
+ * generated codecs to keep this honest.
+ */
+import type { TypeSnapshot } from '../xds/snapshot.js';
+import type { XdsResource } from '../xds/resource.js';
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
+/** A length-delimited field (wire type 2). */
+export function lengthDelimited(field: number, payload: Buffer): Buffer {
+  return Buffer.concat([varint((field << 3) | 2), varint(payload.length), payload]);
+}
+
+const str = (field: number, s: string): Buffer => (s ? lengthDelimited(field, Buffer.from(s, 'utf8')) : Buffer.alloc(0));
+
+/** Bytes to hand to grpc-js as they are (see the service definition in ads.ts). */
+export class Encoded {
+  constructor(readonly bytes: Buffer) {}
+}
+
+const anyBytes = new WeakMap<XdsResource, Buffer>();
+/** The resource's `Any`, encoded once. */
+function encodedAny(r: XdsResource): Buffer {
+  let b = anyBytes.get(r);
+  if (!b) anyBytes.set(r, (b = Buffer.concat([str(1, r.any.typeUrl), r.any.value.length ? lengthDelimited(2, r.any.value) : Buffer.alloc(0)])));
+  return b;
+}
+
+const sotwBodies = new WeakMap<TypeSnapshot, Buffer>();
+
+/**
+ * DiscoveryResponse { version_info = 1; resources = 2; type_url = 4; nonce = 5 }. With `names`
+ * the response holds only those resources (a non-wildcard subscription); without, all of the
+ * type, and the body is cached on the type snapshot.
+ */
+export function sotwResponse(ts: TypeSnapshot, nonce: string, names?: Iterable<string>): Encoded {
+  let body: Buffer | undefined;
+  if (!names) body = sotwBodies.get(ts);
+  if (!body) {
+    const parts: Buffer[] = [str(1, ts.version)];
+    const chosen = names ? [...names].flatMap((n) => (ts.resources.has(n) ? [ts.resources.get(n)!] : [])) : ts.resources.values();
+    for (const r of chosen) parts.push(lengthDelimited(2, encodedAny(r)));
+    parts.push(str(4, ts.typeUrl));
+    body = Buffer.concat(parts);
+    if (!names) sotwBodies.set(ts, body);
+  }
+  return new Encoded(Buffer.concat([body, str(5, nonce)]));
+}
+
+const deltaEntries = new WeakMap<XdsResource, Buffer>();
+/** Resource { version = 1; resource = 2; name = 3 } as field 2 of DeltaDiscoveryResponse, encoded once. */
+function deltaEntry(r: XdsResource): Buffer {
+  let b = deltaEntries.get(r);
+  if (!b) deltaEntries.set(r, (b = lengthDelimited(2, Buffer.concat([str(1, r.version), lengthDelimited(2, encodedAny(r)), str(3, r.name)]))));
+  return b;
+}
+
+/** DeltaDiscoveryResponse { system_version_info = 1; resources = 2; type_url = 4; nonce = 5; removed_resources = 6 }. */
+export function deltaResponse(typeUrl: string, systemVersion: string, resources: readonly XdsResource[], removed: readonly string[], nonce: string): Encoded {
+  return new Encoded(
+    Buffer.concat([str(1, systemVersion), ...resources.map(deltaEntry), str(4, typeUrl), str(5, nonce), ...removed.map((n) => lengthDelimited(6, Buffer.from(n, 'utf8')))]),
+  );
+}

@@ -1,0 +1,112 @@
+/**
+ * What the SotW and delta streams share: identity, the callbacks, request serialisation and the
+ * subscription to the node's snapshot.
+ */
+import type { Node } from '@octo-mesh/proto';
+import type { SnapshotCache } from '../xds/cache.js';
+import type { Snapshot } from '../xds/snapshot.js';
+import { PUSH_ORDER } from '../xds/snapshot.js';
+
+export interface StreamInfo {
+  readonly id: number;
+  readonly kind: 'sotw' | 'delta';
+  readonly peer: string;
+  /** Set from the first request (which must carry it); later requests may omit it. */
+  node?: Node;
+}
+
+/**
+ * Hooks the ADS server calls; logging, metrics, sync status and Pilot's own bookkeeping hang off
+ * them. All are synchronous except `onNode`; none may throw except `onNode`.
+ */
+export interface ServerCallbacks {
+  onStreamOpen?(stream: StreamInfo): void;
+  /**
+   * The first request of a stream named its node. Pilot prepares the node's snapshot here; the
+   * stream handles no request until the returned promise settles. Throwing (or rejecting) ends
+   * the stream with INVALID_ARGUMENT and the error's message.
+   */
+  onNode?(stream: StreamInfo, node: Node): void | Promise<void>;
+  /** Every request, after ACK/NACK bookkeeping. */
+  onStreamRequest?(stream: StreamInfo, typeUrl: string, names: readonly string[]): void;
+  onStreamResponse?(stream: StreamInfo, typeUrl: string, version: string, nonce: string, resourceNames: readonly string[]): void;
+  /** The proxy accepted `version` of a type. */
+  onAck?(stream: StreamInfo, typeUrl: string, version: string, nonce: string): void;
+  /** The proxy rejected the response with `nonce`, which carried `version`; it keeps what it had. */
+  onNack?(stream: StreamInfo, typeUrl: string, version: string, nonce: string, error: string): void;
+  /** The proxy asked for names its snapshot lacks — perhaps a service it did not declare (on-demand). */
+  onMissingResources?(stream: StreamInfo, typeUrl: string, names: readonly string[]): void;
+  onStreamClosed?(stream: StreamInfo): void;
+}
+
+/** Order in which types are considered on a snapshot change: known types first, then the rest. */
+export function pushOrder(types: Iterable<string>): string[] {
+  const all = [...types];
+  return [...PUSH_ORDER.filter((t) => all.includes(t)), ...all.filter((t) => !PUSH_ORDER.includes(t)).sort()];
+}
+
+export abstract class AdsStream implements StreamInfo {
+  node?: Node;
+  private queue: Promise<void>;
+  private unsubscribe: (() => void) | undefined;
+  protected closed = false;
+  private nonceCounter = 0;
+
+  constructor(
+    readonly id: number,
+    readonly kind: 'sotw' | 'delta',
+    readonly peer: string,
+    protected readonly cache: SnapshotCache,
+    protected readonly callbacks: ServerCallbacks,
+    admitted: Promise<void>,
+    private readonly fail: (code: number, message: string) => void,
+  ) {
+    this.queue = admitted;
+  }
+
+  get nodeId(): string {
+    return this.node?.id ?? '';
+  }
+
+  /** Queues a request; requests are handled one at a time, in order. */
+  enqueue(node: Node | undefined, handle: () => void): void {
+    this.queue = this.queue
+      .then(async () => {
+        if (this.closed) return;
+        if (!this.node) {
+          if (!node?.id) throw Object.assign(new Error('the first request of a stream must carry node.id'), { code: 3 });
+          this.node = node;
+          try {
+            await this.callbacks.onNode?.(this, node);
+          } catch (err) {
+            throw Object.assign(new Error((err as Error).message), { code: 3 });
+          }
+          if (this.closed) return;
+          this.unsubscribe = this.cache.subscribe(node.id, (s) => this.onSnapshot(s));
+        }
+        handle();
+      })
+      .catch((err: Error & { code?: number }) => {
+        if (this.closed) return;
+        this.fail(err.code ?? 13, err.message);
+        this.close();
+      });
+  }
+
+  protected nextNonce(): string {
+    return (++this.nonceCounter).toString(36);
+  }
+
+  protected snapshot(): Snapshot | undefined {
+    return this.cache.getSnapshot(this.nodeId);
+  }
+
+  protected abstract onSnapshot(snapshot: Snapshot): void;
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.unsubscribe?.();
+    this.callbacks.onStreamClosed?.(this);
+  }
+}

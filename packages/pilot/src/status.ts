@@ -1,0 +1,43 @@
+/**
+ * RoutePolicy status as the control plane sees it: accepted or why not, and how many of the
+ * sidecars that call the target service run the policy's current generation. Pure; the operator
+ * writes it into the CRD's status.
+ */
+import type { RoutePolicyStatus } from '@octo-mesh/api';
+import type { ServiceKey } from './model.js';
+import type { PolicyVerdict } from './translate/policy.js';
+
+/** What one sidecar has of the policies (from the provenance of the resources it ACKed/NACKed). */
+export interface SidecarPolicyView {
+  dependsOn: ReadonlySet<ServiceKey>;
+  /** policy → generation in the last ACKed configuration. */
+  acked: ReadonlyMap<string, number>;
+  /** policy → generation in the last NACKed configuration. */
+  nacked: ReadonlyMap<string, number>;
+}
+
+export function routePolicyStatus(verdict: PolicyVerdict & { target: ServiceKey }, sidecars: Iterable<SidecarPolicyView>): RoutePolicyStatus {
+  let total = 0;
+  let acked = 0;
+  let nacked = 0;
+  for (const s of sidecars) {
+    if (!s.dependsOn.has(verdict.target)) continue;
+    total++;
+    if (!verdict.accepted) continue;
+    if (s.nacked.get(verdict.policy) === verdict.generation) nacked++;
+    else if (s.acked.get(verdict.policy) === verdict.generation) acked++;
+  }
+  return {
+    observedGeneration: verdict.generation,
+    accepted: verdict.accepted,
+    conditions: [
+      {
+        type: 'Accepted',
+        status: verdict.accepted ? 'True' : 'False',
+        reason: verdict.accepted ? 'Translated' : 'Invalid',
+        message: verdict.accepted ? 'translated to xDS' : (verdict.reason ?? 'rejected'),
+      },
+    ],
+    sidecars: { total, acked, nacked },
+  };
+}

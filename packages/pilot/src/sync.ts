@@ -1,0 +1,127 @@
+/**
+ * Sync status per node and type, as istiod's `/debug/syncz` shows it: what was sent, what the
+ * proxy ACKed or NACKed, and how that compares with the node's current snapshot.
+ */
+export type SyncState = 'SYNCED' | 'NOT SENT' | 'STALE' | 'NACKED';
+
+export interface TypeSync {
+  sent?: { version: string; nonce: string; at: number };
+  acked?: { version: string; at: number };
+  /** The last NACK; kept after later ACKs for the record (`state` tells whether it still matters). */
+  nacked?: { version: string; error: string; at: number };
+  /** A change reached this type at `at` and produced `version`; cleared by the ACK of that version. */
+  pending?: { version: string; at: number };
+}
+
+export interface NodeSync {
+  nodeId: string;
+  streamId: number;
+  streamKind: 'sotw' | 'delta';
+  connectedAt: number;
+  types: Map<string, TypeSync>;
+}
+
+/**
+ * The state of one type of one node.
+ * - NACKED: the latest response the proxy answered was NACKed and nothing newer went out since;
+ * - NOT SENT: nothing of the type was sent on the current stream (and no NACK);
+ * - SYNCED: the proxy ACKed the snapshot's current version;
+ * - STALE: anything else — a newer version is in flight, or not sent yet because one is in flight.
+ */
+export function syncState(t: TypeSync | undefined, currentVersion: string): SyncState {
+  if (t?.nacked && t.sent && t.nacked.version === t.sent.version && (!t.acked || t.acked.at <= t.nacked.at)) return 'NACKED';
+  if (!t?.sent && !t?.acked) return 'NOT SENT';
+  if (t.acked?.version === currentVersion) return 'SYNCED';
+  return 'STALE';
+}
+
+export interface SyncReportEntry {
+  typeUrl: string;
+  state: SyncState;
+  current: string;
+  sent?: string;
+  acked?: string;
+  nacked?: string;
+  error?: string;
+}
+
+export class SyncTracker {
+  private readonly nodes = new Map<string, NodeSync>();
+
+  constructor(private readonly now: () => number = () => performance.now()) {}
+
+  connected(nodeId: string, streamId: number, streamKind: 'sotw' | 'delta'): void {
+    this.nodes.set(nodeId, { nodeId, streamId, streamKind, connectedAt: Date.now(), types: new Map() });
+  }
+
+  /** Forgets the node when `streamId` is still its current stream (a reconnect may have replaced it). */
+  disconnected(nodeId: string, streamId: number): void {
+    if (this.nodes.get(nodeId)?.streamId === streamId) this.nodes.delete(nodeId);
+  }
+
+  private type(nodeId: string, typeUrl: string): TypeSync | undefined {
+    const n = this.nodes.get(nodeId);
+    if (!n) return undefined;
+    let t = n.types.get(typeUrl);
+    if (!t) n.types.set(typeUrl, (t = {}));
+    return t;
+  }
+
+  /** A change produced `version` of the type for the node at time `at` (for change→ACK latency). */
+  changed(nodeId: string, typeUrl: string, version: string, at: number): void {
+    const t = this.type(nodeId, typeUrl);
+    if (t && !t.pending) t.pending = { version, at };
+    else if (t?.pending) t.pending = { version, at: t.pending.at }; // coalesced: latency counts from the first change
+  }
+
+  sent(nodeId: string, typeUrl: string, version: string, nonce: string): void {
+    const t = this.type(nodeId, typeUrl);
+    if (t) t.sent = { version, nonce, at: this.now() };
+  }
+
+  /** Records an ACK; returns the change→ACK latency in ms when it completes a pending change. */
+  acked(nodeId: string, typeUrl: string, version: string): number | undefined {
+    const t = this.type(nodeId, typeUrl);
+    if (!t) return undefined;
+    const at = this.now();
+    t.acked = { version, at };
+    if (t.pending?.version === version) {
+      const ms = at - t.pending.at;
+      delete t.pending;
+      return ms;
+    }
+    return undefined;
+  }
+
+  nacked(nodeId: string, typeUrl: string, version: string, error: string): void {
+    const t = this.type(nodeId, typeUrl);
+    if (t) {
+      t.nacked = { version, error, at: this.now() };
+      if (t.pending?.version === version) delete t.pending;
+    }
+  }
+
+  get(nodeId: string): NodeSync | undefined {
+    return this.nodes.get(nodeId);
+  }
+
+  nodeIds(): string[] {
+    return [...this.nodes.keys()];
+  }
+
+  /** The node's per-type report against its current versions (type URL → version). */
+  report(nodeId: string, current: ReadonlyMap<string, string>): SyncReportEntry[] {
+    const n = this.nodes.get(nodeId);
+    return [...current.entries()].map(([typeUrl, version]) => {
+      const t = n?.types.get(typeUrl);
+      return {
+        typeUrl,
+        state: syncState(t, version),
+        current: version,
+        ...(t?.sent ? { sent: t.sent.version } : {}),
+        ...(t?.acked ? { acked: t.acked.version } : {}),
+        ...(t?.nacked ? { nacked: t.nacked.version, error: t.nacked.error } : {}),
+      };
+    });
+  }
+}
