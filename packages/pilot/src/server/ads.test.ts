@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
 import type { Endpoint, ProxyVersion, RoutePolicy, Service } from '@octo-mesh/api';
-import { Cluster, ClusterLoadAssignment, RouteConfiguration, TYPE_URL, UpgradeTarget, type AggregatedDiscoveryServiceClient } from '@octo-mesh/proto';
+import { Cluster, ClusterLoadAssignment, Node, RouteConfiguration, TYPE_URL, UpgradeTarget, type AggregatedDiscoveryServiceClient } from '@octo-mesh/proto';
 import { Pilot } from '../pilot.js';
 import { adsClient, DeltaClient, SotwClient } from '../sim/ads-client.js';
 import { MemoryMeshSource } from '../source.js';
@@ -14,7 +14,7 @@ const svc = (name: string, port: number, namespace = 'demo'): Service => ({
   spec: { ports: [{ name: 'http', port, protocol: 'http' }] },
 });
 const ep = (address: string, labels: Record<string, string> = {}): Endpoint => ({ address, port: 15006, labels, healthy: true });
-const node = (id: string, dependencies: unknown[], extra: Record<string, unknown> = {}) => ({ id, cluster: 'demo', metadata: { namespace: 'demo', dependencies, ...extra } });
+const node = (id: string, dependencies: unknown[], extra: Record<string, unknown> = {}): Node => Node.fromPartial({ id, cluster: 'demo', metadata: { namespace: 'demo', dependencies, ...extra } });
 const policy = (generation: number, timeout = '1s'): RoutePolicy => ({
   apiVersion: 'mesh.octo.io/v1alpha1',
   kind: 'RoutePolicy',
@@ -53,12 +53,12 @@ async function setup() {
     pilot.close();
     await server.close(100);
   });
-  const sotw = (n: ReturnType<typeof node>) => {
+  const sotw = (n: Node) => {
     const c = new SotwClient(client, n);
     clients.push(c);
     return c;
   };
-  const delta = (n: ReturnType<typeof node>) => {
+  const delta = (n: Node) => {
     const c = new DeltaClient(client, n);
     clients.push(c);
     return c;
