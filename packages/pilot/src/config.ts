@@ -1,0 +1,38 @@
+/**
+ * Pilot's configuration: defaults < `--config` file < `OCTO_PILOT_*` environment < flags.
+ * Flags are the kebab-case field names: `--xds-port 15010 --admin-port 15014 --pilot-id p-1`.
+ */
+import { hostname } from 'node:os';
+import { LOG_LEVELS } from '@octo-mesh/runtime';
+import { z } from 'zod';
+
+const port = (d: number) => z.coerce.number().int().min(0).max(65535).default(d);
+
+export const pilotConfig = z
+  .object({
+    /** This replica's id, in logs and the meta server. */
+    pilotId: z.string().min(1).max(253).default(hostname()),
+    xdsHost: z.string().min(1).default('0.0.0.0'),
+    xdsPort: port(15010),
+    adminHost: z.string().min(1).default('0.0.0.0'),
+    adminPort: port(15014),
+    logLevel: z.enum(LOG_LEVELS).default('info'),
+    /** Quiet period before a burst of changes is pushed. */
+    debounceQuietMs: z.coerce.number().int().min(0).max(10_000).default(100),
+    /** A burst is pushed at the latest this long after its first change. */
+    debounceMaxMs: z.coerce.number().int().min(1).max(60_000).default(1000),
+    /** New ADS streams taken on per second, and at once. */
+    streamAdmissionRate: z.coerce.number().positive().max(1_000_000).default(500),
+    streamAdmissionBurst: z.coerce.number().int().min(1).max(1_000_000).default(1000),
+    /**
+     * A YAML file (or directory of them) of Service, ServiceEndpoints, RoutePolicy and ProxyVersion
+     * objects loaded into the in-memory mesh source, until the dispatcher source is wired in.
+     */
+    resources: z.string().min(1).optional(),
+    /** Seconds to let streams finish on SIGTERM. */
+    shutdownGraceSeconds: z.coerce.number().min(0).max(300).default(5),
+  })
+  .strict()
+  .refine((c) => c.debounceMaxMs >= c.debounceQuietMs, { message: 'must be at least debounceQuietMs', path: ['debounceMaxMs'] });
+
+export type PilotConfig = z.infer<typeof pilotConfig>;

@@ -1,0 +1,113 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { Node, TYPE_URL } from '@octo-mesh/proto';
+import { ConfigError, createLogger, loadConfig } from '@octo-mesh/runtime';
+import { pilotConfig } from './config.js';
+import { loadResources } from './load-resources.js';
+import { startPilot, type RunningPilot } from './main.js';
+import { adsClient, SotwClient } from './sim/ads-client.js';
+import { MemoryMeshSource } from './source.js';
+
+const RESOURCES = `
+apiVersion: model.mesh.octo.io/v1
+kind: Service
+metadata: { name: catalog, namespace: demo }
+spec: { ports: [{ port: 8080 }] }
+---
+apiVersion: model.mesh.octo.io/v1
+kind: ServiceEndpoints
+metadata: { name: catalog, namespace: demo }
+spec: { endpoints: [{ address: 10.0.0.1, port: 15006 }] }
+---
+apiVersion: mesh.octo.io/v1alpha1
+kind: RoutePolicy
+metadata: { name: catalog, namespace: demo, generation: 2 }
+spec:
+  targetRef: { service: catalog }
+  rules: [{ route: [{}], timeout: 2s }]
+---
+apiVersion: mesh.octo.io/v1alpha1
+kind: RoutePolicy
+metadata: { name: broken, namespace: demo, generation: 1 }
+spec:
+  targetRef: { service: catalog }
+  rules: [{ route: [{ weight: 30 }, { weight: 30 }] }]
+`;
+
+const quietLogger = () =>
+  createLogger(
+    'pilot',
+    'error',
+    new Writable({
+      write: (_c, _e, cb) => cb(),
+    }),
+  );
+
+let running: RunningPilot | undefined;
+afterEach(async () => {
+  await running?.stop();
+  running = undefined;
+});
+
+describe('pilot main', () => {
+  it('serves ADS and reports sync, config, policy status and metrics over HTTP', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pilot-main-'));
+    writeFileSync(join(dir, 'mesh.yaml'), RESOURCES);
+    const config = pilotConfig.parse({ xdsPort: 0, adminPort: 0, xdsHost: '127.0.0.1', adminHost: '127.0.0.1', resources: dir, shutdownGraceSeconds: 0.1 });
+    running = await startPilot(config, quietLogger());
+    const client = adsClient(`127.0.0.1:${running.xdsPort}`);
+    const c = new SotwClient(client, Node.fromPartial({ id: 'sidecar-1', metadata: { namespace: 'demo', dependencies: ['catalog'] } }));
+    try {
+      c.subscribe(TYPE_URL.cluster);
+      const r = await c.next();
+      c.ack(r);
+      c.subscribe(TYPE_URL.route, ['outbound']);
+      c.ack(await c.next(), ['outbound']);
+      await c.quiet(100);
+      const get = async (path: string) => {
+        const res = await fetch(`http://127.0.0.1:${running!.admin.port}${path}`);
+        return { status: res.status, body: (res.headers.get('content-type') ?? '').includes('json') ? await res.json() : await res.text() };
+      };
+      const syncz = (await get('/debug/syncz')).body as { node: string; types: { type: string; state: string }[] }[];
+      expect(syncz).toHaveLength(1);
+      expect(syncz[0]!.node).toBe('sidecar-1');
+      expect(syncz[0]!.types.find((t) => t.type === 'Cluster')!.state).toBe('SYNCED');
+      expect(syncz[0]!.types.find((t) => t.type === 'ClusterLoadAssignment')!.state).toBe('NOT SENT');
+
+      const dump = (await get('/debug/config_dump?node=sidecar-1')).body as Record<string, { resources: { name: string; resource: unknown }[] }>;
+      expect(dump['Cluster']!.resources.map((x) => x.name)).toEqual(['outbound|8080||catalog.demo.svc']);
+      expect((await get('/debug/config_dump')).status).toBe(400);
+      expect((await get('/debug/syncz?node=nobody')).status).toBe(404);
+
+      const policies = (await get('/debug/routepolicyz')).body as { policy: string; status: { accepted: boolean; sidecars: { acked: number } } }[];
+      expect(policies.find((p) => p.policy === 'demo/catalog')!.status).toMatchObject({ accepted: true, sidecars: { acked: 1 } });
+      expect(policies.find((p) => p.policy === 'demo/broken')!.status.accepted).toBe(false);
+
+      const metrics = (await get('/metrics')).body as string;
+      expect(metrics).toMatch(/pilot_xds_connected_proxies\{kind="sotw"\} 1/);
+      expect(metrics).toMatch(/pilot_xds_pushes_total\{type="Cluster"\} 1/);
+      expect((await get('/readyz')).status).toBe(200);
+    } finally {
+      c.close();
+      client.close();
+    }
+  });
+
+  it('rejects bad configuration naming the field and its origin', () => {
+    const load = (argv: string[]) => () => loadConfig(pilotConfig, { envPrefix: 'OCTO_PILOT_', argv, env: {} });
+    expect(load(['--xds-port', 'abc'])).toThrow(ConfigError);
+    expect(load(['--xds-port', 'abc'])).toThrow(/xdsPort: .*flag --xds-port/);
+    expect(load(['--debounce-quiet-ms', '500', '--debounce-max-ms', '100'])).toThrow(/debounceMaxMs: must be at least debounceQuietMs/);
+    expect(load(['--bogus', '1'])).toThrow(/bogus/);
+    expect(load(['--xds-port', '1234'])().xdsPort).toBe(1234);
+  });
+
+  it('reports every invalid resource file by file, document and field', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pilot-res-'));
+    writeFileSync(join(dir, 'a.yaml'), 'apiVersion: model.mesh.octo.io/v1\nkind: Service\nmetadata: { name: x }\nspec: { ports: [{ port: 99999 }] }\n---\nkind: Nope\n');
+    expect(() => loadResources(dir, new MemoryMeshSource())).toThrow(/a\.yaml#0\.spec\.ports\.0\.port: .*a\.yaml#1\.kind: unknown kind "Nope"/s);
+  });
+});

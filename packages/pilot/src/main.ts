@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+/**
+ * Runs a pilot: ADS on --xds-port (15010), /healthz /readyz /metrics and the debug API on
+ * --admin-port (15014). Stops gracefully on SIGTERM/SIGINT. See config.ts for every setting.
+ */
+import { fileURLToPath } from 'node:url';
+import { ConfigError, createLogger, createMetricsRegistry, GracefulShutdown, loadConfig, startAdminServer, type AdminServer, type Logger } from '@octo-mesh/runtime';
+import { pilotConfig, type PilotConfig } from './config.js';
+import { debugRoutes } from './debug.js';
+import { loadResources } from './load-resources.js';
+import { createPilotMetrics } from './metrics.js';
+import { Pilot } from './pilot.js';
+import { AdsServer } from './server/ads.js';
+import { MemoryMeshSource, type MeshSource } from './source.js';
+
+export interface RunningPilot {
+  pilot: Pilot;
+  ads: AdsServer;
+  admin: AdminServer;
+  xdsPort: number;
+  stop(): Promise<void>;
+}
+
+/** Starts every part of a pilot; `source` defaults to an in-memory one (seeded from `resources`). */
+export async function startPilot(config: PilotConfig, logger: Logger, source?: MeshSource): Promise<RunningPilot> {
+  const registry = createMetricsRegistry('pilot');
+  let proxyVersions: Parameters<Pilot['setProxyVersions']>[0] = [];
+  if (!source) {
+    const memory = new MemoryMeshSource();
+    if (config.resources) {
+      const loaded = loadResources(config.resources, memory);
+      proxyVersions = loaded.proxyVersions;
+      logger.info('resources loaded', { path: config.resources, services: loaded.services, endpoints: loaded.endpoints, routePolicies: loaded.policies, proxyVersions: loaded.proxyVersions.length });
+    }
+    source = memory;
+  }
+  let ads: AdsServer | undefined;
+  const metrics = createPilotMetrics(registry, () => ads?.admission.queued ?? 0);
+  const pilot = new Pilot({ source, logger, metrics, debounce: { quietMs: config.debounceQuietMs, maxDelayMs: config.debounceMaxMs } });
+  pilot.setProxyVersions(proxyVersions);
+  ads = new AdsServer({ cache: pilot.cache, callbacks: pilot.callbacks, admission: { ratePerSecond: config.streamAdmissionRate, burst: config.streamAdmissionBurst } });
+  const xdsPort = await ads.listen(config.xdsPort, config.xdsHost);
+  const admin = await startAdminServer({
+    host: config.adminHost,
+    port: config.adminPort,
+    registry,
+    readiness: { xds: () => xdsPort > 0 || 'xds server not listening' },
+    routes: debugRoutes(pilot),
+  });
+  logger.info('pilot serving', { pilotId: config.pilotId, xdsPort, adminPort: admin.port });
+  return {
+    pilot,
+    ads,
+    admin,
+    xdsPort,
+    stop: async () => {
+      pilot.close();
+      await ads.close(config.shutdownGraceSeconds * 1000);
+      await admin.close();
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  let config: PilotConfig;
+  try {
+    config = loadConfig(pilotConfig, { envPrefix: 'OCTO_PILOT_' });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`octo-pilot: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger('pilot', config.logLevel).child({ pilotId: config.pilotId });
+  const running = await startPilot(config, logger);
+  new GracefulShutdown({ logger, timeoutMs: (config.shutdownGraceSeconds + 5) * 1000 }).add('pilot', () => running.stop()).install();
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().catch((err: Error) => {
+    process.stderr.write(`octo-pilot: ${err.stack ?? err.message}\n`);
+    process.exit(1);
+  });
+}
