@@ -31,13 +31,7 @@ async function main(): Promise<void> {
     port: config.adminPort,
     registry,
     readiness: { pilots: () => meta.pilots.list().length > 0 || 'no pilot registered' },
-    routes: {
-      '/debug/pilots': () =>
-        meta.pilots.list().map((p) => ({ ...p, sidecars: p.sidecars.length, lastHeartbeat: new Date(p.lastHeartbeat).toISOString(), registeredAt: new Date(p.registeredAt).toISOString() })),
-      '/debug/assignments': () => ({ workloads: meta.pilots.assignmentTable(), pendingMoves: meta.pilots.pendingMoves() }),
-      '/debug/sidecars': () => meta.sidecarTable(),
-      '/debug/registry': () => meta.instances.list(Date.now()),
-    },
+    routes: meta.debugRoutes(),
   });
   shutdown.add('admin server', () => admin.close());
   logger.info('listening', { grpcPort: grpc.port, adminPort: admin.port, host: config.host, dispatcher: config.dispatcherAddress });

@@ -175,6 +175,17 @@ export class MetaServer {
     return [...out.values()].sort((a, b) => a.nodeId.localeCompare(b.nodeId));
   }
 
+  /** The debug API (served on the admin port): pilots, assignments, sidecars, registry. */
+  debugRoutes(): Record<string, () => unknown> {
+    return {
+      '/debug/pilots': () =>
+        this.pilots.list().map((p) => ({ ...p, sidecars: p.sidecars.length, lastHeartbeat: new Date(p.lastHeartbeat).toISOString(), registeredAt: new Date(p.registeredAt).toISOString() })),
+      '/debug/assignments': () => ({ workloads: this.pilots.assignmentTable(), pendingMoves: this.pilots.pendingMoves() }),
+      '/debug/sidecars': () => this.sidecarTable(),
+      '/debug/registry': () => this.instances.list(this.now()),
+    };
+  }
+
   metaService(): MetaServerServer {
     const lease = (shed: string[] = []) => ({ ttlMs: this.opts.pilotTtlMs, heartbeatIntervalMs: this.opts.heartbeatIntervalMs, shed });
     const wrap =

@@ -1,0 +1,256 @@
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { formatIssue, parseManifests, type MeshResource, type ResourceKind } from '@octo-mesh/api';
+import { DispatcherConnection } from '@octo-mesh/dispatcher';
+import { parseFlags } from '@octo-mesh/runtime';
+import { ago, table } from './format.js';
+import { readState, type EmbeddedState } from './state.js';
+
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+export const USAGE = `octoctl — look at and change an octo-mesh
+
+Usage:
+  octoctl status                         pilots, sidecars, their assigned pilot and sync state
+  octoctl config-dump <sidecar>          a sidecar's configuration (its admin /config_dump)
+  octoctl validate -f <file|dir>...      check manifests; problems are printed with file and field
+  octoctl apply -f <file|dir>...         validate, then create or replace through the dispatcher
+  octoctl get routepolicies|proxyversions|services|endpoints [-n ns] [-o yaml|json]
+  octoctl delete routepolicy|proxyversion <name> [-n ns]
+
+Where the mesh is: flags --dispatcher host:port (gRPC), --meta-admin host:port (HTTP), else the
+embedded mesh's .octo/embedded/state.json (written by \`npm start\`), else 127.0.0.1 default ports.
+`;
+
+const KIND_ALIASES: Record<string, ResourceKind> = {
+  routepolicies: 'RoutePolicy',
+  routepolicy: 'RoutePolicy',
+  rp: 'RoutePolicy',
+  proxyversions: 'ProxyVersion',
+  proxyversion: 'ProxyVersion',
+  pv: 'ProxyVersion',
+  services: 'Service',
+  service: 'Service',
+  svc: 'Service',
+  endpoints: 'ServiceEndpoints',
+  ep: 'ServiceEndpoints',
+  workloads: 'Workload',
+  workload: 'Workload',
+};
+
+/** Splits argv into positional words and flags; `-f a -f b` collects into a list, `-n x` is `namespace`. */
+export function parseArgs(argv: readonly string[]): { words: string[]; flags: Record<string, string>; files: string[] } {
+  const words: string[] = [];
+  const files: string[] = [];
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '-f' || a === '--filename') files.push(argv[++i] ?? '');
+    else if (a === '-n') rest.push('--namespace', argv[++i] ?? '');
+    else if (a === '-o') rest.push('--output', argv[++i] ?? '');
+    else if (a.startsWith('-')) {
+      rest.push(a);
+      if (!a.includes('=') && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('-')) rest.push(argv[++i]!);
+    } else words.push(a);
+  }
+  return { words, flags: parseFlags(rest), files };
+}
+
+/** Every manifest file named: files as given, directories expanded to their *.yaml / *.yml. */
+export function manifestFiles(paths: readonly string[]): string[] {
+  return paths.flatMap((p) =>
+    statSync(p).isDirectory()
+      ? readdirSync(p, { recursive: true, encoding: 'utf8' })
+          .filter((f) => /\.ya?ml$/.test(f))
+          .sort()
+          .map((f) => join(p, f))
+      : [p],
+  );
+}
+
+function endpoints(flags: Record<string, string>, state: EmbeddedState | undefined) {
+  return {
+    dispatcher: flags['dispatcher'] ?? state?.dispatcher.grpc ?? '127.0.0.1:15012',
+    metaAdmin: flags['metaAdmin'] ?? state?.meta.admin ?? '127.0.0.1:15015',
+  };
+}
+
+async function getJson<T>(url: string): Promise<T> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
+
+interface PilotView {
+  id: string;
+  xdsAddress: string;
+  adminAddress: string;
+  sidecars: number;
+  suspect: boolean;
+  lastHeartbeat: string;
+}
+interface SidecarView {
+  nodeId: string;
+  namespace: string;
+  workload: string;
+  pilot: string;
+  connectedTo?: string;
+}
+
+/** A pilot's sync state per node, as `SYNCED`/`STALE`/... per type (from its /debug/syncz), if it offers one. */
+async function pilotSync(admin: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  try {
+    const body = await getJson<unknown>(`http://${admin}/debug/syncz`);
+    const nodes = Array.isArray(body) ? body : ((body as { nodes?: unknown[] }).nodes ?? []);
+    for (const n of nodes as { nodeId?: string; id?: string; types?: { state?: string }[] | Record<string, { state?: string }>; state?: string }[]) {
+      const id = n.nodeId ?? n.id;
+      if (!id) continue;
+      const states = n.types ? Object.values(n.types).map((t) => t.state ?? '?') : n.state ? [n.state] : [];
+      const worst = ['NACKED', 'STALE', 'NOT SENT'].find((s) => states.includes(s)) ?? (states.length ? 'SYNCED' : '-');
+      out.set(id, worst);
+    }
+  } catch {
+    // pilot without a sync API, or unreachable: shown as unknown
+  }
+  return out;
+}
+
+async function status(flags: Record<string, string>, io: Io, state: EmbeddedState | undefined): Promise<number> {
+  const { metaAdmin } = endpoints(flags, state);
+  const pilots = await getJson<PilotView[]>(`http://${metaAdmin}/debug/pilots`);
+  const sidecars = await getJson<SidecarView[]>(`http://${metaAdmin}/debug/sidecars`);
+  const syncs = new Map<string, Map<string, string>>();
+  for (const p of pilots) if (p.adminAddress) syncs.set(p.id, await pilotSync(p.adminAddress));
+  io.out(table(['pilot', 'xds', 'sidecars', 'state', 'last heartbeat'], pilots.map((p) => [p.id, p.xdsAddress, p.sidecars, p.suspect ? 'suspect' : 'live', ago(p.lastHeartbeat)])));
+  io.out('\n');
+  io.out(
+    table(
+      ['sidecar', 'workload', 'assigned pilot', 'connected to', 'sync'],
+      sidecars.map((s) => [s.nodeId, `${s.namespace}/${s.workload}`, s.pilot, s.connectedTo, s.connectedTo ? (syncs.get(s.connectedTo)?.get(s.nodeId) ?? 'unknown') : 'DISCONNECTED']),
+    ),
+  );
+  return 0;
+}
+
+function loadManifests(files: readonly string[], io: Io): { objects: MeshResource[]; bad: number } {
+  let bad = 0;
+  const objects: MeshResource[] = [];
+  for (const file of manifestFiles(files)) {
+    const r = parseManifests(readFileSync(file, 'utf8'), file);
+    objects.push(...(r.objects as MeshResource[]));
+    for (const i of r.issues) {
+      io.err(`${formatIssue(i)}\n`);
+      bad++;
+    }
+  }
+  return { objects, bad };
+}
+
+const nameOf = (o: MeshResource) => `${o.kind.toLowerCase()}/${o.metadata.namespace ?? 'default'}/${o.metadata.name}`;
+
+/** Runs one octoctl command; resolves with the process exit code (0 ok, 1 failure, 2 usage). */
+export async function run(argv: readonly string[], io: Io): Promise<number> {
+  const { words, flags, files } = parseArgs(argv);
+  const [cmd, arg] = words;
+  const state = readState(flags['state']);
+  const where = endpoints(flags, state);
+  const withDispatcher = async <T>(fn: (d: DispatcherConnection) => Promise<T>): Promise<T> => {
+    const d = new DispatcherConnection(where.dispatcher);
+    try {
+      return await fn(d);
+    } finally {
+      d.close();
+    }
+  };
+  try {
+    switch (cmd) {
+      case 'status':
+        return await status(flags, io, state);
+      case 'config-dump': {
+        if (!arg) return usage(io, 'config-dump needs a sidecar (node id, or app name in the embedded mesh)');
+        const sidecar = state?.sidecars.find((s) => s.nodeId === arg || s.app === arg);
+        const admin = flags['admin'] ?? sidecar?.admin;
+        if (!admin) throw new Error(`no sidecar ${arg} in ${state ? 'the embedded mesh' : 'any state file'}; pass --admin host:port`);
+        const dump = await getJson<unknown>(`http://${admin}/config_dump`);
+        io.out(flags['output'] === 'json' ? `${JSON.stringify(dump, null, 2)}\n` : stringify(dump));
+        return 0;
+      }
+      case 'validate': {
+        if (!files.length) return usage(io, 'validate needs -f <file|dir>');
+        const { objects, bad } = loadManifests(files, io);
+        io.out(`${objects.length} valid, ${bad} problem${bad === 1 ? '' : 's'}\n`);
+        return bad ? 1 : 0;
+      }
+      case 'apply': {
+        if (!files.length) return usage(io, 'apply needs -f <file|dir>');
+        const { objects, bad } = loadManifests(files, io);
+        if (bad) {
+          io.err('nothing applied: fix the problems above first\n');
+          return 1;
+        }
+        await withDispatcher(async (d) => {
+          for (const o of objects) {
+            const stored = await d.apply(o);
+            io.out(`${nameOf(o)} applied (version ${stored.metadata.resourceVersion})\n`);
+          }
+        });
+        return 0;
+      }
+      case 'get': {
+        const kind = arg ? KIND_ALIASES[arg.toLowerCase()] : undefined;
+        if (!kind) return usage(io, `get needs one of: ${Object.keys(KIND_ALIASES).join(', ')}`);
+        const list = await withDispatcher((d) => d.list(kind, flags['namespace'] ?? ''));
+        if (flags['output'] === 'json') io.out(`${JSON.stringify(list.items, null, 2)}\n`);
+        else if (flags['output'] === 'yaml') io.out(list.items.map((o) => stringify(o)).join('---\n'));
+        else io.out(table(['namespace', 'name', 'version', 'summary'], list.items.map((o) => [o.metadata.namespace, o.metadata.name, o.metadata.resourceVersion, summary(o)])));
+        return 0;
+      }
+      case 'delete': {
+        const kind = arg ? KIND_ALIASES[arg.toLowerCase()] : undefined;
+        const name = words[2];
+        if (!kind || !name) return usage(io, 'delete needs a kind and a name');
+        await withDispatcher((d) => d.delete(kind, `${flags['namespace'] ?? 'default'}/${name}`));
+        io.out(`${kind.toLowerCase()}/${flags['namespace'] ?? 'default'}/${name} deleted\n`);
+        return 0;
+      }
+      case undefined:
+      case 'help':
+        io.out(USAGE);
+        return cmd ? 0 : 2;
+      default:
+        return usage(io, `unknown command ${cmd}`);
+    }
+  } catch (err) {
+    io.err(`octoctl ${cmd}: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+function usage(io: Io, message: string): number {
+  io.err(`octoctl: ${message}\n\n${USAGE}`);
+  return 2;
+}
+
+/** One line about an object for `get`'s table. */
+export function summary(o: MeshResource): string {
+  switch (o.kind) {
+    case 'RoutePolicy': {
+      const rule = o.spec.rules?.[0];
+      const split = rule?.route.map((d) => `${d.subset ?? '*'}=${d.weight ?? 100}`).join(',');
+      return `${o.spec.targetRef.service}${split ? ` ${split}` : ''}`;
+    }
+    case 'ProxyVersion':
+      return o.spec.version;
+    case 'Service':
+      return o.spec.ports.map((p) => `${p.port}/${p.protocol}`).join(',');
+    case 'ServiceEndpoints':
+      return `${o.spec.endpoints.filter((e) => e.healthy).length}/${o.spec.endpoints.length} healthy`;
+    case 'Workload':
+      return `${o.spec.instances.length} instances`;
+  }
+}

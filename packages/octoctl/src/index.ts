@@ -1,0 +1,3 @@
+export * from './cli.js';
+export * from './format.js';
+export * from './state.js';
