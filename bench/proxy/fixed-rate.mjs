@@ -1,0 +1,45 @@
+// Fixed-rate HTTP/1.1 load generator (Debian has no wrk2): sends RATE requests per second on
+// keep-alive connections for DURATION seconds and reports latency percentiles measured from each
+// request's *scheduled* send time, so a stall is not hidden (no coordinated omission).
+// Usage: node fixed-rate.mjs <port> <rate> <seconds> [host-header] [connections]
+import http from 'node:http';
+
+const [port, rate, seconds, host = 'bench', conns = '32'] = process.argv.slice(2);
+const agent = new http.Agent({ keepAlive: true, maxSockets: Number(conns) });
+const total = Number(rate) * Number(seconds);
+const interval = 1e9 / Number(rate);
+const lat = [];
+let errors = 0;
+const start = process.hrtime.bigint() + 200_000_000n; // 200 ms warm-up of the schedule
+let sent = 0;
+await new Promise((done) => {
+  let finished = 0;
+  const fire = (scheduled) => {
+    const req = http.request({ host: '127.0.0.1', port: Number(port), path: '/', headers: { host }, agent }, (res) => {
+      res.resume();
+      res.on('end', () => {
+        if (res.statusCode === 200) lat.push(Number(process.hrtime.bigint() - scheduled) / 1000);
+        else errors++;
+        if (++finished === total) done();
+      });
+    });
+    req.on('error', () => {
+      errors++;
+      if (++finished === total) done();
+    });
+    req.end();
+  };
+  const tick = () => {
+    const now = process.hrtime.bigint();
+    while (sent < total && start + BigInt(Math.round(sent * interval)) <= now) {
+      fire(start + BigInt(Math.round(sent * interval)));
+      sent++;
+    }
+    if (sent < total) setImmediate(tick);
+  };
+  tick();
+});
+lat.sort((a, b) => a - b);
+const q = (p) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN;
+process.stdout.write(JSON.stringify({ requests: total, errors, p50_us: Math.round(q(0.5)), p99_us: Math.round(q(0.99)), max_us: Math.round(lat[lat.length - 1] ?? NaN) }) + '\n');
+agent.destroy();

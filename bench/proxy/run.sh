@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Proxy benchmark (not a test): direct vs nginx vs HAProxy vs a plain node:http proxy vs
+# octo-proxy, on loopback, one run, same machine, same pinning. Prints a table and ratios.
+#
+#   bench/proxy/run.sh            # DURATION=10 seconds per measurement by default
+#
+# Pinning: every proxy gets exactly one worker on core $PROXY_CPU; the upstream and the load
+# generators share core $LOAD_CPU. Upstream: nginx returning a fixed 1 KB body.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+NODE="$ROOT/node_modules/.bin/node"
+DURATION=${DURATION:-10}
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+RATE=${RATE:-1000}
+WORK=$(mktemp -d /tmp/octo-bench.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need wrk || ! need h2load || ! need nginx || ! need haproxy; then
+  echo "installing wrk, nghttp2-client (h2load), nginx, haproxy via apt-get" >&2
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd=sudo
+  $sudo_cmd apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q wrk nghttp2-client nginx haproxy >/dev/null
+fi
+[ -f packages/proxy/dist/main.js ] || node_modules/.bin/tsc -b packages/proxy
+
+UP=18080; NGX=18081; NGX2=18082; HAP=18083; HAP2=18084; PLAIN=18085; OCTO=18086; OCTO_TCP=18087; OCTO_ADMIN=18088
+BODY=$(head -c 1024 /dev/zero | tr '\0' 'x')
+
+mkdir -p "$WORK/up" "$WORK/ngx"
+cat > "$WORK/up/nginx.conf" <<CONF
+worker_processes 1; daemon off; pid $WORK/up/nginx.pid; error_log $WORK/up/error.log;
+events { worker_connections 8192; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:$UP; location / { default_type text/plain; return 200 "$BODY"; } } }
+CONF
+cat > "$WORK/ngx/nginx.conf" <<CONF
+worker_processes 1; daemon off; pid $WORK/ngx/nginx.pid; error_log $WORK/ngx/error.log;
+events { worker_connections 8192; }
+http { access_log off; keepalive_requests 1000000;
+  upstream up { server 127.0.0.1:$UP; keepalive 256; }
+  server { listen 127.0.0.1:$NGX; listen 127.0.0.1:$NGX2 http2;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+CONF
+cat > "$WORK/haproxy.cfg" <<CONF
+global
+  nbthread 1
+  maxconn 8000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$HAP
+  bind 127.0.0.1:$HAP2 proto h2
+  default_backend be
+backend be
+  server s1 127.0.0.1:$UP
+CONF
+"$NODE" bench/proxy/octo-bootstrap.mjs $OCTO $OCTO_TCP $OCTO_ADMIN $UP > "$WORK/octo.json"
+
+taskset -c "$LOAD_CPU" nginx -c "$WORK/up/nginx.conf" & PIDS+=($!)
+taskset -c "$PROXY_CPU" nginx -c "$WORK/ngx/nginx.conf" & PIDS+=($!)
+taskset -c "$PROXY_CPU" haproxy -f "$WORK/haproxy.cfg" -q & PIDS+=($!)
+taskset -c "$PROXY_CPU" "$NODE" bench/proxy/plain-node-proxy.mjs $PLAIN $UP & PIDS+=($!)
+taskset -c "$PROXY_CPU" "$NODE" packages/proxy/dist/main.js --config "$WORK/octo.json" > "$WORK/octo.log" 2>&1 & PIDS+=($!)
+for p in $UP $NGX $HAP $PLAIN $OCTO $OCTO_TCP; do
+  for _ in $(seq 1 100); do (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
+done
+curl -sf -H 'host: bench' "http://127.0.0.1:$OCTO/" -o /dev/null || { echo "octo-proxy does not answer"; cat "$WORK/octo.log"; exit 1; }
+
+wrk_rps() { # port -> requests/s at saturation (HTTP/1.1, 1 thread, 64 connections)
+  taskset -c "$LOAD_CPU" wrk -t1 -c64 -d"${DURATION}s" -H 'Host: bench' "http://127.0.0.1:$1/" | awk '/Requests\/sec/ {print int($2)}'
+}
+h2_rps() { # port -> requests/s (HTTP/2 prior knowledge, 8 connections × 16 streams)
+  taskset -c "$LOAD_CPU" h2load -D "$DURATION" -c8 -m16 -t1 -H 'host: bench' "http://127.0.0.1:$1/" 2>/dev/null | awk '/^finished in/ {gsub(",","",$4); print int($4)}'
+}
+fixed() { # port -> "p50 p99" microseconds at $RATE req/s
+  taskset -c "$LOAD_CPU" "$NODE" bench/proxy/fixed-rate.mjs "$1" "$RATE" "$DURATION" bench 32 |
+    "$NODE" -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(j.p50_us,j.p99_us,j.errors)})'
+}
+
+# Warm every target up (JIT, pools).
+for p in $UP $NGX $HAP $PLAIN $OCTO; do taskset -c "$LOAD_CPU" wrk -t1 -c16 -d2s -H 'Host: bench' "http://127.0.0.1:$p/" >/dev/null; done
+
+declare -A H1 H2 P50 P99
+for t in direct:$UP nginx:$NGX haproxy:$HAP node-plain:$PLAIN octo:$OCTO; do
+  name=${t%%:*}; port=${t##*:}
+  H1[$name]=$(wrk_rps "$port")
+  read -r a b e < <(fixed "$port"); P50[$name]=$a; P99[$name]=$b
+  echo "measured $name: h1 ${H1[$name]} rps, p50 ${a}us p99 ${b}us (errors $e)" >&2
+done
+H2[nginx]=$(h2_rps $NGX2); H2[haproxy]=$(h2_rps $HAP2); H2[octo]=$(h2_rps $OCTO)
+TCP_DIRECT=${H1[direct]}
+TCP_OCTO=$(wrk_rps $OCTO_TCP)
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
+added() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%d", a - b }'; }
+
+echo
+echo "## Results ($(date -u +%F), $(nproc) cores, ${DURATION}s per measurement, proxy on CPU $PROXY_CPU, load+upstream on CPU $LOAD_CPU)"
+echo
+echo "| target | HTTP/1.1 rps (1 proxy core) | HTTP/2 rps | p50 µs @${RATE}rps | p99 µs @${RATE}rps | added p50 µs | added p99 µs |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+for name in direct nginx haproxy node-plain octo; do
+  echo "| $name | ${H1[$name]} | ${H2[$name]:-—} | ${P50[$name]} | ${P99[$name]} | $(added "${P50[$name]}" "${P50[direct]}") | $(added "${P99[$name]}" "${P99[direct]}") |"
+done
+echo
+echo "| ratio | value | goal |"
+echo "| --- | ---: | --- |"
+echo "| octo / nginx, HTTP/1.1 throughput per core | $(ratio "${H1[octo]}" "${H1[nginx]}") | ≥ 0.50 |"
+echo "| octo / node-plain, HTTP/1.1 throughput per core | $(ratio "${H1[octo]}" "${H1[node-plain]}") | ≥ 2.00 |"
+echo "| octo / nginx, HTTP/2 throughput per core | $(ratio "${H2[octo]}" "${H2[nginx]}") | — |"
+echo "| octo added p50 (µs) | $(added "${P50[octo]}" "${P50[direct]}") | ≤ 100 |"
+echo "| octo added p99 / nginx added p99 | $(ratio "$(added "${P99[octo]}" "${P99[direct]}")" "$(added "${P99[nginx]}" "${P99[direct]}")") | ≤ 2.00 |"
+echo "| octo added p50 / node-plain added p50 | $(ratio "$(added "${P50[octo]}" "${P50[direct]}")" "$(added "${P50[node-plain]}" "${P50[direct]}")") | — |"
+echo "| octo TCP mode / direct throughput | $(ratio "$TCP_OCTO" "$TCP_DIRECT") | ≥ 0.80 |"
