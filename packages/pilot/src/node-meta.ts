@@ -7,9 +7,12 @@
  *   namespace), `name.namespace[.svc[.cluster.local]]` or `namespace/name`. The node gets config
  *   for exactly these, plus any it later asks for by cluster name (on demand).
  * - `metadata.namespace`: the workload's namespace (default `default`).
- * - `metadata.app`, `metadata.labels` (map), `metadata.namespaceLabels` (map),
- *   `metadata.instanceId` (default: `id`), `metadata.proxyVersion`: for ProxyVersion rollouts.
- * - `metadata.outboundPort`: the port of the outbound listener (default 15001).
+ * - `metadata.workload` (or `app`), `metadata.labels` (map), `metadata.namespace_labels` (map),
+ *   `metadata.instance_id` (default: `id`), `metadata.proxy_version`: for ProxyVersion rollouts.
+ *   camelCase spellings (`instanceId`, `proxyVersion`, `namespaceLabels`) are accepted too.
+ * - `metadata.outbound_port`: only for standard Envoy clients, which bind listeners themselves:
+ *   the outbound listener then carries `0.0.0.0:<port>`. Without it the listener has no address
+ *   and an OCTO proxy attaches it to its own `outbound` socket.
  */
 import type { Node } from '@octo-mesh/proto';
 import { parseDependency, type Locality, type ServiceKey } from './model.js';
@@ -27,6 +30,14 @@ export interface NodeIdentity {
   outboundPort?: number;
 }
 
+/** A metadata value under its snake_case or camelCase key. */
+function field(md: Record<string, unknown>, snake: string): unknown {
+  const camel = snake.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+  return md[snake] ?? md[camel];
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v ? v : undefined);
+
 const strMap = (v: unknown): Record<string, string> | undefined =>
   v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, String(x)])) : undefined;
 
@@ -43,19 +54,23 @@ export function nodeIdentity(node: Node): NodeIdentity {
     dependencies.push(key);
   });
   let outboundPort: number | undefined;
-  if (md['outboundPort'] !== undefined) {
-    outboundPort = Number(md['outboundPort']);
-    if (!Number.isInteger(outboundPort) || outboundPort < 1 || outboundPort > 65535) throw new Error(`node.metadata.outboundPort: must be 1-65535, got ${JSON.stringify(md['outboundPort'])}`);
+  const rawPort = field(md, 'outbound_port');
+  if (rawPort !== undefined) {
+    outboundPort = Number(rawPort);
+    if (!Number.isInteger(outboundPort) || outboundPort < 1 || outboundPort > 65535) throw new Error(`node.metadata.outbound_port: must be 1-65535, got ${JSON.stringify(rawPort)}`);
   }
   const loc = node.locality;
+  const app = str(md['workload']) ?? str(md['app']);
+  const proxyVersion = str(field(md, 'proxy_version'));
+  const namespaceLabels = strMap(field(md, 'namespace_labels'));
   return {
     id: node.id,
     namespace,
-    instanceId: typeof md['instanceId'] === 'string' && md['instanceId'] ? md['instanceId'] : node.id,
-    ...(typeof md['app'] === 'string' ? { app: md['app'] } : {}),
+    instanceId: str(field(md, 'instance_id')) ?? node.id,
+    ...(app ? { app } : {}),
     labels: strMap(md['labels']) ?? {},
-    ...(strMap(md['namespaceLabels']) ? { namespaceLabels: strMap(md['namespaceLabels'])! } : {}),
-    ...(typeof md['proxyVersion'] === 'string' ? { proxyVersion: md['proxyVersion'] } : {}),
+    ...(namespaceLabels ? { namespaceLabels } : {}),
+    ...(proxyVersion ? { proxyVersion } : {}),
     ...(loc && (loc.region || loc.zone) ? { locality: { region: loc.region, zone: loc.zone } } : {}),
     dependencies: [...new Set(dependencies)].sort(),
     ...(outboundPort !== undefined ? { outboundPort } : {}),

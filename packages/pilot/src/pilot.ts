@@ -141,7 +141,7 @@ export class Pilot {
   private async placeNode(entry: NodeEntry): Promise<void> {
     const id = entry.identity;
     const deps = [...new Set([...id.dependencies, ...entry.learned])].sort();
-    const port = id.outboundPort ?? 15001;
+    const port = id.outboundPort ?? 0;
     const key = JSON.stringify([deps, localityKey(id.locality), port]);
     let scope = this.scopes.get(key);
     if (!scope) {

@@ -13,9 +13,11 @@ import { ApiVersion } from '@octo-mesh/proto/gen/envoy/config/core/v3/config_sou
 import { FILTER, OUTBOUND, pack, TYPE } from './common.js';
 
 export interface ListenerOptions {
-  /** Address the outbound listener binds; default 0.0.0.0. */
-  address?: string;
-  /** Default 15001. */
+  /**
+   * Without a port the listener has no address: an OCTO proxy attaches it to the outbound socket
+   * it owns (or was handed by the LEGO agent). With one, it carries `0.0.0.0:<port>`, as a
+   * standard Envoy, which binds its listeners itself, needs.
+   */
   port?: number;
 }
 
@@ -32,7 +34,7 @@ export function generateListeners(opts: ListenerOptions = {}): Listener[] {
   return [
     Listener.fromPartial({
       name: OUTBOUND,
-      address: { socketAddress: { address: opts.address ?? '0.0.0.0', portValue: opts.port ?? 15001 } },
+      ...(opts.port ? { address: { socketAddress: { address: '0.0.0.0', portValue: opts.port } } } : {}),
       filterChains: [{ filters: [{ name: FILTER.hcm, typedConfig: packAny(TYPE_URL.httpConnectionManager, hcm) }] }],
     }),
   ];
