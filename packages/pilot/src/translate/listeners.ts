@@ -27,7 +27,15 @@ export function generateListeners(opts: ListenerOptions = {}): Listener[] {
     rds: { routeConfigName: OUTBOUND, configSource: { ads: {}, resourceApiVersion: ApiVersion.V3 } },
     httpFilters: [
       { name: FILTER.fault, typedConfig: pack(TYPE.fault, HTTPFault, HTTPFault.fromPartial({})) },
-      { name: FILTER.localRateLimit, typedConfig: pack(TYPE.localRateLimit, LocalRateLimit, LocalRateLimit.fromPartial({ statPrefix: 'outbound_rate_limit' })) },
+      // A bucket but filter_enabled unset (0 %): off here, on where a route's config enables it.
+      {
+        name: FILTER.localRateLimit,
+        typedConfig: pack(
+          TYPE.localRateLimit,
+          LocalRateLimit,
+          LocalRateLimit.fromPartial({ statPrefix: 'outbound_rate_limit', tokenBucket: { maxTokens: 1, tokensPerFill: 1, fillInterval: { seconds: 1, nanos: 0 } } }),
+        ),
+      },
       { name: FILTER.router, typedConfig: packAny(TYPE_URL.router, Router.fromPartial({})) },
     ],
   });
