@@ -104,6 +104,18 @@ describe('meta server over gRPC', () => {
     expect(meta.sidecarTable().filter((s) => s.pilot === 'pilot-2')).toHaveLength(12);
   });
 
+  it('takes the workload of a sidecar a pilot reports by node id only from its Locate call', async () => {
+    const connected: { nodeId: string; namespace: string; workload: string }[] = [];
+    const m = new PilotMembership({ metaAddress: address, pilotId: 'pilot-1', xdsAddress: '127.0.0.1:1', sidecars: () => connected });
+    m.start();
+    members.push(m);
+    await until(() => meta.pilots.list().length, (n) => n === 1, 'pilot');
+    await locatePilot({ metaAddress: address, nodeId: 'catalog-v1-0.demo', namespace: 'demo', workload: 'catalog', timeoutMs: 2000 });
+    connected.push({ nodeId: 'catalog-v1-0.demo', namespace: '', workload: '' }, { nodeId: 'stranger', namespace: '', workload: '' });
+    const table = await until(() => meta.sidecarTable(), (t) => t.some((s) => s.connectedTo === 'pilot-1'), 'connected sidecar');
+    expect(table).toEqual([expect.objectContaining({ nodeId: 'catalog-v1-0.demo', workload: 'catalog', pilot: 'pilot-1', connectedTo: 'pilot-1' })]);
+  });
+
   it('a sidecar that reports its pilot unreachable gets another one before the lease lapses', async () => {
     pilot('pilot-1');
     pilot('pilot-2');

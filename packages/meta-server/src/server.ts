@@ -206,7 +206,13 @@ export class MetaServer {
         return lease();
       }),
       pilotHeartbeat: wrap((req) => {
-        const r = this.pilots.heartbeat(req.pilotId, req.sidecars.map((s) => ({ nodeId: s.nodeId, namespace: s.namespace || 'default', workload: s.workload })), this.now());
+        // A pilot may report node ids only; the workload is then the one the sidecar gave Locate.
+        const sidecars = req.sidecars.flatMap((s) => {
+          const known = this.sidecars.get(s.nodeId);
+          const workload = s.workload || known?.workload;
+          return workload ? [{ nodeId: s.nodeId, namespace: s.namespace || known?.namespace || 'default', workload }] : [];
+        });
+        const r = this.pilots.heartbeat(req.pilotId, sidecars, this.now());
         if (!r) throw new NotFoundError(`pilot ${req.pilotId} is not registered`);
         this.record(r.adopted);
         if (r.shed.length) this.opts.logger.info('asking pilot to shed sidecars', { pilot: req.pilotId, sidecars: r.shed });

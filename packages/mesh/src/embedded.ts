@@ -1,0 +1,219 @@
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import type { EmbeddedState } from '@octo-mesh/octoctl';
+import { createMetricsRegistry, startAdminServer, type AdminServer, type Logger } from '@octo-mesh/runtime';
+import { freePort, isFree } from './ports.js';
+import { Supervisor, type RunningChild } from './supervisor.js';
+import { DEMO_NAMESPACE, SERVICE_PORT, planEmbedded, portsOf, sidecarBootstrap, type EmbeddedPlan } from './topology.js';
+import { LoadGenerator, TrafficStats } from './traffic.js';
+import { XdsRelay } from './xds-relay.js';
+
+export interface EmbeddedOptions {
+  /** The repository root (where packages/<pkg>/dist live). */
+  root: string;
+  /** The watched directory of manifests (RoutePolicies, ProxyVersions). */
+  manifests: string;
+  /** State file, logs and sidecar bootstraps go here; cleared at start. */
+  stateDir: string;
+  /** Well-known control-plane ports (npm start) or all allocated (tests). */
+  fixedPorts: boolean;
+  pilots: number;
+  /** Requests per second of the load generator (0: none). */
+  rps: number;
+  logger: Logger;
+  /** Child processes' log level. */
+  logLevel?: string;
+}
+
+/**
+ * The embedded mesh: the control plane and a demo system as child processes on one machine,
+ * plus a load generator. Startup order follows the dependencies: dispatcher (watching the
+ * manifests) → meta server (publishing registry instances to the dispatcher) → pilots (reading
+ * the dispatcher, registered with the meta server) → sidecars (locating their pilot through the
+ * meta server) → demo apps (registering themselves) → load.
+ */
+export class EmbeddedMesh {
+  plan!: EmbeddedPlan;
+  state!: EmbeddedState;
+  readonly stats = new TrafficStats();
+  readonly relays = new Map<string, XdsRelay>();
+  private supervisor!: Supervisor;
+  private load: LoadGenerator | undefined;
+  private admin: AdminServer | undefined;
+  private stopping = false;
+  /** Child exits that were not asked for (a killed pilot), newest last. */
+  readonly exits: { name: string; code: number | null; signal: string | null; at: string }[] = [];
+
+  constructor(private readonly opts: EmbeddedOptions) {}
+
+  private dist(pkg: string, file = 'main.js'): string {
+    return join(this.opts.root, 'packages', pkg, 'dist', file);
+  }
+
+  async start(): Promise<void> {
+    const { opts } = this;
+    const log = opts.logger;
+    rmSync(opts.stateDir, { recursive: true, force: true });
+    mkdirSync(join(opts.stateDir, 'sidecars'), { recursive: true });
+    this.plan = await planEmbedded({ pilots: opts.pilots, fixed: opts.fixedPorts, alloc: freePort });
+    if (opts.fixedPorts) {
+      const busy = [];
+      for (const p of portsOf(this.plan)) if (!(await isFree(p.port))) busy.push(`${p.port} (${p.use})`);
+      if (busy.length) throw new Error(`ports in use: ${busy.join(', ')} — is another embedded mesh running? Stop it, or start with --ports auto`);
+    }
+    this.supervisor = new Supervisor(join(opts.stateDir, 'logs'), (c) => this.onExit(c));
+    const level = ['--log-level', opts.logLevel ?? 'info'];
+    const plan = this.plan;
+    const addr = (port: number) => `127.0.0.1:${port}`;
+
+    log.info('starting dispatcher', { grpc: addr(plan.dispatcher.grpcPort), manifests: opts.manifests });
+    const dispatcher = await this.supervisor.start({
+      name: 'dispatcher',
+      script: this.dist('dispatcher'),
+      args: ['--grpc-port', `${plan.dispatcher.grpcPort}`, '--admin-port', `${plan.dispatcher.adminPort}`, '--watch-dir', opts.manifests, ...level],
+      readyUrl: `http://${addr(plan.dispatcher.adminPort)}/readyz`,
+    });
+    log.info('starting meta server', { grpc: addr(plan.meta.grpcPort) });
+    const meta = await this.supervisor.start({
+      name: 'meta-server',
+      script: this.dist('meta-server'),
+      args: ['--grpc-port', `${plan.meta.grpcPort}`, '--admin-port', `${plan.meta.adminPort}`, '--dispatcher-address', addr(plan.dispatcher.grpcPort), ...level],
+      readyUrl: `http://${addr(plan.meta.adminPort)}/healthz`,
+    });
+    const pilots: RunningChild[] = [];
+    for (const p of plan.pilots) {
+      log.info('starting pilot', { id: p.id, xds: addr(p.xdsPort) });
+      pilots.push(
+        await this.supervisor.start({
+          name: p.id,
+          script: this.dist('mesh', 'pilot-process.js'),
+          args: [
+            '--pilot-id', p.id,
+            '--xds-host', '127.0.0.1', '--xds-port', `${p.xdsPort}`,
+            '--admin-host', '127.0.0.1', '--admin-port', `${p.adminPort}`,
+            '--dispatcher', addr(plan.dispatcher.grpcPort),
+            '--meta-address', addr(plan.meta.grpcPort),
+            '--shutdown-grace-seconds', '1',
+            ...level,
+          ],
+          readyUrl: `http://${addr(p.adminPort)}/readyz`,
+        }),
+      );
+    }
+    const sidecars: RunningChild[] = [];
+    for (const s of plan.sidecars) {
+      const relay = new XdsRelay({ metaAddress: addr(plan.meta.grpcPort), nodeId: s.nodeId, namespace: DEMO_NAMESPACE, workload: s.service, logger: log });
+      const relayPort = await relay.listen();
+      this.relays.set(s.nodeId, relay);
+      const bootstrap = join(opts.stateDir, 'sidecars', `${s.nodeId}.yaml`);
+      writeFileSync(bootstrap, stringify(sidecarBootstrap(s)));
+      log.info('starting sidecar', { nodeId: s.nodeId });
+      sidecars.push(
+        await this.supervisor.start({
+          name: `sidecar-${s.instanceId}`,
+          script: this.dist('proxy'),
+          args: ['--config', bootstrap, '--xds-address', addr(relayPort), '--log-level', 'warn'],
+          readyUrl: `http://${addr(s.adminPort)}/healthz`,
+        }),
+      );
+    }
+    const apps: RunningChild[] = [];
+    for (const s of plan.sidecars) {
+      apps.push(
+        await this.supervisor.start({
+          name: `app-${s.instanceId}`,
+          script: this.dist('mesh', 'demo-app.js'),
+          args: [
+            '--service', s.service, '--version', s.version, '--namespace', DEMO_NAMESPACE, '--instance-id', s.instanceId,
+            '--port', `${s.appPort}`, '--calls', s.calls.join(','), '--outbound', addr(s.outboundPort),
+            '--meta-address', addr(plan.meta.grpcPort), '--endpoint-port', `${s.inboundPort}`, '--service-port', `${SERVICE_PORT}`,
+          ],
+          readyUrl: `http://${addr(s.appPort)}/healthz`,
+        }),
+      );
+    }
+
+    const registry = createMetricsRegistry('embedded-runner');
+    this.admin = await startAdminServer({
+      port: plan.runnerAdminPort,
+      registry,
+      routes: { '/traffic': () => this.traffic(), '/state': () => this.state },
+    });
+    this.state = {
+      startedAt: new Date().toISOString(),
+      pid: process.pid,
+      dispatcher: { grpc: addr(plan.dispatcher.grpcPort), admin: addr(plan.dispatcher.adminPort) },
+      meta: { grpc: addr(plan.meta.grpcPort), admin: addr(plan.meta.adminPort) },
+      pilots: plan.pilots.map((p, i) => ({ id: p.id, xds: addr(p.xdsPort), admin: addr(p.adminPort), pid: pilots[i]!.pid })),
+      sidecars: plan.sidecars.map((s, i) => ({
+        nodeId: s.nodeId,
+        namespace: DEMO_NAMESPACE,
+        workload: s.service,
+        version: s.version,
+        app: s.instanceId,
+        admin: addr(s.adminPort),
+        inbound: addr(s.inboundPort),
+        outbound: addr(s.outboundPort),
+        pid: sidecars[i]!.pid,
+      })),
+      runner: { admin: addr(this.admin.port) },
+      manifests: opts.manifests,
+    };
+    writeFileSync(join(opts.stateDir, 'state.json'), JSON.stringify(this.state, null, 2));
+    void dispatcher;
+    void meta;
+
+    if (opts.rps > 0) {
+      const frontend = plan.sidecars.find((s) => s.calls.length > 0) ?? plan.sidecars[0]!;
+      this.load = new LoadGenerator({ target: addr(frontend.inboundPort), host: `${frontend.service}.${DEMO_NAMESPACE}.svc:${SERVICE_PORT}`, rps: opts.rps, stats: this.stats });
+      await this.waitForTraffic(frontend.inboundPort);
+      this.load.start();
+    }
+  }
+
+  /** Waits until a request through the whole demo succeeds, so startup is not counted as failures. */
+  private async waitForTraffic(port: number, timeoutMs = 60_000): Promise<void> {
+    const probe = new TrafficStats();
+    const frontend = this.plan.sidecars.find((s) => s.calls.length > 0) ?? this.plan.sidecars[0]!;
+    const gen = new LoadGenerator({ target: `127.0.0.1:${port}`, host: `${frontend.service}.${DEMO_NAMESPACE}.svc:${SERVICE_PORT}`, rps: 1, stats: probe });
+    const deadline = Date.now() + timeoutMs;
+    let streak = 0;
+    while (streak < 5) {
+      const before = probe.failures;
+      await gen.one();
+      streak = probe.failures === before ? streak + 1 : 0;
+      if (Date.now() > deadline) throw new Error(`the demo did not answer through the mesh within ${timeoutMs} ms; last failure: ${[...probe.failureReasons.keys()].pop() ?? '-'}`);
+      if (streak === 0) await new Promise((r) => setTimeout(r, 250));
+    }
+    this.opts.logger.info('demo answers through the mesh', { probes: probe.requests, failedWhileStarting: probe.failures });
+  }
+
+  private onExit(c: RunningChild): void {
+    if (this.stopping) return;
+    this.exits.push({ name: c.spec.name, code: c.exit?.code ?? null, signal: c.exit?.signal ?? null, at: new Date().toISOString() });
+    this.opts.logger.warn('process exited', { name: c.spec.name, pid: c.pid, code: c.exit?.code, signal: c.exit?.signal });
+  }
+
+  /** Request counts, rates and failures (the runner's /traffic). */
+  traffic() {
+    const now = Date.now();
+    return {
+      requests: this.stats.requests,
+      failures: this.stats.failures,
+      failureReasons: Object.fromEntries(this.stats.failureReasons),
+      totals: Object.fromEntries(this.stats.totals),
+      rates: Object.fromEntries(this.stats.rates(now)),
+      relays: Object.fromEntries([...this.relays].map(([id, r]) => [id, { pilot: r.pilot, moves: r.moves }])),
+      exits: this.exits,
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.load?.stop();
+    await this.supervisor?.stopAll();
+    for (const r of this.relays.values()) await r.close();
+    await this.admin?.close();
+  }
+}

@@ -1,0 +1,7 @@
+export * from './topology.js';
+export * from './traffic.js';
+export * from './supervisor.js';
+export * from './embedded.js';
+export * from './dashboard.js';
+export * from './ports.js';
+export * from './xds-relay.js';

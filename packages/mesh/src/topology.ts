@@ -1,0 +1,170 @@
+/**
+ * What the embedded mesh runs, as data: the demo system, and every process with its ports and
+ * command line. Pure (ports come from an allocator), so the plan is table-tested and the runner
+ * only executes it.
+ */
+
+/** One demo instance: a service at a version, and the services it calls. */
+export interface DemoInstance {
+  service: string;
+  version: string;
+  calls: string[];
+}
+
+/** frontend → catalog (v1 and v2) and ratings: enough to show a split and a shared dependency. */
+export const DEMO_SYSTEM: readonly DemoInstance[] = [
+  { service: 'frontend', version: 'v1', calls: ['catalog', 'ratings'] },
+  { service: 'catalog', version: 'v1', calls: [] },
+  { service: 'catalog', version: 'v2', calls: [] },
+  { service: 'ratings', version: 'v1', calls: [] },
+];
+
+export const DEMO_NAMESPACE = 'demo';
+/** The port every demo service is called on (the `Service` port in the registry). */
+export const SERVICE_PORT = 8080;
+
+export interface PilotPlan {
+  id: string;
+  xdsPort: number;
+  adminPort: number;
+}
+
+export interface SidecarPlan {
+  /** The xDS node id: `<service>-<version>-<n>.<namespace>`. */
+  nodeId: string;
+  instanceId: string;
+  service: string;
+  version: string;
+  calls: string[];
+  appPort: number;
+  adminPort: number;
+  inboundPort: number;
+  outboundPort: number;
+}
+
+export interface EmbeddedPlan {
+  dispatcher: { grpcPort: number; adminPort: number };
+  meta: { grpcPort: number; adminPort: number };
+  pilots: PilotPlan[];
+  sidecars: SidecarPlan[];
+  runnerAdminPort: number;
+}
+
+/** Well-known ports for `npm start` (octoctl's defaults); everything per instance is allocated. */
+export const FIXED_PORTS = {
+  dispatcherGrpc: 15012,
+  dispatcherAdmin: 15014,
+  metaGrpc: 15011,
+  metaAdmin: 15015,
+  pilotXds: [15010, 15020, 15030],
+  pilotAdmin: [15016, 15017, 15018],
+  runnerAdmin: 15090,
+} as const;
+
+/**
+ * Plans the processes. `fixed` uses {@link FIXED_PORTS} for the control plane (so octoctl and
+ * people find it); otherwise every port comes from `alloc` (tests run side by side).
+ */
+export async function planEmbedded(opts: { pilots: number; fixed: boolean; alloc: () => Promise<number>; system?: readonly DemoInstance[] }): Promise<EmbeddedPlan> {
+  const { alloc, fixed } = opts;
+  const pick = async (p: number | undefined) => (fixed && p !== undefined ? p : alloc());
+  const pilots: PilotPlan[] = [];
+  for (let i = 0; i < opts.pilots; i++)
+    pilots.push({ id: `pilot-${String.fromCharCode(97 + i)}`, xdsPort: await pick(FIXED_PORTS.pilotXds[i]), adminPort: await pick(FIXED_PORTS.pilotAdmin[i]) });
+  const counts = new Map<string, number>();
+  const sidecars: SidecarPlan[] = [];
+  for (const d of opts.system ?? DEMO_SYSTEM) {
+    const n = counts.get(`${d.service}-${d.version}`) ?? 0;
+    counts.set(`${d.service}-${d.version}`, n + 1);
+    const instanceId = `${d.service}-${d.version}-${n}`;
+    sidecars.push({
+      nodeId: `${instanceId}.${DEMO_NAMESPACE}`,
+      instanceId,
+      service: d.service,
+      version: d.version,
+      calls: d.calls,
+      appPort: await alloc(),
+      adminPort: await alloc(),
+      inboundPort: await alloc(),
+      outboundPort: await alloc(),
+    });
+  }
+  return {
+    dispatcher: { grpcPort: await pick(FIXED_PORTS.dispatcherGrpc), adminPort: await pick(FIXED_PORTS.dispatcherAdmin) },
+    meta: { grpcPort: await pick(FIXED_PORTS.metaGrpc), adminPort: await pick(FIXED_PORTS.metaAdmin) },
+    pilots,
+    sidecars,
+    runnerAdminPort: await pick(FIXED_PORTS.runnerAdmin),
+  };
+}
+
+/** Every port of a plan with what uses it, to report a busy one by name. */
+export function portsOf(plan: EmbeddedPlan): { port: number; use: string }[] {
+  return [
+    { port: plan.dispatcher.grpcPort, use: 'dispatcher gRPC' },
+    { port: plan.dispatcher.adminPort, use: 'dispatcher admin' },
+    { port: plan.meta.grpcPort, use: 'meta server gRPC' },
+    { port: plan.meta.adminPort, use: 'meta server admin' },
+    ...plan.pilots.flatMap((p) => [
+      { port: p.xdsPort, use: `${p.id} xDS` },
+      { port: p.adminPort, use: `${p.id} admin` },
+    ]),
+    { port: plan.runnerAdminPort, use: 'runner admin' },
+  ];
+}
+
+/**
+ * The sidecar's bootstrap: its identity, listeners, and a static inbound path (inbound listener →
+ * the local app), since inbound routing to the co-located app needs nothing from the control plane.
+ * Outbound configuration comes from its pilot over ADS.
+ */
+export function sidecarBootstrap(s: SidecarPlan): Record<string, unknown> {
+  const local = `inbound|${SERVICE_PORT}||${s.service}.${DEMO_NAMESPACE}.svc`;
+  return {
+    nodeId: s.nodeId,
+    cluster: s.service,
+    workload: s.service,
+    namespace: DEMO_NAMESPACE,
+    version: s.version,
+    instanceId: s.instanceId,
+    dependencies: s.calls.map((c) => `${c}.${DEMO_NAMESPACE}.svc`),
+    adminHost: '127.0.0.1',
+    adminPort: s.adminPort,
+    outboundHost: '127.0.0.1',
+    outboundPort: s.outboundPort,
+    inboundHost: '127.0.0.1',
+    inboundPort: s.inboundPort,
+    accessLog: 'off',
+    drainTimeoutMs: 2000,
+    staticResources: {
+      listeners: [
+        {
+          name: 'inbound',
+          filter_chains: [
+            {
+              filters: [
+                {
+                  name: 'envoy.filters.network.http_connection_manager',
+                  typed_config: {
+                    '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+                    stat_prefix: 'inbound',
+                    route_config: { name: 'inbound', virtual_hosts: [{ name: 'inbound', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: local } }] }] },
+                    http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
+                  },
+                },
+              ],
+            },
+          ],
+        },
+      ],
+      clusters: [
+        {
+          name: local,
+          type: 'STATIC',
+          connect_timeout: '1s',
+          load_assignment: { cluster_name: local, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: s.appPort } } } }] }] },
+        },
+      ],
+    },
+  };
+}
