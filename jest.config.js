@@ -38,8 +38,8 @@ export default {
       ...common,
       displayName: 'k8s',
       testMatch: ['<rootDir>/e2e/k8s/**/*.test.ts', '<rootDir>/packages/*/src/**/*.k8s.test.ts'],
-      globalSetup: '<rootDir>/packages/testing/src/jest-global-setup.ts',
-      globalTeardown: '<rootDir>/packages/testing/src/jest-global-teardown.ts',
+      globalSetup: '<rootDir>/packages/testing/jest-global-setup.mjs',
+      globalTeardown: '<rootDir>/packages/testing/jest-global-teardown.mjs',
     },
     {
       // The embedded mesh end to end: real child processes on loopback.

@@ -3,6 +3,8 @@ import { GROUP, VERSION, type KindInfo } from './kinds.js';
 
 type Json = Record<string, unknown>;
 
+const OPENAPI_FORMATS = new Set(['int32', 'int64', 'float', 'double', 'byte', 'binary', 'date', 'date-time', 'password', 'uuid', 'email', 'hostname', 'ipv4', 'ipv6', 'uri']);
+
 /**
  * Rewrites zod's OpenAPI 3.0 output into a Kubernetes structural schema: no
  * `additionalProperties: false` (unknown fields are pruned by the API server instead), no
@@ -16,6 +18,8 @@ export function toStructural(node: unknown): unknown {
     if (k === '$schema' || k === 'id') continue;
     if (k === 'additionalProperties' && v === false) continue;
     if ((k === 'minimum' && v === Number.MIN_SAFE_INTEGER) || (k === 'maximum' && v === Number.MAX_SAFE_INTEGER)) continue;
+    // zod names formats of its own (e.g. starts_with); the API server knows only OpenAPI's.
+    if (k === 'format' && typeof v === 'string' && !OPENAPI_FORMATS.has(v)) continue;
     out[k] = k === 'x-kubernetes-validations' || k === 'enum' || k === 'required' || k === 'default' ? v : toStructural(v);
   }
   return out;

@@ -37,7 +37,8 @@ export const KINDS: readonly KindInfo[] = [
     kind: 'ProxyVersion',
     plural: 'proxyversions',
     singular: 'proxyversion',
-    shortNames: ['pv'],
+    // Not 'pv': kubectl already resolves that to PersistentVolumes.
+    shortNames: ['pxv'],
     schema: proxyVersion,
     spec: proxyVersionSpec,
     status: proxyVersionStatus,

@@ -15,6 +15,7 @@ const pkg = z
       .meta({ description: 'Where agents download the proxy package from.' }),
     sha256: z
       .string()
+      .max(64)
       .regex(/^[a-f0-9]{64}$/, { message: 'must be 64 lower-case hex digits' })
       .meta({ description: 'sha256 of the package; agents refuse a package that does not match.' }),
     signature: z.string().max(4096).optional().meta({ description: 'Detached signature of the package, base64.' }),
@@ -102,7 +103,8 @@ export const proxyVersionSpec = withTransitionRules(
     .strict(),
   [
     { rule: 'self.version == oldSelf.version', message: 'version is immutable; create a new ProxyVersion for another release', fieldPath: '.version' },
-    { rule: 'self.package == oldSelf.package', message: 'package is immutable; create a new ProxyVersion for another package', fieldPath: '.package' },
+    // `package` is a CEL reserved word: CEL sees the field as __package__.
+    { rule: 'self.__package__ == oldSelf.__package__', message: 'package is immutable; create a new ProxyVersion for another package', fieldPath: '.package' },
   ],
 );
 
