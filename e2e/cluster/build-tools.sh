@@ -26,8 +26,13 @@ ETCD_MOD="${HERE}/tools/etcd"  # wrapper module for etcd
 HELM_VERSION="v3.22.0"
 KWOK_VERSION="v0.8.0"
 # kube-apiserver and etcd versions are whatever the committed wrapper modules pin.
-K8S_VERSION="$(awk '$1=="k8s.io/kubernetes"{print $2; exit}' "${TOOLS}/go.mod")"
-ETCD_VERSION="$(awk '$1=="go.etcd.io/etcd/server/v3"{print $2; exit}' "${ETCD_MOD}/go.mod")"
+required() { # go.mod module -> version of module in its require lines
+  awk -v m="$2" '$1 !~ /^\/\// {for (i = 1; i < NF; i++) if ($i == m) { print $(i+1); exit }}' "$1"
+}
+K8S_VERSION="$(required "${TOOLS}/go.mod" k8s.io/kubernetes)"
+ETCD_VERSION="$(required "${ETCD_MOD}/go.mod" go.etcd.io/etcd/server/v3)"
+[[ "$K8S_VERSION" == v1.* && "$ETCD_VERSION" == v3.* ]] ||
+  { echo "build-tools.sh: cannot read versions from the wrapper go.mod files" >&2; exit 1; }
 
 CACHE_ROOT="${OCTO_CACHE:-${HOME}/.cache/octo-mesh}/k8s"
 
@@ -36,7 +41,7 @@ case "${1:-}" in
   "") ;;
   --print-bin) mode=print ;;
   --rebuild) mode=rebuild ;;
-  -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "build-tools.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
 esac
 
@@ -122,7 +127,7 @@ info_time() { # module@version -> the tag's publish time, from the proxy's .info
 
 # build_<tool> OUTDIR: put the binary at OUTDIR/<tool>
 build_kube-apiserver() {
-  local date; date="$(info_time "k8s.io/kubernetes@${K8S_VERSION}")"
+  local date; date="$(info_time "k8s.io/kubernetes@${K8S_VERSION}")" && [[ -n "$date" ]] || return 1
   (cd "$TOOLS" && go build -trimpath -ldflags "-s -w $(k8s_ldflags "$date")" \
       -o "$1/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
 }
@@ -131,8 +136,8 @@ build_etcd() {
 }
 build_helm() {
   local mod cg maj min
-  mod="$(mod_field "helm.sh/helm/v3@${HELM_VERSION}" GoMod)"
-  cg="$(awk '$1=="k8s.io/client-go"{print $2; exit}' "$mod")"   # v0.37.0 -> 1 37
+  mod="$(mod_field "helm.sh/helm/v3@${HELM_VERSION}" GoMod)" && cg="$(required "$mod" k8s.io/client-go)" &&
+    [[ "$cg" == v0.* ]] || return 1   # client-go v0.37.0 -> k8s 1.37
   maj=1; min="${cg#v0.}"; min="${min%%.*}"
   (cd / && GOFLAGS= GOBIN="$1" go install -trimpath -ldflags "-s -w $(helm_ldflags "$maj" "$min")" \
       "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}")

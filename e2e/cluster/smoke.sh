@@ -78,6 +78,7 @@ t_api=$(date +%s.%N)
   --service-account-signing-key-file="$W/sa.key" \
   --service-cluster-ip-range=10.96.0.0/12 \
   --authorization-mode=RBAC \
+  --endpoint-reconciler-type=none \
   --allow-privileged=true \
   >"$W/apiserver.log" 2>&1 &
 APISERVER_PID=$!
