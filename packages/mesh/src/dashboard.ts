@@ -46,7 +46,10 @@ export function renderDashboard(d: DashboardInput): string {
   lines.push('');
   lines.push('Try');
   lines.push(`  edit ${state.manifests}/catalog.yaml (weights of v1/v2)  → the catalog split follows within a second`);
-  lines.push(`  kill ${state.pilots[0]?.pid ?? '<pilot pid>'}   (${state.pilots[0]?.id ?? 'a pilot'})  → its sidecars move to the other pilot; no request fails`);
-  lines.push('  npx octoctl status  |  npx octoctl get routepolicies  |  npx octoctl config-dump frontend-v1-0');
+  const frontend = state.sidecars.find((s) => s.workload === 'frontend') ?? state.sidecars[0];
+  const serving = state.pilots.find((p) => p.id === d.pilotOf.get(frontend?.nodeId ?? '') && !dead.has(p.id)) ?? state.pilots.find((p) => !dead.has(p.id));
+  if (serving && state.pilots.filter((p) => !dead.has(p.id)).length > 1)
+    lines.push(`  kill ${serving.pid ?? '<pid>'}   (${serving.id}, serving ${frontend?.nodeId ?? 'frontend'})  → its sidecars move to the other pilot; no request fails`);
+  lines.push('  npm run octoctl -- status  |  npm run octoctl -- get routepolicies  |  npm run octoctl -- config-dump frontend-v1-0');
   return `${lines.join('\n')}\n`;
 }

@@ -2,7 +2,7 @@
 /**
  * `npm start`: runs the embedded mesh (see embedded.ts) and shows a live dashboard until Ctrl-C.
  * Flags: --ports fixed|auto (default fixed: the control plane on its well-known ports),
- * --rps 20, --pilots 2, --manifests examples/embedded, --state-dir .octo/embedded,
+ * --rps 50, --pilots 2, --manifests examples/embedded, --state-dir .octo/embedded,
  * --log-level info (children), --quiet (no dashboard; for tests and CI).
  */
 import { resolve } from 'node:path';
@@ -17,7 +17,7 @@ const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const config = z
   .object({
     ports: z.enum(['fixed', 'auto']).default('fixed'),
-    rps: z.coerce.number().min(0).max(5000).default(20),
+    rps: z.coerce.number().min(0).max(5000).default(50),
     pilots: z.coerce.number().int().min(1).max(3).default(2),
     manifests: z.string().default(resolve(ROOT, 'examples/embedded')),
     stateDir: z.string().default(resolve(process.cwd(), '.octo/embedded')),

@@ -107,11 +107,12 @@ async function pilotSync(admin: string): Promise<Map<string, string>> {
   try {
     const body = await getJson<unknown>(`http://${admin}/debug/syncz`);
     const nodes = Array.isArray(body) ? body : ((body as { nodes?: unknown[] }).nodes ?? []);
-    for (const n of nodes as { nodeId?: string; id?: string; types?: { state?: string }[] | Record<string, { state?: string }>; state?: string }[]) {
-      const id = n.nodeId ?? n.id;
+    for (const n of nodes as { node?: string; nodeId?: string; id?: string; types?: { state?: string }[] | Record<string, { state?: string }>; state?: string }[]) {
+      const id = n.node ?? n.nodeId ?? n.id;
       if (!id) continue;
       const states = n.types ? Object.values(n.types).map((t) => t.state ?? '?') : n.state ? [n.state] : [];
-      const worst = ['NACKED', 'STALE', 'NOT SENT'].find((s) => states.includes(s)) ?? (states.length ? 'SYNCED' : '-');
+      // Like istioctl proxy-status: a NACK or a version in flight matters; types never sent (not subscribed) do not.
+      const worst = ['NACKED', 'STALE', 'SYNCED', 'NOT SENT'].find((s) => states.includes(s)) ?? '-';
       out.set(id, worst);
     }
   } catch {
