@@ -69,14 +69,16 @@ export class MetaServer {
     const r = [opts.registry];
     this.moves = new Counter({ name: 'octo_meta_workload_moves_total', help: 'Workloads assigned to a (new) pilot, by reason.', labelNames: ['reason'], registers: r });
     this.locates = new Counter({ name: 'octo_meta_locate_total', help: 'Locate calls, by result.', labelNames: ['result'], registers: r });
-    const self = this;
+    const pilots = this.pilots;
+    const instances = this.instances;
+    const now = this.now;
     new Gauge({
       name: 'octo_meta_pilots',
       help: 'Live pilots (suspect: reported unreachable by a sidecar since their last heartbeat).',
       labelNames: ['state'],
       registers: r,
       collect() {
-        const all = self.pilots.list();
+        const all = pilots.list();
         this.set({ state: 'live' }, all.filter((p) => !p.suspect).length);
         this.set({ state: 'suspect' }, all.filter((p) => p.suspect).length);
       },
@@ -88,11 +90,11 @@ export class MetaServer {
       registers: r,
       collect() {
         this.reset();
-        for (const p of self.pilots.list()) this.set({ pilot: p.id }, p.sidecars.length);
+        for (const p of pilots.list()) this.set({ pilot: p.id }, p.sidecars.length);
       },
     });
-    new Gauge({ name: 'octo_meta_pending_moves', help: 'Workloads not yet on their ring owner (rebalancing).', registers: r, collect() { this.set(self.pilots.pendingMoves()); } });
-    new Gauge({ name: 'octo_meta_registry_instances', help: 'Registered instances of workloads outside Kubernetes.', registers: r, collect() { this.set(self.instances.list(self.now()).length); } });
+    new Gauge({ name: 'octo_meta_pending_moves', help: 'Workloads not yet on their ring owner (rebalancing).', registers: r, collect() { this.set(pilots.pendingMoves()); } });
+    new Gauge({ name: 'octo_meta_registry_instances', help: 'Registered instances of workloads outside Kubernetes.', registers: r, collect() { this.set(instances.list(now()).length); } });
   }
 
   start(): void {
