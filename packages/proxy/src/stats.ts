@@ -52,6 +52,21 @@ export class ProxyStats {
     });
   }
 
+  private readonly requestChildren = new Map<string, { count: { inc(): void }; time: { observe(v: number): void } }>();
+
+  /** Counts a finished request; label children are cached since this runs on every request. */
+  recordRequest(listener: string, route: string, cluster: string, status: number, seconds: number): void {
+    const code = status < 200 ? '1xx' : status < 300 ? '2xx' : status < 400 ? '3xx' : status < 500 ? '4xx' : '5xx';
+    const key = `${listener}\u0000${route}\u0000${cluster}\u0000${code}`;
+    let c = this.requestChildren.get(key);
+    if (!c) {
+      c = { count: this.requests.labels(listener, route, cluster, code), time: this.duration.labels(listener, cluster) };
+      this.requestChildren.set(key, c);
+    }
+    c.count.inc();
+    c.time.observe(seconds);
+  }
+
   /** Envoy-style `name: value` lines, as `/stats` prints them. */
   async text(): Promise<string> {
     const lines: string[] = [];
