@@ -6,13 +6,69 @@
 // Parent → child (IPC): {cmd: 'connect', target, sidecars: [{id, namespace, dependencies, locality}]}, {cmd: 'exit'}
 // Child → parent: {type: 'ready', connected, ms}, {type: 'error', message}
 import * as grpc from '@grpc/grpc-js';
-import { AggregatedDiscoveryServiceClient, Cluster, DiscoveryRequest, Node, TYPE_URL } from '@octo-mesh/proto';
+import { Cluster, DiscoveryRequest, Node, TYPE_URL } from '@octo-mesh/proto';
+
+const SOTW = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
+
+function varint(b, i) {
+  let v = 0;
+  let shift = 0;
+  for (;;) {
+    const x = b[i++];
+    v += (x & 0x7f) * 2 ** shift;
+    if (x < 0x80) return [v, i];
+    shift += 7;
+  }
+}
+
+/**
+ * Reads a DiscoveryResponse's top-level fields without decoding the resources (a real proxy
+ * decodes them on its own CPU; here thousands share the pilot's machine, so the simulator does
+ * only what the protocol needs): version_info, type_url, nonce, and each resource's bytes.
+ */
+function parseResponse(b) {
+  const out = { versionInfo: '', typeUrl: '', nonce: '', resources: [] };
+  let i = 0;
+  while (i < b.length) {
+    let tag;
+    [tag, i] = varint(b, i);
+    const field = tag >>> 3;
+    const wire = tag & 7;
+    if (wire === 0) {
+      [, i] = varint(b, i);
+      continue;
+    }
+    let len;
+    [len, i] = varint(b, i);
+    const v = b.subarray(i, i + len);
+    i += len;
+    if (field === 1) out.versionInfo = v.toString('utf8');
+    else if (field === 4) out.typeUrl = v.toString('utf8');
+    else if (field === 5) out.nonce = v.toString('utf8');
+    else if (field === 2) out.resources.push(anyValue(v));
+  }
+  return out;
+}
+
+/** The value (field 2) of an Any. */
+function anyValue(b) {
+  let i = 0;
+  while (i < b.length) {
+    let tag;
+    [tag, i] = varint(b, i);
+    let len;
+    [len, i] = varint(b, i);
+    if (tag >>> 3 === 2) return { value: b.subarray(i, i + len) };
+    i += len;
+  }
+  return { value: Buffer.alloc(0) };
+}
 
 const CHANNEL_OPTIONS = { 'grpc.use_local_subchannel_pool': 1, 'grpc.max_receive_message_length': 64 << 20 };
 
 function sidecar(target, spec, onReady) {
-  const client = new AggregatedDiscoveryServiceClient(target, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
-  const call = client.streamAggregatedResources();
+  const client = new grpc.Client(target, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  const call = client.makeBidiStreamRequest(SOTW, (r) => Buffer.from(DiscoveryRequest.encode(r).finish()), parseResponse);
   const node = Node.fromPartial({ id: spec.id, cluster: spec.namespace, locality: spec.locality, metadata: { namespace: spec.namespace, dependencies: spec.dependencies } });
   const seen = new Set();
   let edsNames = [];

@@ -81,6 +81,8 @@ interface NodeEntry {
 
 const UPGRADE = TYPE_URL.upgradeTarget;
 const GOVERNANCE = TYPE.serviceGovernance;
+/** Nodes published per event-loop turn when a change reaches many. */
+const PUBLISH_SLICE = 250;
 const localityKey = (l: Locality | undefined) => (l ? `${l.region ?? ''}/${l.zone ?? ''}` : '');
 
 export class Pilot {
@@ -406,6 +408,7 @@ export class Pilot {
         for (const t of types) set.add(t);
       }
     }
+    const publish: { entry: NodeEntry; scope: Scope }[] = [];
     for (const [sk, types] of changedTypes) {
       const scope = this.scopes.get(sk);
       if (!scope?.snapshot) continue;
@@ -417,8 +420,16 @@ export class Pilot {
       }
       for (const n of scope.nodes) {
         const entry = this.nodes.get(n);
-        if (entry) this.publishNode(entry, scope.snapshot, firstAt);
+        if (entry) publish.push({ entry, scope });
       }
+    }
+    // Publish in slices, yielding between them: the first proxies' responses are flushed and
+    // their ACKs handled while later ones are still being written, instead of every socket
+    // waiting for the whole loop (it also keeps the event loop responsive for new streams).
+    for (let i = 0; i < publish.length; i += PUBLISH_SLICE) {
+      if (i > 0) await new Promise((r) => setImmediate(r));
+      for (const { entry, scope } of publish.slice(i, i + PUBLISH_SLICE))
+        if (this.nodes.get(entry.identity.id) === entry && entry.scope === scope.key && scope.snapshot) this.publishNode(entry, scope.snapshot, firstAt);
     }
   }
 
