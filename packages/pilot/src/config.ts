@@ -25,6 +25,14 @@ export const pilotConfig = z
     streamAdmissionRate: z.coerce.number().positive().max(1_000_000).default(500),
     streamAdmissionBurst: z.coerce.number().int().min(1).max(1_000_000).default(1000),
     /**
+     * The dispatcher (`host:port`) to read services, endpoints and RoutePolicies from. Without
+     * it, an in-memory source is used (seeded from `resources`).
+     */
+    dispatcherAddress: z
+      .string()
+      .regex(/^[^\s:]+:\d{1,5}$/, { message: 'must be host:port' })
+      .optional(),
+    /**
      * A YAML file (or directory of them) of Service, ServiceEndpoints, RoutePolicy and ProxyVersion
      * objects loaded into the in-memory mesh source, until the dispatcher source is wired in.
      */

@@ -111,3 +111,44 @@ describe('pilot main', () => {
     expect(() => loadResources(dir, new MemoryMeshSource())).toThrow(/a\.yaml#0\.spec\.ports\.0\.port: .*a\.yaml#1\.kind: unknown kind "Nope"/s);
   });
 });
+
+describe('pilot over the dispatcher', () => {
+  it('reads the mesh from a real dispatcher and pushes when a RoutePolicy is applied there', async () => {
+    const d = await import('@octo-mesh/dispatcher');
+    const { createMetricsRegistry } = await import('@octo-mesh/runtime');
+    const store = d.MemoryStore.open();
+    const grpcService = new d.DispatcherGrpc({ store, logger: quietLogger(), registry: createMetricsRegistry('dispatcher'), coalesceMs: 5 });
+    const dispatcher = await d.startGrpcServer('127.0.0.1', 0, (s) => s.addService(d.DispatcherService, grpcService.implementation()));
+    try {
+      await store.put({ apiVersion: 'model.mesh.octo.io/v1', kind: 'Service', metadata: { name: 'catalog', namespace: 'demo' }, spec: { ports: [{ name: 'http', port: 8080, protocol: 'http' }] } });
+      await store.put({ apiVersion: 'model.mesh.octo.io/v1', kind: 'ServiceEndpoints', metadata: { name: 'catalog', namespace: 'demo' }, spec: { endpoints: [{ address: '10.0.0.1', port: 15006, labels: {}, healthy: true }] } });
+      const config = pilotConfig.parse({ xdsPort: 0, adminPort: 0, xdsHost: '127.0.0.1', adminHost: '127.0.0.1', dispatcherAddress: `127.0.0.1:${dispatcher.port}`, debounceQuietMs: 10, debounceMaxMs: 50, shutdownGraceSeconds: 0.1 });
+      running = await startPilot(config, quietLogger());
+      const client = adsClient(`127.0.0.1:${running.xdsPort}`);
+      const c = new SotwClient(client, Node.fromPartial({ id: 'sidecar-d', metadata: { namespace: 'demo', dependencies: ['catalog'] } }));
+      try {
+        c.subscribe(TYPE_URL.route, ['outbound']);
+        const r1 = await c.next(5000);
+        c.ack(r1, ['outbound']);
+        await store.put({
+          apiVersion: 'mesh.octo.io/v1alpha1',
+          kind: 'RoutePolicy',
+          metadata: { name: 'catalog', namespace: 'demo' },
+          spec: { targetRef: { service: 'catalog' }, rules: [{ route: [{}], timeout: '7s' }] },
+        });
+        const r2 = await c.next(5000);
+        expect(r2.versionInfo).not.toBe(r1.versionInfo);
+        const { RouteConfiguration } = await import('@octo-mesh/proto');
+        const rc = RouteConfiguration.decode(r2.resources[0]!.value);
+        expect(rc.virtualHosts[0]!.routes[0]!.route!.timeout).toEqual({ seconds: 7, nanos: 0 });
+      } finally {
+        c.close();
+        client.close();
+      }
+    } finally {
+      await running?.stop();
+      running = undefined;
+      await dispatcher.close();
+    }
+  });
+});

@@ -21,10 +21,35 @@ export interface RunningPilot {
   stop(): Promise<void>;
 }
 
-/** Starts every part of a pilot; `source` defaults to an in-memory one (seeded from `resources`). */
+/** The dispatcher's MeshSource (packages/dispatcher), loaded only when configured. */
+interface DispatcherModule {
+  DispatcherConnection: new (address: string) => { close(): void };
+  DispatcherMeshSource: new (opts: { connection: unknown; clientId: string; logger?: Logger }) => MeshSource;
+}
+
+async function dispatcherSource(address: string, clientId: string, logger: Logger): Promise<{ source: MeshSource; close(): void }> {
+  // Loaded by name at run time: the dispatcher client pulls in the Kubernetes client, which a
+  // pilot on the in-memory source should not pay for.
+  const specifier = '@octo-mesh/dispatcher';
+  const mod = (await import(specifier)) as DispatcherModule;
+  const connection = new mod.DispatcherConnection(address);
+  return { source: new mod.DispatcherMeshSource({ connection, clientId, logger }), close: () => connection.close() };
+}
+
+/**
+ * Starts every part of a pilot. The mesh source is, in order: `source` if given, the dispatcher
+ * at `dispatcherAddress`, or an in-memory one (seeded from `resources`).
+ */
 export async function startPilot(config: PilotConfig, logger: Logger, source?: MeshSource): Promise<RunningPilot> {
   const registry = createMetricsRegistry('pilot');
   let proxyVersions: Parameters<Pilot['setProxyVersions']>[0] = [];
+  let closeSource = () => {};
+  if (!source && config.dispatcherAddress) {
+    const d = await dispatcherSource(config.dispatcherAddress, config.pilotId, logger);
+    source = d.source;
+    closeSource = d.close;
+    logger.info('reading the mesh from the dispatcher', { address: config.dispatcherAddress });
+  }
   if (!source) {
     const memory = new MemoryMeshSource();
     if (config.resources) {
@@ -57,6 +82,7 @@ export async function startPilot(config: PilotConfig, logger: Logger, source?: M
       pilot.close();
       await ads.close(config.shutdownGraceSeconds * 1000);
       await admin.close();
+      closeSource();
     },
   };
 }
