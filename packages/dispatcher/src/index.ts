@@ -8,3 +8,4 @@ export * from './server.js';
 export * from './client.js';
 export * from './config.js';
 export * from './mesh-source.js';
+export * from './kube-store.js';
