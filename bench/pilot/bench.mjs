@@ -220,6 +220,8 @@ async function run(n) {
   return { n, scopes, connectMs, idle, loaded, eds, full };
 }
 
+const { cpus, loadavg } = await import('node:os');
+const loadBefore = loadavg()[0];
 const results = [];
 for (const n of SIZES) {
   process.stderr.write(`running ${n} sidecars...\n`);
@@ -228,7 +230,9 @@ for (const n of SIZES) {
 }
 
 const base = results[0];
-console.log(`\nPilot benchmark — ${SERVICES + 1} services × 8 endpoints, sidecars in workloads of 10 calling ${DEPS} services + 'common'; Node ${process.version}, ${(await import('node:os')).cpus().length} CPUs`);
+console.log(
+  `\nPilot benchmark — ${SERVICES + 1} services × 8 endpoints, sidecars in workloads of 10 calling ${DEPS} services + 'common'; Node ${process.version}, ${cpus().length} CPUs, 1-min load average ${loadBefore.toFixed(1)} before / ${loadavg()[0].toFixed(1)} after`,
+);
 console.log('\nMemory (Pilot process, after GC; baseline = the same pilot before any sidecar connected):');
 for (const r of results) {
   const heap = (r.loaded.heap - r.idle.heap) / r.n;
