@@ -59,11 +59,11 @@ export async function startPilot(config: PilotConfig, logger: Logger, source?: M
     }
     source = memory;
   }
-  let ads: AdsServer | undefined;
-  const metrics = createPilotMetrics(registry, () => ads?.admission.queued ?? 0);
+  const held: { ads?: AdsServer } = {};
+  const metrics = createPilotMetrics(registry, () => held.ads?.admission.queued ?? 0);
   const pilot = new Pilot({ source, logger, metrics, debounce: { quietMs: config.debounceQuietMs, maxDelayMs: config.debounceMaxMs } });
   pilot.setProxyVersions(proxyVersions);
-  ads = new AdsServer({ cache: pilot.cache, callbacks: pilot.callbacks, admission: { ratePerSecond: config.streamAdmissionRate, burst: config.streamAdmissionBurst } });
+  const ads = (held.ads = new AdsServer({ cache: pilot.cache, callbacks: pilot.callbacks, admission: { ratePerSecond: config.streamAdmissionRate, burst: config.streamAdmissionBurst } }));
   const xdsPort = await ads.listen(config.xdsPort, config.xdsHost);
   const admin = await startAdminServer({
     host: config.adminHost,
