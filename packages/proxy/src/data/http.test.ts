@@ -14,8 +14,11 @@ import type { Proxy } from '../proxy.js';
 describe('HTTP data path', () => {
   let v1: Upstream;
   let v2: Upstream;
+  let app: http.Server;
   let proxy: Proxy & { port: number };
-  const sock = join(mkdtempSync(join(tmpdir(), 'octo-proxy-')), 'outbound.sock');
+  const dir = mkdtempSync(join(tmpdir(), 'octo-proxy-'));
+  const sock = join(dir, 'outbound.sock');
+  const appSock = join(dir, 'app.sock');
 
   beforeAll(async () => {
     v1 = await httpUpstream('v1', (req, res, u) => {
@@ -34,6 +37,13 @@ describe('HTTP data path', () => {
       });
     });
     v2 = await httpUpstream('v2');
+    // The local application behind the inbound side, on a Unix socket.
+    app = http.createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'x-upstream': 'uds-app' });
+      res.end(`app ${req.url}`);
+    });
+    await new Promise<void>((r) => app.listen(appSock, r));
     const routes = routeConfig(
       'outbound',
       [
@@ -50,13 +60,19 @@ describe('HTTP data path', () => {
           request_headers_to_remove: ['x-secret'],
           response_headers_to_add: [{ header: { key: 'x-route', value: 'rewrite' } }],
         },
+        { name: 'uds-app', match: { prefix: '/app/' }, route: { cluster: 'app' } },
         { name: 'split', match: { prefix: '/split' }, route: { weighted_clusters: { clusters: [{ name: 'v1', weight: 90 }, { name: 'v2', weight: 10 }] } } },
         { name: 'default', match: { prefix: '/' }, route: { cluster: 'v1' } },
       ],
       ['svc', 'svc.default.svc.cluster.local'],
     );
     proxy = await startProxy(
-      { listeners: [httpListener('outbound', { route_config: routes })], clusters: [staticCluster('v1', [v1.port]), staticCluster('v2', [v2.port])] },
+      { listeners: [httpListener('outbound', { route_config: routes })], clusters: [
+          staticCluster('v1', [v1.port]),
+          staticCluster('v2', [v2.port]),
+          { name: 'app', type: 'STATIC', load_assignment: { cluster_name: 'app', endpoints: [{ lb_endpoints: [{ endpoint: { address: { pipe: { path: appSock } } } }] }] } },
+        ],
+      },
       {
         sockets: [
           { name: 'outbound', spec: { kind: 'bind', address: { kind: 'tcp', host: '127.0.0.1', port: 0 } } },
@@ -69,6 +85,7 @@ describe('HTTP data path', () => {
     await proxy.stop(100);
     await v1.close();
     await v2.close();
+    app.close();
   });
 
   // columns: description, request options, expected upstream (or status)
@@ -114,6 +131,11 @@ describe('HTTP data path', () => {
   it('serves the Unix socket listener too', async () => {
     const r = await request(sock, { path: '/uds' });
     expect(r.headers['x-upstream']).toBe('v1');
+  });
+
+  it('reaches an application listening on a Unix socket', async () => {
+    const r = await request(proxy.port, { path: '/app/x' });
+    expect(r.body).toBe('app /app/x');
   });
 
   it('keeps upstream connections alive across requests (HTTP/1.1 pool)', async () => {

@@ -62,6 +62,7 @@ export class ListenerManager {
   private readonly h1 = new Map<string, http.Server>();
   private readonly h2 = new Map<string, http2.Http2Server>();
   private readonly sockets = new Set<net.Socket>();
+  private readonly sessions = new Set<http2.Http2Session>();
   private draining = false;
 
   constructor(
@@ -204,6 +205,10 @@ export class ListenerManager {
       });
     });
     s.on('sessionError', () => undefined);
+    s.on('session', (session: http2.ServerHttp2Session) => {
+      this.sessions.add(session);
+      session.once('close', () => this.sessions.delete(session));
+    });
     this.h2.set(name, s);
     return s;
   }
@@ -222,6 +227,8 @@ export class ListenerManager {
       s.close();
     }
     for (const s of this.h2.values()) s.close();
+    // GOAWAY: HTTP/2 clients open no new streams; the session closes once its streams finish.
+    for (const s of this.sessions) s.close();
     const deadline = Date.now() + timeoutMs;
     while (this.sockets.size > 0 && Date.now() < deadline) {
       for (const s of this.h1.values()) s.closeIdleConnections();

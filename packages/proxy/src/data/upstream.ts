@@ -41,8 +41,11 @@ export interface Attempt {
   abort(): void;
 }
 
-/** Headers that describe one connection, never forwarded (RFC 9110 §7.6.1). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'host']);
+/**
+ * Headers that describe one connection, never forwarded (RFC 9110 §7.6.1). `expect` too: the
+ * downstream side already answered `100-continue` itself.
+ */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'host', 'expect']);
 
 /** Copies headers a proxy may forward: no pseudo-headers, no hop-by-hop ones; `te` only as `trailers`. */
 export function forwardable(h: Readonly<Record<string, string | string[] | undefined>>): Headers {
