@@ -10,6 +10,8 @@
  * - `metadata.workload` (or `app`), `metadata.labels` (map), `metadata.namespace_labels` (map),
  *   `metadata.instance_id` (default: `id`), `metadata.proxy_version`: for ProxyVersion rollouts.
  *   camelCase spellings (`instanceId`, `proxyVersion`, `namespaceLabels`) are accepted too.
+ * - `metadata.app_port`: the port the application listens on (127.0.0.1). With it the node gets
+ *   an `inbound` listener forwarding peer traffic to `inbound|<app_port>||local`.
  * - `metadata.outbound_port`: only for standard Envoy clients, which bind listeners themselves:
  *   the outbound listener then carries `0.0.0.0:<port>`. Without it the listener has no address
  *   and an OCTO proxy attaches it to its own `outbound` socket.
@@ -28,6 +30,7 @@ export interface NodeIdentity {
   locality?: Locality;
   dependencies: ServiceKey[];
   outboundPort?: number;
+  appPort?: number;
 }
 
 /** A metadata value under its snake_case or camelCase key. */
@@ -53,12 +56,15 @@ export function nodeIdentity(node: Node): NodeIdentity {
     if (!key) throw new Error(`node.metadata.dependencies[${i}]: ${JSON.stringify(d)} is not a service name (name, name.namespace or namespace/name)`);
     dependencies.push(key);
   });
-  let outboundPort: number | undefined;
-  const rawPort = field(md, 'outbound_port');
-  if (rawPort !== undefined) {
-    outboundPort = Number(rawPort);
-    if (!Number.isInteger(outboundPort) || outboundPort < 1 || outboundPort > 65535) throw new Error(`node.metadata.outbound_port: must be 1-65535, got ${JSON.stringify(rawPort)}`);
-  }
+  const portField = (name: string): number | undefined => {
+    const raw = field(md, name);
+    if (raw === undefined || raw === '') return undefined;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`node.metadata.${name}: must be 1-65535, got ${JSON.stringify(raw)}`);
+    return n;
+  };
+  const outboundPort = portField('outbound_port');
+  const appPort = portField('app_port');
   const loc = node.locality;
   const app = str(md['workload']) ?? str(md['app']);
   const proxyVersion = str(field(md, 'proxy_version'));
@@ -74,5 +80,6 @@ export function nodeIdentity(node: Node): NodeIdentity {
     ...(loc && (loc.region || loc.zone) ? { locality: { region: loc.region, zone: loc.zone } } : {}),
     dependencies: [...new Set(dependencies)].sort(),
     ...(outboundPort !== undefined ? { outboundPort } : {}),
+    ...(appPort !== undefined ? { appPort } : {}),
   };
 }

@@ -23,7 +23,7 @@ import { routePolicyStatus, type SidecarPolicyView } from './status.js';
 import { SyncTracker } from './sync.js';
 import { targetFor } from './upgrade.js';
 import { OUTBOUND, parseClusterName, TYPE } from './translate/common.js';
-import { generateListeners } from './translate/listeners.js';
+import { generateInboundClusters, generateListeners } from './translate/listeners.js';
 import type { PolicyVerdict } from './translate/policy.js';
 import { translateEndpoints, translateService, type ServiceTranslation } from './translate/service.js';
 import { SnapshotCache } from './xds/cache.js';
@@ -64,7 +64,9 @@ interface Scope {
   key: string;
   deps: ServiceKey[];
   locality?: Locality;
+  /** Outbound listener port (0: no address) and application port (0: no inbound listener). */
   port: number;
+  appPort: number;
   nodes: Set<string>;
   snapshot?: Snapshot;
 }
@@ -91,7 +93,7 @@ export class Pilot {
   private readonly services = new Map<ServiceKey, ServiceEntry>();
   private readonly scopes = new Map<string, Scope>();
   private readonly nodes = new Map<string, NodeEntry>();
-  private readonly listenerByPort = new Map<number, XdsResource>();
+  private readonly listenersByPorts = new Map<string, { listeners: XdsResource[]; clusters: XdsResource[] }>();
   private readonly loading = new Map<ServiceKey, Promise<void>>();
   private loadBatch: { keys: Set<ServiceKey>; done: Promise<void> } | undefined;
   private readonly debouncer: Debouncer<MeshChange>;
@@ -144,10 +146,11 @@ export class Pilot {
     const id = entry.identity;
     const deps = [...new Set([...id.dependencies, ...entry.learned])].sort();
     const port = id.outboundPort ?? 0;
-    const key = JSON.stringify([deps, localityKey(id.locality), port]);
+    const appPort = id.appPort ?? 0;
+    const key = JSON.stringify([deps, localityKey(id.locality), port, appPort]);
     let scope = this.scopes.get(key);
     if (!scope) {
-      scope = { key, deps, ...(id.locality ? { locality: id.locality } : {}), port, nodes: new Set() };
+      scope = { key, deps, ...(id.locality ? { locality: id.locality } : {}), port, appPort, nodes: new Set() };
       this.scopes.set(key, scope);
       for (const d of deps) this.serviceEntry(d).scopes.add(key);
       this.watchChanged();
@@ -328,12 +331,18 @@ export class Pilot {
   // ---------------------------------------------------------------------------------------
   // Snapshots
 
-  private listener(port: number): XdsResource {
-    let l = this.listenerByPort.get(port);
+  /** The node's listeners (and the inbound cluster), shared by every scope with the same ports. */
+  private listeners(port: number, appPort: number): { listeners: XdsResource[]; clusters: XdsResource[] } {
+    const key = `${port}/${appPort}`;
+    let l = this.listenersByPorts.get(key);
     if (!l) {
-      const [msg] = generateListeners({ port });
-      l = makeResource(TYPE_URL.listener, msg!.name, Listener, msg!, 'listeners', { references: [{ typeUrl: TYPE_URL.route, name: OUTBOUND }] });
-      this.listenerByPort.set(port, l);
+      l = {
+        listeners: generateListeners({ port, appPort }).map((m) =>
+          makeResource(TYPE_URL.listener, m.name, Listener, m, 'listeners', m.name === OUTBOUND ? { references: [{ typeUrl: TYPE_URL.route, name: OUTBOUND }] } : {}),
+        ),
+        clusters: generateInboundClusters(appPort).map((c) => makeResource(TYPE_URL.cluster, c.name, Cluster, c, 'listeners')),
+      };
+      this.listenersByPorts.set(key, l);
     }
     return l;
   }
@@ -353,9 +362,10 @@ export class Pilot {
     });
     const out: Record<string, XdsResource[]> = {};
     const want = (t: string) => !only || only.has(t);
-    if (want(TYPE_URL.listener)) out[TYPE_URL.listener] = [this.listener(scope.port)];
+    const own = this.listeners(scope.port, scope.appPort);
+    if (want(TYPE_URL.listener)) out[TYPE_URL.listener] = own.listeners;
     if (want(TYPE_URL.route)) out[TYPE_URL.route] = [this.routeConfig(present)];
-    if (want(TYPE_URL.cluster)) out[TYPE_URL.cluster] = present.flatMap((s) => s.clusters);
+    if (want(TYPE_URL.cluster)) out[TYPE_URL.cluster] = [...present.flatMap((s) => s.clusters), ...own.clusters];
     if (want(TYPE_URL.endpoint)) out[TYPE_URL.endpoint] = present.flatMap((s) => this.edsFor(s, scope.locality));
     if (want(GOVERNANCE)) out[GOVERNANCE] = present.flatMap((s) => (s.governance ? [s.governance] : []));
     if (want(UPGRADE)) out[UPGRADE] = [];

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
 import type { Endpoint, ProxyVersion, RoutePolicy, Service } from '@octo-mesh/api';
-import { Cluster, ClusterLoadAssignment, Node, RouteConfiguration, TYPE_URL, UpgradeTarget, type AggregatedDiscoveryServiceClient } from '@octo-mesh/proto';
+import { Cluster, ClusterLoadAssignment, Listener, Node, RouteConfiguration, TYPE_URL, UpgradeTarget, type AggregatedDiscoveryServiceClient } from '@octo-mesh/proto';
 import { Pilot } from '../pilot.js';
 import { adsClient, DeltaClient, SotwClient } from '../sim/ads-client.js';
 import { MemoryMeshSource } from '../source.js';
@@ -206,6 +206,23 @@ describe('ADS state of the world', () => {
     }
     expect(clusterNames(seen.get(TYPE_URL.cluster)!).sort()).toEqual([CATALOG, REVIEWS]);
     expect(names(seen.get(TYPE_URL.endpoint)!, (b) => ClusterLoadAssignment.decode(b))).toEqual([REVIEWS]);
+  });
+
+  it('gives a node that declares its app port an inbound listener and the static cluster behind it', async () => {
+    const { sotw } = await setup();
+    const c = sotw(node('a', ['catalog'], { app_port: 9000 }));
+    c.subscribe(TYPE_URL.listener);
+    c.subscribe(TYPE_URL.cluster);
+    const got = new Map<string, Awaited<ReturnType<typeof c.next>>>();
+    for (let i = 0; i < 2; i++) {
+      const r = await c.next();
+      got.set(r.typeUrl, r);
+    }
+    expect(names(got.get(TYPE_URL.listener)!, (b) => Listener.decode(b))).toEqual(['outbound', 'inbound']);
+    expect(clusterNames(got.get(TYPE_URL.cluster)!)).toEqual([CATALOG, 'inbound|9000||local']);
+    const d = sotw(node('b', ['catalog'], { app_port: 'eighty' }));
+    d.subscribe(TYPE_URL.listener);
+    await expect(d.next()).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('node.metadata.app_port') });
   });
 
   it('refuses a node whose metadata is invalid, naming the field', async () => {

@@ -15,7 +15,7 @@ const testdata = join(dirname(fileURLToPath(import.meta.url)), '../../testdata')
 const update = process.env['UPDATE_GOLDEN'] === '1';
 
 interface Input {
-  node: { namespace?: string; dependencies: string[]; locality?: Locality };
+  node: { namespace?: string; dependencies: string[]; locality?: Locality; appPort?: number };
   resources: { kind: string; metadata: { name: string; namespace?: string } }[];
 }
 
@@ -41,7 +41,7 @@ function run(input: Input): unknown {
   for (const [k, d] of data) translations.set(k, translateService(d));
   const ns = input.node.namespace ?? 'default';
   const deps = input.node.dependencies.map((d) => parseDependency(d, ns) ?? `invalid:${d}`);
-  const cfg = composeNode(deps, translations, (k) => translateEndpoints(data.get(k)!, translations.get(k)!, input.node.locality));
+  const cfg = composeNode(deps, translations, (k) => translateEndpoints(data.get(k)!, translations.get(k)!, input.node.locality), input.node.appPort ? { appPort: input.node.appPort } : {});
   return {
     verdicts: [...translations.values()].flatMap((t) => t.verdicts),
     listeners: cfg.listeners.map((m) => readable(TYPE_URL.listener, m)),
@@ -63,7 +63,8 @@ describe('translation golden files', () => {
     ['06', null], // scoping: only declared dependencies, unknown ones skipped
     ['07', 'service: spec.ports[1].port: duplicate port 8080'], // bad service data
     ['08', 'endpoints: endpoints[1].address: not an IP address or host name'], // bad endpoint
-    ['09', null], // gRPC and TCP ports, ring hash on a cookie
+    ['09', null], // gRPC and TCP ports, ring hash on the source IP
+    ['10', null], // a node whose application listens on 127.0.0.1:8080 gets the inbound listener
   ])('%s', (name, expectedError) => {
     const input = parse(readFileSync(join(testdata, `${name}.input.yaml`), 'utf8')) as Input;
     if (expectedError) {

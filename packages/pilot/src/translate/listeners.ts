@@ -8,9 +8,15 @@
  * TCP service ports get clusters but no listener: without a destination address or SNI there is
  * nothing on a shared outbound port to route raw TCP by.
  */
-import { HttpConnectionManager, Listener, LocalRateLimit, Router, HTTPFault, packAny, TYPE_URL } from '@octo-mesh/proto';
+import { Cluster, Cluster_DiscoveryType, HttpConnectionManager, Listener, LocalRateLimit, Router, HTTPFault, packAny, TYPE_URL } from '@octo-mesh/proto';
 import { ApiVersion } from '@octo-mesh/proto/gen/envoy/config/core/v3/config_source.js';
-import { FILTER, OUTBOUND, pack, TYPE } from './common.js';
+import { FILTER, msDuration, OUTBOUND, pack, TYPE } from './common.js';
+
+/** Name of the inbound listener, and of its inline route configuration. */
+export const INBOUND = 'inbound';
+
+/** The cluster of the local application behind the inbound listener: `inbound|<appPort>||local`. */
+export const inboundClusterName = (appPort: number): string => `inbound|${appPort}||local`;
 
 export interface ListenerOptions {
   /**
@@ -19,6 +25,11 @@ export interface ListenerOptions {
    * standard Envoy, which binds its listeners itself, needs.
    */
   port?: number;
+  /**
+   * The port the application listens on (127.0.0.1). With it, an `inbound` listener (no
+   * address: the proxy's inbound socket) forwards peer traffic to the application.
+   */
+  appPort?: number;
 }
 
 export function generateListeners(opts: ListenerOptions = {}): Listener[] {
@@ -39,11 +50,43 @@ export function generateListeners(opts: ListenerOptions = {}): Listener[] {
       { name: FILTER.router, typedConfig: packAny(TYPE_URL.router, Router.fromPartial({})) },
     ],
   });
-  return [
+  const listeners = [
     Listener.fromPartial({
       name: OUTBOUND,
       ...(opts.port ? { address: { socketAddress: { address: '0.0.0.0', portValue: opts.port } } } : {}),
       filterChains: [{ filters: [{ name: FILTER.hcm, typedConfig: packAny(TYPE_URL.httpConnectionManager, hcm) }] }],
+    }),
+  ];
+  if (opts.appPort) listeners.push(inboundListener(opts.appPort));
+  return listeners;
+}
+
+/**
+ * Peer proxies → this proxy → the application: every request on the inbound socket goes to the
+ * application's port, with the route timeout off (the caller's sidecar enforces the policy's).
+ */
+function inboundListener(appPort: number): Listener {
+  const hcm = HttpConnectionManager.fromPartial({
+    statPrefix: INBOUND,
+    routeConfig: {
+      name: INBOUND,
+      virtualHosts: [{ name: INBOUND, domains: ['*'], routes: [{ name: 'app', match: { prefix: '/' }, route: { cluster: inboundClusterName(appPort), timeout: msDuration(0) } }] }],
+    },
+    httpFilters: [{ name: FILTER.router, typedConfig: packAny(TYPE_URL.router, Router.fromPartial({})) }],
+  });
+  return Listener.fromPartial({ name: INBOUND, filterChains: [{ filters: [{ name: FILTER.hcm, typedConfig: packAny(TYPE_URL.httpConnectionManager, hcm) }] }] });
+}
+
+/** The static cluster of the local application (no EDS: its one endpoint is known here). */
+export function generateInboundClusters(appPort: number | undefined): Cluster[] {
+  if (!appPort) return [];
+  const name = inboundClusterName(appPort);
+  return [
+    Cluster.fromPartial({
+      name,
+      type: Cluster_DiscoveryType.STATIC,
+      connectTimeout: msDuration(1000),
+      loadAssignment: { clusterName: name, endpoints: [{ lbEndpoints: [{ endpoint: { address: { socketAddress: { address: '127.0.0.1', portValue: appPort } } } }] }] },
     }),
   ];
 }

@@ -7,7 +7,7 @@ import { RouteConfiguration, type Cluster, type ClusterLoadAssignment, type List
 import type { ServiceGovernance } from '@octo-mesh/proto/gen/octo/mesh/v1/xds.js';
 import type { ServiceKey } from '../model.js';
 import { OUTBOUND } from './common.js';
-import { generateListeners, type ListenerOptions } from './listeners.js';
+import { generateInboundClusters, generateListeners, type ListenerOptions } from './listeners.js';
 import type { ServiceTranslation } from './service.js';
 
 export interface NodeConfig {
@@ -35,7 +35,7 @@ export function composeNode(
   return {
     listeners: generateListeners(listener),
     routes: [routeConfiguration(present)],
-    clusters: present.flatMap((t) => t.clusters),
+    clusters: [...present.flatMap((t) => t.clusters), ...generateInboundClusters(listener.appPort)],
     endpoints: present.flatMap((t) => [...endpoints(t.key)]),
     governance: present.map((t) => t.governance),
   };
