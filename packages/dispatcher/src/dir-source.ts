@@ -4,7 +4,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { formatIssue, parseManifests, resourceKey, type ManifestIssue, type MeshResource, type ResourceKind } from '@octo-mesh/api';
 import { isNotFound, type Logger } from '@octo-mesh/runtime';
-import type { ResourceStore } from './store.js';
+import type { ResourceSource, ResourceStore } from './store.js';
 
 /** What was last loaded from one file. */
 export interface LoadedFile {
@@ -85,7 +85,7 @@ export interface DirectorySourceOptions {
  * reconciles the difference, so a missed or duplicated file event changes nothing. Objects it put
  * are its own: removing them from the files deletes them from the store.
  */
-export class DirectorySource {
+export class DirectorySource implements ResourceSource {
   private loaded = new Map<string, LoadedFile>();
   private current: ManifestIssue[] = [];
   private watcher: FSWatcher | undefined;

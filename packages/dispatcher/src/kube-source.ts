@@ -16,7 +16,7 @@ import { GROUP, VERSION, resourceKey, type MeshResource, type ResourceKind } fro
 import { isNotFound, type Logger } from '@octo-mesh/runtime';
 import { endpointsFromSlices, serviceFromKube, SERVICE_NAME_LABEL, workloadsFromPods } from './kube-translate.js';
 import { validateResource } from './memory-store.js';
-import type { ResourceStore } from './store.js';
+import type { ResourceSource, ResourceStore } from './store.js';
 
 type Cached<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
 
@@ -37,7 +37,7 @@ const keyOf = (o: KubernetesObject) => `${o.metadata?.namespace ?? 'default'}/${
  * A CRD object that fails the zod schema (the API server's CEL rules are a subset) is skipped
  * and logged; the rest of the mesh keeps working.
  */
-export class KubernetesSource {
+export class KubernetesSource implements ResourceSource {
   private readonly informers: Cached<KubernetesObject>[] = [];
   private services!: Cached<V1Service>;
   private slices!: Cached<V1EndpointSlice>;

@@ -5,8 +5,9 @@ import { ConfigError, Gauge, GracefulShutdown, ValidationError, createLogger, cr
 import { dispatcherConfig } from './config.js';
 import { DirectorySource } from './dir-source.js';
 import { KubernetesSource } from './kube-source.js';
+import { KUBE_KINDS, KubernetesStore } from './kube-store.js';
 import { MemoryStore } from './memory-store.js';
-import { DispatcherGrpc, DispatcherService, startGrpcServer } from './server.js';
+import { DispatcherGrpc, DispatcherService, startGrpcServer, type DispatcherServiceOptions } from './server.js';
 
 async function main(): Promise<void> {
   let config;
@@ -53,18 +54,20 @@ async function main(): Promise<void> {
     ready['directory'] = true;
     shutdown.add('directory source', () => dirSource?.stop());
   }
+  let writeThrough: DispatcherServiceOptions['writeThrough'];
   if (config.kubernetes) {
     ready['kubernetes'] = false;
     const kc = new KubeConfig();
     if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
     else kc.loadFromDefault();
+    writeThrough = { store: await KubernetesStore.open({ kubeConfig: kc }), kinds: KUBE_KINDS };
     const kube = new KubernetesSource({ kubeConfig: kc, store, logger });
     await kube.start();
     ready['kubernetes'] = true;
     shutdown.add('kubernetes source', () => kube.stop());
   }
 
-  const service = new DispatcherGrpc({ store, logger, registry, coalesceMs: config.coalesceMs });
+  const service = new DispatcherGrpc({ store, logger, registry, coalesceMs: config.coalesceMs, ...(writeThrough ? { writeThrough } : {}) });
   const grpc = await startGrpcServer(config.host, config.grpcPort, (s) => s.addService(DispatcherService, service.implementation()));
   shutdown.add('grpc server', () => grpc.close());
 

@@ -153,4 +153,24 @@ describe('dispatcher over gRPC', () => {
       await informer.stop();
     }
   });
+
+  it('sends Apply and Delete of write-through kinds to their store (the API server in Kubernetes mode)', async () => {
+    const apiServer = MemoryStore.open();
+    const hub = MemoryStore.open();
+    const svc = new DispatcherGrpc({ store: hub, logger: quiet(), registry: createMetricsRegistry('wt'), writeThrough: { store: apiServer, kinds: ['RoutePolicy', 'ProxyVersion'] } });
+    const g = await startGrpcServer('127.0.0.1', 0, (s) => s.addService(DispatcherService, svc.implementation()));
+    const c = new DispatcherConnection(`127.0.0.1:${g.port}`);
+    try {
+      await c.apply(routePolicyFixture('catalog'));
+      await c.apply(serviceFixture('catalog'));
+      expect((await apiServer.list('RoutePolicy')).items).toHaveLength(1);
+      expect((await hub.list('RoutePolicy')).items).toHaveLength(0);
+      expect((await hub.list('Service')).items).toHaveLength(1);
+      await c.delete('RoutePolicy', 'demo/catalog');
+      expect((await apiServer.list('RoutePolicy')).items).toHaveLength(0);
+    } finally {
+      c.close();
+      await g.close();
+    }
+  });
 });

@@ -19,6 +19,12 @@ export interface DispatcherServiceOptions {
   registry: Registry;
   /** Window in which changes are coalesced before being sent, ms. Default 10. */
   coalesceMs?: number;
+  /**
+   * Where Apply and Delete of these kinds go instead of `store` — in Kubernetes mode the API
+   * server (a KubernetesStore), whose informers then bring the change into `store`, so the API
+   * server stays the source of truth and its validation (CEL) applies.
+   */
+  writeThrough?: { store: ResourceStore; kinds: readonly ResourceKind[] };
 }
 
 /** One connected watcher, as the debug API shows it. */
@@ -75,6 +81,11 @@ export class DispatcherGrpc {
     return [...this.watchers.values()];
   }
 
+  private writerFor(kind: ResourceKind): ResourceStore {
+    const w = this.opts.writeThrough;
+    return w && w.kinds.includes(kind) ? w.store : this.opts.store;
+  }
+
   implementation(): DispatcherServer {
     const { store } = this.opts;
     return {
@@ -99,7 +110,8 @@ export class DispatcherGrpc {
             } catch (err) {
               throw new ValidationError('request', [{ path: 'json', message: (err as Error).message }]);
             }
-            return store.put(obj as MeshResource, call.request.expectedVersion ? { expectedVersion: call.request.expectedVersion } : {});
+            const kind = kindOf(String((obj as { kind?: unknown } | null)?.kind));
+            return this.writerFor(kind).put(obj as MeshResource, call.request.expectedVersion ? { expectedVersion: call.request.expectedVersion } : {});
           })
           .then((r) => {
             this.opts.logger.info('applied', { kind: r.kind, namespace: r.metadata.namespace, name: r.metadata.name, resourceVersion: r.metadata.resourceVersion, peer: call.getPeer() });
@@ -109,7 +121,7 @@ export class DispatcherGrpc {
       delete: (call, cb) => {
         const { kind, namespace, name, expectedVersion } = call.request;
         Promise.resolve()
-          .then(() => store.delete(kindOf(kind), `${namespace || 'default'}/${name}`, expectedVersion ? { expectedVersion } : {}))
+          .then(() => this.writerFor(kindOf(kind)).delete(kindOf(kind), `${namespace || 'default'}/${name}`, expectedVersion ? { expectedVersion } : {}))
           .then(() => cb(null, {}), (err: unknown) => fail(cb, err));
       },
     };

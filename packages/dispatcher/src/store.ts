@@ -106,3 +106,16 @@ export function compareVersions(a: Version, b: Version): number {
   const y = BigInt(b || '0');
   return x < y ? -1 : x > y ? 1 : 0;
 }
+
+/**
+ * A source of objects for the dispatcher's store: the seam every registry plugs into (a YAML
+ * directory, Kubernetes, the meta server's registry over gRPC; external registries later).
+ * A source owns the objects it puts — it deletes them when they disappear upstream — and is
+ * level-triggered: `start` syncs everything, then follows changes until `stop`. Failures
+ * upstream are retried by the source; the store keeps the last good objects meanwhile.
+ */
+export interface ResourceSource {
+  /** Syncs once (resolves when the store reflects the source) and starts following changes. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
