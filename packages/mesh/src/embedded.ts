@@ -81,11 +81,10 @@ export class EmbeddedMesh {
       args: ['--grpc-port', `${plan.meta.grpcPort}`, '--admin-port', `${plan.meta.adminPort}`, '--dispatcher-address', addr(plan.dispatcher.grpcPort), ...level],
       readyUrl: `http://${addr(plan.meta.adminPort)}/healthz`,
     });
-    const pilots: RunningChild[] = [];
-    for (const p of plan.pilots) {
-      log.info('starting pilot', { id: p.id, xds: addr(p.xdsPort) });
-      pilots.push(
-        await this.supervisor.start({
+    const pilots = await Promise.all(
+      plan.pilots.map((p) => {
+        log.info('starting pilot', { id: p.id, xds: addr(p.xdsPort) });
+        return this.supervisor.start({
           name: p.id,
           script: this.dist('mesh', 'pilot-process.js'),
           args: [
@@ -98,30 +97,29 @@ export class EmbeddedMesh {
             ...level,
           ],
           readyUrl: `http://${addr(p.adminPort)}/readyz`,
-        }),
-      );
-    }
-    const sidecars: RunningChild[] = [];
-    for (const s of plan.sidecars) {
-      const relay = new XdsRelay({ metaAddress: addr(plan.meta.grpcPort), nodeId: s.nodeId, namespace: DEMO_NAMESPACE, workload: s.service, logger: log });
-      const relayPort = await relay.listen();
-      this.relays.set(s.nodeId, relay);
-      const bootstrap = join(opts.stateDir, 'sidecars', `${s.nodeId}.yaml`);
-      writeFileSync(bootstrap, stringify(sidecarBootstrap(s)));
-      log.info('starting sidecar', { nodeId: s.nodeId });
-      sidecars.push(
-        await this.supervisor.start({
+        });
+      }),
+    );
+    // Sidecars, then apps, each group started side by side.
+    const sidecars = await Promise.all(
+      plan.sidecars.map(async (s) => {
+        const relay = new XdsRelay({ metaAddress: addr(plan.meta.grpcPort), nodeId: s.nodeId, namespace: DEMO_NAMESPACE, workload: s.service, logger: log });
+        const relayPort = await relay.listen();
+        this.relays.set(s.nodeId, relay);
+        const bootstrap = join(opts.stateDir, 'sidecars', `${s.nodeId}.yaml`);
+        writeFileSync(bootstrap, stringify(sidecarBootstrap(s)));
+        log.info('starting sidecar', { nodeId: s.nodeId });
+        return this.supervisor.start({
           name: `sidecar-${s.instanceId}`,
           script: this.dist('proxy'),
           args: ['--config', bootstrap, '--xds-address', addr(relayPort), '--log-level', 'warn'],
           readyUrl: `http://${addr(s.adminPort)}/healthz`,
-        }),
-      );
-    }
-    const apps: RunningChild[] = [];
-    for (const s of plan.sidecars) {
-      apps.push(
-        await this.supervisor.start({
+        });
+      }),
+    );
+    await Promise.all(
+      plan.sidecars.map((s) =>
+        this.supervisor.start({
           name: `app-${s.instanceId}`,
           script: this.dist('mesh', 'demo-app.js'),
           args: [
@@ -131,8 +129,8 @@ export class EmbeddedMesh {
           ],
           readyUrl: `http://${addr(s.appPort)}/healthz`,
         }),
-      );
-    }
+      ),
+    );
 
     const registry = createMetricsRegistry('embedded-runner');
     this.admin = await startAdminServer({
