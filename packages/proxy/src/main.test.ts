@@ -23,8 +23,8 @@ interface Started {
   exited: Promise<number | null>;
 }
 
-function run(args: string[], onMessage?: (m: unknown, child: ChildProcess) => void): Started {
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, OCTO_LOG_LEVEL: 'warn' } });
+function run(args: string[], onMessage?: (m: unknown, child: ChildProcess) => void, extraFds: number[] = []): Started {
+  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc', ...extraFds], env: { ...process.env, OCTO_LOG_LEVEL: 'warn' } });
   const s: Started = {
     child,
     stdout: [],
@@ -113,6 +113,25 @@ describe('octo-proxy executable', () => {
     expect(access.map((a) => a['path'])).toEqual(['/hello', '/slow']);
     expect(access[0]).toMatchObject({ listener: 'outbound', status: 200, cluster: 'app', method: 'GET' });
     expect(access[0]!['trace_id']).toMatch(/^[0-9a-f]{32}$/);
+  }, 15_000);
+
+  it('listens on inherited file descriptors', async () => {
+    const servers = await Promise.all(
+      [0, 1].map(async () => {
+        const srv = net.createServer();
+        await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+        return srv;
+      }),
+    );
+    const fds = servers.map((srv) => (srv as unknown as { _handle: { fd: number } })._handle.fd);
+    // Child fds: 0-2 stdio, 3 the IPC channel, then 4 and 5.
+    const s = run(['--config', bootstrap, '--sockets-from', 'fd', '--outbound-fd', '4', '--inbound-fd', '5'], undefined, fds);
+    await s.started;
+    const port = (servers[0]!.address() as net.AddressInfo).port;
+    for (const srv of servers) srv.close();
+    expect((await request(port, { path: '/inherited' })).body).toBe('served /inherited');
+    s.child.kill('SIGTERM');
+    expect(await s.exited).toBe(0);
   }, 15_000);
 
   it('takes its listening sockets from the parent process (LEGO agent seam)', async () => {

@@ -98,6 +98,13 @@ describe.each(['sotw', 'delta'] as const)('ADS (%s)', (mode) => {
     await until(async () => (await upstreamOf()).startsWith('503'), 8000);
   });
 
+  it('drops a cluster the control plane removes', async () => {
+    const { xds, upstreamOf } = await setup(mode);
+    xds.set(TYPE_URL.cluster, 'c2', [pack(TYPE_URL.cluster, edsCluster('v2'))]);
+    await until(async () => (await upstreamOf()) === '503 cluster-not-found');
+    await xds.waitFor<DiscoveryRequest & DeltaDiscoveryRequest>((r) => r.typeUrl === TYPE_URL.cluster && !r.errorDetail && (mode === 'delta' || r.versionInfo === 'c2'));
+  });
+
   it('does not use a new cluster before its endpoints arrive (warming)', async () => {
     const { xds, upstreamOf, route, v2 } = await setup(mode);
     xds.set(TYPE_URL.cluster, 'c2', [pack(TYPE_URL.cluster, edsCluster('v1')), pack(TYPE_URL.cluster, edsCluster('v2')), pack(TYPE_URL.cluster, edsCluster('v3'))]);
