@@ -89,6 +89,8 @@ describe('pilot main', () => {
       const metrics = (await get('/metrics')).body as string;
       expect(metrics).toMatch(/pilot_xds_connected_proxies\{kind="sotw"\} 1/);
       expect(metrics).toMatch(/pilot_xds_pushes_total\{type="Cluster"\} 1/);
+      expect(metrics).toMatch(/pilot_xds_sync_state\{type="Cluster",state="SYNCED"\} 1/);
+      expect(metrics).toMatch(/pilot_xds_sync_state\{type="ClusterLoadAssignment",state="NOT SENT"\} 1/);
       expect((await get('/readyz')).status).toBe(200);
     } finally {
       c.close();

@@ -59,9 +59,20 @@ export async function startPilot(config: PilotConfig, logger: Logger, source?: M
     }
     source = memory;
   }
-  const held: { ads?: AdsServer } = {};
-  const metrics = createPilotMetrics(registry, () => held.ads?.admission.queued ?? 0);
-  const pilot = new Pilot({ source, logger, metrics, debounce: { quietMs: config.debounceQuietMs, maxDelayMs: config.debounceMaxMs } });
+  const held: { ads?: AdsServer; pilot?: Pilot } = {};
+  const metrics = createPilotMetrics(
+    registry,
+    () => held.ads?.admission.queued ?? 0,
+    () => {
+      const p = held.pilot;
+      if (!p) return new Map();
+      return p.sync.counts((id) => {
+        const snap = p.cache.getSnapshot(id);
+        return snap && new Map(snap.typeUrls().map((t) => [t, snap.version(t)]));
+      });
+    },
+  );
+  const pilot = (held.pilot = new Pilot({ source, logger, metrics, debounce: { quietMs: config.debounceQuietMs, maxDelayMs: config.debounceMaxMs } }));
   pilot.setProxyVersions(proxyVersions);
   const ads = (held.ads = new AdsServer({ cache: pilot.cache, callbacks: pilot.callbacks, admission: { ratePerSecond: config.streamAdmissionRate, burst: config.streamAdmissionBurst } }));
   const xdsPort = await ads.listen(config.xdsPort, config.xdsHost);

@@ -9,9 +9,13 @@ export interface PilotMetrics {
   translations: Counter;
   rejectedPolicies: Gauge;
   queuedStreams: Gauge;
+  syncStates: Gauge;
 }
 
-export function createPilotMetrics(registry: Registry, queued: () => number = () => 0): PilotMetrics {
+/** Per type URL, how many nodes are in each sync state (computed at scrape time). */
+export type SyncCounts = () => Map<string, Map<string, number>>;
+
+export function createPilotMetrics(registry: Registry, queued: () => number = () => 0, syncCounts: SyncCounts = () => new Map()): PilotMetrics {
   const registers = [registry];
   return {
     connected: new Gauge({ name: 'pilot_xds_connected_proxies', help: 'ADS streams open, by kind (sotw, delta).', labelNames: ['kind'], registers }),
@@ -26,6 +30,17 @@ export function createPilotMetrics(registry: Registry, queued: () => number = ()
     }),
     translations: new Counter({ name: 'pilot_service_translations_total', help: 'Service translations, by what was rebuilt (full, endpoints).', labelNames: ['kind'], registers }),
     rejectedPolicies: new Gauge({ name: 'pilot_rejected_route_policies', help: 'RoutePolicies currently rejected.', registers }),
+    syncStates: new Gauge({
+      name: 'pilot_xds_sync_state',
+      help: 'Connected proxies per type and sync state (SYNCED, NOT SENT, STALE, NACKED).',
+      labelNames: ['type', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [typeUrl, states] of syncCounts())
+          for (const [state, n] of states) this.set({ type: typeUrl.slice(typeUrl.lastIndexOf('.') + 1), state }, n);
+      },
+    }),
     queuedStreams: new Gauge({
       name: 'pilot_xds_queued_streams',
       help: 'New ADS streams waiting for admission.',

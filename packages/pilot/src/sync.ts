@@ -109,6 +109,19 @@ export class SyncTracker {
     return [...this.nodes.keys()];
   }
 
+  /** How many nodes are in each state, per type, against each node's current versions. */
+  counts(current: (nodeId: string) => ReadonlyMap<string, string> | undefined): Map<string, Map<SyncState, number>> {
+    const out = new Map<string, Map<SyncState, number>>();
+    for (const id of this.nodes.keys()) {
+      for (const e of this.report(id, current(id) ?? new Map())) {
+        let m = out.get(e.typeUrl);
+        if (!m) out.set(e.typeUrl, (m = new Map()));
+        m.set(e.state, (m.get(e.state) ?? 0) + 1);
+      }
+    }
+    return out;
+  }
+
   /** The node's per-type report against its current versions (type URL → version). */
   report(nodeId: string, current: ReadonlyMap<string, string>): SyncReportEntry[] {
     const n = this.nodes.get(nodeId);

@@ -279,6 +279,17 @@ describe('ADS delta', () => {
     expect(r3.resources.map((r) => r.name)).toEqual([REVIEWS]);
   });
 
+  it('counts a proxy as synced when a type changed only outside its subscription', async () => {
+    const { delta, source, pilot } = await setup();
+    const c = delta(node('a', ['catalog', 'reviews']));
+    c.subscribe(TYPE_URL.endpoint, [CATALOG]);
+    c.ack(await c.next());
+    source.setEndpoints('demo/reviews', [ep('10.0.0.5')]);
+    expect(await c.quiet()).toBe(true);
+    const current = pilot.cache.getSnapshot('a')!.version(TYPE_URL.endpoint);
+    expect(pilot.sync.report('a', new Map([[TYPE_URL.endpoint, current]]))[0]).toMatchObject({ state: 'SYNCED', acked: current });
+  });
+
   it('reports removed resources and does not resend a NACKed version', async () => {
     const { delta, source } = await setup();
     const c = delta(node('a', ['catalog', 'reviews']));

@@ -109,7 +109,10 @@ export class DeltaStream extends AdsStream {
       }
     }
     if (!changed.length && !removed.length && !st.fresh) {
-      st.sentVersion = ts.version;
+      if (st.sentVersion !== ts.version) {
+        st.sentVersion = ts.version;
+        this.callbacks.onUnchanged?.(this, typeUrl, ts.version);
+      }
       return;
     }
     const nonce = this.nextNonce();

@@ -34,6 +34,11 @@ export interface ServerCallbacks {
   onAck?(stream: StreamInfo, typeUrl: string, version: string, nonce: string): void;
   /** The proxy rejected the response with `nonce`, which carried `version`; it keeps what it had. */
   onNack?(stream: StreamInfo, typeUrl: string, version: string, nonce: string, error: string): void;
+  /**
+   * Delta only: the type changed to `version` but nothing the proxy subscribed to did, so nothing
+   * was sent — the proxy is as up to date as if it had ACKed `version`.
+   */
+  onUnchanged?(stream: StreamInfo, typeUrl: string, version: string): void;
   /** The proxy asked for names its snapshot lacks — perhaps a service it did not declare (on-demand). */
   onMissingResources?(stream: StreamInfo, typeUrl: string, names: readonly string[]): void;
   onStreamClosed?(stream: StreamInfo): void;
