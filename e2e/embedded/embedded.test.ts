@@ -98,6 +98,22 @@ describe('embedded mesh', () => {
     expect(after.failures).toBe(0);
   }, 90_000);
 
+  it('follows an edit of the watched RoutePolicy file within a second', async () => {
+    const file = join(manifests, 'catalog.yaml');
+    const text = readFileSync(file, 'utf8');
+    writeFileSync(file, text.replace('weight: 90', 'weight: 0').replace('weight: 10', 'weight: 100'));
+    const edited = Date.now();
+    await new Promise((r) => setTimeout(r, 1000 - (Date.now() - edited)));
+    // From one second after the save, every catalog call goes to v2.
+    const before = await traffic();
+    const after = await until(traffic, (t) => t.requests - before.requests >= 400, '400 requests', 20_000);
+    const split = splitSince(after, before);
+    process.stdout.write(`after editing the file to 0/100: ${split.v1} v1 and ${split.v2} v2 calls from 1 s after the save\n`);
+    expect(split.v1).toBe(0);
+    expect(split.v2).toBeGreaterThanOrEqual(400);
+    expect(after.failures).toBe(0);
+  }, 60_000);
+
   it('re-homes every sidecar within 10 s when the pilot serving frontend is killed, with no failed request', async () => {
     const t = await traffic();
     const victimId = t.relays['frontend-v1-0.demo']?.pilot;
