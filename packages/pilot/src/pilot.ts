@@ -221,7 +221,15 @@ export class Pilot {
   }
 
   /** Fetches the services not loaded yet; concurrent callers share one fetch per tick. */
-  private ensureLoaded(keys: readonly ServiceKey[]): Promise<unknown> {
+  private async ensureLoaded(keys: readonly ServiceKey[]): Promise<void> {
+    await this.loadOnce(keys);
+    // A load that finished after its entry was dropped (every node needing it left) and
+    // re-created (another node arrived) loaded nothing into the new entry: load again.
+    const again = keys.filter((k) => this.services.has(k) && !this.services.get(k)!.loaded);
+    if (again.length) await this.ensureLoaded(again);
+  }
+
+  private loadOnce(keys: readonly ServiceKey[]): Promise<unknown> {
     const waits: Promise<void>[] = [];
     for (const k of keys) {
       const s = this.services.get(k);
