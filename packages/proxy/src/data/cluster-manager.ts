@@ -3,6 +3,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import type { ClusterModel, ProxySnapshot } from '../model.js';
 import { endpointsOf } from '../model.js';
+import { H1Pool } from './h1-client.js';
 import { HostSet, type Host } from './load-balancer.js';
 import { decay, isEjected, recordResult, type HostResult } from './outlier.js';
 
@@ -17,6 +18,8 @@ export type Overflow = 'max-requests' | 'max-pending' | undefined;
 export class ClusterRuntime {
   readonly hosts: HostSet;
   agent: http.Agent;
+  /** The lean HTTP/1.1 client's keep-alive pool (see h1-client.ts). */
+  readonly h1: H1Pool;
   private readonly sessions = new Map<string, http2.ClientHttp2Session>();
   active = 0;
   activeRetries = 0;
@@ -27,6 +30,7 @@ export class ClusterRuntime {
   constructor(public model: ClusterModel) {
     this.hosts = new HostSet(model);
     this.agent = makeAgent(model);
+    this.h1 = new H1Pool(model.circuitBreakers.maxConnections, model.connectTimeoutMs);
     this.scheduleSweep();
   }
 
@@ -35,6 +39,8 @@ export class ClusterRuntime {
     const intervalChanged = m.outlier?.intervalMs !== this.model.outlier?.intervalMs;
     this.model = m;
     this.hosts.cluster = m;
+    this.h1.maxConnections = m.circuitBreakers.maxConnections;
+    this.h1.connectTimeoutMs = m.connectTimeoutMs;
     if (poolChanged) {
       const old = this.agent;
       this.agent = makeAgent(m);
@@ -140,6 +146,7 @@ export class ClusterRuntime {
   close(): void {
     if (this.sweeper) clearInterval(this.sweeper);
     this.agent.destroy();
+    this.h1.close();
     for (const s of this.sessions.values()) s.destroy();
     this.sessions.clear();
   }

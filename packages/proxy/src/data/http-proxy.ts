@@ -262,7 +262,9 @@ export async function handleHttp(ctx: HttpContext, listener: string, req: Downst
   applyHeaderOps(headers, route.requestHeadersToAdd, route.requestHeadersToRemove);
   let upstreamPath = path;
   if (action.prefixRewrite !== undefined && route.match.path.kind !== 'regex') upstreamPath = action.prefixRewrite + path.slice(route.match.path.value.length);
-  const upstreamReq = { method, path: upstreamPath, authority: action.hostRewrite ?? authority, headers };
+  // HTTP/1.1 upstream framing: keep a content-length, chunk anything else that has a body.
+  const framing = headers['content-length'] !== undefined ? 'length' : hasBody(req, h2, method) ? 'chunked' : 'none';
+  const upstreamReq = { method, path: upstreamPath, authority: action.hostRewrite ?? authority, headers, framing } as const;
   const hashKey = hashKeyOf(action, req, headers);
 
   cluster.active++;
@@ -283,6 +285,13 @@ export async function handleHttp(ctx: HttpContext, listener: string, req: Downst
   } finally {
     res.on('finish', release);
   }
+}
+
+function hasBody(req: DownstreamRequest, h2: boolean, method: string): boolean {
+  if (!h2) return req.headers['transfer-encoding'] !== undefined;
+  const stream = (req as http2.Http2ServerRequest).stream;
+  if (stream?.endAfterHeaders) return false;
+  return method !== 'GET' && method !== 'HEAD';
 }
 
 function hashKeyOf(action: ClusterAction, req: DownstreamRequest, headers: Headers): number | undefined {
@@ -407,8 +416,10 @@ async function runAttempts(
         if (counted) host.active--;
         counted = false;
       };
-      if (res) res.body.once('close', onDone).once('end', onDone);
-      else onDone();
+      if (res) {
+        res.body.once('close', onDone);
+        res.body.once('end', onDone);
+      } else onDone();
       cluster.report(host, hostResult(outcome));
       if (holdingRetry) {
         cluster.activeRetries--;

@@ -1,6 +1,5 @@
 import http from 'node:http';
 import http2 from 'node:http2';
-import type { Readable, Writable } from 'node:stream';
 import type { ClusterRuntime } from './cluster-manager.js';
 import type { Host } from './load-balancer.js';
 
@@ -12,12 +11,31 @@ export interface UpstreamRequest {
   path: string;
   authority: string;
   headers: Headers;
+  /** How an HTTP/1.1 upstream request carries the body: none, `content-length` (in headers) or chunked. */
+  framing: 'none' | 'length' | 'chunked';
+}
+
+/** Where an attempt's request body goes (a `ClientRequest`, an HTTP/2 stream, or our own). */
+export interface BodySink {
+  write(chunk: Buffer): boolean;
+  end(): void;
+  on(event: 'drain' | 'error', fn: () => void): unknown;
+  once(event: 'drain', fn: () => void): unknown;
+}
+
+/** A response body as the data path reads it (a `Readable`, or the lean client's emitter). */
+export interface BodySource {
+  on(event: 'data', fn: (chunk: Buffer) => void): unknown;
+  once(event: 'end' | 'close' | 'error', fn: () => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  destroy(): unknown;
 }
 
 export interface UpstreamResponse {
   status: number;
   headers: Headers;
-  body: Readable;
+  body: BodySource;
   /** The response ended with its headers (HTTP/2 END_STREAM on HEADERS: gRPC trailers-only). */
   endStream?: boolean;
   /** Trailers, known once `body` has ended. */
@@ -36,7 +54,7 @@ export class AttemptError extends Error {
 
 /** One request to one host; `body` takes the request body, `response` settles once. */
 export interface Attempt {
-  body: Writable;
+  body: BodySink;
   response: Promise<UpstreamResponse>;
   abort(): void;
 }
@@ -64,9 +82,13 @@ export function forwardable(h: Readonly<Record<string, string | string[] | undef
   return out;
 }
 
+/** `node`: upstream HTTP/1.1 through `http.request` + `http.Agent` instead of the lean client. */
+const NODE_CODEC = process.env['OCTO_PROXY_UPSTREAM_CODEC'] === 'node';
+
 /** Starts an attempt over the cluster's pool for its protocol. */
 export function startAttempt(c: ClusterRuntime, host: Host, req: UpstreamRequest): Attempt {
-  return c.model.protocol === 'http2' ? h2Attempt(c, host, req) : h1Attempt(c, host, req);
+  if (c.model.protocol === 'http2') return h2Attempt(c, host, req);
+  return NODE_CODEC ? h1Attempt(c, host, req) : c.h1.request(host.key, host.address, req);
 }
 
 function h1Attempt(c: ClusterRuntime, host: Host, r: UpstreamRequest): Attempt {
@@ -160,7 +182,7 @@ function h2Attempt(c: ClusterRuntime, host: Host, r: UpstreamRequest): Attempt {
 }
 
 function failedAttempt(e: AttemptError): Attempt {
-  const body = new http.OutgoingMessage();
+  const body: BodySink = { write: () => true, end: () => undefined, on: () => undefined, once: () => undefined };
   const response = Promise.reject(e);
   response.catch(() => undefined);
   return { body, response, abort: () => undefined };

@@ -1,0 +1,109 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { httpListener, routeConfig, staticCluster } from '../test-support/resources.js';
+import { httpUpstream, request, type Upstream } from '../test-support/upstreams.js';
+import { startProxy } from '../test-support/proxy.js';
+import type { Proxy } from '../proxy.js';
+
+// The lean upstream HTTP/1.1 client at its edges: framing, pooling, streaming, odd servers.
+const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+const BIG = Buffer.alloc(5 * 1024 * 1024, 'abcdefghij');
+
+describe('upstream HTTP/1.1 client', () => {
+  let up: Upstream;
+  let raw: net.Server;
+  let proxy: Proxy & { port: number };
+
+  beforeAll(async () => {
+    up = await httpUpstream('up', (req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        if (req.url === '/big') return void res.end(BIG);
+        if (req.url === '/no-content') {
+          res.writeHead(204);
+          return void res.end();
+        }
+        if (req.url === '/close') {
+          res.writeHead(200, { connection: 'close' });
+          return void res.end('closing');
+        }
+        if (req.url === '/slow') return void setTimeout(() => res.end('slow'), 100);
+        res.writeHead(200, { 'x-method': req.method ?? '', 'x-body-sha': sha(body), 'x-te': String(req.headers['transfer-encoding'] ?? ''), 'content-length': 5 });
+        res.end(req.method === 'HEAD' ? undefined : 'hello');
+      });
+    });
+    // A server that answers HTTP/1.0 style: no length, body ends when the connection closes.
+    raw = net.createServer((s) => {
+      s.once('data', () => s.end('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil-close body'));
+    });
+    await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+    const routes = routeConfig('r', [
+      { match: { prefix: '/raw' }, route: { cluster: 'raw' } },
+      { match: { prefix: '/one/' }, route: { cluster: 'one', prefix_rewrite: '/' } },
+      { match: { prefix: '/' }, route: { cluster: 'up' } },
+    ]);
+    proxy = await startProxy({
+      listeners: [httpListener('outbound', { route_config: routes })],
+      clusters: [
+        staticCluster('up', [up.port]),
+        staticCluster('one', [up.port], { circuit_breakers: { thresholds: [{ max_connections: 1, max_pending_requests: 10 }] } }),
+        staticCluster('raw', [(raw.address() as AddressInfo).port]),
+      ],
+    });
+  });
+  afterAll(async () => {
+    await proxy.stop(100);
+    await up.close();
+    raw.close();
+  });
+
+  it('answers HEAD without waiting for a body', async () => {
+    const r = await request(proxy.port, { method: 'HEAD', path: '/h' });
+    expect(r.status).toBe(200);
+    expect(r.headers['x-method']).toBe('HEAD');
+    expect(r.body).toBe('');
+  });
+
+  it('passes 204 with no body, and a response delimited by the connection closing', async () => {
+    expect((await request(proxy.port, { path: '/no-content' })).status).toBe(204);
+    expect((await request(proxy.port, { path: '/raw' })).body).toBe('until-close body');
+  });
+
+  it('streams a 5 MB response and a 2 MB chunked upload intact', async () => {
+    const big = await request(proxy.port, { path: '/big' });
+    expect(sha(big.body)).toBe(sha(BIG.toString()));
+    const upload = Buffer.alloc(2 * 1024 * 1024, 'xyz');
+    const r = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: proxy.port, method: 'POST', path: '/upload', headers: { host: 'svc' } }, resolve);
+      req.on('error', reject);
+      for (let i = 0; i < upload.length; i += 64 * 1024) req.write(upload.subarray(i, i + 64 * 1024));
+      req.end();
+    });
+    r.resume();
+    expect(r.headers['x-te']).toBe('chunked');
+    expect(r.headers['x-body-sha']).toBe(sha(upload));
+  });
+
+  it('forwards a content-length body as is', async () => {
+    const r = await request(proxy.port, { method: 'PUT', path: '/put', body: 'payload', headers: { 'content-length': 7 } });
+    expect(r.headers['x-te']).toBe('');
+    expect(r.headers['x-body-sha']).toBe(sha('payload'));
+  });
+
+  it('queues requests beyond max_connections on one kept-alive connection', async () => {
+    const before = up.connections;
+    const rs = await Promise.all(Array.from({ length: 5 }, () => request(proxy.port, { path: '/one/slow' })));
+    expect(rs.map((r) => r.body)).toEqual(['slow', 'slow', 'slow', 'slow', 'slow']);
+    expect(up.connections - before).toBe(1);
+  });
+
+  it('opens a new connection after the upstream closes one', async () => {
+    expect((await request(proxy.port, { path: '/close' })).body).toBe('closing');
+    expect((await request(proxy.port, { path: '/after-close' })).body).toBe('hello');
+  });
+});

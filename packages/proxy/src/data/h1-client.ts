@@ -1,0 +1,382 @@
+import { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import type { SocketAddr } from '../model.js';
+import { AttemptError, type Attempt, type BodySink, type BodySource, type Headers, type UpstreamRequest, type UpstreamResponse } from './upstream.js';
+
+/**
+ * A lean HTTP/1.1 client for upstream requests: our own keep-alive pool per host and Node's
+ * llhttp binding (the parser `node:http` itself uses) instead of `http.request` + `http.Agent`,
+ * which cost more CPU per proxied request than everything else the proxy does. Responses are
+ * parsed as they arrive and their bodies streamed through a small pausable emitter.
+ */
+interface ParserCtor {
+  new (): Parser;
+  REQUEST: number;
+  RESPONSE: number;
+  kOnHeaders: number;
+  kOnHeadersComplete: number;
+  kOnBody: number;
+  kOnMessageComplete: number;
+}
+interface Parser {
+  initialize(type: number, resource: object): void;
+  execute(b: Buffer): number | Error;
+  finish(): number | Error | undefined;
+  close(): void;
+  [k: number]: unknown;
+}
+const { HTTPParser } = createRequire(import.meta.url)('_http_common') as { HTTPParser: ParserCtor };
+
+function toHeaders(raw: string[]): Headers {
+  const h: Headers = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!.toLowerCase();
+    const v = raw[i + 1]!;
+    const cur = h[k];
+    if (cur === undefined) h[k] = v;
+    else if (Array.isArray(cur)) cur.push(v);
+    else h[k] = k === 'set-cookie' ? [cur, v] : `${cur}, ${v}`;
+  }
+  return h;
+}
+
+const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'host', 'te']);
+
+/** A response body: emits `data` (after a consumer listens or resumes), `end`, `error`, `close`. */
+class Body extends EventEmitter implements BodySource {
+  private queue: Buffer[] = [];
+  private flowing = false;
+  private ended = false;
+  private closed = false;
+  destroyed = false;
+  constructor(private readonly conn: Connection) {
+    super();
+  }
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override on(event: string | symbol, fn: (...a: any[]) => void): this {
+    super.on(event, fn);
+    if (event === 'data' && !this.flowing) this.resume();
+    return this;
+  }
+  push(b: Buffer): void {
+    if (this.flowing && this.queue.length === 0) this.emit('data', b);
+    else {
+      this.queue.push(b);
+      this.conn.socket.pause();
+    }
+  }
+  /** Once the message is complete the connection belongs to the pool again: hands off. */
+  private get socket(): net.Socket | undefined {
+    return this.ended ? undefined : this.conn.socket;
+  }
+  finish(): void {
+    this.ended = true;
+    if (this.flowing && this.queue.length === 0) this.done();
+  }
+  private done(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.emit('end');
+    this.emit('close');
+  }
+  fail(err: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.destroyed = true;
+    this.emit('error', err);
+    this.emit('close');
+  }
+  pause(): this {
+    this.flowing = false;
+    this.socket?.pause();
+    return this;
+  }
+  resume(): this {
+    if (this.flowing) return this;
+    this.flowing = true;
+    queueMicrotask(() => {
+      while (this.flowing && this.queue.length) this.emit('data', this.queue.shift()!);
+      if (!this.flowing) return;
+      if (this.ended) this.done();
+      else if (!this.destroyed) this.socket?.resume();
+    });
+    return this;
+  }
+  destroy(): this {
+    if (this.closed) return this;
+    this.destroyed = true;
+    this.closed = true;
+    this.socket?.destroy();
+    this.emit('close');
+    return this;
+  }
+}
+
+/** The request side of one attempt: writes the head with the first body bytes (one syscall). */
+class Sink extends EventEmitter implements BodySink {
+  private headSent = false;
+  private finished = false;
+  constructor(
+    private readonly conn: Connection,
+    private readonly head: string,
+    private readonly chunked: boolean,
+    private readonly hasBody: boolean,
+  ) {
+    super();
+  }
+  write(c: Buffer): boolean {
+    const s = this.conn.socket;
+    if (this.finished || s.destroyed || !this.hasBody) return true;
+    if (this.chunked && c.length === 0) return true;
+    s.cork();
+    if (!this.headSent) {
+      s.write(this.head, 'latin1');
+      this.headSent = true;
+    }
+    if (this.chunked) s.write(`${c.length.toString(16)}\r\n`, 'latin1');
+    const ok = s.write(c);
+    if (this.chunked) s.write('\r\n', 'latin1');
+    s.uncork();
+    if (!ok) s.once('drain', () => this.emit('drain'));
+    return ok;
+  }
+  end(): void {
+    if (this.finished) return;
+    this.finished = true;
+    const s = this.conn.socket;
+    if (s.destroyed) return;
+    if (!this.headSent) s.write(this.chunked ? `${this.head}0\r\n\r\n` : this.head, 'latin1');
+    else if (this.chunked) s.write('0\r\n\r\n', 'latin1');
+    this.headSent = true;
+  }
+}
+
+/** One kept-alive upstream connection; carries one request at a time. */
+class Connection {
+  readonly socket: net.Socket;
+  readonly parser: Parser;
+  connected = false;
+  busy = false;
+  private rawHeaders: string[] = [];
+  private inHeaders = true;
+  private resolve?: (r: UpstreamResponse) => void;
+  private reject?: (e: AttemptError) => void;
+  private body: Body | undefined;
+  private trailers: Headers | undefined;
+  private keepAlive = false;
+  private head = false;
+
+  constructor(
+    private readonly pool: H1Pool,
+    addr: SocketAddr,
+    connectTimeoutMs: number,
+  ) {
+    this.socket = addr.kind === 'tcp' ? net.connect({ host: addr.host, port: addr.port, noDelay: true }) : net.connect(addr.path);
+    const timer = setTimeout(() => this.socket.destroy(new AttemptError('connect-failure', 'upstream connect timeout')), connectTimeoutMs);
+    this.socket.once('connect', () => {
+      clearTimeout(timer);
+      this.connected = true;
+    });
+    this.parser = new HTTPParser();
+    this.parser.initialize(HTTPParser.RESPONSE, {});
+    this.parser[HTTPParser.kOnHeaders] = (h: string[]) => {
+      if (this.inHeaders) this.rawHeaders.push(...h);
+      else this.trailers = { ...this.trailers, ...toHeaders(h) };
+    };
+    this.parser[HTTPParser.kOnHeadersComplete] = (_maj: number, _min: number, h: string[] | undefined, _m: unknown, _u: unknown, status: number, _msg: string, _upg: boolean, keepAlive: boolean) => {
+      if (h) this.rawHeaders.push(...h);
+      if (status >= 100 && status < 200) {
+        this.rawHeaders = [];
+        return 0; // 1xx: wait for the final response
+      }
+      this.inHeaders = false;
+      this.keepAlive = keepAlive;
+      const headers: Headers = {};
+      const all = toHeaders(this.rawHeaders);
+      for (const k in all) if (!HOP.has(k)) headers[k] = all[k]!;
+      const body = new Body(this);
+      this.body = body;
+      this.resolve?.({ status, headers, body, trailers: () => this.trailers });
+      this.resolve = undefined;
+      this.reject = undefined;
+      return this.head ? 1 : 0; // 1 = skip body (HEAD)
+    };
+    this.parser[HTTPParser.kOnBody] = (b: Buffer) => this.body?.push(Buffer.from(b));
+    this.parser[HTTPParser.kOnMessageComplete] = () => {
+      const body = this.body!;
+      this.body = undefined;
+      body.finish();
+      if (this.keepAlive) this.idle();
+      else this.socket.destroy();
+    };
+    this.socket.on('data', (d: Buffer) => {
+      const r = this.parser.execute(d);
+      if (r instanceof Error) this.socket.destroy(new AttemptError('reset', `upstream protocol error: ${r.message}`));
+    });
+    this.socket.on('error', () => undefined);
+    this.socket.on('close', () => {
+      clearTimeout(timer);
+      this.parser.finish();
+      const err = new AttemptError(this.connected ? 'reset' : 'connect-failure', this.connected ? 'upstream reset' : 'upstream connect error');
+      this.reject?.(err);
+      this.reject = undefined;
+      this.body?.fail(err);
+      this.body = undefined;
+      this.parser.close();
+      this.pool.remove(this);
+    });
+  }
+
+  /** Sends one request; the promise settles with the response head or the failure. */
+  request(r: UpstreamRequest): Attempt {
+    const chunked = r.framing === 'chunked';
+    this.busy = true;
+    this.head = r.method === 'HEAD';
+    this.rawHeaders = [];
+    this.inHeaders = true;
+    this.trailers = undefined;
+    let head = `${r.method} ${r.path} HTTP/1.1\r\nhost: ${r.authority}\r\n`;
+    for (const k in r.headers) {
+      const v = r.headers[k]!;
+      if (typeof v === 'string') head += `${k}: ${v}\r\n`;
+      else for (const x of v) head += `${k}: ${x}\r\n`;
+    }
+    head += chunked ? 'transfer-encoding: chunked\r\n\r\n' : '\r\n';
+    const response = new Promise<UpstreamResponse>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    return { body: new Sink(this, head, chunked, r.framing !== 'none'), response, abort: () => this.socket.destroy() };
+  }
+
+  private idle(): void {
+    this.busy = false;
+    if (!this.socket.destroyed) this.socket.resume();
+    this.pool.release(this);
+  }
+}
+
+/**
+ * Keep-alive connections to one cluster's hosts, at most `maxConnections` in total; requests
+ * beyond wait in a queue (the circuit breaker's "pending" requests). Most recently used first.
+ */
+export class H1Pool {
+  private readonly idleByHost = new Map<string, Connection[]>();
+  private readonly waiting: { key: string; addr: SocketAddr; go: (c: Connection) => void }[] = [];
+  total = 0;
+
+  constructor(
+    public maxConnections: number,
+    public connectTimeoutMs: number,
+  ) {}
+
+  private acquire(key: string, addr: SocketAddr): Connection | Promise<Connection> {
+    const idle = this.idleByHost.get(key);
+    while (idle && idle.length) {
+      const c = idle.pop()!;
+      if (!c.socket.destroyed) return c;
+    }
+    if (this.total < this.maxConnections) {
+      this.total++;
+      return new Connection(this, addr, this.connectTimeoutMs);
+    }
+    return new Promise((go) => this.waiting.push({ key, addr, go }));
+  }
+
+  release(c: Connection): void {
+    const w = this.waiting.shift();
+    if (w) {
+      // Hand over; a connection to another host is replaced by a new one.
+      if (this.keyOf(c) === w.key) return w.go(c);
+      c.socket.destroy();
+      this.total++;
+      return w.go(new Connection(this, w.addr, this.connectTimeoutMs));
+    }
+    const key = this.keyOf(c);
+    let idle = this.idleByHost.get(key);
+    if (!idle) this.idleByHost.set(key, (idle = []));
+    idle.push(c);
+  }
+
+  private readonly keys = new WeakMap<Connection, string>();
+  private keyOf(c: Connection): string {
+    return this.keys.get(c) ?? '';
+  }
+
+  remove(c: Connection): void {
+    this.total--;
+    const idle = this.idleByHost.get(this.keyOf(c));
+    if (idle) {
+      const i = idle.indexOf(c);
+      if (i >= 0) idle.splice(i, 1);
+    }
+    const w = this.waiting.shift();
+    if (w) {
+      this.total++;
+      w.go(new Connection(this, w.addr, this.connectTimeoutMs));
+    }
+  }
+
+  /** Starts one request to `addr` (keyed by `key`), on an idle connection when there is one. */
+  request(key: string, addr: SocketAddr, r: UpstreamRequest): Attempt {
+    const got = this.acquire(key, addr);
+    if (!(got instanceof Promise)) {
+      this.keys.set(got, key);
+      return got.request(r);
+    }
+    // Queued: expose a sink that buffers until a connection frees up.
+    const pending = new PendingAttempt();
+    void got.then((c) => {
+      this.keys.set(c, key);
+      pending.start(c.request(r));
+    });
+    return pending;
+  }
+
+  close(): void {
+    for (const list of this.idleByHost.values()) for (const c of list) c.socket.destroy();
+    this.idleByHost.clear();
+  }
+}
+
+/** An attempt waiting for a pooled connection: buffers the request body meanwhile. */
+class PendingAttempt extends EventEmitter implements Attempt, BodySink {
+  private chunks: Buffer[] = [];
+  private ended = false;
+  private inner: Attempt | undefined;
+  private aborted = false;
+  readonly body: BodySink = this;
+  readonly response: Promise<UpstreamResponse>;
+  private settle!: { resolve: (r: UpstreamResponse) => void; reject: (e: unknown) => void };
+  constructor() {
+    super();
+    this.response = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
+  }
+  start(a: Attempt): void {
+    if (this.aborted) {
+      a.abort();
+      a.response.catch(() => undefined);
+      return;
+    }
+    this.inner = a;
+    a.body.on('drain', () => this.emit('drain'));
+    for (const c of this.chunks) a.body.write(c);
+    if (this.ended) a.body.end();
+    a.response.then(this.settle.resolve, this.settle.reject);
+  }
+  write(c: Buffer): boolean {
+    if (this.inner) return this.inner.body.write(c);
+    this.chunks.push(c);
+    return true;
+  }
+  end(): void {
+    this.ended = true;
+    this.inner?.body.end();
+  }
+  abort(): void {
+    this.aborted = true;
+    if (this.inner) this.inner.abort();
+    else this.settle.reject(new AttemptError('reset', 'aborted while waiting for a connection'));
+  }
+}
