@@ -31,31 +31,41 @@ export class Encoded {
   constructor(readonly bytes: Buffer) {}
 }
 
-const anyBytes = new WeakMap<XdsResource, Buffer>();
-/** The resource's `Any`, encoded once. */
-function encodedAny(r: XdsResource): Buffer {
-  let b = anyBytes.get(r);
-  if (!b) anyBytes.set(r, (b = Buffer.concat([str(1, r.any.typeUrl), r.any.value.length ? lengthDelimited(2, r.any.value) : Buffer.alloc(0)])));
+const anyFields = new WeakMap<XdsResource, Buffer>();
+/** The resource's `Any` as field 2 of a DiscoveryResponse, encoded once. */
+function anyField(r: XdsResource): Buffer {
+  let b = anyFields.get(r);
+  if (!b) anyFields.set(r, (b = lengthDelimited(2, encodedAny(r))));
   return b;
 }
 
-const sotwBodies = new WeakMap<TypeSnapshot, Buffer>();
+function encodedAny(r: XdsResource): Buffer {
+  return Buffer.concat([str(1, r.any.typeUrl), r.any.value.length ? lengthDelimited(2, r.any.value) : Buffer.alloc(0)]);
+}
+
+/** Response bodies (everything but the nonce) per type snapshot and subscription ('' = all). */
+const sotwBodies = new WeakMap<TypeSnapshot, Map<string, Buffer>>();
+/** Bodies kept per type snapshot for distinct named subscriptions; sidecars of a scope share one. */
+const MAX_BODIES = 64;
 
 /**
  * DiscoveryResponse { version_info = 1; resources = 2; type_url = 4; nonce = 5 }. With `names`
  * the response holds only those resources (a non-wildcard subscription); without, all of the
- * type, and the body is cached on the type snapshot.
+ * type. Bodies are cached on the type snapshot, per subscription, so streams with the same
+ * subscription share one.
  */
 export function sotwResponse(ts: TypeSnapshot, nonce: string, names?: Iterable<string>): Encoded {
-  let body: Buffer | undefined;
-  if (!names) body = sotwBodies.get(ts);
+  const chosen = names ? [...names].filter((n) => ts.resources.has(n)).sort() : undefined;
+  const key = chosen ? `=${chosen.join('\n')}` : '';
+  let bodies = sotwBodies.get(ts);
+  if (!bodies) sotwBodies.set(ts, (bodies = new Map()));
+  let body = bodies.get(key);
   if (!body) {
     const parts: Buffer[] = [str(1, ts.version)];
-    const chosen = names ? [...names].flatMap((n) => (ts.resources.has(n) ? [ts.resources.get(n)!] : [])) : ts.resources.values();
-    for (const r of chosen) parts.push(lengthDelimited(2, encodedAny(r)));
+    for (const r of chosen ? chosen.map((n) => ts.resources.get(n)!) : ts.resources.values()) parts.push(anyField(r));
     parts.push(str(4, ts.typeUrl));
     body = Buffer.concat(parts);
-    if (!names) sotwBodies.set(ts, body);
+    if (bodies.size < MAX_BODIES) bodies.set(key, body);
   }
   return new Encoded(Buffer.concat([body, str(5, nonce)]));
 }
@@ -64,7 +74,7 @@ const deltaEntries = new WeakMap<XdsResource, Buffer>();
 /** Resource { version = 1; resource = 2; name = 3 } as field 2 of DeltaDiscoveryResponse, encoded once. */
 function deltaEntry(r: XdsResource): Buffer {
   let b = deltaEntries.get(r);
-  if (!b) deltaEntries.set(r, (b = lengthDelimited(2, Buffer.concat([str(1, r.version), lengthDelimited(2, encodedAny(r)), str(3, r.name)]))));
+  if (!b) deltaEntries.set(r, (b = lengthDelimited(2, Buffer.concat([str(1, r.version), anyField(r), str(3, r.name)]))));
   return b;
 }
 
