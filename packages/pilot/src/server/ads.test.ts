@@ -258,6 +258,31 @@ describe('ADS state of the world', () => {
   });
 });
 
+describe('ADS stream admission', () => {
+  it('queues new streams beyond the burst and serves them in turn at the configured rate', async () => {
+    const source = new MemoryMeshSource();
+    source.upsertService(svc('catalog', 8080), [ep('10.0.0.1')]);
+    const pilot = new Pilot({ source });
+    const server = new AdsServer({ cache: pilot.cache, callbacks: pilot.callbacks, admission: { ratePerSecond: 10, burst: 1 } });
+    const port = await server.listen(0, '127.0.0.1');
+    const client = adsClient(`127.0.0.1:${port}`);
+    const streams = [0, 1, 2].map((i) => new SotwClient(client, node(`q${i}`, ['catalog'])));
+    cleanup.push(async () => {
+      for (const s of streams) s.close();
+      client.close();
+      pilot.close();
+      await server.close(100);
+    });
+    const t0 = performance.now();
+    for (const s of streams) s.subscribe(TYPE_URL.cluster);
+    const at = await Promise.all(streams.map(async (s) => (await s.next(3000), performance.now() - t0)));
+    // burst 1, then one every 100 ms: the third waits ~200 ms, and nobody is refused
+    expect(at[2]!).toBeGreaterThanOrEqual(150);
+    expect(at[2]!).toBeLessThan(2000);
+    expect(Math.min(...at)).toBeLessThan(150);
+  });
+});
+
 describe('ADS delta', () => {
   it('subscribes and unsubscribes by name, sending only what changed', async () => {
     const { delta, source } = await setup();
