@@ -257,7 +257,8 @@ export class Pilot {
       const data = await this.fetchWithRetry(list);
       for (const k of list) {
         const s = this.services.get(k);
-        if (s) this.retranslate(s, data.get(k));
+        // Already loaded by a change applied meanwhile, from a fetch that started later: keep that.
+        if (s && !s.loaded) this.retranslate(s, data.get(k));
       }
     } finally {
       for (const k of list) this.loading.delete(k);
