@@ -14,7 +14,7 @@ import { ServiceGovernance } from '@octo-mesh/proto/gen/octo/mesh/v1/xds.js';
 import type { Logger } from '@octo-mesh/runtime';
 import { Debouncer, type DebounceOptions } from './debounce.js';
 import type { PilotMetrics } from './metrics.js';
-import type { Locality, ServiceData, ServiceKey } from './model.js';
+import { splitServiceKey, type Locality, type ServiceData, type ServiceKey } from './model.js';
 import { nodeIdentity, type NodeIdentity } from './node-meta.js';
 import { lengthDelimited } from './server/encode.js';
 import type { ServerCallbacks, StreamInfo } from './server/stream.js';
@@ -25,6 +25,7 @@ import { targetFor } from './upgrade.js';
 import { OUTBOUND, parseClusterName, TYPE } from './translate/common.js';
 import { generateInboundClusters, generateListeners } from './translate/listeners.js';
 import type { PolicyVerdict } from './translate/policy.js';
+import { virtualHostsFor } from './translate/routes.js';
 import { translateEndpoints, translateService, type ServiceTranslation } from './translate/service.js';
 import { SnapshotCache } from './xds/cache.js';
 import { makeResource, resourceFromBytes, type Provenance, type XdsResource } from './xds/resource.js';
@@ -52,8 +53,9 @@ interface ServiceEntry {
   error?: string;
   clusters: XdsResource[];
   governance?: XdsResource;
-  /** Encoded VirtualHosts, spliced into each scope's route configuration. */
+  /** Encoded VirtualHosts, spliced into each scope's route configuration: for callers in the service's namespace, and for the others (no bare-name domains). */
   vhosts: Buffer[];
+  remoteVhosts: Buffer[];
   /** Load assignments per caller locality key. */
   eds: Map<string, XdsResource[]>;
   /** Scopes that include the service. */
@@ -64,6 +66,8 @@ interface Scope {
   key: string;
   deps: ServiceKey[];
   locality?: Locality;
+  /** The nodes' namespace: bare service names in it resolve to its services. */
+  namespace: string;
   /** Outbound listener port (0: no address) and application port (0: no inbound listener). */
   port: number;
   appPort: number;
@@ -148,10 +152,10 @@ export class Pilot {
     const deps = [...new Set([...id.dependencies, ...entry.learned])].sort();
     const port = id.outboundPort ?? 0;
     const appPort = id.appPort ?? 0;
-    const key = JSON.stringify([deps, localityKey(id.locality), port, appPort]);
+    const key = JSON.stringify([deps, id.namespace, localityKey(id.locality), port, appPort]);
     let scope = this.scopes.get(key);
     if (!scope) {
-      scope = { key, deps, ...(id.locality ? { locality: id.locality } : {}), port, appPort, nodes: new Set() };
+      scope = { key, deps, namespace: id.namespace, ...(id.locality ? { locality: id.locality } : {}), port, appPort, nodes: new Set() };
       this.scopes.set(key, scope);
       for (const d of deps) this.serviceEntry(d).scopes.add(key);
       this.watchChanged();
@@ -216,7 +220,7 @@ export class Pilot {
 
   private serviceEntry(key: ServiceKey): ServiceEntry {
     let s = this.services.get(key);
-    if (!s) this.services.set(key, (s = { key, loaded: false, clusters: [], vhosts: [], eds: new Map(), scopes: new Set() }));
+    if (!s) this.services.set(key, (s = { key, loaded: false, clusters: [], vhosts: [], remoteVhosts: [], eds: new Map(), scopes: new Set() }));
     return s;
   }
 
@@ -306,6 +310,7 @@ export class Pilot {
         ),
       );
       s.vhosts = t.virtualHosts.map((v) => Buffer.from(VirtualHost.encode(v).finish()));
+      s.remoteVhosts = virtualHostsFor(t.virtualHosts, splitServiceKey(s.key).namespace, '').map((v) => Buffer.from(VirtualHost.encode(v).finish()));
       s.governance = reuse(s.governance ? [s.governance] : [], [makeResource(GOVERNANCE, t.governance.service, ServiceGovernance, t.governance, 'governance', { provenance: prov })])[0];
       for (const v of t.verdicts.filter((x) => !x.accepted)) this.opts.logger?.warn('RoutePolicy rejected', { routePolicy: v.policy, generation: v.generation, reason: v.reason });
     } catch (err) {
@@ -358,9 +363,9 @@ export class Pilot {
   }
 
   /** RouteConfiguration `outbound` = name (field 1) + the deps' encoded virtual hosts (field 2), spliced without re-encoding. */
-  private routeConfig(present: ServiceEntry[]): XdsResource {
+  private routeConfig(present: ServiceEntry[], callerNamespace: string): XdsResource {
     const parts = [lengthDelimited(1, Buffer.from(OUTBOUND))];
-    for (const s of present) for (const v of s.vhosts) parts.push(lengthDelimited(2, v));
+    for (const s of present) for (const v of splitServiceKey(s.key).namespace === callerNamespace ? s.vhosts : s.remoteVhosts) parts.push(lengthDelimited(2, v));
     const prov = present.flatMap((s) => (s.translation?.provenance ? [s.translation.provenance] : []));
     return resourceFromBytes(TYPE_URL.route, OUTBOUND, Buffer.concat(parts), 'routes', { provenance: prov });
   }
@@ -374,7 +379,7 @@ export class Pilot {
     const want = (t: string) => !only || only.has(t);
     const own = this.listeners(scope.port, scope.appPort);
     if (want(TYPE_URL.listener)) out[TYPE_URL.listener] = own.listeners;
-    if (want(TYPE_URL.route)) out[TYPE_URL.route] = [this.routeConfig(present)];
+    if (want(TYPE_URL.route)) out[TYPE_URL.route] = [this.routeConfig(present, scope.namespace)];
     if (want(TYPE_URL.cluster)) out[TYPE_URL.cluster] = [...present.flatMap((s) => s.clusters), ...own.clusters];
     if (want(TYPE_URL.endpoint)) out[TYPE_URL.endpoint] = present.flatMap((s) => this.edsFor(s, scope.locality));
     if (want(GOVERNANCE)) out[GOVERNANCE] = present.flatMap((s) => (s.governance ? [s.governance] : []));

@@ -163,6 +163,20 @@ describe('ADS state of the world', () => {
     expect(status.status).toMatchObject({ accepted: true, observedGeneration: 4, sidecars: { total: 1, acked: 1, nacked: 0 } });
   });
 
+  it('gives bare-name domains only to callers in the service namespace', async () => {
+    const { sotw } = await setup();
+    const local = sotw(node('a', ['catalog']));
+    const remote = sotw(Node.fromPartial({ id: 'b', metadata: { namespace: 'web', dependencies: ['catalog.demo'] } }));
+    const domains = async (c: SotwClient) => {
+      c.subscribe(TYPE_URL.route, ['outbound']);
+      return RouteConfiguration.decode((await c.next()).resources[0]!.value).virtualHosts[0]!.domains;
+    };
+    expect(await domains(local)).toContain('catalog');
+    const far = await domains(remote);
+    expect(far).toContain('catalog.demo:8080');
+    expect(far.filter((d) => !d.split(':')[0]!.includes('.'))).toEqual([]);
+  });
+
   it('removes a deleted service from a wildcard CDS subscription', async () => {
     const { sotw, source } = await setup();
     const c = sotw(node('a', ['catalog', 'reviews']));

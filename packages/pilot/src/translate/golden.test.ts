@@ -41,7 +41,7 @@ function run(input: Input): unknown {
   for (const [k, d] of data) translations.set(k, translateService(d));
   const ns = input.node.namespace ?? 'default';
   const deps = input.node.dependencies.map((d) => parseDependency(d, ns) ?? `invalid:${d}`);
-  const cfg = composeNode(deps, translations, (k) => translateEndpoints(data.get(k)!, translations.get(k)!, input.node.locality), input.node.appPort ? { appPort: input.node.appPort } : {});
+  const cfg = composeNode(deps, translations, (k) => translateEndpoints(data.get(k)!, translations.get(k)!, input.node.locality), input.node.appPort ? { appPort: input.node.appPort } : {}, ns);
   return {
     verdicts: [...translations.values()].flatMap((t) => t.verdicts),
     listeners: cfg.listeners.map((m) => readable(TYPE_URL.listener, m)),
@@ -65,6 +65,7 @@ describe('translation golden files', () => {
     ['08', 'endpoints: endpoints[1].address: not an IP address or host name'], // bad endpoint
     ['09', null], // gRPC and TCP ports, ring hash on the source IP
     ['10', null], // a node whose application listens on 127.0.0.1:8080 gets the inbound listener
+    ['11', null], // same service name in two namespaces: bare names only for the caller's own
   ])('%s', (name, expectedError) => {
     const input = parse(readFileSync(join(testdata, `${name}.input.yaml`), 'utf8')) as Input;
     if (expectedError) {

@@ -5,7 +5,8 @@
  */
 import { RouteConfiguration, type Cluster, type ClusterLoadAssignment, type Listener } from '@octo-mesh/proto';
 import type { ServiceGovernance } from '@octo-mesh/proto/gen/octo/mesh/v1/xds.js';
-import type { ServiceKey } from '../model.js';
+import { splitServiceKey, type ServiceKey } from '../model.js';
+import { virtualHostsFor } from './routes.js';
 import { OUTBOUND } from './common.js';
 import { generateInboundClusters, generateListeners, type ListenerOptions } from './listeners.js';
 import type { ServiceTranslation } from './service.js';
@@ -27,6 +28,7 @@ export function composeNode(
   services: ReadonlyMap<ServiceKey, ServiceTranslation>,
   endpoints: (key: ServiceKey) => readonly ClusterLoadAssignment[],
   listener: ListenerOptions = {},
+  callerNamespace = 'default',
 ): NodeConfig {
   const present = [...new Set(dependencies)].sort().flatMap((k) => {
     const t = services.get(k);
@@ -34,7 +36,7 @@ export function composeNode(
   });
   return {
     listeners: generateListeners(listener),
-    routes: [routeConfiguration(present)],
+    routes: [routeConfiguration(present.map((t) => ({ virtualHosts: virtualHostsFor(t.virtualHosts, splitServiceKey(t.key).namespace, callerNamespace) })))],
     clusters: [...present.flatMap((t) => t.clusters), ...generateInboundClusters(listener.appPort)],
     endpoints: present.flatMap((t) => [...endpoints(t.key)]),
     governance: present.map((t) => t.governance),

@@ -28,6 +28,17 @@ type PartialAction = Omit<Partial<RouteAction>, 'weightedClusters' | 'retryPolic
   retryPolicy?: Record<string, unknown>;
 };
 
+/**
+ * The virtual hosts as a caller in `callerNamespace` sees them: the bare `name` (and `name:port`)
+ * means a service of the caller's own namespace, so those domains are dropped for callers
+ * elsewhere — otherwise two services of one name in different namespaces would claim the same
+ * domain in one route configuration, which Envoy rejects.
+ */
+export function virtualHostsFor(vhosts: readonly VirtualHost[], serviceNamespace: string, callerNamespace: string): VirtualHost[] {
+  if (serviceNamespace === callerNamespace) return [...vhosts];
+  return vhosts.map((v) => ({ ...v, domains: v.domains.filter((d) => d.split(':')[0]!.includes('.')) }));
+}
+
 /** Host names a caller may use for a service, shortest first. */
 export function hostAliases(service: Service): string[] {
   const { name, namespace } = nameOf(service);
