@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
-import { createRequire } from 'node:module';
 import net from 'node:net';
 import type { SocketAddr } from '../model.js';
-import { AttemptError, type Attempt, type BodySink, type BodySource, type Headers, type UpstreamRequest, type UpstreamResponse } from './upstream.js';
+import { HTTPParser, LeanBody, toHeaders, type Parser } from './lean-http.js';
+import { AttemptError, type Attempt, type BodySink, type Headers, type UpstreamRequest, type UpstreamResponse } from './upstream.js';
 
 /**
  * A lean HTTP/1.1 client for upstream requests: our own keep-alive pool per host and Node's
@@ -10,108 +10,7 @@ import { AttemptError, type Attempt, type BodySink, type BodySource, type Header
  * which cost more CPU per proxied request than everything else the proxy does. Responses are
  * parsed as they arrive and their bodies streamed through a small pausable emitter.
  */
-interface ParserCtor {
-  new (): Parser;
-  REQUEST: number;
-  RESPONSE: number;
-  kOnHeaders: number;
-  kOnHeadersComplete: number;
-  kOnBody: number;
-  kOnMessageComplete: number;
-}
-interface Parser {
-  initialize(type: number, resource: object): void;
-  execute(b: Buffer): number | Error;
-  finish(): number | Error | undefined;
-  close(): void;
-  [k: number]: unknown;
-}
-const { HTTPParser } = createRequire(import.meta.url)('_http_common') as { HTTPParser: ParserCtor };
-
-function toHeaders(raw: string[]): Headers {
-  const h: Headers = {};
-  for (let i = 0; i < raw.length; i += 2) {
-    const k = raw[i]!.toLowerCase();
-    const v = raw[i + 1]!;
-    const cur = h[k];
-    if (cur === undefined) h[k] = v;
-    else if (Array.isArray(cur)) cur.push(v);
-    else h[k] = k === 'set-cookie' ? [cur, v] : `${cur}, ${v}`;
-  }
-  return h;
-}
-
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'host', 'te']);
-
-/** A response body: emits `data` (after a consumer listens or resumes), `end`, `error`, `close`. */
-class Body extends EventEmitter implements BodySource {
-  private queue: Buffer[] = [];
-  private flowing = false;
-  private ended = false;
-  private closed = false;
-  destroyed = false;
-  constructor(private readonly conn: Connection) {
-    super();
-  }
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  override on(event: string | symbol, fn: (...a: any[]) => void): this {
-    super.on(event, fn);
-    if (event === 'data' && !this.flowing) this.resume();
-    return this;
-  }
-  push(b: Buffer): void {
-    if (this.flowing && this.queue.length === 0) this.emit('data', b);
-    else {
-      this.queue.push(b);
-      this.conn.socket.pause();
-    }
-  }
-  /** Once the message is complete the connection belongs to the pool again: hands off. */
-  private get socket(): net.Socket | undefined {
-    return this.ended ? undefined : this.conn.socket;
-  }
-  finish(): void {
-    this.ended = true;
-    if (this.flowing && this.queue.length === 0) this.done();
-  }
-  private done(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.emit('end');
-    this.emit('close');
-  }
-  fail(err: Error): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.destroyed = true;
-    this.emit('error', err);
-    this.emit('close');
-  }
-  pause(): this {
-    this.flowing = false;
-    this.socket?.pause();
-    return this;
-  }
-  resume(): this {
-    if (this.flowing) return this;
-    this.flowing = true;
-    queueMicrotask(() => {
-      while (this.flowing && this.queue.length) this.emit('data', this.queue.shift()!);
-      if (!this.flowing) return;
-      if (this.ended) this.done();
-      else if (!this.destroyed) this.socket?.resume();
-    });
-    return this;
-  }
-  destroy(): this {
-    if (this.closed) return this;
-    this.destroyed = true;
-    this.closed = true;
-    this.socket?.destroy();
-    this.emit('close');
-    return this;
-  }
-}
 
 /** The request side of one attempt: writes the head with the first body bytes (one syscall). */
 class Sink extends EventEmitter implements BodySink {
@@ -162,7 +61,7 @@ class Connection {
   private inHeaders = true;
   private resolve?: (r: UpstreamResponse) => void;
   private reject?: (e: AttemptError) => void;
-  private body: Body | undefined;
+  private body: LeanBody | undefined;
   private trailers: Headers | undefined;
   private keepAlive = false;
   private head = false;
@@ -195,7 +94,7 @@ class Connection {
       const headers: Headers = {};
       const all = toHeaders(this.rawHeaders);
       for (const k in all) if (!HOP.has(k)) headers[k] = all[k]!;
-      const body = new Body(this);
+      const body = new LeanBody(this.socket);
       this.body = body;
       this.resolve?.({ status, headers, body, trailers: () => this.trailers });
       this.resolve = undefined;
@@ -212,7 +111,7 @@ class Connection {
     };
     this.socket.on('data', (d: Buffer) => {
       const r = this.parser.execute(d);
-      if (r instanceof Error) this.socket.destroy(new AttemptError('reset', `upstream protocol error: ${r.message}`));
+      if (typeof r !== 'number') this.socket.destroy(new AttemptError('reset', `upstream protocol error: ${r.message}`));
     });
     this.socket.on('error', () => undefined);
     this.socket.on('close', () => {

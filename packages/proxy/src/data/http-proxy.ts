@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type http from 'node:http';
 import type http2 from 'node:http2';
-import type { Readable } from 'node:stream';
 import type { ClusterAction, FaultSpec, HeaderAdd, HttpFilterChain, ProxySnapshot, RateLimitSpec, RouteModel, RouteTable, VirtualHostModel } from '../model.js';
 import type { ProxyStats } from '../stats.js';
 import type { ClusterManager, ClusterRuntime } from './cluster-manager.js';
@@ -43,7 +42,20 @@ export interface HttpContext {
   random?: () => number;
 }
 
-export type DownstreamRequest = http.IncomingMessage | http2.Http2ServerRequest;
+/** The part of `http.IncomingMessage` / `http2.Http2ServerRequest` / LeanRequest the proxy uses. */
+export interface DownstreamRequest {
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly httpVersion: string;
+  readonly httpVersionMajor: number;
+  readonly socket?: { remoteAddress?: string | undefined } | null;
+  on(event: 'data', fn: (c: Buffer) => void): unknown;
+  on(event: 'end', fn: () => void): unknown;
+  once(event: 'aborted', fn: () => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+}
 /** The part of `http.ServerResponse` / `http2.Http2ServerResponse` the proxy uses. */
 export interface DownstreamResponse {
   readonly headersSent: boolean;
@@ -109,7 +121,7 @@ class BodyTap {
   overflowed = false;
   private sink: Attempt | undefined;
 
-  constructor(private readonly req: Readable) {
+  constructor(private readonly req: DownstreamRequest) {
     req.on('data', (c: Buffer) => {
       if (!this.overflowed) {
         this.size += c.length;
@@ -289,7 +301,7 @@ export async function handleHttp(ctx: HttpContext, listener: string, req: Downst
 
 function hasBody(req: DownstreamRequest, h2: boolean, method: string): boolean {
   if (!h2) return req.headers['transfer-encoding'] !== undefined;
-  const stream = (req as http2.Http2ServerRequest).stream;
+  const stream = (req as unknown as { stream?: http2.ServerHttp2Stream }).stream;
   if (stream?.endAfterHeaders) return false;
   return method !== 'GET' && method !== 'HEAD';
 }

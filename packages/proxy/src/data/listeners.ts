@@ -7,6 +7,10 @@ import type { ProxySnapshot, SocketAddr } from '../model.js';
 import { addrKey } from '../model.js';
 import { handleHttp, localReply, type DownstreamResponse, type HttpContext } from './http-proxy.js';
 import { handleTcp, handleUpgrade } from './tcp-proxy.js';
+import { LeanConnection, type LeanServerHooks } from './h1-server.js';
+
+/** `node`: serve HTTP/1.1 with `node:http` instead of the lean server (h1-server.ts). */
+const NODE_SERVER = process.env['OCTO_PROXY_DOWNSTREAM_CODEC'] === 'node';
 
 /**
  * Where a listening socket comes from. The proxy binds it itself, or — under the LEGO agent,
@@ -63,6 +67,8 @@ export class ListenerManager {
   private readonly h2 = new Map<string, http2.Http2Server>();
   private readonly sockets = new Set<net.Socket>();
   private readonly sessions = new Set<http2.Http2Session>();
+  private readonly lean = new Set<LeanConnection>();
+  private readonly leanHooks = new Map<string, LeanServerHooks>();
   private draining = false;
 
   constructor(
@@ -169,11 +175,36 @@ export class ListenerManager {
       socket.pause();
       socket.unshift(chunk);
       const isH2 = chunk.subarray(0, H2_PREFACE.length).equals(H2_PREFACE.subarray(0, Math.min(chunk.length, H2_PREFACE.length)));
+      if (!isH2 && !NODE_SERVER) {
+        const conn = new LeanConnection(socket, this.hooksFor(name));
+        this.lean.add(conn);
+        socket.once('close', () => this.lean.delete(conn));
+        socket.resume();
+        return;
+      }
       const server = isH2 ? this.h2Server(name) : this.h1Server(name);
       server.emit('connection', socket);
       // The HTTP/2 session reads the buffered preface itself and then consumes the socket natively.
       if (!isH2) socket.resume();
     });
+  }
+
+  private hooksFor(name: string): LeanServerHooks {
+    let h = this.leanHooks.get(name);
+    if (h) return h;
+    h = {
+      onRequest: (req, res) => {
+        handleHttp(this.ctx, name, req, res).catch((err: Error) => {
+          this.logger.error('request failed', { listener: name, error: err.stack });
+          localReply(req, res, false, 500, 'internal-error');
+        });
+      },
+      onUpgrade: (req, socket, head) => {
+        handleUpgrade(this.ctx, name, req, socket, head).catch(() => socket.destroy());
+      },
+    };
+    this.leanHooks.set(name, h);
+    return h;
   }
 
   private h1Server(name: string): http.Server {
@@ -229,6 +260,7 @@ export class ListenerManager {
     for (const s of this.h2.values()) s.close();
     // GOAWAY: HTTP/2 clients open no new streams; the session closes once its streams finish.
     for (const s of this.sessions) s.close();
+    for (const c of this.lean) c.close();
     const deadline = Date.now() + timeoutMs;
     while (this.sockets.size > 0 && Date.now() < deadline) {
       for (const s of this.h1.values()) s.closeIdleConnections();

@@ -1,5 +1,4 @@
 import net from 'node:net';
-import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TcpFilterChain } from '../model.js';
 import type { ClusterManager } from './cluster-manager.js';
@@ -90,7 +89,14 @@ export async function handleTcp(
  * replayed to the chosen host and the two connections are spliced. The upgrade type must be
  * enabled on the listener (HCM `upgrade_configs`) or the route.
  */
-export async function handleUpgrade(ctx: HttpContext, listener: string, req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+export interface UpgradeRequest {
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly rawHeaders: readonly string[];
+}
+
+export async function handleUpgrade(ctx: HttpContext, listener: string, req: UpgradeRequest, socket: Duplex, head: Buffer): Promise<void> {
   const refuse = (status: number, reason: string) => {
     socket.end(`HTTP/1.1 ${status} ${reason}\r\nx-octo-reason: ${reason}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
   };
@@ -100,12 +106,12 @@ export async function handleUpgrade(ctx: HttpContext, listener: string, req: htt
   if (!l || l.filter.kind !== 'http') return refuse(503, 'listener-not-configured');
   const table = l.filter.routeTable ?? (l.filter.rdsName ? snap.routeTables.get(l.filter.rdsName) : undefined);
   if (!table) return refuse(503, 'route-config-not-ready');
-  const authority = req.headers.host ?? '';
+  const authority = String(req.headers['host'] ?? '');
   const vh = selectVirtualHost(table, authority);
   const route = vh && matchRoute(vh, { method: req.method ?? 'GET', path: req.url ?? '/', authority, headers: req.headers });
   if (!route) return refuse(404, 'no-route');
   if (route.action.kind !== 'cluster') return refuse(route.action.status, 'direct-response');
-  const type = String(req.headers.upgrade ?? '').toLowerCase();
+  const type = String(req.headers['upgrade'] ?? '').toLowerCase();
   const allowed = route.action.upgrades[type] ?? l.filter.upgrades.includes(type);
   if (!allowed) return refuse(403, 'upgrade-not-allowed');
   const name = pickWeighted(route.action.clusters, route.action.totalWeight, Math.random());

@@ -1,0 +1,99 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import net from 'node:net';
+import { httpListener, routeConfig, staticCluster } from '../test-support/resources.js';
+import { httpUpstream, request, type Upstream } from '../test-support/upstreams.js';
+import { startProxy } from '../test-support/proxy.js';
+import type { Proxy } from '../proxy.js';
+
+// The lean downstream HTTP/1.1 server, spoken to over raw sockets.
+function exchange(port: number, data: string, until: (s: string) => boolean): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write(data));
+    let buf = '';
+    const t = setTimeout(() => {
+      s.destroy();
+      resolve(buf);
+    }, 3000);
+    s.on('data', (c: Buffer) => {
+      buf += c.toString('latin1');
+      if (until(buf)) {
+        clearTimeout(t);
+        s.destroy();
+        resolve(buf);
+      }
+    });
+    s.on('end', () => {
+      clearTimeout(t);
+      resolve(buf);
+    });
+    s.on('error', reject);
+  });
+}
+const count = (s: string, sub: string) => s.split(sub).length - 1;
+
+describe('downstream HTTP/1.1 server', () => {
+  let up: Upstream;
+  let proxy: Proxy & { port: number };
+  beforeAll(async () => {
+    up = await httpUpstream('up', (req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        res.writeHead(200, { 'x-headers': String(Object.keys(req.headers).length) });
+        res.end(`${req.method} ${req.url} ${body}`);
+      });
+    });
+    proxy = await startProxy({
+      listeners: [httpListener('outbound', { route_config: routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'up' } }]) })],
+      clusters: [staticCluster('up', [up.port])],
+    });
+  });
+  afterAll(async () => {
+    await proxy.stop(100);
+    await up.close();
+  });
+
+  it('answers pipelined requests in order on one connection', async () => {
+    const out = await exchange(proxy.port, 'GET /one HTTP/1.1\r\nHost: svc\r\n\r\nGET /two HTTP/1.1\r\nHost: svc\r\n\r\nGET /three HTTP/1.1\r\nHost: svc\r\n\r\n', (b) => b.includes('GET /three'));
+    expect(count(out, 'HTTP/1.1 200')).toBe(3);
+    expect(out.indexOf('GET /one')).toBeLessThan(out.indexOf('GET /two'));
+    expect(out.indexOf('GET /two')).toBeLessThan(out.indexOf('GET /three'));
+  });
+
+  it('sends 100 Continue, then forwards the body', async () => {
+    const out = await new Promise<string>((resolve, reject) => {
+      const s = net.connect(proxy.port, '127.0.0.1', () => s.write('POST /e HTTP/1.1\r\nHost: svc\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n'));
+      let buf = '';
+      s.on('data', (c: Buffer) => {
+        buf += c.toString();
+        if (buf === 'HTTP/1.1 100 Continue\r\n\r\n') s.write('data');
+        if (buf.includes('POST /e data')) {
+          s.destroy();
+          resolve(buf);
+        }
+      });
+      s.on('error', reject);
+    });
+    expect(out.startsWith('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200')).toBe(true);
+  });
+
+  it('closes after answering an HTTP/1.0 client', async () => {
+    const out = await exchange(proxy.port, 'GET /old HTTP/1.0\r\nHost: svc\r\n\r\n', () => false);
+    expect(out).toMatch(/^HTTP\/1.1 200/);
+    expect(out.toLowerCase()).toContain('connection: close');
+    expect(out).toContain('GET /old');
+  });
+
+  it('answers 400 to a malformed request and closes', async () => {
+    const out = await exchange(proxy.port, 'BREW / HTCPCP/1.0\r\n\r\n', () => false);
+    expect(out).toMatch(/^HTTP\/1.1 400/);
+  });
+
+  it('reads requests with many headers (split across parser callbacks)', async () => {
+    const headers: Record<string, string> = {};
+    for (let i = 0; i < 60; i++) headers[`x-h${i}`] = 'v'.repeat(100);
+    const r = await request(proxy.port, { path: '/many', headers });
+    expect(r.status).toBe(200);
+    expect(Number(r.headers['x-headers'])).toBeGreaterThanOrEqual(60);
+  });
+});

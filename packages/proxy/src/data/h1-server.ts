@@ -1,0 +1,265 @@
+import { EventEmitter } from 'node:events';
+import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http';
+import type net from 'node:net';
+import { HTTPParser, LeanBody, METHODS, toHeaders, type Parser } from './lean-http.js';
+import type { DownstreamRequest, DownstreamResponse } from './http-proxy.js';
+
+/**
+ * The lean HTTP/1.1 server side of a listener: llhttp over the raw socket, a light request
+ * object and a response writer that sends head and body in one write. It serves keep-alive and
+ * pipelined requests one at a time, in order; `Upgrade` requests are handed to `onUpgrade` with
+ * the socket, as `node:http` would.
+ */
+export interface LeanServerHooks {
+  onRequest(req: LeanRequest, res: LeanResponse): void;
+  onUpgrade(req: LeanRequest, socket: net.Socket, head: Buffer): void;
+}
+
+/** A request as the data path reads it (the subset of `IncomingMessage` it uses). */
+export class LeanRequest extends LeanBody implements DownstreamRequest {
+  constructor(
+    flow: net.Socket,
+    readonly method: string,
+    readonly url: string,
+    readonly rawHeaders: string[],
+    readonly headers: Record<string, string | string[]>,
+    readonly httpVersionMinor: number,
+    readonly socket: net.Socket,
+  ) {
+    super(flow);
+  }
+  readonly httpVersionMajor = 1;
+  get httpVersion(): string {
+    return `1.${this.httpVersionMinor}`;
+  }
+}
+
+function headerBlock(headers: OutgoingHttpHeaders): string {
+  let out = '';
+  for (const k in headers) {
+    const v = headers[k];
+    if (v === undefined) continue;
+    if (Array.isArray(v)) for (const x of v) out += `${k}: ${x}\r\n`;
+    else out += `${k}: ${v}\r\n`;
+  }
+  return out;
+}
+
+/** Writes one response: head with the first bytes, `content-length` as given, else chunked. */
+export class LeanResponse extends EventEmitter implements DownstreamResponse {
+  headersSent = false;
+  private head = '';
+  private chunked = false;
+  private noBody = false;
+  private finished = false;
+  private trailers: OutgoingHttpHeaders | undefined;
+  /** Set when the connection must close after this response. */
+  closeAfter: boolean;
+
+  constructor(
+    private readonly conn: LeanConnection,
+    private readonly socket: net.Socket,
+    private readonly isHead: boolean,
+    keepAlive: boolean,
+  ) {
+    super();
+    this.closeAfter = !keepAlive;
+  }
+
+  writeHead(status: number, headers: OutgoingHttpHeaders = {}): this {
+    if (this.headersSent || this.head) return this;
+    this.noBody = this.isHead || status === 204 || status === 304 || (status >= 100 && status < 200);
+    let framing = '';
+    if (headers['content-length'] === undefined && !this.noBody) {
+      this.chunked = true;
+      framing = 'transfer-encoding: chunked\r\n';
+    }
+    if (this.closeAfter) framing += 'connection: close\r\n';
+    this.head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n${headerBlock(headers)}${framing}\r\n`;
+    return this;
+  }
+
+  flushHeaders(): void {
+    if (!this.head) this.writeHead(200);
+    if (this.headersSent) return;
+    this.headersSent = true;
+    this.socket.write(this.head, 'latin1');
+  }
+
+  write(chunk: Buffer | string): boolean {
+    if (this.finished || this.socket.destroyed) return false;
+    if (!this.head) this.writeHead(200);
+    const s = this.socket;
+    s.cork();
+    if (!this.headersSent) {
+      this.headersSent = true;
+      s.write(this.head, 'latin1');
+    }
+    let ok = true;
+    const len = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
+    if (!this.noBody && len > 0) {
+      if (this.chunked) s.write(`${len.toString(16)}\r\n`, 'latin1');
+      ok = s.write(chunk);
+      if (this.chunked) s.write('\r\n', 'latin1');
+    }
+    s.uncork();
+    if (!ok) s.once('drain', () => this.emit('drain'));
+    return ok;
+  }
+
+  addTrailers(headers: OutgoingHttpHeaders): void {
+    this.trailers = { ...this.trailers, ...headers };
+  }
+
+  end(chunk?: Buffer | string): this {
+    if (this.finished) return this;
+    if (!this.head) this.writeHead(200, chunk === undefined ? { 'content-length': 0 } : { 'content-length': Buffer.byteLength(chunk) });
+    const s = this.socket;
+    s.cork();
+    if (chunk !== undefined) this.write(chunk);
+    else if (!this.headersSent) {
+      this.headersSent = true;
+      s.write(this.head, 'latin1');
+    }
+    if (this.chunked && !s.destroyed) s.write(`0\r\n${this.trailers ? headerBlock(this.trailers) : ''}\r\n`, 'latin1');
+    s.uncork();
+    this.finished = true;
+    this.emit('finish');
+    this.emit('close');
+    this.conn.responseDone(this);
+    return this;
+  }
+
+  destroy(): this {
+    if (!this.finished) {
+      this.finished = true;
+      this.socket.destroy();
+    }
+    return this;
+  }
+
+  /** The connection went away before the response was complete. */
+  abort(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.emit('close');
+  }
+}
+
+/** One downstream HTTP/1.1 connection. */
+export class LeanConnection {
+  private readonly parser: Parser;
+  private rawHeaders: string[] = [];
+  private url = '';
+  /** Requests parsed but not yet answered, in order; the first one is being served. */
+  private readonly queue: { req: LeanRequest; res: LeanResponse }[] = [];
+  private closing = false;
+  private upgrading: LeanRequest | undefined;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly hooks: LeanServerHooks,
+    private readonly idleTimeoutMs = 60_000,
+  ) {
+    const p = new HTTPParser();
+    this.parser = p;
+    p.initialize(HTTPParser.REQUEST, {});
+    p[HTTPParser.kOnHeaders] = (h: string[], url: string) => {
+      this.rawHeaders.push(...h);
+      this.url += url;
+    };
+    p[HTTPParser.kOnHeadersComplete] = (_maj: number, minor: number, h: string[] | undefined, method: number, url: string | undefined, _s: unknown, _m: unknown, upgrade: boolean, keepAlive: boolean) => {
+      const raw = h ? (this.rawHeaders.length ? [...this.rawHeaders, ...h] : h) : this.rawHeaders;
+      const fullUrl = this.url + (url ?? '');
+      this.rawHeaders = [];
+      this.url = '';
+      const headers = toHeaders(raw) as Record<string, string | string[]>;
+      const m = METHODS[method] ?? 'GET';
+      const req = new LeanRequest(socket, m, fullUrl, raw, headers, minor, socket);
+      if (upgrade) {
+        this.upgrading = req;
+        return 0;
+      }
+      if (headers['expect'] === '100-continue') socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+      const res = new LeanResponse(this, socket, m === 'HEAD', keepAlive && minor >= 1 && !this.closing);
+      this.queue.push({ req, res });
+      if (this.queue.length === 1) this.dispatch();
+      else socket.pause(); // pipelined: the next request waits for this one's response
+      return 0;
+    };
+    p[HTTPParser.kOnBody] = (b: Buffer) => this.current()?.push(Buffer.from(b));
+    p[HTTPParser.kOnMessageComplete] = () => this.current()?.finish();
+    socket.setTimeout(idleTimeoutMs, () => {
+      if (this.queue.length === 0) socket.destroy();
+    });
+    socket.on('data', this.onData);
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      for (const { req, res } of this.queue) {
+        if (!req.complete) req.emit('aborted');
+        req.fail(new Error('downstream closed'));
+        res.abort();
+      }
+      this.queue.length = 0;
+      p.close();
+    });
+  }
+
+  /** The request whose body is being parsed: the most recent one. */
+  private current(): LeanRequest | undefined {
+    return this.queue[this.queue.length - 1]?.req;
+  }
+
+  private readonly onData = (d: Buffer): void => {
+    const r = this.parser.execute(d);
+    if (typeof r !== 'number') {
+      if (this.queue.length === 0) this.socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      else this.socket.destroy();
+      return;
+    }
+    if (this.upgrading) {
+      const req = this.upgrading;
+      this.upgrading = undefined;
+      this.socket.removeListener('data', this.onData);
+      this.socket.setTimeout(0);
+      this.hooks.onUpgrade(req, this.socket, d.subarray(r));
+    }
+  };
+
+  private dispatch(): void {
+    const next = this.queue[0];
+    if (!next) return;
+    try {
+      this.hooks.onRequest(next.req, next.res);
+    } catch {
+      next.res.destroy();
+    }
+  }
+
+  /** Called by a response when it is complete: serve the next pipelined request, or idle. */
+  responseDone(res: LeanResponse): void {
+    const i = this.queue.findIndex((x) => x.res === res);
+    if (i < 0) return;
+    const [done] = this.queue.splice(i, 1);
+    // An unread request body cannot be skipped on a kept-alive connection: close instead.
+    if (res.closeAfter || this.closing || !done!.req.complete) {
+      this.socket.end();
+      return;
+    }
+    if (this.queue.length) {
+      this.dispatch();
+      this.socket.resume();
+    }
+  }
+
+  get idle(): boolean {
+    return this.queue.length === 0;
+  }
+
+  /** Drain: close now when idle, else after the response in progress. */
+  close(): void {
+    this.closing = true;
+    for (const { res } of this.queue) res.closeAfter = true;
+    if (this.queue.length === 0) this.socket.end();
+  }
+}

@@ -1,0 +1,131 @@
+import { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
+import type { BodySource, Headers } from './upstream.js';
+
+/**
+ * What the lean HTTP/1.1 client and server share: Node's llhttp binding (the parser `node:http`
+ * is built on, reached through `_http_common`) and a small pausable body emitter that is much
+ * cheaper per message than a `Readable`.
+ */
+export interface ParserCtor {
+  new (): Parser;
+  REQUEST: number;
+  RESPONSE: number;
+  kOnHeaders: number;
+  kOnHeadersComplete: number;
+  kOnBody: number;
+  kOnMessageComplete: number;
+}
+export interface Parser {
+  initialize(type: number, resource: object): void;
+  execute(b: Buffer): number | Error;
+  finish(): number | Error | undefined;
+  close(): void;
+  [k: number]: unknown;
+}
+export const { HTTPParser, methods: METHODS } = createRequire(import.meta.url)('_http_common') as { HTTPParser: ParserCtor; methods: string[] };
+
+/** Raw `[name, value, ...]` pairs to a header object (lower-case names, repeated values joined). */
+export function toHeaders(raw: readonly string[]): Headers {
+  const h: Headers = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!.toLowerCase();
+    const v = raw[i + 1]!;
+    const cur = h[k];
+    if (cur === undefined) h[k] = v;
+    else if (Array.isArray(cur)) cur.push(v);
+    else h[k] = k === 'set-cookie' ? [cur, v] : `${cur}${k === 'cookie' ? '; ' : ', '}${v}`;
+  }
+  return h;
+}
+
+/** Flow control of the connection a body arrives on. */
+export interface FlowControl {
+  pause(): unknown;
+  resume(): unknown;
+  destroy(): unknown;
+}
+
+/**
+ * A message body: `data` events start once a consumer listens (or resumes), chunks that arrive
+ * before are queued and pause the connection; then `end` and `close`, or `error` and `close`.
+ * Once the message is complete the connection is no longer touched (it may carry the next one).
+ */
+export class LeanBody extends EventEmitter implements BodySource {
+  private queue: Buffer[] = [];
+  private flowing = false;
+  private ended = false;
+  private closed = false;
+  destroyed = false;
+
+  constructor(private readonly flow: FlowControl) {
+    super();
+  }
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override on(event: string | symbol, fn: (...a: any[]) => void): this {
+    super.on(event, fn);
+    if (event === 'data' && !this.flowing) this.resume();
+    return this;
+  }
+
+  get complete(): boolean {
+    return this.ended;
+  }
+
+  push(b: Buffer): void {
+    if (this.closed) return;
+    if (this.flowing && this.queue.length === 0) this.emit('data', b);
+    else {
+      this.queue.push(b);
+      this.flow.pause();
+    }
+  }
+
+  finish(): void {
+    this.ended = true;
+    if (this.flowing && this.queue.length === 0) this.done();
+  }
+
+  private done(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.emit('end');
+    this.emit('close');
+  }
+
+  fail(err: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.destroyed = true;
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    this.emit('close');
+  }
+
+  pause(): this {
+    this.flowing = false;
+    if (!this.ended) this.flow.pause();
+    return this;
+  }
+
+  resume(): this {
+    if (this.flowing) return this;
+    this.flowing = true;
+    queueMicrotask(() => {
+      while (this.flowing && this.queue.length) this.emit('data', this.queue.shift()!);
+      if (!this.flowing) return;
+      if (this.ended) this.done();
+      else if (!this.destroyed) this.flow.resume();
+    });
+    return this;
+  }
+
+  destroy(): this {
+    if (this.closed) return this;
+    this.destroyed = true;
+    this.closed = true;
+    if (!this.ended) this.flow.destroy();
+    this.emit('close');
+    return this;
+  }
+}
