@@ -61,8 +61,9 @@ function mesh() {
 }
 
 /** Sidecars: workloads of 10 replicas; each workload calls DEPS services and `common`. */
-function sidecars(n) {
+function sidecars(n, unscoped = false) {
   const rand = rng(42);
+  const all = ['common', ...Array.from({ length: SERVICES }, (_, i) => `s${i}`)];
   const workloads = Math.max(1, Math.ceil(n / 10));
   const deps = Array.from({ length: workloads }, () => {
     const d = new Set(['common']);
@@ -72,7 +73,7 @@ function sidecars(n) {
   return Array.from({ length: n }, (_, i) => ({
     id: `sidecar-${i}`,
     namespace: 'bench',
-    dependencies: deps[i % workloads],
+    dependencies: unscoped ? all : deps[i % workloads],
     locality: { region: 'r1', zone: i % 2 ? 'a' : 'b' },
   }));
 }
@@ -103,7 +104,7 @@ async function withTimeout(p, what) {
   }
 }
 
-async function run(n) {
+async function run(n, unscoped = false) {
   const source = mesh();
   const events = [];
   let bytes = 0;
@@ -121,7 +122,7 @@ async function run(n) {
   const idle = await settleMemory();
 
   // Connect
-  const specs = sidecars(n);
+  const specs = sidecars(n, unscoped);
   const children = [];
   const t0 = performance.now();
   const ready = [];
@@ -138,6 +139,7 @@ async function run(n) {
   }
   await withTimeout(Promise.all(ready), `connecting ${n} sidecars`);
   const connectMs = performance.now() - t0;
+  const initialBytes = bytes;
   await sleep(500);
   const loaded = await settleMemory();
 
@@ -217,7 +219,7 @@ async function run(n) {
   await Promise.all(children.map((c) => new Promise((r) => c.once('exit', r))));
   pilot.close();
   await server.close(500);
-  return { n, scopes, connectMs, idle, loaded, eds, full };
+  return { n, unscoped, scopes, connectMs, initialBytes, idle, loaded, eds, full };
 }
 
 const { cpus, loadavg } = await import('node:os');
@@ -228,30 +230,38 @@ for (const n of SIZES) {
   results.push(await run(n));
   await sleep(500);
 }
+// Baseline for scoping: the same number of sidecars as the smallest size... or UNSCOPED, each
+// depending on every service (what a mesh without per-node scoping sends).
+const UNSCOPED = Number(arg('unscoped', '1000'));
+let unscoped;
+if (UNSCOPED > 0) {
+  process.stderr.write(`running ${UNSCOPED} unscoped sidecars...\n`);
+  unscoped = await run(UNSCOPED, true);
+}
 
 const base = results[0];
 console.log(
   `\nPilot benchmark — ${SERVICES + 1} services × 8 endpoints, sidecars in workloads of 10 calling ${DEPS} services + 'common'; Node ${process.version}, ${cpus().length} CPUs, 1-min load average ${loadBefore.toFixed(1)} before / ${loadavg()[0].toFixed(1)} after`,
 );
-console.log('\nMemory (Pilot process, after GC; baseline = the same pilot before any sidecar connected):');
-for (const r of results) {
+console.log('\nMemory (Pilot process, after GC; baseline = the same pilot before any sidecar connected), and the initial configuration each sidecar received:');
+for (const r of [...results, ...(unscoped ? [unscoped] : [])]) {
   const heap = (r.loaded.heap - r.idle.heap) / r.n;
   const rss = (r.loaded.rss - r.idle.rss) / r.n;
   console.log(
-    `  ${String(r.n).padStart(5)} sidecars (${r.scopes} scopes): heap+external ${mb(r.idle.heap)} → ${mb(r.loaded.heap)} MB = ${(heap / 1024).toFixed(1)} KB/sidecar; RSS ${mb(r.idle.rss)} → ${mb(r.loaded.rss)} MB = ${(rss / 1024).toFixed(1)} KB/sidecar  (goal ≤ 512 KB; istiod ~1.3 MB)`,
+    `  ${String(r.n).padStart(5)} sidecars${r.unscoped ? ' UNSCOPED (all services)' : ''} (${r.scopes} scopes): initial config ${(r.initialBytes / r.n / 1024).toFixed(1)} KB/sidecar; heap+external ${mb(r.idle.heap)} → ${mb(r.loaded.heap)} MB = ${(heap / 1024).toFixed(1)} KB/sidecar; RSS ${mb(r.idle.rss)} → ${mb(r.loaded.rss)} MB = ${(rss / 1024).toFixed(1)} KB/sidecar  (goal ≤ 512 KB; istiod ~1.3 MB)`,
   );
 }
 const median = (runs) => [...runs].sort((a, b) => a.p99 - b.p99)[Math.floor(runs.length / 2)];
 const worst = (runs) => [...runs].sort((a, b) => b.p99 - a.p99)[0];
 console.log(`\nPropagation, change → ACK of every affected sidecar (every sidecar calls the changed service; includes the 100 ms debounce); median of ${REPEAT} runs by p99, and the worst run's p99:`);
-for (const r of results) {
+for (const r of [...results, ...(unscoped ? [unscoped] : [])]) {
   for (const [name, runs] of [
     ['EDS-only', r.eds],
     ['full    ', r.full],
   ]) {
     const p = median(runs);
     console.log(
-      `  ${String(r.n).padStart(5)} ${name}: p50 ${p.p50.toFixed(0)} ms, p99 ${p.p99.toFixed(0)} ms (worst run ${worst(runs).p99.toFixed(0)} ms), max ${p.max.toFixed(0)} ms over ${p.sidecars} sidecars; CPU: Pilot ${p.pilotCpuMs.toFixed(0)} ms, simulator ${p.simCpuMs.toFixed(0)} ms; ${mb(p.bytes)} MB pushed; types ${p.types.join('+')}  (goal p99 ≤ 1000 ms)`,
+      `  ${String(r.n).padStart(5)}${r.unscoped ? " UNSCOPED" : ""} ${name}: p50 ${p.p50.toFixed(0)} ms, p99 ${p.p99.toFixed(0)} ms (worst run ${worst(runs).p99.toFixed(0)} ms), max ${p.max.toFixed(0)} ms over ${p.sidecars} sidecars; CPU: Pilot ${p.pilotCpuMs.toFixed(0)} ms, simulator ${p.simCpuMs.toFixed(0)} ms; ${mb(p.bytes)} MB pushed; types ${p.types.join('+')}  (goal p99 ≤ 1000 ms)`,
     );
   }
   const e = median(r.eds);
@@ -261,6 +271,13 @@ for (const r of results) {
   );
   r.eds = e;
   r.full = f;
+}
+if (unscoped) {
+  const scoped = results.find((r) => r.n === unscoped.n) ?? results[0];
+  console.log(
+    `\nScoping against the unscoped baseline (${unscoped.n} sidecars, same run): initial config ×${(scoped.initialBytes / scoped.n / (unscoped.initialBytes / unscoped.n)).toFixed(3)}, ` +
+      `EDS push bytes ×${(scoped.eds.bytes / unscoped.eds.bytes).toFixed(3)}, Pilot memory per sidecar (RSS) ×${((scoped.loaded.rss - scoped.idle.rss) / scoped.n / ((unscoped.loaded.rss - unscoped.idle.rss) / unscoped.n)).toFixed(2)}, EDS p99 ${scoped.eds.p99.toFixed(0)} vs ${unscoped.eds.p99.toFixed(0)} ms`,
+  );
 }
 if (results.length > 1) {
   console.log(`\nScaling against ${base.n} sidecars (same run):`);
