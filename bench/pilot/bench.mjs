@@ -276,7 +276,7 @@ if (unscoped) {
   const scoped = results.find((r) => r.n === unscoped.n) ?? results[0];
   console.log(
     `\nScoping against the unscoped baseline (${unscoped.n} sidecars, same run): initial config ×${(scoped.initialBytes / scoped.n / (unscoped.initialBytes / unscoped.n)).toFixed(3)}, ` +
-      `EDS push bytes ×${(scoped.eds.bytes / unscoped.eds.bytes).toFixed(3)}, Pilot memory per sidecar (RSS) ×${((scoped.loaded.rss - scoped.idle.rss) / scoped.n / ((unscoped.loaded.rss - unscoped.idle.rss) / unscoped.n)).toFixed(2)}, EDS p99 ${scoped.eds.p99.toFixed(0)} vs ${unscoped.eds.p99.toFixed(0)} ms`,
+      `EDS push bytes ×${(scoped.eds.bytes / unscoped.eds.bytes).toFixed(3)}, Pilot heap+external per sidecar ×${((scoped.loaded.heap - scoped.idle.heap) / scoped.n / ((unscoped.loaded.heap - unscoped.idle.heap) / unscoped.n)).toFixed(2)}, EDS p99 ${scoped.eds.p99.toFixed(0)} vs ${unscoped.eds.p99.toFixed(0)} ms`,
   );
 }
 if (results.length > 1) {
