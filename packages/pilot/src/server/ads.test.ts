@@ -272,6 +272,19 @@ describe('ADS state of the world', () => {
   });
 });
 
+describe('ADS server shutdown', () => {
+  it('ends open streams so proxies reconnect elsewhere, without waiting out the grace period', async () => {
+    const { sotw, server } = await setup();
+    const c = sotw(node('a', ['catalog']));
+    c.subscribe(TYPE_URL.cluster);
+    await c.next();
+    const t0 = performance.now();
+    await server.close(5000);
+    expect(performance.now() - t0).toBeLessThan(2000);
+    await expect(c.next(1000)).rejects.toThrow();
+  });
+});
+
 describe('ADS stream admission', () => {
   it('queues new streams beyond the burst and serves them in turn at the configured rate', async () => {
     const source = new MemoryMeshSource();

@@ -42,7 +42,8 @@ export interface AdsServerOptions {
 export class AdsServer {
   readonly server: grpc.Server;
   readonly admission: StreamAdmission;
-  private readonly streams = new Set<AdsStream>();
+  /** Open streams and how to end each one's call. */
+  private readonly streams = new Map<AdsStream, () => void>();
   private nextId = 0;
   private boundPort = 0;
 
@@ -84,7 +85,10 @@ export class AdsServer {
   /** Stops taking streams, ends the open ones (proxies reconnect elsewhere) and shuts down. */
   async close(graceMs = 2000): Promise<void> {
     this.admission.close();
-    for (const s of this.streams) s.close();
+    for (const [s, end] of [...this.streams]) {
+      s.close();
+      end();
+    }
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.server.forceShutdown();
@@ -102,7 +106,9 @@ export class AdsServer {
       if (!call.cancelled) call.emit('error', { code, details });
     };
     const stream = make(++this.nextId, fail);
-    this.streams.add(stream);
+    this.streams.set(stream, () => {
+      if (!call.cancelled && !call.writableEnded) call.end();
+    });
     this.opts.callbacks?.onStreamOpen?.(stream);
     const done = () => {
       if (!this.streams.delete(stream)) return;
