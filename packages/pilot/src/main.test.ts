@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { Node, TYPE_URL } from '@octo-mesh/proto';
-import { ConfigError, createLogger, loadConfig } from '@octo-mesh/runtime';
+import { Node, RouteConfiguration, TYPE_URL, UpgradeTarget } from '@octo-mesh/proto';
+import { ConfigError, createLogger, createMetricsRegistry, loadConfig } from '@octo-mesh/runtime';
 import { pilotConfig } from './config.js';
 import { loadResources } from './load-resources.js';
 import { startPilot, type RunningPilot } from './main.js';
@@ -117,7 +117,6 @@ describe('pilot main', () => {
 describe('pilot over the dispatcher', () => {
   it('reads the mesh from a real dispatcher and pushes when a RoutePolicy is applied there', async () => {
     const d = await import('@octo-mesh/dispatcher');
-    const { createMetricsRegistry } = await import('@octo-mesh/runtime');
     const store = d.MemoryStore.open();
     const grpcService = new d.DispatcherGrpc({ store, logger: quietLogger(), registry: createMetricsRegistry('dispatcher'), coalesceMs: 5 });
     const dispatcher = await d.startGrpcServer('127.0.0.1', 0, (s) => s.addService(d.DispatcherService, grpcService.implementation()));
@@ -140,9 +139,26 @@ describe('pilot over the dispatcher', () => {
         });
         const r2 = await c.next(5000);
         expect(r2.versionInfo).not.toBe(r1.versionInfo);
-        const { RouteConfiguration } = await import('@octo-mesh/proto');
         const rc = RouteConfiguration.decode(r2.resources[0]!.value);
         expect(rc.virtualHosts[0]!.routes[0]!.route!.timeout).toEqual({ seconds: 7, nanos: 0 });
+
+        // ProxyVersions come through the dispatcher too: a finished rollout targets every sidecar.
+        c.subscribe(TYPE_URL.upgradeTarget);
+        c.ack(await c.next(5000));
+        await store.put({
+          apiVersion: 'mesh.octo.io/v1alpha1',
+          kind: 'ProxyVersion',
+          metadata: { name: 'proxy-2-0-0', namespace: 'octo-system' },
+          spec: {
+            version: '2.0.0',
+            package: { url: 'https://repo/octo-proxy-2.0.0.tgz', sha256: 'c'.repeat(64) },
+            strategy: { steps: [100] },
+          },
+          status: { phase: 'Succeeded' },
+        } as never);
+        const r3 = await c.next(5000);
+        expect(r3.typeUrl).toBe(TYPE_URL.upgradeTarget);
+        expect(UpgradeTarget.decode(r3.resources[0]!.value)).toMatchObject({ version: '2.0.0', rollout: 'octo-system/proxy-2-0-0' });
       } finally {
         c.close();
         client.close();

@@ -5,6 +5,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { ConfigError, createLogger, createMetricsRegistry, GracefulShutdown, loadConfig, startAdminServer, type AdminServer, type Logger } from '@octo-mesh/runtime';
+import type { ProxyVersion } from '@octo-mesh/api';
 import { pilotConfig, type PilotConfig } from './config.js';
 import { debugRoutes } from './debug.js';
 import { loadResources } from './load-resources.js';
@@ -21,19 +22,45 @@ export interface RunningPilot {
   stop(): Promise<void>;
 }
 
-/** The dispatcher's MeshSource (packages/dispatcher), loaded only when configured. */
+/** The dispatcher's MeshSource and informer (packages/dispatcher), loaded only when configured. */
 interface DispatcherModule {
   DispatcherConnection: new (address: string) => { close(): void };
   DispatcherMeshSource: new (opts: { connection: unknown; clientId: string; logger?: Logger }) => MeshSource;
+  DispatcherInformer: new (opts: {
+    connection: unknown;
+    clientId: string;
+    kinds: string[];
+    onChange?: () => void;
+    onSynced?: () => void;
+    logger?: Logger;
+  }) => { start(): Promise<void>; stop(): Promise<void>; list(kind: string): unknown[] };
 }
 
-async function dispatcherSource(address: string, clientId: string, logger: Logger): Promise<{ source: MeshSource; close(): void }> {
+/**
+ * Services, endpoints and RoutePolicies through the dispatcher's MeshSource (fetched per
+ * service, on demand); ProxyVersions — few, mesh-wide — through an informer that keeps them all.
+ */
+async function dispatcherSource(
+  address: string,
+  clientId: string,
+  logger: Logger,
+  onProxyVersions: (pvs: ProxyVersion[]) => void,
+): Promise<{ source: MeshSource; close(): Promise<void> }> {
   // Loaded by name at run time: the dispatcher client pulls in the Kubernetes client, which a
   // pilot on the in-memory source should not pay for.
   const specifier = '@octo-mesh/dispatcher';
   const mod = (await import(specifier)) as DispatcherModule;
   const connection = new mod.DispatcherConnection(address);
-  return { source: new mod.DispatcherMeshSource({ connection, clientId, logger }), close: () => connection.close() };
+  const update = () => onProxyVersions(informer.list('ProxyVersion') as ProxyVersion[]);
+  const informer = new mod.DispatcherInformer({ connection, clientId, kinds: ['ProxyVersion'], onChange: update, onSynced: update, logger });
+  void informer.start(); // retries in the background; rollouts simply start once it syncs
+  return {
+    source: new mod.DispatcherMeshSource({ connection, clientId, logger }),
+    close: async () => {
+      await informer.stop();
+      connection.close();
+    },
+  };
 }
 
 /**
@@ -43,9 +70,13 @@ async function dispatcherSource(address: string, clientId: string, logger: Logge
 export async function startPilot(config: PilotConfig, logger: Logger, source?: MeshSource): Promise<RunningPilot> {
   const registry = createMetricsRegistry('pilot');
   let proxyVersions: Parameters<Pilot['setProxyVersions']>[0] = [];
-  let closeSource = () => {};
+  let closeSource = async () => {};
+  const held: { ads?: AdsServer; pilot?: Pilot; proxyVersions?: ProxyVersion[] } = {};
   if (!source && config.dispatcherAddress) {
-    const d = await dispatcherSource(config.dispatcherAddress, config.pilotId, logger);
+    const d = await dispatcherSource(config.dispatcherAddress, config.pilotId, logger, (pvs) => {
+      held.proxyVersions = pvs;
+      held.pilot?.setProxyVersions(pvs);
+    });
     source = d.source;
     closeSource = d.close;
     logger.info('reading the mesh from the dispatcher', { address: config.dispatcherAddress });
@@ -59,7 +90,6 @@ export async function startPilot(config: PilotConfig, logger: Logger, source?: M
     }
     source = memory;
   }
-  const held: { ads?: AdsServer; pilot?: Pilot } = {};
   const metrics = createPilotMetrics(
     registry,
     () => held.ads?.admission.queued ?? 0,
@@ -73,7 +103,7 @@ export async function startPilot(config: PilotConfig, logger: Logger, source?: M
     },
   );
   const pilot = (held.pilot = new Pilot({ source, logger, metrics, debounce: { quietMs: config.debounceQuietMs, maxDelayMs: config.debounceMaxMs } }));
-  pilot.setProxyVersions(proxyVersions);
+  pilot.setProxyVersions(held.proxyVersions ?? proxyVersions);
   const ads = (held.ads = new AdsServer({ cache: pilot.cache, callbacks: pilot.callbacks, admission: { ratePerSecond: config.streamAdmissionRate, burst: config.streamAdmissionBurst } }));
   const xdsPort = await ads.listen(config.xdsPort, config.xdsHost);
   const admin = await startAdminServer({
@@ -93,7 +123,7 @@ export async function startPilot(config: PilotConfig, logger: Logger, source?: M
       pilot.close();
       await ads.close(config.shutdownGraceSeconds * 1000);
       await admin.close();
-      closeSource();
+      await closeSource();
     },
   };
 }
