@@ -9,26 +9,24 @@
  * pushed, and only to those nodes. A RoutePolicy change re-translates that service only.
  */
 import type { ProxyVersion } from '@octo-mesh/api';
-import { Cluster, ClusterLoadAssignment, Listener, TYPE_URL, UpgradeTarget, VirtualHost, type Node } from '@octo-mesh/proto';
-import { ServiceGovernance } from '@octo-mesh/proto/gen/octo/mesh/v1/xds.js';
+import { Cluster, Listener, TYPE_URL, UpgradeTarget, type Node } from '@octo-mesh/proto';
 import type { Logger } from '@octo-mesh/runtime';
 import { Debouncer, type DebounceOptions } from './debounce.js';
 import type { PilotMetrics } from './metrics.js';
-import { splitServiceKey, type Locality, type ServiceData, type ServiceKey } from './model.js';
+import { splitServiceKey, type Locality, type ServiceKey } from './model.js';
 import { nodeIdentity, type NodeIdentity } from './node-meta.js';
 import { lengthDelimited } from './server/encode.js';
 import type { ServerCallbacks, StreamInfo } from './server/stream.js';
 import type { MeshChange, MeshSource, MeshWatch } from './source.js';
+import { localityKey, ServiceCache, type ServiceEntry } from './service-cache.js';
 import { routePolicyStatus, type SidecarPolicyView } from './status.js';
 import { SyncTracker } from './sync.js';
 import { targetFor } from './upgrade.js';
 import { OUTBOUND, parseClusterName, TYPE } from './translate/common.js';
 import { generateInboundClusters, generateListeners } from './translate/listeners.js';
 import type { PolicyVerdict } from './translate/policy.js';
-import { virtualHostsFor } from './translate/routes.js';
-import { translateEndpoints, translateService, type ServiceTranslation } from './translate/service.js';
 import { SnapshotCache } from './xds/cache.js';
-import { makeResource, resourceFromBytes, type Provenance, type XdsResource } from './xds/resource.js';
+import { makeResource, resourceFromBytes, type XdsResource } from './xds/resource.js';
 import { Snapshot } from './xds/snapshot.js';
 
 export interface PilotOptions {
@@ -41,25 +39,6 @@ export interface PilotOptions {
   now?: () => number;
   /** Called for each node and type when a change's configuration is ACKed (bench and tests). */
   onPropagated?: (nodeId: string, typeUrl: string, ms: number) => void;
-}
-
-interface ServiceEntry {
-  key: ServiceKey;
-  /** Fetched at least once (data may still be absent: the service does not exist). */
-  loaded: boolean;
-  data?: ServiceData;
-  translation?: ServiceTranslation;
-  /** Why the service could not be translated (bad service data). */
-  error?: string;
-  clusters: XdsResource[];
-  governance?: XdsResource;
-  /** Encoded VirtualHosts, spliced into each scope's route configuration: for callers in the service's namespace, and for the others (no bare-name domains). */
-  vhosts: Buffer[];
-  remoteVhosts: Buffer[];
-  /** Load assignments per caller locality key. */
-  eds: Map<string, XdsResource[]>;
-  /** Scopes that include the service. */
-  scopes: Set<string>;
 }
 
 interface Scope {
@@ -89,17 +68,15 @@ const UPGRADE = TYPE_URL.upgradeTarget;
 const GOVERNANCE = TYPE.serviceGovernance;
 /** Nodes published per event-loop turn when a change reaches many. */
 const PUBLISH_SLICE = 250;
-const localityKey = (l: Locality | undefined) => (l ? `${l.region ?? ''}/${l.zone ?? ''}` : '');
 
 export class Pilot {
   readonly cache: SnapshotCache;
   readonly sync: SyncTracker;
-  private readonly services = new Map<ServiceKey, ServiceEntry>();
+  private readonly catalog: ServiceCache;
+  private readonly services: Map<ServiceKey, ServiceEntry>;
   private readonly scopes = new Map<string, Scope>();
   private readonly nodes = new Map<string, NodeEntry>();
   private readonly listenersByPorts = new Map<string, { listeners: XdsResource[]; clusters: XdsResource[] }>();
-  private readonly loading = new Map<ServiceKey, Promise<void>>();
-  private loadBatch: { keys: Set<ServiceKey>; done: Promise<void> } | undefined;
   private readonly debouncer: Debouncer<MeshChange>;
   private readonly watch: MeshWatch;
   private watchDirty = false;
@@ -110,6 +87,8 @@ export class Pilot {
     this.cache = opts.cache ?? new SnapshotCache();
     this.now = opts.now ?? (() => performance.now());
     this.sync = new SyncTracker(this.now);
+    this.catalog = new ServiceCache(opts.source, opts.logger, opts.metrics);
+    this.services = this.catalog.entries;
     this.debouncer = new Debouncer(opts.debounce ?? { quietMs: 100, maxDelayMs: 1000 }, (batch, at) => this.applyChanges(batch, at), this.now);
     this.watch = opts.source.watch([], (changes) => this.debouncer.add(...changes));
   }
@@ -157,12 +136,12 @@ export class Pilot {
     if (!scope) {
       scope = { key, deps, namespace: id.namespace, ...(id.locality ? { locality: id.locality } : {}), port, appPort, nodes: new Set() };
       this.scopes.set(key, scope);
-      for (const d of deps) this.serviceEntry(d).scopes.add(key);
+      for (const d of deps) this.catalog.entry(d).scopes.add(key);
       this.watchChanged();
     }
     scope.nodes.add(id.id);
     entry.scope = key;
-    await this.ensureLoaded(deps);
+    await this.catalog.ensureLoaded(deps);
     if (this.nodes.get(id.id) !== entry || entry.scope !== key) return; // gone or moved meanwhile
     scope.snapshot ??= this.buildScopeSnapshot(scope);
     this.publishNode(entry, scope.snapshot);
@@ -218,131 +197,6 @@ export class Pilot {
   // ---------------------------------------------------------------------------------------
   // Loading and translating services
 
-  private serviceEntry(key: ServiceKey): ServiceEntry {
-    let s = this.services.get(key);
-    if (!s) this.services.set(key, (s = { key, loaded: false, clusters: [], vhosts: [], remoteVhosts: [], eds: new Map(), scopes: new Set() }));
-    return s;
-  }
-
-  /** Fetches the services not loaded yet; concurrent callers share one fetch per tick. */
-  private async ensureLoaded(keys: readonly ServiceKey[]): Promise<void> {
-    await this.loadOnce(keys);
-    // A load that finished after its entry was dropped (every node needing it left) and
-    // re-created (another node arrived) loaded nothing into the new entry: load again.
-    const again = keys.filter((k) => this.services.has(k) && !this.services.get(k)!.loaded);
-    if (again.length) await this.ensureLoaded(again);
-  }
-
-  private loadOnce(keys: readonly ServiceKey[]): Promise<unknown> {
-    const waits: Promise<void>[] = [];
-    for (const k of keys) {
-      const s = this.services.get(k);
-      if (s?.loaded) continue;
-      let p = this.loading.get(k);
-      if (!p) {
-        if (!this.loadBatch) {
-          const batch = { keys: new Set<ServiceKey>(), done: undefined as unknown as Promise<void> };
-          batch.done = new Promise<void>((r) => setImmediate(r)).then(() => this.loadNow(batch.keys));
-          this.loadBatch = batch;
-        }
-        this.loadBatch.keys.add(k);
-        p = this.loadBatch.done;
-        this.loading.set(k, p);
-      }
-      waits.push(p);
-    }
-    return Promise.all(waits);
-  }
-
-  private async loadNow(keys: Set<ServiceKey>): Promise<void> {
-    if (this.loadBatch?.keys === keys) this.loadBatch = undefined;
-    const list = [...keys];
-    try {
-      const data = await this.fetchWithRetry(list);
-      for (const k of list) {
-        const s = this.services.get(k);
-        // Already loaded by a change applied meanwhile, from a fetch that started later: keep that.
-        if (s && !s.loaded) this.retranslate(s, data.get(k));
-      }
-    } finally {
-      for (const k of list) this.loading.delete(k);
-    }
-  }
-
-  private async fetchWithRetry(keys: ServiceKey[]): Promise<Map<ServiceKey, ServiceData>> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.opts.source.fetch(keys);
-      } catch (err) {
-        const wait = Math.min(5000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2);
-        this.opts.logger?.warn('fetch from mesh source failed; retrying', { error: (err as Error).message, services: keys.length, waitMs: Math.round(wait) });
-        await new Promise((r) => setTimeout(r, wait));
-      }
-    }
-  }
-
-  /** Full translation of one service; keeps the previous resource objects when their bytes did not change. */
-  private retranslate(s: ServiceEntry, data: ServiceData | undefined): void {
-    this.opts.metrics?.translations.inc({ kind: 'full' });
-    s.loaded = true;
-    delete s.error;
-    s.eds.clear();
-    if (!data) {
-      delete s.data;
-      delete s.translation;
-      delete s.governance;
-      s.clusters = [];
-      s.vhosts = [];
-      return;
-    }
-    s.data = data;
-    try {
-      const t = translateService(data);
-      const prov: Provenance[] = t.provenance ? [t.provenance] : [];
-      s.translation = t;
-      s.clusters = reuse(
-        s.clusters,
-        t.clusters.map((c) =>
-          makeResource(TYPE_URL.cluster, c.name, Cluster, c, 'clusters', {
-            references: [{ typeUrl: TYPE_URL.endpoint, name: c.edsClusterConfig?.serviceName || c.name }],
-            provenance: prov,
-          }),
-        ),
-      );
-      s.vhosts = t.virtualHosts.map((v) => Buffer.from(VirtualHost.encode(v).finish()));
-      s.remoteVhosts = virtualHostsFor(t.virtualHosts, splitServiceKey(s.key).namespace, '').map((v) => Buffer.from(VirtualHost.encode(v).finish()));
-      s.governance = reuse(s.governance ? [s.governance] : [], [makeResource(GOVERNANCE, t.governance.service, ServiceGovernance, t.governance, 'governance', { provenance: prov })])[0];
-      for (const v of t.verdicts.filter((x) => !x.accepted)) this.opts.logger?.warn('RoutePolicy rejected', { routePolicy: v.policy, generation: v.generation, reason: v.reason });
-    } catch (err) {
-      s.error = (err as Error).message;
-      delete s.translation;
-      delete s.governance;
-      s.clusters = [];
-      s.vhosts = [];
-      this.opts.logger?.error('service left out: cannot translate it', { service: s.key, error: s.error });
-    }
-  }
-
-  private edsFor(s: ServiceEntry, locality: Locality | undefined): XdsResource[] {
-    const lk = localityKey(locality);
-    let eds = s.eds.get(lk);
-    if (!eds) {
-      if (!s.data || !s.translation) eds = [];
-      else {
-        try {
-          const prov: Provenance[] = s.translation.provenance ? [s.translation.provenance] : [];
-          eds = translateEndpoints(s.data, s.translation, locality).map((c) => makeResource(TYPE_URL.endpoint, c.clusterName, ClusterLoadAssignment, c, 'endpoints', { provenance: prov }));
-        } catch (err) {
-          // Bad endpoint data: keep the clusters, with no endpoints, rather than none at all.
-          this.opts.logger?.error('endpoints left out', { service: s.key, error: (err as Error).message });
-          eds = s.clusters.map((c) => makeResource(TYPE_URL.endpoint, c.name, ClusterLoadAssignment, ClusterLoadAssignment.fromPartial({ clusterName: c.name }), 'endpoints'));
-        }
-      }
-      s.eds.set(lk, eds);
-    }
-    return eds;
-  }
-
   // ---------------------------------------------------------------------------------------
   // Snapshots
 
@@ -381,7 +235,7 @@ export class Pilot {
     if (want(TYPE_URL.listener)) out[TYPE_URL.listener] = own.listeners;
     if (want(TYPE_URL.route)) out[TYPE_URL.route] = [this.routeConfig(present, scope.namespace)];
     if (want(TYPE_URL.cluster)) out[TYPE_URL.cluster] = [...present.flatMap((s) => s.clusters), ...own.clusters];
-    if (want(TYPE_URL.endpoint)) out[TYPE_URL.endpoint] = present.flatMap((s) => this.edsFor(s, scope.locality));
+    if (want(TYPE_URL.endpoint)) out[TYPE_URL.endpoint] = present.flatMap((s) => this.catalog.edsFor(s, scope.locality));
     if (want(GOVERNANCE)) out[GOVERNANCE] = present.flatMap((s) => (s.governance ? [s.governance] : []));
     if (want(UPGRADE)) out[UPGRADE] = [];
     return out;
@@ -411,20 +265,17 @@ export class Pilot {
       else if (this.services.has(c.service)) kinds.set(c.service, c.kind === 'endpoints' && kinds.get(c.service) !== 'full' ? 'endpoints' : 'full');
     }
     if (!kinds.size) return;
-    const data = await this.fetchWithRetry([...kinds.keys()]);
+    const data = await this.catalog.fetch([...kinds.keys()]);
     const changedTypes = new Map<string, Set<string>>(); // scope → types to rebuild
     for (const [key, kind] of kinds) {
       const s = this.services.get(key);
       if (!s) continue;
       const d = data.get(key);
       let types: string[];
-      if (kind === 'endpoints' && s.translation && d && sameService(s.data, d)) {
-        this.opts.metrics?.translations.inc({ kind: 'endpoints' });
-        s.data = { ...s.data!, endpoints: d.endpoints };
-        s.eds.clear();
+      if (kind === 'endpoints' && this.catalog.updateEndpoints(s, d)) {
         types = [TYPE_URL.endpoint];
       } else {
-        this.retranslate(s, d);
+        this.catalog.retranslate(s, d);
         types = [TYPE_URL.route, TYPE_URL.cluster, TYPE_URL.endpoint, GOVERNANCE];
       }
       for (const sk of s.scopes) {
@@ -550,20 +401,6 @@ export class Pilot {
     this.debouncer.close();
     this.watch.close();
   }
-}
-
-/** Keeps old resource objects whose bytes did not change, so caches keyed on them stay warm. */
-function reuse(old: readonly XdsResource[], next: XdsResource[]): XdsResource[] {
-  const key = (r: XdsResource) => `${r.name}@${r.version}@${JSON.stringify(r.provenance)}`;
-  const byKey = new Map(old.map((r) => [key(r), r]));
-  return next.map((r) => byKey.get(key(r)) ?? r);
-}
-
-/** Same service definition (ports, names): an endpoints-only change can skip re-translation. */
-function sameService(a: ServiceData | undefined, b: ServiceData): boolean {
-  if (!a) return false;
-  const same = <T>(x: T, y: T) => x === y || JSON.stringify(x) === JSON.stringify(y);
-  return same(a.service, b.service) && same(a.policies, b.policies);
 }
 
 const shortName = (typeUrl: string) => typeUrl.slice(typeUrl.lastIndexOf('.') + 1);
