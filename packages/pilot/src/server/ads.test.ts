@@ -95,7 +95,7 @@ describe('ADS state of the world', () => {
     const c = sotw(node('a', ['catalog']));
     c.subscribe(TYPE_URL.route, ['outbound']);
     const r1 = await c.next();
-    c.nack(r1, 'route timeout not supported');
+    c.nack(r1, 'route timeout not supported', '', ['outbound']);
     expect(await c.quiet()).toBe(true);
     const report = pilot.sync.report('a', new Map([[TYPE_URL.route, r1.versionInfo]]));
     expect(report[0]).toMatchObject({ state: 'NACKED', nacked: r1.versionInfo, error: 'route timeout not supported' });
@@ -139,6 +139,24 @@ describe('ADS state of the world', () => {
     expect(await c.quiet()).toBe(true);
     expect(propagated).toEqual([expect.objectContaining({ nodeId: 'a', typeUrl: TYPE_URL.endpoint })]);
     expect(propagated[0]!.ms).toBeGreaterThan(0);
+  });
+
+  it('sends nothing to a named subscription whose resources did not change, and counts it synced', async () => {
+    const { sotw, source, pilot } = await setup();
+    const c = sotw(node('a', ['catalog', 'reviews']));
+    c.subscribe(TYPE_URL.endpoint, [CATALOG]);
+    const r1 = await c.next();
+    c.ack(r1, [CATALOG]);
+    source.setEndpoints('demo/reviews', [ep('10.0.0.6')]); // in the node's snapshot, not subscribed
+    expect(await c.quiet()).toBe(true);
+    const current = pilot.cache.getSnapshot('a')!.version(TYPE_URL.endpoint);
+    expect(current).not.toBe(r1.versionInfo);
+    expect(pilot.sync.report('a', new Map([[TYPE_URL.endpoint, current]]))[0]!.state).toBe('SYNCED');
+    // subscribing to the other one now sends both, at the current version
+    c.send({ typeUrl: TYPE_URL.endpoint, versionInfo: r1.versionInfo, responseNonce: r1.nonce, resourceNames: [CATALOG, REVIEWS] });
+    const r2 = await c.next();
+    expect(r2.versionInfo).toBe(current);
+    expect(names(r2, (b) => ClusterLoadAssignment.decode(b)).sort()).toEqual([CATALOG, REVIEWS]);
   });
 
   it('rebuilds routes and clusters on a RoutePolicy change, and counts the ACKs in its status', async () => {

@@ -8,7 +8,7 @@
  * asks. A NACKed version is never sent again; the next different version is.
  */
 import type { DiscoveryRequest } from '@octo-mesh/proto';
-import type { Snapshot } from '../xds/snapshot.js';
+import type { Snapshot, TypeSnapshot } from '../xds/snapshot.js';
 import { sotwResponse, type Encoded } from './encode.js';
 import { AdsStream, pushOrder } from './stream.js';
 
@@ -23,6 +23,12 @@ interface TypeState {
   nackedVersion?: string;
   /** Names were added since the last response: send even if the version is unchanged. */
   namesAdded: boolean;
+  /** Version on the wire in the last response (sentVersion moves past it when a change is skipped). */
+  wireVersion?: string;
+  /** Named subscriptions: name → resource version in the last response. */
+  wireResources?: Map<string, string>;
+  /** The last response was NACKed. */
+  rejected?: boolean;
 }
 
 export class SotwStream extends AdsStream {
@@ -41,11 +47,13 @@ export class SotwStream extends AdsStream {
     if (req.responseNonce) {
       if (!st || req.responseNonce !== st.nonce) return; // stale
       st.inFlight = false;
+      st.rejected = !!req.errorDetail;
       if (req.errorDetail) {
         st.nackedVersion = st.sentVersion;
         this.callbacks.onNack?.(this, typeUrl, st.sentVersion, req.responseNonce, req.errorDetail.message || `code ${req.errorDetail.code}`);
       } else {
-        this.callbacks.onAck?.(this, typeUrl, req.versionInfo, req.responseNonce);
+        // After a skipped change (see respond) the proxy still names the version on the wire; it is as current as sentVersion.
+        this.callbacks.onAck?.(this, typeUrl, req.versionInfo === st.wireVersion ? st.sentVersion : req.versionInfo, req.responseNonce);
       }
     } else if (!st || !st.inFlight) {
       // A first request for the type, perhaps on a new stream after a reconnect: the proxy
@@ -84,13 +92,29 @@ export class SotwStream extends AdsStream {
     if (!ts) return; // not a type this pilot serves the node (yet)
     const changed = ts.version !== st.sentVersion && ts.version !== st.nackedVersion;
     if (!changed && !st.namesAdded) return;
+    if (st.names && !st.namesAdded && st.wireResources && sameResources(ts, st.names, st.wireResources)) {
+      // A named subscription (EDS, RDS) whose resources did not change — the type changed
+      // elsewhere: nothing to send. The proxy is as current as if it had this version, unless
+      // it rejected what it has, which is then exactly what would be sent again.
+      st.sentVersion = ts.version;
+      if (!st.rejected) this.callbacks.onUnchanged?.(this, typeUrl, ts.version);
+      return;
+    }
     const nonce = this.nextNonce();
     this.write(sotwResponse(ts, nonce, st.names));
     st.sentVersion = ts.version;
+    st.wireVersion = ts.version;
     st.nonce = nonce;
     st.inFlight = true;
     st.namesAdded = false;
     const names = st.names ? [...st.names].filter((n) => ts.resources.has(n)) : [...ts.resources.keys()];
+    st.wireResources = st.names ? new Map(names.map((n) => [n, ts.resources.get(n)!.version])) : undefined;
     this.callbacks.onStreamResponse?.(this, typeUrl, ts.version, nonce, names);
   }
+}
+
+/** Whether the subscribed resources are exactly those (same versions, none added or gone) sent last. */
+function sameResources(ts: TypeSnapshot, names: ReadonlySet<string>, sent: ReadonlyMap<string, string>): boolean {
+  for (const n of names) if (ts.resources.get(n)?.version !== sent.get(n)) return false;
+  return true;
 }
