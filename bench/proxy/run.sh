@@ -2,7 +2,7 @@
 # Proxy benchmark (not a test): direct vs nginx vs HAProxy vs a plain node:http proxy vs
 # octo-proxy, on loopback, one run, same machine, same pinning. Prints a table and ratios.
 #
-#   bench/proxy/run.sh            # DURATION=10 seconds per measurement by default
+#   bench/proxy/run.sh            # DURATION=10 s per measurement, ROUNDS=3 interleaved throughput rounds
 #
 # Pinning: every proxy gets exactly one worker on core $PROXY_CPU; the upstream and the load
 # generators share core $LOAD_CPU. Upstream: nginx returning a fixed 1 KB body.
@@ -105,12 +105,25 @@ fixed() { # port -> "p50 p99" microseconds at $RATE req/s
 # Warm every target up (JIT, pools).
 for p in $UP $NGX $HAP $PLAIN $OCTO; do taskset -c "$LOAD_CPU" wrk -t1 -c16 -d2s -H 'Host: bench' "http://127.0.0.1:$p/" >/dev/null; done
 
-declare -A H1 PERCPU H2 P50 P99
-for t in direct:$UP nginx:$NGX haproxy:$HAP node-plain:$PLAIN octo:$OCTO; do
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# Throughput: ROUNDS rounds, targets interleaved within each round, median per target — other
+# load on the machine then hits every target alike.
+ROUNDS=${ROUNDS:-3}
+declare -A H1 PERCPU H2 P50 P99 H1S PERCPUS
+TARGETS="direct:$UP nginx:$NGX haproxy:$HAP node-plain:$PLAIN octo:$OCTO"
+for round in $(seq 1 "$ROUNDS"); do
+  for t in $TARGETS; do
+    name=${t%%:*}; port=${t##*:}
+    read -r r c < <(wrk_rps "$port" "${PID[$name]}")
+    H1S[$name]="${H1S[$name]:-} $r"; PERCPUS[$name]="${PERCPUS[$name]:-} $c"
+    echo "round $round $name: $r rps, $c per CPU-second" >&2
+  done
+done
+for t in $TARGETS; do
   name=${t%%:*}; port=${t##*:}
-  read -r H1[$name] PERCPU[$name] < <(wrk_rps "$port" "${PID[$name]}")
+  H1[$name]=$(echo "${H1S[$name]}" | median); PERCPU[$name]=$(echo "${PERCPUS[$name]}" | median)
   read -r a b e < <(fixed "$port"); P50[$name]=$a; P99[$name]=$b
-  echo "measured $name: h1 ${H1[$name]} rps (${PERCPU[$name]} per CPU-second), p50 ${a}us p99 ${b}us (errors $e)" >&2
+  echo "measured $name: h1 ${H1[$name]} rps (${PERCPU[$name]} per CPU-second, median of $ROUNDS), p50 ${a}us p99 ${b}us (errors $e)" >&2
 done
 H2[nginx]=$(h2_rps $NGX2); H2[haproxy]=$(h2_rps $HAP2); H2[octo]=$(h2_rps $OCTO)
 read -r TCP_DIRECT _ < <(wrk_rps $UP)
@@ -120,7 +133,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf 
 added() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%d", a - b }'; }
 
 echo
-echo "## Results ($(date -u +%F), $(nproc) cores, ${DURATION}s per measurement, proxy on CPU $PROXY_CPU, load+upstream on CPU $LOAD_CPU)"
+echo "## Results ($(date -u +%F), $(nproc) cores, ${DURATION}s per measurement, throughput median of $ROUNDS interleaved rounds, proxy on CPU $PROXY_CPU, load+upstream on CPU $LOAD_CPU, load average $(cut -d' ' -f1-3 /proc/loadavg))"
 echo
 echo "| target | HTTP/1.1 rps (wall) | HTTP/1.1 requests per CPU-second | HTTP/2 rps | p50 µs @${RATE}rps | p99 µs @${RATE}rps | added p50 µs | added p99 µs |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"

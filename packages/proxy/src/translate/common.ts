@@ -76,6 +76,7 @@ export function headerAdds(opts: readonly HeaderValueOption[], path: string): He
   return opts.map((o, i) => {
     const name = (o.header?.key ?? '').toLowerCase();
     if (!HEADER_NAME.test(name)) invalid(`${path}[${i}].header.key`, `invalid header name ${JSON.stringify(o.header?.key ?? '')}`);
+    if (/[\r\n\0]/.test(o.header?.value ?? '')) invalid(`${path}[${i}].header.value`, 'must not contain CR, LF or NUL');
     let action: HeaderAdd['action'];
     if (o.append !== undefined) action = o.append ? 'append' : 'overwrite';
     else if (o.appendAction === HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD) action = 'overwrite';
