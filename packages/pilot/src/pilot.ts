@@ -102,7 +102,7 @@ export class Pilot {
       this.opts.metrics?.pushes.inc({ type: shortName(typeUrl) });
     },
     onAck: (s, typeUrl, version) => this.onAck(s, typeUrl, version),
-    onUnchanged: (s, typeUrl, version) => this.onAck(s, typeUrl, version),
+    onUnchanged: (s, typeUrl, version) => this.sync.upToDate(s.node!.id, typeUrl, version),
     onNack: (s, typeUrl, version, _nonce, error) => this.onNack(s, typeUrl, version, error),
     onMissingResources: (s, typeUrl, names) => void this.learn(s, typeUrl, names),
     onStreamClosed: (s) => {

@@ -33,6 +33,21 @@ describe('SyncTracker', () => {
     expect(t.acked('n', 'T', 'v2')).toBeUndefined();
   });
 
+  it('counts an up-to-date proxy as synced but keeps measuring until the change is delivered', () => {
+    let now = 0;
+    const t = new SyncTracker(() => now);
+    t.connected('n', 1, 'sotw');
+    t.sent('n', 'T', 'v1', 'a');
+    t.acked('n', 'T', 'v1');
+    t.changed('n', 'T', 'v2', 10);
+    now = 20;
+    t.upToDate('n', 'T', 'v2');
+    expect(syncState(t.get('n')!.types.get('T'), 'v2')).toBe('SYNCED');
+    now = 90;
+    t.sent('n', 'T', 'v2', 'b');
+    expect(t.acked('n', 'T', 'v2')).toBe(80);
+  });
+
   it('keeps the node when an old stream closes after a reconnect', () => {
     const t = new SyncTracker();
     t.connected('n', 1, 'sotw');

@@ -93,6 +93,16 @@ export class SyncTracker {
     return undefined;
   }
 
+  /**
+   * The proxy is as current as `version` without having been sent it (nothing it subscribes to
+   * changed). A pending change stays pending: if it brought resources the proxy has yet to ask
+   * for (new clusters' endpoints), its latency ends with the ACK of their delivery.
+   */
+  upToDate(nodeId: string, typeUrl: string, version: string): void {
+    const t = this.type(nodeId, typeUrl);
+    if (t) t.acked = { version, at: this.now() };
+  }
+
   nacked(nodeId: string, typeUrl: string, version: string, error: string): void {
     const t = this.type(nodeId, typeUrl);
     if (t) {
