@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { statSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import { RESOURCE_KINDS, isResourceKind, type ManifestIssue } from '@octo-mesh/api';
 import { ConfigError, Gauge, GracefulShutdown, ValidationError, createLogger, createMetricsRegistry, loadConfig, startAdminServer } from '@octo-mesh/runtime';
@@ -13,6 +14,10 @@ async function main(): Promise<void> {
   let config;
   try {
     config = loadConfig(dispatcherConfig, { envPrefix: 'OCTO_DISPATCHER_' });
+    for (const [field, dir] of [['watchDir', config.watchDir]] as const) {
+      if (dir !== undefined && !statSync(dir, { throwIfNoEntry: false })?.isDirectory())
+        throw new ConfigError('invalid configuration', [{ path: field, message: `${dir} is not a directory` }]);
+    }
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`octo-dispatcher: ${err.message}\n`);

@@ -1,0 +1,72 @@
+// The dispatcher executable as a child process: config errors name the field, the admin endpoint
+// serves /healthz /readyz /metrics and debug routes, logs are JSON, SIGTERM stops it cleanly.
+import { execFileSync, spawn } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { DispatcherConnection } from './client.js';
+
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+const MAIN = join(ROOT, 'packages/dispatcher/dist/main.js');
+const dir = mkdtempSync(join(tmpdir(), 'octo-dispatcher-main-'));
+
+function run(args: string[]) {
+  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const listening = async () => {
+    for (let i = 0; i < 200; i++) {
+      const line = stdout.split('\n').find((l) => l.includes('"listening"'));
+      if (line) return JSON.parse(line) as { grpcPort: number; adminPort: number };
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`not listening: ${stdout}${stderr}`);
+  };
+  return { child, exited, listening, out: () => stdout, err: () => stderr };
+}
+
+beforeAll(() => {
+  execFileSync(join(ROOT, 'node_modules/.bin/tsc'), ['-b', 'packages/dispatcher'], { cwd: ROOT });
+  cpSync(join(ROOT, 'examples/embedded'), join(dir, 'manifests'), { recursive: true });
+}, 120_000);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('octo-dispatcher executable', () => {
+  it.each([
+    [['--grpc-port', 'x'], 'grpcPort', 'flag --grpc-port'],
+    [['--watch-dir', '/nonexistent/dir'], 'watchDir', 'not a directory'],
+    [['--kubernetes', 'maybe'], 'kubernetes', 'flag --kubernetes'],
+  ])('refuses %j naming the field', async (args, field, detail) => {
+    const p = run(args);
+    expect(await p.exited).toBe(2);
+    expect(p.err()).toContain(field);
+    expect(p.err()).toContain(detail);
+  });
+
+  it('serves the watched manifests over gRPC, health and metrics over HTTP, and stops on SIGTERM', async () => {
+    const p = run(['--grpc-port', '0', '--admin-port', '0', '--watch-dir', join(dir, 'manifests')]);
+    const { grpcPort, adminPort } = await p.listening();
+    const conn = new DispatcherConnection(`127.0.0.1:${grpcPort}`);
+    try {
+      expect((await conn.list('RoutePolicy')).items.map((o) => o.metadata.name)).toEqual(['catalog']);
+      const base = `http://127.0.0.1:${adminPort}`;
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
+      expect((await fetch(`${base}/readyz`)).status).toBe(200);
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      expect(metrics).toMatch(/octo_dispatcher_objects\{kind="RoutePolicy"\} 1/);
+      expect(await (await fetch(`${base}/debug/manifests`)).json()).toMatchObject({ issues: [] });
+    } finally {
+      conn.close();
+    }
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toBe(0);
+    const lines = p.out().trim().split('\n').map((l) => JSON.parse(l) as { level: string; message: string; component: string });
+    expect(lines.every((l) => l.component === 'dispatcher')).toBe(true);
+    expect(lines.map((l) => l.message)).toContain('stopped');
+  }, 30_000);
+});
