@@ -97,6 +97,9 @@ describe('ADS state of the world', () => {
     const r1 = await c.next();
     c.nack(r1, 'route timeout not supported', '', ['outbound']);
     expect(await c.quiet()).toBe(true);
+    // a follow-up on the same nonce (as a proxy sends on a subscription change) is no ACK
+    c.send({ typeUrl: TYPE_URL.route, versionInfo: '', responseNonce: r1.nonce, resourceNames: ['outbound'] });
+    expect(await c.quiet(100)).toBe(true);
     const report = pilot.sync.report('a', new Map([[TYPE_URL.route, r1.versionInfo]]));
     expect(report[0]).toMatchObject({ state: 'NACKED', nacked: r1.versionInfo, error: 'route timeout not supported' });
     source.applyPolicy(policy(1));

@@ -23,8 +23,6 @@ interface TypeState {
   nackedVersion?: string;
   /** Names were added since the last response: send even if the version is unchanged. */
   namesAdded: boolean;
-  /** Version on the wire in the last response (sentVersion moves past it when a change is skipped). */
-  wireVersion?: string;
   /** Named subscriptions: name → resource version in the last response. */
   wireResources?: Map<string, string>;
   /** The last response was NACKed. */
@@ -46,15 +44,17 @@ export class SotwStream extends AdsStream {
     let first = false;
     if (req.responseNonce) {
       if (!st || req.responseNonce !== st.nonce) return; // stale
-      st.inFlight = false;
-      st.rejected = !!req.errorDetail;
-      if (req.errorDetail) {
-        st.nackedVersion = st.sentVersion;
-        this.callbacks.onNack?.(this, typeUrl, st.sentVersion, req.responseNonce, req.errorDetail.message || `code ${req.errorDetail.code}`);
-      } else {
-        // After a skipped change (see respond) the proxy still names the version on the wire; it is as current as sentVersion.
-        this.callbacks.onAck?.(this, typeUrl, req.versionInfo === st.wireVersion ? st.sentVersion : req.versionInfo, req.responseNonce);
+      if (st.inFlight) {
+        st.inFlight = false;
+        st.rejected = !!req.errorDetail;
+        if (req.errorDetail) {
+          st.nackedVersion = st.sentVersion;
+          this.callbacks.onNack?.(this, typeUrl, st.sentVersion, req.responseNonce, req.errorDetail.message || `code ${req.errorDetail.code}`);
+        } else {
+          this.callbacks.onAck?.(this, typeUrl, req.versionInfo, req.responseNonce);
+        }
       }
+      // else: a follow-up to a response already answered (a subscription change): no new ACK/NACK
     } else if (!st || !st.inFlight) {
       // A first request for the type, perhaps on a new stream after a reconnect: the proxy
       // tells us which version it already has, and it is not sent that version again.
@@ -103,7 +103,6 @@ export class SotwStream extends AdsStream {
     const nonce = this.nextNonce();
     this.write(sotwResponse(ts, nonce, st.names));
     st.sentVersion = ts.version;
-    st.wireVersion = ts.version;
     st.nonce = nonce;
     st.inFlight = true;
     st.namesAdded = false;
