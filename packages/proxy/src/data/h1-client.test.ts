@@ -20,7 +20,14 @@ describe('upstream HTTP/1.1 client', () => {
   beforeAll(async () => {
     up = await httpUpstream('up', (req, res) => {
       const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('data', (c: Buffer) => {
+        chunks.push(c);
+        // A slow reader: the proxy must hold back (backpressure) without losing bytes.
+        if (req.url === '/slow-reader') {
+          req.pause();
+          setTimeout(() => req.resume(), 1);
+        }
+      });
       req.on('end', () => {
         const body = Buffer.concat(chunks);
         if (req.url === '/big') return void res.end(BIG);
@@ -33,6 +40,7 @@ describe('upstream HTTP/1.1 client', () => {
           return void res.end('closing');
         }
         if (req.url === '/slow') return void setTimeout(() => res.end('slow'), 100);
+        if (req.url === '/slow-reader') return void res.end(sha(body));
         res.writeHead(200, { 'x-method': req.method ?? '', 'x-body-sha': sha(body), 'x-te': String(req.headers['transfer-encoding'] ?? ''), 'content-length': 5 });
         res.end(req.method === 'HEAD' ? undefined : 'hello');
       });
@@ -87,6 +95,16 @@ describe('upstream HTTP/1.1 client', () => {
     r.resume();
     expect(r.headers['x-te']).toBe('chunked');
     expect(r.headers['x-body-sha']).toBe(sha(upload));
+  });
+
+  it('holds back an upload for a slow reader, then reuses both connections', async () => {
+    const upload = Buffer.alloc(8 * 1024 * 1024, 'q');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const r = await request(proxy.port, { method: 'POST', path: '/slow-reader', body: upload.toString(), agent, headers: { 'content-length': upload.length } });
+    expect(r.body).toBe(sha(upload));
+    const again = await request(proxy.port, { path: '/after', agent });
+    expect(again.body).toBe('hello');
+    agent.destroy();
   });
 
   it('forwards a content-length body as is', async () => {

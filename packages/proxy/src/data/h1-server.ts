@@ -246,10 +246,9 @@ export class LeanConnection {
       this.socket.end();
       return;
     }
-    if (this.queue.length) {
-      this.dispatch();
-      this.socket.resume();
-    }
+    if (this.queue.length) this.dispatch();
+    // Reading may have been stopped for a pipelined request or by body backpressure.
+    this.socket.resume();
   }
 
   get idle(): boolean {

@@ -51,8 +51,14 @@ export interface FlowControl {
  * before are queued and pause the connection; then `end` and `close`, or `error` and `close`.
  * Once the message is complete the connection is no longer touched (it may carry the next one).
  */
+/** Queued bytes beyond which the connection stops reading (like a Readable's highWaterMark). */
+const HIGH_WATER_MARK = 64 * 1024;
+
 export class LeanBody extends EventEmitter implements BodySource {
   private queue: Buffer[] = [];
+  private queued = 0;
+  /** Whether this body stopped the connection's reading (each stop/start is a syscall). */
+  private stopped = false;
   private flowing = false;
   private ended = false;
   private closed = false;
@@ -78,7 +84,11 @@ export class LeanBody extends EventEmitter implements BodySource {
     if (this.flowing && this.queue.length === 0) this.emit('data', b);
     else {
       this.queue.push(b);
-      this.flow.pause();
+      this.queued += b.length;
+      if (this.queued > HIGH_WATER_MARK && !this.stopped) {
+        this.stopped = true;
+        this.flow.pause();
+      }
     }
   }
 
@@ -104,7 +114,10 @@ export class LeanBody extends EventEmitter implements BodySource {
 
   pause(): this {
     this.flowing = false;
-    if (!this.ended) this.flow.pause();
+    if (!this.ended && !this.stopped) {
+      this.stopped = true;
+      this.flow.pause();
+    }
     return this;
   }
 
@@ -112,10 +125,17 @@ export class LeanBody extends EventEmitter implements BodySource {
     if (this.flowing) return this;
     this.flowing = true;
     queueMicrotask(() => {
-      while (this.flowing && this.queue.length) this.emit('data', this.queue.shift()!);
+      while (this.flowing && this.queue.length) {
+        const b = this.queue.shift()!;
+        this.queued -= b.length;
+        this.emit('data', b);
+      }
       if (!this.flowing) return;
       if (this.ended) this.done();
-      else if (!this.destroyed) this.flow.resume();
+      else if (!this.destroyed && this.stopped) {
+        this.stopped = false;
+        this.flow.resume();
+      }
     });
     return this;
   }
