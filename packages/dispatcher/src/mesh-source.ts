@@ -53,25 +53,17 @@ export class DispatcherMeshSource {
     const { connection } = this.opts;
     const out = new Map<ServiceKey, ServiceData>();
     const optional = <T>(p: Promise<T>) => p.catch((err: unknown) => (err instanceof NotFoundError ? undefined : Promise.reject(err)));
-    const policiesByNs = new Map<string, Promise<RoutePolicy[]>>();
-    const policiesIn = (ns: string) => {
-      let p = policiesByNs.get(ns);
-      if (!p) policiesByNs.set(ns, (p = connection.list('RoutePolicy').then((r) => r.items as RoutePolicy[])));
-      return p;
-    };
+    // One list of policies per fetch: a policy may target a service in another namespace, and a
+    // list started after a notification is at least as new as the change it announced.
+    const policies = services.length ? connection.list('RoutePolicy').then((r) => r.items as RoutePolicy[]) : Promise.resolve([]);
     await Promise.all(
       services.map(async (key) => {
-        const [ns = 'default'] = key.split('/');
-        const [service, endpoints, policies] = await Promise.all([
-          optional(connection.get('Service', key)),
-          optional(connection.get('ServiceEndpoints', key)),
-          policiesIn(ns),
-        ]);
+        const [service, endpoints, all] = await Promise.all([optional(connection.get('Service', key)), optional(connection.get('ServiceEndpoints', key)), policies]);
         if (!service) return;
         out.set(key, {
           service: service as Service,
           endpoints: (endpoints as ServiceEndpoints | undefined)?.spec.endpoints ?? [],
-          policies: policies.filter((p) => `${p.spec.targetRef.namespace ?? p.metadata.namespace ?? 'default'}/${p.spec.targetRef.service}` === key),
+          policies: all.filter((p) => `${p.spec.targetRef.namespace ?? p.metadata.namespace ?? 'default'}/${p.spec.targetRef.service}` === key),
         });
       }),
     );

@@ -119,6 +119,9 @@ export class MetaServer {
 
   private tick(): void {
     const now = this.now();
+    // Forget sidecars no pilot has reported for ten minutes (they went away, or never connected).
+    const connected = new Set(this.pilots.list().flatMap((p) => p.sidecars.map((s) => s.nodeId)));
+    for (const [id, s] of this.sidecars) if (!connected.has(id) && now - Date.parse(s.locatedAt) > 600_000) this.sidecars.delete(id);
     for (const id of this.pilots.expire(now)) this.opts.logger.warn('pilot lease lapsed; its sidecars move', { pilot: id });
     for (const s of this.instances.sweep(this.lastSweep, now)) this.markDirty(s);
     this.lastSweep = now;
