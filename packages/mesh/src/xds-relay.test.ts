@@ -2,7 +2,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startGrpcServer, type StartedGrpc } from '@octo-mesh/dispatcher';
-import { MetaServer, MetaServerService, PilotMembership } from '@octo-mesh/meta-server';
+import { HashRing, MetaServer, MetaServerService, PilotMembership } from '@octo-mesh/meta-server';
 import { createLogger, createMetricsRegistry } from '@octo-mesh/runtime';
 import { XdsRelay } from './xds-relay.js';
 
@@ -79,6 +79,51 @@ describe('XdsRelay', () => {
       expect(relay.moves).toBe(1);
     } finally {
       await relay.close();
+    }
+  });
+});
+
+describe('XdsRelay when a pilot joins', () => {
+  it('moves the sidecar once the meta server reassigns it (what a shed does)', async () => {
+    const meta = new MetaServer({ logger: quiet(), registry: createMetricsRegistry('m'), pilotTtlMs: 5000, heartbeatIntervalMs: 100, maxMovesPerSecond: 1000, instanceTtlMs: 1000 });
+    const grpc = await startGrpcServer('127.0.0.1', 0, (s) => s.addService(MetaServerService, meta.metaService()));
+    const metaAddress = `127.0.0.1:${grpc.port}`;
+    // A workload the ring gives to pilot-c once it joins (the ring is deterministic).
+    const workload = Array.from({ length: 100 }, (_, i) => `app-${i}`).find((w) => new HashRing(['pilot-a', 'pilot-b', 'pilot-c']).lookup(`demo/${w}`) === 'pilot-c')!;
+    const endpoints = new Map<string, Awaited<ReturnType<typeof pilotEndpoint>>>();
+    const members: PilotMembership[] = [];
+    const join = async (id: string) => {
+      const p = await pilotEndpoint(id);
+      endpoints.set(id, p);
+      const m = new PilotMembership({ metaAddress, pilotId: id, xdsAddress: `127.0.0.1:${p.port}`, sidecars: () => [] });
+      m.start();
+      members.push(m);
+      while (!meta.pilots.get(id)) await new Promise((r) => setTimeout(r, 20));
+    };
+    const relay = new XdsRelay({ metaAddress, nodeId: `${workload}-0.demo`, namespace: 'demo', workload, logger: quiet(), recheckMs: 100 });
+    const port = await relay.listen();
+    try {
+      await join('pilot-a');
+      await join('pilot-b');
+      const s = connect(port, '127.0.0.1');
+      s.on('error', () => {});
+      const closed = new Promise<void>((r) => s.on('close', () => r()));
+      await new Promise<void>((r) => {
+        s.once('data', () => r());
+        s.write('x');
+      });
+      const before = relay.pilot;
+      expect(before).not.toBe('pilot-c');
+      await join('pilot-c');
+      expect(meta.pilots.rebalance(1000).map((m) => m.workload)).toContain(`demo/${workload}`);
+      await closed; // the relay dropped the stream: the proxy would reconnect now
+      expect(await ask(port, 'moved')).toBe('pilot-c:moved');
+      expect(relay.moves).toBe(1);
+    } finally {
+      await relay.close();
+      for (const m of members) await m.stop();
+      await grpc.close();
+      for (const p of endpoints.values()) p.server.close();
     }
   });
 });

@@ -8,6 +8,12 @@ export interface XdsRelayOptions {
   namespace: string;
   workload: string;
   logger: Logger;
+  /**
+   * Ask the meta server this often whether the sidecar still belongs to its pilot; when it was
+   * moved (rebalancing after a pilot joined), drop the connection so the proxy reconnects to the
+   * new one — what a pilot does when told to shed a sidecar. 0 disables. Default 2000 ms.
+   */
+  recheckMs?: number;
 }
 
 /**
@@ -25,6 +31,9 @@ export class XdsRelay {
   private server: Server | undefined;
   private lost: string | undefined;
   private readonly sockets = new Set<Socket>();
+  private recheck: NodeJS.Timeout | undefined;
+  private current: Socket | undefined;
+  private elsewhere = 0;
   /** The pilot the current (or last) connection goes to. */
   pilot: string | undefined;
   moves = 0;
@@ -38,7 +47,27 @@ export class XdsRelay {
       this.server!.once('error', reject);
       this.server!.listen(port, '127.0.0.1', resolve);
     });
+    const every = this.opts.recheckMs ?? 2000;
+    if (every > 0) this.recheck = setInterval(() => void this.checkAssignment(), every);
     return (this.server.address() as { port: number }).port;
+  }
+
+  /** Drops the connection when the meta server now assigns the sidecar to another live pilot. */
+  private async checkAssignment(): Promise<void> {
+    if (!this.current || this.current.destroyed || !this.pilot) return;
+    try {
+      const r = await locatePilot({ ...this.opts, timeoutMs: 1000 });
+      // Twice in a row, so a meta server that just restarted (and has not yet adopted the
+      // pilots' reported sidecars) does not cause a pointless move.
+      this.elsewhere = r.pilotId !== this.pilot ? this.elsewhere + 1 : 0;
+      if (this.elsewhere >= 2 && this.current && !this.current.destroyed) {
+        this.elsewhere = 0;
+        this.opts.logger.info('sidecar reassigned by the meta server; moving', { nodeId: this.opts.nodeId, from: this.pilot, to: r.pilotId });
+        this.current.destroy();
+      }
+    } catch {
+      // meta server unreachable: stay where we are
+    }
   }
 
   private async relay(down: Socket): Promise<void> {
@@ -74,6 +103,7 @@ export class XdsRelay {
     };
     up.on('connect', () => {
       this.lost = undefined;
+      this.current = down;
       down.pipe(up);
       up.pipe(down);
       down.resume();
@@ -88,6 +118,7 @@ export class XdsRelay {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.recheck);
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
