@@ -91,7 +91,7 @@ export class EmbeddedMesh {
             '--pilot-id', p.id,
             '--xds-host', '127.0.0.1', '--xds-port', `${p.xdsPort}`,
             '--admin-host', '127.0.0.1', '--admin-port', `${p.adminPort}`,
-            '--dispatcher', addr(plan.dispatcher.grpcPort),
+            '--dispatcher-address', addr(plan.dispatcher.grpcPort),
             '--meta-address', addr(plan.meta.grpcPort),
             '--shutdown-grace-seconds', '1',
             ...level,
