@@ -92,6 +92,12 @@ export class ClusterRuntime {
     if (r !== 'success') host.failures++;
     const o = this.model.outlier;
     if (!o) return;
+    if (r === 'success') {
+      // The common case: reset the host's counters without scanning the cluster.
+      host.outlier.consecutive5xx = 0;
+      host.outlier.consecutiveGateway = 0;
+      return;
+    }
     if (recordResult(o, host.outlier, r, Date.now(), this.hosts.ejectedCount, this.hosts.hosts.length)) {
       this.counters.ejections++;
       this.hosts.invalidate();

@@ -68,7 +68,6 @@ export class LeanBody extends EventEmitter implements BodySource {
     super();
   }
 
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   override on(event: string | symbol, fn: (...a: any[]) => void): this {
     super.on(event, fn);
     if (event === 'data' && !this.flowing) this.resume();
