@@ -131,6 +131,16 @@ describe('embedded mesh', () => {
     const rehomedMs = Date.now() - killedAt;
     process.stdout.write(`all ${state.sidecars.length} sidecars re-homed to ${survivor.id} ${rehomedMs} ms after ${victim.id} was killed\n`);
     expect(rehomedMs).toBeLessThan(10_000);
+    // octoctl status agrees: every sidecar assigned to and connected to the survivor. (A sidecar
+    // that reconnects already holding the survivor's current versions is sent nothing new, which
+    // pilot reports as NOT SENT rather than SYNCED; either is fine here, NACKED or STALE is not.)
+    const status = await until(
+      async () => spawnSync(process.execPath, [join(ROOT, 'packages/octoctl/dist/main.js'), 'status', '--meta-admin', state.meta.admin], { encoding: 'utf8' }).stdout,
+      (out) => state.sidecars.every((s) => new RegExp(`${s.nodeId.replace(/\./g, '\\.')}\\s+\\S+\\s+${survivor.id}\\s+${survivor.id}\\s+(SYNCED|NOT SENT)\\n`).test(out)),
+      'octoctl status showing every sidecar on the survivor',
+      10_000,
+    );
+    expect(status).toMatch(new RegExp(`${survivor.id}\\s+\\S+\\s+${state.sidecars.length}\\s+live`));
     // Traffic keeps flowing on the survivor, and nothing failed at any point.
     const before = await traffic();
     const after = await until(traffic, (x) => x.requests - before.requests >= 400, 'traffic after failover', 20_000);
