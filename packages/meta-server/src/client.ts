@@ -98,6 +98,7 @@ export class PilotMembership {
 
   /** Stops heartbeating; with `deregister: false` the lease is left to lapse (as if the pilot crashed). */
   async stop(opts: { deregister?: boolean } = {}): Promise<void> {
+    if (this.stopped) return;
     this.stopped = true;
     this.wake?.();
     await this.loop;
@@ -220,13 +221,16 @@ export class RegisteredInstance {
     }
   }
 
-  async stop(): Promise<void> {
+  /** Stops heartbeating and deregisters; with `deregister: false` the instance is left to expire (as if it crashed). */
+  async stop(opts: { deregister?: boolean } = {}): Promise<void> {
+    if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.timer);
     this.wake?.();
     await this.loop;
     const o = this.opts;
-    await unary((cb) => this.client.deregister({ namespace: o.namespace, service: o.service, instanceId: o.instanceId }, new Metadata(), { deadline: Date.now() + 1000 }, cb)).catch(() => {});
+    if (opts.deregister !== false)
+      await unary((cb) => this.client.deregister({ namespace: o.namespace, service: o.service, instanceId: o.instanceId }, new Metadata(), { deadline: Date.now() + 1000 }, cb)).catch(() => {});
     this.client.close();
   }
 }

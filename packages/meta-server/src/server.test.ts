@@ -156,10 +156,14 @@ describe('meta server over gRPC', () => {
     try {
       await until(endpoints, (e) => e.join() === 'catalog-v1:true,catalog-v2:true', 'both published');
       expect((await conn.get('Service', 'demo/catalog')).kind).toBe('Service');
-      await v2.stop();
-      await until(endpoints, (e) => e.join() === 'catalog-v1:true', 'deregistered one removed');
+      await v2.stop({ deregister: false }); // crashed: misses its heartbeats
+      await until(endpoints, (e) => e.join() === 'catalog-v1:true,catalog-v2:false', 'the silent one unhealthy', 5000);
+      await until(endpoints, (e) => e.join() === 'catalog-v1:true', 'the silent one removed after three TTLs', 8000);
+      await v1.stop();
+      await until(endpoints, (e) => e.length === 0, 'the deregistered one removed at once', 3000);
     } finally {
       await v1.stop();
+      await v2.stop();
       conn.close();
     }
   });
