@@ -43,6 +43,34 @@ export const ProxyConfigSchema = z.object({
     .string()
     .regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port')
     .optional(),
+  /** The meta server (`host:port`): asked which pilot serves this sidecar; wins over `xdsAddress`. */
+  metaAddress: z
+    .string()
+    .regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port')
+    .optional(),
+  /** The application's port on 127.0.0.1, sent as metadata `app_port` so Pilot builds the inbound listener. */
+  appPort: port.optional(),
+  /** Locality sent in the node (for locality-aware endpoint priorities). */
+  region: z.string().default(''),
+  zone: z.string().default(''),
+  /** Workload labels, `k=v,k2=v2` or a map; sent as metadata `labels` (ProxyVersion rollout selectors). */
+  labels: z
+    .union([
+      z.record(z.string(), z.string()),
+      z.string().transform((s, ctx) => {
+        const out: Record<string, string> = {};
+        for (const pair of s.split(',').map((x) => x.trim()).filter(Boolean)) {
+          const eq = pair.indexOf('=');
+          if (eq <= 0) {
+            ctx.addIssue({ code: 'custom', message: `"${pair}" is not key=value` });
+            return z.NEVER;
+          }
+          out[pair.slice(0, eq)] = pair.slice(eq + 1);
+        }
+        return out;
+      }),
+    ])
+    .default({}),
   xdsMode: z.enum(['sotw', 'delta']).default('sotw'),
   drainTimeoutMs: z.coerce.number().int().min(0).default(5000),
   /** `stdout`, `off`, or a file path. */

@@ -50,7 +50,10 @@ async function main(): Promise<void> {
         instance_id: cfg.instanceId,
         proxy_version: PROXY_VERSION,
         dependencies: cfg.dependencies,
+        labels: cfg.labels,
+        ...(cfg.appPort !== undefined ? { app_port: cfg.appPort } : {}),
       },
+      ...(cfg.region || cfg.zone ? { locality: { region: cfg.region, zone: cfg.zone, subZone: '' } } : {}),
       dynamicParameters: {},
       userAgentName: 'octo-proxy',
       userAgentVersion: PROXY_VERSION,
@@ -59,7 +62,11 @@ async function main(): Promise<void> {
       listeningAddresses: [],
     },
     sockets: sockets(cfg),
-    ...(cfg.xdsAddress ? { xds: { address: cfg.xdsAddress, mode: cfg.xdsMode } } : {}),
+    ...(cfg.metaAddress
+      ? { xds: { metaAddress: cfg.metaAddress, mode: cfg.xdsMode } }
+      : cfg.xdsAddress
+        ? { xds: { address: cfg.xdsAddress, mode: cfg.xdsMode } }
+        : {}),
     ...(cfg.staticResources ? { staticResources: cfg.staticResources } : {}),
     admin: { host: cfg.adminHost, port: cfg.adminPort },
     ...(log ? { accessLog: log } : {}),

@@ -11,6 +11,7 @@ import { ProxyStats } from './stats.js';
 import { fromEnvoyJson, translateResource, type ResourceTypeUrl } from './translate/index.js';
 import { AdsClient } from './xds/ads-client.js';
 import { ConfigStore } from './xds/config-store.js';
+import { locatePilot } from './xds/locate.js';
 
 export const PROXY_VERSION = '0.1.0';
 
@@ -26,7 +27,11 @@ export interface ProxyOptions {
   node: Node;
   /** Sockets the proxy listens on by listener name (e.g. `outbound` twice: TCP and a Unix socket). */
   sockets: { name: string; spec: SocketSpec }[];
-  xds?: { address: string; mode: 'sotw' | 'delta' };
+  /**
+   * The control plane: a fixed pilot `address`, or a `metaAddress` whose meta server names the
+   * pilot for this sidecar (asked again after every lost stream).
+   */
+  xds?: { address?: string; metaAddress?: string; mode: 'sotw' | 'delta' };
   staticResources?: StaticResources;
   /** Admin endpoint; port 0 picks one; omit to run without. */
   admin?: { host: string; port: number };
@@ -116,8 +121,16 @@ export class Proxy {
     }
     await this.listeners.sync(this.current, this.fixed);
     if (this.opts.xds) {
+      const { address, metaAddress } = this.opts.xds;
+      const md = (this.opts.node.metadata ?? {}) as Record<string, unknown>;
       this.ads = new AdsClient({
-        address: this.opts.xds.address,
+        ...(address ? { address } : {}),
+        ...(metaAddress
+          ? {
+              locate: (lost?: string) =>
+                locatePilot({ metaAddress, nodeId: this.opts.node.id, namespace: String(md['namespace'] ?? 'default'), workload: String(md['workload'] ?? '') }, lost),
+            }
+          : {}),
         mode: this.opts.xds.mode,
         node: this.opts.node,
         store: this.store,
@@ -171,8 +184,8 @@ export class Proxy {
           return 'LIVE\n';
         },
         '/config_dump': () => ({
-          node: { id: this.opts.node.id, cluster: this.opts.node.cluster, metadata: this.opts.node.metadata },
-          xds: this.opts.xds ? { ...this.opts.xds, connected: this.ads?.connected ?? false } : null,
+          node: { id: this.opts.node.id, cluster: this.opts.node.cluster, metadata: this.opts.node.metadata, locality: this.opts.node.locality },
+          xds: this.opts.xds ? { ...this.opts.xds, pilot: this.ads?.pilotId ?? null, connected: this.ads?.connected ?? false } : null,
           ...(this.store.dump() as object),
         }),
         '/clusters': () => ({ clusters: this.clusters.all().map((c) => c.summary()), warming: this.store.warmingClusters() }),

@@ -1,4 +1,4 @@
-import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
+import { credentials, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import {
   AggregatedDiscoveryServiceClient,
   TYPE_URL,
@@ -11,13 +11,19 @@ import {
 import { Backoff, type BackoffOptions, type Logger } from '@octo-mesh/runtime';
 import type { ProxySnapshot, Result } from '../model.js';
 import type { ConfigStore } from './config-store.js';
+import { isUnreachable, type PilotLocation } from './locate.js';
 
 /** gRPC INVALID_ARGUMENT: the code a NACK's error_detail carries. */
 const INVALID_ARGUMENT = 3;
 
 export interface AdsClientOptions {
-  /** `host:port` of the pilot. */
-  address: string;
+  /** `host:port` of the pilot; or leave it out and give `locate`. */
+  address?: string;
+  /**
+   * Asks the meta server which pilot serves this sidecar, before every (re)connection; gets the
+   * pilot just lost when it was unreachable, so it is not handed back.
+   */
+  locate?: (unreachablePilotId?: string) => Promise<PilotLocation>;
   node: Node;
   mode: 'sotw' | 'delta';
   store: ConfigStore;
@@ -45,8 +51,12 @@ interface TypeState {
  * RDS and EDS names follow the listeners and clusters in force.
  */
 export class AdsClient {
-  private readonly client: AggregatedDiscoveryServiceClient;
+  private client: AggregatedDiscoveryServiceClient | undefined;
+  private clientAddress = '';
   private readonly backoff: Backoff;
+  /** The pilot serving this sidecar now (from the meta server), and the one it could not reach. */
+  pilotId: string | undefined;
+  private lostPilot: string | undefined;
   private call: ClientDuplexStream<DiscoveryRequest, DiscoveryResponse> | ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse> | undefined;
   private state = new Map<string, TypeState>();
   private stopped = false;
@@ -57,51 +67,77 @@ export class AdsClient {
   readonly received = new Set<string>();
 
   constructor(private readonly opts: AdsClientOptions) {
-    this.client = new AggregatedDiscoveryServiceClient(opts.address, credentials.createInsecure(), {
-      'grpc.keepalive_time_ms': 30_000,
-      'grpc.initial_reconnect_backoff_ms': 200,
-    });
+    if (!opts.address && !opts.locate) throw new Error('AdsClient needs an address or a locate function');
     this.backoff = new Backoff(opts.backoff ?? { initialMs: 250, maxMs: 30_000, jitter: 0.5 });
   }
 
   start(): void {
     this.stopped = false;
-    this.open();
+    void this.open();
   }
 
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
     this.call?.cancel();
-    this.client.close();
+    this.client?.close();
   }
 
-  private open(): void {
+  /** The pilot address for the next stream: fixed, or from the meta server. */
+  private async target(): Promise<string | undefined> {
+    if (!this.opts.locate) return this.opts.address;
+    try {
+      const loc = await this.opts.locate(this.lostPilot);
+      this.pilotId = loc.pilotId;
+      this.lostPilot = undefined;
+      return loc.xdsAddress;
+    } catch (err) {
+      const delay = this.backoff.next();
+      this.opts.logger.warn('cannot locate a pilot; serving the last good config and retrying', { error: (err as Error).message, delayMs: delay });
+      this.timer = setTimeout(() => void this.open(), delay);
+      return undefined;
+    }
+  }
+
+  private async open(): Promise<void> {
     if (this.stopped) return;
+    const address = await this.target();
+    if (!address || this.stopped) return;
+    if (!this.client || this.clientAddress !== address) {
+      this.client?.close();
+      this.client = new AggregatedDiscoveryServiceClient(address, credentials.createInsecure(), {
+        'grpc.keepalive_time_ms': 30_000,
+        'grpc.initial_reconnect_backoff_ms': 200,
+      });
+      this.clientAddress = address;
+      this.opts.logger.info('connecting to pilot', { address, pilot: this.pilotId });
+    }
+    const client = this.client;
     this.sentNode = false;
     this.state = new Map();
     const log = this.opts.logger;
-    const onEnd = (why: string) => {
+    const onEnd = (why: string, err?: Partial<ServiceError>) => {
       if (this.call !== call) return;
       this.call = undefined;
       this.connected = false;
       if (this.stopped) return;
+      if (err && isUnreachable(err)) this.lostPilot = this.pilotId;
       const delay = this.backoff.next();
-      log.warn('xDS stream closed; serving the last good config and reconnecting', { reason: why, delayMs: delay });
-      this.timer = setTimeout(() => this.open(), delay);
+      log.warn('xDS stream closed; serving the last good config and reconnecting', { reason: why, delayMs: delay, pilot: this.pilotId });
+      this.timer = setTimeout(() => void this.open(), delay);
     };
     let call: NonNullable<typeof this.call>;
     if (this.opts.mode === 'delta') {
-      const c = this.client.deltaAggregatedResources();
+      const c = client.deltaAggregatedResources();
       call = c;
       c.on('data', (r: DeltaDiscoveryResponse) => this.onDelta(r));
     } else {
-      const c = this.client.streamAggregatedResources();
+      const c = client.streamAggregatedResources();
       call = c;
       c.on('data', (r: DiscoveryResponse) => this.onSotw(r));
     }
     this.call = call;
-    call.on('error', (e: Error) => onEnd(e.message));
+    call.on('error', (e: ServiceError) => onEnd(e.message, e));
     call.on('end', () => onEnd('stream ended'));
     call.on('status', () => undefined);
     for (const t of WILDCARD_TYPES) this.subscribe(t, []);

@@ -1,0 +1,42 @@
+import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { MetaServerClient, type LocateResponse } from '@octo-mesh/proto';
+
+/** Which pilot serves this sidecar: the meta server's answer. */
+export interface PilotLocation {
+  pilotId: string;
+  xdsAddress: string;
+}
+
+export interface LocateOptions {
+  metaAddress: string;
+  nodeId: string;
+  namespace: string;
+  workload: string;
+  timeoutMs?: number;
+}
+
+/**
+ * Asks the meta server `Locate` once. `unreachablePilotId` names the pilot this sidecar just
+ * lost, so the meta server does not hand it back. Rejects on any failure; the caller retries
+ * with its own backoff.
+ */
+export function locatePilot(opts: LocateOptions, unreachablePilotId?: string): Promise<PilotLocation> {
+  const client = new MetaServerClient(opts.metaAddress, credentials.createInsecure());
+  return new Promise<PilotLocation>((resolve, reject) => {
+    client.locate(
+      { nodeId: opts.nodeId, namespace: opts.namespace, workload: opts.workload, unreachablePilotId: unreachablePilotId ?? '' },
+      new Metadata(),
+      { deadline: Date.now() + (opts.timeoutMs ?? 3000) },
+      (err: ServiceError | null, res?: LocateResponse) => {
+        if (err || !res) return reject(err ?? new Error('empty Locate response'));
+        if (!res.xdsAddress) return reject(new Error(`meta server named pilot ${JSON.stringify(res.pilotId)} without an xDS address`));
+        resolve({ pilotId: res.pilotId, xdsAddress: res.xdsAddress });
+      },
+    );
+  }).finally(() => client.close());
+}
+
+/** Whether a stream failure means the pilot could not be reached (vs. it closed the stream). */
+export function isUnreachable(err: Partial<ServiceError>): boolean {
+  return err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED;
+}
