@@ -1,4 +1,8 @@
 import { TYPE_URL, unpackAny, type Any } from '@octo-mesh/proto';
+import { ServiceGovernance } from '@octo-mesh/proto/gen/octo/mesh/v1/xds.js';
+
+/** OCTO's per-service governance that Envoy's types lack (policy identity, central health check). */
+export const SERVICE_GOVERNANCE = 'type.googleapis.com/octo.mesh.v1.ServiceGovernance';
 import type { ClusterModel, EndpointSet, ListenerModel, ProxySnapshot, Result, RouteTable } from '../model.js';
 import { RESOURCE_TYPES, resourceName, translateResource, type ResourceTypeUrl, type Translated } from '../translate/index.js';
 
@@ -30,6 +34,8 @@ export class ConfigStore {
   private current: ProxySnapshot;
   /** The OCTO UpgradeTarget last received, as JSON. */
   upgradeTarget: unknown;
+  /** OCTO ServiceGovernance by service host, as JSON (shown in /config_dump; no data-path effect). */
+  private governance = new Map<string, unknown>();
 
   constructor(
     private readonly staticListeners: Store<typeof TYPE_URL.listener> = new Map(),
@@ -66,6 +72,7 @@ export class ConfigStore {
   /** Applies a state-of-the-world response. On error nothing changes. */
   applySotw(typeUrl: string, version: string, resources: readonly Any[]): Result<ProxySnapshot> {
     if (typeUrl === TYPE_URL.upgradeTarget) return this.applyUpgradeTarget(version, resources);
+    if (typeUrl === SERVICE_GOVERNANCE) return this.applyGovernance(version, resources, [], true);
     if (!isResourceType(typeUrl)) return { ok: false, error: `unsupported type ${typeUrl}` };
     const decoded = this.decodeAll(typeUrl, resources.map((any) => ({ any, version })));
     if (!decoded.ok) return decoded;
@@ -80,6 +87,7 @@ export class ConfigStore {
   /** Applies an incremental (delta xDS) response. On error nothing changes. */
   applyDelta(typeUrl: string, version: string, resources: readonly { name: string; version: string; any: Any }[], removed: readonly string[]): Result<ProxySnapshot> {
     if (typeUrl === TYPE_URL.upgradeTarget) return this.applyUpgradeTarget(version, resources.map((r) => r.any));
+    if (typeUrl === SERVICE_GOVERNANCE) return this.applyGovernance(version, resources.map((r) => r.any), removed, false);
     if (!isResourceType(typeUrl)) return { ok: false, error: `unsupported type ${typeUrl}` };
     const decoded = this.decodeAll(typeUrl, resources);
     if (!decoded.ok) return decoded;
@@ -103,6 +111,25 @@ export class ConfigStore {
       this.upgradeTarget = r.value;
     }
     this.versions[TYPE_URL.upgradeTarget] = version;
+    return { ok: true, value: this.current };
+  }
+
+  private applyGovernance(version: string, resources: readonly Any[], removed: readonly string[], replace: boolean): Result<ProxySnapshot> {
+    const next = replace ? new Map<string, unknown>() : new Map(this.governance);
+    for (const name of removed) next.delete(name);
+    for (const any of resources) {
+      if (any.typeUrl !== SERVICE_GOVERNANCE) return { ok: false, error: `expected ${SERVICE_GOVERNANCE}, got ${any.typeUrl}` };
+      let g: ServiceGovernance;
+      try {
+        g = ServiceGovernance.decode(any.value);
+      } catch (err) {
+        return { ok: false, error: `${SERVICE_GOVERNANCE}: ${(err as Error).message}` };
+      }
+      if (!g.service) return { ok: false, error: 'service governance: service must not be empty' };
+      next.set(g.service, ServiceGovernance.toJSON(g));
+    }
+    this.governance = next;
+    this.versions[SERVICE_GOVERNANCE] = version;
     return { ok: true, value: this.current };
   }
 
@@ -176,6 +203,7 @@ export class ConfigStore {
       },
       warming_clusters: this.warmingClusters(),
       upgrade_target: this.upgradeTarget ?? null,
+      service_governance: Object.fromEntries(this.governance),
     };
   }
 }
