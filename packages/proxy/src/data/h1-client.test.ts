@@ -19,6 +19,11 @@ describe('upstream HTTP/1.1 client', () => {
 
   beforeAll(async () => {
     up = await httpUpstream('up', (req, res) => {
+      if (req.url === '/early') {
+        res.writeHead(413, { connection: 'keep-alive' });
+        res.end('too large');
+        return;
+      }
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => {
         chunks.push(c);
@@ -105,6 +110,19 @@ describe('upstream HTTP/1.1 client', () => {
     const again = await request(proxy.port, { path: '/after', agent });
     expect(again.body).toBe('hello');
     agent.destroy();
+  });
+
+  it('does not reuse a connection whose upload was cut short by an early response', async () => {
+    // /early answers 413 as soon as the headers arrive, while the client is still sending.
+    const early = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: proxy.port, method: 'POST', path: '/early', headers: { host: 'svc' } }, resolve);
+      req.on('error', reject);
+      req.write(Buffer.alloc(1024, 'a'));
+      setTimeout(() => req.end(Buffer.alloc(1024, 'b')), 100);
+    });
+    early.resume();
+    expect(early.statusCode).toBe(413);
+    for (let i = 0; i < 5; i++) expect((await request(proxy.port, { path: `/next${i}` })).body).toBe('hello');
   });
 
   it('forwards a content-length body as is', async () => {

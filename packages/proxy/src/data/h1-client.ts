@@ -15,18 +15,23 @@ const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-e
 /** The request side of one attempt: writes the head with the first body bytes (one syscall). */
 class Sink extends EventEmitter implements BodySink {
   private headSent = false;
-  private finished = false;
+  finished = false;
   constructor(
     private readonly conn: Connection,
+    private readonly seq: number,
     private readonly head: string,
     private readonly chunked: boolean,
     private readonly hasBody: boolean,
   ) {
     super();
   }
+  /** False once the connection carries a later request: a late write must not leak into it. */
+  private get live(): boolean {
+    return this.conn.seq === this.seq && !this.conn.socket.destroyed;
+  }
   write(c: Buffer): boolean {
     const s = this.conn.socket;
-    if (this.finished || s.destroyed || !this.hasBody) return true;
+    if (this.finished || !this.live || !this.hasBody) return true;
     if (this.chunked && c.length === 0) return true;
     s.cork();
     if (!this.headSent) {
@@ -44,7 +49,7 @@ class Sink extends EventEmitter implements BodySink {
     if (this.finished) return;
     this.finished = true;
     const s = this.conn.socket;
-    if (s.destroyed) return;
+    if (!this.live) return;
     if (!this.headSent) s.write(this.chunked ? `${this.head}0\r\n\r\n` : this.head, 'latin1');
     else if (this.chunked) s.write('0\r\n\r\n', 'latin1');
     this.headSent = true;
@@ -57,6 +62,9 @@ class Connection {
   readonly parser: Parser;
   connected = false;
   busy = false;
+  /** Counts requests on this connection; a request's sink only writes while it is current. */
+  seq = 0;
+  private sink: Sink | undefined;
   private rawHeaders: string[] = [];
   private inHeaders = true;
   private resolve?: (r: UpstreamResponse) => void;
@@ -106,7 +114,9 @@ class Connection {
       const body = this.body!;
       this.body = undefined;
       body.finish();
-      if (this.keepAlive) this.idle();
+      // Reusable only when the request went out whole (an early response, e.g. a 413 before the
+      // upload ended, leaves the connection mid-request).
+      if (this.keepAlive && this.sink?.finished) this.idle();
       else this.socket.destroy();
     };
     this.socket.on('data', (d: Buffer) => {
@@ -146,7 +156,9 @@ class Connection {
       this.resolve = resolve;
       this.reject = reject;
     });
-    return { body: new Sink(this, head, chunked, r.framing !== 'none'), response, abort: () => this.socket.destroy() };
+    const sink = new Sink(this, ++this.seq, head, chunked, r.framing !== 'none');
+    this.sink = sink;
+    return { body: sink, response, abort: () => this.socket.destroy() };
   }
 
   private idle(): void {
