@@ -59,21 +59,29 @@ describe('DispatcherMeshSource (pilot MeshSource over the dispatcher)', () => {
     const changes: MeshChange[] = [];
     const w = source.watch(['demo/catalog'], (c) => changes.push(...c));
     try {
-      await until(() => service.list().length === 1, 'watch open');
+      // First contact: a resync, since nothing could be replayed for the time before it.
+      await until(() => changes.length === 1, 'initial resync');
+      expect(changes).toEqual([{ kind: 'resync' }]);
       await store.put(serviceFixture('ratings'));
       await store.put(endpoints('catalog', [1001]));
       await store.put(routePolicyFixture('catalog'));
-      await until(() => changes.length >= 2, 'two changes');
+      await until(() => changes.length >= 3, 'two changes');
       await new Promise((r) => setTimeout(r, 50));
-      expect(changes).toEqual([
+      expect(changes.slice(1)).toEqual([
         { kind: 'endpoints', service: 'demo/catalog' },
         { kind: 'routePolicy', service: 'demo/catalog' },
       ]);
+      // A change to ratings while it is not watched, after the last version this watcher saw:
+      // when ratings becomes watched, that change is replayed; later ones arrive as usual.
+      await store.put(serviceFixture('ratings', 'demo', 8081));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(changes).toHaveLength(3);
       w.update(['demo/ratings']);
-      await until(() => service.list()[0]?.subscriptions[0]?.service === 'demo/ratings', 'subscriptions replaced');
+      await until(() => changes.length === 4, 'replayed ratings change');
+      expect(changes[3]).toEqual({ kind: 'service', service: 'demo/ratings' });
       await store.put(serviceFixture('ratings', 'demo', 9090));
-      await until(() => changes.length === 3, 'ratings change');
-      expect(changes[2]).toEqual({ kind: 'service', service: 'demo/ratings' });
+      await until(() => changes.length === 5, 'ratings change');
+      expect(changes[4]).toEqual({ kind: 'service', service: 'demo/ratings' });
     } finally {
       w.close();
     }
@@ -84,15 +92,15 @@ describe('DispatcherMeshSource (pilot MeshSource over the dispatcher)', () => {
     const changes: MeshChange[] = [];
     const w = source.watch(['demo/catalog'], (c) => changes.push(...c));
     try {
-      await until(() => service.list().length === 1, 'watch open');
+      await until(() => changes.length === 1, 'initial resync');
       await store.put(serviceFixture('catalog'));
-      await until(() => changes.length === 1, 'first change');
+      await until(() => changes.length === 2, 'first change');
       const port = grpc.port;
       await grpc.close();
       const fresh = MemoryStore.open({ initialVersion: BigInt(Date.now()) * 1000n + 1_000_000n });
       service = new DispatcherGrpc({ store: fresh, logger: quiet(), registry: createMetricsRegistry('t'), coalesceMs: 5 });
       grpc = await startGrpcServer('127.0.0.1', port, (s) => s.addService(DispatcherService, service.implementation()));
-      await until(() => changes.some((c) => c.kind === 'resync'), 'resync', 10_000);
+      await until(() => changes.slice(2).some((c) => c.kind === 'resync'), 'resync', 10_000);
     } finally {
       w.close();
     }

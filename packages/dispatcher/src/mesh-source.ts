@@ -87,7 +87,12 @@ export class DispatcherMeshSource {
         s.on('data', (ev: DispatcherWatchEvent) => {
           if (ev.type === DispatcherWatchEventType.SYNCED) {
             backoff.reset();
-            if (!version) version = ev.version;
+            if (!version) {
+              // First contact: changes between the caller's fetch and this point were not
+              // replayed (there was no version to replay from), so have everything refetched.
+              version = ev.version;
+              deliver([{ kind: 'resync' }]);
+            }
           } else if (ev.type === DispatcherWatchEventType.RESYNC) {
             version = ev.version;
             deliver([{ kind: 'resync' }]);
@@ -114,7 +119,7 @@ export class DispatcherMeshSource {
       update: (next) => {
         watched = new Set(next);
         // Replaces the subscriptions on the open stream; a reconnect sends the current set anyway.
-        stream?.write({ clientId: this.opts.clientId, subscriptions: subscriptions(), resumeVersion: '' });
+        stream?.write({ clientId: this.opts.clientId, subscriptions: subscriptions(), resumeVersion: version });
       },
       close: () => {
         closed = true;

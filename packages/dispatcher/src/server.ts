@@ -178,7 +178,19 @@ export class DispatcherGrpc {
 
     call.on('data', (req: DispatcherWatchRequest) => {
       info.subscriptions = req.subscriptions.map((s) => ({ ...s }));
-      if (watch) return; // a later message only replaces the subscriptions
+      if (watch) {
+        // A later message replaces the subscriptions. With a resume version it also replays what
+        // changed since then under the new subscriptions, so a client that fetched newly watched
+        // objects around the time it subscribed misses no change in between (duplicates are harmless).
+        if (req.resumeVersion) {
+          try {
+            store.watch(onEvent, { fromVersion: req.resumeVersion }).close();
+          } catch (err) {
+            if (isVersionExpired(err)) send({ type: DispatcherWatchEventType.RESYNC, version: store.version() });
+          }
+        }
+        return;
+      }
       info.clientId = req.clientId;
       this.watchers.set(call, info);
       logger.info('watch opened', { clientId: info.clientId, peer: info.peer, resumeVersion: req.resumeVersion, subscriptions: info.subscriptions.length });

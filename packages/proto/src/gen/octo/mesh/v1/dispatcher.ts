@@ -38,7 +38,8 @@ export interface WatchRequest {
   subscriptions: Subscription[];
   /**
    * Resume after this store version (the version of a List or of the last event seen). Empty:
-   * no replay; the client is expected to List first. Only read from the first message.
+   * no replay; the client is expected to List first. On a later message (new subscriptions) it
+   * replays the changes since that version that the new subscriptions match.
    */
   resumeVersion: string;
 }
