@@ -82,6 +82,13 @@ afterAll(async () => {
 }, 30_000);
 
 describe('embedded mesh', () => {
+  it('refuses a bad setting with a message naming the field', () => {
+    const r = spawnSync(process.execPath, [join(ROOT, 'packages/mesh/dist/main.js'), '--ports', 'some'], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('ports');
+    expect(r.stderr).toContain('flag --ports');
+  });
+
   it('follows an 80/20 split applied with octoctl within ±3% over 2,000 requests', async () => {
     const policy = join(work, 'catalog-80-20.yaml');
     writeFileSync(policy, readFileSync(join(manifests, 'catalog.yaml'), 'utf8').replace('weight: 90', 'weight: 80').replace('weight: 10', 'weight: 20'));
