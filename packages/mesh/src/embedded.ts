@@ -68,14 +68,14 @@ export class EmbeddedMesh {
     const addr = (port: number) => `127.0.0.1:${port}`;
 
     log.info('starting dispatcher', { grpc: addr(plan.dispatcher.grpcPort), manifests: opts.manifests });
-    const dispatcher = await this.supervisor.start({
+    await this.supervisor.start({
       name: 'dispatcher',
       script: this.dist('dispatcher'),
       args: ['--grpc-port', `${plan.dispatcher.grpcPort}`, '--admin-port', `${plan.dispatcher.adminPort}`, '--watch-dir', opts.manifests, ...level],
       readyUrl: `http://${addr(plan.dispatcher.adminPort)}/readyz`,
     });
     log.info('starting meta server', { grpc: addr(plan.meta.grpcPort) });
-    const meta = await this.supervisor.start({
+    await this.supervisor.start({
       name: 'meta-server',
       script: this.dist('meta-server'),
       args: ['--grpc-port', `${plan.meta.grpcPort}`, '--admin-port', `${plan.meta.adminPort}`, '--dispatcher-address', addr(plan.dispatcher.grpcPort), ...level],
@@ -159,8 +159,6 @@ export class EmbeddedMesh {
       manifests: opts.manifests,
     };
     writeFileSync(join(opts.stateDir, 'state.json'), JSON.stringify(this.state, null, 2));
-    void dispatcher;
-    void meta;
 
     if (opts.rps > 0) {
       const frontend = plan.sidecars.find((s) => s.calls.length > 0) ?? plan.sidecars[0]!;
