@@ -52,4 +52,20 @@ describe('InstanceRegistry', () => {
     expect(r.deregister('demo', 'catalog', 'a')).toBe('demo/catalog');
     expect(r.resources('demo/catalog', 6000)).toBeUndefined();
   });
+
+  // columns: instances (id:version), expected workload version (undefined when mixed)
+  it.each([
+    [['a:v1', 'b:v1'], 'v1'],
+    [['a:v1', 'b:v2'], undefined],
+  ])('publishes the workload of %j with version %s', (specs, version) => {
+    const r = new InstanceRegistry({ defaultTtlMs: 1000, maxTtlMs: 10_000 });
+    for (const sp of specs) {
+      const [id, v] = sp.split(':') as [string, string];
+      r.register({ ...inst(id, v, 1), workload: 'catalog-app' }, 0);
+    }
+    expect(r.workloadKeys()).toEqual(new Set(['demo/catalog-app']));
+    const w = r.workload('demo/catalog-app')!;
+    expect(w.spec).toEqual({ app: 'catalog-app', ...(version ? { version } : {}), labels: {}, instances: [{ id: 'a', address: '127.0.0.1' }, { id: 'b', address: '127.0.0.1' }] });
+    expect(r.workload('demo/other')).toBeUndefined();
+  });
 });

@@ -1,4 +1,4 @@
-import { MODEL_API_VERSION, type Endpoint, type Service, type ServiceEndpoints } from '@octo-mesh/api';
+import { MODEL_API_VERSION, type Endpoint, type Service, type ServiceEndpoints, type Workload } from '@octo-mesh/api';
 
 export interface InstanceRegistration {
   namespace: string;
@@ -107,6 +107,30 @@ export class InstanceRegistry {
     return {
       service: { apiVersion: MODEL_API_VERSION, kind: 'Service', metadata, spec: { ports: ports.map((port, i) => ({ name: i === 0 ? 'http' : `http-${port}`, port, protocol: 'http' as const })) } },
       endpoints: { apiVersion: MODEL_API_VERSION, kind: 'ServiceEndpoints', metadata, spec: { endpoints } },
+    };
+  }
+
+  /** `namespace/workload` of every registered instance. */
+  workloadKeys(): Set<string> {
+    return new Set([...this.instances.values()].map((i) => `${i.namespace}/${i.workload}`));
+  }
+
+  /** The Workload (app) with its registered instances; undefined when it has none (delete it). */
+  workload(key: string): Workload | undefined {
+    const [namespace = 'default', app = ''] = key.split('/');
+    const members = [...this.instances.values()].filter((i) => i.namespace === namespace && i.workload === app).sort((a, b) => a.instanceId.localeCompare(b.instanceId));
+    if (!members.length) return undefined;
+    const versions = new Set(members.map((m) => m.labels['version']).filter((v): v is string => !!v));
+    return {
+      apiVersion: MODEL_API_VERSION,
+      kind: 'Workload',
+      metadata: { name: app, namespace, labels: { 'mesh.octo.io/source': 'registry' } },
+      spec: {
+        app,
+        ...(versions.size === 1 ? { version: [...versions][0]! } : {}),
+        labels: {},
+        instances: members.map((m) => ({ id: m.instanceId, address: m.address })),
+      },
     };
   }
 

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { Writable } from 'node:stream';
-import type { ServiceEndpoints } from '@octo-mesh/api';
+import type { ServiceEndpoints, Workload } from '@octo-mesh/api';
 import { DispatcherConnection, DispatcherGrpc, DispatcherService, MemoryStore, startGrpcServer, type StartedGrpc } from '@octo-mesh/dispatcher';
 import { createLogger, createMetricsRegistry } from '@octo-mesh/runtime';
 import { PilotMembership, RegisteredInstance, locatePilot } from './client.js';
@@ -156,11 +156,18 @@ describe('meta server over gRPC', () => {
     try {
       await until(endpoints, (e) => e.join() === 'catalog-v1:true,catalog-v2:true', 'both published');
       expect((await conn.get('Service', 'demo/catalog')).kind).toBe('Service');
+      const workload = await until(
+        () => conn.get('Workload', 'demo/catalog').then((w) => (w as Workload).spec.instances.map((i) => i.id)).catch(() => [] as string[]),
+        (ids) => ids.length === 2,
+        'the workload with both instances',
+      );
+      expect(workload).toEqual(['catalog-v1', 'catalog-v2']);
       await v2.stop({ deregister: false }); // crashed: misses its heartbeats
       await until(endpoints, (e) => e.join() === 'catalog-v1:true,catalog-v2:false', 'the silent one unhealthy', 5000);
       await until(endpoints, (e) => e.join() === 'catalog-v1:true', 'the silent one removed after three TTLs', 8000);
       await v1.stop();
       await until(endpoints, (e) => e.length === 0, 'the deregistered one removed at once', 3000);
+      await until(() => conn.get('Workload', 'demo/catalog').then(() => 'present').catch(() => 'gone'), (x) => x === 'gone', 'workload removed', 3000);
     } finally {
       await v1.stop();
       await v2.stop();

@@ -53,6 +53,7 @@ export class MetaServer {
   private timers: NodeJS.Timeout[] = [];
   private readonly dirty = new Set<ServiceKey>();
   private readonly published = new Set<ServiceKey>();
+  private readonly publishedWorkloads = new Set<string>();
   private dispatcher: DispatcherConnection | undefined;
   private publishing: Promise<void> | undefined;
   private stopped = false;
@@ -131,38 +132,54 @@ export class MetaServer {
     this.record(this.pilots.rebalance(this.opts.maxMovesPerSecond));
   }
 
+  /** A service changed: it, and the workloads of the registry, are to be (re)published. */
   private markDirty(s: ServiceKey): void {
-    this.dirty.add(s);
+    this.dirty.add(`svc:${s}`);
+    for (const w of [...this.instances.workloadKeys(), ...this.publishedWorkloads]) this.dirty.add(`wl:${w}`);
     this.publishing ??= this.publish().finally(() => (this.publishing = undefined));
   }
 
   private republishAll(): void {
-    for (const i of this.instances.list(this.now())) this.dirty.add(`${i.namespace}/${i.service}`);
-    for (const s of this.published) this.dirty.add(s);
+    for (const i of this.instances.list(this.now())) this.dirty.add(`svc:${i.namespace}/${i.service}`);
+    for (const s of this.published) this.dirty.add(`svc:${s}`);
+    for (const w of [...this.instances.workloadKeys(), ...this.publishedWorkloads]) this.dirty.add(`wl:${w}`);
     if (this.dirty.size) this.publishing ??= this.publish().finally(() => (this.publishing = undefined));
   }
 
-  /** Drains the dirty set into the dispatcher, retrying failed services with backoff. */
+  /** Drains the dirty set into the dispatcher, retrying failed entries with backoff. */
   private async publish(): Promise<void> {
     const d = this.dispatcher;
     let attempt = 0;
+    const absent = (e: unknown) => (isNotFound(e) ? undefined : Promise.reject(e));
     while (d && this.dirty.size && !this.stopped) {
-      const key = [...this.dirty][0]!;
-      this.dirty.delete(key);
+      const entry = [...this.dirty][0]!;
+      this.dirty.delete(entry);
+      const key = entry.slice(entry.indexOf(':') + 1);
       try {
-        const res = this.instances.resources(key, this.now());
-        if (res) {
-          await d.apply(res.service);
-          await d.apply(res.endpoints);
-          this.published.add(key);
+        if (entry.startsWith('wl:')) {
+          const w = this.instances.workload(key);
+          if (w) {
+            await d.apply(w);
+            this.publishedWorkloads.add(key);
+          } else {
+            await d.delete('Workload', key).catch(absent);
+            this.publishedWorkloads.delete(key);
+          }
         } else {
-          for (const kind of ['ServiceEndpoints', 'Service'] as const) await d.delete(kind, key).catch((e: unknown) => (isNotFound(e) ? undefined : Promise.reject(e)));
-          this.published.delete(key);
+          const res = this.instances.resources(key, this.now());
+          if (res) {
+            await d.apply(res.service);
+            await d.apply(res.endpoints);
+            this.published.add(key);
+          } else {
+            for (const kind of ['ServiceEndpoints', 'Service'] as const) await d.delete(kind, key).catch(absent);
+            this.published.delete(key);
+          }
         }
         attempt = 0;
       } catch (err) {
-        this.dirty.add(key);
-        this.opts.logger.warn('publishing to the dispatcher failed; retrying', { service: key, error: (err as Error).message });
+        this.dirty.add(entry);
+        this.opts.logger.warn('publishing to the dispatcher failed; retrying', { what: entry, error: (err as Error).message });
         await sleep(Math.min(5000, 100 * 2 ** attempt++));
       }
     }
