@@ -30,7 +30,7 @@ export class ClusterRuntime {
   constructor(public model: ClusterModel) {
     this.hosts = new HostSet(model);
     this.agent = makeAgent(model);
-    this.h1 = new H1Pool(model.circuitBreakers.maxConnections, model.connectTimeoutMs);
+    this.h1 = new H1Pool(model.circuitBreakers.maxConnections, model.connectTimeoutMs, model.maxRequestsPerConnection);
     this.scheduleSweep();
   }
 
@@ -41,6 +41,7 @@ export class ClusterRuntime {
     this.hosts.cluster = m;
     this.h1.maxConnections = m.circuitBreakers.maxConnections;
     this.h1.connectTimeoutMs = m.connectTimeoutMs;
+    this.h1.maxRequestsPerConnection = m.maxRequestsPerConnection;
     if (poolChanged) {
       const old = this.agent;
       this.agent = makeAgent(m);

@@ -58,6 +58,7 @@ describe('upstream HTTP/1.1 client', () => {
     const routes = routeConfig('r', [
       { match: { prefix: '/raw' }, route: { cluster: 'raw' } },
       { match: { prefix: '/one/' }, route: { cluster: 'one', prefix_rewrite: '/' } },
+      { match: { prefix: '/two/' }, route: { cluster: 'two', prefix_rewrite: '/' } },
       { match: { prefix: '/' }, route: { cluster: 'up' } },
     ]);
     proxy = await startProxy({
@@ -66,6 +67,7 @@ describe('upstream HTTP/1.1 client', () => {
         staticCluster('up', [up.port]),
         staticCluster('one', [up.port], { circuit_breakers: { thresholds: [{ max_connections: 1, max_pending_requests: 10 }] } }),
         staticCluster('raw', [(raw.address() as AddressInfo).port]),
+        staticCluster('two', [up.port], { max_requests_per_connection: 2 }),
       ],
     });
   });
@@ -136,6 +138,12 @@ describe('upstream HTTP/1.1 client', () => {
     const rs = await Promise.all(Array.from({ length: 5 }, () => request(proxy.port, { path: '/one/slow' })));
     expect(rs.map((r) => r.body)).toEqual(['slow', 'slow', 'slow', 'slow', 'slow']);
     expect(up.connections - before).toBe(1);
+  });
+
+  it('retires a connection after max_requests_per_connection', async () => {
+    const before = up.connections;
+    for (let i = 0; i < 6; i++) expect((await request(proxy.port, { path: `/two/r${i}` })).body).toBe('hello');
+    expect(up.connections - before).toBe(3);
   });
 
   it('opens a new connection after the upstream closes one', async () => {

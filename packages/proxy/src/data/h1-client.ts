@@ -163,6 +163,11 @@ class Connection {
 
   private idle(): void {
     this.busy = false;
+    // max_requests_per_connection: retire the connection once it carried that many.
+    if (this.pool.maxRequestsPerConnection > 0 && this.seq >= this.pool.maxRequestsPerConnection) {
+      this.socket.destroy();
+      return;
+    }
     if (!this.socket.destroyed) this.socket.resume();
     this.pool.release(this);
   }
@@ -180,6 +185,8 @@ export class H1Pool {
   constructor(
     public maxConnections: number,
     public connectTimeoutMs: number,
+    /** 0 = unlimited. */
+    public maxRequestsPerConnection = 0,
   ) {}
 
   private acquire(key: string, addr: SocketAddr): Connection | Promise<Connection> {
