@@ -130,8 +130,17 @@ export interface RequestState {
 export async function handleHttp(ctx: HttpContext, listener: string, req: DownstreamRequest, res: DownstreamResponse): Promise<void> {
   const snap = ctx.snapshot();
   const h2 = req.httpVersionMajor === 2;
-  const authority = String((h2 ? req.headers[':authority'] : req.headers.host) ?? '');
-  const path = (h2 ? String(req.headers[':path'] ?? '/') : req.url) ?? '/';
+  let authority = String((h2 ? req.headers[':authority'] : req.headers['host']) ?? '');
+  let path = (h2 ? String(req.headers[':path'] ?? '/') : req.url) ?? '/';
+  if (path.charCodeAt(0) !== 47 /* / */) {
+    // Absolute form (`GET http://reviews/x HTTP/1.1`), as apps configured with an HTTP proxy
+    // send it: the URI names the destination.
+    const m = /^https?:\/\/([^/?#]+)([^#]*)/i.exec(path);
+    if (m) {
+      authority = m[1]!;
+      path = m[2] || '/';
+    }
+  }
   const method = req.method ?? 'GET';
   const trace = nextTraceparent(req.headers['traceparent'] as string | undefined);
   const st: RequestState = {

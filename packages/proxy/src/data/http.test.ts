@@ -103,6 +103,12 @@ describe('HTTP data path', () => {
     expect(r.headers['x-upstream']).toBe(want);
   });
 
+  it('takes the destination from an absolute-form request (app configured with an HTTP proxy)', async () => {
+    const r = await request(proxy.port, { path: 'http://svc.default.svc.cluster.local/old/abs?q=1', host: 'ignored' });
+    expect(r.headers['x-upstream']).toBe('v1');
+    expect(r.headers['x-path']).toBe('/new/abs?q=1');
+  });
+
   it('answers 404 with a reason for an unknown service and serves direct responses', async () => {
     const r = await request(proxy.port, { host: 'unknown' });
     expect(r.status).toBe(404);
