@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,8 +24,8 @@ interface Started {
   exited: Promise<number | null>;
 }
 
-function run(args: string[], onMessage?: (m: unknown, child: ChildProcess) => void, extraFds: number[] = []): Started {
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc', ...extraFds], env: { ...process.env, OCTO_LOG_LEVEL: 'warn' } });
+function run(args: string[], onMessage?: (m: unknown, child: ChildProcess) => void, extraFds: number[] = [], env: Record<string, string> = {}): Started {
+  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc', ...extraFds], env: { ...process.env, OCTO_LOG_LEVEL: 'warn', ...env } });
   const s: Started = {
     child,
     stdout: [],
@@ -113,6 +114,18 @@ describe('octo-proxy executable', () => {
     expect(access.map((a) => a['path'])).toEqual(['/hello', '/slow']);
     expect(access[0]).toMatchObject({ listener: 'outbound', status: 200, cluster: 'app', method: 'GET' });
     expect(access[0]!['trace_id']).toMatch(/^[0-9a-f]{32}$/);
+  }, 15_000);
+
+  it('serves through node:http on both sides when the lean codec is switched off', async () => {
+    const s = run(['--config', bootstrap], undefined, [], { OCTO_PROXY_UPSTREAM_CODEC: 'node', OCTO_PROXY_DOWNSTREAM_CODEC: 'node' });
+    const { listeners } = await s.started;
+    const port = portOf(listeners, 'outbound');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    for (let i = 0; i < 3; i++) expect((await request(port, { path: `/node${i}`, agent })).body).toBe(`served /node${i}`);
+    expect((await request(port, { method: 'POST', path: '/post', body: 'x'.repeat(100_000) })).status).toBe(200);
+    agent.destroy();
+    s.child.kill('SIGTERM');
+    expect(await s.exited).toBe(0);
   }, 15_000);
 
   it('listens on inherited file descriptors', async () => {

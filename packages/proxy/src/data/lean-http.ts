@@ -23,7 +23,22 @@ export interface Parser {
   close(): void;
   [k: number]: unknown;
 }
-export const { HTTPParser, methods: METHODS } = createRequire(import.meta.url)('_http_common') as { HTTPParser: ParserCtor; methods: string[] };
+/**
+ * `_http_common` is Node's own (undocumented but long-stable) home of the parser binding. Should a
+ * future Node drop it, LEAN_CODEC is false and both sides fall back to `node:http`.
+ */
+function loadBinding(): { HTTPParser: ParserCtor; methods: string[] } | undefined {
+  try {
+    const m = createRequire(import.meta.url)('_http_common') as { HTTPParser?: ParserCtor; methods?: string[] };
+    return m.HTTPParser && m.methods && typeof m.HTTPParser.kOnHeadersComplete === 'number' ? (m as { HTTPParser: ParserCtor; methods: string[] }) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+const binding = loadBinding();
+export const LEAN_CODEC = binding !== undefined;
+export const HTTPParser = binding?.HTTPParser as ParserCtor;
+export const METHODS = binding?.methods ?? [];
 
 /** Raw `[name, value, ...]` pairs to a header object (lower-case names, repeated values joined). */
 export function toHeaders(raw: readonly string[]): Headers {

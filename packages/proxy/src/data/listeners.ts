@@ -8,9 +8,10 @@ import { addrKey } from '../model.js';
 import { handleHttp, localReply, type DownstreamResponse, type HttpContext } from './http-proxy.js';
 import { handleTcp, handleUpgrade } from './tcp-proxy.js';
 import { LeanConnection, type LeanServerHooks } from './h1-server.js';
+import { LEAN_CODEC } from './lean-http.js';
 
 /** `node`: serve HTTP/1.1 with `node:http` instead of the lean server (h1-server.ts). */
-const NODE_SERVER = process.env['OCTO_PROXY_DOWNSTREAM_CODEC'] === 'node';
+const NODE_SERVER = process.env['OCTO_PROXY_DOWNSTREAM_CODEC'] === 'node' || !LEAN_CODEC;
 
 /**
  * Where a listening socket comes from. The proxy binds it itself, or — under the LEGO agent,

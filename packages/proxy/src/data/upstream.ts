@@ -1,6 +1,7 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { ClusterRuntime } from './cluster-manager.js';
+import { LEAN_CODEC } from './lean-http.js';
 import type { Host } from './load-balancer.js';
 
 export type Headers = Record<string, string | string[]>;
@@ -83,7 +84,7 @@ export function forwardable(h: Readonly<Record<string, string | string[] | undef
 }
 
 /** `node`: upstream HTTP/1.1 through `http.request` + `http.Agent` instead of the lean client. */
-const NODE_CODEC = process.env['OCTO_PROXY_UPSTREAM_CODEC'] === 'node';
+const NODE_CODEC = process.env['OCTO_PROXY_UPSTREAM_CODEC'] === 'node' || !LEAN_CODEC;
 
 /** Starts an attempt over the cluster's pool for its protocol. */
 export function startAttempt(c: ClusterRuntime, host: Host, req: UpstreamRequest): Attempt {
