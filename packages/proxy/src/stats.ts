@@ -1,12 +1,10 @@
-import { Counter, Histogram, type Registry } from '@octo-mesh/runtime';
+import { Counter, type Registry } from '@octo-mesh/runtime';
 
 /**
  * The proxy's counters and histograms, on the component's Prometheus registry. Label values
  * are names from the config (listener, route, cluster), so cardinality follows the config.
  */
 export class ProxyStats {
-  readonly requests: Counter<'listener' | 'route' | 'cluster' | 'code'>;
-  readonly duration: Histogram<'listener' | 'cluster'>;
   readonly retries: Counter<'cluster'>;
   readonly overflow: Counter<'cluster' | 'reason'>;
   readonly rateLimited: Counter<'listener'>;
@@ -16,19 +14,8 @@ export class ProxyStats {
 
   constructor(readonly registry: Registry) {
     const registers = [registry];
-    this.requests = new Counter({
-      name: 'octo_proxy_requests_total',
-      help: 'Downstream HTTP requests by listener, route, cluster and status class.',
-      labelNames: ['listener', 'route', 'cluster', 'code'],
-      registers,
-    });
-    this.duration = new Histogram({
-      name: 'octo_proxy_request_duration_seconds',
-      help: 'Downstream request latency, first byte in to last byte out.',
-      labelNames: ['listener', 'cluster'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers,
-    });
+    registry.registerMetric(this.requestMetrics.counter() as never);
+    registry.registerMetric(this.requestMetrics.histogram() as never);
     this.retries = new Counter({ name: 'octo_proxy_upstream_retries_total', help: 'Retries sent per cluster.', labelNames: ['cluster'], registers });
     this.overflow = new Counter({
       name: 'octo_proxy_circuit_breaker_overflow_total',
@@ -52,19 +39,11 @@ export class ProxyStats {
     });
   }
 
-  private readonly requestChildren = new Map<string, { count: { inc(): void }; time: { observe(v: number): void } }>();
+  private readonly requestMetrics = new RequestMetrics();
 
-  /** Counts a finished request; label children are cached since this runs on every request. */
+  /** Counts a finished request (on every request: plain arithmetic, rendered on scrape). */
   recordRequest(listener: string, route: string, cluster: string, status: number, seconds: number): void {
-    const code = status < 200 ? '1xx' : status < 300 ? '2xx' : status < 400 ? '3xx' : status < 500 ? '4xx' : '5xx';
-    const key = `${listener}\u0000${route}\u0000${cluster}\u0000${code}`;
-    let c = this.requestChildren.get(key);
-    if (!c) {
-      c = { count: this.requests.labels(listener, route, cluster, code), time: this.duration.labels(listener, cluster) };
-      this.requestChildren.set(key, c);
-    }
-    c.count.inc();
-    c.time.observe(seconds);
+    this.requestMetrics.record(listener, route, cluster, status, seconds);
   }
 
   /** Envoy-style `name: value` lines, as `/stats` prints them. */
@@ -80,5 +59,88 @@ export class ProxyStats {
       }
     }
     return lines.sort().join('\n') + '\n';
+  }
+}
+
+const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+interface Series {
+  listener: string;
+  route: string;
+  cluster: string;
+  code: string;
+  count: number;
+  sum: number;
+  /** Per bucket (not cumulative); the last slot is +Inf. */
+  buckets: number[];
+}
+
+/**
+ * Request count and latency per (listener, route, cluster, status class) in plain numbers: the
+ * hot path does one map lookup and a few additions instead of prom-client's per-call label
+ * hashing. Exposed to the registry as a counter and a histogram (by listener and cluster) that
+ * are computed on scrape.
+ */
+class RequestMetrics {
+  private readonly series = new Map<string, Series>();
+
+  record(listener: string, route: string, cluster: string, status: number, seconds: number): void {
+    const code = status < 200 ? '1xx' : status < 300 ? '2xx' : status < 400 ? '3xx' : status < 500 ? '4xx' : '5xx';
+    const key = `${listener}\u0000${route}\u0000${cluster}\u0000${code}`;
+    let s = this.series.get(key);
+    if (!s) this.series.set(key, (s = { listener, route, cluster, code, count: 0, sum: 0, buckets: new Array<number>(BUCKETS.length + 1).fill(0) }));
+    s.count++;
+    s.sum += seconds;
+    let i = 0;
+    while (i < BUCKETS.length && seconds > BUCKETS[i]!) i++;
+    s.buckets[i]!++;
+  }
+
+  counter(): object {
+    const series = this.series;
+    return {
+      name: 'octo_proxy_requests_total',
+      help: 'Downstream HTTP requests by listener, route, cluster and status class.',
+      type: 'counter',
+      aggregator: 'sum',
+      get: () => ({
+        name: 'octo_proxy_requests_total',
+        help: 'Downstream HTTP requests by listener, route, cluster and status class.',
+        type: 'counter',
+        aggregator: 'sum',
+        values: [...series.values()].map((s) => ({ labels: { listener: s.listener, route: s.route, cluster: s.cluster, code: s.code }, value: s.count })),
+      }),
+      reset: () => series.clear(),
+    };
+  }
+
+  histogram(): object {
+    const series = this.series;
+    const name = 'octo_proxy_request_duration_seconds';
+    const help = 'Downstream request latency, first byte in to last byte out.';
+    const get = () => {
+      const byKey = new Map<string, { listener: string; cluster: string; count: number; sum: number; buckets: number[] }>();
+      for (const s of series.values()) {
+        const k = `${s.listener}\u0000${s.cluster}`;
+        let h = byKey.get(k);
+        if (!h) byKey.set(k, (h = { listener: s.listener, cluster: s.cluster, count: 0, sum: 0, buckets: new Array<number>(BUCKETS.length + 1).fill(0) }));
+        h.count += s.count;
+        h.sum += s.sum;
+        s.buckets.forEach((n, i) => (h!.buckets[i]! += n));
+      }
+      const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
+      for (const h of byKey.values()) {
+        let cum = 0;
+        BUCKETS.forEach((le, i) => {
+          cum += h.buckets[i]!;
+          values.push({ labels: { le, listener: h.listener, cluster: h.cluster }, value: cum, metricName: `${name}_bucket` });
+        });
+        values.push({ labels: { le: '+Inf', listener: h.listener, cluster: h.cluster }, value: h.count, metricName: `${name}_bucket` });
+        values.push({ labels: { listener: h.listener, cluster: h.cluster }, value: h.sum, metricName: `${name}_sum` });
+        values.push({ labels: { listener: h.listener, cluster: h.cluster }, value: h.count, metricName: `${name}_count` });
+      }
+      return { name, help, type: 'histogram', aggregator: 'sum', values };
+    };
+    return { name, help, type: 'histogram', aggregator: 'sum', get, reset: () => series.clear() };
   }
 }

@@ -159,10 +159,9 @@ export async function runAttempts(
         if (counted) host.active--;
         counted = false;
       };
-      if (res) {
-        res.body.once('close', onDone);
-        res.body.once('end', onDone);
-      } else onDone();
+      // Every body emits 'close' after 'end' (Readable's autoDestroy, LeanBody), or alone when cut.
+      if (res) res.body.once('close', onDone);
+      else onDone();
       cluster.report(host, hostResult(outcome));
       if (holdingRetry) {
         cluster.activeRetries--;

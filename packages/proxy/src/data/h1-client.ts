@@ -156,9 +156,11 @@ class Connection {
       this.resolve = resolve;
       this.reject = reject;
     });
-    const sink = new Sink(this, ++this.seq, head, chunked, r.framing !== 'none');
+    const seq = ++this.seq;
+    const sink = new Sink(this, seq, head, chunked, r.framing !== 'none');
     this.sink = sink;
-    return { body: sink, response, abort: () => this.socket.destroy() };
+    // A late abort (a timer firing after completion) must not hit a later request on this connection.
+    return { body: sink, response, abort: () => void (this.seq === seq && this.busy && this.socket.destroy()) };
   }
 
   private idle(): void {

@@ -246,15 +246,17 @@ export async function handleHttp(ctx: HttpContext, listener: string, req: Downst
       cluster.active--;
     }
   };
-  res.on('close', release);
+  // 'close' follows 'finish' on every response type, and comes alone when the client goes away.
+  res.once('close', release);
   try {
     const tap = new BodyTap(req);
     const chosen = await runAttempts(ctx, cluster, vh, action, upstreamReq, hashKey, tap, st, random, req);
     if (!chosen) return;
     if ('local' in chosen) return local(chosen.local.status, chosen.local.reason);
     forwardResponse(chosen.res, res, table, vh, route, st, finish, chosen.timer);
-  } finally {
-    res.on('finish', release);
+  } catch (err) {
+    release();
+    throw err;
   }
 }
 
@@ -304,12 +306,6 @@ function forwardResponse(
   applyHeaderOps(headers, vh.responseHeadersToAdd, vh.responseHeadersToRemove);
   applyHeaderOps(headers, table.responseHeadersToAdd, table.responseHeadersToRemove);
   const stream = (res as unknown as { stream?: http2.ServerHttp2Stream }).stream;
-  if (timer) {
-    // The route timeout covers the whole response: when it fires the attempt is aborted,
-    // which closes the upstream body and so resets the downstream stream below.
-    up.body.once('end', () => clearTimeout(timer));
-    up.body.once('close', () => clearTimeout(timer));
-  }
   if (st.isGrpc && headers['grpc-status'] !== undefined && up.endStream) {
     up.body.resume();
     trailersOnly(res, headers);
@@ -341,6 +337,9 @@ function forwardResponse(
     finish(up.status);
   });
   up.body.once('close', () => {
+    // The route timeout covers the whole response: when it fires the attempt is aborted, which
+    // closes the upstream body and so resets the downstream stream here.
+    clearTimeout(timer);
     if (!st.done) {
       st.reason ??= 'upstream-reset';
       res.destroy();
