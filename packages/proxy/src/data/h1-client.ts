@@ -109,7 +109,8 @@ class Connection {
       this.reject = undefined;
       return this.head ? 1 : 0; // 1 = skip body (HEAD)
     };
-    this.parser[HTTPParser.kOnBody] = (b: Buffer) => this.body?.push(Buffer.from(b));
+    // The binding hands over a fresh copy of each body piece; no need to copy again.
+    this.parser[HTTPParser.kOnBody] = (b: Buffer) => this.body?.push(b);
     this.parser[HTTPParser.kOnMessageComplete] = () => {
       const body = this.body!;
       this.body = undefined;

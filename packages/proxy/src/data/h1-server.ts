@@ -187,7 +187,7 @@ export class LeanConnection {
       else socket.pause(); // pipelined: the next request waits for this one's response
       return 0;
     };
-    p[HTTPParser.kOnBody] = (b: Buffer) => this.current()?.push(Buffer.from(b));
+    p[HTTPParser.kOnBody] = (b: Buffer) => this.current()?.push(b);
     p[HTTPParser.kOnMessageComplete] = () => this.current()?.finish();
     socket.setTimeout(idleTimeoutMs, () => {
       if (this.queue.length === 0) socket.destroy();

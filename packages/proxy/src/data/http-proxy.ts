@@ -301,10 +301,11 @@ function forwardResponse(
   finish: (status: number) => void,
   timer: NodeJS.Timeout | undefined,
 ): void {
-  const headers = { ...up.headers };
-  applyHeaderOps(headers, route.responseHeadersToAdd, route.responseHeadersToRemove);
-  applyHeaderOps(headers, vh.responseHeadersToAdd, vh.responseHeadersToRemove);
-  applyHeaderOps(headers, table.responseHeadersToAdd, table.responseHeadersToRemove);
+  // The upstream headers are ours (parsed for this response): mutate them in place.
+  const headers = up.headers;
+  if (route.responseHeadersToAdd.length || route.responseHeadersToRemove.length) applyHeaderOps(headers, route.responseHeadersToAdd, route.responseHeadersToRemove);
+  if (vh.responseHeadersToAdd.length || vh.responseHeadersToRemove.length) applyHeaderOps(headers, vh.responseHeadersToAdd, vh.responseHeadersToRemove);
+  if (table.responseHeadersToAdd.length || table.responseHeadersToRemove.length) applyHeaderOps(headers, table.responseHeadersToAdd, table.responseHeadersToRemove);
   const stream = (res as unknown as { stream?: http2.ServerHttp2Stream }).stream;
   if (st.isGrpc && headers['grpc-status'] !== undefined && up.endStream) {
     up.body.resume();
