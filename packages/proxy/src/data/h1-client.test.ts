@@ -127,6 +127,29 @@ describe('upstream HTTP/1.1 client', () => {
     for (let i = 0; i < 5; i++) expect((await request(proxy.port, { path: `/next${i}` })).body).toBe('hello');
   });
 
+  it('keeps every byte of a large response a slow client reads in small steps', async () => {
+    // The proxy's writes queue up while the client does not read; what they hold must not be
+    // overwritten by later reads from the upstream connection.
+    const body = await new Promise<Buffer>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: proxy.port, path: '/big', headers: { host: 'svc' } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.pause();
+        const step = () => {
+          let c: Buffer | null;
+          while ((c = res.read(16 * 1024) as Buffer | null) !== null) chunks.push(c);
+          if (res.readableEnded) return resolve(Buffer.concat(chunks));
+          setTimeout(step, 2);
+        };
+        res.on('end', () => resolve(Buffer.concat(chunks)));
+        setTimeout(step, 50);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(body.length).toBe(BIG.length);
+    expect(sha(body)).toBe(sha(BIG));
+  });
+
   it('forwards a content-length body as is', async () => {
     const r = await request(proxy.port, { method: 'PUT', path: '/put', body: 'payload', headers: { 'content-length': 7 } });
     expect(r.headers['x-te']).toBe('');

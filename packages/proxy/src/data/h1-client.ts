@@ -56,6 +56,9 @@ class Sink extends EventEmitter implements BodySink {
   }
 }
 
+/** One read buffer for every upstream connection: reads are parsed synchronously. */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
 /** One kept-alive upstream connection; carries one request at a time. */
 class Connection {
   readonly socket: net.Socket;
@@ -79,7 +82,17 @@ class Connection {
     addr: SocketAddr,
     connectTimeoutMs: number,
   ) {
-    this.socket = addr.kind === 'tcp' ? net.connect({ host: addr.host, port: addr.port, noDelay: true }) : net.connect(addr.path);
+    // `onread` hands reads straight to the parser, past the Readable machinery; the buffer is
+    // reused, which is safe because the parser binding copies every body piece it reports.
+    const onread = {
+      buffer: READ_BUFFER,
+      callback: (n: number, buf: Buffer): boolean => {
+        const r = this.parser.execute(buf.subarray(0, n));
+        if (typeof r !== 'number') this.socket.destroy(new AttemptError('reset', `upstream protocol error: ${r.message}`));
+        return true;
+      },
+    };
+    this.socket = addr.kind === 'tcp' ? net.connect({ host: addr.host, port: addr.port, noDelay: true, onread }) : net.connect({ path: addr.path, onread });
     const timer = setTimeout(() => this.socket.destroy(new AttemptError('connect-failure', 'upstream connect timeout')), connectTimeoutMs);
     this.socket.once('connect', () => {
       clearTimeout(timer);
@@ -120,10 +133,6 @@ class Connection {
       if (this.keepAlive && this.sink?.finished) this.idle();
       else this.socket.destroy();
     };
-    this.socket.on('data', (d: Buffer) => {
-      const r = this.parser.execute(d);
-      if (typeof r !== 'number') this.socket.destroy(new AttemptError('reset', `upstream protocol error: ${r.message}`));
-    });
     this.socket.on('error', () => undefined);
     this.socket.on('close', () => {
       clearTimeout(timer);
