@@ -6,6 +6,8 @@ import { hostname } from 'node:os';
 import { LOG_LEVELS } from '@octo-mesh/runtime';
 import { z } from 'zod';
 
+const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, { message: 'must be host:port' });
+const isWildcard = (host: string) => host === '0.0.0.0' || host === '::' || host === '[::]';
 const port = (d: number) => z.coerce.number().int().min(0).max(65535).default(d);
 
 export const pilotConfig = z
@@ -28,10 +30,7 @@ export const pilotConfig = z
      * The dispatcher (`host:port`) to read services, endpoints and RoutePolicies from. Without
      * it, an in-memory source is used (seeded from `resources`).
      */
-    dispatcherAddress: z
-      .string()
-      .regex(/^[^\s:]+:\d{1,5}$/, { message: 'must be host:port' })
-      .optional(),
+    dispatcherAddress: hostPort.optional(),
     /**
      * A YAML file (or directory of them) of Service, ServiceEndpoints, RoutePolicy and ProxyVersion
      * objects loaded into the in-memory mesh source, until the dispatcher source is wired in.
@@ -39,8 +38,38 @@ export const pilotConfig = z
     resources: z.string().min(1).optional(),
     /** Seconds to let streams finish on SIGTERM. */
     shutdownGraceSeconds: z.coerce.number().min(0).max(300).default(5),
+    /**
+     * The meta server (`host:port`) to register with and heartbeat (reporting connected
+     * sidecars); it tells sidecars to use this pilot, and asks it to shed sidecars it moves.
+     */
+    metaServerAddress: hostPort.optional(),
+    /**
+     * The host (name or IP) sidecars and tools reach this pilot at, registered with the meta
+     * server with the bound xDS and admin ports. Default: `xdsHost`, unless that is a wildcard.
+     */
+    advertiseHost: z
+      .string()
+      .regex(/^[^\s:/]+$|^\[[0-9a-fA-F:.]+\]$/, { message: 'must be a host name or IP address (no port)' })
+      .optional(),
+    /** This pilot's zone, registered with the meta server. */
+    zone: z.string().max(253).optional(),
   })
   .strict()
-  .refine((c) => c.debounceMaxMs >= c.debounceQuietMs, { message: 'must be at least debounceQuietMs', path: ['debounceMaxMs'] });
+  .refine((c) => c.debounceMaxMs >= c.debounceQuietMs, { message: 'must be at least debounceQuietMs', path: ['debounceMaxMs'] })
+  .refine((c) => !c.metaServerAddress || c.advertiseHost || !isWildcard(c.xdsHost), {
+    message: 'required with metaServerAddress when xdsHost is a wildcard address (the address sidecars dial, e.g. the pod IP)',
+    path: ['advertiseHost'],
+  });
 
 export type PilotConfig = z.infer<typeof pilotConfig>;
+
+/**
+ * The addresses registered with the meta server: `advertiseHost` (else the listening host) with the
+ * bound ports. The admin address falls back to the xDS host when the admin host is a wildcard.
+ */
+export function advertisedAddresses(config: Pick<PilotConfig, 'advertiseHost' | 'xdsHost' | 'adminHost'>, xdsPort: number, adminPort: number): { xds: string; admin: string } {
+  const join = (host: string, port: number) => `${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`;
+  const xdsHost = config.advertiseHost ?? config.xdsHost;
+  const adminHost = config.advertiseHost ?? (isWildcard(config.adminHost) ? xdsHost : config.adminHost);
+  return { xds: join(xdsHost, xdsPort), admin: join(adminHost, adminPort) };
+}

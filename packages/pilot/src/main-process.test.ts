@@ -34,6 +34,16 @@ describe('octo-pilot executable', () => {
     expect(p.err()).toMatch(/xdsPort: .*flag --xds-port/);
   });
 
+  it.each([
+    [['--meta-server-address', 'meta'], /metaServerAddress: must be host:port/],
+    [['--meta-server-address', 'meta:15011'], /advertiseHost: required with metaServerAddress when xdsHost is a wildcard/],
+    [['--meta-server-address', 'meta:15011', '--advertise-host', '10.0.0.7:15010'], /advertiseHost: must be a host name or IP address/],
+  ])('refuses %j naming the field', async (args, message) => {
+    const p = run(args);
+    expect(await p.exited).toBe(2);
+    expect(p.err()).toMatch(message);
+  });
+
   it('serves health and metrics, and stops cleanly on SIGTERM', async () => {
     const p = run(['--xds-port', '0', '--admin-port', '0', '--xds-host', '127.0.0.1', '--admin-host', '127.0.0.1', '--pilot-id', 'p-test', '--shutdown-grace-seconds', '1']);
     const serving = await new Promise<{ xdsPort: number; adminPort: number }>((resolve, reject) => {

@@ -6,7 +6,8 @@
 import { fileURLToPath } from 'node:url';
 import { ConfigError, createLogger, createMetricsRegistry, GracefulShutdown, loadConfig, startAdminServer, type AdminServer, type Logger } from '@octo-mesh/runtime';
 import type { ProxyVersion } from '@octo-mesh/api';
-import { pilotConfig, type PilotConfig } from './config.js';
+import { PilotMembership } from '@octo-mesh/meta-server/client.js';
+import { advertisedAddresses, pilotConfig, type PilotConfig } from './config.js';
 import { debugRoutes } from './debug.js';
 import { loadResources } from './load-resources.js';
 import { createPilotMetrics } from './metrics.js';
@@ -19,7 +20,34 @@ export interface RunningPilot {
   ads: AdsServer;
   admin: AdminServer;
   xdsPort: number;
+  /** Registration with the meta server, when `metaServerAddress` is set. */
+  membership?: PilotMembership;
   stop(): Promise<void>;
+}
+
+/**
+ * Registers the pilot with the meta server and heartbeats its connected sidecars (namespace and
+ * workload from their node metadata). When the meta server moves sidecars to another pilot (one
+ * joined) it names them in a heartbeat reply, a few at a time; their streams are ended here, so
+ * the proxies Locate again and go to their new pilot.
+ */
+function joinMesh(config: PilotConfig, running: { pilot: Pilot; ads: AdsServer; xdsPort: number; adminPort: number }, logger: Logger): PilotMembership {
+  const advertised = advertisedAddresses(config, running.xdsPort, running.adminPort);
+  const membership = new PilotMembership({
+    metaAddress: config.metaServerAddress!,
+    pilotId: config.pilotId,
+    xdsAddress: advertised.xds,
+    adminAddress: advertised.admin,
+    ...(config.zone ? { zone: config.zone } : {}),
+    sidecars: () => running.pilot.describe().nodes.map((n) => ({ nodeId: n.id, namespace: n.namespace, workload: n.workload })),
+    onShed: (ids) => {
+      const closed = ids.reduce((sum, id) => sum + running.ads.closeNode(id), 0);
+      logger.info('meta server moved sidecars to another pilot; ended their streams', { sidecars: ids, streams: closed });
+    },
+    logger,
+  });
+  membership.start();
+  return membership;
 }
 
 /** The dispatcher's MeshSource and informer (packages/dispatcher), loaded only when configured. */
@@ -113,13 +141,17 @@ export async function startPilot(config: PilotConfig, logger: Logger, source?: M
     readiness: { xds: () => xdsPort > 0 || 'xds server not listening' },
     routes: debugRoutes(pilot),
   });
-  logger.info('pilot serving', { pilotId: config.pilotId, xdsPort, adminPort: admin.port });
+  const membership = config.metaServerAddress ? joinMesh(config, { pilot, ads, xdsPort, adminPort: admin.port }, logger) : undefined;
+  logger.info('pilot serving', { pilotId: config.pilotId, xdsPort, adminPort: admin.port, ...(membership ? { metaServer: config.metaServerAddress } : {}) });
   return {
     pilot,
     ads,
     admin,
     xdsPort,
+    ...(membership ? { membership } : {}),
     stop: async () => {
+      // Deregister first: the meta server sends the sidecars elsewhere before their streams end.
+      await membership?.stop();
       pilot.close();
       await ads.close(config.shutdownGraceSeconds * 1000);
       await admin.close();

@@ -377,12 +377,12 @@ export class Pilot {
 
   /** For the debug API. */
   describe(): {
-    nodes: { id: string; scope: string[]; learned: string[]; streamId: number }[];
+    nodes: { id: string; namespace: string; workload: string; scope: string[]; learned: string[]; streamId: number }[];
     services: { key: string; error?: string; clusters: number; verdicts: PolicyVerdict[] }[];
     scopes: number;
   } {
     return {
-      nodes: [...this.nodes.values()].map((n) => ({ id: n.identity.id, scope: this.scopes.get(n.scope)?.deps ?? [], learned: [...n.learned], streamId: n.streamId })),
+      nodes: [...this.nodes.values()].map((n) => ({ id: n.identity.id, namespace: n.identity.namespace, workload: n.identity.app ?? '', scope: this.scopes.get(n.scope)?.deps ?? [], learned: [...n.learned], streamId: n.streamId })),
       services: [...this.services.values()].map((s) => ({ key: s.key, ...(s.error ? { error: s.error } : {}), clusters: s.clusters.length, verdicts: s.translation?.verdicts ?? [] })),
       scopes: this.scopes.size,
     };

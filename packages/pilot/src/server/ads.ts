@@ -82,6 +82,22 @@ export class AdsServer {
     });
   }
 
+  /**
+   * Ends every open stream of one node (normally one) with status OK, so its proxy asks the meta
+   * server where to go and reconnects there. Returns how many streams were ended.
+   */
+  closeNode(nodeId: string): number {
+    let n = 0;
+    for (const [s, end] of [...this.streams]) {
+      if (s.nodeId !== nodeId) continue;
+      this.streams.delete(s);
+      s.close();
+      end();
+      n++;
+    }
+    return n;
+  }
+
   /** Stops taking streams, ends the open ones (proxies reconnect elsewhere) and shuts down. */
   async close(graceMs = 2000): Promise<void> {
     this.admission.close();
