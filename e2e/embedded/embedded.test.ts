@@ -28,7 +28,8 @@ interface Traffic {
   failures: number;
   failureReasons: Record<string, number>;
   totals: Record<string, number>;
-  relays: Record<string, { pilot?: string }>;
+  /** nodeId → the pilot it is connected to (the meta server's view). */
+  pilots: Record<string, string>;
 }
 
 let runner: ChildProcess | undefined;
@@ -122,8 +123,14 @@ describe('embedded mesh', () => {
   }, 60_000);
 
   it('re-homes every sidecar within 10 s when the pilot serving frontend is killed, with no failed request', async () => {
-    const t = await traffic();
-    const victimId = t.relays['frontend-v1-0.demo']?.pilot;
+    // Every sidecar found its pilot through the meta server's Locate; kill frontend's.
+    const located = await until(
+      () => getJson<{ nodeId: string; pilot: string; connectedTo?: string }[]>(`http://${state.meta.admin}/debug/sidecars`),
+      (rows) => rows.length === state.sidecars.length && rows.every((s) => s.connectedTo !== undefined && s.connectedTo === s.pilot),
+      'every sidecar connected to the pilot the meta server named',
+      10_000,
+    );
+    const victimId = located.find((s) => s.nodeId === 'frontend-v1-0.demo')?.connectedTo;
     const victim = state.pilots.find((p) => p.id === victimId)!;
     const survivor = state.pilots.find((p) => p.id !== victimId)!;
     expect(victim).toBeDefined();

@@ -7,7 +7,6 @@ import { freePort, isFree } from './ports.js';
 import { Supervisor, type RunningChild } from './supervisor.js';
 import { DEMO_NAMESPACE, SERVICE_PORT, planEmbedded, portsOf, sidecarBootstrap, type EmbeddedPlan } from './topology.js';
 import { LoadGenerator, TrafficStats } from './traffic.js';
-import { XdsRelay } from './xds-relay.js';
 
 export interface EmbeddedOptions {
   /** The repository root (where packages/<pkg>/dist live). */
@@ -37,7 +36,9 @@ export class EmbeddedMesh {
   plan!: EmbeddedPlan;
   state!: EmbeddedState;
   readonly stats = new TrafficStats();
-  readonly relays = new Map<string, XdsRelay>();
+  /** nodeId → the pilot it is connected to, as the meta server last reported (pilots' heartbeats). */
+  readonly pilotOf = new Map<string, string>();
+  private watchPilots: NodeJS.Timeout | undefined;
   private supervisor!: Supervisor;
   private load: LoadGenerator | undefined;
   private admin: AdminServer | undefined;
@@ -86,13 +87,13 @@ export class EmbeddedMesh {
         log.info('starting pilot', { id: p.id, xds: addr(p.xdsPort) });
         return this.supervisor.start({
           name: p.id,
-          script: this.dist('mesh', 'pilot-process.js'),
+          script: this.dist('pilot'),
           args: [
             '--pilot-id', p.id,
             '--xds-host', '127.0.0.1', '--xds-port', `${p.xdsPort}`,
             '--admin-host', '127.0.0.1', '--admin-port', `${p.adminPort}`,
             '--dispatcher-address', addr(plan.dispatcher.grpcPort),
-            '--meta-address', addr(plan.meta.grpcPort),
+            '--meta-server-address', addr(plan.meta.grpcPort),
             '--shutdown-grace-seconds', '1',
             ...level,
           ],
@@ -100,19 +101,17 @@ export class EmbeddedMesh {
         });
       }),
     );
-    // Sidecars, then apps, each group started side by side.
+    // Sidecars, then apps, each group started side by side. Each proxy asks the meta server which
+    // pilot serves it before every xDS connection.
     const sidecars = await Promise.all(
       plan.sidecars.map(async (s) => {
-        const relay = new XdsRelay({ metaAddress: addr(plan.meta.grpcPort), nodeId: s.nodeId, namespace: DEMO_NAMESPACE, workload: s.service, logger: log });
-        const relayPort = await relay.listen();
-        this.relays.set(s.nodeId, relay);
         const bootstrap = join(opts.stateDir, 'sidecars', `${s.nodeId}.yaml`);
-        writeFileSync(bootstrap, stringify(sidecarBootstrap(s)));
+        writeFileSync(bootstrap, stringify(sidecarBootstrap(s, addr(plan.meta.grpcPort))));
         log.info('starting sidecar', { nodeId: s.nodeId });
         return this.supervisor.start({
           name: `sidecar-${s.instanceId}`,
           script: this.dist('proxy'),
-          args: ['--config', bootstrap, '--xds-address', addr(relayPort), '--log-level', 'warn'],
+          args: ['--config', bootstrap, '--log-level', 'warn'],
           readyUrl: `http://${addr(s.adminPort)}/healthz`,
         });
       }),
@@ -131,6 +130,9 @@ export class EmbeddedMesh {
         }),
       ),
     );
+
+    this.watchPilots = setInterval(() => void this.refreshPilots(), 500);
+    await this.refreshPilots();
 
     const registry = createMetricsRegistry('embedded-runner');
     this.admin = await startAdminServer({
@@ -185,6 +187,18 @@ export class EmbeddedMesh {
     this.opts.logger.info('demo answers through the mesh', { probes: probe.requests, failedWhileStarting: probe.failures });
   }
 
+  /** Which pilot each sidecar is connected to, from the meta server's view (its pilots' heartbeats). */
+  private async refreshPilots(): Promise<void> {
+    try {
+      const res = await fetch(`http://127.0.0.1:${this.plan.meta.adminPort}/debug/sidecars`, { signal: AbortSignal.timeout(1000) });
+      const rows = (await res.json()) as { nodeId: string; connectedTo?: string }[];
+      this.pilotOf.clear();
+      for (const r of rows) if (r.connectedTo) this.pilotOf.set(r.nodeId, r.connectedTo);
+    } catch {
+      // meta server busy or gone: keep the last view
+    }
+  }
+
   private onExit(c: RunningChild): void {
     if (this.stopping) return;
     this.exits.push({ name: c.spec.name, code: c.exit?.code ?? null, signal: c.exit?.signal ?? null, at: new Date().toISOString() });
@@ -200,16 +214,16 @@ export class EmbeddedMesh {
       failureReasons: Object.fromEntries(this.stats.failureReasons),
       totals: Object.fromEntries(this.stats.totals),
       rates: Object.fromEntries(this.stats.rates(now)),
-      relays: Object.fromEntries([...this.relays].map(([id, r]) => [id, { pilot: r.pilot, moves: r.moves }])),
+      pilots: Object.fromEntries(this.pilotOf),
       exits: this.exits,
     };
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
+    clearInterval(this.watchPilots);
     await this.load?.stop();
     await this.supervisor?.stopAll();
-    for (const r of this.relays.values()) await r.close();
     await this.admin?.close();
   }
 }

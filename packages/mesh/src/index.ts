@@ -4,4 +4,3 @@ export * from './supervisor.js';
 export * from './embedded.js';
 export * from './dashboard.js';
 export * from './ports.js';
-export * from './xds-relay.js';

@@ -68,11 +68,11 @@ async function main(): Promise<void> {
       rates: new Map(Object.entries(t.rates)),
       requests: t.requests,
       failures: t.failures,
-      pilotOf: new Map(Object.entries(t.relays).map(([id, r]) => [id, r.pilot])),
+      pilotOf: new Map(Object.entries(t.pilots)),
       exits: t.exits,
       uptimeS: (Date.now() - started) / 1000,
     });
-    if (quiet) logger.info('traffic', { requests: t.requests, failures: t.failures, rates: t.rates, pilots: Object.fromEntries(Object.entries(t.relays).map(([k, v]) => [k, v.pilot])) });
+    if (quiet) logger.info('traffic', { requests: t.requests, failures: t.failures, rates: t.rates, pilots: t.pilots });
     else process.stdout.write(`\x1b[2J\x1b[H${screen}`);
   };
   setInterval(draw, quiet ? 5000 : 1000).unref();

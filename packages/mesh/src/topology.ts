@@ -114,13 +114,14 @@ export function portsOf(plan: EmbeddedPlan): { port: number; use: string }[] {
 }
 
 /**
- * The sidecar's bootstrap: its identity, listeners, and a static inbound path (inbound listener →
- * the local app), since inbound routing to the co-located app needs nothing from the control plane.
- * Outbound configuration comes from its pilot over ADS.
+ * The sidecar's bootstrap: its identity, the meta server that names its pilot, listeners, and a
+ * static inbound path (inbound listener → the local app), since inbound routing to the co-located
+ * app needs nothing from the control plane. Outbound configuration comes from its pilot over ADS.
  */
-export function sidecarBootstrap(s: SidecarPlan): Record<string, unknown> {
+export function sidecarBootstrap(s: SidecarPlan, metaAddress: string): Record<string, unknown> {
   const local = `inbound|${SERVICE_PORT}||${s.service}.${DEMO_NAMESPACE}.svc`;
   return {
+    metaAddress,
     nodeId: s.nodeId,
     cluster: s.service,
     workload: s.service,
