@@ -53,6 +53,45 @@ afterEach(async () => {
 });
 
 describe('pilot main', () => {
+  it('reports a sidecar that fails over to it already holding its versions as SYNCED, sending it nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pilot-main-'));
+    writeFileSync(join(dir, 'mesh.yaml'), RESOURCES);
+    const config = pilotConfig.parse({ xdsPort: 0, adminPort: 0, xdsHost: '127.0.0.1', adminHost: '127.0.0.1', resources: dir, shutdownGraceSeconds: 0.1 });
+    const first = await startPilot({ ...config, pilotId: 'pilot-a' }, quietLogger());
+    running = await startPilot({ ...config, pilotId: 'pilot-b' }, quietLogger());
+    const node = Node.fromPartial({ id: 'sidecar-1', metadata: { namespace: 'demo', dependencies: ['catalog'] } });
+    const clientA = adsClient(`127.0.0.1:${first.xdsPort}`);
+    const clientB = adsClient(`127.0.0.1:${running.xdsPort}`);
+    const a = new SotwClient(clientA, node);
+    const b = new SotwClient(clientB, node);
+    try {
+      a.subscribe(TYPE_URL.cluster);
+      const clusters = await a.next();
+      a.ack(clusters);
+      a.subscribe(TYPE_URL.route, ['outbound']);
+      const routes = await a.next();
+      a.ack(routes, ['outbound']);
+      await a.quiet(100);
+      a.close();
+      await first.stop();
+      // The sidecar re-homes to pilot-b, telling it the versions it holds: the same content has
+      // the same version on every pilot, so nothing is sent, and it is in sync.
+      b.subscribe(TYPE_URL.cluster, [], clusters.versionInfo);
+      b.send({ typeUrl: TYPE_URL.route, resourceNames: ['outbound'], versionInfo: routes.versionInfo });
+      expect(await b.quiet(300)).toBe(true);
+      const syncz = (await (await fetch(`http://127.0.0.1:${running.admin.port}/debug/syncz?node=sidecar-1`)).json()) as { types: { type: string; state: string; acked?: string }[] };
+      expect(syncz.types.find((t) => t.type === 'Cluster')).toMatchObject({ state: 'SYNCED', acked: clusters.versionInfo });
+      expect(syncz.types.find((t) => t.type === 'RouteConfiguration')).toMatchObject({ state: 'SYNCED', acked: routes.versionInfo });
+      expect(await (await fetch(`http://127.0.0.1:${running.admin.port}/metrics`)).text()).toMatch(/pilot_xds_sync_state\{type="Cluster",state="SYNCED"\} 1/);
+    } finally {
+      a.close();
+      b.close();
+      clientA.close();
+      clientB.close();
+      await first.stop();
+    }
+  });
+
   it('serves ADS and reports sync, config, policy status and metrics over HTTP', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pilot-main-'));
     writeFileSync(join(dir, 'mesh.yaml'), RESOURCES);

@@ -101,6 +101,7 @@ export class Pilot {
       this.sync.sent(s.node!.id, typeUrl, version, nonce);
       this.opts.metrics?.pushes.inc({ type: shortName(typeUrl) });
     },
+    onResume: (s, typeUrl, version) => this.sync.holds(s.node!.id, typeUrl, version),
     onAck: (s, typeUrl, version) => this.onAck(s, typeUrl, version),
     onUnchanged: (s, typeUrl, version) => this.sync.upToDate(s.node!.id, typeUrl, version),
     onNack: (s, typeUrl, version, _nonce, error) => this.onNack(s, typeUrl, version, error),

@@ -2,17 +2,25 @@ import { describe, expect, it } from '@jest/globals';
 import { syncState, SyncTracker, type TypeSync } from './sync.js';
 
 describe('syncState', () => {
-  // columns: name, what happened, current version, expected state
-  it.each<[string, TypeSync | undefined, string]>([
-    ['nothing', undefined, 'NOT SENT'],
-    ['sent, not answered', { sent: { version: 'v1', nonce: '1', at: 1 } }, 'STALE'],
-    ['acked current', { sent: { version: 'v1', nonce: '1', at: 1 }, acked: { version: 'v1', at: 2 } }, 'SYNCED'],
-    ['acked older', { sent: { version: 'v1', nonce: '1', at: 1 }, acked: { version: 'v0', at: 2 } }, 'STALE'],
-    ['nacked latest', { sent: { version: 'v1', nonce: '1', at: 1 }, acked: { version: 'v0', at: 0.5 }, nacked: { version: 'v1', error: 'e', at: 2 } }, 'NACKED'],
-    ['nacked, then a newer version sent', { sent: { version: 'v2', nonce: '2', at: 3 }, nacked: { version: 'v1', error: 'e', at: 2 } }, 'STALE'],
-    ['nacked long ago, acked since', { sent: { version: 'v2', nonce: '2', at: 3 }, acked: { version: 'v2', at: 4 }, nacked: { version: 'v1', error: 'e', at: 2 } }, 'SYNCED'],
-  ])('%s', (_name, t, expected) => {
-    const current = t?.sent?.version === 'v2' ? 'v2' : 'v1';
+  const sent = (version: string, at = 1) => ({ version, nonce: version, at });
+  // columns: name, what happened on the current stream, current version, expected state
+  it.each<[string, TypeSync | undefined, string, string]>([
+    ['nothing', undefined, 'v1', 'NOT SENT'],
+    ['subscribed with no version', {}, 'v1', 'NOT SENT'],
+    ['sent, not answered', { sent: sent('v1') }, 'v1', 'STALE'],
+    ['acked current', { sent: sent('v1'), acked: { version: 'v1', at: 2 } }, 'v1', 'SYNCED'],
+    ['acked older', { sent: sent('v1'), acked: { version: 'v0', at: 2 } }, 'v1', 'STALE'],
+    ['nacked latest', { sent: sent('v1'), acked: { version: 'v0', at: 0.5 }, nacked: { version: 'v1', error: 'e', at: 2 } }, 'v1', 'NACKED'],
+    ['nacked, then a newer version sent', { sent: sent('v2', 3), nacked: { version: 'v1', error: 'e', at: 2 } }, 'v2', 'STALE'],
+    ['nacked long ago, acked since', { sent: sent('v2', 3), acked: { version: 'v2', at: 4 }, nacked: { version: 'v1', error: 'e', at: 2 } }, 'v2', 'SYNCED'],
+    // A proxy reconnecting (failover) says which version it holds; holding the current one, it is sent nothing.
+    ['reconnected holding the current version', { held: { version: 'v1', at: 1 } }, 'v1', 'SYNCED'],
+    ['reconnected holding an older version, not sent yet', { held: { version: 'v0', at: 1 } }, 'v1', 'STALE'],
+    ['reconnected holding an older version, current sent', { held: { version: 'v0', at: 1 }, sent: sent('v1', 2) }, 'v1', 'STALE'],
+    ['reconnected holding the current version, then a change sent', { held: { version: 'v1', at: 1 }, sent: sent('v2', 2) }, 'v2', 'STALE'],
+    ['reconnected up to date, then a change acked', { held: { version: 'v1', at: 1 }, sent: sent('v2', 2), acked: { version: 'v2', at: 3 } }, 'v2', 'SYNCED'],
+    ['reconnected up to date, then a change nacked', { held: { version: 'v1', at: 1 }, sent: sent('v2', 2), nacked: { version: 'v2', error: 'e', at: 3 } }, 'v2', 'NACKED'],
+  ])('%s', (_name, t, current, expected) => {
     expect(syncState(t, current)).toBe(expected);
   });
 });
@@ -46,6 +54,17 @@ describe('SyncTracker', () => {
     now = 90;
     t.sent('n', 'T', 'v2', 'b');
     expect(t.acked('n', 'T', 'v2')).toBe(80);
+  });
+
+  it('reports a proxy that resumed holding the current version as synced, ACKed at that version', () => {
+    const t = new SyncTracker(() => 5);
+    t.connected('n', 1, 'sotw');
+    t.holds('n', 'T', 'v1');
+    t.holds('n', 'U', '');
+    expect(t.report('n', new Map([['T', 'v1'], ['U', 'u1']]))).toEqual([
+      { typeUrl: 'T', state: 'SYNCED', current: 'v1', acked: 'v1' },
+      { typeUrl: 'U', state: 'NOT SENT', current: 'u1' },
+    ]);
   });
 
   it('keeps the node when an old stream closes after a reconnect', () => {

@@ -11,6 +11,12 @@ export interface TypeSync {
   nacked?: { version: string; error: string; at: number };
   /** A change reached this type at `at` and produced `version`; cleared by the ACK of that version. */
   pending?: { version: string; at: number };
+  /**
+   * The version the proxy said it already holds when it subscribed on this stream (SotW
+   * `version_info` of its first request: a reconnect, e.g. after failing over from another pilot).
+   * It is the version it last accepted, so it counts as ACKed at that version.
+   */
+  held?: { version: string; at: number };
 }
 
 export interface NodeSync {
@@ -24,15 +30,25 @@ export interface NodeSync {
 /**
  * The state of one type of one node.
  * - NACKED: the latest response the proxy answered was NACKed and nothing newer went out since;
- * - NOT SENT: nothing of the type was sent on the current stream (and no NACK);
- * - SYNCED: the proxy ACKed the snapshot's current version;
- * - STALE: anything else — a newer version is in flight, or not sent yet because one is in flight.
+ * - SYNCED: the proxy ACKed the snapshot's current version — or, with nothing sent or ACKed on
+ *   this stream, it subscribed saying it already holds that version (a proxy that reconnects up
+ *   to date is sent nothing, and is in sync);
+ * - NOT SENT: nothing of the type was sent on the current stream (and no NACK), and the proxy
+ *   did not say it holds any version;
+ * - STALE: anything else — a newer version is in flight, not sent yet because one is in flight,
+ *   or the proxy holds an older version than the current one.
  */
 export function syncState(t: TypeSync | undefined, currentVersion: string): SyncState {
   if (t?.nacked && t.sent && t.nacked.version === t.sent.version && (!t.acked || t.acked.at <= t.nacked.at)) return 'NACKED';
-  if (!t?.sent && !t?.acked) return 'NOT SENT';
-  if (t.acked?.version === currentVersion) return 'SYNCED';
+  const acked = effectiveAck(t);
+  if (!t?.sent && !acked) return 'NOT SENT';
+  if (acked?.version === currentVersion) return 'SYNCED';
   return 'STALE';
+}
+
+/** The ACK in force: the last ACK on this stream, else the version the proxy said it holds. */
+function effectiveAck(t: TypeSync | undefined): { version: string; at: number } | undefined {
+  return t?.acked ?? (t?.held && t.held.version !== '' ? t.held : undefined);
 }
 
 export interface SyncReportEntry {
@@ -103,6 +119,12 @@ export class SyncTracker {
     if (t) t.acked = { version, at: this.now() };
   }
 
+  /** The proxy subscribed on this stream saying it already holds `version` (its last accepted). */
+  holds(nodeId: string, typeUrl: string, version: string): void {
+    const t = this.type(nodeId, typeUrl);
+    if (t && version) t.held = { version, at: this.now() };
+  }
+
   nacked(nodeId: string, typeUrl: string, version: string, error: string): void {
     const t = this.type(nodeId, typeUrl);
     if (t) {
@@ -142,7 +164,7 @@ export class SyncTracker {
         state: syncState(t, version),
         current: version,
         ...(t?.sent ? { sent: t.sent.version } : {}),
-        ...(t?.acked ? { acked: t.acked.version } : {}),
+        ...(effectiveAck(t) ? { acked: effectiveAck(t)!.version } : {}),
         ...(t?.nacked ? { nacked: t.nacked.version, error: t.nacked.error } : {}),
       };
     });

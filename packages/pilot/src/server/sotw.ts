@@ -70,6 +70,7 @@ export class SotwStream extends AdsStream {
     const next = asked.includes('*') ? undefined : asked.length === 0 ? (st.names === undefined ? undefined : new Set<string>()) : new Set(asked);
     if (!first && (next === undefined ? st.names !== undefined : [...next].some((n) => !st.names?.has(n)))) st.namesAdded = true;
     st.names = next;
+    if (first && req.versionInfo) this.callbacks.onResume?.(this, typeUrl, req.versionInfo);
     this.callbacks.onStreamRequest?.(this, typeUrl, req.resourceNames);
     const snapshot = this.snapshot();
     if (next && snapshot) {

@@ -30,6 +30,11 @@ export interface ServerCallbacks {
   /** Every request, after ACK/NACK bookkeeping. */
   onStreamRequest?(stream: StreamInfo, typeUrl: string, names: readonly string[]): void;
   onStreamResponse?(stream: StreamInfo, typeUrl: string, version: string, nonce: string, resourceNames: readonly string[]): void;
+  /**
+   * SotW: the first request for a type on this stream says the proxy already holds `version`
+   * (the last it accepted, typically from before a reconnect). It is not sent that version again.
+   */
+  onResume?(stream: StreamInfo, typeUrl: string, version: string): void;
   /** The proxy accepted `version` of a type. */
   onAck?(stream: StreamInfo, typeUrl: string, version: string, nonce: string): void;
   /** The proxy rejected the response with `nonce`, which carried `version`; it keeps what it had. */
