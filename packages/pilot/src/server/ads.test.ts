@@ -391,3 +391,23 @@ describe('ADS delta', () => {
     expect(r2.resources.map((r) => r.name)).toEqual([REVIEWS]);
   });
 });
+
+describe('AdsServer.closeNode', () => {
+  it("ends one node's streams with status OK (its proxy re-locates) and leaves the others open", async () => {
+    const { server, sotw, pilot } = await setup();
+    const a = sotw(node('a', ['catalog']));
+    const b = sotw(node('b', ['catalog']));
+    a.subscribe(TYPE_URL.cluster);
+    b.subscribe(TYPE_URL.cluster);
+    a.ack(await a.next());
+    b.ack(await b.next());
+    expect(server.streamCount).toBe(2);
+    expect(server.closeNode('nobody')).toBe(0);
+    expect(server.closeNode('a')).toBe(1);
+    for (let i = 0; i < 50 && !a.status; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(a.status?.code).toBe(grpc.status.OK);
+    expect(b.status).toBeUndefined();
+    expect(server.streamCount).toBe(1);
+    expect(pilot.describe().nodes.map((n) => n.id)).toEqual(['b']);
+  });
+});
