@@ -90,19 +90,33 @@ export class LeanResponse extends EventEmitter implements DownstreamResponse {
     if (this.finished || this.socket.destroyed) return false;
     if (!this.head) this.writeHead(200);
     const s = this.socket;
-    s.cork();
-    if (!this.headersSent) {
-      this.headersSent = true;
-      s.write(this.head, 'latin1');
-    }
-    let ok = true;
     const len = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
-    if (!this.noBody && len > 0) {
-      if (this.chunked) s.write(`${len.toString(16)}\r\n`, 'latin1');
-      ok = s.write(chunk);
-      if (this.chunked) s.write('\r\n', 'latin1');
+    const body = !this.noBody && len > 0;
+    let ok = true;
+    if (!this.headersSent && body && typeof chunk !== 'string') {
+      // The usual case: the head goes out with the first body bytes, as one buffer and one
+      // write — cheaper than corking a string and a buffer into a writev.
+      this.headersSent = true;
+      const pre = this.chunked ? `${this.head}${len.toString(16)}\r\n` : this.head;
+      const post = this.chunked ? 2 : 0;
+      const out = Buffer.allocUnsafe(pre.length + len + post);
+      out.write(pre, 0, 'latin1');
+      chunk.copy(out, pre.length);
+      if (post) out.write('\r\n', pre.length + len, 'latin1');
+      ok = s.write(out);
+    } else {
+      s.cork();
+      if (!this.headersSent) {
+        this.headersSent = true;
+        s.write(this.head, 'latin1');
+      }
+      if (body) {
+        if (this.chunked) s.write(`${len.toString(16)}\r\n`, 'latin1');
+        ok = s.write(chunk);
+        if (this.chunked) s.write('\r\n', 'latin1');
+      }
+      s.uncork();
     }
-    s.uncork();
     if (!ok) s.once('drain', () => this.emit('drain'));
     return ok;
   }
@@ -115,14 +129,17 @@ export class LeanResponse extends EventEmitter implements DownstreamResponse {
     if (this.finished) return this;
     if (!this.head) this.writeHead(200, chunk === undefined ? { 'content-length': 0 } : { 'content-length': Buffer.byteLength(chunk) });
     const s = this.socket;
-    s.cork();
-    if (chunk !== undefined) this.write(chunk);
-    else if (!this.headersSent) {
-      this.headersSent = true;
-      s.write(this.head, 'latin1');
+    // Nothing left to send after a content-length body already written: no cork, no write.
+    if (chunk !== undefined || !this.headersSent || this.chunked) {
+      s.cork();
+      if (chunk !== undefined) this.write(chunk);
+      else if (!this.headersSent) {
+        this.headersSent = true;
+        s.write(this.head, 'latin1');
+      }
+      if (this.chunked && !s.destroyed) s.write(`0\r\n${this.trailers ? headerBlock(this.trailers) : ''}\r\n`, 'latin1');
+      s.uncork();
     }
-    if (this.chunked && !s.destroyed) s.write(`0\r\n${this.trailers ? headerBlock(this.trailers) : ''}\r\n`, 'latin1');
-    s.uncork();
     this.finished = true;
     this.emit('finish');
     this.emit('close');
