@@ -8,7 +8,7 @@ import nx from '@nx/eslint-plugin';
 import tseslint from 'typescript-eslint';
 
 export default [
-  { ignores: ['**/dist/**', '**/node_modules/**', 'packages/proto/src/gen/**', '.nx/**', 'coverage/**', '**/*.d.ts'] },
+  { ignores: ['tmp/**', '.octo/**', '**/dist/**', '**/node_modules/**', 'packages/proto/src/gen/**', '.nx/**', 'coverage/**', '**/*.d.ts'] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts', '**/*.js', '**/*.mjs'],

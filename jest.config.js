@@ -18,6 +18,7 @@ const common = {
   moduleFileExtensions: ['ts', 'js', 'mjs', 'cjs', 'json'],
   moduleNameMapper: {
     '^@octo-mesh/([a-z-]+)$': '<rootDir>/packages/$1/src/index.ts',
+    '^@octo-mesh/([a-z-]+)/(.+)\\.js$': '<rootDir>/packages/$1/src/$2.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   modulePathIgnorePatterns: ['<rootDir>/packages/.*/dist/'],
