@@ -62,6 +62,7 @@ export class ProxyStats {
   }
 }
 
+const CODES = ['1xx', '2xx', '3xx', '4xx', '5xx'];
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 interface Series {
@@ -84,16 +85,36 @@ interface Series {
 class RequestMetrics {
   private readonly series = new Map<string, Series>();
 
+  /** listener → route → cluster → series per status class: lookups, no per-request key string. */
+  private readonly index = new Map<string, Map<string, Map<string, (Series | undefined)[]>>>();
+
   record(listener: string, route: string, cluster: string, status: number, seconds: number): void {
-    const code = status < 200 ? '1xx' : status < 300 ? '2xx' : status < 400 ? '3xx' : status < 500 ? '4xx' : '5xx';
-    const key = `${listener}\u0000${route}\u0000${cluster}\u0000${code}`;
-    let s = this.series.get(key);
-    if (!s) this.series.set(key, (s = { listener, route, cluster, code, count: 0, sum: 0, buckets: new Array<number>(BUCKETS.length + 1).fill(0) }));
+    const c = status < 200 ? 0 : status < 300 ? 1 : status < 400 ? 2 : status < 500 ? 3 : 4;
+    let byRoute = this.index.get(listener);
+    if (!byRoute) this.index.set(listener, (byRoute = new Map()));
+    let byCluster = byRoute.get(route);
+    if (!byCluster) byRoute.set(route, (byCluster = new Map()));
+    let byCode = byCluster.get(cluster);
+    if (!byCode) byCluster.set(cluster, (byCode = [undefined, undefined, undefined, undefined, undefined]));
+    let s = byCode[c];
+    if (!s) {
+      const code = CODES[c]!;
+      const key = `${listener}\u0000${route}\u0000${cluster}\u0000${code}`;
+      s = this.series.get(key);
+      if (!s) this.series.set(key, (s = { listener, route, cluster, code, count: 0, sum: 0, buckets: new Array<number>(BUCKETS.length + 1).fill(0) }));
+      byCode[c] = s;
+    }
     s.count++;
     s.sum += seconds;
     let i = 0;
     while (i < BUCKETS.length && seconds > BUCKETS[i]!) i++;
     s.buckets[i]!++;
+  }
+
+  /** Forgets every series (the registry's reset). */
+  private clear(): void {
+    this.series.clear();
+    this.index.clear();
   }
 
   counter(): object {
@@ -110,7 +131,7 @@ class RequestMetrics {
         aggregator: 'sum',
         values: [...series.values()].map((s) => ({ labels: { listener: s.listener, route: s.route, cluster: s.cluster, code: s.code }, value: s.count })),
       }),
-      reset: () => series.clear(),
+      reset: () => this.clear(),
     };
   }
 
@@ -141,6 +162,6 @@ class RequestMetrics {
       }
       return { name, help, type: 'histogram', aggregator: 'sum', values };
     };
-    return { name, help, type: 'histogram', aggregator: 'sum', get, reset: () => series.clear() };
+    return { name, help, type: 'histogram', aggregator: 'sum', get, reset: () => this.clear() };
   }
 }

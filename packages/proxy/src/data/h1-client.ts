@@ -112,9 +112,7 @@ class Connection {
       }
       this.inHeaders = false;
       this.keepAlive = keepAlive;
-      const headers: Headers = {};
-      const all = toHeaders(this.rawHeaders);
-      for (const k in all) if (!HOP.has(k)) headers[k] = all[k]!;
+      const headers = toHeaders(this.rawHeaders, HOP);
       const body = new LeanBody(this.socket);
       this.body = body;
       this.resolve?.({ status, headers, body, trailers: () => this.trailers });

@@ -40,11 +40,12 @@ export const LEAN_CODEC = binding !== undefined;
 export const HTTPParser = binding?.HTTPParser as ParserCtor;
 export const METHODS = binding?.methods ?? [];
 
-/** Raw `[name, value, ...]` pairs to a header object (lower-case names, repeated values joined). */
-export function toHeaders(raw: readonly string[]): Headers {
+/** Raw `[name, value, ...]` pairs to a header object (lower-case names, repeated values joined), leaving out `skip`. */
+export function toHeaders(raw: readonly string[], skip?: ReadonlySet<string>): Headers {
   const h: Headers = {};
   for (let i = 0; i < raw.length; i += 2) {
     const k = raw[i]!.toLowerCase();
+    if (skip?.has(k)) continue;
     const v = raw[i + 1]!;
     const cur = h[k];
     if (cur === undefined) h[k] = v;

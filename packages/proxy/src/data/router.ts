@@ -15,15 +15,35 @@ export interface RequestView {
  * carries a port, without it; an exact match on either beats any wildcard.
  */
 export function selectVirtualHost(table: RouteTable, authority: string): VirtualHostModel | undefined {
+  // Precomputed per (immutable) table: an exact domain is one map lookup, the common case.
+  const exact = exactDomains(table);
+  const quick = exact.get(authority);
+  if (quick) return quick;
   const host = authority.toLowerCase();
   const colon = host.lastIndexOf(':');
   const bare = colon > 0 && !host.endsWith(']') ? host.slice(0, colon) : undefined;
+  const exactFull = exact.get(host);
+  if (exactFull) return exactFull;
+  const exactBare = bare === undefined ? undefined : exact.get(bare);
+  if (exactBare) return exactBare;
   const full = findHost(table, host);
   if (full.exact) return full.vh;
   const noPort = bare === undefined ? undefined : findHost(table, bare);
   if (noPort?.exact) return noPort.vh;
   if (!noPort?.vh) return full.vh;
   return full.score >= noPort.score ? full.vh : noPort.vh;
+}
+
+const exactByTable = new WeakMap<RouteTable, Map<string, VirtualHostModel>>();
+
+/** Exact (wildcard-free) domains of a table → their virtual host; the first one listing a domain wins, as in `findHost`. */
+function exactDomains(table: RouteTable): Map<string, VirtualHostModel> {
+  let m = exactByTable.get(table);
+  if (m) return m;
+  m = new Map();
+  for (const vh of table.virtualHosts) for (const d of vh.domains) if (!d.includes('*') && !m.has(d)) m.set(d, vh);
+  exactByTable.set(table, m);
+  return m;
 }
 
 function findHost(table: RouteTable, host: string): { vh?: VirtualHostModel; exact: boolean; score: number } {
@@ -49,16 +69,17 @@ function findHost(table: RouteTable, host: string): { vh?: VirtualHostModel; exa
 export function matchRoute(vh: VirtualHostModel, req: RequestView): RouteModel | undefined {
   const q = req.path.indexOf('?');
   const pathOnly = q < 0 ? req.path : req.path.slice(0, q);
+  let lower: string | undefined;
   let query: URLSearchParams | undefined;
-  for (const r of vh.routes) {
+  next: for (const r of vh.routes) {
     const m = r.match;
-    const p = m.caseSensitive ? pathOnly : pathOnly.toLowerCase();
+    const p = m.caseSensitive ? pathOnly : (lower ??= pathOnly.toLowerCase());
     if (m.path.kind === 'prefix' ? !p.startsWith(m.path.value) : m.path.kind === 'exact' ? p !== m.path.value : !m.path.regex.test(p)) continue;
     if (m.grpc && !String(req.headers['content-type'] ?? '').startsWith('application/grpc')) continue;
-    if (!m.headers.every((h) => headerMatches(h, req))) continue;
+    for (const h of m.headers) if (!headerMatches(h, req)) continue next;
     if (m.query.length) {
       query ??= new URLSearchParams(q < 0 ? '' : req.path.slice(q + 1));
-      if (!m.query.every((qm) => queryMatches(qm, query!))) continue;
+      for (const qm of m.query) if (!queryMatches(qm, query)) continue next;
     }
     return r;
   }
