@@ -7,14 +7,32 @@ import type { HttpContext } from './http-proxy.js';
 import type { ProxyStats } from '../stats.js';
 import type { Host } from './load-balancer.js';
 
-function connectTo(h: Host, timeoutMs: number): Promise<net.Socket> {
+/** One read buffer for every upstream TCP/upgrade connection; each read is copied out at once. */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * Connects to `h`; everything the host sends goes straight to `to` (from the start: a server may
+ * speak first). Reads skip the Readable machinery (`onread`): each one is copied out of the
+ * shared buffer and written, and a full `to` stops reading until it drains.
+ */
+function connectTo(h: Host, timeoutMs: number, to: Duplex): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const a = h.address;
-    const s = a.kind === 'tcp' ? net.connect({ host: a.host, port: a.port }) : net.connect(a.path);
+    const onread = {
+      buffer: READ_BUFFER,
+      callback: (n: number, buf: Buffer): boolean => {
+        if (to.destroyed) return true;
+        const chunk = Buffer.allocUnsafe(n);
+        buf.copy(chunk, 0, 0, n);
+        if (to.write(chunk)) return true;
+        to.once('drain', () => s.resume());
+        return false;
+      },
+    };
+    const s = a.kind === 'tcp' ? net.connect({ host: a.host, port: a.port, noDelay: true, onread }) : net.connect({ path: a.path, onread });
     const t = setTimeout(() => s.destroy(new Error('connect timeout')), timeoutMs);
     s.once('connect', () => {
       clearTimeout(t);
-      s.setNoDelay(true);
       resolve(s);
     });
     s.once('error', (e) => {
@@ -24,18 +42,27 @@ function connectTo(h: Host, timeoutMs: number): Promise<net.Socket> {
   });
 }
 
-/** Splices two sockets; either side closing or failing closes both. */
-function splice(a: Duplex, b: Duplex, idleMs = 0): void {
-  a.pipe(b);
-  b.pipe(a);
+/**
+ * Splices a downstream socket to an upstream one made by `connectTo` (which already forwards
+ * upstream → downstream); either side closing or failing closes both, an end is passed on.
+ */
+function splice(down: Duplex, up: net.Socket, idleMs = 0): void {
+  down.on('data', (c: Buffer) => {
+    if (!up.write(c)) {
+      down.pause();
+      up.once('drain', () => down.resume());
+    }
+  });
+  down.once('end', () => up.end());
+  up.once('end', () => down.end());
   const close = () => {
-    a.destroy();
-    b.destroy();
+    down.destroy();
+    up.destroy();
   };
-  a.once('error', close).once('close', close);
-  b.once('error', close).once('close', close);
-  if (idleMs > 0 && a instanceof net.Socket) {
-    a.setTimeout(idleMs, close);
+  down.once('error', close).once('close', close);
+  up.once('error', close).once('close', close);
+  if (idleMs > 0 && down instanceof net.Socket) {
+    down.setTimeout(idleMs, close);
   }
 }
 
@@ -66,7 +93,7 @@ export async function handleTcp(
     if (!host) break;
     prev = host;
     try {
-      const up = await connectTo(host, c.model.connectTimeoutMs);
+      const up = await connectTo(host, c.model.connectTimeoutMs, down);
       if (down.destroyed) {
         up.destroy();
         return;
@@ -121,7 +148,7 @@ export async function handleUpgrade(ctx: HttpContext, listener: string, req: Upg
   if (!host) return refuse(503, 'no-healthy-upstream');
   let up: net.Socket;
   try {
-    up = await connectTo(host, c.model.connectTimeoutMs);
+    up = await connectTo(host, c.model.connectTimeoutMs, socket);
   } catch {
     c.report(host, 'local-failure');
     return refuse(503, 'upstream-connect-failure');
