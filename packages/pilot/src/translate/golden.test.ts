@@ -3,19 +3,24 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from '@jest/globals';
 import { service as serviceSchema, serviceEndpoints as endpointsSchema, type RoutePolicy } from '@octo-mesh/api';
-import { TYPE_URL } from '@octo-mesh/proto';
+import { Cluster, Listener, TYPE_URL } from '@octo-mesh/proto';
 import { parse, stringify } from 'yaml';
 import { keyOf, nameOf, parseDependency, serviceKey, type Locality, type ServiceData } from '../model.js';
 import { TYPE } from './common.js';
 import { composeNode } from './node.js';
 import { readable } from './readable.js';
 import { translateEndpoints, translateService, type ServiceTranslation } from './service.js';
+import { tcpProxyCluster } from './tcp.js';
+import { makeResource } from '../xds/resource.js';
+import { Snapshot } from '../xds/snapshot.js';
 
 const testdata = join(dirname(fileURLToPath(import.meta.url)), '../../testdata');
 const update = process.env['UPDATE_GOLDEN'] === '1';
 
 interface Input {
   node: { namespace?: string; dependencies: string[]; locality?: Locality; appPort?: number };
+  /** A second state of the same node with other dependencies (e.g. one removed). */
+  after?: { dependencies: string[] };
   resources: { kind: string; metadata: { name: string; namespace?: string } }[];
 }
 
@@ -40,8 +45,14 @@ function run(input: Input): unknown {
   const translations = new Map<string, ServiceTranslation>();
   for (const [k, d] of data) translations.set(k, translateService(d));
   const ns = input.node.namespace ?? 'default';
-  const deps = input.node.dependencies.map((d) => parseDependency(d, ns) ?? `invalid:${d}`);
-  const cfg = composeNode(deps, translations, (k) => translateEndpoints(data.get(k)!, translations.get(k)!, input.node.locality), input.node.appPort ? { appPort: input.node.appPort } : {}, ns);
+  const compose = (dependencies: string[]) => {
+    const deps = dependencies.map((d) => parseDependency(d, ns) ?? `invalid:${d}`);
+    const cfg = composeNode(deps, translations, (k) => translateEndpoints(data.get(k)!, translations.get(k)!, input.node.locality), input.node.appPort ? { appPort: input.node.appPort } : {}, ns);
+    assertConsistent(cfg.listeners, cfg.clusters);
+    return cfg;
+  };
+  const cfg = compose(input.node.dependencies);
+  const after = input.after && compose(input.after.dependencies);
   return {
     verdicts: [...translations.values()].flatMap((t) => t.verdicts),
     listeners: cfg.listeners.map((m) => readable(TYPE_URL.listener, m)),
@@ -49,7 +60,30 @@ function run(input: Input): unknown {
     clusters: cfg.clusters.map((m) => readable(TYPE_URL.cluster, m)),
     endpoints: cfg.endpoints.map((m) => readable(TYPE_URL.endpoint, m)),
     governance: cfg.governance.map((m) => readable(TYPE.serviceGovernance, m)),
+    tcpConflicts: cfg.tcpConflicts,
+    ...(after
+      ? {
+          after: {
+            listeners: after.listeners.map((m) => readable(TYPE_URL.listener, m)),
+            clusters: after.clusters.map((c) => c.name),
+            tcpConflicts: after.tcpConflicts,
+          },
+        }
+      : {}),
   };
+}
+
+/** What Pilot checks before publishing: every cluster a listener's tcp_proxy names is served, no two listeners share a name or an address. */
+function assertConsistent(listeners: Listener[], clusters: Cluster[]): void {
+  Snapshot.of({
+    [TYPE_URL.listener]: listeners.map((l) => {
+      const c = tcpProxyCluster(l);
+      return makeResource(TYPE_URL.listener, l.name, Listener, l, 'listeners', c ? { references: [{ typeUrl: TYPE_URL.cluster, name: c }] } : {});
+    }),
+    [TYPE_URL.cluster]: clusters.map((c) => makeResource(TYPE_URL.cluster, c.name, Cluster, c, 'clusters')),
+  }).assertConsistent();
+  const addresses = listeners.flatMap((l) => (l.address?.socketAddress ? [`${l.address.socketAddress.address}:${l.address.socketAddress.portValue}`] : []));
+  expect(new Set(addresses).size).toBe(addresses.length);
 }
 
 describe('translation golden files', () => {
@@ -66,6 +100,10 @@ describe('translation golden files', () => {
     ['09', null], // gRPC and TCP ports, ring hash on the source IP
     ['10', null], // a node whose application listens on 127.0.0.1:8080 gets the inbound listener
     ['11', null], // same service name in two namespaces: bare names only for the caller's own
+    ['12', null], // a TCP port: its own listener on 127.0.0.1:<port>, tcp_proxy to the service's cluster
+    ['13', null], // HTTP and TCP ports of one service, with a policy: virtual host for one, listener for the other
+    ['14', null], // two dependencies with one TCP port, a TCP port on app_port and on a sidecar port; then the winner removed
+    ['15', null], // a TCP dependency removed: its listener and cluster go
   ])('%s', (name, expectedError) => {
     const input = parse(readFileSync(join(testdata, `${name}.input.yaml`), 'utf8')) as Input;
     if (expectedError) {

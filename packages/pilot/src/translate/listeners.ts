@@ -5,8 +5,8 @@
  * with no configuration of their own, so they act only where a route's typed_per_filter_config
  * turns them on.
  *
- * TCP service ports get clusters but no listener: without a destination address or SNI there is
- * nothing on a shared outbound port to route raw TCP by.
+ * TCP service ports cannot share it (no Host or SNI to route raw TCP by): each gets a listener of
+ * its own, bound on the sidecar's loopback — see tcp.ts.
  */
 import { Cluster, Cluster_DiscoveryType, HttpConnectionManager, Listener, LocalRateLimit, Router, HTTPFault, packAny, TYPE_URL } from '@octo-mesh/proto';
 import { ApiVersion } from '@octo-mesh/proto/gen/envoy/config/core/v3/config_source.js';

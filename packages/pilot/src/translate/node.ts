@@ -10,6 +10,7 @@ import { virtualHostsFor } from './routes.js';
 import { OUTBOUND } from './common.js';
 import { generateInboundClusters, generateListeners, type ListenerOptions } from './listeners.js';
 import type { ServiceTranslation } from './service.js';
+import { selectTcpListeners, type TcpConflict } from './tcp.js';
 
 export interface NodeConfig {
   listeners: Listener[];
@@ -17,6 +18,8 @@ export interface NodeConfig {
   clusters: Cluster[];
   endpoints: ClusterLoadAssignment[];
   governance: ServiceGovernance[];
+  /** TCP ports of dependencies that got no listener, and why (see tcp.ts). */
+  tcpConflicts: TcpConflict[];
 }
 
 /**
@@ -34,12 +37,14 @@ export function composeNode(
     const t = services.get(k);
     return t ? [t] : [];
   });
+  const tcp = selectTcpListeners(present, { ...(listener.appPort ? { appPort: listener.appPort } : {}), ...(listener.port ? { outboundPort: listener.port } : {}) });
   return {
-    listeners: generateListeners(listener),
+    listeners: [...generateListeners(listener), ...tcp.listeners],
     routes: [routeConfiguration(present.map((t) => ({ virtualHosts: virtualHostsFor(t.virtualHosts, splitServiceKey(t.key).namespace, callerNamespace) })))],
     clusters: [...present.flatMap((t) => t.clusters), ...generateInboundClusters(listener.appPort)],
     endpoints: present.flatMap((t) => [...endpoints(t.key)]),
     governance: present.map((t) => t.governance),
+    tcpConflicts: tcp.conflicts,
   };
 }
 

@@ -4,7 +4,7 @@
  * service data (which no policy can fix) makes the whole service fail.
  */
 import type { RoutePolicy } from '@octo-mesh/api';
-import type { Cluster, ClusterLoadAssignment, VirtualHost } from '@octo-mesh/proto';
+import type { Cluster, ClusterLoadAssignment, Listener, VirtualHost } from '@octo-mesh/proto';
 import type { ServiceGovernance } from '@octo-mesh/proto/gen/octo/mesh/v1/xds.js';
 import { keyOf, policyKey, type Locality, type ServiceData, type ServiceKey } from '../model.js';
 import { generate, TranslationError } from './common.js';
@@ -12,6 +12,7 @@ import { generateClusters, validateService } from './clusters.js';
 import { generateLoadAssignments } from './endpoints.js';
 import { generateGovernance } from './governance.js';
 import { generateVirtualHosts } from './routes.js';
+import { generateTcpListeners } from './tcp.js';
 import { generationOf, selectPolicy, type PolicyVerdict } from './policy.js';
 
 /** The xDS pieces of one service that do not depend on who asks. */
@@ -19,6 +20,11 @@ export interface ServiceTranslation {
   key: ServiceKey;
   clusters: Cluster[];
   virtualHosts: VirtualHost[];
+  /**
+   * One listener per TCP port (127.0.0.1:<port>, tcp_proxy to the whole service's cluster):
+   * candidates — a node gets those whose address no other dependency of it claims first.
+   */
+  tcpListeners: Listener[];
   governance: ServiceGovernance;
   /** The RoutePolicy in force (validated, defaulted), if any; the endpoint generator needs it. */
   policy?: RoutePolicy;
@@ -31,6 +37,7 @@ export interface ServiceTranslation {
 function withPolicy(data: ServiceData, policy: RoutePolicy | undefined): Omit<ServiceTranslation, 'key' | 'verdicts'> {
   const clusters = generate('clusters', () => generateClusters(data.service, policy));
   const virtualHosts = generate('routes', () => generateVirtualHosts(data.service, policy));
+  const tcpListeners = generate('listeners', () => generateTcpListeners(data.service));
   // Endpoints are generated per caller later; run once here so a policy the endpoint generator
   // cannot use is rejected now, not at push time.
   generate('endpoints', () => generateLoadAssignments(data.service, [], policy));
@@ -38,6 +45,7 @@ function withPolicy(data: ServiceData, policy: RoutePolicy | undefined): Omit<Se
   return {
     clusters,
     virtualHosts,
+    tcpListeners,
     governance,
     ...(policy ? { policy, provenance: { policy: policyKey(policy), generation: generationOf(policy) } } : {}),
   };
