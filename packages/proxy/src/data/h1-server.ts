@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http';
 import type net from 'node:net';
-import { HTTPParser, LeanBody, METHODS, toHeaders, type Parser } from './lean-http.js';
+import { DOWNSTREAM_READ_BUFFER, HTTPParser, LeanBody, METHODS, readDirect, toHeaders, type Parser } from './lean-http.js';
 import type { DownstreamRequest, DownstreamResponse } from './http-proxy.js';
 
 /**
@@ -172,6 +172,10 @@ export class LeanConnection {
   private readonly queue: { req: LeanRequest; res: LeanResponse }[] = [];
   private closing = false;
   private upgrading: LeanRequest | undefined;
+  /** Reads come through `readDirect` (into a shared buffer) rather than `data` events. */
+  private readonly direct: boolean;
+  /** Handed over to the upgrade path: reads are no longer ours. */
+  private detached = false;
 
   constructor(
     private readonly socket: net.Socket,
@@ -209,7 +213,14 @@ export class LeanConnection {
     socket.setTimeout(idleTimeoutMs, () => {
       if (this.queue.length === 0) socket.destroy();
     });
+    // Bytes already read (the protocol sniff) arrive as `data`; later reads go straight to the
+    // parser when the socket can read directly into the shared buffer.
     socket.on('data', this.onData);
+    this.direct = readDirect(socket, DOWNSTREAM_READ_BUFFER, (n, buf) => {
+      if (this.detached) socket.emit('data', Buffer.from(buf.subarray(0, n)));
+      else this.onData(buf.subarray(0, n));
+      return true;
+    });
     socket.on('error', () => undefined);
     socket.on('close', () => {
       for (const { req, res } of this.queue) {
@@ -239,7 +250,11 @@ export class LeanConnection {
       this.upgrading = undefined;
       this.socket.removeListener('data', this.onData);
       this.socket.setTimeout(0);
-      this.hooks.onUpgrade(req, this.socket, d.subarray(r));
+      this.detached = true;
+      // Direct reads land in a shared buffer: stop reading until the upgrade path takes over
+      // (it resumes), and keep a copy of the bytes after the head.
+      if (this.direct) this.socket.pause();
+      this.hooks.onUpgrade(req, this.socket, this.direct ? Buffer.from(d.subarray(r)) : d.subarray(r));
     }
   };
 

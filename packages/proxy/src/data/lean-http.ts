@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
+import net from 'node:net';
 import type { BodySource, Headers } from './upstream.js';
 
 /**
@@ -164,3 +165,46 @@ export class LeanBody extends EventEmitter implements BodySource {
     return this;
   }
 }
+
+/**
+ * Reads of an accepted socket straight into a caller's buffer, past the Readable machinery —
+ * what `net.connect({onread})` does for sockets we open, which `net.Server` does not offer for
+ * the ones it accepts. It sets the same two (internal) socket fields the `onread` option sets;
+ * they are found by their descriptions on a probe socket, and when that fails `readDirect`
+ * returns false and the caller keeps using `data` events. Calling it again on a socket already
+ * reading directly only replaces the callback. The buffer is reused by the next read: the
+ * callback must be done with it when it returns. Returning false stops reading until `resume()`.
+ */
+const directKeys = ((): { buffer: symbol; callback: symbol } | undefined => {
+  try {
+    const buffer = Buffer.alloc(1);
+    const callback = (): boolean => true;
+    const probe = new net.Socket({ onread: { buffer, callback } });
+    const syms = Object.getOwnPropertySymbols(probe) as (symbol & keyof net.Socket)[];
+    const kb = syms.find((k) => k.description === 'kBuffer' && (probe[k] as unknown) === buffer);
+    const kc = syms.find((k) => k.description === 'kBufferCb' && (probe[k] as unknown) === callback);
+    const kg = syms.find((k) => k.description === 'kBufferGen' && probe[k] === null);
+    probe.destroy();
+    return kb && kc && kg ? { buffer: kb, callback: kc } : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
+export function readDirect(socket: net.Socket, buffer: Buffer, callback: (n: number, buf: Buffer) => boolean): boolean {
+  if (!directKeys) return false;
+  const s = socket as unknown as Record<symbol, unknown> & { _handle?: { useUserBuffer?: (b: Buffer) => void } | null };
+  if (s[directKeys.buffer]) {
+    s[directKeys.callback] = callback;
+    return true;
+  }
+  const handle = s._handle;
+  if (!handle || typeof handle.useUserBuffer !== 'function' || socket.destroyed) return false;
+  s[directKeys.buffer] = buffer;
+  s[directKeys.callback] = callback;
+  handle.useUserBuffer(buffer);
+  return true;
+}
+
+/** One read buffer for every downstream connection reading directly; reads are handled synchronously. */
+export const DOWNSTREAM_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);

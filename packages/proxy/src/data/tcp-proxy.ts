@@ -6,6 +6,7 @@ import { matchRoute, pickWeighted, selectVirtualHost } from './router.js';
 import type { HttpContext } from './http-proxy.js';
 import type { ProxyStats } from '../stats.js';
 import type { Host } from './load-balancer.js';
+import { DOWNSTREAM_READ_BUFFER, readDirect } from './lean-http.js';
 
 /** One read buffer for every upstream TCP/upgrade connection; each read is copied out at once. */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
@@ -47,12 +48,22 @@ function connectTo(h: Host, timeoutMs: number, to: Duplex): Promise<net.Socket> 
  * upstream → downstream); either side closing or failing closes both, an end is passed on.
  */
 function splice(down: Duplex, up: net.Socket, idleMs = 0): void {
+  // Bytes read before the splice (or every read, when direct reading is unavailable) come as `data`.
   down.on('data', (c: Buffer) => {
     if (!up.write(c)) {
       down.pause();
       up.once('drain', () => down.resume());
     }
   });
+  if (down instanceof net.Socket)
+    readDirect(down, DOWNSTREAM_READ_BUFFER, (n, buf) => {
+      const chunk = Buffer.allocUnsafe(n);
+      buf.copy(chunk, 0, 0, n);
+      if (up.write(chunk)) return true;
+      up.once('drain', () => down.resume());
+      return false;
+    });
+  down.resume();
   down.once('end', () => up.end());
   up.once('end', () => down.end());
   const close = () => {
@@ -102,7 +113,6 @@ export async function handleTcp(
       host.active++;
       up.once('close', () => host.active--);
       splice(down, up, f.idleTimeoutMs);
-      down.resume();
       return;
     } catch {
       c.report(host, 'local-failure');
@@ -126,6 +136,7 @@ export interface UpgradeRequest {
 export async function handleUpgrade(ctx: HttpContext, listener: string, req: UpgradeRequest, socket: Duplex, head: Buffer): Promise<void> {
   const refuse = (status: number, reason: string) => {
     socket.end(`HTTP/1.1 ${status} ${reason}\r\nx-octo-reason: ${reason}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+    socket.resume(); // see the client's end (the lean server pauses an upgraded socket)
   };
   socket.on('error', () => undefined);
   const snap = ctx.snapshot();
