@@ -5,6 +5,7 @@ import type { Host } from './load-balancer.js';
 import type { HostResult } from './outlier.js';
 import { isRetriable, retryDelayMs, type AttemptOutcome } from './retry.js';
 import { AttemptError, startAttempt, type Attempt, type UpstreamResponse } from './upstream.js';
+import { deadline, type Deadline } from './timer-list.js';
 
 /**
  * The upstream side of one HTTP request: attempts with per-try and route timeouts, retries with
@@ -61,7 +62,7 @@ export class BodyTap {
   }
 }
 
-export type Chosen = { res: UpstreamResponse; timer: NodeJS.Timeout | undefined } | { local: { status: number; reason: string } } | undefined;
+export type Chosen = { res: UpstreamResponse; timer: Deadline | undefined } | { local: { status: number; reason: string } } | undefined;
 
 export async function runAttempts(
   ctx: HttpContext,
@@ -79,14 +80,14 @@ export async function runAttempts(
   const maxAttempts = 1 + (retry?.numRetries ?? 0);
   let routeTimedOut = false;
   let current: Attempt | undefined;
-  let routeTimer: NodeJS.Timeout | undefined;
+  let routeTimer: Deadline | undefined;
   let wake: (() => void) | undefined;
   if (action.timeoutMs > 0) {
-    routeTimer = setTimeout(() => {
+    routeTimer = deadline(action.timeoutMs, () => {
       routeTimedOut = true;
       current?.abort();
       wake?.();
-    }, action.timeoutMs);
+    });
   }
   let downstreamGone = false;
   req.once('aborted', () => {
@@ -136,13 +137,13 @@ export async function runAttempts(
       const a = startAttempt(cluster, host, upstreamReq);
       current = a;
       tap.attach(a);
-      let perTry: NodeJS.Timeout | undefined;
+      let perTry: Deadline | undefined;
       let perTryFired = false;
       if (retry && retry.perTryTimeoutMs > 0)
-        perTry = setTimeout(() => {
+        perTry = deadline(retry.perTryTimeoutMs, () => {
           perTryFired = true;
           a.abort();
-        }, retry.perTryTimeoutMs);
+        });
       let outcome: AttemptOutcome;
       let res: UpstreamResponse | undefined;
       try {
@@ -152,7 +153,7 @@ export async function runAttempts(
       } catch (err) {
         outcome = perTryFired || routeTimedOut ? { kind: 'timeout' } : { kind: err instanceof AttemptError ? err.kind : 'reset' };
       } finally {
-        clearTimeout(perTry);
+        perTry?.cancel();
       }
       let counted = true;
       const onDone = () => {
@@ -194,7 +195,7 @@ export async function runAttempts(
   }
   if (pending && !routeTimedOut) return chosen(pending);
   pending?.body.destroy();
-  clearTimeout(routeTimer);
+  routeTimer?.cancel();
   if (routeTimedOut) return { local: { status: 504, reason: 'upstream-timeout' } };
   return { local: last };
 }

@@ -9,6 +9,7 @@ import type { RateLimiter } from './rate-limit.js';
 import { matchRoute, pickWeighted, selectVirtualHost, type RequestView } from './router.js';
 import { forwardable, type Headers, type UpstreamResponse } from './upstream.js';
 import { BodyTap, runAttempts } from './attempts.js';
+import type { Deadline } from './timer-list.js';
 
 /** The header naming why the proxy answered a request itself (see the README for values). */
 export const REASON_HEADER = 'x-octo-reason';
@@ -299,7 +300,7 @@ function forwardResponse(
   route: RouteModel,
   st: RequestState,
   finish: (status: number) => void,
-  timer: NodeJS.Timeout | undefined,
+  timer: Deadline | undefined,
 ): void {
   // The upstream headers are ours (parsed for this response): mutate them in place.
   const headers = up.headers;
@@ -340,7 +341,7 @@ function forwardResponse(
   up.body.once('close', () => {
     // The route timeout covers the whole response: when it fires the attempt is aborted, which
     // closes the upstream body and so resets the downstream stream here.
-    clearTimeout(timer);
+    timer?.cancel();
     if (!st.done) {
       st.reason ??= 'upstream-reset';
       res.destroy();
