@@ -12,9 +12,22 @@ export const metaServerConfig = z
     vnodes: z.coerce.number().int().min(1).max(100_000).default(2048),
     instanceTtlMs: z.coerce.number().int().min(100).max(600_000).default(3000),
     dispatcherAddress: z.string().min(1).optional().describe('host:port of the dispatcher that registry instances are published to.'),
+    kubernetes: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true')
+      .describe('Keep pilot membership in coordination.k8s.io Leases (any replica answers) instead of in memory.'),
+    kubeconfig: z.string().min(1).optional().describe('Kubeconfig file; default: in-cluster, then $KUBECONFIG, then ~/.kube/config.'),
+    namespace: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a Kubernetes namespace name (DNS label)')
+      .optional()
+      .describe('Namespace of the pilot Leases; default: the pod namespace in-cluster, else the kubeconfig context namespace, else "default".'),
+    joinRampMs: z.coerce.number().int().min(0).max(3_600_000).default(60_000).describe('Kubernetes mode: a joining pilot takes over its share of workloads linearly over this long.'),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
   })
   .strict()
-  .refine((c) => c.heartbeatIntervalMs * 2 <= c.pilotTtlMs, { path: ['heartbeatIntervalMs'], message: 'must be at most half of pilotTtlMs, or a single late heartbeat kills a pilot' });
+  .refine((c) => c.heartbeatIntervalMs * 2 <= c.pilotTtlMs, { path: ['heartbeatIntervalMs'], message: 'must be at most half of pilotTtlMs, or a single late heartbeat kills a pilot' })
+  .refine((c) => c.kubernetes || (c.kubeconfig === undefined && c.namespace === undefined), { path: ['kubernetes'], message: 'must be true when kubeconfig or namespace is set' });
 
 export type MetaServerConfig = z.infer<typeof metaServerConfig>;

@@ -36,6 +36,10 @@ describe('octo-meta-server executable', () => {
     [['--max-moves-per-second', '0'], 'maxMovesPerSecond'],
     [['--heartbeat-interval-ms', '5000'], 'heartbeatIntervalMs'],
     [['--bogus', '1'], 'bogus'],
+    [['--namespace', 'mesh'], 'kubernetes: must be true when kubeconfig or namespace is set'],
+    [['--kubernetes', '--namespace', 'Mesh_System'], 'namespace: must be a Kubernetes namespace name'],
+    [['--kubernetes', '--join-ramp-ms', '-1'], 'joinRampMs'],
+    [['--kubernetes', '--kubeconfig', '/nonexistent/kubeconfig'], 'kubeconfig: ENOENT'],
   ])('refuses %j naming the field', async (args, field) => {
     const p = run(args);
     expect(await p.exited).toBe(2);

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
+import { KubeConfig } from '@kubernetes/client-node';
 import { startGrpcServer } from '@octo-mesh/dispatcher';
 import { ConfigError, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig, startAdminServer } from '@octo-mesh/runtime';
 import { metaServerConfig } from './config.js';
+import { LeasePilots } from './lease-membership.js';
 import { MetaServer, MetaServerService, ServiceRegistryService } from './server.js';
 
 async function main(): Promise<void> {
@@ -18,7 +20,23 @@ async function main(): Promise<void> {
   const logger = createLogger('meta-server', config.logLevel);
   const registry = createMetricsRegistry('meta-server');
   const shutdown = new GracefulShutdown({ logger }).install();
-  const meta = new MetaServer({ logger, registry, ...config });
+  let leases: LeasePilots | undefined;
+  let namespace: string | undefined;
+  if (config.kubernetes) {
+    const kc = new KubeConfig();
+    try {
+      if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
+      else kc.loadFromDefault();
+    } catch (err) {
+      process.stderr.write(`octo-meta-server: invalid configuration\n  kubeconfig: ${(err as Error).message}\n`);
+      process.exit(2);
+    }
+    namespace = config.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
+    leases = new LeasePilots({ kubeConfig: kc, namespace, ttlMs: config.pilotTtlMs, rampMs: config.joinRampMs, vnodes: config.vnodes, logger });
+    await leases.start();
+    shutdown.add('pilot leases', () => leases!.stop());
+  }
+  const meta = new MetaServer({ logger, registry, ...config, ...(leases ? { leases } : {}) });
   meta.start();
   shutdown.add('meta server', () => meta.stop());
   const grpc = await startGrpcServer(config.host, config.grpcPort, (s) => {
@@ -30,11 +48,11 @@ async function main(): Promise<void> {
     host: config.host,
     port: config.adminPort,
     registry,
-    readiness: { pilots: () => meta.pilots.list().length > 0 || 'no pilot registered' },
+    readiness: { pilots: () => meta.hasPilots() || 'no pilot registered' },
     routes: meta.debugRoutes(),
   });
   shutdown.add('admin server', () => admin.close());
-  logger.info('listening', { grpcPort: grpc.port, adminPort: admin.port, host: config.host, dispatcher: config.dispatcherAddress });
+  logger.info('listening', { grpcPort: grpc.port, adminPort: admin.port, host: config.host, dispatcher: config.dispatcherAddress, ...(namespace ? { leases: namespace } : {}) });
 }
 
 main().catch((err: unknown) => {

@@ -2,7 +2,9 @@ import { status, type sendUnaryData, type ServiceError } from '@grpc/grpc-js';
 import { DispatcherConnection } from '@octo-mesh/dispatcher';
 import { MetaServerService, ServiceRegistryService, type MetaServerServer, type ServiceRegistryServer } from '@octo-mesh/proto';
 import { Counter, Gauge, NotFoundError, UnavailableError, ValidationError, grpcStatusOf, isNotFound, sleep, type Logger, type Registry } from '@octo-mesh/runtime';
-import { PilotDirectory, type Move } from './pilots.js';
+import type { LeasePilots } from './lease-membership.js';
+import { isSuspect } from './lease-assign.js';
+import { PilotDirectory, workloadKey, type Move } from './pilots.js';
 import { InstanceRegistry, type ServiceKey } from './registry.js';
 
 export interface MetaServerOptions {
@@ -16,6 +18,11 @@ export interface MetaServerOptions {
   instanceTtlMs: number;
   /** Where registry instances are published; none: the registry is kept but not published. */
   dispatcherAddress?: string;
+  /**
+   * Kubernetes mode: pilot membership lives in Leases (started by the caller), so any replica
+   * answers; `pilots` (the in-memory directory) is then unused.
+   */
+  leases?: LeasePilots;
   now?: () => number;
 }
 
@@ -71,6 +78,7 @@ export class MetaServer {
     this.moves = new Counter({ name: 'octo_meta_workload_moves_total', help: 'Workloads assigned to a (new) pilot, by reason.', labelNames: ['reason'], registers: r });
     this.locates = new Counter({ name: 'octo_meta_locate_total', help: 'Locate calls, by result.', labelNames: ['result'], registers: r });
     const pilots = this.pilots;
+    const leases = opts.leases;
     const instances = this.instances;
     const now = this.now;
     new Gauge({
@@ -79,7 +87,7 @@ export class MetaServer {
       labelNames: ['state'],
       registers: r,
       collect() {
-        const all = pilots.list();
+        const all = leases ? leases.assignment().live.map((p) => ({ suspect: isSuspect(p) })) : pilots.list();
         this.set({ state: 'live' }, all.filter((p) => !p.suspect).length);
         this.set({ state: 'suspect' }, all.filter((p) => p.suspect).length);
       },
@@ -91,10 +99,18 @@ export class MetaServer {
       registers: r,
       collect() {
         this.reset();
-        for (const p of pilots.list()) this.set({ pilot: p.id }, p.sidecars.length);
+        if (leases) for (const p of leases.assignment().live) this.set({ pilot: p.id }, Object.values(p.workloads).reduce((a, b) => a + b, 0));
+        else for (const p of pilots.list()) this.set({ pilot: p.id }, p.sidecars.length);
       },
     });
-    new Gauge({ name: 'octo_meta_pending_moves', help: 'Workloads not yet on their ring owner (rebalancing).', registers: r, collect() { this.set(pilots.pendingMoves()); } });
+    new Gauge({
+      name: 'octo_meta_pending_moves',
+      help: 'Workloads not yet on their ring owner (rebalancing).',
+      registers: r,
+      collect() {
+        this.set(leases ? leases.assignment().pendingMoves() : pilots.pendingMoves());
+      },
+    });
     new Gauge({ name: 'octo_meta_registry_instances', help: 'Registered instances of workloads outside Kubernetes.', registers: r, collect() { this.set(instances.list(now()).length); } });
   }
 
@@ -120,6 +136,16 @@ export class MetaServer {
 
   private tick(): void {
     const now = this.now();
+    if (this.opts.leases) {
+      const seen = this.opts.leases.observe();
+      for (const id of seen.joined) this.opts.logger.info('pilot live', { pilot: id });
+      for (const id of seen.lapsed) this.opts.logger.warn('pilot lease lapsed or released; its sidecars move', { pilot: id });
+      this.record(seen.moves);
+      for (const [id, s] of this.sidecars) if (now - Date.parse(s.locatedAt) > 600_000) this.sidecars.delete(id);
+      for (const s of this.instances.sweep(this.lastSweep, now)) this.markDirty(s);
+      this.lastSweep = now;
+      return;
+    }
     // Forget sidecars no pilot has reported for ten minutes (they went away, or never connected).
     const connected = new Set(this.pilots.list().flatMap((p) => p.sidecars.map((s) => s.nodeId)));
     for (const [id, s] of this.sidecars) if (!connected.has(id) && now - Date.parse(s.locatedAt) > 600_000) this.sidecars.delete(id);
@@ -129,6 +155,7 @@ export class MetaServer {
   }
 
   private rebalanceTick(): void {
+    if (this.opts.leases) return; // assignments are a function of the Leases and the time
     this.record(this.pilots.rebalance(this.opts.maxMovesPerSecond));
   }
 
@@ -187,6 +214,12 @@ export class MetaServer {
 
   /** Sidecars as last located, with the pilot each is connected to per heartbeats. */
   sidecarTable(): SidecarRecord[] {
+    if (this.opts.leases) {
+      const a = this.opts.leases.assignment();
+      return [...this.sidecars.values()]
+        .map((s) => ({ ...s, pilot: a.pilotFor(workloadKey(s.namespace, s.workload))?.id ?? '' }))
+        .sort((x, y) => x.nodeId.localeCompare(y.nodeId));
+    }
     const connected = new Map<string, string>();
     for (const p of this.pilots.list()) for (const s of p.sidecars) connected.set(s.nodeId, p.id);
     const out = new Map<string, SidecarRecord>();
@@ -199,6 +232,27 @@ export class MetaServer {
 
   /** The debug API (served on the admin port): pilots, assignments, sidecars, registry. */
   debugRoutes(): Record<string, () => unknown> {
+    const leases = this.opts.leases;
+    if (leases)
+      return {
+        '/debug/pilots': () => {
+          const a = leases.assignment();
+          return a.live.map((p) => ({
+            ...p,
+            renewTime: new Date(p.renewTime).toISOString(),
+            joinedAt: new Date(p.joinedAt).toISOString(),
+            suspect: isSuspect(p),
+            share: a.share(p.id),
+            sidecars: Object.values(p.workloads).reduce((x, y) => x + y, 0),
+          }));
+        },
+        '/debug/assignments': () => {
+          const a = leases.assignment();
+          return { workloads: Object.fromEntries(a.table().map((r) => [r.workload, r.pilot])), pendingMoves: a.pendingMoves() };
+        },
+        '/debug/sidecars': () => this.sidecarTable(),
+        '/debug/registry': () => this.instances.list(this.now()),
+      };
     return {
       '/debug/pilots': () =>
         this.pilots.list().map((p) => ({ ...p, sidecars: p.sidecars.length, lastHeartbeat: new Date(p.lastHeartbeat).toISOString(), registeredAt: new Date(p.registeredAt).toISOString() })),
@@ -208,7 +262,22 @@ export class MetaServer {
     };
   }
 
+  /** Whether a pilot is live (for readiness). */
+  hasPilots(): boolean {
+    return this.opts.leases ? this.opts.leases.assignment().live.length > 0 : this.pilots.list().length > 0;
+  }
+
+  /** The node-id-only sidecars of a heartbeat get their workload from the Locate call this replica saw. */
+  private heartbeatSidecars(sidecars: readonly { nodeId: string; namespace: string; workload: string }[]) {
+    return sidecars.flatMap((s) => {
+      const known = this.sidecars.get(s.nodeId);
+      const workload = s.workload || known?.workload;
+      return workload ? [{ nodeId: s.nodeId, namespace: s.namespace || known?.namespace || 'default', workload }] : [];
+    });
+  }
+
   metaService(): MetaServerServer {
+    if (this.opts.leases) return this.leaseMetaService(this.opts.leases);
     const lease = (shed: string[] = []) => ({ ttlMs: this.opts.pilotTtlMs, heartbeatIntervalMs: this.opts.heartbeatIntervalMs, shed });
     const wrap =
       <Req, Res>(fn: (req: Req, peer: string) => Res) =>
@@ -229,12 +298,7 @@ export class MetaServer {
       }),
       pilotHeartbeat: wrap((req) => {
         // A pilot may report node ids only; the workload is then the one the sidecar gave Locate.
-        const sidecars = req.sidecars.flatMap((s) => {
-          const known = this.sidecars.get(s.nodeId);
-          const workload = s.workload || known?.workload;
-          return workload ? [{ nodeId: s.nodeId, namespace: s.namespace || known?.namespace || 'default', workload }] : [];
-        });
-        const r = this.pilots.heartbeat(req.pilotId, sidecars, this.now());
+        const r = this.pilots.heartbeat(req.pilotId, this.heartbeatSidecars(req.sidecars), this.now());
         if (!r) throw new NotFoundError(`pilot ${req.pilotId} is not registered`);
         this.record(r.adopted);
         if (r.shed.length) this.opts.logger.info('asking pilot to shed sidecars', { pilot: req.pilotId, sidecars: r.shed });
@@ -256,6 +320,51 @@ export class MetaServer {
         this.locates.inc({ result: 'ok' });
         this.sidecars.set(req.nodeId, { nodeId: req.nodeId, namespace, workload: req.workload, pilot: r.pilot.id, locatedAt: new Date(this.now()).toISOString() });
         return { pilotId: r.pilot.id, xdsAddress: r.pilot.xdsAddress };
+      }),
+    };
+  }
+
+  /** The MetaServer service in Kubernetes mode: every call reads or writes pilot Leases. */
+  private leaseMetaService(leases: LeasePilots): MetaServerServer {
+    const lease = (shed: string[] = []) => ({ ttlMs: this.opts.pilotTtlMs, heartbeatIntervalMs: this.opts.heartbeatIntervalMs, shed });
+    const wrap =
+      <Req, Res>(fn: (req: Req) => Promise<Res>) =>
+      (call: { request: Req }, cb: sendUnaryData<Res>) => {
+        fn(call.request).then(
+          (res) => cb(null, res),
+          (err: unknown) => fail(cb as sendUnaryData<never>, err),
+        );
+      };
+    return {
+      registerPilot: wrap(async (req) => {
+        required({ pilotId: req.pilotId, xdsAddress: req.xdsAddress });
+        const { joined } = await leases.register({ id: req.pilotId, xdsAddress: req.xdsAddress, adminAddress: req.adminAddress, zone: req.zone });
+        if (joined) this.opts.logger.info('pilot registered', { pilot: req.pilotId, xdsAddress: req.xdsAddress, adminAddress: req.adminAddress });
+        return lease();
+      }),
+      pilotHeartbeat: wrap(async (req) => {
+        required({ pilotId: req.pilotId });
+        const r = await leases.heartbeat(req.pilotId, this.heartbeatSidecars(req.sidecars));
+        if (!r) throw new NotFoundError(`pilot ${req.pilotId} is not registered (no live Lease)`);
+        if (r.shed.length) this.opts.logger.info('asking pilot to shed sidecars', { pilot: req.pilotId, sidecars: r.shed });
+        return lease(r.shed);
+      }),
+      deregisterPilot: wrap(async (req) => {
+        required({ pilotId: req.pilotId });
+        if (await leases.deregister(req.pilotId)) this.opts.logger.info('pilot deregistered; its sidecars move', { pilot: req.pilotId });
+        return {};
+      }),
+      locate: wrap(async (req) => {
+        required({ nodeId: req.nodeId, workload: req.workload });
+        const namespace = req.namespace || 'default';
+        const p = await leases.locate(namespace, req.workload, req.unreachablePilotId || undefined);
+        if (!p) {
+          this.locates.inc({ result: 'unavailable' });
+          throw new UnavailableError('no live pilot');
+        }
+        this.locates.inc({ result: 'ok' });
+        this.sidecars.set(req.nodeId, { nodeId: req.nodeId, namespace, workload: req.workload, pilot: p.id, locatedAt: new Date(this.now()).toISOString() });
+        return { pilotId: p.id, xdsAddress: p.xdsAddress };
       }),
     };
   }
