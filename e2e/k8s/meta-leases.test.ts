@@ -1,0 +1,323 @@
+// Lease-backed pilot membership on the real API server: two meta-server replicas — the real
+// octo-meta-server executable (as a user granted only the documented verbs on leases) and one
+// in-process — share pilot Leases in one namespace. Pilots register and heartbeat through either;
+// both answer Locate the same; a crashed pilot is dropped once its Lease lapses and only its
+// sidecars move; a joining pilot takes about 1/N of the workloads gradually over the join ramp.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { ApiException, CoordinationV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { startGrpcServer, type StartedGrpc } from '@octo-mesh/dispatcher';
+import { createLogger, createMetricsRegistry } from '@octo-mesh/runtime';
+import { adminKubeConfig, clusterInfo, createTestNamespace, REPO_ROOT, RESTRICTED_USER, restrictedKubeConfig } from '@octo-mesh/testing';
+import { PilotMembership, locatePilot } from '../../packages/meta-server/src/client.js';
+import { LeasePilots } from '../../packages/meta-server/src/lease-membership.js';
+import { MetaServer, MetaServerService, ServiceRegistryService } from '../../packages/meta-server/src/server.js';
+
+const TTL_MS = 2000;
+const HEARTBEAT_MS = 500;
+const RAMP_MS = 4000;
+const APPS = Array.from({ length: 120 }, (_, i) => `app-${i}`);
+
+const quiet = () => createLogger('test', 'error', new Writable({ write: (_c, _e, cb) => cb() }));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(get: () => T | Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await get();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(v)}`);
+    await sleep(25);
+  }
+}
+
+interface Replica {
+  name: string;
+  address: string;
+  /** Live pilots as this replica sees them, with their share of their ring arc. */
+  pilots(): Promise<{ id: string; share: number }[]>;
+  pendingMoves(): Promise<number>;
+}
+
+let ns = '';
+let child: ChildProcess | undefined;
+let childOut = '';
+let inProcess: { leases: LeasePilots; meta: MetaServer; grpc: StartedGrpc } | undefined;
+const replicas: Replica[] = [];
+
+beforeAll(async () => {
+  execFileSync(join(REPO_ROOT, 'node_modules/.bin/tsc'), ['-b', 'packages/meta-server'], { cwd: REPO_ROOT });
+  ns = await createTestNamespace('meta-leases');
+
+  // Replica A: the executable, as a user RBAC grants exactly the verbs the README lists.
+  const rbac = adminKubeConfig().makeApiClient(RbacAuthorizationV1Api);
+  await rbac.createNamespacedRole({
+    namespace: ns,
+    body: { metadata: { name: 'octo-meta-server' }, rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'watch', 'create', 'update'] }] },
+  });
+  await rbac.createNamespacedRoleBinding({
+    namespace: ns,
+    body: {
+      metadata: { name: 'octo-meta-server' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'octo-meta-server' },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: RESTRICTED_USER }],
+    },
+  });
+  const restricted = restrictedKubeConfig().makeApiClient(CoordinationV1Api);
+  await until(
+    () => restricted.listNamespacedLease({ namespace: ns }).then(() => 200, (e: unknown) => (e instanceof ApiException ? e.code : -1)),
+    (code) => code === 200,
+    'the Role to reach the authorizer',
+  );
+  const flags = ['--pilot-ttl-ms', `${TTL_MS}`, '--heartbeat-interval-ms', `${HEARTBEAT_MS}`, '--join-ramp-ms', `${RAMP_MS}`];
+  child = spawn(
+    process.execPath,
+    [join(REPO_ROOT, 'packages/meta-server/dist/main.js'), '--grpc-port', '0', '--admin-port', '0', '--kubernetes', '--kubeconfig', clusterInfo().restrictedKubeconfig, '--namespace', ns, ...flags],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout!.on('data', (c: Buffer) => (childOut += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (childOut += c.toString()));
+  const listening = await until(
+    () => childOut.split('\n').find((l) => l.includes('"listening"')),
+    (l) => l !== undefined || child!.exitCode !== null,
+    'replica A listening',
+  );
+  if (!listening) throw new Error(`replica A exited: ${childOut}`);
+  const { grpcPort, adminPort, leases: leaseNs } = JSON.parse(listening) as { grpcPort: number; adminPort: number; leases: string };
+  expect(leaseNs).toBe(ns);
+  const admin = (path: string) => fetch(`http://127.0.0.1:${adminPort}${path}`).then((r) => r.json());
+  replicas.push({
+    name: 'A (executable)',
+    address: `127.0.0.1:${grpcPort}`,
+    pilots: () => admin('/debug/pilots') as Promise<{ id: string; share: number }[]>,
+    pendingMoves: () => (admin('/debug/assignments') as Promise<{ pendingMoves: number }>).then((a) => a.pendingMoves),
+  });
+
+  // Replica B: in process, as the admin.
+  const leases = new LeasePilots({ kubeConfig: adminKubeConfig(), namespace: ns, ttlMs: TTL_MS, rampMs: RAMP_MS, logger: quiet() });
+  await leases.start();
+  const meta = new MetaServer({ logger: quiet(), registry: createMetricsRegistry('b'), pilotTtlMs: TTL_MS, heartbeatIntervalMs: HEARTBEAT_MS, maxMovesPerSecond: 5, instanceTtlMs: 1000, leases });
+  meta.start();
+  const grpc = await startGrpcServer('127.0.0.1', 0, (s) => {
+    s.addService(MetaServerService, meta.metaService());
+    s.addService(ServiceRegistryService, meta.registryService());
+  });
+  inProcess = { leases, meta, grpc };
+  replicas.push({
+    name: 'B (in process)',
+    address: `127.0.0.1:${grpc.port}`,
+    pilots: async () => {
+      const a = leases.assignment();
+      return a.live.map((p) => ({ id: p.id, share: a.share(p.id) }));
+    },
+    pendingMoves: async () => leases.assignment().pendingMoves(),
+  });
+}, 60_000);
+
+afterAll(async () => {
+  if (child && child.exitCode === null) {
+    const exited = new Promise((r) => child!.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+  }
+  if (inProcess) {
+    await inProcess.meta.stop();
+    await inProcess.grpc.close();
+    await inProcess.leases.stop();
+  }
+});
+
+const A = () => replicas[0]!;
+const B = () => replicas[1]!;
+
+/** A pilot registered through one replica; its "connected sidecars" follow Locate and shed. */
+interface TestPilot {
+  id: string;
+  m: PilotMembership;
+  connected: Map<string, { nodeId: string; namespace: string; workload: string }>;
+  shed: string[];
+}
+const pilots = new Map<string, TestPilot>();
+
+afterEach(async () => {
+  for (const p of pilots.values()) await p.m.stop();
+  pilots.clear();
+  await until(() => Promise.all(replicas.map((r) => r.pilots())), (all) => all.every((l) => l.length === 0), 'no live pilots');
+});
+
+function startPilot(id: string, via: Replica, opts: { relocateShed?: boolean } = {}): TestPilot {
+  const connected = new Map<string, { nodeId: string; namespace: string; workload: string }>();
+  const shed: string[] = [];
+  const m = new PilotMembership({
+    metaAddress: via.address,
+    pilotId: id,
+    xdsAddress: `10.0.0.${pilots.size + 1}:15010`,
+    zone: 'z1',
+    sidecars: () => [...connected.values()],
+    onShed: (ids) => {
+      shed.push(...ids);
+      for (const n of ids) {
+        const s = connected.get(n);
+        connected.delete(n);
+        // Like a sidecar whose stream was closed: ask again, connect where told.
+        if (s && opts.relocateShed) void locate(via, s.workload).then((r) => pilots.get(r)?.connected.set(n, s));
+      }
+    },
+  });
+  m.start();
+  const p = { id, m, connected, shed };
+  pilots.set(id, p);
+  return p;
+}
+
+const locate = (r: Replica, app: string) => locatePilot({ metaAddress: r.address, nodeId: `${app}-0`, namespace: 'demo', workload: app, timeoutMs: 5000 }).then((x) => x.pilotId);
+const locateAll = async (r: Replica) => new Map(await Promise.all(APPS.map(async (app) => [app, await locate(r, app)] as const)));
+
+/** Both replicas see exactly these pilots live, each past its join ramp. */
+const settled = (ids: string[]) =>
+  until(
+    () => Promise.all(replicas.map((r) => r.pilots())),
+    (all) => all.every((l) => l.map((p) => p.id).sort().join() === [...ids].sort().join() && l.every((p) => p.share === 1)),
+    `pilots ${ids.join(', ')} live and ramped on both replicas`,
+    RAMP_MS + 10_000,
+  );
+
+/** Locates every app once and connects its sidecar to the pilot it was sent to. */
+async function connectAll(r: Replica): Promise<Map<string, string>> {
+  const home = await locateAll(r);
+  for (const [app, pilot] of home) pilots.get(pilot)!.connected.set(`${app}-0`, { nodeId: `${app}-0`, namespace: 'demo', workload: app });
+  for (const p of pilots.values()) p.m.nudge();
+  return home;
+}
+
+describe('meta server on pilot Leases', () => {
+  it('keeps one Lease per pilot, written through either replica, and both replicas answer Locate the same', async () => {
+    startPilot('pilot-1', A());
+    startPilot('pilot-2', B());
+    startPilot('pilot-3', A());
+    await settled(['pilot-1', 'pilot-2', 'pilot-3']);
+    const [a, b] = [await locateAll(A()), await locateAll(B())];
+    expect(b).toEqual(a);
+    const counts = new Map<string, number>();
+    for (const p of a.values()) counts.set(p, (counts.get(p) ?? 0) + 1);
+    expect([...counts.keys()].sort()).toEqual(['pilot-1', 'pilot-2', 'pilot-3']);
+    for (const n of counts.values()) expect(n / APPS.length).toBeGreaterThan(0.2);
+
+    await connectAll(A());
+    const coord = adminKubeConfig().makeApiClient(CoordinationV1Api);
+    const lease = await until(
+      () => coord.readNamespacedLease({ name: 'pilot-pilot-2', namespace: ns }),
+      (l) => (l.metadata?.annotations?.['mesh.octo.io/workloads'] ?? '{}') !== '{}',
+      'pilot-2 to report its workloads',
+    );
+    expect(lease.spec).toMatchObject({ holderIdentity: 'pilot-2', leaseDurationSeconds: TTL_MS / 1000 });
+    expect(lease.metadata?.labels).toMatchObject({ 'mesh.octo.io/pilot-lease': 'true' });
+    expect(lease.metadata?.annotations).toMatchObject({ 'mesh.octo.io/xds-address': '10.0.0.2:15010', 'mesh.octo.io/zone': 'z1' });
+    const reported = JSON.parse(lease.metadata!.annotations!['mesh.octo.io/workloads']!) as Record<string, number>;
+    expect(Object.keys(reported).sort()).toEqual(APPS.filter((app) => a.get(app) === 'pilot-2').map((app) => `demo/${app}`).sort());
+  }, 40_000);
+
+  it('drops a pilot that stops heartbeating once its Lease lapses, on both replicas; only its sidecars move', async () => {
+    startPilot('crash-1', A());
+    startPilot('crash-2', B());
+    const victim = startPilot('crash-3', B());
+    await settled(['crash-1', 'crash-2', 'crash-3']);
+    const before = await connectAll(A());
+    await sleep(HEARTBEAT_MS * 2);
+
+    const t0 = Date.now();
+    await victim.m.stop({ deregister: false }); // a crash: the Lease is left to lapse
+    pilots.delete('crash-3');
+    await sleep(TTL_MS / 2);
+    for (const r of replicas) expect((await r.pilots()).map((p) => p.id)).toContain('crash-3'); // not before the Lease lapses
+    await until(() => Promise.all(replicas.map((r) => r.pilots())), (all) => all.every((l) => !l.some((p) => p.id === 'crash-3')), 'crash-3 dropped', 8000);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(TTL_MS - HEARTBEAT_MS);
+
+    const [a, b] = [await locateAll(A()), await locateAll(B())];
+    expect(b).toEqual(a);
+    const movedTo = new Set<string>();
+    for (const app of APPS)
+      if (before.get(app) === 'crash-3') movedTo.add(a.get(app)!);
+      else expect([app, a.get(app)]).toEqual([app, before.get(app)]);
+    expect([...movedTo].sort()).toEqual(['crash-1', 'crash-2']);
+    // The survivors are not told to shed anything.
+    await sleep(HEARTBEAT_MS * 2);
+    expect([...pilots.values()].flatMap((p) => p.shed)).toEqual([]);
+  }, 40_000);
+
+  it('a joining pilot takes about 1/N of the workloads, gradually over the ramp, only from the others to it', async () => {
+    startPilot('join-1', A(), { relocateShed: true });
+    startPilot('join-2', B(), { relocateShed: true });
+    await settled(['join-1', 'join-2']);
+    const before = await connectAll(B());
+    await sleep(HEARTBEAT_MS * 2);
+    expect([...pilots.values()].flatMap((p) => p.shed)).toEqual([]);
+
+    startPilot('join-3', B(), { relocateShed: true });
+    const coord = adminKubeConfig().makeApiClient(CoordinationV1Api);
+    const lease = await until(
+      () => coord.readNamespacedLease({ name: 'pilot-join-3', namespace: ns }).catch(() => undefined),
+      (l) => l?.spec?.acquireTime !== undefined,
+      'join-3 Lease',
+    );
+    const joinedAt = new Date(lease!.spec!.acquireTime!).getTime();
+    const onNew = async (r: Replica) => [...(await locateAll(r)).values()].filter((p) => p === 'join-3').length;
+
+    await until(() => Promise.all(replicas.map((r) => r.pilots())), (all) => all.every((l) => l.some((p) => p.id === 'join-3')), 'join-3 live on both');
+    const early = await onNew(A());
+    await sleep(joinedAt + RAMP_MS / 2 - Date.now());
+    const [midA, midB] = await Promise.all([onNew(A()), onNew(B())]);
+    await sleep(joinedAt + RAMP_MS + 200 - Date.now());
+    const [a, b] = [await locateAll(A()), await locateAll(B())];
+    expect(b).toEqual(a);
+    const final = [...a.values()].filter((p) => p === 'join-3').length;
+
+    expect(final / APPS.length).toBeGreaterThan(0.2);
+    expect(final / APPS.length).toBeLessThan(0.47);
+    expect(early / final).toBeLessThan(0.35);
+    for (const mid of [midA, midB]) {
+      expect(mid / final).toBeGreaterThan(0.2);
+      expect(mid / final).toBeLessThan(0.8);
+    }
+    expect(Math.abs(midA - midB)).toBeLessThanOrEqual(3); // a few may cross the line between the two calls
+    for (const app of APPS) if (a.get(app) !== before.get(app)) expect([app, a.get(app)]).toEqual([app, 'join-3']);
+
+    // The old pilots were told to shed exactly the moved sidecars; relocated, nothing is pending.
+    const moved = APPS.filter((app) => a.get(app) === 'join-3').map((app) => `${app}-0`).sort();
+    await until(() => [...pilots.values()].flatMap((p) => p.shed).sort(), (s) => s.join() === moved.join(), 'the moved sidecars shed', 5000);
+    await until(() => Promise.all(replicas.map((r) => r.pendingMoves())), (n) => n.every((x) => x === 0), 'no pending moves', 5000);
+  }, 40_000);
+
+  it('a pilot that deregisters is dropped at once by both replicas, without waiting for its Lease to lapse', async () => {
+    startPilot('bye-1', A());
+    const leaving = startPilot('bye-2', A());
+    await settled(['bye-1', 'bye-2']);
+    const t0 = Date.now();
+    await leaving.m.stop();
+    pilots.delete('bye-2');
+    await until(() => Promise.all(replicas.map((r) => r.pilots())), (all) => all.every((l) => l.map((p) => p.id).join() === 'bye-1'), 'bye-2 dropped', 3000);
+    expect(Date.now() - t0).toBeLessThan(TTL_MS);
+    expect(new Set((await locateAll(B())).values())).toEqual(new Set(['bye-1']));
+  }, 40_000);
+
+  it('sends a sidecar that reports its pilot unreachable elsewhere, through either replica, until that pilot renews', async () => {
+    startPilot('sus-1', A());
+    startPilot('sus-2', B());
+    await settled(['sus-1', 'sus-2']);
+    const app = APPS[0]!;
+    const home = await locate(A(), app);
+    // The mark is on the Lease, so the other replica agrees — until the pilot's next heartbeat
+    // (every 500 ms), which may come before B looks: then mark it again.
+    const agreed: string[] = [];
+    for (let attempt = 0; attempt < 5 && !agreed.length; attempt++) {
+      const other = await locatePilot({ metaAddress: A().address, nodeId: `${app}-0`, namespace: 'demo', workload: app, unreachablePilotId: home, timeoutMs: 5000 });
+      expect(other.pilotId).not.toBe(home);
+      const deadline = Date.now() + 200;
+      while (Date.now() < deadline && !agreed.length) if ((await locate(B(), app)) === other.pilotId) agreed.push(other.pilotId);
+    }
+    expect(agreed).toHaveLength(1);
+    await until(() => locate(B(), app), (p) => p === home, 'the pilot to renew and be handed out again', 3000);
+  }, 40_000);
+});
