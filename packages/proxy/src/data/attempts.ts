@@ -161,7 +161,7 @@ export async function runAttempts(
         counted = false;
       };
       // Every body emits 'close' after 'end' (Readable's autoDestroy, LeanBody), or alone when cut.
-      if (res) res.body.once('close', onDone);
+      if (res) res.body.on('close', onDone);
       else onDone();
       cluster.report(host, hostResult(outcome));
       if (holdingRetry) {

@@ -93,11 +93,12 @@ function randomHex(bytes: number): string {
 
 /** W3C trace context: keeps the trace id, makes this hop the parent; starts a trace when absent. */
 export function nextTraceparent(incoming: string | undefined): { header: string; traceId: string } {
-  const span = randomHex(8);
   const m = incoming ? /^([0-9a-f]{2})-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})$/.exec(incoming.trim()) : null;
-  if (m && m[1] !== 'ff' && m[2] !== '0'.repeat(32)) return { header: `00-${m[2]}-${span}-${m[3]}`, traceId: m[2]! };
-  const traceId = randomHex(16);
-  return { header: `00-${traceId}-${span}-01`, traceId };
+  if (m && m[1] !== 'ff' && m[2] !== '0'.repeat(32)) return { header: `00-${m[2]}-${randomHex(8)}-${m[3]}`, traceId: m[2]! };
+  // A new trace: trace id and span id from one hex conversion.
+  const ids = randomHex(24);
+  const traceId = ids.slice(0, 32);
+  return { header: `00-${traceId}-${ids.slice(32)}-01`, traceId };
 }
 
 function applyHeaderOps(h: Headers, add: readonly HeaderAdd[], remove: readonly string[]): void {
@@ -247,8 +248,9 @@ export async function handleHttp(ctx: HttpContext, listener: string, req: Downst
       cluster.active--;
     }
   };
-  // 'close' follows 'finish' on every response type, and comes alone when the client goes away.
-  res.once('close', release);
+  // 'close' follows 'finish' on every response type, and comes alone when the client goes away;
+  // it comes once, so a plain listener does (here and below: no once-wrappers per request).
+  res.on('close', release);
   try {
     const tap = new BodyTap(req);
     const chosen = await runAttempts(ctx, cluster, vh, action, upstreamReq, hashKey, tap, st, random, req);
@@ -327,18 +329,18 @@ function forwardResponse(
       (stream ?? res).once('drain', () => up.body.resume());
     }
   });
-  up.body.once('end', () => {
+  up.body.on('end', () => {
     const t = up.trailers();
     if (t) res.addTrailers(t as http.OutgoingHttpHeaders);
     res.end();
     finish(up.status);
   });
-  up.body.once('error', () => {
+  up.body.on('error', () => {
     st.reason = 'upstream-reset';
     res.destroy();
     finish(up.status);
   });
-  up.body.once('close', () => {
+  up.body.on('close', () => {
     // The route timeout covers the whole response: when it fires the attempt is aborted, which
     // closes the upstream body and so resets the downstream stream here.
     timer?.cancel();
@@ -348,7 +350,7 @@ function forwardResponse(
       finish(up.status);
     }
   });
-  res.once('close', () => {
+  res.on('close', () => {
     if (!st.done) up.body.destroy();
   });
 }

@@ -27,6 +27,8 @@ export interface BodySink {
 /** A response body as the data path reads it (a `Readable`, or the lean client's emitter). */
 export interface BodySource {
   on(event: 'data', fn: (chunk: Buffer) => void): unknown;
+  /** `end`, `close` and `error` come at most once each: a plain listener does (no once-wrapper). */
+  on(event: 'end' | 'close' | 'error', fn: () => void): unknown;
   once(event: 'end' | 'close' | 'error', fn: () => void): unknown;
   pause(): unknown;
   resume(): unknown;
