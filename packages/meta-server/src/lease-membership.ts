@@ -85,6 +85,8 @@ export class LeasePilots {
   private stopped = false;
   private lastTable = new Map<string, string>();
   private lastLive = new Set<string>();
+  /** Unreachable marks being written, per pilot: a failover burst of Locates writes each once. */
+  private readonly suspecting = new Map<string, Promise<unknown>>();
   synced = false;
 
   constructor(private readonly opts: LeasePilotsOptions) {
@@ -143,8 +145,9 @@ export class LeasePilots {
   }
 
   /** Who serves whom at `now`, from the Leases alone (same answer on every replica). */
-  assignment(now = this.now()): LeaseAssignment {
-    const a = new LeaseAssignment(this.records(), now, { rampMs: this.opts.rampMs, ...(this.opts.vnodes ? { vnodes: this.opts.vnodes } : {}) }, this.ring);
+  assignment(now = this.now(), override?: (p: PilotLeaseRecord) => PilotLeaseRecord): LeaseAssignment {
+    const records = override ? this.records().map(override) : this.records();
+    const a = new LeaseAssignment(records, now, { rampMs: this.opts.rampMs, ...(this.opts.vnodes ? { vnodes: this.opts.vnodes } : {}) }, this.ring);
     this.ring = a.ring;
     return a;
   }
@@ -219,12 +222,27 @@ export class LeasePilots {
    * reach; it is marked on its Lease (suspect until it renews), so every replica skips it.
    */
   async locate(namespace: string, workload: string, unreachable?: string): Promise<PilotLeaseRecord | undefined> {
-    if (unreachable) {
-      const a = this.assignment();
-      const u = a.get(unreachable);
-      if (u && !isSuspect(u)) await this.mutate(u.name, (current) => (current && recordFromLease(current)?.id === unreachable ? suspectedLease(current, this.now()) : undefined));
+    const key = workloadKey(namespace, workload);
+    const u = unreachable ? this.assignment().get(unreachable) : undefined;
+    if (!unreachable || !u || isSuspect(u)) return this.assignment().pilotFor(key);
+    let marking = this.suspecting.get(unreachable);
+    if (!marking) {
+      const mark = (current: LeaseObject | undefined) => {
+        const r = current ? recordFromLease(current) : undefined;
+        return current && r?.id === unreachable && !isSuspect(r) ? suspectedLease(current, this.now()) : undefined;
+      };
+      marking = this.mutate(u.name, mark).finally(() => this.suspecting.delete(unreachable));
+      this.suspecting.set(unreachable, marking);
     }
-    return this.assignment().pilotFor(workloadKey(namespace, workload));
+    try {
+      await marking;
+      return this.assignment().pilotFor(key);
+    } catch (err) {
+      // The API server is unreachable: still send this sidecar elsewhere; others will mark it.
+      this.opts.logger.warn('could not mark pilot unreachable on its Lease', { pilot: unreachable, error: (err as Error).message });
+      const now = this.now();
+      return this.assignment(now, (p) => (p.id === unreachable ? { ...p, unreachableAt: Math.max(now, p.renewTime + 1) } : p)).pilotFor(key);
+    }
   }
 
   /**
