@@ -25,6 +25,7 @@ import { targetFor } from './upgrade.js';
 import { OUTBOUND, parseClusterName, TYPE } from './translate/common.js';
 import { generateInboundClusters, generateListeners } from './translate/listeners.js';
 import type { PolicyVerdict } from './translate/policy.js';
+import { describeConflict, selectTcpListeners, tcpProxyCluster } from './translate/tcp.js';
 import { SnapshotCache } from './xds/cache.js';
 import { makeResource, resourceFromBytes, type XdsResource } from './xds/resource.js';
 import { Snapshot } from './xds/snapshot.js';
@@ -52,6 +53,8 @@ interface Scope {
   appPort: number;
   nodes: Set<string>;
   snapshot?: Snapshot;
+  /** The TCP ports of its dependencies that got no listener (logged when this changes). */
+  tcpConflicts: string[];
 }
 
 interface NodeEntry {
@@ -77,6 +80,8 @@ export class Pilot {
   private readonly scopes = new Map<string, Scope>();
   private readonly nodes = new Map<string, NodeEntry>();
   private readonly listenersByPorts = new Map<string, { listeners: XdsResource[]; clusters: XdsResource[] }>();
+  /** Encoded TCP listeners, per listener message of a translation (shared by the scopes that keep it). */
+  private readonly tcpResources = new WeakMap<Listener, XdsResource>();
   private readonly debouncer: Debouncer<MeshChange>;
   private readonly watch: MeshWatch;
   private watchDirty = false;
@@ -135,7 +140,7 @@ export class Pilot {
     const key = JSON.stringify([deps, id.namespace, localityKey(id.locality), port, appPort]);
     let scope = this.scopes.get(key);
     if (!scope) {
-      scope = { key, deps, namespace: id.namespace, ...(id.locality ? { locality: id.locality } : {}), port, appPort, nodes: new Set() };
+      scope = { key, deps, namespace: id.namespace, ...(id.locality ? { locality: id.locality } : {}), port, appPort, nodes: new Set(), tcpConflicts: [] };
       this.scopes.set(key, scope);
       for (const d of deps) this.catalog.entry(d).scopes.add(key);
       this.watchChanged();
@@ -217,6 +222,28 @@ export class Pilot {
     return l;
   }
 
+  /** The scope's TCP listeners (one per address, see translate/tcp.ts); conflicts are logged when they change. */
+  private tcpListeners(scope: Scope, present: ServiceEntry[]): XdsResource[] {
+    const sel = selectTcpListeners(
+      present.map((s) => ({ key: s.key, tcpListeners: s.translation!.tcpListeners })),
+      { ...(scope.appPort ? { appPort: scope.appPort } : {}), ...(scope.port ? { outboundPort: scope.port } : {}) },
+    );
+    const conflicts = sel.conflicts.map(describeConflict);
+    if (conflicts.join('\n') !== scope.tcpConflicts.join('\n')) {
+      scope.tcpConflicts = conflicts;
+      if (conflicts.length) this.opts.logger?.warn('TCP ports without a listener', { scope: scope.deps, nodes: scope.nodes.size, conflicts });
+    }
+    return sel.listeners.map((l) => {
+      let r = this.tcpResources.get(l);
+      if (!r) {
+        const cluster = tcpProxyCluster(l);
+        r = makeResource(TYPE_URL.listener, l.name, Listener, l, 'listeners', cluster ? { references: [{ typeUrl: TYPE_URL.cluster, name: cluster }] } : {});
+        this.tcpResources.set(l, r);
+      }
+      return r;
+    });
+  }
+
   /** RouteConfiguration `outbound` = name (field 1) + the deps' encoded virtual hosts (field 2), spliced without re-encoding. */
   private routeConfig(present: ServiceEntry[], callerNamespace: string): XdsResource {
     const parts = [lengthDelimited(1, Buffer.from(OUTBOUND))];
@@ -233,7 +260,7 @@ export class Pilot {
     const out: Record<string, XdsResource[]> = {};
     const want = (t: string) => !only || only.has(t);
     const own = this.listeners(scope.port, scope.appPort);
-    if (want(TYPE_URL.listener)) out[TYPE_URL.listener] = own.listeners;
+    if (want(TYPE_URL.listener)) out[TYPE_URL.listener] = [...own.listeners, ...this.tcpListeners(scope, present)];
     if (want(TYPE_URL.route)) out[TYPE_URL.route] = [this.routeConfig(present, scope.namespace)];
     if (want(TYPE_URL.cluster)) out[TYPE_URL.cluster] = [...present.flatMap((s) => s.clusters), ...own.clusters];
     if (want(TYPE_URL.endpoint)) out[TYPE_URL.endpoint] = present.flatMap((s) => this.catalog.edsFor(s, scope.locality));
@@ -277,7 +304,7 @@ export class Pilot {
         types = [TYPE_URL.endpoint];
       } else {
         this.catalog.retranslate(s, d);
-        types = [TYPE_URL.route, TYPE_URL.cluster, TYPE_URL.endpoint, GOVERNANCE];
+        types = [TYPE_URL.listener, TYPE_URL.route, TYPE_URL.cluster, TYPE_URL.endpoint, GOVERNANCE];
       }
       for (const sk of s.scopes) {
         let set = changedTypes.get(sk);
@@ -378,12 +405,23 @@ export class Pilot {
 
   /** For the debug API. */
   describe(): {
-    nodes: { id: string; namespace: string; workload: string; scope: string[]; learned: string[]; streamId: number }[];
+    nodes: { id: string; namespace: string; workload: string; scope: string[]; learned: string[]; streamId: number; tcpConflicts?: string[] }[];
     services: { key: string; error?: string; clusters: number; verdicts: PolicyVerdict[] }[];
     scopes: number;
   } {
     return {
-      nodes: [...this.nodes.values()].map((n) => ({ id: n.identity.id, namespace: n.identity.namespace, workload: n.identity.app ?? '', scope: this.scopes.get(n.scope)?.deps ?? [], learned: [...n.learned], streamId: n.streamId })),
+      nodes: [...this.nodes.values()].map((n) => {
+        const scope = this.scopes.get(n.scope);
+        return {
+          id: n.identity.id,
+          namespace: n.identity.namespace,
+          workload: n.identity.app ?? '',
+          scope: scope?.deps ?? [],
+          learned: [...n.learned],
+          streamId: n.streamId,
+          ...(scope?.tcpConflicts.length ? { tcpConflicts: scope.tcpConflicts } : {}),
+        };
+      }),
       services: [...this.services.values()].map((s) => ({ key: s.key, ...(s.error ? { error: s.error } : {}), clusters: s.clusters.length, verdicts: s.translation?.verdicts ?? [] })),
       scopes: this.scopes.size,
     };
