@@ -17,13 +17,14 @@ import { MemoryMeshSource } from './source.js';
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const PROXY_MAIN = join(ROOT, 'packages/proxy/dist/main.js');
 
-/** An echo server that counts its connections (so the test knows the bytes reached it). */
-function echoServer(): Promise<{ server: Server; port: number; connections: () => number }> {
+/** An echo server (each read sent back after `prefix`) that counts its connections. */
+function echoServer(prefix = ''): Promise<{ server: Server; port: number; connections: () => number }> {
   let n = 0;
   const server = createServer((s) => {
     n++;
     s.on('error', () => {});
-    s.pipe(s);
+    if (!prefix) s.pipe(s);
+    else s.on('data', (c: Buffer) => s.write(Buffer.concat([Buffer.from(prefix), c])));
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as AddressInfo).port, connections: () => n })));
 }
@@ -103,6 +104,9 @@ const tcpService = (name: string, port: number) => ({
 
 describe('plain TCP through the real OCTO proxy, configured by pilot', () => {
   let echo: Awaited<ReturnType<typeof echoServer>>;
+  // Another service with the same TCP port, which the sidecar also depends on: demo/echo sorts
+  // first and keeps 127.0.0.1:<port> until it goes.
+  let shadow: Awaited<ReturnType<typeof echoServer>>;
   let servicePort = 0;
   let pilot: RunningPilot;
   let proxy: ChildProcess;
@@ -116,14 +120,15 @@ describe('plain TCP through the real OCTO proxy, configured by pilot', () => {
       // tsc still emits on type errors; the proxy's own checks are its package's business.
       if (!existsSync(PROXY_MAIN)) throw new Error(`cannot build the proxy: ${(err as { stdout?: Buffer }).stdout?.toString() ?? err}`);
     }
-    echo = await echoServer();
+    [echo, shadow] = await Promise.all([echoServer(), echoServer('shadow:')]);
     servicePort = await freePort();
     source.upsertService(tcpService('echo', servicePort), [{ address: '127.0.0.1', port: echo.port, labels: {}, healthy: true }]);
+    source.upsertService(tcpService('shadow', servicePort), [{ address: '127.0.0.1', port: shadow.port, labels: {}, healthy: true }]);
     const config = pilotConfig.parse({ xdsPort: 0, adminPort: 0, xdsHost: '127.0.0.1', adminHost: '127.0.0.1', debounceQuietMs: 20, debounceMaxMs: 100, shutdownGraceSeconds: 0.2 });
     pilot = await startPilot(config, createLogger('pilot', 'error', new Writable({ write: (_c, _e, cb) => cb() })), source);
     proxy = spawn(
       process.execPath,
-      [PROXY_MAIN, '--xds-address', `127.0.0.1:${pilot.xdsPort}`, '--outbound-port', '0', '--inbound-port', '0', '--admin-port', '0', '--node-id', 'sidecar-tcp', '--namespace', 'demo', '--workload', 'client', '--dependencies', 'echo', '--access-log', 'off'],
+      [PROXY_MAIN, '--xds-address', `127.0.0.1:${pilot.xdsPort}`, '--outbound-port', '0', '--inbound-port', '0', '--admin-port', '0', '--node-id', 'sidecar-tcp', '--namespace', 'demo', '--workload', 'client', '--dependencies', 'echo,shadow', '--access-log', 'off'],
       { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: { ...process.env, OCTO_LOG_LEVEL: 'error' } },
     );
     const started = await new Promise<{ adminPort: number }>((resolve, reject) => {
@@ -141,6 +146,7 @@ describe('plain TCP through the real OCTO proxy, configured by pilot', () => {
     }
     await pilot?.stop();
     echo?.server.close();
+    shadow?.server.close();
   }, 20_000);
 
   it('binds the service port on the loopback and echoes bytes through the proxy', async () => {
@@ -177,10 +183,32 @@ describe('plain TCP through the real OCTO proxy, configured by pilot', () => {
     expect(ended).toBe('bye');
   }, 20_000);
 
-  it('unbinds the listener when the service leaves the mesh', async () => {
+  it('reports the shadowed service in /debug/pilotz', async () => {
+    const pilotz = (await (await fetch(`http://127.0.0.1:${pilot.admin.port}/debug/pilotz`)).json()) as { nodes: { id: string; tcpConflicts?: string[] }[] };
+    expect(pilotz.nodes.find((n) => n.id === 'sidecar-tcp')?.tcpConflicts).toEqual([
+      `outbound|${servicePort}|tcp|shadow.demo.svc not bound: 127.0.0.1:${servicePort} is also claimed by demo/echo, which sorts first and keeps it`,
+    ]);
+    expect(shadow.connections()).toBe(0);
+  }, 20_000);
+
+  it('hands the address to the shadowed service when the owner leaves the mesh', async () => {
+    // (The proxy binds a new listener before closing the one that goes, so its first bind of the
+    // shadow's listener fails with EADDRINUSE; it binds on its next sync — a later xDS update in
+    // the same push. Pilot itself never serves two listeners with one address.)
     source.deleteService('demo/echo');
-    await until('the service port refusing connections', async () => ((await refused(servicePort)) ? true : undefined));
+    const got = await until('the shadow service answering on the port', async () => {
+      const r = (await roundTrip(servicePort, Buffer.from('ping'))).toString();
+      return r.startsWith('shadow:') ? r : undefined;
+    });
+    expect(got).toBe('shadow:ping');
     const listeners = await (await fetch(`http://127.0.0.1:${adminPort}/listeners`)).text();
     expect(listeners).not.toContain('|tcp|echo.demo.svc');
-  });
+  }, 20_000);
+
+  it('unbinds the listener when the last service with the port leaves the mesh', async () => {
+    source.deleteService('demo/shadow');
+    await until('the service port refusing connections', async () => ((await refused(servicePort)) ? true : undefined));
+    const listeners = await (await fetch(`http://127.0.0.1:${adminPort}/listeners`)).text();
+    expect(listeners).not.toContain('|tcp|');
+  }, 20_000);
 });
