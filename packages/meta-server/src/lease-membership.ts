@@ -4,7 +4,7 @@
  * What to write and who serves whom is decided by the pure functions in `lease-assign.ts`.
  */
 import { ApiException, CoordinationV1Api, V1MicroTime, makeInformer, type Informer, type KubeConfig, type ObjectCache, type V1Lease } from '@kubernetes/client-node';
-import { UnavailableError, type Logger } from '@octo-mesh/runtime';
+import { UnavailableError, sleep, type Logger } from '@octo-mesh/runtime';
 import {
   LeaseAssignment,
   PILOT_LEASE_LABEL,
@@ -87,6 +87,8 @@ export class LeasePilots {
   private lastLive = new Set<string>();
   /** Unreachable marks being written, per pilot: a failover burst of Locates writes each once. */
   private readonly suspecting = new Map<string, Promise<unknown>>();
+  /** Writes to one Lease from this replica run one at a time (only other replicas can conflict). */
+  private readonly queues = new Map<string, Promise<unknown>>();
   synced = false;
 
   constructor(private readonly opts: LeasePilotsOptions) {
@@ -166,7 +168,20 @@ export class LeasePilots {
    * when present. A conflict (or a decision taken on a cached copy that may be stale) re-reads the
    * Lease from the API server and decides again. Undefined when `change` declines.
    */
-  private async mutate(name: string, change: (current: LeaseObject | undefined) => LeaseObject | undefined): Promise<LeaseObject | undefined> {
+  private mutate(name: string, change: (current: LeaseObject | undefined) => LeaseObject | undefined): Promise<LeaseObject | undefined> {
+    const run = (this.queues.get(name) ?? Promise.resolve()).then(
+      () => this.write(name, change),
+      () => this.write(name, change),
+    );
+    const tail = run.catch(() => undefined);
+    this.queues.set(name, tail);
+    void tail.then(() => {
+      if (this.queues.get(name) === tail) this.queues.delete(name);
+    });
+    return run;
+  }
+
+  private async write(name: string, change: (current: LeaseObject | undefined) => LeaseObject | undefined): Promise<LeaseObject | undefined> {
     const namespace = this.opts.namespace;
     let current = this.cached(name);
     let fresh = false;
@@ -187,6 +202,7 @@ export class LeasePilots {
         return out;
       } catch (err) {
         if (!(err instanceof ApiException) || (err.code !== 409 && err.code !== 404)) throw unavailable(`writing lease ${namespace}/${name}`, err);
+        if (attempt > 0) await sleep(Math.random() * 20 * 2 ** attempt); // another replica keeps winning: back off, jittered
         current = await this.read(name);
         fresh = true;
       }
