@@ -304,6 +304,25 @@ describe('meta server on pilot Leases', () => {
     expect(new Set((await locateAll(B())).values())).toEqual(new Set(['bye-1']));
   }, 40_000);
 
+  it('concurrent heartbeats of one pilot through two replicas all land: conflicts are re-read and retried', async () => {
+    const other = new LeasePilots({ kubeConfig: adminKubeConfig(), namespace: ns, ttlMs: TTL_MS, rampMs: RAMP_MS, logger: quiet() });
+    await other.start();
+    try {
+      const b = inProcess!.leases;
+      expect(await b.register({ id: 'race-1', xdsAddress: '10.0.9.1:15010', adminAddress: '', zone: '' })).toEqual({ joined: true });
+      const sidecars = (n: number) => Array.from({ length: n }, (_, i) => ({ nodeId: `w${i}-0`, namespace: 'demo', workload: `w${i}` }));
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? b : other).heartbeat('race-1', sidecars(i + 1))));
+      expect(results.every((r) => r !== undefined)).toBe(true);
+      // Registering again while live is not a new join.
+      expect(await other.register({ id: 'race-1', xdsAddress: '10.0.9.1:15010', adminAddress: '', zone: '' })).toEqual({ joined: false });
+      await until(() => [b, other].map((x) => x.assignment().live.map((p) => p.id).join()), (ids) => ids.every((i) => i === 'race-1'), 'race-1 live on both');
+      expect(await other.deregister('race-1')).toBe(true);
+      expect(await b.heartbeat('race-1', [])).toBeUndefined(); // released: register again
+    } finally {
+      await other.stop();
+    }
+  }, 40_000);
+
   it('sends a sidecar that reports its pilot unreachable elsewhere, through either replica, until that pilot renews', async () => {
     startPilot('sus-1', A());
     startPilot('sus-2', B());
