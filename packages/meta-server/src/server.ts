@@ -215,9 +215,19 @@ export class MetaServer {
   /** Sidecars as last located, with the pilot each is connected to per heartbeats. */
   sidecarTable(): SidecarRecord[] {
     if (this.opts.leases) {
+      // Leases record workloads per pilot, not node ids: a sidecar counts as connected to a pilot
+      // that reports its workload (the one serving it, if that one does).
       const a = this.opts.leases.assignment();
+      const rows = a.table();
+      const on = new Map(rows.map((r) => [r.workload, r]));
       return [...this.sidecars.values()]
-        .map((s) => ({ ...s, pilot: a.pilotFor(workloadKey(s.namespace, s.workload))?.id ?? '' }))
+        .map((s) => {
+          const w = workloadKey(s.namespace, s.workload);
+          const row = on.get(w);
+          const pilot = a.pilotFor(w)?.id ?? '';
+          const connectedTo = row ? (row.connectedTo.includes(pilot) ? pilot : row.connectedTo[0]) : undefined;
+          return { ...s, pilot, ...(connectedTo ? { connectedTo } : {}) };
+        })
         .sort((x, y) => x.nodeId.localeCompare(y.nodeId));
     }
     const connected = new Map<string, string>();
@@ -241,6 +251,9 @@ export class MetaServer {
             ...p,
             renewTime: new Date(p.renewTime).toISOString(),
             joinedAt: new Date(p.joinedAt).toISOString(),
+            // The names the in-memory mode uses (octoctl status reads them).
+            lastHeartbeat: new Date(p.renewTime).toISOString(),
+            registeredAt: new Date(p.joinedAt).toISOString(),
             suspect: isSuspect(p),
             share: a.share(p.id),
             sidecars: Object.values(p.workloads).reduce((x, y) => x + y, 0),
