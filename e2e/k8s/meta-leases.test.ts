@@ -44,6 +44,7 @@ interface Replica {
 let ns = '';
 let child: ChildProcess | undefined;
 let childOut = '';
+let adminA = '';
 let inProcess: { leases: LeasePilots; meta: MetaServer; grpc: StartedGrpc } | undefined;
 const replicas: Replica[] = [];
 
@@ -87,7 +88,8 @@ beforeAll(async () => {
   if (!listening) throw new Error(`replica A exited: ${childOut}`);
   const { grpcPort, adminPort, leases: leaseNs } = JSON.parse(listening) as { grpcPort: number; adminPort: number; leases: string };
   expect(leaseNs).toBe(ns);
-  const admin = (path: string) => fetch(`http://127.0.0.1:${adminPort}${path}`).then((r) => r.json());
+  adminA = `http://127.0.0.1:${adminPort}`;
+  const admin = (path: string) => fetch(`${adminA}${path}`).then((r) => r.json());
   replicas.push({
     name: 'A (executable)',
     address: `127.0.0.1:${grpcPort}`,
@@ -217,6 +219,16 @@ describe('meta server on pilot Leases', () => {
     expect(lease.metadata?.annotations).toMatchObject({ 'mesh.octo.io/xds-address': '10.0.0.2:15010', 'mesh.octo.io/zone': 'z1' });
     const reported = JSON.parse(lease.metadata!.annotations!['mesh.octo.io/workloads']!) as Record<string, number>;
     expect(Object.keys(reported).sort()).toEqual(APPS.filter((app) => a.get(app) === 'pilot-2').map((app) => `demo/${app}`).sort());
+
+    // Metrics and the debug API read the Leases: the same on the replica the pilot did not talk to.
+    await until(
+      () => fetch(`${adminA}/metrics`).then((r) => r.text()),
+      (m) => /octo_meta_pilots\{state="live"\} 3/.test(m) && /octo_meta_pilot_sidecars\{pilot="pilot-2"\} [1-9]/.test(m),
+      'metrics on replica A',
+    );
+    const table = await until(() => inProcess!.meta.sidecarTable(), (t) => t.length === APPS.length && t.every((x) => x.connectedTo === x.pilot), 'sidecars connected per the Leases');
+    expect(new Map(table.map((x) => [x.workload, x.pilot]))).toEqual(a);
+    expect((await fetch(`${adminA}/readyz`)).status).toBe(200);
   }, 40_000);
 
   it('drops a pilot that stops heartbeating once its Lease lapses, on both replicas; only its sidecars move', async () => {
