@@ -30,7 +30,8 @@ function connectTo(h: Host, timeoutMs: number, to: Duplex): Promise<net.Socket> 
         return false;
       },
     };
-    const s = a.kind === 'tcp' ? net.connect({ host: a.host, port: a.port, noDelay: true, onread }) : net.connect({ path: a.path, onread });
+    // Half-open: the host's FIN is passed on (see `splice`) while bytes still flow to it.
+    const s = a.kind === 'tcp' ? net.connect({ host: a.host, port: a.port, noDelay: true, allowHalfOpen: true, onread }) : net.connect({ path: a.path, allowHalfOpen: true, onread });
     const t = setTimeout(() => s.destroy(new Error('connect timeout')), timeoutMs);
     s.once('connect', () => {
       clearTimeout(t);
@@ -44,8 +45,21 @@ function connectTo(h: Host, timeoutMs: number, to: Duplex): Promise<net.Socket> 
 }
 
 /**
- * Splices a downstream socket to an upstream one made by `connectTo` (which already forwards
- * upstream → downstream); either side closing or failing closes both, an end is passed on.
+ * Holds a downstream connection until it is spliced: no bytes are consumed, and the client's
+ * half-close does not close it (bytes and a FIN sent before the upstream connects stay buffered
+ * in the socket, in order, for `splice`). Call before the first await.
+ */
+function hold(down: Duplex): void {
+  down.pause();
+  down.allowHalfOpen = true;
+}
+
+/**
+ * Splices a downstream socket (held by `hold`) to an upstream one made by `connectTo` (which
+ * already forwards upstream → downstream). Bytes that arrived before are delivered first. A FIN
+ * is passed on after the bytes before it (half-close: the other direction keeps flowing until
+ * its side ends too). An error, a reset or a local destroy of either side destroys both; a side
+ * that closes cleanly (both directions ended) leaves the other to finish writing and close.
  */
 function splice(down: Duplex, up: net.Socket, idleMs = 0): void {
   // Bytes read before the splice (or every read, when direct reading is unavailable) come as `data`.
@@ -63,18 +77,26 @@ function splice(down: Duplex, up: net.Socket, idleMs = 0): void {
       up.once('drain', () => down.resume());
       return false;
     });
-  down.resume();
-  down.once('end', () => up.end());
-  up.once('end', () => down.end());
-  const close = () => {
+  // `end` comes after the last `data`: the FIN follows the bytes it came after.
+  if (down.readableEnded) up.end();
+  else down.once('end', () => up.end());
+  if (up.readableEnded) down.end();
+  else up.once('end', () => down.end());
+  const abort = () => {
     down.destroy();
     up.destroy();
   };
-  down.once('error', close).once('close', close);
-  up.once('error', close).once('close', close);
+  const clean = (s: Duplex) => s.readableEnded && s.writableFinished;
+  down.once('error', abort).once('close', () => {
+    if (!clean(down)) up.destroy();
+  });
+  up.once('error', abort).once('close', () => {
+    if (!clean(up)) down.destroy();
+  });
   if (idleMs > 0 && down instanceof net.Socket) {
-    down.setTimeout(idleMs, close);
+    down.setTimeout(idleMs, abort);
   }
+  down.resume();
 }
 
 /** Plain TCP proxying of one downstream connection (the `tcp_proxy` network filter). */
@@ -86,7 +108,7 @@ export async function handleTcp(
   down: net.Socket,
   random: () => number = Math.random,
 ): Promise<void> {
-  down.pause();
+  hold(down);
   down.on('error', () => undefined);
   const total = f.clusters.reduce((s, c) => s + c.weight, 0);
   const name = pickWeighted(f.clusters, total, random());
@@ -139,6 +161,7 @@ export async function handleUpgrade(ctx: HttpContext, listener: string, req: Upg
     socket.resume(); // see the client's end (the lean server pauses an upgraded socket)
   };
   socket.on('error', () => undefined);
+  hold(socket);
   const snap = ctx.snapshot();
   const l = snap.listeners.get(listener);
   if (!l || l.filter.kind !== 'http') return refuse(503, 'listener-not-configured');
