@@ -119,7 +119,8 @@ export class Proxy {
       const addr = await this.listeners.attach(s.name, s.spec);
       if (addr && !this.addresses.has(s.name)) this.addresses.set(s.name, addr);
     }
-    await this.listeners.sync(this.current, this.fixed);
+    // Static listeners: each one that cannot be bound is logged, the others serve.
+    await this.listeners.sync(this.current, this.fixed, true);
     if (this.opts.xds) {
       const { address, metaAddress } = this.opts.xds;
       const md = (this.opts.node.metadata ?? {}) as Record<string, unknown>;
@@ -136,7 +137,9 @@ export class Proxy {
         store: this.store,
         logger: this.logger,
         ...(this.opts.xdsBackoff ? { backoff: this.opts.xdsBackoff } : {}),
-        onUpdate: (s, typeUrl) => {
+        onUpdate: async (s, typeUrl) => {
+          // Listeners with an address are bound before the update is ACKed; a bind failure throws (NACK).
+          if (typeUrl === TYPE_URL.listener) await this.listeners.sync(s, this.fixed);
           this.apply(s);
           this.logger.info('xDS update applied', { typeUrl, version: s.versions[typeUrl] });
           if (typeUrl === TYPE_URL.upgradeTarget && process.send) process.send({ type: 'octo.upgrade-target', target: this.store.upgradeTarget });
@@ -152,7 +155,6 @@ export class Proxy {
   private apply(s: ProxySnapshot): void {
     this.clusters.apply(s);
     this.current = s;
-    void this.listeners.sync(s, this.fixed);
   }
 
   get snapshot(): ProxySnapshot {

@@ -21,11 +21,23 @@ const NODE_SERVER = process.env['OCTO_PROXY_DOWNSTREAM_CODEC'] === 'node' || !LE
  */
 export type SocketSpec = { kind: 'bind'; address: SocketAddr } | { kind: 'fd'; fd: number } | { kind: 'ipc' };
 
+/** Whether an attachment's socket and `address` would clash (same path; same port on the same or a wildcard host). */
+function overlaps(a: Attachment, address: SocketAddr): boolean {
+  const mine = a.addr;
+  if (!mine) return false;
+  if (mine.kind === 'pipe' || address.kind === 'pipe') return mine.kind === 'pipe' && address.kind === 'pipe' && mine.path === address.path;
+  if (address.port === 0 || mine.port !== address.port) return false;
+  const any = (h: string) => h === '0.0.0.0' || h === '::' || h === '';
+  return mine.host === address.host || any(mine.host) || any(address.host);
+}
+
 /** A socket listening for one named listener. */
 interface Attachment {
   name: string;
   /** The bound address. */
   key: string;
+  /** The bound address (its actual port, for one that asked for port 0). */
+  addr?: SocketAddr;
   /** The address the config asked for (port 0 binds any free port), for xDS listeners. */
   wanted?: string;
   server: net.Server;
@@ -113,6 +125,7 @@ export class ListenerManager {
       key: sockAddr ? addrKey(sockAddr) : `${name}#${this.attachments.length}`,
       server,
       owned,
+      ...(sockAddr ? { addr: sockAddr } : {}),
       ...(wanted ? { wanted } : {}),
       ...(pipePath ? { pipePath } : {}),
     });
@@ -120,31 +133,87 @@ export class ListenerManager {
     return sockAddr;
   }
 
-  /** Binds listeners the snapshot names with an address, and closes those it no longer has. */
-  sync(s: ProxySnapshot, fixed: ReadonlySet<string>): Promise<void> {
+  /**
+   * Binds listeners the snapshot names with an address, and closes those it no longer has. All or
+   * nothing (unless `bestEffort`): a listener that cannot be bound rejects with an error naming it
+   * and its address, and the listeners are as before. Listeners that go and whose address a coming
+   * one takes are closed (stop accepting; their connections go on) before it is bound; the other
+   * ones that go are closed once every new one is bound.
+   */
+  sync(s: ProxySnapshot, fixed: ReadonlySet<string>, bestEffort = false): Promise<void> {
     // Serialised: two quick updates must not bind the same listener twice.
-    this.syncing = this.syncing.then(() => this.syncNow(s, fixed));
-    return this.syncing;
+    const run = this.syncing.then(() => this.syncNow(s, fixed, bestEffort));
+    this.syncing = run.catch(() => undefined);
+    return run;
   }
 
   private syncing: Promise<void> = Promise.resolve();
+  /** The snapshot being put in force while its listeners are bound (connections on those may come first). */
+  private pending: ProxySnapshot | undefined;
 
-  private async syncNow(s: ProxySnapshot, fixed: ReadonlySet<string>): Promise<void> {
+  private async syncNow(s: ProxySnapshot, fixed: ReadonlySet<string>, bestEffort: boolean): Promise<void> {
     if (this.draining) return;
-    for (const l of s.listeners.values()) {
-      if (!l.address || fixed.has(l.name)) continue;
-      const key = addrKey(l.address);
-      if (this.attachments.some((a) => a.name === l.name && a.wanted === key)) continue;
-      try {
-        await this.attach(l.name, { kind: 'bind', address: l.address }, key);
-      } catch (err) {
-        this.logger.error('cannot bind listener', { listener: l.name, error: (err as Error).message });
-      }
-    }
-    for (const a of [...this.attachments]) {
-      if (fixed.has(a.name)) continue;
+    const going = this.attachments.filter((a) => {
+      if (fixed.has(a.name)) return false;
       const l = s.listeners.get(a.name);
-      if (!l || !l.address || addrKey(l.address) !== a.wanted) this.detach(a);
+      return !l || !l.address || addrKey(l.address) !== a.wanted;
+    });
+    const coming = [...s.listeners.values()].filter(
+      (l) => l.address && !fixed.has(l.name) && !this.attachments.some((a) => a.name === l.name && a.wanted === addrKey(l.address!)),
+    );
+    const bound: Attachment[] = [];
+    const handedOver: Attachment[] = [];
+    this.pending = s;
+    try {
+      for (const l of coming) {
+        const address = l.address!;
+        const key = addrKey(address);
+        // A listener that goes and holds this address lets go of it first.
+        const holders = going.filter((g) => overlaps(g, address));
+        for (const a of holders) {
+          if (handedOver.includes(a)) continue;
+          this.detach(a);
+          handedOver.push(a);
+        }
+        try {
+          bound.push(await this.bindRetrying(l.name, address, key, holders.length > 0));
+        } catch (err) {
+          const error = new Error(`listener ${JSON.stringify(l.name)}: cannot bind ${key}: ${(err as Error).message}`);
+          if (!bestEffort) throw error;
+          this.logger.error('cannot bind listener', { listener: l.name, address: key, error: (err as Error).message });
+        }
+      }
+    } catch (err) {
+      // Back to the listeners as they were: the new ones closed, the handed-over ones bound again.
+      for (const a of bound) this.detach(a);
+      for (const a of handedOver) {
+        if (!a.addr) continue;
+        try {
+          await this.bindRetrying(a.name, a.addr, a.wanted ?? a.key, true);
+        } catch (e) {
+          this.logger.error('cannot bind listener again', { listener: a.name, address: a.key, error: (e as Error).message });
+        }
+      }
+      throw err;
+    } finally {
+      this.pending = undefined;
+    }
+    for (const a of going) if (!handedOver.includes(a)) this.detach(a);
+  }
+
+  /**
+   * Binds one listener; when an address was just let go by a listener that goes (`handover`),
+   * EADDRINUSE is retried for a short while (its close may still be under way).
+   */
+  private async bindRetrying(name: string, address: SocketAddr, wanted: string, handover: boolean): Promise<Attachment> {
+    for (let i = 0; ; i++) {
+      try {
+        await this.attach(name, { kind: 'bind', address }, wanted);
+        return this.attachments[this.attachments.length - 1]!;
+      } catch (err) {
+        if (!handover || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || i >= 20) throw err;
+        await new Promise((r) => setTimeout(r, 25));
+      }
     }
   }
 
@@ -166,7 +235,7 @@ export class ListenerManager {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     socket.on('error', () => undefined);
-    const l = this.ctx.snapshot().listeners.get(name);
+    const l = this.ctx.snapshot().listeners.get(name) ?? this.pending?.listeners.get(name);
     if (l?.filter.kind === 'tcp') {
       void handleTcp(this.ctx.clusters, this.ctx.stats, name, l.filter, socket, this.ctx.random);
       return;

@@ -27,8 +27,12 @@ export interface AdsClientOptions {
   node: Node;
   mode: 'sotw' | 'delta';
   store: ConfigStore;
-  /** Called after every accepted update with the new snapshot. */
-  onUpdate: (s: ProxySnapshot, typeUrl: string) => void;
+  /**
+   * Called with the new snapshot of every update the store accepts, before it is ACKed; responses
+   * are handled one at a time, waiting for it. When it throws (or rejects) the update is rolled
+   * back in the store and NACKed with the error's message.
+   */
+  onUpdate: (s: ProxySnapshot, typeUrl: string) => void | Promise<void>;
   /** Called with every response's result (for stats). */
   onResult?: (typeUrl: string, accepted: boolean, error?: string) => void;
   logger: Logger;
@@ -59,6 +63,7 @@ export class AdsClient {
   private lostPilot: string | undefined;
   private call: ClientDuplexStream<DiscoveryRequest, DiscoveryResponse> | ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse> | undefined;
   private state = new Map<string, TypeState>();
+  private pending: Promise<void> = Promise.resolve();
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
   private sentNode = false;
@@ -127,14 +132,20 @@ export class AdsClient {
       this.timer = setTimeout(() => void this.open(), delay);
     };
     let call: NonNullable<typeof this.call>;
+    // Responses are handled in order, one at a time: putting one in force may wait (binding listeners).
+    const handle = (f: () => Promise<void>) => {
+      this.pending = this.pending.then(f).catch((err: Error) => {
+        log.error('xDS response handling failed', { error: err.stack });
+      });
+    };
     if (this.opts.mode === 'delta') {
       const c = client.deltaAggregatedResources();
       call = c;
-      c.on('data', (r: DeltaDiscoveryResponse) => this.onDelta(r));
+      c.on('data', (r: DeltaDiscoveryResponse) => handle(() => this.onDelta(r, c)));
     } else {
       const c = client.streamAggregatedResources();
       call = c;
-      c.on('data', (r: DiscoveryResponse) => this.onSotw(r));
+      c.on('data', (r: DiscoveryResponse) => handle(() => this.onSotw(r, c)));
     }
     this.call = call;
     call.on('error', (e: ServiceError) => onEnd(e.message, e));
@@ -203,22 +214,38 @@ export class AdsClient {
     }
   }
 
+  /**
+   * Puts an update the store accepted in force (`onUpdate`); when that fails the store goes back
+   * to its state before the update and the result is the failure (a NACK).
+   */
+  private async commit(typeUrl: string, r: Result<ProxySnapshot>, undo: () => void): Promise<Result<ProxySnapshot>> {
+    if (!r.ok) return r;
+    try {
+      await this.opts.onUpdate(r.value, typeUrl);
+      return r;
+    } catch (err) {
+      undo();
+      return { ok: false, error: (err as Error).message };
+    }
+  }
+
   private accepted(typeUrl: string, r: Result<ProxySnapshot>): void {
     this.backoff.reset();
     this.received.add(typeUrl);
     this.connected = true;
     if (r.ok) {
       this.opts.onResult?.(typeUrl, true);
-      this.opts.onUpdate(r.value, typeUrl);
     } else {
       this.opts.onResult?.(typeUrl, false, r.error);
       this.opts.logger.warn('xDS update rejected', { typeUrl, error: r.error });
     }
   }
 
-  private onSotw(res: DiscoveryResponse): void {
+  private async onSotw(res: DiscoveryResponse, call: ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>): Promise<void> {
     const t = res.typeUrl;
-    const r = this.opts.store.applySotw(t, res.versionInfo, res.resources);
+    const undo = this.opts.store.checkpoint();
+    const r = await this.commit(t, this.opts.store.applySotw(t, res.versionInfo, res.resources), undo);
+    if (this.call !== call) return; // the stream is gone: the next one gets the state anew
     const st = this.state.get(t) ?? { names: [], nonce: '' };
     st.nonce = res.nonce;
     this.state.set(t, st);
@@ -228,15 +255,21 @@ export class AdsClient {
     if (r.ok) this.resubscribeDependent();
   }
 
-  private onDelta(res: DeltaDiscoveryResponse): void {
+  private async onDelta(res: DeltaDiscoveryResponse, call: ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>): Promise<void> {
     const t = res.typeUrl;
-    const r = this.opts.store.applyDelta(
+    const undo = this.opts.store.checkpoint();
+    const r = await this.commit(
       t,
-      res.systemVersionInfo,
-      res.resources.filter((x) => x.resource).map((x) => ({ name: x.name, version: x.version, any: x.resource! })),
-      res.removedResources,
+      this.opts.store.applyDelta(
+        t,
+        res.systemVersionInfo,
+        res.resources.filter((x) => x.resource).map((x) => ({ name: x.name, version: x.version, any: x.resource! })),
+        res.removedResources,
+      ),
+      undo,
     );
-    (this.call as ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>).write(
+    if (this.call !== call) return;
+    call.write(
       DeltaDiscoveryRequest.fromPartial({
         typeUrl: t,
         responseNonce: res.nonce,

@@ -50,6 +50,28 @@ export class ConfigStore {
     return this.current;
   }
 
+  /**
+   * Remembers the state now; calling the returned function puts it back (an update that was
+   * accepted here but could not be put in force — e.g. a listener address that cannot be bound).
+   */
+  checkpoint(): () => void {
+    const dynamic = Object.entries(this.dynamic).map(([k, m]) => [k, new Map(m as Map<string, unknown>)] as const);
+    const versions = { ...this.versions };
+    const { current, upgradeTarget, governance } = this;
+    return () => {
+      for (const [k, m] of dynamic) {
+        const store = this.dynamic[k as ResourceTypeUrl] as Map<string, unknown>;
+        store.clear();
+        for (const [name, e] of m) store.set(name, e);
+      }
+      for (const k of Object.keys(this.versions)) delete this.versions[k];
+      Object.assign(this.versions, versions);
+      this.current = current;
+      this.upgradeTarget = upgradeTarget;
+      this.governance = governance;
+    };
+  }
+
   version(typeUrl: string): string {
     return this.versions[typeUrl] ?? '';
   }
