@@ -146,6 +146,9 @@ describe('pilot membership in the meta server (real processes)', () => {
     const joinedAt = Date.now();
     const b = run('packages/pilot/dist/main.js', pilotArgs('pilot-b'));
     await b.line('pilot serving');
+    // "Serving" is logged before the registration round trip: until the meta server lists both
+    // pilots, the ring still gives everything to pilot-a and would look settled already.
+    await until(() => get<{ id: string }[]>('/debug/pilots'), (ps) => ps.length === 2, 'pilot-b registered');
     const settled = await until(
       () => Promise.all([get<Row[]>('/debug/sidecars'), get<{ workloads: Record<string, string>; pendingMoves: number }>('/debug/assignments')]),
       ([rows, asg]) => asg.pendingMoves === 0 && rows.length === 12 && rows.every((r) => r.connectedTo === asg.workloads[`demo/${r.workload}`]),
