@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { waitFor } from '@octo-mesh/runtime';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'octo-embedded-e2e-'));
@@ -39,20 +40,8 @@ let output = '';
 const getJson = async <T>(url: string): Promise<T> => (await (await fetch(url)).json()) as T;
 const traffic = () => getJson<Traffic>(`http://${state.runner.admin}/traffic`);
 
-async function until<T>(get: () => Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  for (;;) {
-    try {
-      last = await get();
-      if (ok(last)) return last;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(last)}\nrunner output:\n${output.slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const until = <T>(get: () => Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs: number): Promise<T> =>
+  waitFor(what, get, ok, { timeoutMs, intervalMs: 100, retryErrors: true, detail: () => `runner output:\n${output.slice(-3000)}` });
 
 const splitSince = (now: Traffic, before: Traffic) => {
   const d = (k: string) => (now.totals[k] ?? 0) - (before.totals[k] ?? 0);

@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api } from '@kubernetes/client-node';
 import type { RoutePolicy, ServiceEndpoints, Workload } from '@octo-mesh/api';
-import { createLogger } from '@octo-mesh/runtime';
+import { waitFor, createLogger } from '@octo-mesh/runtime';
 import { adminKubeConfig, createTestNamespace, kubectl, REPO_ROOT } from '@octo-mesh/testing';
 import { KubernetesSource } from '../../packages/dispatcher/src/kube-source.js';
 import { MemoryStore } from '../../packages/dispatcher/src/memory-store.js';
@@ -17,20 +17,8 @@ let ns = '';
 const store = MemoryStore.open();
 let source: KubernetesSource;
 
-async function until<T>(get: () => Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  for (;;) {
-    try {
-      last = await get();
-      if (ok(last)) return last;
-    } catch {
-      // not there yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const until = <T>(get: () => Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs = 5000): Promise<T> =>
+  waitFor(what, get, ok, { timeoutMs, retryErrors: true });
 
 beforeAll(async () => {
   expect(kubectl(['apply', '--server-side', '-f', join(REPO_ROOT, 'crds')]).status).toBe(0);

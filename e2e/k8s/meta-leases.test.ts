@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { ApiException, CoordinationV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { startGrpcServer, type StartedGrpc } from '@octo-mesh/dispatcher';
-import { createLogger, createMetricsRegistry } from '@octo-mesh/runtime';
+import { waitFor, createLogger, createMetricsRegistry } from '@octo-mesh/runtime';
 import { adminKubeConfig, clusterInfo, createTestNamespace, REPO_ROOT, RESTRICTED_USER, restrictedKubeConfig } from '@octo-mesh/testing';
 import { PilotMembership, locatePilot } from '../../packages/meta-server/src/client.js';
 import { LeasePilots } from '../../packages/meta-server/src/lease-membership.js';
@@ -23,15 +23,8 @@ const APPS = Array.from({ length: 120 }, (_, i) => `app-${i}`);
 const quiet = () => createLogger('test', 'error', new Writable({ write: (_c, _e, cb) => cb() }));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(get: () => T | Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(v)}`);
-    await sleep(25);
-  }
-}
+const until = <T>(get: () => T | Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs = 10_000): Promise<T> =>
+  waitFor(what, get, ok, { timeoutMs });
 
 interface Replica {
   name: string;

@@ -2,21 +2,14 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { Writable } from 'node:stream';
 import type { ServiceEndpoints, Workload } from '@octo-mesh/api';
 import { DispatcherConnection, DispatcherGrpc, DispatcherService, MemoryStore, startGrpcServer, type StartedGrpc } from '@octo-mesh/dispatcher';
-import { createLogger, createMetricsRegistry } from '@octo-mesh/runtime';
+import { waitFor, createLogger, createMetricsRegistry } from '@octo-mesh/runtime';
 import { PilotMembership, RegisteredInstance, locatePilot } from './client.js';
 import { MetaServer, MetaServerService, ServiceRegistryService } from './server.js';
 
 const quiet = () => createLogger('test', 'error', new Writable({ write: (_c, _e, cb) => cb() }));
 
-async function until<T>(get: () => T | Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs = 8000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const until = <T>(get: () => T | Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs = 8000): Promise<T> =>
+  waitFor(what, get, ok, { timeoutMs });
 
 describe('meta server over gRPC', () => {
   let meta: MetaServer;

@@ -12,6 +12,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { locatePilot } from '@octo-mesh/meta-server/client.js';
 import { DiscoveryRequest, type DiscoveryResponse } from '@octo-mesh/proto';
 import { adsClient } from './sim/ads-client.js';
+import { waitFor } from '@octo-mesh/runtime';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const LDS = 'type.googleapis.com/envoy.config.listener.v3.Listener';
@@ -45,15 +46,8 @@ function run(script: string, args: string[]): Proc {
   return p;
 }
 
-async function until<T>(get: () => Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const until = <T>(get: () => Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs = 15_000): Promise<T> =>
+  waitFor(what, get, ok, { timeoutMs, intervalMs: 100 });
 
 /**
  * A sidecar's control-plane loop, as octo-proxy does it: Locate, open ADS to the named pilot,

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { RoutePolicy } from '@octo-mesh/api';
-import { createLogger } from '@octo-mesh/runtime';
+import { waitFor, createLogger } from '@octo-mesh/runtime';
 import { pilotConfig } from './config.js';
 import { startPilot, type RunningPilot } from './main.js';
 import { MemoryMeshSource } from './source.js';
@@ -38,20 +38,8 @@ function get(port: number, headers: Record<string, string>): Promise<{ status: n
   });
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> =>
+  waitFor(what, probe, (v) => v !== undefined, { timeoutMs, intervalMs: 50, retryErrors: true }) as Promise<T>;
 
 const policy = (generation: number, spec: RoutePolicy['spec']): RoutePolicy => ({
   apiVersion: 'mesh.octo.io/v1alpha1',

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createLogger } from '@octo-mesh/runtime';
+import { waitFor, createLogger } from '@octo-mesh/runtime';
 import { pilotConfig } from './config.js';
 import { startPilot, type RunningPilot } from './main.js';
 import { MemoryMeshSource } from './source.js';
@@ -80,20 +80,8 @@ function refused(port: number): Promise<boolean> {
   });
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> =>
+  waitFor(what, probe, (v) => v !== undefined, { timeoutMs, intervalMs: 50, retryErrors: true }) as Promise<T>;
 
 const tcpService = (name: string, port: number) => ({
   apiVersion: 'model.mesh.octo.io/v1' as const,

@@ -5,3 +5,4 @@ export * from './metrics.js';
 export * from './admin-server.js';
 export * from './shutdown.js';
 export * from './config.js';
+export * from './wait.js';
