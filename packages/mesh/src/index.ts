@@ -3,4 +3,3 @@ export * from './traffic.js';
 export * from './supervisor.js';
 export * from './embedded.js';
 export * from './dashboard.js';
-export * from './ports.js';

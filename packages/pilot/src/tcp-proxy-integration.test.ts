@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { waitFor, createLogger } from '@octo-mesh/runtime';
+import { waitFor, createLogger, freePort } from '@octo-mesh/runtime';
 import { pilotConfig } from './config.js';
 import { startPilot, type RunningPilot } from './main.js';
 import { MemoryMeshSource } from './source.js';
@@ -30,17 +30,6 @@ function echoServer(prefix = ''): Promise<{ server: Server; port: number; connec
 }
 
 /** A port free right now on 127.0.0.1 (the service's port, which only the sidecar will bind). */
-function freePort(): Promise<number> {
-  const s = createServer();
-  return new Promise((resolve, reject) => {
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /**
  * Connects, writes `data` and resolves with the first `data.length` bytes read back (then closes);
  * rejects when the connection ends or fails first.

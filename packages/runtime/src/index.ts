@@ -6,3 +6,4 @@ export * from './admin-server.js';
 export * from './shutdown.js';
 export * from './config.js';
 export * from './wait.js';
+export * from './ports.js';

@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '@octo-mesh/runtime';
 import { generatePki, type ClusterPki } from './pki.js';
 
 /** Where a running test cluster is, as handed from jest's globalSetup to the tests. */
@@ -17,17 +17,6 @@ export interface ClusterInfo {
   pids: { etcd: number; apiserver: number };
   /** Seconds from spawning etcd to the API server's /readyz answering ok. */
   startSeconds: number;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function get(url: string, ca: Buffer, token?: string): Promise<{ status: number; body: string }> {

@@ -1,4 +1,5 @@
-export { TestCluster, freePort, type ClusterInfo } from './cluster.js';
+export { TestCluster, type ClusterInfo } from './cluster.js';
+export { freePort } from '@octo-mesh/runtime';
 export { generatePki, RESTRICTED_USER, type ClusterPki } from './pki.js';
 export { kubeBinDir, REPO_ROOT } from './tools.js';
 export { clusterInfo, adminKubeConfig, restrictedKubeConfig, kubectl, createTestNamespace, type KubectlResult } from './kube.js';

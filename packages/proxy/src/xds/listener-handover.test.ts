@@ -6,6 +6,7 @@ import { XdsServerFixture } from '../test-support/xds-server.js';
 import { pack, staticCluster, tcpListener } from '../test-support/resources.js';
 import { tcpEchoUpstream } from '../test-support/upstreams.js';
 import { startProxy } from '../test-support/proxy.js';
+import { freePort } from '@octo-mesh/runtime';
 
 // LDS updates that move an address from one Listener to another, and ones that cannot be bound,
 // against a real ADS server (a test fixture) and real sockets.
@@ -15,14 +16,6 @@ afterEach(async () => {
 });
 
 type Req = DiscoveryRequest & DeltaDiscoveryRequest;
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** A client connection through the proxy: `say` writes and resolves with the next bytes read. */
 async function open(port: number): Promise<{ say: (m: string) => Promise<string>; greeting: string; socket: net.Socket }> {

@@ -12,7 +12,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Whether something accepts connections on 127.0.0.1:port. */
+/** Whether 127.0.0.1:port can be bound right now (nothing listens there). */
 export function isFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = createServer();
