@@ -174,3 +174,65 @@ describe('upstream HTTP/1.1 client', () => {
     expect((await request(proxy.port, { path: '/after-close' })).body).toBe('hello');
   });
 });
+
+describe('upstream HTTP/1.1 client on one kept-alive connection', () => {
+  // A raw upstream answering each request on the same connection with a different framing: the
+  // fast path (content-length) and llhttp (chunked, 204, 1xx) take turns on one parser state.
+  let raw: net.Server;
+  let proxy: Proxy & { port: number };
+  let connections = 0;
+  const answers = [
+    (s: net.Socket) => s.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfirst'),
+    (s: net.Socket) => s.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n6\r\nsecond\r\n0\r\n\r\n'),
+    (s: net.Socket) => {
+      // A content-length body in three writes, the head split from it.
+      s.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n');
+      setTimeout(() => s.write('th'), 10);
+      setTimeout(() => s.write('ird'), 20);
+    },
+    (s: net.Socket) => s.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nfourth'),
+    (s: net.Socket) => s.write('HTTP/1.1 204 No Content\r\n\r\n'),
+    (s: net.Socket) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nsixth'),
+  ];
+  beforeAll(async () => {
+    raw = net.createServer((s) => {
+      connections++;
+      let n = 0;
+      let buf = '';
+      s.on('data', (d: Buffer) => {
+        buf += d.toString('latin1');
+        while (buf.includes('\r\n\r\n')) {
+          buf = buf.slice(buf.indexOf('\r\n\r\n') + 4);
+          answers[n++ % answers.length]!(s);
+        }
+      });
+    });
+    await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+    proxy = await startProxy({
+      listeners: [httpListener('outbound', { route_config: routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'raw' } }]) })],
+      clusters: [staticCluster('raw', [(raw.address() as AddressInfo).port], { circuit_breakers: { thresholds: [{ max_connections: 1 }] } })],
+    });
+  });
+  afterAll(async () => {
+    await proxy.stop(100);
+    raw.close();
+  });
+
+  it('reads every framing in turn and reuses the connection', async () => {
+    const got: [number, string][] = [];
+    for (let i = 0; i < 12; i++) {
+      const r = await request(proxy.port, { path: `/r${i}` });
+      got.push([r.status, r.body]);
+    }
+    const want: [number, string][] = [
+      [200, 'first'],
+      [200, 'second'],
+      [200, 'third'],
+      [200, 'fourth'],
+      [204, ''],
+      [200, 'sixth'],
+    ];
+    expect(got).toEqual([...want, ...want]);
+    expect(connections).toBe(1);
+  });
+});

@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { SocketAddr } from '../model.js';
-import { HTTPParser, LeanBody, toHeaders, type Parser } from './lean-http.js';
+import { parseResponseHead } from './h1-fast.js';
+import { FAST_PARSE, HTTPParser, LeanBody, toHeaders, type Parser } from './lean-http.js';
 import { AttemptError, type Attempt, type BodySink, type Headers, type UpstreamRequest, type UpstreamResponse } from './upstream.js';
 
 /**
@@ -87,8 +88,7 @@ class Connection {
     const onread = {
       buffer: READ_BUFFER,
       callback: (n: number, buf: Buffer): boolean => {
-        const r = this.parser.execute(buf.subarray(0, n));
-        if (typeof r !== 'number') this.socket.destroy(new AttemptError('reset', `upstream protocol error: ${r.message}`));
+        this.onBytes(buf.subarray(0, n));
         return true;
       },
     };
@@ -104,32 +104,26 @@ class Connection {
       if (this.inHeaders) this.rawHeaders.push(...h);
       else this.trailers = { ...this.trailers, ...toHeaders(h) };
     };
+    this.parser[HTTPParser.kOnMessageBegin] = () => {
+      this.inLlhttp = true;
+    };
     this.parser[HTTPParser.kOnHeadersComplete] = (_maj: number, _min: number, h: string[] | undefined, _m: unknown, _u: unknown, status: number, _msg: string, _upg: boolean, keepAlive: boolean) => {
       if (h) this.rawHeaders.push(...h);
       if (status >= 100 && status < 200) {
         this.rawHeaders = [];
+        this.interim = true;
         return 0; // 1xx: wait for the final response
       }
-      this.inHeaders = false;
-      this.keepAlive = keepAlive;
-      const headers = toHeaders(this.rawHeaders, HOP);
-      const body = new LeanBody(this.socket);
-      this.body = body;
-      this.resolve?.({ status, headers, body, trailers: () => this.trailers });
-      this.resolve = undefined;
-      this.reject = undefined;
+      this.onHead(status, this.rawHeaders, keepAlive);
       return this.head ? 1 : 0; // 1 = skip body (HEAD)
     };
     // The binding hands over a fresh copy of each body piece; no need to copy again.
     this.parser[HTTPParser.kOnBody] = (b: Buffer) => this.body?.push(b);
     this.parser[HTTPParser.kOnMessageComplete] = () => {
-      const body = this.body!;
-      this.body = undefined;
-      body.finish();
-      // Reusable only when the request went out whole (an early response, e.g. a 413 before the
-      // upload ended, leaves the connection mid-request).
-      if (this.keepAlive && this.sink?.finished) this.idle();
-      else this.socket.destroy();
+      this.inLlhttp = false;
+      // A 1xx is a message of its own: the final response is still to come.
+      if (this.interim) this.interim = false;
+      else this.onComplete();
     };
     this.socket.on('error', () => undefined);
     this.socket.on('close', () => {
@@ -143,6 +137,66 @@ class Connection {
       this.parser.close();
       this.pool.remove(this);
     });
+  }
+
+  /** Body bytes still to come of a response whose head the fast path parsed (see h1-fast.ts). */
+  private fastLeft = 0;
+  /** llhttp is inside a message: the next bytes are its, not a new head's. */
+  private inLlhttp = false;
+  /** The message llhttp is reading is an interim (1xx) response. */
+  private interim = false;
+
+  /**
+   * Bytes read from the upstream. A response head the fast path takes is handled here, its body
+   * counted off by its length; anything else goes to llhttp from the message's first byte on.
+   * Pieces of the shared read buffer are copied before they leave (the next read reuses it).
+   */
+  private onBytes(b: Buffer): void {
+    let off = 0;
+    while (off < b.length) {
+      if (this.fastLeft > 0) {
+        const take = Math.min(this.fastLeft, b.length - off);
+        this.body?.push(Buffer.from(b.subarray(off, off + take)));
+        off += take;
+        this.fastLeft -= take;
+        if (this.fastLeft === 0) this.onComplete();
+        continue;
+      }
+      if (FAST_PARSE && !this.inLlhttp && this.resolve && !this.head) {
+        const h = parseResponseHead(b, off);
+        if (h) {
+          off = h.end;
+          this.onHead(h.status, h.rawHeaders, h.keepAlive);
+          this.fastLeft = h.contentLength;
+          if (h.contentLength === 0) this.onComplete();
+          continue;
+        }
+      }
+      const r = this.parser.execute(off === 0 ? b : b.subarray(off));
+      if (typeof r !== 'number') this.socket.destroy(new AttemptError('reset', `upstream protocol error: ${r.message}`));
+      return;
+    }
+  }
+
+  private onHead(status: number, raw: string[], keepAlive: boolean): void {
+    this.inHeaders = false;
+    this.keepAlive = keepAlive;
+    const headers = toHeaders(raw, HOP);
+    const body = new LeanBody(this.socket);
+    this.body = body;
+    this.resolve?.({ status, headers, body, trailers: () => this.trailers });
+    this.resolve = undefined;
+    this.reject = undefined;
+  }
+
+  private onComplete(): void {
+    const body = this.body;
+    this.body = undefined;
+    body?.finish();
+    // Reusable only when the request went out whole (an early response, e.g. a 413 before the
+    // upload ended, leaves the connection mid-request).
+    if (this.keepAlive && this.sink?.finished) this.idle();
+    else this.socket.destroy();
   }
 
   /** Sends one request; the promise settles with the response head or the failure. */

@@ -96,4 +96,50 @@ describe('downstream HTTP/1.1 server', () => {
     expect(r.status).toBe(200);
     expect(Number(r.headers['x-headers'])).toBeGreaterThanOrEqual(60);
   });
+
+  it('serves fast-path and llhttp-parsed requests alternating on one connection', async () => {
+    // Plain heads take the fast path, chunked and HTTP/1.0-style ones llhttp; one write carries them all.
+    const msgs = [
+      'POST /a HTTP/1.1\r\nHost: svc\r\nContent-Length: 3\r\n\r\none',
+      'POST /b HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\n\r\n3\r\ntwo\r\n0\r\n\r\n',
+      'GET /c HTTP/1.1\r\nHost: svc\r\n\r\n',
+      'POST /d HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nfour\r\n0\r\n\r\n',
+      'POST /e HTTP/1.1\r\nHost: svc\r\nContent-Length: 4\r\n\r\nfive',
+    ];
+    const out = await exchange(proxy.port, msgs.join(''), (b) => b.includes('POST /e five'));
+    const seen = ['POST /a one', 'POST /b two', 'GET /c ', 'POST /d four', 'POST /e five'].map((x) => out.indexOf(x));
+    expect(seen.every((i) => i >= 0)).toBe(true);
+    expect([...seen].sort((x, y) => x - y)).toEqual(seen);
+  });
+
+  it('reads a fast-path body that arrives over several reads, and the next request after it', async () => {
+    const out = await new Promise<string>((resolve, reject) => {
+      const s = net.connect(proxy.port, '127.0.0.1');
+      const parts = ['POST /slow HTTP/1.1\r\nHost: svc\r\nContent-Length: 10\r\n\r\nab', 'cdef', 'ghij' + 'GET /after HTTP/1.1\r\nHo', 'st: svc\r\n\r\n'];
+      let i = 0;
+      const next = () => {
+        if (i < parts.length) s.write(parts[i++]!, () => setTimeout(next, 20));
+      };
+      s.on('connect', next);
+      let buf = '';
+      s.on('data', (c: Buffer) => {
+        buf += c.toString('latin1');
+        if (buf.includes('GET /after')) {
+          s.destroy();
+          resolve(buf);
+        }
+      });
+      s.on('error', reject);
+    });
+    expect(out).toContain('POST /slow abcdefghij');
+    expect(out.indexOf('POST /slow')).toBeLessThan(out.indexOf('GET /after'));
+  });
+
+  it('answers the requests before a malformed one, then 400, then closes', async () => {
+    const out = await exchange(proxy.port, 'GET /ok HTTP/1.1\r\nHost: svc\r\n\r\nGET /bad HTTP/1.1\r\nHost : svc\r\n\r\nGET /never HTTP/1.1\r\nHost: svc\r\n\r\n', () => false);
+    expect(out).toMatch(/^HTTP\/1.1 200/);
+    expect(out).toContain('GET /ok');
+    expect(out.indexOf('HTTP/1.1 400 Bad Request')).toBeGreaterThan(out.indexOf('GET /ok'));
+    expect(out).not.toContain('/never');
+  });
 });

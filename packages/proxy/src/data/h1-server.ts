@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http';
 import type net from 'node:net';
-import { DOWNSTREAM_READ_BUFFER, HTTPParser, LeanBody, METHODS, readDirect, toHeaders, type Parser } from './lean-http.js';
+import { parseRequestHead } from './h1-fast.js';
+import { DOWNSTREAM_READ_BUFFER, FAST_PARSE, HTTPParser, LeanBody, METHODS, readDirect, toHeaders, type Parser } from './lean-http.js';
 import type { DownstreamRequest, DownstreamResponse } from './http-proxy.js';
 
 /**
@@ -163,6 +164,8 @@ export class LeanResponse extends EventEmitter implements DownstreamResponse {
   }
 }
 
+const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
+
 /** One downstream HTTP/1.1 connection. */
 export class LeanConnection {
   private readonly parser: Parser;
@@ -189,27 +192,27 @@ export class LeanConnection {
       this.rawHeaders.push(...h);
       this.url += url;
     };
+    p[HTTPParser.kOnMessageBegin] = () => {
+      this.inLlhttp = true;
+    };
     p[HTTPParser.kOnHeadersComplete] = (_maj: number, minor: number, h: string[] | undefined, method: number, url: string | undefined, _s: unknown, _m: unknown, upgrade: boolean, keepAlive: boolean) => {
       const raw = h ? (this.rawHeaders.length ? [...this.rawHeaders, ...h] : h) : this.rawHeaders;
       const fullUrl = this.url + (url ?? '');
       this.rawHeaders = [];
       this.url = '';
-      const headers = toHeaders(raw) as Record<string, string | string[]>;
       const m = METHODS[method] ?? 'GET';
-      const req = new LeanRequest(socket, m, fullUrl, raw, headers, minor, socket);
       if (upgrade) {
-        this.upgrading = req;
+        this.upgrading = new LeanRequest(socket, m, fullUrl, raw, toHeaders(raw) as Record<string, string | string[]>, minor, socket);
         return 0;
       }
-      if (headers['expect'] === '100-continue') socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
-      const res = new LeanResponse(this, socket, m === 'HEAD', keepAlive && minor >= 1 && !this.closing);
-      this.queue.push({ req, res });
-      if (this.queue.length === 1) this.dispatch();
-      else socket.pause(); // pipelined: the next request waits for this one's response
+      this.onHead(m, fullUrl, raw, minor, keepAlive);
       return 0;
     };
     p[HTTPParser.kOnBody] = (b: Buffer) => this.current()?.push(b);
-    p[HTTPParser.kOnMessageComplete] = () => this.current()?.finish();
+    p[HTTPParser.kOnMessageComplete] = () => {
+      this.inLlhttp = false;
+      this.current()?.finish();
+    };
     socket.setTimeout(idleTimeoutMs, () => {
       if (this.queue.length === 0) socket.destroy();
     });
@@ -238,11 +241,64 @@ export class LeanConnection {
     return this.queue[this.queue.length - 1]?.req;
   }
 
+  /** A request is ready: queue it with its response, and serve it unless an earlier one is still being served. */
+  private onHead(m: string, url: string, raw: string[], minor: number, keepAlive: boolean): void {
+    const socket = this.socket;
+    const headers = toHeaders(raw) as Record<string, string | string[]>;
+    const req = new LeanRequest(socket, m, url, raw, headers, minor, socket);
+    if (headers['expect'] === '100-continue') socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+    const res = new LeanResponse(this, socket, m === 'HEAD', keepAlive && minor >= 1 && !this.closing);
+    this.queue.push({ req, res });
+    if (this.queue.length === 1) this.dispatch();
+    else socket.pause(); // pipelined: the next request waits for this one's response
+  }
+
+  /** Body bytes still to come of a request whose head the fast path parsed (see h1-fast.ts). */
+  private fastLeft = 0;
+  /** llhttp is inside a message: the next bytes are its, not a new head's. */
+  private inLlhttp = false;
+  /** A malformed request was read: nothing after it is, and a 400 follows the earlier responses. */
+  private badRequest = false;
+
+  /**
+   * Bytes from the client. A request head the fast path takes is handled here, its body counted
+   * off by its length; anything else goes to llhttp from the message's first byte on. Pieces of
+   * the shared read buffer are copied before they leave (the next read reuses it).
+   */
   private readonly onData = (d: Buffer): void => {
+    if (this.badRequest) return;
+    let off = 0;
+    while (off < d.length) {
+      if (this.fastLeft > 0) {
+        const take = Math.min(this.fastLeft, d.length - off);
+        this.current()?.push(Buffer.from(d.subarray(off, off + take)));
+        off += take;
+        this.fastLeft -= take;
+        if (this.fastLeft === 0) this.current()?.finish();
+        continue;
+      }
+      if (FAST_PARSE && !this.inLlhttp) {
+        const h = parseRequestHead(d, off);
+        if (h) {
+          off = h.end;
+          this.onHead(h.method, h.url, h.rawHeaders, 1, h.keepAlive);
+          this.fastLeft = h.contentLength;
+          if (h.contentLength === 0) this.current()?.finish();
+          continue;
+        }
+      }
+      this.parse(off === 0 ? d : d.subarray(off));
+      return;
+    }
+  };
+
+  private parse(d: Buffer): void {
     const r = this.parser.execute(d);
     if (typeof r !== 'number') {
-      if (this.queue.length === 0) this.socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-      else this.socket.destroy();
+      // Requests before the bad one are answered first; then the 400, and the connection closes.
+      this.badRequest = true;
+      if (this.queue.length === 0) this.socket.end(BAD_REQUEST);
+      else this.socket.pause();
       return;
     }
     if (this.upgrading) {
@@ -256,7 +312,7 @@ export class LeanConnection {
       if (this.direct) this.socket.pause();
       this.hooks.onUpgrade(req, this.socket, this.direct ? Buffer.from(d.subarray(r)) : d.subarray(r));
     }
-  };
+  }
 
   private dispatch(): void {
     const next = this.queue[0];
@@ -273,6 +329,11 @@ export class LeanConnection {
     const i = this.queue.findIndex((x) => x.res === res);
     if (i < 0) return;
     const [done] = this.queue.splice(i, 1);
+    if (this.badRequest) {
+      if (this.queue.length) this.dispatch();
+      else this.socket.end(BAD_REQUEST);
+      return;
+    }
     // An unread request body cannot be skipped on a kept-alive connection: close instead.
     if (res.closeAfter || this.closing || !done!.req.complete) {
       this.socket.end();

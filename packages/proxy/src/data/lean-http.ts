@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import net from 'node:net';
+import { setFastMethods } from './h1-fast.js';
 import type { BodySource, Headers } from './upstream.js';
 
 /**
@@ -12,6 +13,7 @@ export interface ParserCtor {
   new (): Parser;
   REQUEST: number;
   RESPONSE: number;
+  kOnMessageBegin: number;
   kOnHeaders: number;
   kOnHeadersComplete: number;
   kOnBody: number;
@@ -31,7 +33,7 @@ export interface Parser {
 function loadBinding(): { HTTPParser: ParserCtor; methods: string[] } | undefined {
   try {
     const m = createRequire(import.meta.url)('_http_common') as { HTTPParser?: ParserCtor; methods?: string[] };
-    return m.HTTPParser && m.methods && typeof m.HTTPParser.kOnHeadersComplete === 'number' ? (m as { HTTPParser: ParserCtor; methods: string[] }) : undefined;
+    return m.HTTPParser && m.methods && typeof m.HTTPParser.kOnHeadersComplete === 'number' && typeof m.HTTPParser.kOnMessageBegin === 'number' ? (m as { HTTPParser: ParserCtor; methods: string[] }) : undefined;
   } catch {
     return undefined;
   }
@@ -40,6 +42,12 @@ const binding = loadBinding();
 export const LEAN_CODEC = binding !== undefined;
 export const HTTPParser = binding?.HTTPParser as ParserCtor;
 export const METHODS = binding?.methods ?? [];
+if (binding) setFastMethods(METHODS);
+/**
+ * Whether common message heads skip llhttp (`h1-fast.ts`); `OCTO_PROXY_FAST_PARSE=0` sends every
+ * message through llhttp, which is how the tests keep that path covered too.
+ */
+export const FAST_PARSE = LEAN_CODEC && process.env['OCTO_PROXY_FAST_PARSE'] !== '0';
 
 /** Raw `[name, value, ...]` pairs to a header object (lower-case names, repeated values joined), leaving out `skip`. */
 export function toHeaders(raw: readonly string[], skip?: ReadonlySet<string>): Headers {
