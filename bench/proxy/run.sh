@@ -2,7 +2,7 @@
 # Proxy benchmark (not a test): direct vs nginx vs HAProxy vs a plain node:http proxy vs
 # octo-proxy, on loopback, one run, same machine, same pinning. Prints a table and ratios.
 #
-#   bench/proxy/run.sh            # DURATION=10 s per measurement, ROUNDS=3 interleaved throughput rounds
+#   bench/proxy/run.sh            # DURATION=10 s per measurement, ROUNDS=3 interleaved rounds (throughput and latency)
 #
 # Pinning: every proxy gets exactly one worker on core $PROXY_CPU; the upstream and the load
 # generators share core $LOAD_CPU. Upstream: nginx returning a fixed 1 KB body.
@@ -98,7 +98,9 @@ h2_rps() { # port -> requests/s (HTTP/2 prior knowledge, 8 connections × 16 str
   taskset -c "$LOAD_CPU" h2load -D "$DURATION" -c8 -m16 -t1 -H 'host: bench' "http://127.0.0.1:$1/" 2>/dev/null | awk '/^finished in/ {gsub(",","",$4); print int($4)}'
 }
 fixed() { # port -> "p50 p99" microseconds at $RATE req/s
-  taskset -c "$LOAD_CPU" "$NODE" bench/proxy/fixed-rate.mjs "$1" "$RATE" "$DURATION" bench 32 |
+  # nice 19: the generator spins between sends; on the upstream's CPU it must yield at once when
+  # the upstream wakes up, or the scheduler's preemption delay (ms) shows up in every tail.
+  taskset -c "$LOAD_CPU" nice -n 19 "$NODE" bench/proxy/fixed-rate.mjs "$1" "$RATE" "$DURATION" bench 32 |
     "$NODE" -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(j.p50_us,j.p99_us,j.errors)})'
 }
 
@@ -119,11 +121,21 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "round $round $name: $r rps, $c per CPU-second" >&2
   done
 done
+# Latency at a fixed rate: also ROUNDS interleaved rounds, median p50 and median p99 per target.
+declare -A P50S P99S
+for round in $(seq 1 "$ROUNDS"); do
+  for t in $TARGETS; do
+    name=${t%%:*}; port=${t##*:}
+    read -r a b e < <(fixed "$port")
+    P50S[$name]="${P50S[$name]:-} $a"; P99S[$name]="${P99S[$name]:-} $b"
+    echo "round $round $name: p50 ${a}us p99 ${b}us at $RATE rps (errors $e)" >&2
+  done
+done
 for t in $TARGETS; do
-  name=${t%%:*}; port=${t##*:}
+  name=${t%%:*}
   H1[$name]=$(echo "${H1S[$name]}" | median); PERCPU[$name]=$(echo "${PERCPUS[$name]}" | median)
-  read -r a b e < <(fixed "$port"); P50[$name]=$a; P99[$name]=$b
-  echo "measured $name: h1 ${H1[$name]} rps (${PERCPU[$name]} per CPU-second, median of $ROUNDS), p50 ${a}us p99 ${b}us (errors $e)" >&2
+  P50[$name]=$(echo "${P50S[$name]}" | median); P99[$name]=$(echo "${P99S[$name]}" | median)
+  echo "measured $name: h1 ${H1[$name]} rps (${PERCPU[$name]} per CPU-second), p50 ${P50[$name]}us p99 ${P99[$name]}us (medians of $ROUNDS)" >&2
 done
 H2[nginx]=$(h2_rps $NGX2); H2[haproxy]=$(h2_rps $HAP2); H2[octo]=$(h2_rps $OCTO)
 read -r TCP_DIRECT _ < <(wrk_rps $UP)
@@ -133,7 +145,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf 
 added() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%d", a - b }'; }
 
 echo
-echo "## Results ($(date -u +%F), $(nproc) cores, ${DURATION}s per measurement, throughput median of $ROUNDS interleaved rounds, proxy on CPU $PROXY_CPU, load+upstream on CPU $LOAD_CPU, load average $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "## Results ($(date -u +%F), $(nproc) cores, ${DURATION}s per measurement, throughput and latency medians of $ROUNDS interleaved rounds, proxy on CPU $PROXY_CPU, load+upstream on CPU $LOAD_CPU, load average $(cut -d' ' -f1-3 /proc/loadavg))"
 echo
 echo "| target | HTTP/1.1 rps (wall) | HTTP/1.1 requests per CPU-second | HTTP/2 rps | p50 µs @${RATE}rps | p99 µs @${RATE}rps | added p50 µs | added p99 µs |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
