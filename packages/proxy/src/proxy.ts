@@ -85,6 +85,8 @@ export class Proxy {
   private ads: AdsClient | undefined;
   private admin: AdminServer | undefined;
   private current: ProxySnapshot;
+  /** Set while a listener update is being bound and put in force. */
+  private settling: Promise<void> | undefined;
   private readonly fixed: Set<string>;
   /** Addresses of the fixed sockets by listener name (the first one for each name). */
   readonly addresses = new Map<string, SocketAddr>();
@@ -98,6 +100,7 @@ export class Proxy {
     this.fixed = new Set(opts.sockets.map((s) => s.name));
     const ctx: HttpContext = {
       snapshot: () => this.current,
+      settling: () => this.settling,
       clusters: this.clusters,
       rateLimiter: new RateLimiter(opts.random),
       stats: this.stats,
@@ -139,8 +142,19 @@ export class Proxy {
         ...(this.opts.xdsBackoff ? { backoff: this.opts.xdsBackoff } : {}),
         onUpdate: async (s, typeUrl) => {
           // Listeners with an address are bound before the update is ACKed; a bind failure throws (NACK).
-          if (typeUrl === TYPE_URL.listener) await this.listeners.sync(s, this.fixed);
-          this.apply(s);
+          // A new listener may accept before the snapshot naming it is in force: its requests
+          // wait for `settling` (handleHttp) rather than finding no listener config.
+          if (typeUrl === TYPE_URL.listener) {
+            let settled!: () => void;
+            this.settling = new Promise<void>((r) => (settled = r));
+            try {
+              await this.listeners.sync(s, this.fixed);
+              this.apply(s);
+            } finally {
+              this.settling = undefined;
+              settled();
+            }
+          } else this.apply(s);
           this.logger.info('xDS update applied', { typeUrl, version: s.versions[typeUrl] });
           if (typeUrl === TYPE_URL.upgradeTarget && process.send) process.send({ type: 'octo.upgrade-target', target: this.store.upgradeTarget });
         },

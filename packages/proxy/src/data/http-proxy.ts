@@ -35,6 +35,8 @@ export interface AccessLogEntry {
 /** What the HTTP data path needs from the rest of the proxy. */
 export interface HttpContext {
   snapshot(): ProxySnapshot;
+  /** While a listener update is being put in force: settles once it is (or was refused). */
+  settling?(): Promise<void> | undefined;
   clusters: ClusterManager;
   rateLimiter: RateLimiter;
   stats: ProxyStats;
@@ -78,16 +80,17 @@ function grpcStatusFor(status: number): number {
   return 2;
 }
 
-/** Random hex from a pooled buffer: one getrandom call per 4 KiB instead of two per request. */
-let pool = Buffer.alloc(0);
+/** Random hex from a pooled string: one getrandom call and one hex conversion per 4 KiB, not per request. */
+let pool = '';
 let poolOffset = 0;
 function randomHex(bytes: number): string {
-  if (poolOffset + bytes > pool.length) {
-    pool = randomBytes(4096);
+  const chars = 2 * bytes;
+  if (poolOffset + chars > pool.length) {
+    pool = randomBytes(4096).toString('hex');
     poolOffset = 0;
   }
-  const s = pool.toString('hex', poolOffset, poolOffset + bytes);
-  poolOffset += bytes;
+  const s = pool.slice(poolOffset, poolOffset + chars);
+  poolOffset += chars;
   return s;
 }
 
@@ -130,7 +133,7 @@ export interface RequestState {
  * then stream the chosen response back with its trailers.
  */
 export async function handleHttp(ctx: HttpContext, listener: string, req: DownstreamRequest, res: DownstreamResponse): Promise<void> {
-  const snap = ctx.snapshot();
+  let snap = ctx.snapshot();
   const h2 = req.httpVersionMajor === 2;
   let authority = String((h2 ? req.headers[':authority'] : req.headers['host']) ?? '');
   let path = (h2 ? String(req.headers[':path'] ?? '/') : req.url) ?? '/';
@@ -181,7 +184,16 @@ export async function handleHttp(ctx: HttpContext, listener: string, req: Downst
     finish(status);
   };
 
-  const lst = snap.listeners.get(listener);
+  let lst = snap.listeners.get(listener);
+  if (!lst) {
+    // A listener bound by an update still being put in force: wait for it, once.
+    const settling = ctx.settling?.();
+    if (settling) {
+      await settling;
+      snap = ctx.snapshot();
+      lst = snap.listeners.get(listener);
+    }
+  }
   if (!lst || lst.filter.kind !== 'http') return local(503, 'listener-not-configured');
   const chain: HttpFilterChain = lst.filter;
   const table: RouteTable | undefined = chain.routeTable ?? (chain.rdsName ? snap.routeTables.get(chain.rdsName) : undefined);
