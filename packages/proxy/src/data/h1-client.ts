@@ -114,7 +114,7 @@ class Connection {
         this.interim = true;
         return 0; // 1xx: wait for the final response
       }
-      this.onHead(status, this.rawHeaders, keepAlive);
+      this.onHead(status, toHeaders(this.rawHeaders, HOP), keepAlive);
       return this.head ? 1 : 0; // 1 = skip body (HEAD)
     };
     // The binding hands over a fresh copy of each body piece; no need to copy again.
@@ -163,10 +163,10 @@ class Connection {
         continue;
       }
       if (FAST_PARSE && !this.inLlhttp && this.resolve && !this.head) {
-        const h = parseResponseHead(b, off);
+        const h = parseResponseHead(b, off, HOP);
         if (h) {
           off = h.end;
-          this.onHead(h.status, h.rawHeaders, h.keepAlive);
+          this.onHead(h.status, h.headers, h.keepAlive);
           this.fastLeft = h.contentLength;
           if (h.contentLength === 0) this.onComplete();
           continue;
@@ -178,10 +178,9 @@ class Connection {
     }
   }
 
-  private onHead(status: number, raw: string[], keepAlive: boolean): void {
+  private onHead(status: number, headers: Headers, keepAlive: boolean): void {
     this.inHeaders = false;
     this.keepAlive = keepAlive;
-    const headers = toHeaders(raw, HOP);
     const body = new LeanBody(this.socket);
     this.body = body;
     this.resolve?.({ status, headers, body, trailers: () => this.trailers });

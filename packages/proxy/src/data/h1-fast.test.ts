@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { parseRequestHead, parseResponseHead, type FastRequestHead, type FastResponseHead } from './h1-fast.js';
-import { HTTPParser, METHODS } from './lean-http.js';
+import { HTTPParser, METHODS, toHeaders } from './lean-http.js';
 
 // The fast path must take only what llhttp takes, with the same meaning. Every row is parsed by
 // both: `fast` says whether the fast path takes it; when it does, llhttp must agree on every
@@ -105,10 +105,11 @@ const responses: [name: string, text: string, fast: boolean][] = [
 
 function expectSame(kind: 'request' | 'response', fast: FastRequestHead | FastResponseHead, ll: Llhttp, text: string): void {
   expect(ll.ok).toBe(true);
-  expect(fast.rawHeaders).toEqual(ll.rawHeaders);
+  expect(fast.headers).toEqual(toHeaders(ll.rawHeaders!));
   expect(fast.keepAlive).toBe(ll.keepAlive);
   if (kind === 'request') {
     const f = fast as FastRequestHead;
+    expect(f.rawHeaders).toEqual(ll.rawHeaders);
     expect(f.url).toBe(ll.url);
     expect(f.method).toBe(METHODS[Number(ll.method)]);
   } else expect((fast as FastResponseHead).status).toBe(ll.status);
@@ -149,6 +150,14 @@ describe('HTTP/1.1 fast path heads', () => {
     expect(a.url).toBe('/1');
     const c = parseRequestHead(b, a.end)!;
     expect([c.method, c.url, c.contentLength, c.end + c.contentLength]).toEqual(['POST', '/2', 3, b.length]);
+  });
+
+  it('combines repeated fields and leaves out the names it is told to skip', () => {
+    const text = res('HTTP/1.1 200 OK', 'Set-Cookie: a=1', 'set-cookie: b=2', 'Vary: a', 'vary: b', 'Connection: keep-alive', 'Keep-Alive: timeout=5', 'content-length: 0');
+    const h = parseResponseHead(Buffer.from(text, 'latin1'), 0, new Set(['connection', 'keep-alive']));
+    expect(h?.headers).toEqual({ 'set-cookie': ['a=1', 'b=2'], vary: 'a, b', 'content-length': '0' });
+    const r = parseRequestHead(Buffer.from(req('GET / HTTP/1.1', 'Cookie: a=1', 'cookie: b=2'), 'latin1'), 0);
+    expect(r?.headers).toEqual({ cookie: 'a=1; b=2' });
   });
 
   it('every row llhttp rejects is left to llhttp', () => {

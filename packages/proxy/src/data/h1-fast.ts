@@ -23,12 +23,26 @@ for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL
 
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 
+/** Header fields by lower-case name, repeated ones combined (see `addHeader`). */
+export type HeaderMap = Record<string, string | string[]>;
+
+/**
+ * Adds one field to a header map: a repeated `set-cookie` becomes a list, repeated `cookie`
+ * values are joined with `; ` (RFC 9113 §8.2.3), any other repeated field with `, ` (RFC 9110 §5.3).
+ */
+export function addHeader(h: HeaderMap, k: string, v: string): void {
+  const cur = h[k];
+  if (cur === undefined) h[k] = v;
+  else if (Array.isArray(cur)) cur.push(v);
+  else h[k] = k === 'set-cookie' ? [cur, v] : `${cur}${k === 'cookie' ? '; ' : ', '}${v}`;
+}
+
 /** What both heads carry. */
 interface FastHead {
   /** Offset just past the head's final CRLF CRLF. */
   end: number;
-  /** `[name, value, ...]` as received (names in their case, values without surrounding whitespace), as llhttp reports them. */
-  rawHeaders: string[];
+  /** The fields by lower-case name (for a response without the `skip` names). */
+  headers: HeaderMap;
   /** The body's length (0 when the message has none). */
   contentLength: number;
   /** HTTP/1.1 persistence: no `close` connection option. */
@@ -37,6 +51,8 @@ interface FastHead {
 export interface FastRequestHead extends FastHead {
   method: string;
   url: string;
+  /** `[name, value, ...]` as received (names in their case, values without surrounding whitespace), as llhttp reports them. */
+  rawHeaders: string[];
 }
 export interface FastResponseHead extends FastHead {
   status: number;
@@ -51,10 +67,10 @@ export function setFastMethods(known: readonly string[]): void {
 
 /**
  * Header fields from `s` (the head as latin1, from just after the start line's CRLF to the
- * blank line), appended to `raw`. Returns the framing facts or undefined when a field is not
- * plain (see above).
+ * blank line), added to `headers` (but not the names in `skip`) and appended to `raw`. Returns
+ * the framing facts or undefined when a field is not plain (see above).
  */
-function fields(s: string, from: number, raw: string[], request: boolean): { contentLength: number; keepAlive: boolean } | undefined {
+function fields(s: string, from: number, headers: HeaderMap, raw: string[] | undefined, skip: ReadonlySet<string> | undefined, request: boolean): { contentLength: number; keepAlive: boolean } | undefined {
   let contentLength = -1;
   let keepAlive = true;
   let pos = from;
@@ -82,10 +98,10 @@ function fields(s: string, from: number, raw: string[], request: boolean): { con
     }
     const name = s.slice(pos, nameEnd);
     const value = s.slice(v0, v1);
+    const lower = name.toLowerCase();
     const len = nameEnd - pos;
-    // Only a few names change framing; compare by length first, lower-case only then.
+    // Only a few names change framing; compare by length first.
     if (len === 14 || len === 17 || len === 10 || len === 7 || len === 6) {
-      const lower = name.toLowerCase();
       if (lower === 'content-length') {
         if (contentLength >= 0 || value.length === 0 || value.length > 15) return undefined;
         for (let q = 0; q < value.length; q++) {
@@ -103,7 +119,8 @@ function fields(s: string, from: number, raw: string[], request: boolean): { con
         }
       }
     }
-    raw.push(name, value);
+    raw?.push(name, value);
+    if (!skip?.has(lower)) addHeader(headers, lower, value);
     pos = eol + 2;
   }
   return { contentLength, keepAlive };
@@ -134,18 +151,20 @@ export function parseRequestHead(b: Buffer, start: number): FastRequestHead | un
     if (c <= 32 || c >= 127) return undefined;
   }
   const raw: string[] = [];
-  const f = fields(s, eol + 2, raw, true);
+  const headers: HeaderMap = {};
+  const f = fields(s, eol + 2, headers, raw, undefined, true);
   if (!f) return undefined;
-  return { method, url: s.slice(sp1 + 1, sp2), rawHeaders: raw, contentLength: f.contentLength < 0 ? 0 : f.contentLength, keepAlive: f.keepAlive, end: h.end };
+  return { method, url: s.slice(sp1 + 1, sp2), headers, rawHeaders: raw, contentLength: f.contentLength < 0 ? 0 : f.contentLength, keepAlive: f.keepAlive, end: h.end };
 }
 
 /**
- * A response head at `start` of `b`, or undefined (llhttp takes the message). Only final
+ * A response head at `start` of `b` (its fields without the names in `skip`), or undefined
+ * (llhttp takes the message). Only final
  * responses with a body of known length: 1xx, 204 and 304 (no body by definition), and responses
  * framed by chunking or by the connection's close, go to llhttp. A response to HEAD must not
  * come here either: the caller knows the request, this function does not.
  */
-export function parseResponseHead(b: Buffer, start: number): FastResponseHead | undefined {
+export function parseResponseHead(b: Buffer, start: number, skip?: ReadonlySet<string>): FastResponseHead | undefined {
   const h = headText(b, start);
   if (!h) return undefined;
   const s = h.s;
@@ -163,8 +182,8 @@ export function parseResponseHead(b: Buffer, start: number): FastResponseHead | 
     const c = s.charCodeAt(q);
     if ((c < 32 && c !== 9) || c === 127) return undefined;
   }
-  const raw: string[] = [];
-  const f = fields(s, eol + 2, raw, false);
+  const headers: HeaderMap = {};
+  const f = fields(s, eol + 2, headers, undefined, skip, false);
   if (!f || f.contentLength < 0) return undefined;
-  return { status, rawHeaders: raw, contentLength: f.contentLength, keepAlive: f.keepAlive, end: h.end };
+  return { status, headers, contentLength: f.contentLength, keepAlive: f.keepAlive, end: h.end };
 }

@@ -205,7 +205,7 @@ export class LeanConnection {
         this.upgrading = new LeanRequest(socket, m, fullUrl, raw, toHeaders(raw) as Record<string, string | string[]>, minor, socket);
         return 0;
       }
-      this.onHead(m, fullUrl, raw, minor, keepAlive);
+      this.onHead(m, fullUrl, raw, toHeaders(raw) as Record<string, string | string[]>, minor, keepAlive);
       return 0;
     };
     p[HTTPParser.kOnBody] = (b: Buffer) => this.current()?.push(b);
@@ -242,9 +242,8 @@ export class LeanConnection {
   }
 
   /** A request is ready: queue it with its response, and serve it unless an earlier one is still being served. */
-  private onHead(m: string, url: string, raw: string[], minor: number, keepAlive: boolean): void {
+  private onHead(m: string, url: string, raw: string[], headers: Record<string, string | string[]>, minor: number, keepAlive: boolean): void {
     const socket = this.socket;
-    const headers = toHeaders(raw) as Record<string, string | string[]>;
     const req = new LeanRequest(socket, m, url, raw, headers, minor, socket);
     if (headers['expect'] === '100-continue') socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
     const res = new LeanResponse(this, socket, m === 'HEAD', keepAlive && minor >= 1 && !this.closing);
@@ -281,7 +280,7 @@ export class LeanConnection {
         const h = parseRequestHead(d, off);
         if (h) {
           off = h.end;
-          this.onHead(h.method, h.url, h.rawHeaders, 1, h.keepAlive);
+          this.onHead(h.method, h.url, h.rawHeaders, h.headers, 1, h.keepAlive);
           this.fastLeft = h.contentLength;
           if (h.contentLength === 0) this.current()?.finish();
           continue;

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import net from 'node:net';
-import { setFastMethods } from './h1-fast.js';
+import { addHeader, setFastMethods } from './h1-fast.js';
 import type { BodySource, Headers } from './upstream.js';
 
 /**
@@ -49,17 +49,12 @@ if (binding) setFastMethods(METHODS);
  */
 export const FAST_PARSE = LEAN_CODEC && process.env['OCTO_PROXY_FAST_PARSE'] !== '0';
 
-/** Raw `[name, value, ...]` pairs to a header object (lower-case names, repeated values joined), leaving out `skip`. */
+/** Raw `[name, value, ...]` pairs to a header object (lower-case names, repeated values combined by `addHeader`), leaving out `skip`. */
 export function toHeaders(raw: readonly string[], skip?: ReadonlySet<string>): Headers {
   const h: Headers = {};
   for (let i = 0; i < raw.length; i += 2) {
     const k = raw[i]!.toLowerCase();
-    if (skip?.has(k)) continue;
-    const v = raw[i + 1]!;
-    const cur = h[k];
-    if (cur === undefined) h[k] = v;
-    else if (Array.isArray(cur)) cur.push(v);
-    else h[k] = k === 'set-cookie' ? [cur, v] : `${cur}${k === 'cookie' ? '; ' : ', '}${v}`;
+    if (!skip?.has(k)) addHeader(h, k, raw[i + 1]!);
   }
   return h;
 }
