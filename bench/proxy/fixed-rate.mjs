@@ -2,50 +2,96 @@
 // keep-alive connections for DURATION seconds and reports latency percentiles measured from each
 // request's *scheduled* send time, so a stall is not hidden (no coordinated omission).
 //
-// The first WARMUP seconds (default 1) run at the same rate and are not recorded: they open the
-// connections and warm the JIT of this client and of the target, which otherwise put the first
-// requests' connection setup and interpreter time into the tail percentiles.
+// It speaks HTTP/1.1 over plain sockets (one pre-encoded request, responses framed by their
+// content-length) rather than through node:http: the client's own allocations and garbage
+// collection pauses would otherwise show up in every target's tail. The first WARMUP seconds
+// (default 1) run at the same rate and are not recorded: they open the connections and warm the
+// JIT of this client and of the target.
 // Usage: node fixed-rate.mjs <port> <rate> <seconds> [host-header] [connections]
-import http from 'node:http';
+import net from 'node:net';
 
 const [port, rate, seconds, host = 'bench', conns = '32'] = process.argv.slice(2);
 const warmup = Number(process.env.WARMUP ?? 1);
-const agent = new http.Agent({ keepAlive: true, maxSockets: Number(conns) });
 const skip = Math.round(Number(rate) * warmup);
 const total = skip + Number(rate) * Number(seconds);
 const interval = 1e9 / Number(rate);
-const lat = [];
+const request = Buffer.from(`GET / HTTP/1.1\r\nhost: ${host}\r\n\r\n`, 'latin1');
+const CRLF2 = Buffer.from('\r\n\r\n', 'latin1');
+const lat = new Float64Array(total);
+let recorded = 0;
 let errors = 0;
-const start = process.hrtime.bigint() + 200_000_000n; // 200 ms before the schedule starts
+let finished = 0;
 let sent = 0;
+
+/** One keep-alive connection: at most one request in flight, in the order sent. */
+class Conn {
+  constructor() {
+    this.busy = false;
+    this.scheduled = 0n;
+    this.record = false;
+    this.buf = Buffer.alloc(0);
+    this.need = -1; // bytes still expected of the current response's body; -1 while in the head
+    this.ok = false;
+    this.socket = net.connect({ host: '127.0.0.1', port: Number(port), noDelay: true });
+    this.socket.on('data', (d) => this.onData(d));
+    this.socket.on('error', () => undefined);
+    this.socket.on('close', () => {
+      if (this.busy) this.done(false);
+      conns_.splice(conns_.indexOf(this), 1);
+    });
+  }
+  send(scheduled, record) {
+    this.busy = true;
+    this.scheduled = scheduled;
+    this.record = record;
+    this.socket.write(request);
+  }
+  onData(d) {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
+    for (;;) {
+      if (this.need < 0) {
+        const end = this.buf.indexOf(CRLF2);
+        if (end < 0) return;
+        const head = this.buf.toString('latin1', 0, end);
+        const m = /\r\ncontent-length:\s*(\d+)/i.exec(head);
+        this.ok = head.startsWith('HTTP/1.1 200');
+        this.need = m ? Number(m[1]) : 0;
+        this.buf = this.buf.subarray(end + 4);
+      }
+      if (this.buf.length < this.need) return;
+      this.buf = this.buf.subarray(this.need);
+      this.need = -1;
+      this.done(this.ok);
+      if (!this.buf.length) return;
+    }
+  }
+  done(ok) {
+    this.busy = false;
+    if (!ok) errors++;
+    else if (this.record) lat[recorded++] = Number(process.hrtime.bigint() - this.scheduled) / 1000;
+    if (++finished === total) finish();
+  }
+}
+
+const conns_ = Array.from({ length: Number(conns) }, () => new Conn());
+await Promise.all(conns_.map((c) => new Promise((r) => c.socket.once('connect', r))));
+let finish;
+const start = process.hrtime.bigint() + 200_000_000n; // 200 ms before the schedule starts
 await new Promise((done) => {
-  let finished = 0;
-  const fire = (scheduled, recorded) => {
-    const req = http.request({ host: '127.0.0.1', port: Number(port), path: '/', headers: { host }, agent }, (res) => {
-      res.resume();
-      res.on('end', () => {
-        if (res.statusCode !== 200) errors++;
-        else if (recorded) lat.push(Number(process.hrtime.bigint() - scheduled) / 1000);
-        if (++finished === total) done();
-      });
-    });
-    req.on('error', () => {
-      errors++;
-      if (++finished === total) done();
-    });
-    req.end();
-  };
+  finish = done;
   const tick = () => {
     const now = process.hrtime.bigint();
     while (sent < total && start + BigInt(Math.round(sent * interval)) <= now) {
-      fire(start + BigInt(Math.round(sent * interval)), sent >= skip);
+      const c = conns_.find((x) => !x.busy);
+      if (!c) break; // every connection busy: the request waits, its latency counts from its schedule
+      c.send(start + BigInt(Math.round(sent * interval)), sent >= skip);
       sent++;
     }
     if (sent < total) setImmediate(tick);
   };
   tick();
 });
-lat.sort((a, b) => a - b);
-const q = (p) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN;
-process.stdout.write(JSON.stringify({ requests: total - skip, errors, p50_us: Math.round(q(0.5)), p99_us: Math.round(q(0.99)), max_us: Math.round(lat[lat.length - 1] ?? NaN) }) + '\n');
-agent.destroy();
+const sorted = lat.subarray(0, recorded).sort();
+const q = (p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
+process.stdout.write(JSON.stringify({ requests: total - skip, errors, p50_us: Math.round(q(0.5)), p99_us: Math.round(q(0.99)), max_us: Math.round(sorted[sorted.length - 1] ?? NaN) }) + '\n');
+for (const c of conns_) c.socket.destroy();
