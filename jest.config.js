@@ -34,6 +34,15 @@ export default {
       testPathIgnorePatterns: ['/node_modules/', '\\.k8s\\.test\\.ts$'],
     },
     {
+      // The proxy's HTTP/1.1 tests once more with every message through llhttp
+      // (OCTO_PROXY_FAST_PARSE=0, set per test file): the fast path takes nearly every message in
+      // the unit run, so this keeps llhttp's side of each exchange covered as well.
+      ...common,
+      displayName: 'llhttp',
+      testMatch: ['<rootDir>/packages/proxy/src/data/{h1-client,h1-server,http,streams,policies}.test.ts'],
+      setupFiles: ['<rootDir>/packages/proxy/src/test-support/llhttp-only.mjs'],
+    },
+    {
       // Against a real kube-apiserver + etcd (built from Go modules), one cluster per run; its
       // globalSetup runs only when a test of this project is selected.
       ...common,

@@ -4,6 +4,7 @@ import { httpListener, routeConfig, staticCluster } from '../test-support/resour
 import { httpUpstream, request, type Upstream } from '../test-support/upstreams.js';
 import { startProxy } from '../test-support/proxy.js';
 import type { Proxy } from '../proxy.js';
+import { FAST_PARSE } from './lean-http.js';
 
 // The lean downstream HTTP/1.1 server, spoken to over raw sockets.
 function exchange(port: number, data: string, until: (s: string) => boolean): Promise<string> {
@@ -51,6 +52,10 @@ describe('downstream HTTP/1.1 server', () => {
   afterAll(async () => {
     await proxy.stop(100);
     await up.close();
+  });
+
+  it('parses with the fast path unless OCTO_PROXY_FAST_PARSE=0 (the llhttp project)', () => {
+    expect(FAST_PARSE).toBe(process.env['OCTO_PROXY_FAST_PARSE'] !== '0');
   });
 
   it('answers pipelined requests in order on one connection', async () => {
