@@ -25,6 +25,11 @@ export class BodyTap {
   private sink: Attempt | undefined;
 
   constructor(private readonly req: DownstreamRequest) {
+    if ((req as { empty?: boolean }).empty === true) {
+      // A request known to have no body: nothing to listen for or keep.
+      this.ended = true;
+      return;
+    }
     req.on('data', (c: Buffer) => {
       if (!this.overflowed) {
         this.size += c.length;
@@ -90,7 +95,8 @@ export async function runAttempts(
     });
   }
   let downstreamGone = false;
-  req.once('aborted', () => {
+  // 'aborted' comes at most once: a plain listener does.
+  req.on('aborted', () => {
     downstreamGone = true;
     current?.abort();
   });

@@ -30,6 +30,8 @@ export class LeanRequest extends LeanBody implements DownstreamRequest {
     super(flow);
   }
   readonly httpVersionMajor = 1;
+  /** The request is known to have no body at all (complete before it was handed out). */
+  empty = false;
   get httpVersion(): string {
     return `1.${this.httpVersionMinor}`;
   }
@@ -242,9 +244,14 @@ export class LeanConnection {
   }
 
   /** A request is ready: queue it with its response, and serve it unless an earlier one is still being served. */
-  private onHead(m: string, url: string, raw: string[], headers: Record<string, string | string[]>, minor: number, keepAlive: boolean): void {
+  private onHead(m: string, url: string, raw: string[], headers: Record<string, string | string[]>, minor: number, keepAlive: boolean, empty = false): void {
     const socket = this.socket;
     const req = new LeanRequest(socket, m, url, raw, headers, minor, socket);
+    if (empty) {
+      // Known to have no body: complete before anyone reads it, so nobody has to.
+      req.empty = true;
+      req.finish();
+    }
     if (headers['expect'] === '100-continue') socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
     const res = new LeanResponse(this, socket, m === 'HEAD', keepAlive && minor >= 1 && !this.closing);
     this.queue.push({ req, res });
@@ -280,9 +287,8 @@ export class LeanConnection {
         const h = parseRequestHead(d, off);
         if (h) {
           off = h.end;
-          this.onHead(h.method, h.url, h.rawHeaders, h.headers, 1, h.keepAlive);
+          this.onHead(h.method, h.url, h.rawHeaders, h.headers, 1, h.keepAlive, h.contentLength === 0);
           this.fastLeft = h.contentLength;
-          if (h.contentLength === 0) this.current()?.finish();
           continue;
         }
       }

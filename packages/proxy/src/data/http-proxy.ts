@@ -53,7 +53,7 @@ export interface DownstreamRequest {
   readonly httpVersionMajor: number;
   readonly socket?: { remoteAddress?: string | undefined } | null;
   on(event: 'data', fn: (c: Buffer) => void): unknown;
-  on(event: 'end', fn: () => void): unknown;
+  on(event: 'end' | 'aborted', fn: () => void): unknown;
   once(event: 'aborted', fn: () => void): unknown;
   pause(): unknown;
   resume(): unknown;
