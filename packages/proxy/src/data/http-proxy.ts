@@ -335,6 +335,18 @@ function forwardResponse(
     res.writeHead(up.status);
   }
   if (st.isGrpc || headers['content-type'] === 'text/event-stream') (res as { flushHeaders?: () => void }).flushHeaders?.();
+  // The usual case: the whole (small) body arrived with the head. Write it and finish, without
+  // streaming it through events.
+  const all = up.body.takeAll?.();
+  if (all) {
+    timer?.cancel();
+    for (const c of all) res.write(c);
+    const t = up.trailers();
+    if (t) res.addTrailers(t as http.OutgoingHttpHeaders);
+    res.end();
+    finish(up.status);
+    return;
+  }
   up.body.on('data', (c: Buffer) => {
     if (!res.write(c)) {
       up.body.pause();

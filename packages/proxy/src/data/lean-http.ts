@@ -159,6 +159,19 @@ export class LeanBody extends EventEmitter implements BodySource {
     return this;
   }
 
+  /**
+   * The whole body, when it has already arrived and nobody is reading it yet: hands over the
+   * queued pieces and ends the body ('end', then 'close') at once. Otherwise undefined.
+   */
+  takeAll(): Buffer[] | undefined {
+    if (!this.ended || this.closed || this.flowing || this.listenerCount('data') > 0) return undefined;
+    const q = this.queue;
+    this.queue = [];
+    this.queued = 0;
+    this.done();
+    return q;
+  }
+
   destroy(): this {
     if (this.closed) return this;
     this.destroyed = true;

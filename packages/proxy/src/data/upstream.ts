@@ -33,6 +33,8 @@ export interface BodySource {
   pause(): unknown;
   resume(): unknown;
   destroy(): unknown;
+  /** The lean client's bodies: everything at once when it has all arrived (see LeanBody.takeAll). */
+  takeAll?(): Buffer[] | undefined;
 }
 
 export interface UpstreamResponse {
