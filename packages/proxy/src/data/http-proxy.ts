@@ -337,14 +337,17 @@ function forwardResponse(
   if (st.isGrpc || headers['content-type'] === 'text/event-stream') (res as { flushHeaders?: () => void }).flushHeaders?.();
   // The usual case: the whole (small) body arrived with the head. Write it and finish, without
   // streaming it through events.
-  const all = up.body.takeAll?.();
-  if (all) {
-    timer?.cancel();
-    for (const c of all) res.write(c);
+  const end = () => {
     const t = up.trailers();
     if (t) res.addTrailers(t as http.OutgoingHttpHeaders);
     res.end();
     finish(up.status);
+  };
+  const all = up.body.takeAll?.();
+  if (all) {
+    timer?.cancel();
+    for (const c of all) res.write(c);
+    end();
     return;
   }
   up.body.on('data', (c: Buffer) => {
@@ -353,12 +356,7 @@ function forwardResponse(
       (stream ?? res).once('drain', () => up.body.resume());
     }
   });
-  up.body.on('end', () => {
-    const t = up.trailers();
-    if (t) res.addTrailers(t as http.OutgoingHttpHeaders);
-    res.end();
-    finish(up.status);
-  });
+  up.body.on('end', end);
   up.body.on('error', () => {
     st.reason = 'upstream-reset';
     res.destroy();
