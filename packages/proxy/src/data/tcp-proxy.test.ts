@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import http from 'node:http';
 import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { httpListener, routeConfig, staticCluster } from '../test-support/resources.js';
 import { startProxy } from '../test-support/proxy.js';
+import { listenTracked } from '../test-support/upstreams.js';
+import { freePort } from '@octo-mesh/runtime';
 import type { Proxy } from '../proxy.js';
 
 /**
@@ -12,41 +13,26 @@ import type { Proxy } from '../proxy.js';
  * FIN is recorded per connection.
  */
 async function collectingUpstream(): Promise<{ port: number; received: string[]; close: () => Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const u = { port: 0, received: [] as string[], close: async () => undefined as void };
+  const received: string[] = [];
   const server = net.createServer({ allowHalfOpen: true }, (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => undefined);
-    const got: Buffer[] = [];
     // A slow reader: it starts reading only after a while, so the proxy has to hold on to what it is sending.
     s.pause();
     setTimeout(() => s.resume(), 50);
-    s.on('data', (c: Buffer) => got.push(c));
-    s.on('end', () => {
-      const all = Buffer.concat(got);
-      u.received.push(all.toString());
-      s.write('got:');
-      setTimeout(() => s.end(all), 20);
-    });
+    replyWithAllAtEnd(s, [], received);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  u.port = (server.address() as AddressInfo).port;
-  u.close = () =>
-    new Promise<void>((r) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => r());
-    });
-  return u;
+  return { received, ...(await listenTracked(server)) };
 }
 
-/** A port nothing listens on (connecting to it is refused). */
-async function refusedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
+/** Reads until the FIN, records what came, then answers `got:` and (after a pause, over the half-closed connection) all of it, and closes. */
+function replyWithAllAtEnd(s: net.Socket, got: Buffer[], received: string[]): void {
+  s.on('error', () => undefined);
+  s.on('data', (c: Buffer) => got.push(c));
+  s.on('end', () => {
+    const all = Buffer.concat(got);
+    received.push(all.toString());
+    s.write('got:');
+    setTimeout(() => s.end(all), 20);
+  });
 }
 
 /** Connects to `port`, runs `send` on the socket, and resolves with everything read until the proxy closes. */
@@ -86,7 +72,7 @@ describe.each(['direct', 'retried'] as const)('tcp_proxy (%s upstream connect): 
 
   beforeAll(async () => {
     up = await collectingUpstream();
-    const ports = mode === 'direct' ? [up.port] : [await refusedPort(), up.port];
+    const ports = mode === 'direct' ? [up.port] : [await freePort(), up.port];
     proxy = await startProxy(
       { listeners: [tcpProxyListener('tcp-in', 'up', ports.length)], clusters: [staticCluster('up', ports, { lb_policy: 'RANDOM' })] },
       // RANDOM with random() = 0 picks the first host first: the refused one.
@@ -131,31 +117,13 @@ describe.each(['direct', 'retried'] as const)('tcp_proxy (%s upstream connect): 
 
 /** An upstream taking `Upgrade` requests: after the 101 it reads until the FIN, then answers with what it read (after a pause) and closes. */
 async function upgradeUpstream(): Promise<{ port: number; received: string[]; close: () => Promise<void> }> {
-  const u = { port: 0, received: [] as string[], close: async () => undefined as void };
+  const received: string[] = [];
   const server = http.createServer();
-  const sockets = new Set<net.Socket>();
   server.on('upgrade', (req: http.IncomingMessage, s: net.Socket, head: Buffer) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => undefined);
     s.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${req.headers.upgrade}\r\nconnection: Upgrade\r\n\r\n`);
-    const got: Buffer[] = [head];
-    s.on('data', (c: Buffer) => got.push(c));
-    s.on('end', () => {
-      const all = Buffer.concat(got);
-      u.received.push(all.toString());
-      s.write('got:');
-      setTimeout(() => s.end(all), 20);
-    });
+    replyWithAllAtEnd(s, [head], received);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  u.port = (server.address() as AddressInfo).port;
-  u.close = () =>
-    new Promise<void>((r) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => r());
-    });
-  return u;
+  return { received, ...(await listenTracked(server)) };
 }
 
 describe('Upgrade splicing: bytes and a half-close sent with the request', () => {

@@ -72,23 +72,34 @@ export async function h2Upstream(name: string, onStream: (s: http2.ServerHttp2St
   return u;
 }
 
-export async function tcpEchoUpstream(name: string): Promise<Upstream> {
-  const u: Upstream = { port: 0, name, hits: 0, connections: 0, close: async () => undefined };
+/**
+ * Listens on a free loopback port and keeps track of the server's sockets (`connection`, which
+ * `Upgrade` sockets come through too): `close` destroys them and closes the server.
+ */
+export async function listenTracked(server: net.Server): Promise<{ port: number; close: () => Promise<void> }> {
   const sockets = new Set<net.Socket>();
-  const server = net.createServer((s) => {
-    u.connections++;
+  server.on('connection', (s: net.Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
-    s.write(`${name}:`);
-    s.pipe(s);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  u.port = (server.address() as AddressInfo).port;
-  u.close = () =>
+  const port = (server.address() as AddressInfo).port;
+  const close = () =>
     new Promise<void>((r) => {
       for (const s of sockets) s.destroy();
       server.close(() => r());
     });
+  return { port, close };
+}
+
+export async function tcpEchoUpstream(name: string): Promise<Upstream> {
+  const u: Upstream = { port: 0, name, hits: 0, connections: 0, close: async () => undefined };
+  const server = net.createServer((s) => {
+    u.connections++;
+    s.write(`${name}:`);
+    s.pipe(s);
+  });
+  Object.assign(u, await listenTracked(server));
   return u;
 }
 
