@@ -1,21 +1,14 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { RoutePolicy } from '@octo-mesh/api';
-import { waitFor, createLogger } from '@octo-mesh/runtime';
-import { pilotConfig } from './config.js';
-import { startPilot, type RunningPilot } from './main.js';
+import type { RunningPilot } from './main.js';
 import { MemoryMeshSource } from './source.js';
+import { buildProxy, quietPilot, startSidecar, stopChild, until } from './test-support/sidecar.js';
 
 // The real OCTO proxy (packages/proxy, its built executable, as a child process) against a real
 // pilot: apply RoutePolicies and watch the traffic follow them.
-const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-const PROXY_MAIN = join(ROOT, 'packages/proxy/dist/main.js');
 
 const upstream = (name: string) =>
   new Promise<Server>((resolve) => {
@@ -38,9 +31,6 @@ function get(port: number, headers: Record<string, string>): Promise<{ status: n
   });
 }
 
-const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> =>
-  waitFor(what, probe, (v) => v !== undefined, { timeoutMs, intervalMs: 50, retryErrors: true }) as Promise<T>;
-
 const policy = (generation: number, spec: RoutePolicy['spec']): RoutePolicy => ({
   apiVersion: 'mesh.octo.io/v1alpha1',
   kind: 'RoutePolicy',
@@ -61,38 +51,21 @@ describe('pilot with the real OCTO proxy', () => {
   const source = new MemoryMeshSource();
 
   beforeAll(async () => {
-    try {
-      execFileSync(join(ROOT, 'node_modules/.bin/tsc'), ['-b', 'packages/proxy'], { cwd: ROOT, stdio: 'pipe' });
-    } catch (err) {
-      // tsc still emits on type errors; the proxy's own checks are its package's business.
-      if (!existsSync(PROXY_MAIN)) throw new Error(`cannot build the proxy: ${(err as { stdout?: Buffer }).stdout?.toString() ?? err}`);
-    }
+    buildProxy();
     [v1, v2] = await Promise.all([upstream('v1'), upstream('v2')]);
     const ep = (s: Server, version: string) => ({ address: '127.0.0.1', port: (s.address() as AddressInfo).port, labels: { version }, healthy: true });
     source.upsertService(
       { apiVersion: 'model.mesh.octo.io/v1', kind: 'Service', metadata: { name: 'catalog', namespace: 'demo' }, spec: { ports: [{ name: 'http', port: 8080, protocol: 'http' }] } },
       [ep(v1, 'v1'), ep(v2, 'v2')],
     );
-    const config = pilotConfig.parse({ xdsPort: 0, adminPort: 0, xdsHost: '127.0.0.1', adminHost: '127.0.0.1', debounceQuietMs: 20, debounceMaxMs: 100, shutdownGraceSeconds: 0.2 });
-    pilot = await startPilot(config, createLogger('pilot', 'error', new Writable({ write: (_c, _e, cb) => cb() })), source);
-    proxy = spawn(
-      process.execPath,
-      [PROXY_MAIN, '--xds-address', `127.0.0.1:${pilot.xdsPort}`, '--outbound-port', '0', '--inbound-port', '0', '--admin-port', '0', '--node-id', 'sidecar-it', '--namespace', 'demo', '--workload', 'frontend', '--dependencies', 'catalog', '--access-log', 'off'],
-      { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: { ...process.env, OCTO_LOG_LEVEL: 'error' } },
-    );
-    const started = await new Promise<{ listeners: { name: string; address: string }[] }>((resolve, reject) => {
-      proxy.on('message', (m: { type?: string }) => m.type === 'octo.proxy.started' && resolve(m as never));
-      proxy.on('exit', (code) => reject(new Error(`proxy exited with ${code}`)));
-    });
-    outbound = Number(started.listeners.find((l) => l.name === 'outbound')!.address.split(':').pop());
+    pilot = await quietPilot(source);
+    const sidecar = await startSidecar(pilot.xdsPort, { nodeId: 'sidecar-it', workload: 'frontend', dependencies: 'catalog' });
+    proxy = sidecar.child;
+    outbound = Number(sidecar.started.listeners.find((l) => l.name === 'outbound')!.address.split(':').pop());
   }, 60_000);
 
   afterAll(async () => {
-    if (proxy && proxy.exitCode === null) {
-      const exited = new Promise((r) => proxy.once('exit', r));
-      proxy.kill('SIGTERM');
-      await exited;
-    }
+    await stopChild(proxy);
     await pilot?.stop();
     v1?.close();
     v2?.close();

@@ -1,21 +1,15 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { waitFor, createLogger, freePort } from '@octo-mesh/runtime';
-import { pilotConfig } from './config.js';
-import { startPilot, type RunningPilot } from './main.js';
+import { freePort } from '@octo-mesh/runtime';
+import type { RunningPilot } from './main.js';
 import { MemoryMeshSource } from './source.js';
+import { buildProxy, quietPilot, startSidecar, stopChild, until } from './test-support/sidecar.js';
 
 // Plain TCP through the real OCTO proxy (its built executable, as a child process) configured by a
 // real pilot: a TCP echo server registered as a `tcp` service; the sidecar binds the service's
 // port on its loopback (the listener pilot sends) and bytes written there come back echoed.
-const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-const PROXY_MAIN = join(ROOT, 'packages/proxy/dist/main.js');
 
 /** An echo server (each read sent back after `prefix`) that counts its connections. */
 function echoServer(prefix = ''): Promise<{ server: Server; port: number; connections: () => number }> {
@@ -29,7 +23,6 @@ function echoServer(prefix = ''): Promise<{ server: Server; port: number; connec
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as AddressInfo).port, connections: () => n })));
 }
 
-/** A port free right now on 127.0.0.1 (the service's port, which only the sidecar will bind). */
 /**
  * Connects, writes `data` and resolves with the first `data.length` bytes read back (then closes);
  * rejects when the connection ends or fails first.
@@ -69,9 +62,6 @@ function refused(port: number): Promise<boolean> {
   });
 }
 
-const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> =>
-  waitFor(what, probe, (v) => v !== undefined, { timeoutMs, intervalMs: 50, retryErrors: true }) as Promise<T>;
-
 const tcpService = (name: string, port: number) => ({
   apiVersion: 'model.mesh.octo.io/v1' as const,
   kind: 'Service' as const,
@@ -91,36 +81,19 @@ describe('plain TCP through the real OCTO proxy, configured by pilot', () => {
   const source = new MemoryMeshSource();
 
   beforeAll(async () => {
-    try {
-      execFileSync(join(ROOT, 'node_modules/.bin/tsc'), ['-b', 'packages/proxy'], { cwd: ROOT, stdio: 'pipe' });
-    } catch (err) {
-      // tsc still emits on type errors; the proxy's own checks are its package's business.
-      if (!existsSync(PROXY_MAIN)) throw new Error(`cannot build the proxy: ${(err as { stdout?: Buffer }).stdout?.toString() ?? err}`);
-    }
+    buildProxy();
     [echo, shadow] = await Promise.all([echoServer(), echoServer('shadow:')]);
     servicePort = await freePort();
     source.upsertService(tcpService('echo', servicePort), [{ address: '127.0.0.1', port: echo.port, labels: {}, healthy: true }]);
     source.upsertService(tcpService('shadow', servicePort), [{ address: '127.0.0.1', port: shadow.port, labels: {}, healthy: true }]);
-    const config = pilotConfig.parse({ xdsPort: 0, adminPort: 0, xdsHost: '127.0.0.1', adminHost: '127.0.0.1', debounceQuietMs: 20, debounceMaxMs: 100, shutdownGraceSeconds: 0.2 });
-    pilot = await startPilot(config, createLogger('pilot', 'error', new Writable({ write: (_c, _e, cb) => cb() })), source);
-    proxy = spawn(
-      process.execPath,
-      [PROXY_MAIN, '--xds-address', `127.0.0.1:${pilot.xdsPort}`, '--outbound-port', '0', '--inbound-port', '0', '--admin-port', '0', '--node-id', 'sidecar-tcp', '--namespace', 'demo', '--workload', 'client', '--dependencies', 'echo,shadow', '--access-log', 'off'],
-      { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: { ...process.env, OCTO_LOG_LEVEL: 'error' } },
-    );
-    const started = await new Promise<{ adminPort: number }>((resolve, reject) => {
-      proxy.on('message', (m: { type?: string }) => m.type === 'octo.proxy.started' && resolve(m as never));
-      proxy.on('exit', (code) => reject(new Error(`proxy exited with ${code}`)));
-    });
-    adminPort = started.adminPort;
+    pilot = await quietPilot(source);
+    const sidecar = await startSidecar(pilot.xdsPort, { nodeId: 'sidecar-tcp', workload: 'client', dependencies: 'echo,shadow' });
+    proxy = sidecar.child;
+    adminPort = sidecar.started.adminPort;
   }, 60_000);
 
   afterAll(async () => {
-    if (proxy && proxy.exitCode === null) {
-      const exited = new Promise((r) => proxy.once('exit', r));
-      proxy.kill('SIGTERM');
-      await exited;
-    }
+    await stopChild(proxy);
     await pilot?.stop();
     echo?.server.close();
     shadow?.server.close();
