@@ -1,4 +1,4 @@
-import type { ClusterAction, VirtualHostModel } from '../model.js';
+import type { ClusterAction, RetrySpec, VirtualHostModel } from '../model.js';
 import type { ClusterRuntime } from './cluster-manager.js';
 import type { DownstreamRequest, HttpContext, RequestState } from './http-proxy.js';
 import type { Host } from './load-balancer.js';
@@ -69,7 +69,13 @@ export class BodyTap {
 
 export type Chosen = { res: UpstreamResponse; timer: Deadline | undefined } | { local: { status: number; reason: string } } | undefined;
 
-export async function runAttempts(
+/**
+ * Runs the attempts of one request and calls `done` once with what the client gets: an upstream
+ * response (with the route timer, which still covers its body), a local reply, or nothing when
+ * the client went away. Callbacks throughout, no promises: when the first attempt's response is
+ * final, it is passed on in the same turn that read it.
+ */
+export function runAttempts(
   ctx: HttpContext,
   cluster: ClusterRuntime,
   vh: VirtualHostModel,
@@ -80,130 +86,182 @@ export async function runAttempts(
   st: RequestState,
   random: () => number,
   req: DownstreamRequest,
-): Promise<Chosen> {
-  const retry = action.retry ?? vh.retry;
-  const maxAttempts = 1 + (retry?.numRetries ?? 0);
-  let routeTimedOut = false;
-  let current: Attempt | undefined;
-  let routeTimer: Deadline | undefined;
-  let wake: (() => void) | undefined;
-  if (action.timeoutMs > 0) {
-    routeTimer = deadline(action.timeoutMs, () => {
-      routeTimedOut = true;
-      current?.abort();
-      wake?.();
-    });
+  done: (c: Chosen) => void,
+): void {
+  new AttemptRun(ctx, cluster, vh.retry, action, upstreamReq, hashKey, tap, st, random, done).start(req);
+}
+
+class AttemptRun {
+  private readonly retry: RetrySpec | undefined;
+  private readonly maxAttempts: number;
+  private attempt = 0;
+  private routeTimedOut = false;
+  private downstreamGone = false;
+  private current: Attempt | undefined;
+  private host: Host | undefined;
+  private routeTimer: Deadline | undefined;
+  private perTry: Deadline | undefined;
+  private perTryFired = false;
+  /** A retry's backoff in progress. */
+  private backoff: NodeJS.Timeout | undefined;
+  private last: { status: number; reason: string } = { status: 503, reason: 'no-healthy-upstream' };
+  /** The host of the previous attempt: a retry prefers another. */
+  private prev: Host | undefined;
+  /** This request holds one of the circuit breaker's retry slots (from backoff to outcome). */
+  private holdingRetry = false;
+  /**
+   * The last retriable upstream response, kept unread until a retry really goes out: when the
+   * retry budget or buffer says no, it is what the client gets (as Envoy does).
+   */
+  private pending: UpstreamResponse | undefined;
+  private finished = false;
+
+  constructor(
+    private readonly ctx: HttpContext,
+    private readonly cluster: ClusterRuntime,
+    vhRetry: RetrySpec | undefined,
+    private readonly action: ClusterAction,
+    private readonly upstreamReq: Parameters<typeof startAttempt>[2],
+    private readonly hashKey: number | undefined,
+    private readonly tap: BodyTap,
+    private readonly st: RequestState,
+    private readonly random: () => number,
+    private readonly done: (c: Chosen) => void,
+  ) {
+    this.retry = action.retry ?? vhRetry;
+    this.maxAttempts = 1 + (this.retry?.numRetries ?? 0);
   }
-  let downstreamGone = false;
-  // 'aborted' comes at most once: a plain listener does.
-  req.on('aborted', () => {
-    downstreamGone = true;
-    current?.abort();
-  });
-  let last: { status: number; reason: string } = { status: 503, reason: 'no-healthy-upstream' };
-  let prev: Host | undefined;
-  let holdingRetry = false;
-  // The last retriable upstream response, kept unread until a retry really goes out: when the
-  // retry budget or buffer says no, it is what the client gets (as Envoy does).
-  let pending: UpstreamResponse | undefined;
-  const chosen = (res: UpstreamResponse): Chosen => {
-    tap.release();
-    return { res, timer: routeTimer };
+
+  start(req: DownstreamRequest): void {
+    if (this.action.timeoutMs > 0) this.routeTimer = deadline(this.action.timeoutMs, this.onRouteTimeout);
+    // 'aborted' comes at most once: a plain listener does.
+    req.on('aborted', () => {
+      this.downstreamGone = true;
+      this.current?.abort();
+    });
+    this.launch();
+  }
+
+  /** The route timeout covers everything, the response body too (it is handed on with the response). */
+  private readonly onRouteTimeout = (): void => {
+    this.routeTimedOut = true;
+    this.current?.abort();
+    if (this.backoff) {
+      clearTimeout(this.backoff);
+      this.backoff = undefined;
+      this.exhausted();
+    }
   };
-  try {
-    for (let attempt = 0; attempt < maxAttempts; attempt++) {
-      if (attempt > 0) {
-        if (!retry || !tap.replayable || !cluster.tryRetry()) {
-          if (pending) return chosen(pending);
-          break;
-        }
-        holdingRetry = true;
-        pending?.body.resume();
-        pending = undefined;
-        ctx.stats.retries.inc({ cluster: cluster.model.name });
-        await new Promise<void>((r) => {
-          const t = setTimeout(r, retryDelayMs(retry, attempt - 1, random));
-          wake = () => {
-            clearTimeout(t);
-            r();
-          };
-        });
-        wake = undefined;
-        if (routeTimedOut || downstreamGone) break;
-      }
-      const host = cluster.hosts.choose(hashKey, prev);
-      if (!host) {
-        last = { status: 503, reason: 'no-healthy-upstream' };
-        break;
-      }
-      prev = host;
-      st.host = host;
-      st.attempts++;
-      host.active++;
-      const a = startAttempt(cluster, host, upstreamReq);
-      current = a;
-      tap.attach(a);
-      let perTry: Deadline | undefined;
-      let perTryFired = false;
-      if (retry && retry.perTryTimeoutMs > 0)
-        perTry = deadline(retry.perTryTimeoutMs, () => {
-          perTryFired = true;
-          a.abort();
-        });
-      let outcome: AttemptOutcome;
-      let res: UpstreamResponse | undefined;
-      try {
-        res = await a.response;
-        const gs = res.headers['grpc-status'];
-        outcome = { kind: 'response', status: res.status, ...(gs !== undefined ? { grpcStatus: Number(gs) } : {}) };
-      } catch (err) {
-        outcome = perTryFired || routeTimedOut ? { kind: 'timeout' } : { kind: err instanceof AttemptError ? err.kind : 'reset' };
-      } finally {
-        perTry?.cancel();
-      }
-      let counted = true;
-      const onDone = () => {
-        if (counted) host.active--;
-        counted = false;
-      };
-      // Every body emits 'close' after 'end' (Readable's autoDestroy, LeanBody), or alone when cut.
-      if (res) res.body.on('close', onDone);
-      else onDone();
-      cluster.report(host, hostResult(outcome));
-      if (holdingRetry) {
-        cluster.activeRetries--;
-        holdingRetry = false;
-      }
-      if (downstreamGone) {
-        res?.body.destroy();
-        return undefined;
-      }
-      if (routeTimedOut) {
-        res?.body.destroy();
-        return { local: { status: 504, reason: 'upstream-timeout' } };
-      }
-      const retriable = retry !== undefined && attempt + 1 < maxAttempts && isRetriable(retry, outcome);
-      if (res && !retriable) return chosen(res);
-      if (res) {
-        pending = res;
-        continue;
-      }
-      last =
+
+  /** Starts the next attempt on a host, unless there is none to try. */
+  private launch(): void {
+    const host = this.cluster.hosts.choose(this.hashKey, this.prev);
+    if (!host) {
+      this.last = { status: 503, reason: 'no-healthy-upstream' };
+      return this.exhausted();
+    }
+    this.prev = host;
+    this.host = host;
+    this.st.host = host;
+    this.st.attempts++;
+    host.active++;
+    const a = startAttempt(this.cluster, host, this.upstreamReq);
+    this.current = a;
+    this.tap.attach(a);
+    this.perTryFired = false;
+    const retry = this.retry;
+    if (retry && retry.perTryTimeoutMs > 0)
+      this.perTry = deadline(retry.perTryTimeoutMs, () => {
+        this.perTryFired = true;
+        a.abort();
+      });
+    a.settle(this.onSettled);
+  }
+
+  private readonly onSettled = (res: UpstreamResponse | undefined, err: AttemptError | undefined): void => {
+    this.perTry?.cancel();
+    this.perTry = undefined;
+    const host = this.host!;
+    let outcome: AttemptOutcome;
+    if (res) {
+      const gs = res.headers['grpc-status'];
+      outcome = { kind: 'response', status: res.status, ...(gs !== undefined ? { grpcStatus: Number(gs) } : {}) };
+      // Every body emits 'close' once, after 'end' (Readable's autoDestroy, LeanBody) or alone when cut.
+      res.body.on('close', () => host.active--);
+    } else {
+      outcome = this.perTryFired || this.routeTimedOut ? { kind: 'timeout' } : { kind: err instanceof AttemptError ? err.kind : 'reset' };
+      host.active--;
+    }
+    this.cluster.report(host, hostResult(outcome));
+    this.releaseRetry();
+    if (this.downstreamGone) {
+      res?.body.destroy();
+      return this.finish(undefined);
+    }
+    if (this.routeTimedOut) {
+      res?.body.destroy();
+      return this.finish({ local: { status: 504, reason: 'upstream-timeout' } });
+    }
+    const retry = this.retry;
+    const retriable = retry !== undefined && this.attempt + 1 < this.maxAttempts && isRetriable(retry, outcome);
+    if (res && !retriable) return this.chosen(res);
+    if (res) this.pending = res;
+    else
+      this.last =
         outcome.kind === 'timeout'
           ? { status: 504, reason: 'upstream-per-try-timeout' }
           : outcome.kind === 'connect-failure'
             ? { status: 503, reason: 'upstream-connect-failure' }
             : { status: 503, reason: 'upstream-reset' };
-    }
-  } finally {
-    if (holdingRetry) cluster.activeRetries--;
-    wake = undefined;
+    this.attempt++;
+    this.retryOrStop();
+  };
+
+  /** Another attempt when the policy, the body buffer and the retry budget allow one, after a backoff. */
+  private retryOrStop(): void {
+    const retry = this.retry;
+    if (this.attempt >= this.maxAttempts) return this.exhausted();
+    if (!retry || !this.tap.replayable || !this.cluster.tryRetry()) return this.exhausted();
+    this.holdingRetry = true;
+    this.pending?.body.resume();
+    this.pending = undefined;
+    this.ctx.stats.retries.inc({ cluster: this.cluster.model.name });
+    this.backoff = setTimeout(() => {
+      this.backoff = undefined;
+      if (this.routeTimedOut || this.downstreamGone) return this.exhausted();
+      this.launch();
+    }, retryDelayMs(retry, this.attempt - 1, this.random));
   }
-  if (pending && !routeTimedOut) return chosen(pending);
-  pending?.body.destroy();
-  routeTimer?.cancel();
-  if (routeTimedOut) return { local: { status: 504, reason: 'upstream-timeout' } };
-  return { local: last };
+
+  private releaseRetry(): void {
+    if (this.holdingRetry) {
+      this.cluster.activeRetries--;
+      this.holdingRetry = false;
+    }
+  }
+
+  /** No more attempts: the last retriable response if one is held, else a local reply. */
+  private exhausted(): void {
+    this.releaseRetry();
+    if (this.pending && !this.routeTimedOut) return this.chosen(this.pending);
+    this.pending?.body.destroy();
+    if (this.routeTimedOut) return this.finish({ local: { status: 504, reason: 'upstream-timeout' } });
+    this.finish({ local: this.last });
+  }
+
+  private chosen(res: UpstreamResponse): void {
+    this.tap.release();
+    if (this.finished) return;
+    this.finished = true;
+    this.done({ res, timer: this.routeTimer });
+  }
+
+  private finish(c: Chosen): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.routeTimer?.cancel();
+    this.done(c);
+  }
 }
 
 function hostResult(o: AttemptOutcome): HostResult {

@@ -3,7 +3,7 @@ import net from 'node:net';
 import type { SocketAddr } from '../model.js';
 import { parseResponseHead } from './h1-fast.js';
 import { FAST_PARSE, HTTPParser, LeanBody, toHeaders, type Parser } from './lean-http.js';
-import { AttemptError, type Attempt, type BodySink, type Headers, type UpstreamRequest, type UpstreamResponse } from './upstream.js';
+import { AttemptError, Outcome, type Attempt, type BodySink, type Headers, type Settled, type UpstreamRequest, type UpstreamResponse } from './upstream.js';
 
 /**
  * A lean HTTP/1.1 client for upstream requests: our own keep-alive pool per host and Node's
@@ -71,8 +71,10 @@ class Connection {
   private sink: Sink | undefined;
   private rawHeaders: string[] = [];
   private inHeaders = true;
-  private resolve?: (r: UpstreamResponse) => void;
-  private reject?: (e: AttemptError) => void;
+  /** The outcome of the request in flight, until its response head is handed over. */
+  private outcome: Outcome | undefined;
+  /** A response head parsed from the current read, handed over once the read is parsed. */
+  private ready: UpstreamResponse | undefined;
   private body: LeanBody | undefined;
   private trailers: Headers | undefined;
   private keepAlive = false;
@@ -130,8 +132,8 @@ class Connection {
       clearTimeout(timer);
       this.parser.finish();
       const err = new AttemptError(this.connected ? 'reset' : 'connect-failure', this.connected ? 'upstream reset' : 'upstream connect error');
-      this.reject?.(err);
-      this.reject = undefined;
+      this.outcome?.reject(err);
+      this.outcome = undefined;
       this.body?.fail(err);
       this.body = undefined;
       this.parser.close();
@@ -147,11 +149,26 @@ class Connection {
   private interim = false;
 
   /**
-   * Bytes read from the upstream. A response head the fast path takes is handled here, its body
-   * counted off by its length; anything else goes to llhttp from the message's first byte on.
-   * Pieces of the shared read buffer are copied before they leave (the next read reuses it).
+   * Bytes read from the upstream. The response head is handed over after the whole read is
+   * parsed, so that a body which came with it is there already (see LeanBody.takeAll).
    */
   private onBytes(b: Buffer): void {
+    this.parse(b);
+    const res = this.ready;
+    if (res) {
+      this.ready = undefined;
+      const o = this.outcome;
+      this.outcome = undefined;
+      o?.resolve(res);
+    }
+  }
+
+  /**
+   * A response head the fast path takes is handled here, its body counted off by its length;
+   * anything else goes to llhttp from the message's first byte on. Pieces of the shared read
+   * buffer are copied before they leave (the next read reuses it).
+   */
+  private parse(b: Buffer): void {
     let off = 0;
     while (off < b.length) {
       if (this.fastLeft > 0) {
@@ -162,7 +179,7 @@ class Connection {
         if (this.fastLeft === 0) this.onComplete();
         continue;
       }
-      if (FAST_PARSE && !this.inLlhttp && this.resolve && !this.head) {
+      if (FAST_PARSE && !this.inLlhttp && this.outcome && !this.ready && !this.head) {
         const h = parseResponseHead(b, off, HOP);
         if (h) {
           off = h.end;
@@ -183,9 +200,7 @@ class Connection {
     this.keepAlive = keepAlive;
     const body = new LeanBody(this.socket);
     this.body = body;
-    this.resolve?.({ status, headers, body, trailers: () => this.trailers });
-    this.resolve = undefined;
-    this.reject = undefined;
+    if (this.outcome) this.ready = { status, headers, body, trailers: () => this.trailers };
   }
 
   private onComplete(): void {
@@ -213,15 +228,13 @@ class Connection {
       else for (const x of v) head += `${k}: ${x}\r\n`;
     }
     head += chunked ? 'transfer-encoding: chunked\r\n\r\n' : '\r\n';
-    const response = new Promise<UpstreamResponse>((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
+    const outcome = new Outcome();
+    this.outcome = outcome;
     const seq = ++this.seq;
     const sink = new Sink(this, seq, head, chunked, r.framing !== 'none');
     this.sink = sink;
     // A late abort (a timer firing after completion) must not hit a later request on this connection.
-    return { body: sink, response, abort: () => void (this.seq === seq && this.busy && this.socket.destroy()) };
+    return { body: sink, settle: (cb) => outcome.settle(cb), abort: () => void (this.seq === seq && this.busy && this.socket.destroy()) };
   }
 
   private idle(): void {
@@ -327,24 +340,21 @@ class PendingAttempt extends EventEmitter implements Attempt, BodySink {
   private ended = false;
   private inner: Attempt | undefined;
   private aborted = false;
+  private readonly outcome = new Outcome();
   readonly body: BodySink = this;
-  readonly response: Promise<UpstreamResponse>;
-  private settle!: { resolve: (r: UpstreamResponse) => void; reject: (e: unknown) => void };
-  constructor() {
-    super();
-    this.response = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
+  settle(cb: Settled): void {
+    this.outcome.settle(cb);
   }
   start(a: Attempt): void {
     if (this.aborted) {
       a.abort();
-      a.response.catch(() => undefined);
       return;
     }
     this.inner = a;
     a.body.on('drain', () => this.emit('drain'));
     for (const c of this.chunks) a.body.write(c);
     if (this.ended) a.body.end();
-    a.response.then(this.settle.resolve, this.settle.reject);
+    a.settle((res, err) => (res ? this.outcome.resolve(res) : this.outcome.reject(err!)));
   }
   write(c: Buffer): boolean {
     if (this.inner) return this.inner.body.write(c);
@@ -358,6 +368,6 @@ class PendingAttempt extends EventEmitter implements Attempt, BodySink {
   abort(): void {
     this.aborted = true;
     if (this.inner) this.inner.abort();
-    else this.settle.reject(new AttemptError('reset', 'aborted while waiting for a connection'));
+    else this.outcome.reject(new AttemptError('reset', 'aborted while waiting for a connection'));
   }
 }

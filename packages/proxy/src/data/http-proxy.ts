@@ -114,164 +114,208 @@ function applyHeaderOps(h: Headers, add: readonly HeaderAdd[], remove: readonly 
   }
 }
 
+/** What the attempts of a request report back to it. */
 export interface RequestState {
-  listener: string;
-  start: number;
-  isGrpc: boolean;
-  traceId: string;
-  route?: RouteModel;
-  cluster?: string;
   host?: Host;
   attempts: number;
-  reason?: string;
-  done: boolean;
 }
 
 /**
  * Handles one downstream HTTP request (HTTP/1.1 or HTTP/2, through Node's compatibility API):
  * route, rate limit, fault, circuit breaker, load balance, attempts with retries and timeouts,
- * then stream the chosen response back with its trailers.
+ * then stream the chosen response back with its trailers. Returns a promise only when the
+ * request has to wait (a listener update settling, a fault delay); the usual request runs on
+ * callbacks, from the read that brought it to the write of its response.
  */
-export async function handleHttp(ctx: HttpContext, listener: string, req: DownstreamRequest, res: DownstreamResponse): Promise<void> {
-  let snap = ctx.snapshot();
-  const h2 = req.httpVersionMajor === 2;
-  let authority = String((h2 ? req.headers[':authority'] : req.headers['host']) ?? '');
-  let path = (h2 ? String(req.headers[':path'] ?? '/') : req.url) ?? '/';
-  if (path.charCodeAt(0) !== 47 /* / */) {
-    // Absolute form (`GET http://reviews/x HTTP/1.1`), as apps configured with an HTTP proxy
-    // send it: the URI names the destination.
-    const m = /^https?:\/\/([^/?#]+)([^#]*)/i.exec(path);
-    if (m) {
-      authority = m[1]!;
-      path = m[2] || '/';
-    }
+export function handleHttp(ctx: HttpContext, listener: string, req: DownstreamRequest, res: DownstreamResponse): Promise<void> | undefined {
+  const x = new Exchange(ctx, listener, req, res);
+  if (!x.snap.listeners.has(listener)) {
+    // A listener bound by an update still being put in force: wait for it, once.
+    const settling = ctx.settling?.();
+    if (settling)
+      return settling.then(() => {
+        x.snap = ctx.snapshot();
+        return x.serve();
+      });
   }
-  const method = req.method ?? 'GET';
-  const trace = nextTraceparent(req.headers['traceparent'] as string | undefined);
-  const st: RequestState = {
-    listener,
-    start: performance.now(),
-    isGrpc: String(req.headers['content-type'] ?? '').startsWith('application/grpc'),
-    traceId: trace.traceId,
-    attempts: 0,
-    done: false,
-  };
-  const finish = (status: number) => {
-    if (st.done) return;
-    st.done = true;
-    const durMs = performance.now() - st.start;
-    ctx.stats.recordRequest(listener, st.route?.name ?? '', st.cluster ?? '', status, durMs / 1000);
+  return x.serve();
+}
+
+/** One request and its response, from routing to the access log entry. */
+class Exchange implements RequestState {
+  snap: ProxySnapshot;
+  readonly h2: boolean;
+  readonly authority: string;
+  readonly path: string;
+  readonly method: string;
+  readonly start = performance.now();
+  readonly isGrpc: boolean;
+  readonly trace: { header: string; traceId: string };
+  route?: RouteModel;
+  cluster?: string;
+  host?: Host;
+  attempts = 0;
+  reason?: string;
+  done = false;
+
+  constructor(
+    readonly ctx: HttpContext,
+    readonly listener: string,
+    readonly req: DownstreamRequest,
+    readonly res: DownstreamResponse,
+  ) {
+    this.snap = ctx.snapshot();
+    const h2 = req.httpVersionMajor === 2;
+    this.h2 = h2;
+    let authority = String((h2 ? req.headers[':authority'] : req.headers['host']) ?? '');
+    let path = (h2 ? String(req.headers[':path'] ?? '/') : req.url) ?? '/';
+    if (path.charCodeAt(0) !== 47 /* / */) {
+      // Absolute form (`GET http://reviews/x HTTP/1.1`), as apps configured with an HTTP proxy
+      // send it: the URI names the destination.
+      const m = /^https?:\/\/([^/?#]+)([^#]*)/i.exec(path);
+      if (m) {
+        authority = m[1]!;
+        path = m[2] || '/';
+      }
+    }
+    this.authority = authority;
+    this.path = path;
+    this.method = req.method ?? 'GET';
+    this.isGrpc = String(req.headers['content-type'] ?? '').startsWith('application/grpc');
+    this.trace = nextTraceparent(req.headers['traceparent'] as string | undefined);
+  }
+
+  /** Records the request once: stats and the access log entry. */
+  finish(status: number): void {
+    if (this.done) return;
+    this.done = true;
+    const durMs = performance.now() - this.start;
+    const { ctx, listener } = this;
+    ctx.stats.recordRequest(listener, this.route?.name ?? '', this.cluster ?? '', status, durMs / 1000);
     ctx.accessLog?.({
       time: new Date().toISOString(),
       listener,
-      protocol: h2 ? 'HTTP/2' : `HTTP/${req.httpVersion}`,
-      method,
-      authority,
-      path,
+      protocol: this.h2 ? 'HTTP/2' : `HTTP/${this.req.httpVersion}`,
+      method: this.method,
+      authority: this.authority,
+      path: this.path,
       status,
-      ...(st.reason ? { reason: st.reason } : {}),
-      ...(st.route ? { route: st.route.name } : {}),
-      ...(st.cluster ? { cluster: st.cluster } : {}),
-      ...(st.host ? { upstream: st.host.key } : {}),
-      attempts: st.attempts,
+      ...(this.reason ? { reason: this.reason } : {}),
+      ...(this.route ? { route: this.route.name } : {}),
+      ...(this.cluster ? { cluster: this.cluster } : {}),
+      ...(this.host ? { upstream: this.host.key } : {}),
+      attempts: this.attempts,
       duration_ms: Math.round(durMs * 1000) / 1000,
-      trace_id: st.traceId,
+      trace_id: this.trace.traceId,
     });
-  };
-  const local = (status: number, reason: string, body = '') => {
-    st.reason = reason;
-    localReply(req, res, st.isGrpc, status, reason, body);
-    finish(status);
-  };
+  }
 
-  let lst = snap.listeners.get(listener);
-  if (!lst) {
-    // A listener bound by an update still being put in force: wait for it, once.
-    const settling = ctx.settling?.();
-    if (settling) {
-      await settling;
-      snap = ctx.snapshot();
-      lst = snap.listeners.get(listener);
+  local(status: number, reason: string, body = ''): undefined {
+    this.reason = reason;
+    localReply(this.req, this.res, this.isGrpc, status, reason, body);
+    this.finish(status);
+    return undefined;
+  }
+
+  /** Routing, rate limit and fault delay; the rest once the delay (if any) is over. */
+  serve(): Promise<void> | undefined {
+    const { ctx, listener } = this;
+    const lst = this.snap.listeners.get(listener);
+    if (!lst || lst.filter.kind !== 'http') return this.local(503, 'listener-not-configured');
+    const chain: HttpFilterChain = lst.filter;
+    const table: RouteTable | undefined = chain.routeTable ?? (chain.rdsName ? this.snap.routeTables.get(chain.rdsName) : undefined);
+    if (!table) return this.local(503, 'route-config-not-ready');
+    const view: RequestView = { method: this.method, path: this.path, authority: this.authority, headers: this.req.headers };
+    const vh = selectVirtualHost(table, this.authority);
+    const route = vh && matchRoute(vh, view);
+    if (!vh || !route) return this.local(404, 'no-route');
+    this.route = route;
+
+    const rl: RateLimitSpec | undefined = route.rateLimit ?? vh.rateLimit ?? chain.rateLimit;
+    if (rl && !ctx.rateLimiter.allow(rl)) {
+      ctx.stats.rateLimited.inc({ listener });
+      return this.local(rl.status, 'local-rate-limited');
     }
-  }
-  if (!lst || lst.filter.kind !== 'http') return local(503, 'listener-not-configured');
-  const chain: HttpFilterChain = lst.filter;
-  const table: RouteTable | undefined = chain.routeTable ?? (chain.rdsName ? snap.routeTables.get(chain.rdsName) : undefined);
-  if (!table) return local(503, 'route-config-not-ready');
-  const view: RequestView = { method, path, authority, headers: req.headers };
-  const vh = selectVirtualHost(table, authority);
-  const route = vh && matchRoute(vh, view);
-  if (!vh || !route) return local(404, 'no-route');
-  st.route = route;
-
-  const rl: RateLimitSpec | undefined = route.rateLimit ?? vh.rateLimit ?? chain.rateLimit;
-  if (rl && !ctx.rateLimiter.allow(rl)) {
-    ctx.stats.rateLimited.inc({ listener });
-    return local(rl.status, 'local-rate-limited');
-  }
-  const fault: FaultSpec | undefined = route.fault ?? vh.fault ?? chain.fault;
-  const random = ctx.random ?? Math.random;
-  if (fault?.delay && random() < fault.delay.fraction) await new Promise((r) => setTimeout(r, fault.delay!.ms));
-  if (fault?.abort && random() < fault.abort.fraction) {
-    if (fault.abort.grpcStatus !== undefined && st.isGrpc) {
-      st.reason = 'fault-injected';
-      trailersOnly(res, { 'content-type': 'application/grpc', 'grpc-status': String(fault.abort.grpcStatus), 'grpc-message': 'fault injected', [REASON_HEADER]: 'fault-injected' });
-      return finish(200);
+    const fault: FaultSpec | undefined = route.fault ?? vh.fault ?? chain.fault;
+    const random = ctx.random ?? Math.random;
+    if (fault?.delay && random() < fault.delay.fraction) {
+      const ms = fault.delay.ms;
+      return new Promise<void>((r) => setTimeout(r, ms)).then(() => this.forward(table, vh, route, fault, random));
     }
-    return local(fault.abort.httpStatus ?? 503, 'fault-injected', 'fault filter abort');
-  }
-  if (route.action.kind === 'direct') {
-    const headers: Headers = {};
-    applyHeaderOps(headers, [...table.responseHeadersToAdd, ...vh.responseHeadersToAdd, ...route.responseHeadersToAdd], []);
-    res.writeHead(route.action.status, headers);
-    res.end(route.action.body);
-    return finish(route.action.status);
-  }
-  const action: ClusterAction = route.action;
-  const clusterName = action.clusters.length === 1 ? action.clusters[0]!.cluster : pickWeighted(action.clusters, action.totalWeight, random());
-  st.cluster = clusterName;
-  const cluster = ctx.clusters.get(clusterName);
-  if (!cluster) return local(503, 'cluster-not-found');
-  const overflow = cluster.overflow();
-  if (overflow) {
-    ctx.stats.overflow.inc({ cluster: clusterName, reason: overflow });
-    cluster.counters.overflow++;
-    return local(503, 'circuit-breaker-open');
+    this.forward(table, vh, route, fault, random);
+    return undefined;
   }
 
-  // Upstream request headers: most specific mutation last so that it wins.
-  const headers = forwardable(req.headers);
-  headers['traceparent'] = trace.header;
-  applyHeaderOps(headers, table.requestHeadersToAdd, table.requestHeadersToRemove);
-  applyHeaderOps(headers, vh.requestHeadersToAdd, vh.requestHeadersToRemove);
-  applyHeaderOps(headers, route.requestHeadersToAdd, route.requestHeadersToRemove);
-  let upstreamPath = path;
-  if (action.prefixRewrite !== undefined && route.match.path.kind !== 'regex') upstreamPath = action.prefixRewrite + path.slice(route.match.path.value.length);
-  // HTTP/1.1 upstream framing: keep a content-length, chunk anything else that has a body.
-  const framing = headers['content-length'] !== undefined ? 'length' : hasBody(req, h2, method) ? 'chunked' : 'none';
-  const upstreamReq = { method, path: upstreamPath, authority: action.hostRewrite ?? authority, headers, framing } as const;
-  const hashKey = hashKeyOf(action, req, headers);
-
-  cluster.active++;
-  let released = false;
-  const release = () => {
-    if (!released) {
-      released = true;
-      cluster.active--;
+  /** Fault abort, then a direct response or the upstream attempts. */
+  private forward(table: RouteTable, vh: VirtualHostModel, route: RouteModel, fault: FaultSpec | undefined, random: () => number): void {
+    const { ctx, req, res } = this;
+    if (fault?.abort && random() < fault.abort.fraction) {
+      if (fault.abort.grpcStatus !== undefined && this.isGrpc) {
+        this.reason = 'fault-injected';
+        trailersOnly(res, { 'content-type': 'application/grpc', 'grpc-status': String(fault.abort.grpcStatus), 'grpc-message': 'fault injected', [REASON_HEADER]: 'fault-injected' });
+        return this.finish(200);
+      }
+      this.local(fault.abort.httpStatus ?? 503, 'fault-injected', 'fault filter abort');
+      return;
     }
-  };
-  // 'close' follows 'finish' on every response type, and comes alone when the client goes away;
-  // it comes once, so a plain listener does (here and below: no once-wrappers per request).
-  res.on('close', release);
-  try {
-    const tap = new BodyTap(req);
-    const chosen = await runAttempts(ctx, cluster, vh, action, upstreamReq, hashKey, tap, st, random, req);
-    if (!chosen) return;
-    if ('local' in chosen) return local(chosen.local.status, chosen.local.reason);
-    forwardResponse(chosen.res, res, table, vh, route, st, finish, chosen.timer);
-  } catch (err) {
-    release();
-    throw err;
+    if (route.action.kind === 'direct') {
+      const headers: Headers = {};
+      applyHeaderOps(headers, [...table.responseHeadersToAdd, ...vh.responseHeadersToAdd, ...route.responseHeadersToAdd], []);
+      res.writeHead(route.action.status, headers);
+      res.end(route.action.body);
+      return this.finish(route.action.status);
+    }
+    const action: ClusterAction = route.action;
+    const clusterName = action.clusters.length === 1 ? action.clusters[0]!.cluster : pickWeighted(action.clusters, action.totalWeight, random());
+    this.cluster = clusterName;
+    const cluster = ctx.clusters.get(clusterName);
+    if (!cluster) {
+      this.local(503, 'cluster-not-found');
+      return;
+    }
+    const overflow = cluster.overflow();
+    if (overflow) {
+      ctx.stats.overflow.inc({ cluster: clusterName, reason: overflow });
+      cluster.counters.overflow++;
+      this.local(503, 'circuit-breaker-open');
+      return;
+    }
+
+    // Upstream request headers: most specific mutation last so that it wins.
+    const headers = forwardable(req.headers);
+    headers['traceparent'] = this.trace.header;
+    applyHeaderOps(headers, table.requestHeadersToAdd, table.requestHeadersToRemove);
+    applyHeaderOps(headers, vh.requestHeadersToAdd, vh.requestHeadersToRemove);
+    applyHeaderOps(headers, route.requestHeadersToAdd, route.requestHeadersToRemove);
+    const path = this.path;
+    let upstreamPath = path;
+    if (action.prefixRewrite !== undefined && route.match.path.kind !== 'regex') upstreamPath = action.prefixRewrite + path.slice(route.match.path.value.length);
+    // HTTP/1.1 upstream framing: keep a content-length, chunk anything else that has a body.
+    const framing = headers['content-length'] !== undefined ? 'length' : hasBody(req, this.h2, this.method) ? 'chunked' : 'none';
+    const upstreamReq = { method: this.method, path: upstreamPath, authority: action.hostRewrite ?? this.authority, headers, framing } as const;
+    const hashKey = hashKeyOf(action, req, headers);
+
+    cluster.active++;
+    let released = false;
+    const release = () => {
+      if (!released) {
+        released = true;
+        cluster.active--;
+      }
+    };
+    // 'close' follows 'finish' on every response type, and comes alone when the client goes away;
+    // it comes once, so a plain listener does (here and below: no once-wrappers per request).
+    res.on('close', release);
+    try {
+      runAttempts(ctx, cluster, vh, action, upstreamReq, hashKey, new BodyTap(req), this, random, req, (chosen) => {
+        if (!chosen) return;
+        if ('local' in chosen) return void this.local(chosen.local.status, chosen.local.reason);
+        forwardResponse(chosen.res, res, table, vh, route, this, chosen.timer);
+      });
+    } catch (err) {
+      release();
+      throw err;
+    }
   }
 }
 
@@ -312,8 +356,7 @@ function forwardResponse(
   table: RouteTable,
   vh: VirtualHostModel,
   route: RouteModel,
-  st: RequestState,
-  finish: (status: number) => void,
+  st: Exchange,
   timer: Deadline | undefined,
 ): void {
   // The upstream headers are ours (parsed for this response): mutate them in place.
@@ -325,7 +368,7 @@ function forwardResponse(
   if (st.isGrpc && headers['grpc-status'] !== undefined && up.endStream) {
     up.body.resume();
     trailersOnly(res, headers);
-    finish(up.status);
+    st.finish(up.status);
     return;
   }
   try {
@@ -341,7 +384,7 @@ function forwardResponse(
     const t = up.trailers();
     if (t) res.addTrailers(t as http.OutgoingHttpHeaders);
     res.end();
-    finish(up.status);
+    st.finish(up.status);
   };
   const all = up.body.takeAll?.();
   if (all) {
@@ -360,7 +403,7 @@ function forwardResponse(
   up.body.on('error', () => {
     st.reason = 'upstream-reset';
     res.destroy();
-    finish(up.status);
+    st.finish(up.status);
   });
   up.body.on('close', () => {
     // The route timeout covers the whole response: when it fires the attempt is aborted, which
@@ -369,7 +412,7 @@ function forwardResponse(
     if (!st.done) {
       st.reason ??= 'upstream-reset';
       res.destroy();
-      finish(up.status);
+      st.finish(up.status);
     }
   });
   res.on('close', () => {

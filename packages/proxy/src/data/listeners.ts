@@ -5,7 +5,7 @@ import { unlinkSync } from 'node:fs';
 import type { Logger } from '@octo-mesh/runtime';
 import type { ProxySnapshot, SocketAddr } from '../model.js';
 import { addrKey } from '../model.js';
-import { handleHttp, localReply, type DownstreamResponse, type HttpContext } from './http-proxy.js';
+import { handleHttp, localReply, type DownstreamRequest, type DownstreamResponse, type HttpContext } from './http-proxy.js';
 import { handleTcp, handleUpgrade } from './tcp-proxy.js';
 import { LeanConnection, type LeanServerHooks } from './h1-server.js';
 import { LEAN_CODEC } from './lean-http.js';
@@ -259,16 +259,24 @@ export class ListenerManager {
     });
   }
 
+  /** One request on listener `name`; a failure of our own becomes a 500 and a log line. */
+  private serve(name: string, req: DownstreamRequest, res: DownstreamResponse, isGrpc: boolean): void {
+    const failed = (err: Error) => {
+      this.logger.error('request failed', { listener: name, error: err.stack });
+      localReply(req, res, isGrpc, 500, 'internal-error');
+    };
+    try {
+      handleHttp(this.ctx, name, req, res)?.catch(failed);
+    } catch (err) {
+      failed(err as Error);
+    }
+  }
+
   private hooksFor(name: string): LeanServerHooks {
     let h = this.leanHooks.get(name);
     if (h) return h;
     h = {
-      onRequest: (req, res) => {
-        handleHttp(this.ctx, name, req, res).catch((err: Error) => {
-          this.logger.error('request failed', { listener: name, error: err.stack });
-          localReply(req, res, false, 500, 'internal-error');
-        });
-      },
+      onRequest: (req, res) => this.serve(name, req, res, false),
       onUpgrade: (req, socket, head) => {
         handleUpgrade(this.ctx, name, req, socket, head).catch(() => socket.destroy());
       },
@@ -280,12 +288,7 @@ export class ListenerManager {
   private h1Server(name: string): http.Server {
     let s = this.h1.get(name);
     if (s) return s;
-    s = http.createServer({ keepAlive: true, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => {
-      handleHttp(this.ctx, name, req, res).catch((err: Error) => {
-        this.logger.error('request failed', { listener: name, error: err.stack });
-        localReply(req, res, false, 500, 'internal-error');
-      });
-    });
+    s = http.createServer({ keepAlive: true, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => this.serve(name, req, res, false));
     s.keepAliveTimeout = 60_000;
     s.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => {
       handleUpgrade(this.ctx, name, req, socket, head).catch(() => socket.destroy());
@@ -299,11 +302,7 @@ export class ListenerManager {
     let s = this.h2.get(name);
     if (s) return s;
     s = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, (req, h2res) => {
-      const res = h2res as unknown as DownstreamResponse;
-      handleHttp(this.ctx, name, req, res).catch((err: Error) => {
-        this.logger.error('request failed', { listener: name, error: err.stack });
-        localReply(req, res, String(req.headers['content-type'] ?? '').startsWith('application/grpc'), 500, 'internal-error');
-      });
+      this.serve(name, req, h2res as unknown as DownstreamResponse, String(req.headers['content-type'] ?? '').startsWith('application/grpc'));
     });
     s.on('sessionError', () => undefined);
     s.on('session', (session: http2.ServerHttp2Session) => {

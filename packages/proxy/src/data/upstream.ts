@@ -57,11 +57,51 @@ export class AttemptError extends Error {
   }
 }
 
-/** One request to one host; `body` takes the request body, `response` settles once. */
+/** What an attempt ends in: the response head, or why there is none. */
+export type Settled = (res: UpstreamResponse | undefined, err: AttemptError | undefined) => void;
+
+/**
+ * One request to one host; `body` takes the request body; `settle` registers the one callback
+ * that gets the outcome. A callback rather than a promise: the proxy writes the response on in
+ * the same turn that read it, without a promise and microtask per request between.
+ */
 export interface Attempt {
   body: BodySink;
-  response: Promise<UpstreamResponse>;
+  settle(cb: Settled): void;
   abort(): void;
+}
+
+/** Holds an attempt's outcome until its callback is registered; settles once. */
+export class Outcome {
+  private cb: Settled | undefined;
+  private res: UpstreamResponse | undefined;
+  private err: AttemptError | undefined;
+  private done = false;
+
+  settle(cb: Settled): void {
+    if (this.done) cb(this.res, this.err);
+    else this.cb = cb;
+  }
+
+  resolve(res: UpstreamResponse): void {
+    this.finish(res, undefined);
+  }
+
+  reject(err: AttemptError): void {
+    this.finish(undefined, err);
+  }
+
+  private finish(res: UpstreamResponse | undefined, err: AttemptError | undefined): void {
+    if (this.done) return;
+    this.done = true;
+    const cb = this.cb;
+    this.cb = undefined;
+    if (cb) cb(res, err);
+    else {
+      this.res = res;
+      this.err = err;
+    }
+  }
 }
 
 /**
@@ -120,22 +160,21 @@ function h1Attempt(c: ClusterRuntime, host: Host, r: UpstreamRequest): Attempt {
       clearTimeout(connectTimer);
     });
   });
-  const response = new Promise<UpstreamResponse>((resolve, reject) => {
-    req.on('response', (res) => {
-      resolve({
-        status: res.statusCode ?? 502,
-        headers: forwardable(res.headers),
-        body: res,
-        trailers: () => (Object.keys(res.trailers).length ? (res.trailers as Headers) : undefined),
-      });
-    });
-    req.on('error', (err) => {
-      clearTimeout(connectTimer);
-      if (err instanceof AttemptError) reject(err);
-      else reject(new AttemptError(connected ? 'reset' : 'connect-failure', `${connected ? 'upstream reset' : 'upstream connect error'}: ${err.message}`));
+  const outcome = new Outcome();
+  req.on('response', (res) => {
+    outcome.resolve({
+      status: res.statusCode ?? 502,
+      headers: forwardable(res.headers),
+      body: res,
+      trailers: () => (Object.keys(res.trailers).length ? (res.trailers as Headers) : undefined),
     });
   });
-  return { body: req, response, abort: () => req.destroy() };
+  req.on('error', (err) => {
+    clearTimeout(connectTimer);
+    if (err instanceof AttemptError) outcome.reject(err);
+    else outcome.reject(new AttemptError(connected ? 'reset' : 'connect-failure', `${connected ? 'upstream reset' : 'upstream connect error'}: ${err.message}`));
+  });
+  return { body: req, settle: (cb) => outcome.settle(cb), abort: () => req.destroy() };
 }
 
 function h2Attempt(c: ClusterRuntime, host: Host, r: UpstreamRequest): Attempt {
@@ -160,26 +199,25 @@ function h2Attempt(c: ClusterRuntime, host: Host, r: UpstreamRequest): Attempt {
   stream.on('trailers', (t) => {
     trailers = t as Headers;
   });
-  const response = new Promise<UpstreamResponse>((resolve, reject) => {
-    stream.on('response', (h, flags) => {
-      clearTimeout(connectTimer);
-      const status = Number(h[':status'] ?? 502);
-      resolve({ status, headers: forwardable(h), body: stream, endStream: (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0, trailers: () => trailers });
-    });
-    stream.on('error', (err) => {
-      clearTimeout(connectTimer);
-      if (err instanceof AttemptError) return reject(err);
-      reject(new AttemptError(connected ? 'reset' : 'connect-failure', `upstream ${connected ? 'reset' : 'connect error'}: ${err.message}`));
-    });
-    stream.on('close', () => {
-      clearTimeout(connectTimer);
-      // A stream closed before any response (RST_STREAM without error, session gone).
-      reject(new AttemptError(connected ? 'reset' : 'connect-failure', `upstream ${connected ? 'reset' : 'connect error'}: stream closed (code ${stream.rstCode ?? 0})`));
-    });
+  const outcome = new Outcome();
+  stream.on('response', (h, flags) => {
+    clearTimeout(connectTimer);
+    const status = Number(h[':status'] ?? 502);
+    outcome.resolve({ status, headers: forwardable(h), body: stream, endStream: (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0, trailers: () => trailers });
+  });
+  stream.on('error', (err) => {
+    clearTimeout(connectTimer);
+    if (err instanceof AttemptError) return outcome.reject(err);
+    outcome.reject(new AttemptError(connected ? 'reset' : 'connect-failure', `upstream ${connected ? 'reset' : 'connect error'}: ${err.message}`));
+  });
+  stream.on('close', () => {
+    clearTimeout(connectTimer);
+    // A stream closed before any response (RST_STREAM without error, session gone).
+    outcome.reject(new AttemptError(connected ? 'reset' : 'connect-failure', `upstream ${connected ? 'reset' : 'connect error'}: stream closed (code ${stream.rstCode ?? 0})`));
   });
   return {
     body: stream,
-    response,
+    settle: (cb) => outcome.settle(cb),
     abort: () => {
       if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
     },
@@ -188,7 +226,5 @@ function h2Attempt(c: ClusterRuntime, host: Host, r: UpstreamRequest): Attempt {
 
 function failedAttempt(e: AttemptError): Attempt {
   const body: BodySink = { write: () => true, end: () => undefined, on: () => undefined, once: () => undefined };
-  const response = Promise.reject(e);
-  response.catch(() => undefined);
-  return { body, response, abort: () => undefined };
+  return { body, settle: (cb) => cb(undefined, e), abort: () => undefined };
 }
