@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http';
 import type net from 'node:net';
 import { parseRequestHead } from './h1-fast.js';
+import { idleSweep, type IdleSweep, type Sweepable } from './idle-sweep.js';
 import { DOWNSTREAM_READ_BUFFER, FAST_PARSE, HTTPParser, LeanBody, METHODS, readDirect, toHeaders, type Parser } from './lean-http.js';
 import type { DownstreamRequest, DownstreamResponse } from './http-proxy.js';
 
@@ -169,7 +170,7 @@ export class LeanResponse extends EventEmitter implements DownstreamResponse {
 const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
 
 /** One downstream HTTP/1.1 connection. */
-export class LeanConnection {
+export class LeanConnection implements Sweepable {
   private readonly parser: Parser;
   private rawHeaders: string[] = [];
   private url = '';
@@ -181,6 +182,9 @@ export class LeanConnection {
   private readonly direct: boolean;
   /** Handed over to the upgrade path: reads are no longer ours. */
   private detached = false;
+  /** Closes the connection after `idleTimeoutMs` without a request. */
+  private readonly sweep: IdleSweep;
+  lastTick = 0;
 
   constructor(
     private readonly socket: net.Socket,
@@ -215,9 +219,8 @@ export class LeanConnection {
       this.inLlhttp = false;
       this.current()?.finish();
     };
-    socket.setTimeout(idleTimeoutMs, () => {
-      if (this.queue.length === 0) socket.destroy();
-    });
+    this.sweep = idleSweep(idleTimeoutMs);
+    this.sweep.add(this);
     // Bytes already read (the protocol sniff) arrive as `data`; later reads go straight to the
     // parser when the socket can read directly into the shared buffer.
     socket.on('data', this.onData);
@@ -234,6 +237,7 @@ export class LeanConnection {
         res.abort();
       }
       this.queue.length = 0;
+      this.sweep.delete(this);
       p.close();
     });
   }
@@ -273,6 +277,7 @@ export class LeanConnection {
    */
   private readonly onData = (d: Buffer): void => {
     if (this.badRequest) return;
+    this.lastTick = this.sweep.tick;
     let off = 0;
     while (off < d.length) {
       if (this.fastLeft > 0) {
@@ -310,7 +315,7 @@ export class LeanConnection {
       const req = this.upgrading;
       this.upgrading = undefined;
       this.socket.removeListener('data', this.onData);
-      this.socket.setTimeout(0);
+      this.sweep.delete(this);
       this.detached = true;
       // Direct reads land in a shared buffer: stop reading until the upgrade path takes over
       // (it resumes), and keep a copy of the bytes after the head.
@@ -334,6 +339,7 @@ export class LeanConnection {
     const i = this.queue.findIndex((x) => x.res === res);
     if (i < 0) return;
     const [done] = this.queue.splice(i, 1);
+    this.lastTick = this.sweep.tick;
     if (this.badRequest) {
       if (this.queue.length) this.dispatch();
       else this.socket.end(BAD_REQUEST);
@@ -351,6 +357,10 @@ export class LeanConnection {
 
   get idle(): boolean {
     return this.queue.length === 0;
+  }
+
+  expire(): void {
+    this.socket.destroy();
   }
 
   /** Drain: close now when idle, else after the response in progress. */
