@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { SocketAddr } from '../model.js';
 import { parseResponseHead } from './h1-fast.js';
-import { FAST_PARSE, HTTPParser, LeanBody, toHeaders, type Parser } from './lean-http.js';
+import { FAST_PARSE, flushOut, HTTPParser, LeanBody, sendLater, toHeaders, type Parser } from './lean-http.js';
 import { AttemptError, Outcome, type Attempt, type BodySink, type Headers, type Settled, type UpstreamRequest, type UpstreamResponse } from './upstream.js';
 
 /**
@@ -34,6 +34,7 @@ class Sink extends EventEmitter implements BodySink {
     const s = this.conn.socket;
     if (this.finished || !this.live || !this.hasBody) return true;
     if (this.chunked && c.length === 0) return true;
+    flushOut(s);
     s.cork();
     if (!this.headSent) {
       s.write(this.head, 'latin1');
@@ -51,8 +52,9 @@ class Sink extends EventEmitter implements BodySink {
     this.finished = true;
     const s = this.conn.socket;
     if (!this.live) return;
-    if (!this.headSent) s.write(this.chunked ? `${this.head}0\r\n\r\n` : this.head, 'latin1');
-    else if (this.chunked) s.write('0\r\n\r\n', 'latin1');
+    // The request's last bytes go out with this batch of events (see sendLater).
+    if (!this.headSent) sendLater(s, this.chunked ? `${this.head}0\r\n\r\n` : this.head);
+    else if (this.chunked) sendLater(s, '0\r\n\r\n');
     this.headSent = true;
   }
 }

@@ -45,7 +45,14 @@ describe('downstream HTTP/1.1 server', () => {
       });
     });
     proxy = await startProxy({
-      listeners: [httpListener('outbound', { route_config: routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'up' } }]) })],
+      listeners: [
+        httpListener('outbound', {
+          route_config: routeConfig('r', [
+            { match: { prefix: '/local' }, direct_response: { status: 200, body: { inline_string: 'LOCAL' } } },
+            { match: { prefix: '/' }, route: { cluster: 'up' } },
+          ]),
+        }),
+      ],
       clusters: [staticCluster('up', [up.port])],
     });
   });
@@ -63,6 +70,16 @@ describe('downstream HTTP/1.1 server', () => {
     expect(count(out, 'HTTP/1.1 200')).toBe(3);
     expect(out.indexOf('GET /one')).toBeLessThan(out.indexOf('GET /two'));
     expect(out.indexOf('GET /two')).toBeLessThan(out.indexOf('GET /three'));
+  });
+
+  it('keeps pipelined responses in order when proxied and local answers alternate', async () => {
+    // Proxied responses are written at the end of a batch of events (sendLater), local ones
+    // may be written while it is handled: each socket's bytes must still go out in order.
+    const reqs = ['/p1', '/local', '/p2', '/local', '/local', '/p3'];
+    const out = await exchange(proxy.port, reqs.map((p) => `GET ${p} HTTP/1.1\r\nHost: svc\r\n\r\n`).join(''), (b) => b.includes('GET /p3'));
+    expect(count(out, 'HTTP/1.1 200')).toBe(reqs.length);
+    const order = [...out.matchAll(/GET \/p\d|LOCAL/g)].map((m) => m[0]);
+    expect(order).toEqual(['GET /p1', 'LOCAL', 'GET /p2', 'LOCAL', 'LOCAL', 'GET /p3']);
   });
 
   it('sends 100 Continue, then forwards the body', async () => {

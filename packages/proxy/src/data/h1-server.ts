@@ -3,7 +3,7 @@ import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http';
 import type net from 'node:net';
 import { parseRequestHead } from './h1-fast.js';
 import { idleSweep, type IdleSweep, type Sweepable } from './idle-sweep.js';
-import { DOWNSTREAM_READ_BUFFER, FAST_PARSE, HTTPParser, LeanBody, METHODS, readDirect, toHeaders, type Parser } from './lean-http.js';
+import { DOWNSTREAM_READ_BUFFER, FAST_PARSE, flushOut, HTTPParser, LeanBody, METHODS, readDirect, sendLater, toHeaders, type Parser } from './lean-http.js';
 import type { DownstreamRequest, DownstreamResponse } from './http-proxy.js';
 
 /**
@@ -87,6 +87,7 @@ export class LeanResponse extends EventEmitter implements DownstreamResponse {
     if (!this.head) this.writeHead(200);
     if (this.headersSent) return;
     this.headersSent = true;
+    flushOut(this.socket);
     this.socket.write(this.head, 'latin1');
   }
 
@@ -99,7 +100,8 @@ export class LeanResponse extends EventEmitter implements DownstreamResponse {
     let ok = true;
     if (!this.headersSent && body && typeof chunk !== 'string') {
       // The usual case: the head goes out with the first body bytes, as one buffer and one
-      // write — cheaper than corking a string and a buffer into a writev.
+      // write — cheaper than corking a string and a buffer into a writev — at the end of this
+      // batch of events (see sendLater).
       this.headersSent = true;
       const pre = this.chunked ? `${this.head}${len.toString(16)}\r\n` : this.head;
       const post = this.chunked ? 2 : 0;
@@ -107,8 +109,9 @@ export class LeanResponse extends EventEmitter implements DownstreamResponse {
       out.write(pre, 0, 'latin1');
       chunk.copy(out, pre.length);
       if (post) out.write('\r\n', pre.length + len, 'latin1');
-      ok = s.write(out);
+      sendLater(s, out);
     } else {
+      flushOut(s);
       s.cork();
       if (!this.headersSent) {
         this.headersSent = true;
@@ -133,17 +136,14 @@ export class LeanResponse extends EventEmitter implements DownstreamResponse {
     if (this.finished) return this;
     if (!this.head) this.writeHead(200, chunk === undefined ? { 'content-length': 0 } : { 'content-length': Buffer.byteLength(chunk) });
     const s = this.socket;
-    // Nothing left to send after a content-length body already written: no cork, no write.
-    if (chunk !== undefined || !this.headersSent || this.chunked) {
-      s.cork();
-      if (chunk !== undefined) this.write(chunk);
-      else if (!this.headersSent) {
-        this.headersSent = true;
-        s.write(this.head, 'latin1');
-      }
-      if (this.chunked && !s.destroyed) s.write(`0\r\n${this.trailers ? headerBlock(this.trailers) : ''}\r\n`, 'latin1');
-      s.uncork();
+    // What completes the response goes out with the batch (nothing for a content-length body
+    // already written).
+    if (chunk !== undefined) this.write(chunk);
+    else if (!this.headersSent) {
+      this.headersSent = true;
+      sendLater(s, this.head);
     }
+    if (this.chunked && !s.destroyed) sendLater(s, `0\r\n${this.trailers ? headerBlock(this.trailers) : ''}\r\n`);
     this.finished = true;
     this.emit('finish');
     this.emit('close');
@@ -256,7 +256,10 @@ export class LeanConnection implements Sweepable {
       req.empty = true;
       req.finish();
     }
-    if (headers['expect'] === '100-continue') socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+    if (headers['expect'] === '100-continue') {
+      flushOut(socket);
+      socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+    }
     const res = new LeanResponse(this, socket, m === 'HEAD', keepAlive && minor >= 1 && !this.closing);
     this.queue.push({ req, res });
     if (this.queue.length === 1) this.dispatch();
@@ -307,7 +310,7 @@ export class LeanConnection implements Sweepable {
     if (typeof r !== 'number') {
       // Requests before the bad one are answered first; then the 400, and the connection closes.
       this.badRequest = true;
-      if (this.queue.length === 0) this.socket.end(BAD_REQUEST);
+      if (this.queue.length === 0) this.end(BAD_REQUEST);
       else this.socket.pause();
       return;
     }
@@ -320,6 +323,7 @@ export class LeanConnection implements Sweepable {
       // Direct reads land in a shared buffer: stop reading until the upgrade path takes over
       // (it resumes), and keep a copy of the bytes after the head.
       if (this.direct) this.socket.pause();
+      flushOut(this.socket);
       this.hooks.onUpgrade(req, this.socket, this.direct ? Buffer.from(d.subarray(r)) : d.subarray(r));
     }
   }
@@ -342,17 +346,24 @@ export class LeanConnection implements Sweepable {
     this.lastTick = this.sweep.tick;
     if (this.badRequest) {
       if (this.queue.length) this.dispatch();
-      else this.socket.end(BAD_REQUEST);
+      else this.end(BAD_REQUEST);
       return;
     }
     // An unread request body cannot be skipped on a kept-alive connection: close instead.
     if (res.closeAfter || this.closing || !done!.req.complete) {
-      this.socket.end();
+      this.end();
       return;
     }
     if (this.queue.length) this.dispatch();
     // Reading may have been stopped for a pipelined request or by body backpressure.
     this.socket.resume();
+  }
+
+  /** Ends the connection after what it holds to write (see sendLater). */
+  private end(last?: string): void {
+    flushOut(this.socket);
+    if (last === undefined) this.socket.end();
+    else this.socket.end(last, 'latin1');
   }
 
   get idle(): boolean {
@@ -367,6 +378,6 @@ export class LeanConnection implements Sweepable {
   close(): void {
     this.closing = true;
     for (const { res } of this.queue) res.closeAfter = true;
-    if (this.queue.length === 0) this.socket.end();
+    if (this.queue.length === 0) this.end();
   }
 }
