@@ -4,7 +4,7 @@ import { httpListener, routeConfig, staticCluster } from '../test-support/resour
 import { httpUpstream, request, type Upstream } from '../test-support/upstreams.js';
 import { startProxy } from '../test-support/proxy.js';
 import type { Proxy } from '../proxy.js';
-import { FAST_PARSE } from './lean-http.js';
+import { FAST_PARSE, heldWrites } from './lean-http.js';
 
 // The lean downstream HTTP/1.1 server, spoken to over raw sockets.
 function exchange(port: number, data: string, until: (s: string) => boolean): Promise<string> {
@@ -72,14 +72,23 @@ describe('downstream HTTP/1.1 server', () => {
     expect(out.indexOf('GET /two')).toBeLessThan(out.indexOf('GET /three'));
   });
 
-  it('keeps pipelined responses in order when proxied and local answers alternate', async () => {
-    // Proxied responses are written at the end of a batch of events (sendLater), local ones
-    // may be written while it is handled: each socket's bytes must still go out in order.
-    const reqs = ['/p1', '/local', '/p2', '/local', '/local', '/p3'];
-    const out = await exchange(proxy.port, reqs.map((p) => `GET ${p} HTTP/1.1\r\nHost: svc\r\n\r\n`).join(''), (b) => b.includes('GET /p3'));
-    expect(count(out, 'HTTP/1.1 200')).toBe(reqs.length);
-    const order = [...out.matchAll(/GET \/p\d|LOCAL/g)].map((m) => m[0]);
-    expect(order).toEqual(['GET /p1', 'LOCAL', 'GET /p2', 'LOCAL', 'LOCAL', 'GET /p3']);
+  it.each([
+    { hold: 'always', threshold: 0 },
+    { hold: 'when busy', threshold: heldWrites.threshold },
+  ])('keeps pipelined responses in order when proxied and local answers alternate (writes held $hold)', async ({ threshold }) => {
+    // Held writes go out at the end of a batch of events (sendLater), other writes while it is
+    // handled: each socket's bytes must still go out in order.
+    const saved = heldWrites.threshold;
+    heldWrites.threshold = threshold;
+    try {
+      const reqs = ['/p1', '/local', '/p2', '/local', '/local', '/p3'];
+      const out = await exchange(proxy.port, reqs.map((p) => `GET ${p} HTTP/1.1\r\nHost: svc\r\n\r\n`).join(''), (b) => b.includes('GET /p3'));
+      expect(count(out, 'HTTP/1.1 200')).toBe(reqs.length);
+      const order = [...out.matchAll(/GET \/p\d|LOCAL/g)].map((m) => m[0]);
+      expect(order).toEqual(['GET /p1', 'LOCAL', 'GET /p2', 'LOCAL', 'LOCAL', 'GET /p3']);
+    } finally {
+      heldWrites.threshold = saved;
+    }
   });
 
   it('sends 100 Continue, then forwards the body', async () => {

@@ -1,6 +1,6 @@
-import { describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import net from 'node:net';
-import { flushOut, sendLater } from './lean-http.js';
+import { flushOut, heldWrites, sendLater } from './lean-http.js';
 
 /** A connected pair on loopback: `a` is ours to write, `received` resolves with what `b` read until FIN. */
 async function pair(): Promise<{ a: net.Socket; received: Promise<string>; close: () => void }> {
@@ -20,7 +20,11 @@ async function pair(): Promise<{ a: net.Socket; received: Promise<string>; close
   return { a, received, close: () => server.close() };
 }
 
-describe('held writes (sendLater / flushOut)', () => {
+describe('held writes (sendLater / flushOut), always holding', () => {
+  const threshold = heldWrites.threshold;
+  beforeAll(() => void (heldWrites.threshold = 0));
+  afterAll(() => void (heldWrites.threshold = threshold));
+
   it('go out in order, before any later direct write, strings as latin1', async () => {
     const { a, received, close } = await pair();
     sendLater(a, 'A');
@@ -51,5 +55,25 @@ describe('held writes (sendLater / flushOut)', () => {
     await new Promise((r) => setImmediate(r));
     expect(await two.received).toBe('');
     two.close();
+  });
+});
+
+describe('held writes, as busy as the previous batch', () => {
+  it('go out at once after a quiet batch, and are held after a busy one', async () => {
+    const { a, received, close } = await pair();
+    sendLater(a, 'w');
+    await new Promise((r) => setImmediate(r)); // a batch with one write: the next is not held
+    sendLater(a, 'q');
+    expect(a.bytesWritten).toBe(2); // written at once
+    for (let i = 1; i < heldWrites.threshold; i++) sendLater(a, 'q'); // this batch becomes busy
+    await new Promise((r) => setImmediate(r));
+    const before = a.bytesWritten;
+    sendLater(a, 'h');
+    expect(a.bytesWritten).toBe(before); // held: the previous batch was busy
+    await new Promise((r) => setImmediate(r));
+    expect(a.bytesWritten).toBe(before + 1);
+    a.end();
+    expect(await received).toBe(`w${'q'.repeat(heldWrites.threshold)}h`);
+    close();
   });
 });

@@ -226,33 +226,44 @@ export function readDirect(socket: net.Socket, buffer: Buffer, callback: (n: num
 export const DOWNSTREAM_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 /**
- * Writes held to the end of the current batch of I/O events. The event loop hands the proxy
- * every connection that became readable at once, and handling each one writes to another
- * process (the upstream, the client) on another CPU; written at once, nearly every write finds
- * its reader asleep and pays for waking it (in a VM, an inter-processor interrupt and an exit).
+ * Writes held to the end of the current batch of I/O events. Under load the event loop hands the
+ * proxy dozens of readable connections at once, and handling each one writes to another process
+ * (the upstream, the client) on another CPU; written at once, nearly every write finds its
+ * reader asleep and pays for waking it (in a VM, an inter-processor interrupt and an exit).
  * Held until the batch is handled (one `setImmediate`), the writes of a batch go out back to
- * back and wake each reader once. No bytes are added or reordered: a socket's held writes go out
- * in order, before anything else is written to it (`flushOut`), and only writes that end a
- * message head-first or complete it are held, so backpressure is seen by the writes after them.
+ * back and wake each reader about once. Only while busy: when the previous batch carried fewer
+ * than `heldWrites.threshold` writes, they go out at once, so a lone request waits for nothing.
+ * No bytes are added or reordered: a socket's held writes go out in order, before anything else
+ * is written to it (`flushOut`), and only writes that start a message with its first bytes or
+ * complete it are held, so backpressure is seen by the writes after them.
  */
+export const heldWrites = {
+  /** Writes in one batch from which the next batch's writes are held (0: always hold). */
+  threshold: 4,
+};
 const kHeld = Symbol('octo.held');
 type HeldSocket = net.Socket & { [kHeld]?: (Buffer | string)[] | undefined };
 const held: HeldSocket[] = [];
-let flushArmed = false;
+let batchArmed = false;
+let batchWrites = 0;
+let holding = false;
 
-/** Queues `d` (a string is latin1) to be written to `s` at the end of this batch of events. */
+/** Writes `d` (a string as latin1) to `s`, or queues it to the end of this batch of events when busy. */
 export function sendLater(s: net.Socket, d: Buffer | string): void {
+  batchWrites++;
+  if (!batchArmed) {
+    batchArmed = true;
+    setImmediate(endBatch);
+  }
   const h = s as HeldSocket;
   const q = h[kHeld];
-  if (q) {
-    q.push(d);
-    return;
-  }
-  h[kHeld] = [d];
-  held.push(h);
-  if (!flushArmed) {
-    flushArmed = true;
-    setImmediate(flushHeld);
+  if (q) q.push(d);
+  else if (!holding && heldWrites.threshold > 0) {
+    if (typeof d === 'string') s.write(d, 'latin1');
+    else s.write(d);
+  } else {
+    h[kHeld] = [d];
+    held.push(h);
   }
 }
 
@@ -273,8 +284,10 @@ function writeHeld(s: HeldSocket, q: (Buffer | string)[]): void {
   if (q.length > 1) s.uncork();
 }
 
-function flushHeld(): void {
-  flushArmed = false;
+function endBatch(): void {
+  batchArmed = false;
+  holding = batchWrites >= heldWrites.threshold;
+  batchWrites = 0;
   for (let i = 0; i < held.length; i++) {
     const s = held[i]!;
     const q = s[kHeld];
