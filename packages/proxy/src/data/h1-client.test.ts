@@ -7,6 +7,8 @@ import { httpListener, routeConfig, staticCluster } from '../test-support/resour
 import { httpUpstream, request, type Upstream } from '../test-support/upstreams.js';
 import { startProxy } from '../test-support/proxy.js';
 import type { Proxy } from '../proxy.js';
+import { H1Pool } from './h1-client.js';
+import type { UpstreamResponse } from './upstream.js';
 
 // The lean upstream HTTP/1.1 client at its edges: framing, pooling, streaming, odd servers.
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -234,5 +236,43 @@ describe('upstream HTTP/1.1 client on one kept-alive connection', () => {
     ];
     expect(got).toEqual([...want, ...want]);
     expect(connections).toBe(1);
+  });
+});
+
+describe('upstream HTTP/1.1 client, one pooled connection', () => {
+  it("keeps a response's trailers when its body is read after the connection carried the next request", async () => {
+    // A raw upstream: the first response is chunked with a trailer, the second has none.
+    let n = 0;
+    const server = net.createServer((s) => {
+      s.on('data', () => {
+        n++;
+        if (n === 1) s.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-checksum\r\n\r\n2\r\nhi\r\n0\r\nx-checksum: first\r\n\r\n');
+        else s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const addr = { kind: 'tcp' as const, host: '127.0.0.1', port: (server.address() as AddressInfo).port };
+    const pool = new H1Pool(1, 1000);
+    const get = () =>
+      new Promise<UpstreamResponse>((resolve, reject) => {
+        const a = pool.request('h', addr, { method: 'GET', path: '/', authority: 'up', headers: {}, framing: 'none' });
+        a.body.end();
+        a.settle((res, err) => (res ? resolve(res) : reject(err)));
+      });
+    const first = await get();
+    // The first body is left unread; the connection (max 1) goes back to the pool once the
+    // response is complete and carries the second request.
+    const second = await get();
+    expect(second.trailers()).toBeUndefined();
+    const body = await new Promise<string>((resolve) => {
+      let s = '';
+      first.body.on('data', (c: Buffer) => (s += c.toString()));
+      first.body.on('end', () => resolve(s));
+    });
+    expect(body).toBe('hi');
+    expect(first.trailers()).toEqual({ 'x-checksum': 'first' });
+    second.body.resume();
+    pool.close();
+    server.close();
   });
 });

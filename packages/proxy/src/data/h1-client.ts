@@ -78,7 +78,8 @@ class Connection {
   /** A response head parsed from the current read, handed over once the read is parsed. */
   private ready: UpstreamResponse | undefined;
   private body: LeanBody | undefined;
-  private trailers: Headers | undefined;
+  /** The trailers of the response being read: its own box, so they stay its after the connection moves on. */
+  private trailers: { t?: Headers } = {};
   private keepAlive = false;
   private head = false;
 
@@ -106,7 +107,7 @@ class Connection {
     this.parser.initialize(HTTPParser.RESPONSE, {});
     this.parser[HTTPParser.kOnHeaders] = (h: string[]) => {
       if (this.inHeaders) this.rawHeaders.push(...h);
-      else this.trailers = { ...this.trailers, ...toHeaders(h) };
+      else this.trailers.t = { ...this.trailers.t, ...toHeaders(h) };
     };
     this.parser[HTTPParser.kOnMessageBegin] = () => {
       this.inLlhttp = true;
@@ -202,7 +203,8 @@ class Connection {
     this.keepAlive = keepAlive;
     const body = new LeanBody(this.socket);
     this.body = body;
-    if (this.outcome) this.ready = { status, headers, body, trailers: () => this.trailers };
+    const trailers = this.trailers;
+    if (this.outcome) this.ready = { status, headers, body, trailers: () => trailers.t };
   }
 
   private onComplete(): void {
@@ -222,7 +224,7 @@ class Connection {
     this.head = r.method === 'HEAD';
     this.rawHeaders = [];
     this.inHeaders = true;
-    this.trailers = undefined;
+    this.trailers = {};
     let head = `${r.method} ${r.path} HTTP/1.1\r\nhost: ${r.authority}\r\n`;
     for (const k in r.headers) {
       const v = r.headers[k]!;
