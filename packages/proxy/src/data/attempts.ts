@@ -220,8 +220,7 @@ class AttemptRun {
   /** Another attempt when the policy, the body buffer and the retry budget allow one, after a backoff. */
   private retryOrStop(): void {
     const retry = this.retry;
-    if (this.attempt >= this.maxAttempts) return this.exhausted();
-    if (!retry || !this.tap.replayable || !this.cluster.tryRetry()) return this.exhausted();
+    if (this.attempt >= this.maxAttempts || !retry || !this.tap.replayable || !this.cluster.tryRetry()) return this.exhausted();
     this.holdingRetry = true;
     this.pending?.body.resume();
     this.pending = undefined;

@@ -358,7 +358,7 @@ class PendingAttempt extends EventEmitter implements Attempt, BodySink {
     a.body.on('drain', () => this.emit('drain'));
     for (const c of this.chunks) a.body.write(c);
     if (this.ended) a.body.end();
-    a.settle((res, err) => (res ? this.outcome.resolve(res) : this.outcome.reject(err!)));
+    a.settle((res, err) => this.outcome.settled(res, err));
   }
   write(c: Buffer): boolean {
     if (this.inner) return this.inner.body.write(c);

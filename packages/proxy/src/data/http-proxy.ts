@@ -128,17 +128,7 @@ export interface RequestState {
  * callbacks, from the read that brought it to the write of its response.
  */
 export function handleHttp(ctx: HttpContext, listener: string, req: DownstreamRequest, res: DownstreamResponse): Promise<void> | undefined {
-  const x = new Exchange(ctx, listener, req, res);
-  if (!x.snap.listeners.has(listener)) {
-    // A listener bound by an update still being put in force: wait for it, once.
-    const settling = ctx.settling?.();
-    if (settling)
-      return settling.then(() => {
-        x.snap = ctx.snapshot();
-        return x.serve();
-      });
-  }
-  return x.serve();
+  return new Exchange(ctx, listener, req, res).serve(true);
 }
 
 /** One request and its response, from routing to the access log entry. */
@@ -218,9 +208,18 @@ class Exchange implements RequestState {
   }
 
   /** Routing, rate limit and fault delay; the rest once the delay (if any) is over. */
-  serve(): Promise<void> | undefined {
+  serve(mayWait: boolean): Promise<void> | undefined {
     const { ctx, listener } = this;
     const lst = this.snap.listeners.get(listener);
+    if (!lst && mayWait) {
+      // A listener bound by an update still being put in force: wait for it, once.
+      const settling = ctx.settling?.();
+      if (settling)
+        return settling.then(() => {
+          this.snap = ctx.snapshot();
+          return this.serve(false);
+        });
+    }
     if (!lst || lst.filter.kind !== 'http') return this.local(503, 'listener-not-configured');
     const chain: HttpFilterChain = lst.filter;
     const table: RouteTable | undefined = chain.routeTable ?? (chain.rdsName ? this.snap.routeTables.get(chain.rdsName) : undefined);

@@ -35,10 +35,7 @@ export class IdleSweep {
 
   delete(c: Sweepable): void {
     this.members.delete(c);
-    if (this.members.size === 0 && this.timer) {
-      clearInterval(this.timer);
-      this.timer = undefined;
-    }
+    this.stopWhenEmpty();
   }
 
   /** Closes what has been idle for the whole timeout; exported for the table test. */
@@ -50,6 +47,10 @@ export class IdleSweep {
         c.expire();
       }
     }
+    this.stopWhenEmpty();
+  }
+
+  private stopWhenEmpty(): void {
     if (this.members.size === 0 && this.timer) {
       clearInterval(this.timer);
       this.timer = undefined;

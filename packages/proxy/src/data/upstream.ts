@@ -84,14 +84,15 @@ export class Outcome {
   }
 
   resolve(res: UpstreamResponse): void {
-    this.finish(res, undefined);
+    this.settled(res, undefined);
   }
 
   reject(err: AttemptError): void {
-    this.finish(undefined, err);
+    this.settled(undefined, err);
   }
 
-  private finish(res: UpstreamResponse | undefined, err: AttemptError | undefined): void {
+  /** The outcome, either way (as a `Settled` callback receives it). */
+  settled(res: UpstreamResponse | undefined, err: AttemptError | undefined): void {
     if (this.done) return;
     this.done = true;
     const cb = this.cb;
