@@ -55,10 +55,11 @@ export class ClusterRuntime {
     this.sweeper = undefined;
     const o = this.model.outlier;
     if (!o) return;
+    // Decay only lowers a host's ejection multiplier; it never ejects or returns a host (an
+    // ejection's expiry is the balancer's own `nextExpiry`), so the host lists stay valid.
     this.sweeper = setInterval(() => {
       const now = Date.now();
       for (const h of this.hosts.hosts) decay(o, h.outlier, now);
-      this.hosts.invalidate();
     }, o.intervalMs);
     this.sweeper.unref();
   }
