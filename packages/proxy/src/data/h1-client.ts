@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { SocketAddr } from '../model.js';
 import { parseResponseHead } from './h1-fast.js';
-import { FAST_PARSE, flushOut, HTTPParser, LeanBody, sendLater, toHeaders, type Parser } from './lean-http.js';
+import { FAST_PARSE, HTTPParser, LeanBody, Outbox, toHeaders, type Parser } from './lean-http.js';
 import { AttemptError, Outcome, type Attempt, type BodySink, type Headers, type Settled, type UpstreamRequest, type UpstreamResponse } from './upstream.js';
 
 /**
@@ -34,7 +34,7 @@ class Sink extends EventEmitter implements BodySink {
     const s = this.conn.socket;
     if (this.finished || !this.live || !this.hasBody) return true;
     if (this.chunked && c.length === 0) return true;
-    flushOut(s);
+    this.conn.out.flush();
     s.cork();
     if (!this.headSent) {
       s.write(this.head, 'latin1');
@@ -50,11 +50,11 @@ class Sink extends EventEmitter implements BodySink {
   end(): void {
     if (this.finished) return;
     this.finished = true;
-    const s = this.conn.socket;
     if (!this.live) return;
-    // The request's last bytes go out with this batch of events (see sendLater).
-    if (!this.headSent) sendLater(s, this.chunked ? `${this.head}0\r\n\r\n` : this.head);
-    else if (this.chunked) sendLater(s, '0\r\n\r\n');
+    // The request's last bytes go out with this batch of events (see `Outbox.later`).
+    const out = this.conn.out;
+    if (!this.headSent) out.later(this.chunked ? `${this.head}0\r\n\r\n` : this.head);
+    else if (this.chunked) out.later('0\r\n\r\n');
     this.headSent = true;
   }
 }
@@ -65,6 +65,8 @@ const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 /** One kept-alive upstream connection; carries one request at a time. */
 class Connection {
   readonly socket: net.Socket;
+  /** Writes held to the end of the batch (see `heldWrites`). */
+  readonly out: Outbox;
   readonly parser: Parser;
   connected = false;
   busy = false;
@@ -98,6 +100,7 @@ class Connection {
       },
     };
     this.socket = addr.kind === 'tcp' ? net.connect({ host: addr.host, port: addr.port, noDelay: true, onread }) : net.connect({ path: addr.path, onread });
+    this.out = new Outbox(this.socket);
     const timer = setTimeout(() => this.socket.destroy(new AttemptError('connect-failure', 'upstream connect timeout')), connectTimeoutMs);
     this.socket.once('connect', () => {
       clearTimeout(timer);

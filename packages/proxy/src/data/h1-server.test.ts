@@ -76,7 +76,7 @@ describe('downstream HTTP/1.1 server', () => {
     { hold: 'always', threshold: 0 },
     { hold: 'when busy', threshold: heldWrites.threshold },
   ])('keeps pipelined responses in order when proxied and local answers alternate (writes held $hold)', async ({ threshold }) => {
-    // Held writes go out at the end of a batch of events (sendLater), other writes while it is
+    // Held writes go out at the end of a batch of events (`Outbox.later`), other writes while it is
     // handled: each socket's bytes must still go out in order.
     const saved = heldWrites.threshold;
     heldWrites.threshold = threshold;

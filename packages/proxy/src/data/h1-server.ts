@@ -3,7 +3,7 @@ import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http';
 import type net from 'node:net';
 import { parseRequestHead } from './h1-fast.js';
 import { idleSweep, type IdleSweep, type Sweepable } from './idle-sweep.js';
-import { DOWNSTREAM_READ_BUFFER, FAST_PARSE, flushOut, HTTPParser, LeanBody, METHODS, readDirect, sendLater, toHeaders, type Parser } from './lean-http.js';
+import { DOWNSTREAM_READ_BUFFER, FAST_PARSE, HTTPParser, LeanBody, METHODS, Outbox, readDirect, toHeaders, type Parser } from './lean-http.js';
 import type { DownstreamRequest, DownstreamResponse } from './http-proxy.js';
 
 /**
@@ -87,7 +87,7 @@ export class LeanResponse extends EventEmitter implements DownstreamResponse {
     if (!this.head) this.writeHead(200);
     if (this.headersSent) return;
     this.headersSent = true;
-    flushOut(this.socket);
+    this.conn.out.flush();
     this.socket.write(this.head, 'latin1');
   }
 
@@ -101,7 +101,7 @@ export class LeanResponse extends EventEmitter implements DownstreamResponse {
     if (!this.headersSent && body && typeof chunk !== 'string') {
       // The usual case: the head goes out with the first body bytes, as one buffer and one
       // write — cheaper than corking a string and a buffer into a writev — at the end of this
-      // batch of events (see sendLater).
+      // batch of events (see `Outbox.later`).
       this.headersSent = true;
       const pre = this.chunked ? `${this.head}${len.toString(16)}\r\n` : this.head;
       const post = this.chunked ? 2 : 0;
@@ -109,9 +109,9 @@ export class LeanResponse extends EventEmitter implements DownstreamResponse {
       out.write(pre, 0, 'latin1');
       chunk.copy(out, pre.length);
       if (post) out.write('\r\n', pre.length + len, 'latin1');
-      sendLater(s, out);
+      this.conn.out.later(out);
     } else {
-      flushOut(s);
+      this.conn.out.flush();
       s.cork();
       if (!this.headersSent) {
         this.headersSent = true;
@@ -141,9 +141,9 @@ export class LeanResponse extends EventEmitter implements DownstreamResponse {
     if (chunk !== undefined) this.write(chunk);
     else if (!this.headersSent) {
       this.headersSent = true;
-      sendLater(s, this.head);
+      this.conn.out.later(this.head);
     }
-    if (this.chunked && !s.destroyed) sendLater(s, `0\r\n${this.trailers ? headerBlock(this.trailers) : ''}\r\n`);
+    if (this.chunked && !s.destroyed) this.conn.out.later(`0\r\n${this.trailers ? headerBlock(this.trailers) : ''}\r\n`);
     this.finished = true;
     this.emit('finish');
     this.emit('close');
@@ -185,12 +185,15 @@ export class LeanConnection implements Sweepable {
   /** Closes the connection after `idleTimeoutMs` without a request. */
   private readonly sweep: IdleSweep;
   lastTick = 0;
+  /** Writes held to the end of the batch (see `heldWrites`); its responses write through it too. */
+  readonly out: Outbox;
 
   constructor(
     private readonly socket: net.Socket,
     private readonly hooks: LeanServerHooks,
     private readonly idleTimeoutMs = 60_000,
   ) {
+    this.out = new Outbox(socket);
     const p = new HTTPParser();
     this.parser = p;
     p.initialize(HTTPParser.REQUEST, {});
@@ -257,7 +260,7 @@ export class LeanConnection implements Sweepable {
       req.finish();
     }
     if (headers['expect'] === '100-continue') {
-      flushOut(socket);
+      this.out.flush();
       socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
     }
     const res = new LeanResponse(this, socket, m === 'HEAD', keepAlive && minor >= 1 && !this.closing);
@@ -323,7 +326,7 @@ export class LeanConnection implements Sweepable {
       // Direct reads land in a shared buffer: stop reading until the upgrade path takes over
       // (it resumes), and keep a copy of the bytes after the head.
       if (this.direct) this.socket.pause();
-      flushOut(this.socket);
+      this.out.flush();
       this.hooks.onUpgrade(req, this.socket, this.direct ? Buffer.from(d.subarray(r)) : d.subarray(r));
     }
   }
@@ -359,9 +362,9 @@ export class LeanConnection implements Sweepable {
     this.socket.resume();
   }
 
-  /** Ends the connection after what it holds to write (see sendLater). */
+  /** Ends the connection after what it holds to write (see `Outbox.later`). */
   private end(last?: string): void {
-    flushOut(this.socket);
+    this.out.flush();
     if (last === undefined) this.socket.end();
     else this.socket.end(last, 'latin1');
   }

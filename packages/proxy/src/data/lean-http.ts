@@ -234,64 +234,66 @@ export const DOWNSTREAM_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
  * back and wake each reader about once. Only while busy: when the previous batch carried fewer
  * than `heldWrites.threshold` writes, they go out at once, so a lone request waits for nothing.
  * No bytes are added or reordered: a socket's held writes go out in order, before anything else
- * is written to it (`flushOut`), and only writes that start a message with its first bytes or
+ * is written to it (`Outbox.flush`), and only writes that start a message with its first bytes or
  * complete it are held, so backpressure is seen by the writes after them.
  */
 export const heldWrites = {
   /** Writes in one batch from which the next batch's writes are held (0: always hold). */
   threshold: 4,
 };
-const kHeld = Symbol('octo.held');
-type HeldSocket = net.Socket & { [kHeld]?: (Buffer | string)[] | undefined };
-const held: HeldSocket[] = [];
+const held: Outbox[] = [];
 let batchArmed = false;
 let batchWrites = 0;
 let holding = false;
 
-/** Writes `d` (a string as latin1) to `s`, or queues it to the end of this batch of events when busy. */
-export function sendLater(s: net.Socket, d: Buffer | string): void {
-  batchWrites++;
-  if (!batchArmed) {
-    batchArmed = true;
-    setImmediate(endBatch);
-  }
-  const h = s as HeldSocket;
-  const q = h[kHeld];
-  if (q) q.push(d);
-  else if (!holding && heldWrites.threshold > 0) {
-    if (typeof d === 'string') s.write(d, 'latin1');
-    else s.write(d);
-  } else {
-    h[kHeld] = [d];
-    held.push(h);
-  }
-}
+/**
+ * A socket's held writes. Each connection we write to owns one, made with the connection: the
+ * queue lives here and not on the socket, so every socket keeps the shape Node gave it (a
+ * property added to some sockets only would make Node's write path see two kinds of socket, and
+ * V8 throws away its optimised code each time the mix changes, e.g. from load to a quiet spell).
+ */
+export class Outbox {
+  private queue: (Buffer | string)[] | undefined = undefined;
+  constructor(readonly socket: net.Socket) {}
 
-/** Writes what `s` holds now; call before writing to, ending or handing over `s` any other way. */
-export function flushOut(s: net.Socket): void {
-  const q = (s as HeldSocket)[kHeld];
-  if (q) writeHeld(s as HeldSocket, q);
-}
-
-function writeHeld(s: HeldSocket, q: (Buffer | string)[]): void {
-  s[kHeld] = undefined;
-  if (s.destroyed || s.writableEnded) return;
-  if (q.length > 1) s.cork();
-  for (const d of q) {
-    if (typeof d === 'string') s.write(d, 'latin1');
-    else s.write(d);
+  /** Writes `d` (a string as latin1), or queues it to the end of this batch of events when busy. */
+  later(d: Buffer | string): void {
+    batchWrites++;
+    if (!batchArmed) {
+      batchArmed = true;
+      setImmediate(endBatch);
+    }
+    const q = this.queue;
+    if (q) q.push(d);
+    else if (!holding && heldWrites.threshold > 0) {
+      if (typeof d === 'string') this.socket.write(d, 'latin1');
+      else this.socket.write(d);
+    } else {
+      this.queue = [d];
+      held.push(this);
+    }
   }
-  if (q.length > 1) s.uncork();
+
+  /** Writes what is held now; call before writing to, ending or handing over the socket any other way. */
+  flush(): void {
+    const q = this.queue;
+    if (!q) return;
+    this.queue = undefined;
+    const s = this.socket;
+    if (s.destroyed || s.writableEnded) return;
+    if (q.length > 1) s.cork();
+    for (const d of q) {
+      if (typeof d === 'string') s.write(d, 'latin1');
+      else s.write(d);
+    }
+    if (q.length > 1) s.uncork();
+  }
 }
 
 function endBatch(): void {
   batchArmed = false;
   holding = batchWrites >= heldWrites.threshold;
   batchWrites = 0;
-  for (let i = 0; i < held.length; i++) {
-    const s = held[i]!;
-    const q = s[kHeld];
-    if (q) writeHeld(s, q);
-  }
+  for (let i = 0; i < held.length; i++) held[i]!.flush();
   held.length = 0;
 }
