@@ -6,8 +6,10 @@
 // content-length) rather than through node:http: the client's own allocations and garbage
 // collection pauses would otherwise show up in every target's tail. The first WARMUP seconds
 // (default 1) run at the same rate and are not recorded: they open the connections and warm the
-// JIT of this client and of the target.
+// JIT of this client and of the target. With LAT_FILE set, the recorded latencies (µs, one per
+// line, in the order they completed) are also written there, so a caller can pool several runs.
 // Usage: node fixed-rate.mjs <port> <rate> <seconds> [host-header] [connections]
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 
 const [port, rate, seconds, host = 'bench', conns = '32'] = process.argv.slice(2);
@@ -91,6 +93,7 @@ await new Promise((done) => {
   };
   tick();
 });
+if (process.env.LAT_FILE) writeFileSync(process.env.LAT_FILE, Array.from(lat.subarray(0, recorded), (x) => x.toFixed(1)).join('\n') + '\n');
 const sorted = lat.subarray(0, recorded).sort();
 const q = (p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
 process.stdout.write(JSON.stringify({ requests: total - skip, errors, p50_us: Math.round(q(0.5)), p99_us: Math.round(q(0.99)), max_us: Math.round(sorted[sorted.length - 1] ?? NaN) }) + '\n');

@@ -4,6 +4,14 @@
 #
 #   bench/proxy/run.sh            # DURATION=10 s per measurement, ROUNDS=3 interleaved rounds (throughput and latency)
 #
+# Latency at RATE req/s: each round gives every target LAT_WARMUP s (default 5) at the rate before
+# it records DURATION s. The warm-up matters for octo: after the saturation rounds V8 re-optimises
+# the proxy's functions for the quiet load over several seconds (--trace-opt: ~35 compilations in
+# the first second, a trickle for ~20 s), and those compile jobs share the proxy's core. p50 and
+# p99 are taken over every recorded request of all rounds pooled (ROUNDS × DURATION × RATE): a
+# single 10 s round's p99 rests on its slowest ~100 requests, and this machine's stalls move it by
+# 2× from round to round.
+#
 # Pinning: every proxy gets exactly one worker on core $PROXY_CPU; the upstream and the load
 # generators share core $LOAD_CPU. Upstream: nginx returning a fixed 1 KB body.
 # Throughput per core is also measured as requests per CPU-second consumed by the proxy's own
@@ -16,6 +24,7 @@ DURATION=${DURATION:-10}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 RATE=${RATE:-1000}
+LAT_WARMUP=${LAT_WARMUP:-5}
 WORK=$(mktemp -d /tmp/octo-bench.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
@@ -97,10 +106,10 @@ wrk_rps() { # port [pid] -> "requests/s requests-per-CPU-second-of-pid" at satur
 h2_rps() { # port -> requests/s (HTTP/2 prior knowledge, 8 connections × 16 streams)
   taskset -c "$LOAD_CPU" h2load -D "$DURATION" -c8 -m16 -t1 -H 'host: bench' "http://127.0.0.1:$1/" 2>/dev/null | awk '/^finished in/ {gsub(",","",$4); print int($4)}'
 }
-fixed() { # port -> "p50 p99" microseconds at $RATE req/s
+fixed() { # port latency-file -> "p50 p99 errors" (microseconds) at $RATE req/s; the latencies go to the file
   # nice 19: the generator spins between sends; on the upstream's CPU it must yield at once when
   # the upstream wakes up, or the scheduler's preemption delay (ms) shows up in every tail.
-  taskset -c "$LOAD_CPU" nice -n 19 "$NODE" bench/proxy/fixed-rate.mjs "$1" "$RATE" "$DURATION" bench 32 |
+  LAT_FILE="$2" WARMUP="$LAT_WARMUP" taskset -c "$LOAD_CPU" nice -n 19 "$NODE" bench/proxy/fixed-rate.mjs "$1" "$RATE" "$DURATION" bench 32 |
     "$NODE" -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(j.p50_us,j.p99_us,j.errors)})'
 }
 
@@ -121,21 +130,22 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "round $round $name: $r rps, $c per CPU-second" >&2
   done
 done
-# Latency at a fixed rate: also ROUNDS interleaved rounds, median p50 and median p99 per target.
-declare -A P50S P99S
+# Latency at a fixed rate: also ROUNDS interleaved rounds; p50 and p99 over all rounds' requests.
+declare -A P99S
 for round in $(seq 1 "$ROUNDS"); do
   for t in $TARGETS; do
     name=${t%%:*}; port=${t##*:}
-    read -r a b e < <(fixed "$port")
-    P50S[$name]="${P50S[$name]:-} $a"; P99S[$name]="${P99S[$name]:-} $b"
+    read -r a b e < <(fixed "$port" "$WORK/lat-$name-$round")
+    P99S[$name]="${P99S[$name]:-} $b"
     echo "round $round $name: p50 ${a}us p99 ${b}us at $RATE rps (errors $e)" >&2
   done
 done
 for t in $TARGETS; do
   name=${t%%:*}
   H1[$name]=$(echo "${H1S[$name]}" | median); PERCPU[$name]=$(echo "${PERCPUS[$name]}" | median)
-  P50[$name]=$(echo "${P50S[$name]}" | median); P99[$name]=$(echo "${P99S[$name]}" | median)
-  echo "measured $name: h1 ${H1[$name]} rps (${PERCPU[$name]} per CPU-second), p50 ${P50[$name]}us p99 ${P99[$name]}us (medians of $ROUNDS)" >&2
+  read -r a b n < <("$NODE" bench/proxy/percentiles.mjs "$WORK"/lat-"$name"-*)
+  P50[$name]=$a; P99[$name]=$b
+  echo "measured $name: h1 ${H1[$name]} rps (${PERCPU[$name]} per CPU-second, medians of $ROUNDS), p50 ${a}us p99 ${b}us over $n requests (per-round p99:${P99S[$name]})" >&2
 done
 H2[nginx]=$(h2_rps $NGX2); H2[haproxy]=$(h2_rps $HAP2); H2[octo]=$(h2_rps $OCTO)
 read -r TCP_DIRECT _ < <(wrk_rps $UP)
@@ -145,7 +155,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf 
 added() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%d", a - b }'; }
 
 echo
-echo "## Results ($(date -u +%F), $(nproc) cores, ${DURATION}s per measurement, throughput and latency medians of $ROUNDS interleaved rounds, proxy on CPU $PROXY_CPU, load+upstream on CPU $LOAD_CPU, load average $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "## Results ($(date -u +%F), $(nproc) cores, ${DURATION}s per measurement, throughput medians of $ROUNDS interleaved rounds, latency percentiles over all $ROUNDS rounds' requests after ${LAT_WARMUP}s warm-up each, proxy on CPU $PROXY_CPU, load+upstream on CPU $LOAD_CPU, load average $(cut -d' ' -f1-3 /proc/loadavg))"
 echo
 echo "| target | HTTP/1.1 rps (wall) | HTTP/1.1 requests per CPU-second | HTTP/2 rps | p50 µs @${RATE}rps | p99 µs @${RATE}rps | added p50 µs | added p99 µs |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
@@ -164,3 +174,5 @@ echo "| octo added p99 / nginx added p99 | $(ratio "$(added "${P99[octo]}" "${P9
 echo "| octo added p50 / node-plain added p50 | $(ratio "$(added "${P50[octo]}" "${P50[direct]}")" "$(added "${P50[node-plain]}" "${P50[direct]}")") | — |"
 echo "| octo TCP mode / direct throughput | $(ratio "$TCP_OCTO" "$TCP_DIRECT") | ≥ 0.80 |"
 echo "| octo TCP mode requests per proxy CPU-second | $TCP_OCTO_CPU | — |"
+echo
+echo "p99 µs of each round on its own (the table pools them): direct${P99S[direct]}; nginx${P99S[nginx]}; octo${P99S[octo]}"
