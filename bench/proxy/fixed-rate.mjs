@@ -6,8 +6,11 @@
 // content-length) rather than through node:http: the client's own allocations and garbage
 // collection pauses would otherwise show up in every target's tail. The first WARMUP seconds
 // (default 1) run at the same rate and are not recorded: they open the connections and warm the
-// JIT of this client and of the target. With LAT_FILE set, the recorded latencies (µs, one per
-// line, in the order they completed) are also written there, so a caller can pool several runs.
+// JIT of this client and of the target. With LAT_FILE set, the recorded requests are also
+// written there, one per line in the order they completed: scheduled send time in ms after the
+// schedule's start, latency in µs; a first line `# start <ns>` gives the start on the monotonic
+// clock (CLOCK_MONOTONIC, as `perf -k mono` uses), so callers can pool runs or line them up with
+// a trace.
 // Usage: node fixed-rate.mjs <port> <rate> <seconds> [host-header] [connections]
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -20,6 +23,7 @@ const interval = 1e9 / Number(rate);
 const request = Buffer.from(`GET / HTTP/1.1\r\nhost: ${host}\r\n\r\n`, 'latin1');
 const CRLF2 = Buffer.from('\r\n\r\n', 'latin1');
 const lat = new Float64Array(total);
+const at = new Float64Array(total);
 let recorded = 0;
 let errors = 0;
 let finished = 0;
@@ -70,7 +74,10 @@ class Conn {
   done(ok) {
     this.busy = false;
     if (!ok) errors++;
-    else if (this.record) lat[recorded++] = Number(process.hrtime.bigint() - this.scheduled) / 1000;
+    else if (this.record) {
+      lat[recorded] = Number(process.hrtime.bigint() - this.scheduled) / 1000;
+      at[recorded++] = Number(this.scheduled - start) / 1e6;
+    }
     if (++finished === total) finish();
   }
 }
@@ -93,7 +100,10 @@ await new Promise((done) => {
   };
   tick();
 });
-if (process.env.LAT_FILE) writeFileSync(process.env.LAT_FILE, Array.from(lat.subarray(0, recorded), (x) => x.toFixed(1)).join('\n') + '\n');
+if (process.env.LAT_FILE) {
+  const rows = Array.from(lat.subarray(0, recorded), (l, i) => `${at[i].toFixed(3)} ${l.toFixed(1)}`);
+  writeFileSync(process.env.LAT_FILE, `# start ${start}\n${rows.join('\n')}\n`);
+}
 const sorted = lat.subarray(0, recorded).sort();
 const q = (p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
 process.stdout.write(JSON.stringify({ requests: total - skip, errors, p50_us: Math.round(q(0.5)), p99_us: Math.round(q(0.99)), max_us: Math.round(sorted[sorted.length - 1] ?? NaN) }) + '\n');

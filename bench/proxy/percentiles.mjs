@@ -6,7 +6,12 @@ import { readFileSync } from 'node:fs';
 
 const all = process.argv
   .slice(2)
-  .flatMap((f) => readFileSync(f, 'utf8').split('\n').filter(Boolean).map(Number));
+  .flatMap((f) =>
+    readFileSync(f, 'utf8')
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'))
+      .map((l) => Number(l.slice(l.lastIndexOf(' ') + 1))),
+  );
 if (all.length === 0) {
   console.error('percentiles.mjs: no latencies in', process.argv.slice(2).join(' ') || '(no files)');
   process.exit(1);
