@@ -14,19 +14,24 @@ const slowUs = Number(slowArg ?? 500);
 
 /** Runs on the CPU as [start µs, end µs, task] on the monotonic clock. */
 const runs = [];
+/** The proxy thread's waits for the CPU: [woken µs, running µs]. */
+const delays = [];
 for (const line of readFileSync(histFile, 'utf8').split('\n')) {
   // time  [cpu]  task[tid/pid]  wait  sch-delay  run   (times in s and ms)
   const m = /^\s*([\d.]+)\s+\[(\d+)\]\s+(.+?)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$/.exec(line);
   if (!m || Number(m[2]) !== cpu) continue;
   const end = Number(m[1]) * 1e6;
-  const run = Number(m[6]) * 1e3;
+  const start = end - Number(m[6]) * 1e3;
   const task = m[3].trim();
   const ids = /\[(\d+)(?:\/(\d+))?\]$/.exec(task);
   const name = task.replace(/\[.*$/, '');
   let who = name;
-  if (ids && ids[1] === pid) who = 'proxy thread';
-  else if (ids && ids[2] === pid) who = `proxy ${name}`;
-  runs.push({ start: end - run, end, who });
+  if (ids && ids[1] === pid) {
+    who = 'proxy thread';
+    const schDelay = Number(m[5]) * 1e3;
+    if (schDelay > 0) delays.push({ start: start - schDelay, end: start });
+  } else if (ids && ids[2] === pid) who = `proxy ${name}`;
+  runs.push({ start, end, who });
 }
 runs.sort((a, b) => a.start - b.start);
 
@@ -42,14 +47,6 @@ const requests = lines
     return { start: t0 + at * 1000, us };
   });
 
-/** The proxy thread's waits for the CPU: [woken µs, running µs]. */
-const delays = [];
-for (const line of readFileSync(histFile, 'utf8').split('\n')) {
-  const m = /^\s*([\d.]+)\s+\[\d+\]\s+\S+\[(\d+)(?:\/\d+)?\]\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$/.exec(line);
-  if (!m || m[2] !== pid || Number(m[4]) === 0) continue;
-  const ran = Number(m[1]) * 1e6 - Number(m[5]) * 1e3;
-  delays.push({ start: ran - Number(m[4]) * 1e3, end: ran });
-}
 const overlap = (a, b) => Math.max(0, Math.min(a.end, b.end) - Math.max(a.start, b.start));
 
 const slow = requests.filter((r) => r.us > slowUs);
@@ -64,8 +61,8 @@ for (const r of slow) {
     for (const d of held)
       for (const x of runs) {
         if (x.start >= d.end) break;
-        const o = overlap(x, d);
-        if (o > 0 && x.who !== 'proxy thread') by[x.who] = (by[x.who] ?? 0) + o;
+        if (x.end <= d.start || x.who === 'proxy thread') continue;
+        by[x.who] = (by[x.who] ?? 0) + overlap(x, d);
       }
     v = Object.entries(by).sort((a, b) => b[1] - a[1])[0]?.[0] ?? 'waiting for the CPU';
   } else {

@@ -7,7 +7,7 @@
  * between 1× and 1.25× the timeout after its last activity.
  */
 export interface Sweepable {
-  /** The sweep tick of the last activity (see `IdleSweep.touch`). */
+  /** The sweep's `tick` at the connection's last activity (it copies it on each read and response). */
   lastTick: number;
   /** Whether the connection has nothing in progress and may be closed. */
   readonly idle: boolean;
