@@ -76,6 +76,8 @@ export const ProxyConfigSchema = z.object({
   /** `stdout`, `off`, or a file path. */
   accessLog: z.string().default('stdout'),
   logLevel: z.enum(LOG_LEVELS).default('info'),
+  /** `idle`: V8's helper threads (compiler jobs, parallel GC) at SCHED_IDLE so they never preempt the event loop (see helper-threads.ts); `normal`: left as they are. */
+  v8Helpers: z.enum(['idle', 'normal']).default('idle'),
   staticResources: z
     .object({
       listeners: z.array(z.unknown()).optional(),

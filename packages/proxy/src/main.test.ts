@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { SCHED_IDLE, threadsOf } from './helper-threads.js';
 import { httpListener, routeConfig, staticCluster } from './test-support/resources.js';
 import { httpUpstream, request, type Upstream } from './test-support/upstreams.js';
 
@@ -127,6 +128,27 @@ describe('octo-proxy executable', () => {
     s.child.kill('SIGTERM');
     expect(await s.exited).toBe(0);
   }, 15_000);
+
+  it('runs V8 helper threads at SCHED_IDLE and the event loop at normal priority, unless told not to', async () => {
+    const policies = async (args: string[]) => {
+      const s = run(['--config', bootstrap, ...args]);
+      await s.started;
+      const threads = threadsOf(s.child.pid!);
+      s.child.kill('SIGTERM');
+      expect(await s.exited).toBe(0);
+      return {
+        main: threads.find((t) => t.tid === s.child.pid)!.policy,
+        helpers: threads.filter((t) => t.comm === 'V8Worker').map((t) => t.policy),
+      };
+    };
+    const idle = await policies([]);
+    expect(idle.main).toBe(0);
+    expect(idle.helpers.length).toBeGreaterThan(0);
+    expect(idle.helpers.every((p) => p === SCHED_IDLE)).toBe(true);
+    const normal = await policies(['--v8-helpers', 'normal']);
+    expect(normal.helpers.length).toBeGreaterThan(0);
+    expect(normal.helpers.every((p) => p === 0)).toBe(true);
+  }, 20_000);
 
   it('listens on inherited file descriptors', async () => {
     const servers = await Promise.all(

@@ -4,6 +4,7 @@ import { ConfigError, GracefulShutdown, createLogger, loadConfig } from '@octo-m
 import { ProxyConfigSchema, type ProxyConfig } from './config.js';
 import type { AccessLogEntry } from './data/http-proxy.js';
 import type { SocketSpec } from './data/listeners.js';
+import { idleV8Helpers } from './helper-threads.js';
 import { PROXY_VERSION, Proxy } from './proxy.js';
 
 function sockets(cfg: ProxyConfig): { name: string; spec: SocketSpec }[] {
@@ -38,6 +39,11 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const logger = createLogger('proxy', cfg.logLevel);
+  if (cfg.v8Helpers === 'idle') {
+    const helpers = await idleV8Helpers();
+    if ('moved' in helpers) logger.debug('V8 helper threads at SCHED_IDLE', { threads: helpers.moved });
+    else logger.warn('v8Helpers: V8 helper threads stay at normal priority', { reason: helpers.skipped });
+  }
   const log = accessLog(cfg.accessLog);
   const proxy = await Proxy.start({
     node: {

@@ -1,0 +1,100 @@
+import { execFile } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+
+/**
+ * V8's helper threads — the platform workers that run optimising-compiler jobs (Maglev,
+ * Turbofan) and the parallel and concurrent parts of garbage collection — moved to the Linux
+ * scheduling class SCHED_IDLE.
+ *
+ * Why: the event loop wakes a helper when it queues a compile job, and under EEVDF the freshly
+ * woken helper preempts the event loop on the proxy's core for the length of the compile (1–5 ms
+ * measured with `perf record -e sched:sched_switch`: the event loop switched out in state R right
+ * after `NotifyConcurrencyIncrease`). Every request arriving meanwhile waits. At SCHED_IDLE a
+ * helper never preempts a normal thread and runs only when the proxy's own threads leave the CPU
+ * idle, which at sidecar load is most of the time, so code still gets optimised promptly.
+ *
+ * The cost: when the process shares a CPU with busy threads of other programs at normal priority
+ * (no cgroup of its own), helpers may wait long for it — slower tier-up, and a garbage collection
+ * that waits for a helper mid-task waits with it. In a pod the proxy's container is a cgroup of its
+ * own, so its helpers compete only with the proxy's event loop. `v8Helpers: normal` leaves them as
+ * they are.
+ */
+
+/** SCHED_IDLE's number in `sched_setscheduler(2)` and in `/proc/<pid>/stat` field 41. */
+export const SCHED_IDLE = 5;
+/** The thread name Node gives V8's platform workers. */
+const HELPER = 'V8Worker';
+
+export interface Thread {
+  tid: number;
+  /** The thread's name (at most 15 bytes). */
+  comm: string;
+  /** Scheduling policy: 0 SCHED_OTHER, 3 SCHED_BATCH, 5 SCHED_IDLE, … */
+  policy: number;
+}
+
+/**
+ * Parses one `/proc/<pid>/task/<tid>/stat` line. The name is field 2 in parentheses and may itself
+ * contain spaces and parentheses, so the fields after it are counted from the last `)`.
+ */
+export function parseStat(text: string): Thread {
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  if (open < 0 || close < open) throw new Error(`stat line has no (name): ${JSON.stringify(text.slice(0, 80))}`);
+  const rest = text.slice(close + 2).trim().split(/\s+/);
+  // rest[0] is field 3 (state), so field 41 (policy) is rest[38].
+  const policy = Number(rest[38]);
+  const tid = Number(text.slice(0, open).trim());
+  if (!Number.isInteger(tid) || !Number.isInteger(policy)) throw new Error(`stat line without tid or policy (field 41): ${JSON.stringify(text.slice(0, 80))}`);
+  return { tid, comm: text.slice(open + 1, close), policy };
+}
+
+/** The helper threads still to move to SCHED_IDLE. */
+export function helpersToIdle(threads: readonly Thread[]): number[] {
+  return threads.filter((t) => t.comm === HELPER && t.policy !== SCHED_IDLE).map((t) => t.tid);
+}
+
+/** The threads of a process (default: this one), read from /proc. */
+export function threadsOf(pid: number | 'self' = 'self'): Thread[] {
+  const dir = `/proc/${pid}/task`;
+  const out: Thread[] = [];
+  for (const tid of readdirSync(dir)) {
+    try {
+      out.push(parseStat(readFileSync(`${dir}/${tid}/stat`, 'latin1')));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // a thread that just ended
+    }
+  }
+  return out;
+}
+
+export type HelperOutcome = { moved: number } | { skipped: string };
+
+/**
+ * Moves this process's V8 helper threads to SCHED_IDLE with `chrt` (util-linux): Node has no call
+ * for another thread's scheduling class. A thread may lower its own class without privileges.
+ * Never throws: a missing `chrt` or a refusal comes back as `skipped` with the reason.
+ */
+export async function idleV8Helpers(chrt = 'chrt'): Promise<HelperOutcome> {
+  if (process.platform !== 'linux') return { skipped: `scheduling classes are Linux's (platform ${process.platform})` };
+  let tids: number[];
+  try {
+    tids = helpersToIdle(threadsOf());
+  } catch (err) {
+    return { skipped: `cannot read /proc/self/task: ${(err as Error).message}` };
+  }
+  const failures = await Promise.all(
+    tids.map(
+      (tid) =>
+        new Promise<string | undefined>((resolve) =>
+          execFile(chrt, ['--idle', '--pid', '0', String(tid)], (err, _out, stderr) => {
+            if (!err) return resolve(undefined);
+            const code = (err as NodeJS.ErrnoException).code;
+            resolve(code === 'ENOENT' ? `${chrt} not found (Debian package util-linux)` : `${chrt} --idle --pid 0 ${tid}: ${stderr.trim() || err.message}`);
+          }),
+        ),
+    ),
+  );
+  const failed = failures.find((f) => f !== undefined);
+  return failed ? { skipped: failed } : { moved: tids.length };
+}
