@@ -8,9 +8,11 @@
 // (default 1) run at the same rate and are not recorded: they open the connections and warm the
 // JIT of this client and of the target. With LAT_FILE set, the recorded requests are also
 // written there, one per line in the order they completed: scheduled send time in ms after the
-// schedule's start, latency in µs; a first line `# start <ns>` gives the start on the monotonic
-// clock (CLOCK_MONOTONIC, as `perf -k mono` uses), so callers can pool runs or line them up with
-// a trace.
+// schedule's start, latency in µs; a first line `# start <ns> wall <ns>` gives the start on the
+// monotonic clock (CLOCK_MONOTONIC, as `perf -k mono` uses) and on the wall clock (as packet
+// captures are stamped), so callers can pool runs or line them up with a trace. With TAG=1 every
+// request carries a header `x-seq: <n>` and each line a third column n, so that a packet capture
+// can follow the request through a proxy (hops.mjs).
 // Usage: node fixed-rate.mjs <port> <rate> <seconds> [host-header] [connections]
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -21,9 +23,12 @@ const skip = Math.round(Number(rate) * warmup);
 const total = skip + Number(rate) * Number(seconds);
 const interval = 1e9 / Number(rate);
 const request = Buffer.from(`GET / HTTP/1.1\r\nhost: ${host}\r\n\r\n`, 'latin1');
+const tag = process.env.TAG === '1'; // each request carries `x-seq: <n>`, and LAT_FILE a third column n
+const tagged = (n) => Buffer.from(`GET / HTTP/1.1\r\nhost: ${host}\r\nx-seq: ${n}\r\n\r\n`, 'latin1');
 const CRLF2 = Buffer.from('\r\n\r\n', 'latin1');
 const lat = new Float64Array(total);
 const at = new Float64Array(total);
+const seqs = new Float64Array(total);
 let recorded = 0;
 let errors = 0;
 let finished = 0;
@@ -46,11 +51,12 @@ class Conn {
       conns_.splice(conns_.indexOf(this), 1);
     });
   }
-  send(scheduled, record) {
+  send(scheduled, record, n) {
     this.busy = true;
     this.scheduled = scheduled;
     this.record = record;
-    this.socket.write(request);
+    this.seq = n;
+    this.socket.write(tag ? tagged(n) : request);
   }
   onData(d) {
     this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
@@ -76,6 +82,7 @@ class Conn {
     if (!ok) errors++;
     else if (this.record) {
       lat[recorded] = Number(process.hrtime.bigint() - this.scheduled) / 1000;
+      seqs[recorded] = this.seq;
       at[recorded++] = Number(this.scheduled - start) / 1e6;
     }
     if (++finished === total) finish();
@@ -86,6 +93,8 @@ const conns_ = Array.from({ length: Number(conns) }, () => new Conn());
 await Promise.all(conns_.map((c) => new Promise((r) => c.socket.once('connect', r))));
 let finish;
 const start = process.hrtime.bigint() + 200_000_000n; // 200 ms before the schedule starts
+// the wall clock at `start` (packet captures are stamped with it), to within a few µs
+const wall = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e3)) * 1000n - process.hrtime.bigint();
 await new Promise((done) => {
   finish = done;
   const tick = () => {
@@ -93,7 +102,7 @@ await new Promise((done) => {
     while (sent < total && start + BigInt(Math.round(sent * interval)) <= now) {
       const c = conns_.find((x) => !x.busy);
       if (!c) break; // every connection busy: the request waits, its latency counts from its schedule
-      c.send(start + BigInt(Math.round(sent * interval)), sent >= skip);
+      c.send(start + BigInt(Math.round(sent * interval)), sent >= skip, sent);
       sent++;
     }
     if (sent < total) setImmediate(tick);
@@ -101,8 +110,8 @@ await new Promise((done) => {
   tick();
 });
 if (process.env.LAT_FILE) {
-  const rows = Array.from(lat.subarray(0, recorded), (l, i) => `${at[i].toFixed(3)} ${l.toFixed(1)}`);
-  writeFileSync(process.env.LAT_FILE, `# start ${start}\n${rows.join('\n')}\n`);
+  const rows = Array.from(lat.subarray(0, recorded), (l, i) => `${at[i].toFixed(3)} ${l.toFixed(1)}${tag ? ` ${seqs[i]}` : ''}`);
+  writeFileSync(process.env.LAT_FILE, `# start ${start} wall ${start + wall}\n${rows.join('\n')}\n`);
 }
 const sorted = lat.subarray(0, recorded).sort();
 const q = (p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;

@@ -1,7 +1,9 @@
 // Attributes slow requests to what ran on the proxy's CPU meanwhile (see stalls.sh).
 // Usage: node stalls.mjs <perf sched timehist output> <fixed-rate LAT_FILE> <proxy pid> <slow µs> <proxy CPU>
-// For each request slower than the threshold it looks at the proxy thread's scheduling delays
-// (woken, waiting for the CPU) inside the request's lifetime. When they add up to over 30 % of it,
+// For each request slower than the threshold it looks at the proxy thread's waits for the CPU
+// inside the request's lifetime: woken and not yet running (scheduling delay), or preempted and
+// runnable — perf 6.1's timehist puts the latter under "wait time", so stalls.sh asks for
+// `--state` and a wait after a switch-out in state R counts as held from the CPU. When they add up to over 30 % of it,
 // the request is named after the task that held the CPU during those delays (e.g. kdamond, or a
 // V8Worker of the proxy's own). Otherwise it is "proxy thread busy" when the proxy's thread ran
 // for over half of it, else "elsewhere": the CPU was free for the proxy whenever it was woken, so
@@ -14,11 +16,12 @@ const slowUs = Number(slowArg ?? 500);
 
 /** Runs on the CPU as [start µs, end µs, task] on the monotonic clock. */
 const runs = [];
-/** The proxy thread's waits for the CPU: [woken µs, running µs]. */
+/** The proxy thread's waits for the CPU: [runnable µs, running µs]. */
 const delays = [];
+let preempted = false; // the proxy thread's last switch-out left it runnable (state R)
 for (const line of readFileSync(histFile, 'utf8').split('\n')) {
-  // time  [cpu]  task[tid/pid]  wait  sch-delay  run   (times in s and ms)
-  const m = /^\s*([\d.]+)\s+\[(\d+)\]\s+(.+?)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$/.exec(line);
+  // time  [cpu]  task[tid/pid]  wait  sch-delay  run  state-at-switch-out   (times in s and ms)
+  const m = /^\s*([\d.]+)\s+\[(\d+)\]\s+(.+?)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)(?:\s+([A-Za-z]))?\s*$/.exec(line);
   if (!m || Number(m[2]) !== cpu) continue;
   const end = Number(m[1]) * 1e6;
   const start = end - Number(m[6]) * 1e3;
@@ -29,7 +32,9 @@ for (const line of readFileSync(histFile, 'utf8').split('\n')) {
   if (ids && ids[1] === pid) {
     who = 'proxy thread';
     const schDelay = Number(m[5]) * 1e3;
-    if (schDelay > 0) delays.push({ start: start - schDelay, end: start });
+    const waited = preempted ? Number(m[4]) * 1e3 + schDelay : schDelay;
+    if (waited > 0) delays.push({ start: start - waited, end: start });
+    preempted = m[7] === 'R';
   } else if (ids && ids[2] === pid) who = `proxy ${name}`;
   runs.push({ start, end, who });
 }

@@ -6,13 +6,18 @@
 #
 #   bench/proxy/stalls.sh [nginx] [octo] ...     # default: nginx octo; ROUNDS=1 alternating rounds
 #
-# Needs `perf` (Debian: linux-perf) and root or perf_event_paranoid ≤ 0 for scheduler events.
+# HOPS=1 also captures the loopback packets (tcpdump) and splits every request into hops with
+# hops.mjs — generator send, proxy in, upstream, proxy out, generator receive — to say on which
+# side of the proxy a slow request lost its time.
+#
+# Needs `perf` (Debian: linux-perf; `tcpdump` for HOPS=1) and root or perf_event_paranoid ≤ 0.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 NODE="$(pwd)/node_modules/.bin/node"
 DURATION=${DURATION:-10}; RATE=${RATE:-1000}; SLOW=${SLOW:-500}; ROUNDS=${ROUNDS:-1}
 PROXY_CPU=${PROXY_CPU:-0}; LOAD_CPU=${LOAD_CPU:-1}
 command -v perf >/dev/null || { echo "stalls.sh: needs perf (apt-get install linux-perf)" >&2; exit 1; }
+[ -z "${HOPS:-}" ] || command -v tcpdump >/dev/null || { echo "stalls.sh: HOPS=1 needs tcpdump (apt-get install tcpdump)" >&2; exit 1; }
 [ -f packages/proxy/dist/main.js ] || node_modules/.bin/tsc -b packages/proxy
 W=$(mktemp -d /tmp/octo-stalls.XXXXXX); PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"' EXIT
@@ -45,12 +50,20 @@ for round in $(seq 1 "$ROUNDS"); do
     esac
     PIDS+=("$starter")
     taskset -c "$LOAD_CPU" wrk -t1 -c64 -d4s -H 'Host: bench' "http://127.0.0.1:$PORT/" > /dev/null
+    if [ -n "${HOPS:-}" ]; then
+      taskset -c "$LOAD_CPU" nice -n 19 tcpdump -i lo -nn -s 400 -B 65536 --time-stamp-precision=nano -w "$W/cap" "tcp port $PORT or tcp port $UP" 2> /dev/null & cap=$!
+    fi
     perf sched record -k mono -a -o "$W/sched" -- sleep $((DURATION + 7)) > /dev/null 2>&1 & rec=$!
     sleep 0.5
-    LAT_FILE="$W/lat" WARMUP=5 taskset -c "$LOAD_CPU" nice -n 19 "$NODE" bench/proxy/fixed-rate.mjs $PORT "$RATE" "$DURATION" bench 32 > /dev/null
+    TAG=${HOPS:+1} LAT_FILE="$W/lat" WARMUP=5 taskset -c "$LOAD_CPU" nice -n 19 "$NODE" bench/proxy/fixed-rate.mjs $PORT "$RATE" "$DURATION" bench 32 > /dev/null
     wait $rec
-    perf sched timehist -i "$W/sched" > "$W/timehist" 2> /dev/null
+    perf sched timehist --state -i "$W/sched" > "$W/timehist" 2> /dev/null
     echo "round $round $target: $("$NODE" bench/proxy/stalls.mjs "$W/timehist" "$W/lat" "$pid" "$SLOW" "$PROXY_CPU")"
+    if [ -n "${HOPS:-}" ]; then
+      kill -INT "$cap"; wait "$cap" 2>/dev/null || true
+      tcpdump -r "$W/cap" -nn -tt --time-stamp-precision=nano -A 2> /dev/null > "$W/cap.txt"
+      "$NODE" bench/proxy/hops.mjs "$W/cap.txt" "$W/lat" $PORT $UP "$SLOW" | sed 's/^/  /'
+    fi
     kill "$starter"; wait "$starter" 2>/dev/null || true
     for _ in $(seq 1 50); do (echo > "/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || break; sleep 0.1; done
   done
