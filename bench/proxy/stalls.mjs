@@ -3,11 +3,12 @@
 // For each request slower than the threshold it looks at the proxy thread's waits for the CPU
 // inside the request's lifetime: woken and not yet running (scheduling delay), or preempted and
 // runnable — perf 6.1's timehist puts the latter under "wait time", so stalls.sh asks for
-// `--state` and a wait after a switch-out in state R counts as held from the CPU. When they add up to over 30 % of it,
-// the request is named after the task that held the CPU during those delays (e.g. kdamond, or a
-// V8Worker of the proxy's own). Otherwise it is "proxy thread busy" when the proxy's thread ran
-// for over half of it, else "elsewhere": the CPU was free for the proxy whenever it was woken, so
-// the time went outside it (the vCPU not running, or the other CPU with generator and upstream).
+// `--state` and a wait after a switch-out in state R counts as held from the CPU. When the waits
+// add up to over 30 % of the request, it is named after the task that held the CPU meanwhile
+// (e.g. kdamond, or a V8Worker of the proxy's own). Otherwise it is "proxy thread busy" when the
+// proxy's thread ran for over half of it, else "elsewhere": the CPU was free for the proxy
+// whenever it wanted it, so the time went outside it (the vCPU not running, or the other CPU
+// with generator and upstream).
 import { readFileSync } from 'node:fs';
 
 const [histFile, latFile, pid, slowArg, cpuArg] = process.argv.slice(2);
