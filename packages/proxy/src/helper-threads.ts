@@ -17,7 +17,9 @@ import { readFileSync, readdirSync } from 'node:fs';
  * (no cgroup of its own), helpers may wait long for it — slower tier-up, and a garbage collection
  * that waits for a helper mid-task waits with it. In a pod the proxy's container is a cgroup of its
  * own, so its helpers compete only with the proxy's event loop. `v8Helpers: normal` leaves them as
- * they are.
+ * they are. The move is one-way: leaving SCHED_IDLE needs CAP_SYS_NICE or an RLIMIT_NICE above the
+ * default, so the proxy cannot hand helpers back their share while it is saturated; hence a
+ * start-up setting rather than an adaptive one.
  */
 
 /** SCHED_IDLE's number in `sched_setscheduler(2)` and in `/proc/<pid>/stat` field 41. */
