@@ -16,6 +16,7 @@
 // Usage: node fixed-rate.mjs <port> <rate> <seconds> [host-header] [connections]
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { quantile } from './lat-file.mjs';
 
 const [port, rate, seconds, host = 'bench', conns = '32'] = process.argv.slice(2);
 const warmup = Number(process.env.WARMUP ?? 1);
@@ -114,6 +115,6 @@ if (process.env.LAT_FILE) {
   writeFileSync(process.env.LAT_FILE, `# start ${start} wall ${start + wall}\n${rows.join('\n')}\n`);
 }
 const sorted = lat.subarray(0, recorded).sort();
-const q = (p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
+const q = (p) => quantile(sorted, p) ?? NaN;
 process.stdout.write(JSON.stringify({ requests: total - skip, errors, p50_us: Math.round(q(0.5)), p99_us: Math.round(q(0.99)), max_us: Math.round(sorted[sorted.length - 1] ?? NaN) }) + '\n');
 for (const c of conns_) c.socket.destroy();

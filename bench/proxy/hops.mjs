@@ -9,6 +9,7 @@
 //   receive   D → the generator records the response
 // A response is matched to the request outstanding on its connection (one at a time on each).
 import { readFileSync } from 'node:fs';
+import { quantile, readLatFile } from './lat-file.mjs';
 
 const [capFile, latFile, portArg, upArg, slowArg] = process.argv.slice(2);
 const PORT = Number(portArg);
@@ -47,18 +48,15 @@ for (const line of readFileSync(capFile, 'latin1').split('\n')) {
 }
 take();
 
-const lines = readFileSync(latFile, 'utf8').split('\n');
-const header = /^# start \d+ wall (\d+)/.exec(lines[0] ?? '');
-if (!header) throw new Error(`${latFile}: no "# start … wall …" line (run fixed-rate.mjs with LAT_FILE)`);
-const wall0 = Number(BigInt(header[1]) / 1000n);
+const lat = readLatFile(latFile);
+if (lat.wallUs === undefined) throw new Error(`${latFile}: no "# start … wall …" line (run fixed-rate.mjs with LAT_FILE)`);
+const wall0 = lat.wallUs;
 const HOPS = ['send', 'proxy in', 'upstream', 'proxy out', 'receive'];
 const all = HOPS.map(() => []);
 const largest = {};
 let unmatched = 0;
 let slow = 0;
-for (const l of lines.slice(1)) {
-  if (!l) continue;
-  const [at, us, seq] = l.split(' ').map(Number);
+for (const { at, us, seq } of lat.rows) {
   if (seq === undefined || Number.isNaN(seq)) throw new Error(`${latFile}: no sequence numbers (run fixed-rate.mjs with TAG=1)`);
   const s = wall0 + at * 1000;
   const t = [A, B, C, D].map((m) => m.get(seq));
@@ -74,7 +72,7 @@ for (const l of lines.slice(1)) {
     largest[HOPS[i]] = (largest[HOPS[i]] ?? 0) + 1;
   }
 }
-const pct = (a, p) => Math.round(Float64Array.from(a).sort()[Math.floor(p * a.length)] ?? NaN);
+const pct = (a, p) => Math.round(quantile(Float64Array.from(a).sort(), p) ?? NaN);
 console.log(`hops p50/p99 µs: ${HOPS.map((h, i) => `${h} ${pct(all[i], 0.5)}/${pct(all[i], 0.99)}`).join(', ')} (${unmatched} requests unmatched)`);
 const by = Object.entries(largest).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ');
 console.log(`largest hop of the ${slow} requests over ${SLOW} µs: ${by || 'none'}`);

@@ -2,20 +2,13 @@
 // percentiles taken over every request of every file — one estimate from all rounds, rather than
 // a median of per-round p99s, each of which rests on its slowest 1 % (~100 requests).
 // Usage: node percentiles.mjs <file>...
-import { readFileSync } from 'node:fs';
+import { quantile, readLatFile } from './lat-file.mjs';
 
-const all = process.argv
-  .slice(2)
-  .flatMap((f) =>
-    readFileSync(f, 'utf8')
-      .split('\n')
-      .filter((l) => l && !l.startsWith('#'))
-      .map((l) => Number(l.slice(l.lastIndexOf(' ') + 1))),
-  );
+const all = process.argv.slice(2).flatMap((f) => readLatFile(f).rows.map((r) => r.us));
 if (all.length === 0) {
   console.error('percentiles.mjs: no latencies in', process.argv.slice(2).join(' ') || '(no files)');
   process.exit(1);
 }
 const sorted = Float64Array.from(all).sort();
-const q = (p) => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]);
+const q = (p) => Math.round(quantile(sorted, p));
 console.log(q(0.5), q(0.99), sorted.length);

@@ -10,6 +10,7 @@
 // whenever it wanted it, so the time went outside it (the vCPU not running, or the other CPU
 // with generator and upstream).
 import { readFileSync } from 'node:fs';
+import { quantile, readLatFile } from './lat-file.mjs';
 
 const [histFile, latFile, pid, slowArg, cpuArg] = process.argv.slice(2);
 const cpu = Number(cpuArg ?? 0);
@@ -41,17 +42,10 @@ for (const line of readFileSync(histFile, 'utf8').split('\n')) {
 }
 runs.sort((a, b) => a.start - b.start);
 
-const lines = readFileSync(latFile, 'utf8').split('\n');
-const header = /^# start (\d+)/.exec(lines[0] ?? '');
-if (!header) throw new Error(`${latFile}: no "# start" line (run fixed-rate.mjs with LAT_FILE)`);
-const t0 = Number(header[1]) / 1000;
-const requests = lines
-  .slice(1)
-  .filter(Boolean)
-  .map((l) => {
-    const [at, us] = l.split(' ').map(Number);
-    return { start: t0 + at * 1000, us };
-  });
+const lat = readLatFile(latFile);
+if (lat.startUs === undefined) throw new Error(`${latFile}: no "# start" line (run fixed-rate.mjs with LAT_FILE)`);
+const t0 = lat.startUs;
+const requests = lat.rows.map(({ at, us }) => ({ start: t0 + at * 1000, us }));
 
 const overlap = (a, b) => Math.max(0, Math.min(a.end, b.end) - Math.max(a.start, b.start));
 
@@ -78,7 +72,7 @@ for (const r of slow) {
   verdicts[v] = (verdicts[v] ?? 0) + 1;
 }
 const sorted = Float64Array.from(requests, (r) => r.us).sort();
-const p99 = Math.round(sorted[Math.floor(0.99 * sorted.length)] ?? NaN);
+const p99 = Math.round(quantile(sorted, 0.99) ?? NaN);
 const list = Object.entries(verdicts)
   .sort((a, b) => b[1] - a[1])
   .map(([k, n]) => `${k} ${n}`)
