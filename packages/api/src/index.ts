@@ -7,3 +7,4 @@ export * from './kinds.js';
 export * from './crd.js';
 export * from './manifest.js';
 export * from './model.js';
+export * from './rollout.js';

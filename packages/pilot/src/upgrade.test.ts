@@ -28,6 +28,13 @@ describe('rolloutPercent', () => {
     ['max unavailable', { maxUnavailable: 25 }, { phase: 'Progressing', currentBatch: 1, total: 100 }, 50],
     ['succeeded', { steps: [10, 100] }, { phase: 'Succeeded' }, 100],
     ['rolled back', { steps: [10, 100] }, { phase: 'RolledBack', currentBatch: 1 }, 0],
+    ['rolling back', { steps: [10, 100] }, { phase: 'RollingBack', currentBatch: 1 }, 0],
+    ['failed with autoRollback', { steps: [10, 100] }, { phase: 'Failed', currentBatch: 1 }, 0],
+    ['failed without autoRollback holds its batch', { steps: [10, 100], autoRollback: false }, { phase: 'Failed', currentBatch: 0 }, 10],
+    ['superseded holds its batch', { steps: [10, 50, 100] }, { phase: 'Superseded', currentBatch: 1 }, 50],
+    ['canary percent then steps at or below it are dropped', { canary: { percent: 20 }, steps: [10, 20, 60, 100] }, { phase: 'Progressing', currentBatch: 1, total: 10 }, 60],
+    ['max unavailable with a canary', { canary: { instances: 10 }, maxUnavailable: 30 }, { phase: 'Progressing', currentBatch: 2, total: 100 }, 70],
+    ['max unavailable, last batch', { maxUnavailable: 30 }, { phase: 'Progressing', currentBatch: 9, total: 100 }, 100],
   ])('%s', (_n, strategy, status, expected) => {
     expect(rolloutPercent(pv('1.0.0', status, strategy))).toBeCloseTo(expected);
   });
@@ -56,6 +63,23 @@ describe('targetFor', () => {
     const versions = ids.slice(0, 200).map((id) => targetFor(node(id), [old, fresh])?.version);
     expect(new Set(versions)).toEqual(new Set(['1.4.0', '1.10.0']));
     expect(targetFor(node('x'), [pv('1.4.0', { phase: 'Pending' })])).toBeUndefined();
+  });
+
+  it('gives the instances of a release that rolls back, failed or was deleted the last Succeeded release, never "no target"', () => {
+    const good = pv('1.4.0', { phase: 'Succeeded' });
+    for (const bad of [
+      pv('1.5.0', { phase: 'RollingBack', currentBatch: 2 }),
+      pv('1.5.0', { phase: 'RolledBack', currentBatch: 2 }),
+      pv('1.5.0', { phase: 'Failed', currentBatch: 2 }),
+      undefined, // deleted
+    ]) {
+      const versions = new Set(ids.slice(0, 300).map((id) => targetFor(node(id), bad ? [good, bad] : [good])?.version));
+      expect(versions).toEqual(new Set(['1.4.0']));
+    }
+    // Failed without autoRollback: held, the instances it reached keep it.
+    const held = pv('1.5.0', { phase: 'Failed', currentBatch: 1 }, { steps: [10, 50, 100], autoRollback: false });
+    const versions = ids.slice(0, 300).map((id) => targetFor(node(id), [good, held])?.version);
+    expect(new Set(versions)).toEqual(new Set(['1.4.0', '1.5.0']));
   });
 
   it('honours the scope: namespaces, workload labels, services', () => {

@@ -5,7 +5,7 @@
  * progress; as progress grows the set only grows, so no sidecar flips back and forth.
  */
 import { createHash } from 'node:crypto';
-import type { ProxyVersion } from '@octo-mesh/api';
+import { targetPercent, type ProxyVersion } from '@octo-mesh/api';
 import type { UpgradeTarget } from '@octo-mesh/proto';
 import type { NodeIdentity } from './node-meta.js';
 
@@ -14,24 +14,13 @@ export function instanceBucket(instanceId: string): number {
   return createHash('sha256').update(instanceId).digest().readUInt32BE(0) % 10_000;
 }
 
-/** Share of instances (0-100, fractional) a rollout has reached, from its spec and status. */
+/**
+ * Share of instances (0-100, fractional) a rollout has reached, from its spec and status — the
+ * operator's batch math (`targetPercent` in @octo-mesh/api), so the batches pilots target are the
+ * batches the operator gates. 0 while the rollout rolls back or after it did.
+ */
 export function rolloutPercent(pv: ProxyVersion): number {
-  const st = pv.status;
-  const phase = st?.phase ?? 'Pending';
-  if (phase === 'Succeeded') return 100;
-  if (phase !== 'Progressing' && phase !== 'Paused') return 0;
-  const batch = st?.currentBatch ?? 0;
-  const total = st?.total ?? 0;
-  const { canary, steps, maxUnavailable } = pv.spec.strategy;
-  const batches: number[] = [];
-  if (canary) batches.push(canary.percent ?? (total > 0 ? (100 * (canary.instances ?? 0)) / total : 0));
-  if (steps) batches.push(...steps);
-  else if (maxUnavailable && total > 0) {
-    const start = batches.length ? batches[0]! : 0;
-    for (let p = start + (100 * maxUnavailable) / total; p < 100; p += (100 * maxUnavailable) / total) batches.push(p);
-    batches.push(100);
-  }
-  return Math.min(100, batches[Math.min(batch, batches.length - 1)] ?? 0);
+  return targetPercent(pv.spec, pv.status);
 }
 
 function selectorMatches(sel: { matchLabels?: Record<string, string>; matchExpressions?: { key: string; operator: string; values?: string[] }[] } | undefined, labels: Record<string, string>): boolean {
@@ -67,8 +56,11 @@ function compareSemver(a: string, b: string): number {
 }
 
 /**
- * The newest release whose rollout covers the node and has reached its instance; undefined when
- * none does (the sidecar stays on what it runs).
+ * The newest release whose rollout covers the node and has reached its instance. A rollout that
+ * is rolling back, rolled back, failed with automatic rollback, or was deleted reaches no
+ * instance, so its instances fall through to the next release that covers them — the last
+ * Succeeded release in their scope (a Succeeded release reaches all of its scope), not "no target".
+ * Undefined only when no release covers the node at all (the sidecar stays on what it runs).
  */
 export function targetFor(node: NodeIdentity, proxyVersions: readonly ProxyVersion[]): UpgradeTarget | undefined {
   const bucket = instanceBucket(node.instanceId);

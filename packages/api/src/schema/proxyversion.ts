@@ -108,21 +108,43 @@ export const proxyVersionSpec = withTransitionRules(
   ],
 );
 
-export const PROXY_VERSION_PHASES = ['Pending', 'Progressing', 'Paused', 'Succeeded', 'RollingBack', 'RolledBack', 'Failed'] as const;
+/**
+ * Superseded: a newer release covering the same sidecars started before this one finished; this
+ * one holds its batch and the newer release takes the instances over as it reaches them.
+ */
+export const PROXY_VERSION_PHASES = ['Pending', 'Progressing', 'Paused', 'Succeeded', 'RollingBack', 'RolledBack', 'Failed', 'Superseded'] as const;
+
+const isoTime = (description: string) => z.string().max(64).meta({ description, format: 'date-time' } as Record<string, unknown>);
 
 export const proxyVersionStatus = z
   .object({
     observedGeneration: z.number().int().min(0).optional(),
     phase: z.enum(PROXY_VERSION_PHASES).optional(),
     currentBatch: z.number().int().min(0).optional().meta({ description: 'Index of the batch in progress (0 is the canary, if any).' }),
-    total: z.number().int().min(0).optional().meta({ description: 'Instances in scope.' }),
-    updated: z.number().int().min(0).optional(),
-    ready: z.number().int().min(0).optional(),
-    failed: z.number().int().min(0).optional(),
+    batches: z.number().int().min(0).optional().meta({ description: 'Number of batches the rollout has (canary included).' }),
+    total: z.number().int().min(0).optional().meta({ description: 'Instances in scope when the current batch started; the batch shares are planned on it.' }),
+    targeted: z.number().int().min(0).optional().meta({ description: 'Instances whose target is this release.' }),
+    updated: z.number().int().min(0).optional().meta({ description: 'Targeted instances that run this release.' }),
+    ready: z.number().int().min(0).optional().meta({ description: 'Updated instances that are ready.' }),
+    failed: z.number().int().min(0).optional().meta({ description: 'Targeted instances whose agent reports this release bad.' }),
+    batchStartedAt: isoTime('When the current batch started (its progress deadline counts from here).').optional(),
+    batchHealthyAt: isoTime('When the current batch passed its health gate (the pause between batches counts from here).').optional(),
+    batchBaseline: z.number().int().min(0).optional().meta({ description: 'Instances targeted when the current batch started: until more are, the fleet has not yet seen the batch.' }),
+    rollbackTo: z.string().max(64).optional().meta({ description: 'The last Succeeded release in scope: where instances return if this rollout fails.' }),
+    supersededBy: z.string().max(253).optional().meta({ description: 'The newer ProxyVersion (namespace/name) that took over this rollout.' }),
+    failures: z
+      .array(
+        z
+          .object({ instanceId: z.string().max(253), reason: z.string().max(256), message: z.string().max(1024).optional() })
+          .meta({ description: 'An instance whose agent reported this release bad.' }),
+      )
+      .max(20)
+      .optional()
+      .meta({ description: 'Up to 20 failing instances with their agents\' reasons.' }),
     conditions: z.array(condition).max(8).optional(),
     message: z.string().max(4096).optional(),
   })
-  .meta({ description: 'Progress of the rollout.' });
+  .meta({ description: 'Progress of the rollout. All rollout state lives here, so the operator can restart or fail over at any moment.' });
 
 export const proxyVersion = z
   .object({
