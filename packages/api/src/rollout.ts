@@ -59,3 +59,18 @@ export function targetPercent(spec: Pick<ProxyVersionSpec, 'strategy'>, status: 
   const batches = rolloutBatches(spec.strategy, status?.total ?? 0);
   return Math.min(100, batches[Math.min(status?.currentBatch ?? 0, batches.length - 1)] ?? 0);
 }
+
+const semverCore = (v: string) => v.split(/[-+]/)[0]!.split('.').map(Number);
+
+/**
+ * Orders semantic versions (build metadata ignored; a pre-release sorts before its release).
+ * Which release is newer decides which target a sidecar gets and which rollout supersedes which.
+ */
+export function compareSemver(a: string, b: string): number {
+  const x = semverCore(a);
+  const y = semverCore(b);
+  for (let i = 0; i < 3; i++) if (x[i]! !== y[i]!) return x[i]! - y[i]!;
+  const pa = a.split('+')[0]!.includes('-');
+  const pb = b.split('+')[0]!.includes('-');
+  return pa === pb ? a.localeCompare(b) : pa ? -1 : 1;
+}

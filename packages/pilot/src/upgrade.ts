@@ -5,7 +5,7 @@
  * progress; as progress grows the set only grows, so no sidecar flips back and forth.
  */
 import { createHash } from 'node:crypto';
-import { targetPercent, type ProxyVersion } from '@octo-mesh/api';
+import { compareSemver, targetPercent, type ProxyVersion } from '@octo-mesh/api';
 import type { UpgradeTarget } from '@octo-mesh/proto';
 import type { NodeIdentity } from './node-meta.js';
 
@@ -45,14 +45,6 @@ export function inScope(pv: ProxyVersion, node: NodeIdentity): boolean {
   if (!selectorMatches(scope.workloadSelector, node.labels)) return false;
   if (scope.services && !(node.app && scope.services.includes(node.app))) return false;
   return true;
-}
-
-const semverParts = (v: string) => v.split(/[-+]/)[0]!.split('.').map(Number);
-function compareSemver(a: string, b: string): number {
-  const x = semverParts(a);
-  const y = semverParts(b);
-  for (let i = 0; i < 3; i++) if (x[i]! !== y[i]!) return x[i]! - y[i]!;
-  return a.includes('-') === b.includes('-') ? a.localeCompare(b) : a.includes('-') ? -1 : 1;
 }
 
 /**
