@@ -1,0 +1,78 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build, type Plugin } from 'esbuild';
+import { manifestEntry, packArchive } from './archive.js';
+import { PACKAGE_NAME, type Manifest } from './manifest.js';
+import { sha256Hex } from './signing.js';
+import type { TarEntry } from './tar.js';
+
+/** The repository root (this file is packages/proxy-package/{src,dist}/build.*). */
+export const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+/** The Node range a bundle built here needs (the workspace's engines). */
+export const NODE_RANGE = '>=24.0.0 <25';
+export const BUNDLE_PATH = 'proxy.mjs';
+
+/** Workspace imports resolve to TypeScript sources, as jest does: the bundle needs no prior `tsc`. */
+const workspaceSources: Plugin = {
+  name: 'octo-workspace-sources',
+  setup(b) {
+    b.onResolve({ filter: /^@octo-mesh\// }, (a) => {
+      const m = /^@octo-mesh\/([a-z-]+)(?:\/(.+)\.js)?$/.exec(a.path);
+      if (!m) return undefined;
+      return { path: join(REPO_ROOT, 'packages', m[1]!, 'src', `${m[2] ?? 'index'}.ts`) };
+    });
+  },
+};
+
+/**
+ * Bundles the proxy (packages/proxy/src/main.ts and everything it imports) into one ESM file
+ * for Node, with `PROXY_VERSION` stamped as `version`. The output depends only on the sources
+ * and the version (paths in it are relative to the repository root).
+ */
+export async function bundleProxy(version: string, root = REPO_ROOT): Promise<Buffer> {
+  const r = await build({
+    entryPoints: [join(root, 'packages/proxy/src/main.ts')],
+    absWorkingDir: root,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node24',
+    write: false,
+    define: { __OCTO_PROXY_VERSION__: JSON.stringify(version) },
+    // CommonJS dependencies (grpc-js, winston, ...) call require() for Node built-ins.
+    banner: { js: "import { createRequire as __octoCreateRequire } from 'node:module';\nconst require = __octoCreateRequire(import.meta.url);" },
+    legalComments: 'none',
+    logLevel: 'error',
+    plugins: [workspaceSources],
+  });
+  return Buffer.from(r.outputFiles[0]!.contents);
+}
+
+export interface PackageSpec {
+  version: string;
+  /** The bundle (default: `bundleProxy(version)`). */
+  bundle?: Buffer;
+  /** Extra files, e.g. a wrapper entry for tests. */
+  files?: TarEntry[];
+  /** Entry point inside the package (default `proxy.mjs`). */
+  entry?: string;
+  node?: string;
+}
+
+/** Builds a package's bytes: manifest + bundle (+ files). Same spec → same bytes. */
+export async function makePackage(spec: PackageSpec): Promise<{ bytes: Buffer; sha256: string; manifest: Manifest }> {
+  const manifest: Manifest = { name: PACKAGE_NAME, version: spec.version, entry: spec.entry ?? BUNDLE_PATH, node: spec.node ?? NODE_RANGE };
+  const bundle = spec.bundle ?? (await bundleProxy(spec.version));
+  const bytes = packArchive([manifestEntry(manifest), { path: BUNDLE_PATH, data: bundle }, ...(spec.files ?? [])]);
+  return { bytes, sha256: sha256Hex(bytes), manifest };
+}
+
+/** Writes `<outDir>/octo-proxy-<version>.tgz`; returns its path and sha256. */
+export async function writePackage(spec: PackageSpec, outDir: string): Promise<{ path: string; sha256: string; size: number }> {
+  const { bytes, sha256 } = await makePackage(spec);
+  await mkdir(outDir, { recursive: true });
+  const path = join(outDir, `${PACKAGE_NAME}-${spec.version}.tgz`);
+  await writeFile(path, bytes);
+  return { path, sha256, size: bytes.length };
+}
