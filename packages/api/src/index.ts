@@ -7,4 +7,5 @@ export * from './kinds.js';
 export * from './crd.js';
 export * from './manifest.js';
 export * from './model.js';
+export * from './retry-on.js';
 export * from './rollout.js';

@@ -22,7 +22,7 @@ import { localityKey, ServiceCache, type ServiceEntry } from './service-cache.js
 import { routePolicyStatus, type SidecarPolicyView } from './status.js';
 import { SyncTracker } from './sync.js';
 import { targetFor } from './upgrade.js';
-import { OUTBOUND, parseClusterName, TYPE } from './translate/common.js';
+import { OUTBOUND, parseClusterName } from './translate/common.js';
 import { generateInboundClusters, generateListeners } from './translate/listeners.js';
 import type { PolicyVerdict } from './translate/policy.js';
 import { describeConflict, selectTcpListeners, tcpProxyCluster } from './translate/tcp.js';
@@ -68,7 +68,7 @@ interface NodeEntry {
 }
 
 const UPGRADE = TYPE_URL.upgradeTarget;
-const GOVERNANCE = TYPE.serviceGovernance;
+const GOVERNANCE = TYPE_URL.serviceGovernance;
 /** Nodes published per event-loop turn when a change reaches many. */
 const PUBLISH_SLICE = 250;
 

@@ -9,12 +9,11 @@ import type { Logger } from '@octo-mesh/runtime';
 import type { PilotMetrics } from './metrics.js';
 import { splitServiceKey, type Locality, type ServiceData, type ServiceKey } from './model.js';
 import type { MeshSource } from './source.js';
-import { TYPE } from './translate/common.js';
 import { virtualHostsFor } from './translate/routes.js';
 import { translateEndpoints, translateService, type ServiceTranslation } from './translate/service.js';
 import { makeResource, type Provenance, type XdsResource } from './xds/resource.js';
 
-const GOVERNANCE = TYPE.serviceGovernance;
+const GOVERNANCE = TYPE_URL.serviceGovernance;
 
 /** Key of a caller locality, for load assignments cached per locality. */
 export const localityKey = (l: Locality | undefined): string => (l ? `${l.region ?? ''}/${l.zone ?? ''}` : '');

@@ -6,7 +6,7 @@ import { ClusterLoadAssignment } from './gen/envoy/config/endpoint/v3/endpoint.j
 import { HttpConnectionManager } from './gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.js';
 import { TcpProxy } from './gen/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.js';
 import { Router } from './gen/envoy/extensions/filters/http/router/v3/router.js';
-import { UpgradeTarget, NodeStatus } from './gen/octo/mesh/v1/xds.js';
+import { UpgradeTarget, NodeStatus, ServiceGovernance } from './gen/octo/mesh/v1/xds.js';
 
 /** Type URLs of the resources served on an ADS stream (Envoy v3 and OCTO's). */
 export const TYPE_URL = {
@@ -19,6 +19,7 @@ export const TYPE_URL = {
   router: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
   upgradeTarget: 'type.googleapis.com/octo.mesh.v1.UpgradeTarget',
   nodeStatus: 'type.googleapis.com/octo.mesh.v1.NodeStatus',
+  serviceGovernance: 'type.googleapis.com/octo.mesh.v1.ServiceGovernance',
 } as const;
 
 export type XdsTypeUrl = (typeof TYPE_URL)[keyof typeof TYPE_URL];
@@ -38,6 +39,7 @@ const CODECS: Record<XdsTypeUrl, Codec<unknown>> = {
   [TYPE_URL.router]: Router as Codec<unknown>,
   [TYPE_URL.upgradeTarget]: UpgradeTarget as Codec<unknown>,
   [TYPE_URL.nodeStatus]: NodeStatus as Codec<unknown>,
+  [TYPE_URL.serviceGovernance]: ServiceGovernance as Codec<unknown>,
 };
 
 /** Wraps a message in an `Any` with its type URL. */

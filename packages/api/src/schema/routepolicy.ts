@@ -12,6 +12,7 @@ import {
   percent,
   regexString,
 } from './common.js';
+import { RETRY_ON } from '../retry-on.js';
 import { withRules } from './rules.js';
 
 const exactlyOne = (fields: string[], what: string) => ({
@@ -76,20 +77,6 @@ const destination = z
   })
   .strict();
 
-const RETRY_ON = [
-  '5xx',
-  'gateway-error',
-  'reset',
-  'connect-failure',
-  'retriable-4xx',
-  'refused-stream',
-  'retriable-status-codes',
-  'cancelled',
-  'deadline-exceeded',
-  'internal',
-  'resource-exhausted',
-  'unavailable',
-] as const;
 
 const retries = withRules(
   z

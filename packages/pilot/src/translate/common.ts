@@ -108,5 +108,4 @@ export const FILTER = {
 export const TYPE = {
   fault: 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault',
   localRateLimit: 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
-  serviceGovernance: 'type.googleapis.com/octo.mesh.v1.ServiceGovernance',
 } as const;

@@ -6,7 +6,6 @@ import { service as serviceSchema, serviceEndpoints as endpointsSchema, type Rou
 import { Cluster, Listener, TYPE_URL } from '@octo-mesh/proto';
 import { parse, stringify } from 'yaml';
 import { keyOf, nameOf, parseDependency, serviceKey, type Locality, type ServiceData } from '../model.js';
-import { TYPE } from './common.js';
 import { composeNode } from './node.js';
 import { readable } from './readable.js';
 import { translateEndpoints, translateService, type ServiceTranslation } from './service.js';
@@ -59,7 +58,7 @@ function run(input: Input): unknown {
     routes: cfg.routes.map((m) => readable(TYPE_URL.route, m)),
     clusters: cfg.clusters.map((m) => readable(TYPE_URL.cluster, m)),
     endpoints: cfg.endpoints.map((m) => readable(TYPE_URL.endpoint, m)),
-    governance: cfg.governance.map((m) => readable(TYPE.serviceGovernance, m)),
+    governance: cfg.governance.map((m) => readable(TYPE_URL.serviceGovernance, m)),
     tcpConflicts: cfg.tcpConflicts,
     ...(after
       ? {

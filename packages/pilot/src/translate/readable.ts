@@ -23,7 +23,7 @@ const CODECS: Record<string, Codec> = {
   [TYPE_URL.upgradeTarget]: UpgradeTarget,
   [TYPE.fault]: HTTPFault,
   [TYPE.localRateLimit]: LocalRateLimit,
-  [TYPE.serviceGovernance]: ServiceGovernance,
+  [TYPE_URL.serviceGovernance]: ServiceGovernance,
 };
 
 /** The codec of a resource type this package serves, or undefined. */

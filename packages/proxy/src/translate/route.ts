@@ -14,26 +14,14 @@ import type {
   RouteTable,
   VirtualHostModel,
 } from '../model.js';
+import { RETRY_ON as RETRY_ON_LIST } from '@octo-mesh/api/retry-on.js';
 import { FILTER, compileRegex, durationMs, faultSpec, guard, headerAdds, headerNames, invalid, rateLimitSpec, stringMatch } from './common.js';
 
 /** Envoy's default route timeout. */
 export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
 
-/** Retry conditions this proxy understands (Envoy names; gRPC ones match `grpc-status`). */
-export const RETRY_ON = new Set([
-  '5xx',
-  'gateway-error',
-  'reset',
-  'connect-failure',
-  'retriable-4xx',
-  'refused-stream',
-  'retriable-status-codes',
-  'cancelled',
-  'deadline-exceeded',
-  'internal',
-  'resource-exhausted',
-  'unavailable',
-]);
+/** Retry conditions this proxy understands: the mesh's list (Envoy names; gRPC ones match `grpc-status`). */
+export const RETRY_ON: ReadonlySet<string> = new Set(RETRY_ON_LIST);
 
 /** Translates and validates one RouteConfiguration (RDS resource or HCM inline `route_config`). */
 export function translateRouteConfiguration(rc: RouteConfiguration): Result<RouteTable> {

@@ -10,7 +10,7 @@ import {
 } from '@octo-mesh/proto';
 import { Backoff, type BackoffOptions, type Logger } from '@octo-mesh/runtime';
 import type { ProxySnapshot, Result } from '../model.js';
-import { SERVICE_GOVERNANCE, type ConfigStore } from './config-store.js';
+import type { ConfigStore } from './config-store.js';
 import { isUnreachable, type PilotLocation } from './locate.js';
 
 /** gRPC INVALID_ARGUMENT: the code a NACK's error_detail carries. */
@@ -40,7 +40,7 @@ export interface AdsClientOptions {
 }
 
 /** Subscription order: clusters before listeners (so routes find warm clusters), as Envoy does. */
-const WILDCARD_TYPES = [TYPE_URL.cluster, TYPE_URL.listener, TYPE_URL.upgradeTarget, SERVICE_GOVERNANCE] as const;
+const WILDCARD_TYPES = [TYPE_URL.cluster, TYPE_URL.listener, TYPE_URL.upgradeTarget, TYPE_URL.serviceGovernance] as const;
 
 interface TypeState {
   names: string[];
@@ -181,7 +181,7 @@ export class AdsClient {
   }
 
   private initialVersions(typeUrl: string, names: string[]): Record<string, string> {
-    if (typeUrl === TYPE_URL.upgradeTarget || typeUrl === SERVICE_GOVERNANCE) return {};
+    if (typeUrl === TYPE_URL.upgradeTarget || typeUrl === TYPE_URL.serviceGovernance) return {};
     const all = this.opts.store.resourceVersions(typeUrl as Parameters<ConfigStore['resourceVersions']>[0]);
     if (names.length === 0) return all;
     return Object.fromEntries(Object.entries(all).filter(([k]) => names.includes(k)));

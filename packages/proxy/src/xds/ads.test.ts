@@ -1,7 +1,6 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { TYPE_URL, type DeltaDiscoveryRequest, type DiscoveryRequest } from '@octo-mesh/proto';
 import { ServiceGovernance } from '@octo-mesh/proto/gen/octo/mesh/v1/xds.js';
-import { SERVICE_GOVERNANCE } from './config-store.js';
 import { XdsServerFixture } from '../test-support/xds-server.js';
 import { cla, edsCluster, httpListener, pack, routeConfig } from '../test-support/resources.js';
 import { httpUpstream, request } from '../test-support/upstreams.js';
@@ -59,8 +58,8 @@ describe.each(['sotw', 'delta'] as const)('ADS (%s)', (mode) => {
   it('configures the data path, ACKs each type and sends the node identity', async () => {
     const { xds, proxy } = await setup(mode);
     const gov = ServiceGovernance.fromPartial({ service: 'reviews.default.svc', routePolicy: 'default/reviews', generation: 3, clusters: ['v1', 'v2'] });
-    xds.set(SERVICE_GOVERNANCE, 'g1', [{ name: gov.service, any: { typeUrl: SERVICE_GOVERNANCE, value: Buffer.from(ServiceGovernance.encode(gov).finish()) } }]);
-    await xds.waitFor<DiscoveryRequest & DeltaDiscoveryRequest>((r) => r.typeUrl === SERVICE_GOVERNANCE && r.responseNonce !== '' && !r.errorDetail);
+    xds.set(TYPE_URL.serviceGovernance, 'g1', [{ name: gov.service, any: { typeUrl: TYPE_URL.serviceGovernance, value: Buffer.from(ServiceGovernance.encode(gov).finish()) } }]);
+    await xds.waitFor<DiscoveryRequest & DeltaDiscoveryRequest>((r) => r.typeUrl === TYPE_URL.serviceGovernance && r.responseNonce !== '' && !r.errorDetail);
     const first = await xds.waitFor<DiscoveryRequest>((r) => r.node !== undefined);
     expect(first.node?.id).toBe(NODE.id);
     expect(first.node?.metadata).toMatchObject({ dependencies: ['ratings', 'details'], workload: 'reviews-v1', namespace: 'default' });

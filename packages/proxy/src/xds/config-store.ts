@@ -2,7 +2,7 @@ import { TYPE_URL, unpackAny, type Any } from '@octo-mesh/proto';
 import { ServiceGovernance } from '@octo-mesh/proto/gen/octo/mesh/v1/xds.js';
 
 /** OCTO's per-service governance that Envoy's types lack (policy identity, central health check). */
-export const SERVICE_GOVERNANCE = 'type.googleapis.com/octo.mesh.v1.ServiceGovernance';
+const SERVICE_GOVERNANCE = TYPE_URL.serviceGovernance;
 import type { ClusterModel, EndpointSet, ListenerModel, ProxySnapshot, Result, RouteTable } from '../model.js';
 import { RESOURCE_TYPES, resourceName, translateResource, type ResourceTypeUrl, type Translated } from '../translate/index.js';
 
