@@ -8,10 +8,9 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { ApiException, CoordinationV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
-import { startGrpcServer, type StartedGrpc } from '@octo-mesh/dispatcher';
+import { PilotMembership, locatePilot, startGrpcServer, type StartedGrpc } from '@octo-mesh/clients';
 import { waitFor, createLogger, createMetricsRegistry } from '@octo-mesh/runtime';
 import { adminKubeConfig, clusterInfo, createTestNamespace, REPO_ROOT, RESTRICTED_USER, restrictedKubeConfig } from '@octo-mesh/testing';
-import { PilotMembership, locatePilot } from '../../packages/meta-server/src/client.js';
 import { LeasePilots } from '../../packages/meta-server/src/lease-membership.js';
 import { MetaServer, MetaServerService, ServiceRegistryService } from '../../packages/meta-server/src/server.js';
 

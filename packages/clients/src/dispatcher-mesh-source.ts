@@ -1,30 +1,13 @@
 /**
- * Pilot's `MeshSource` (packages/pilot/src/source.ts) backed by the dispatcher. The types are
- * restated here rather than imported so that pilot can depend on the dispatcher client without a
- * package cycle; TypeScript checks the two structurally wherever pilot uses this class.
+ * The `MeshSource` (@octo-mesh/contracts) backed by the dispatcher: what a pilot reads the mesh
+ * through in production.
  */
 import type { ClientDuplexStream } from '@grpc/grpc-js';
-import type { Endpoint, RoutePolicy, Service, ServiceEndpoints } from '@octo-mesh/api';
+import type { RoutePolicy, Service, ServiceEndpoints } from '@octo-mesh/api';
 import { DispatcherWatchEventType, type DispatcherWatchEvent, type DispatcherWatchRequest } from '@octo-mesh/proto';
 import { Backoff, NotFoundError, sleep, type Logger } from '@octo-mesh/runtime';
-import type { DispatcherConnection } from './client.js';
-import { compareVersions } from './store.js';
-
-/** `namespace/name` of a service. */
-export type ServiceKey = string;
-
-export interface ServiceData {
-  service: Service;
-  endpoints: Endpoint[];
-  policies: RoutePolicy[];
-}
-
-export type MeshChange = { kind: 'service' | 'endpoints' | 'routePolicy'; service: ServiceKey } | { kind: 'resync' };
-
-export interface MeshWatch {
-  update(services: Iterable<ServiceKey>): void;
-  close(): void;
-}
+import { compareVersions, policyTarget, type MeshChange, type MeshSource, type MeshWatch, type ServiceData, type ServiceKey } from '@octo-mesh/contracts';
+import type { DispatcherConnection } from './dispatcher.js';
 
 const CHANGE_KIND: Record<string, 'service' | 'endpoints' | 'routePolicy' | undefined> = {
   Service: 'service',
@@ -46,7 +29,7 @@ export interface DispatcherMeshSourceOptions {
  * version seen; when the dispatcher cannot replay (it restarted, or the version is too old) the
  * watcher gets `{kind: 'resync'}` and refetches everything it watches.
  */
-export class DispatcherMeshSource {
+export class DispatcherMeshSource implements MeshSource {
   constructor(private readonly opts: DispatcherMeshSourceOptions) {}
 
   async fetch(services: readonly ServiceKey[]): Promise<Map<ServiceKey, ServiceData>> {
@@ -63,7 +46,7 @@ export class DispatcherMeshSource {
         out.set(key, {
           service: service as Service,
           endpoints: (endpoints as ServiceEndpoints | undefined)?.spec.endpoints ?? [],
-          policies: all.filter((p) => `${p.spec.targetRef.namespace ?? p.metadata.namespace ?? 'default'}/${p.spec.targetRef.service}` === key),
+          policies: all.filter((p) => policyTarget(p) === key),
         });
       }),
     );

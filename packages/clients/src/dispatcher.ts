@@ -9,7 +9,7 @@ import {
   type DispatcherWatchRequest,
 } from '@octo-mesh/proto';
 import { Backoff, ConflictError, NotFoundError, OctoError, UnavailableError, ValidationError, sleep, type Logger } from '@octo-mesh/runtime';
-import { compareVersions, type Version } from './store.js';
+import { compareVersions, type Version } from '@octo-mesh/contracts';
 
 /** Maps a gRPC error from the dispatcher back to the typed error the server threw. */
 export function fromGrpcError(err: ServiceError): Error {

@@ -1,7 +1,6 @@
 /**
  * Clients of the meta server: {@link PilotMembership} for pilots (register, heartbeat, shed),
  * {@link locatePilot} for sidecars, {@link RegisteredInstance} for workloads outside Kubernetes.
- * Import from `@octo-mesh/meta-server/client.js` to avoid pulling in the server.
  */
 import { Metadata, credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { MetaServerClient, ServiceRegistryClient, type PilotLease } from '@octo-mesh/proto';

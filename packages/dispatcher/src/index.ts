@@ -5,7 +5,5 @@ export * from './dir-source.js';
 export * from './kube-translate.js';
 export * from './kube-source.js';
 export * from './server.js';
-export * from './client.js';
 export * from './config.js';
-export * from './mesh-source.js';
 export * from './kube-store.js';

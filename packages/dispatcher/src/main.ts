@@ -8,7 +8,9 @@ import { DirectorySource } from './dir-source.js';
 import { KubernetesSource } from './kube-source.js';
 import { KUBE_KINDS, KubernetesStore } from './kube-store.js';
 import { MemoryStore } from './memory-store.js';
-import { DispatcherGrpc, DispatcherService, startGrpcServer, type DispatcherServiceOptions } from './server.js';
+import { startGrpcServer } from '@octo-mesh/clients';
+import type { DispatcherWatcherView } from '@octo-mesh/contracts';
+import { DispatcherGrpc, DispatcherService, type DispatcherServiceOptions } from './server.js';
 
 async function main(): Promise<void> {
   let config;
@@ -82,7 +84,7 @@ async function main(): Promise<void> {
     registry,
     readiness: Object.fromEntries(Object.keys(ready).map((k) => [k, () => ready[k] === true || `${k} source not synced`])),
     routes: {
-      '/debug/watchers': () => service.list(),
+      '/debug/watchers': (): DispatcherWatcherView[] => service.list(),
       '/debug/manifests': () => ({ dir: config.watchDir ?? null, issues }),
       '/debug/store': async (_req, url) => {
         const kind = url.searchParams.get('kind') ?? 'RoutePolicy';

@@ -2,10 +2,10 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { MODEL_API_VERSION, type ServiceEndpoints } from '@octo-mesh/api';
 import { createLogger, createMetricsRegistry } from '@octo-mesh/runtime';
 import { Writable } from 'node:stream';
-import { DispatcherConnection } from './client.js';
 import { MemoryStore } from './memory-store.js';
-import { DispatcherMeshSource, type MeshChange } from './mesh-source.js';
-import { DispatcherGrpc, DispatcherService, startGrpcServer, type StartedGrpc } from './server.js';
+import { DispatcherConnection, DispatcherMeshSource, startGrpcServer, type StartedGrpc } from '@octo-mesh/clients';
+import type { MeshChange } from '@octo-mesh/contracts';
+import { DispatcherGrpc, DispatcherService } from './server.js';
 import { routePolicyFixture, serviceFixture } from './store-contract.js';
 
 const quiet = () => createLogger('test', 'error', new Writable({ write: (_c, _e, cb) => cb() }));

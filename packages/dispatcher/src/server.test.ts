@@ -3,9 +3,9 @@ import type { RoutePolicy } from '@octo-mesh/api';
 import { DispatcherWatchEventType, type DispatcherWatchEvent } from '@octo-mesh/proto';
 import { ConflictError, NotFoundError, ValidationError, createLogger, createMetricsRegistry } from '@octo-mesh/runtime';
 import { Writable } from 'node:stream';
-import { DispatcherConnection, DispatcherInformer, type InformerChange } from './client.js';
 import { MemoryStore } from './memory-store.js';
-import { DispatcherGrpc, DispatcherService, startGrpcServer, type StartedGrpc } from './server.js';
+import { DispatcherConnection, DispatcherInformer, startGrpcServer, type InformerChange, type StartedGrpc } from '@octo-mesh/clients';
+import { DispatcherGrpc, DispatcherService } from './server.js';
 import { routePolicyFixture, serviceFixture } from './store-contract.js';
 
 const quiet = () => createLogger('test', 'error', new Writable({ write: (_c, _e, cb) => cb() }));

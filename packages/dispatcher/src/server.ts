@@ -1,4 +1,4 @@
-import { Server, ServerCredentials, status, type ServerDuplexStream, type ServiceError, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
+import { status, type ServerDuplexStream, type ServiceError, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
 import { parse as parseYaml } from 'yaml';
 import { isResourceKind, resourceKey, type MeshResource, type ResourceKind } from '@octo-mesh/api';
 import {
@@ -221,34 +221,6 @@ export class DispatcherGrpc {
     call.on('error', cleanup);
     call.on('close', cleanup);
   }
-}
-
-export interface StartedGrpc {
-  server: Server;
-  port: number;
-  close(): Promise<void>;
-}
-
-/** Binds a gRPC server on host:port (0 = any free port) with the given services. */
-export async function startGrpcServer(host: string, port: number, add: (server: Server) => void): Promise<StartedGrpc> {
-  const server = new Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_permit_without_calls': 1 });
-  add(server);
-  const bound = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  return {
-    server,
-    port: bound,
-    close: () =>
-      new Promise<void>((resolve) => {
-        // Graceful first; streams (Watch) never end on their own, so force after a moment.
-        const t = setTimeout(() => server.forceShutdown(), 2000);
-        server.tryShutdown(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      }),
-  };
 }
 
 export { DispatcherService, status };

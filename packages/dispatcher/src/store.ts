@@ -1,13 +1,14 @@
 import type { MeshResource, ResourceKind } from '@octo-mesh/api';
 import { OctoError } from '@octo-mesh/runtime';
+import type { Version } from '@octo-mesh/contracts';
 
 /**
- * A version of the store: a decimal string that grows with every change (like an etcd revision,
- * which is what Kubernetes' resourceVersion is). Every object carries the version of its last
- * write in `metadata.resourceVersion`; a list and every event carry the store's version.
- * Compare versions only with {@link compareVersions}; never do arithmetic on them.
+ * A version of the store (`Version`, @octo-mesh/contracts): a decimal string that grows with
+ * every change (like an etcd revision, which is what Kubernetes' resourceVersion is). Every object
+ * carries the version of its last write in `metadata.resourceVersion`; a list and every event
+ * carry the store's version. Compare versions only with `compareVersions`.
  */
-export type Version = string;
+export { compareVersions, type Version } from '@octo-mesh/contracts';
 
 /** `namespace/name`, as produced by `resourceKey` in @octo-mesh/api. */
 export type Key = string;
@@ -101,11 +102,6 @@ export class VersionExpiredError extends OctoError {}
 export const isVersionExpired = (e: unknown): e is VersionExpiredError => e instanceof VersionExpiredError;
 
 /** Orders two versions: negative when a is older than b. */
-export function compareVersions(a: Version, b: Version): number {
-  const x = BigInt(a || '0');
-  const y = BigInt(b || '0');
-  return x < y ? -1 : x > y ? 1 : 0;
-}
 
 /**
  * A source of objects for the dispatcher's store: the seam every registry plugs into (a YAML

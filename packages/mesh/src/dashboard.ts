@@ -1,4 +1,4 @@
-import type { EmbeddedState } from '@octo-mesh/octoctl';
+import type { EmbeddedState } from '@octo-mesh/contracts';
 
 export interface DashboardInput {
   state: EmbeddedState;

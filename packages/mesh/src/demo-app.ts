@@ -8,7 +8,7 @@
  */
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { RegisteredInstance } from '@octo-mesh/meta-server/client.js';
+import { RegisteredInstance } from '@octo-mesh/clients';
 import { ConfigError, GracefulShutdown, createLogger, loadConfig } from '@octo-mesh/runtime';
 
 export const demoAppConfig = z

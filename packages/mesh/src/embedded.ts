@@ -1,7 +1,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import type { EmbeddedState } from '@octo-mesh/octoctl';
+import type { EmbeddedState } from '@octo-mesh/contracts';
 import { createMetricsRegistry, startAdminServer, type AdminServer, type Logger, freePort, isFree } from '@octo-mesh/runtime';
 import { Supervisor, type RunningChild } from './supervisor.js';
 import { DEMO_NAMESPACE, SERVICE_PORT, planEmbedded, portsOf, sidecarBootstrap, type EmbeddedPlan } from './topology.js';

@@ -2,6 +2,5 @@ export * from './ring.js';
 export * from './pilots.js';
 export * from './registry.js';
 export * from './server.js';
-export * from './client.js';
 export * from './config.js';
 export * from './lease-assign.js';

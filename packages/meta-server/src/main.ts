@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { KubeConfig } from '@kubernetes/client-node';
-import { startGrpcServer } from '@octo-mesh/dispatcher';
+import { startGrpcServer } from '@octo-mesh/clients';
 import { ConfigError, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig, startAdminServer } from '@octo-mesh/runtime';
 import { metaServerConfig } from './config.js';
 import { LeasePilots } from './lease-membership.js';

@@ -1,9 +1,10 @@
-import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { Writable } from 'node:stream';
 import type { ServiceEndpoints, Workload } from '@octo-mesh/api';
-import { DispatcherConnection, DispatcherGrpc, DispatcherService, MemoryStore, startGrpcServer, type StartedGrpc } from '@octo-mesh/dispatcher';
+import { execFileSync } from 'node:child_process';
+import { DispatcherConnection, PilotMembership, RegisteredInstance, locatePilot, startGrpcServer, type StartedGrpc } from '@octo-mesh/clients';
 import { waitFor, createLogger, createMetricsRegistry } from '@octo-mesh/runtime';
-import { PilotMembership, RegisteredInstance, locatePilot } from './client.js';
+import { REPO_ROOT, startProcess, type TestProcess } from '@octo-mesh/testing';
 import { MetaServer, MetaServerService, ServiceRegistryService } from './server.js';
 
 const quiet = () => createLogger('test', 'error', new Writable({ write: (_c, _e, cb) => cb() }));
@@ -14,16 +15,20 @@ const until = <T>(get: () => T | Promise<T>, ok: (v: T) => boolean, what: string
 describe('meta server over gRPC', () => {
   let meta: MetaServer;
   let grpc: StartedGrpc;
-  let dispatcherGrpc: StartedGrpc;
-  let store: MemoryStore;
+  // A real dispatcher process, the registry's peer (the meta server writes Workloads through it).
+  let dispatcher: TestProcess;
+  let dispatcherAddress: string;
   let address: string;
   const members: PilotMembership[] = [];
 
+  beforeAll(async () => {
+    execFileSync(`${REPO_ROOT}/node_modules/.bin/tsc`, ['-b', 'packages/dispatcher'], { cwd: REPO_ROOT });
+    dispatcher = startProcess('packages/dispatcher/dist/main.js', ['--grpc-port', '0', '--admin-port', '0']);
+    dispatcherAddress = `127.0.0.1:${(await dispatcher.line<{ grpcPort: number }>('listening', { timeoutMs: 30_000 })).grpcPort}`;
+  }, 120_000);
+  afterAll(() => dispatcher.stop());
+
   beforeEach(async () => {
-    store = MemoryStore.open();
-    dispatcherGrpc = await startGrpcServer('127.0.0.1', 0, (s) =>
-      s.addService(DispatcherService, new DispatcherGrpc({ store, logger: quiet(), registry: createMetricsRegistry('d') }).implementation()),
-    );
     meta = new MetaServer({
       logger: quiet(),
       registry: createMetricsRegistry('m'),
@@ -31,7 +36,7 @@ describe('meta server over gRPC', () => {
       heartbeatIntervalMs: 100,
       maxMovesPerSecond: 1000,
       instanceTtlMs: 1000,
-      dispatcherAddress: `127.0.0.1:${dispatcherGrpc.port}`,
+      dispatcherAddress,
     });
     meta.start();
     grpc = await startGrpcServer('127.0.0.1', 0, (s) => {
@@ -44,7 +49,6 @@ describe('meta server over gRPC', () => {
     for (const m of members.splice(0)) await m.stop({ deregister: false });
     await meta.stop();
     await grpc.close();
-    await dispatcherGrpc.close();
   });
 
   /** A pilot whose "connected sidecars" are whatever Locate sent to it and it has not shed. */
@@ -136,7 +140,7 @@ describe('meta server over gRPC', () => {
   });
 
   it('publishes registry instances to the dispatcher, marks missed heartbeats unhealthy, removes deregistered ones', async () => {
-    const conn = new DispatcherConnection(`127.0.0.1:${dispatcherGrpc.port}`);
+    const conn = new DispatcherConnection(dispatcherAddress);
     const v1 = new RegisteredInstance({ metaAddress: address, namespace: 'demo', service: 'catalog', instanceId: 'catalog-v1', address: '127.0.0.1', port: 2001, labels: { version: 'v1' }, servicePort: 8080, ttlMs: 1000 });
     const v2 = new RegisteredInstance({ metaAddress: address, namespace: 'demo', service: 'catalog', instanceId: 'catalog-v2', address: '127.0.0.1', port: 2002, labels: { version: 'v2' }, servicePort: 8080, ttlMs: 1000 });
     v1.start();

@@ -1,5 +1,6 @@
 import { status, type sendUnaryData, type ServiceError } from '@grpc/grpc-js';
-import { DispatcherConnection } from '@octo-mesh/dispatcher';
+import { DispatcherConnection } from '@octo-mesh/clients';
+import type { MetaPilotView, MetaSidecarView } from '@octo-mesh/contracts';
 import { MetaServerService, ServiceRegistryService, type MetaServerServer, type ServiceRegistryServer } from '@octo-mesh/proto';
 import { Counter, Gauge, NotFoundError, UnavailableError, ValidationError, grpcStatusOf, isNotFound, sleep, type Logger, type Registry } from '@octo-mesh/runtime';
 import type { LeasePilots } from './lease-membership.js';
@@ -245,7 +246,7 @@ export class MetaServer {
     const leases = this.opts.leases;
     if (leases)
       return {
-        '/debug/pilots': () => {
+        '/debug/pilots': (): MetaPilotView[] => {
           const a = leases.assignment();
           return a.live.map((p) => ({
             ...p,
@@ -263,14 +264,14 @@ export class MetaServer {
           const a = leases.assignment();
           return { workloads: Object.fromEntries(a.table().map((r) => [r.workload, r.pilot])), pendingMoves: a.pendingMoves() };
         },
-        '/debug/sidecars': () => this.sidecarTable(),
+        '/debug/sidecars': (): MetaSidecarView[] => this.sidecarTable(),
         '/debug/registry': () => this.instances.list(this.now()),
       };
     return {
-      '/debug/pilots': () =>
+      '/debug/pilots': (): MetaPilotView[] =>
         this.pilots.list().map((p) => ({ ...p, sidecars: p.sidecars.length, lastHeartbeat: new Date(p.lastHeartbeat).toISOString(), registeredAt: new Date(p.registeredAt).toISOString() })),
       '/debug/assignments': () => ({ workloads: this.pilots.assignmentTable(), pendingMoves: this.pilots.pendingMoves() }),
-      '/debug/sidecars': () => this.sidecarTable(),
+      '/debug/sidecars': (): MetaSidecarView[] => this.sidecarTable(),
       '/debug/registry': () => this.instances.list(this.now()),
     };
   }

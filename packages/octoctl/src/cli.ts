@@ -2,7 +2,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { formatIssue, parseManifests, type MeshResource, type ResourceKind } from '@octo-mesh/api';
-import { DispatcherConnection } from '@octo-mesh/dispatcher';
+import { DispatcherConnection, MetaAdminClient, PilotAdminClient } from '@octo-mesh/clients';
+import { worstSyncState } from '@octo-mesh/contracts';
 import { parseFlags } from '@octo-mesh/runtime';
 import { ago, table } from './format.js';
 import { readState, type EmbeddedState } from './state.js';
@@ -79,60 +80,35 @@ function endpoints(flags: Record<string, string>, state: EmbeddedState | undefin
   };
 }
 
-async function getJson<T>(url: string): Promise<T> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
-  if (!res.ok) throw new Error(`${url}: HTTP ${res.status} ${await res.text()}`);
-  return (await res.json()) as T;
-}
-
-interface PilotView {
-  id: string;
-  xdsAddress: string;
-  adminAddress: string;
-  sidecars: number;
-  suspect: boolean;
-  lastHeartbeat: string;
-}
-interface SidecarView {
-  nodeId: string;
-  namespace: string;
-  workload: string;
-  pilot: string;
-  connectedTo?: string;
-}
-
-/** A pilot's sync state per node, as `SYNCED`/`STALE`/... per type (from its /debug/syncz), if it offers one. */
-async function pilotSync(admin: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
+/**
+ * Each connected node's sync state on one pilot, the worst of its types (as istioctl
+ * proxy-status shows it). A pilot that does not answer yields an error per pilot, shown in the
+ * table rather than hidden.
+ */
+async function pilotSync(admin: string): Promise<{ states: Map<string, string> } | { error: string }> {
   try {
-    const body = await getJson<unknown>(`http://${admin}/debug/syncz`);
-    const nodes = Array.isArray(body) ? body : ((body as { nodes?: unknown[] }).nodes ?? []);
-    for (const n of nodes as { node?: string; nodeId?: string; id?: string; types?: { state?: string }[] | Record<string, { state?: string }>; state?: string }[]) {
-      const id = n.node ?? n.nodeId ?? n.id;
-      if (!id) continue;
-      const states = n.types ? Object.values(n.types).map((t) => t.state ?? '?') : n.state ? [n.state] : [];
-      // Like istioctl proxy-status: a NACK or a version in flight matters; types never sent (not subscribed) do not.
-      const worst = ['NACKED', 'STALE', 'SYNCED', 'NOT SENT'].find((s) => states.includes(s)) ?? '-';
-      out.set(id, worst);
-    }
-  } catch {
-    // pilot without a sync API, or unreachable: shown as unknown
+    const nodes = await new PilotAdminClient(admin).syncz();
+    return { states: new Map(nodes.map((n) => [n.node, worstSyncState(n)])) };
+  } catch (err) {
+    return { error: (err as Error).message };
   }
-  return out;
 }
 
 async function status(flags: Record<string, string>, io: Io, state: EmbeddedState | undefined): Promise<number> {
-  const { metaAdmin } = endpoints(flags, state);
-  const pilots = await getJson<PilotView[]>(`http://${metaAdmin}/debug/pilots`);
-  const sidecars = await getJson<SidecarView[]>(`http://${metaAdmin}/debug/sidecars`);
-  const syncs = new Map<string, Map<string, string>>();
-  for (const p of pilots) if (p.adminAddress) syncs.set(p.id, await pilotSync(p.adminAddress));
+  const meta = new MetaAdminClient(endpoints(flags, state).metaAdmin);
+  const [pilots, sidecars] = await Promise.all([meta.pilots(), meta.sidecars()]);
+  const syncs = new Map(await Promise.all(pilots.map(async (p) => [p.id, p.adminAddress ? await pilotSync(p.adminAddress) : { error: 'no admin address advertised' }] as const)));
+  for (const [id, s] of syncs) if ('error' in s) io.err(`octoctl status: sync state of pilot ${id} unknown: ${s.error}\n`);
+  const syncOf = (pilot: string, node: string) => {
+    const s = syncs.get(pilot);
+    return !s ? 'unknown' : 'error' in s ? 'UNKNOWN' : (s.states.get(node) ?? 'NOT CONNECTED');
+  };
   io.out(table(['pilot', 'xds', 'sidecars', 'state', 'last heartbeat'], pilots.map((p) => [p.id, p.xdsAddress, p.sidecars, p.suspect ? 'suspect' : 'live', ago(p.lastHeartbeat)])));
   io.out('\n');
   io.out(
     table(
       ['sidecar', 'workload', 'assigned pilot', 'connected to', 'sync'],
-      sidecars.map((s) => [s.nodeId, `${s.namespace}/${s.workload}`, s.pilot, s.connectedTo, s.connectedTo ? (syncs.get(s.connectedTo)?.get(s.nodeId) ?? 'unknown') : 'DISCONNECTED']),
+      sidecars.map((s) => [s.nodeId, `${s.namespace}/${s.workload}`, s.pilot, s.connectedTo, s.connectedTo ? syncOf(s.connectedTo, s.nodeId) : 'DISCONNECTED']),
     ),
   );
   return 0;
@@ -177,7 +153,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
         const sidecar = state?.sidecars.find((s) => s.nodeId === arg || s.app === arg);
         const admin = flags['admin'] ?? sidecar?.admin;
         if (!admin) throw new Error(`no sidecar ${arg} in ${state ? 'the embedded mesh' : 'any state file'}; pass --admin host:port`);
-        const dump = await getJson<unknown>(`http://${admin}/config_dump`);
+        const dump = await sidecarConfigDump(admin);
         io.out(flags['output'] === 'json' ? `${JSON.stringify(dump, null, 2)}\n` : stringify(dump));
         return 0;
       }
@@ -230,6 +206,16 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     io.err(`octoctl ${cmd}: ${(err as Error).message}\n`);
     return 1;
   }
+}
+
+/** A sidecar's `/config_dump` (the proxy's admin, or the LEGO agent fronting it). */
+async function sidecarConfigDump(admin: string): Promise<unknown> {
+  const url = `http://${admin}/config_dump`;
+  const res = await fetch(url, { signal: AbortSignal.timeout(3000) }).catch((err: Error) => {
+    throw new Error(`${url}: ${(err.cause as Error | undefined)?.message ?? err.message}`);
+  });
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status} ${(await res.text()).trim()}`);
+  return res.json();
 }
 
 function usage(io: Io, message: string): number {

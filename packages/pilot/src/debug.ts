@@ -9,12 +9,14 @@
  *   how many sidecars ACKed/NACKed its generation).
  * - `GET /debug/pilotz` — nodes with their dependency scope, services held, scopes.
  */
+import type { NodeSyncView, PilotPolicyView } from '@octo-mesh/contracts';
 import { NotFoundError, ValidationError, type RouteHandler } from '@octo-mesh/runtime';
 import type { Pilot } from './pilot.js';
 import { codecFor, openAnys } from './translate/readable.js';
 import { shortType } from './xds/snapshot.js';
 
-function syncOf(pilot: Pilot, nodeId: string) {
+/** Typed with the DTO octoctl and other clients parse (@octo-mesh/contracts). */
+function syncOf(pilot: Pilot, nodeId: string): NodeSyncView {
   const snap = pilot.cache.getSnapshot(nodeId);
   const n = pilot.sync.get(nodeId);
   const current = new Map((snap?.typeUrls() ?? []).map((t) => [t, snap!.version(t)]));
@@ -60,7 +62,7 @@ export function debugRoutes(pilot: Pilot): Record<string, RouteHandler> {
         }),
       );
     },
-    '/debug/routepolicyz': () => pilot.routePolicyStatuses(),
+    '/debug/routepolicyz': (): PilotPolicyView[] => pilot.routePolicyStatuses(),
     '/debug/pilotz': () => pilot.describe(),
   };
 }

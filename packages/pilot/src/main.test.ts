@@ -3,6 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import { DispatcherConnection } from '@octo-mesh/clients';
+import { REPO_ROOT, startProcess } from '@octo-mesh/testing';
 import { Node, RouteConfiguration, TYPE_URL, UpgradeTarget } from '@octo-mesh/proto';
 import { ConfigError, createLogger, createMetricsRegistry, loadConfig } from '@octo-mesh/runtime';
 import { pilotConfig } from './config.js';
@@ -155,14 +158,15 @@ describe('pilot main', () => {
 
 describe('pilot over the dispatcher', () => {
   it('reads the mesh from a real dispatcher and pushes when a RoutePolicy is applied there', async () => {
-    const d = await import('@octo-mesh/dispatcher');
-    const store = d.MemoryStore.open();
-    const grpcService = new d.DispatcherGrpc({ store, logger: quietLogger(), registry: createMetricsRegistry('dispatcher'), coalesceMs: 5 });
-    const dispatcher = await d.startGrpcServer('127.0.0.1', 0, (s) => s.addService(d.DispatcherService, grpcService.implementation()));
+    // The real dispatcher executable; objects are written to it over gRPC, as octoctl does.
+    execFileSync(`${REPO_ROOT}/node_modules/.bin/tsc`, ['-b', 'packages/dispatcher'], { cwd: REPO_ROOT });
+    const dispatcher = startProcess('packages/dispatcher/dist/main.js', ['--grpc-port', '0', '--admin-port', '0']);
+    const address = `127.0.0.1:${(await dispatcher.line<{ grpcPort: number }>('listening', { timeoutMs: 30_000 })).grpcPort}`;
+    const store = new DispatcherConnection(address);
     try {
-      await store.put({ apiVersion: 'model.mesh.octo.io/v1', kind: 'Service', metadata: { name: 'catalog', namespace: 'demo' }, spec: { ports: [{ name: 'http', port: 8080, protocol: 'http' }] } });
-      await store.put({ apiVersion: 'model.mesh.octo.io/v1', kind: 'ServiceEndpoints', metadata: { name: 'catalog', namespace: 'demo' }, spec: { endpoints: [{ address: '10.0.0.1', port: 15006, labels: {}, healthy: true }] } });
-      const config = pilotConfig.parse({ xdsPort: 0, adminPort: 0, xdsHost: '127.0.0.1', adminHost: '127.0.0.1', dispatcherAddress: `127.0.0.1:${dispatcher.port}`, debounceQuietMs: 10, debounceMaxMs: 50, shutdownGraceSeconds: 0.1 });
+      await store.apply({ apiVersion: 'model.mesh.octo.io/v1', kind: 'Service', metadata: { name: 'catalog', namespace: 'demo' }, spec: { ports: [{ name: 'http', port: 8080, protocol: 'http' }] } });
+      await store.apply({ apiVersion: 'model.mesh.octo.io/v1', kind: 'ServiceEndpoints', metadata: { name: 'catalog', namespace: 'demo' }, spec: { endpoints: [{ address: '10.0.0.1', port: 15006, labels: {}, healthy: true }] } });
+      const config = pilotConfig.parse({ xdsPort: 0, adminPort: 0, xdsHost: '127.0.0.1', adminHost: '127.0.0.1', dispatcherAddress: address, debounceQuietMs: 10, debounceMaxMs: 50, shutdownGraceSeconds: 0.1 });
       running = await startPilot(config, quietLogger());
       const client = adsClient(`127.0.0.1:${running.xdsPort}`);
       const c = new SotwClient(client, Node.fromPartial({ id: 'sidecar-d', metadata: { namespace: 'demo', dependencies: ['catalog'] } }));
@@ -170,7 +174,7 @@ describe('pilot over the dispatcher', () => {
         c.subscribe(TYPE_URL.route, ['outbound']);
         const r1 = await c.next(5000);
         c.ack(r1, ['outbound']);
-        await store.put({
+        await store.apply({
           apiVersion: 'mesh.octo.io/v1alpha1',
           kind: 'RoutePolicy',
           metadata: { name: 'catalog', namespace: 'demo' },
@@ -184,7 +188,7 @@ describe('pilot over the dispatcher', () => {
         // ProxyVersions come through the dispatcher too: a finished rollout targets every sidecar.
         c.subscribe(TYPE_URL.upgradeTarget);
         c.ack(await c.next(5000));
-        await store.put({
+        await store.apply({
           apiVersion: 'mesh.octo.io/v1alpha1',
           kind: 'ProxyVersion',
           metadata: { name: 'proxy-2-0-0', namespace: 'octo-system' },
@@ -205,7 +209,8 @@ describe('pilot over the dispatcher', () => {
     } finally {
       await running?.stop();
       running = undefined;
-      await dispatcher.close();
+      store.close();
+      await dispatcher.stop();
     }
-  });
+  }, 60_000);
 });

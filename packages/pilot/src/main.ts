@@ -6,7 +6,7 @@
 import { fileURLToPath } from 'node:url';
 import { ConfigError, createLogger, createMetricsRegistry, GracefulShutdown, loadConfig, startAdminServer, type AdminServer, type Logger } from '@octo-mesh/runtime';
 import type { ProxyVersion } from '@octo-mesh/api';
-import { PilotMembership } from '@octo-mesh/meta-server/client.js';
+import { DispatcherConnection, DispatcherInformer, DispatcherMeshSource, PilotMembership } from '@octo-mesh/clients';
 import { advertisedAddresses, pilotConfig, type PilotConfig } from './config.js';
 import { debugRoutes } from './debug.js';
 import { loadResources } from './load-resources.js';
@@ -50,20 +50,6 @@ function joinMesh(config: PilotConfig, running: { pilot: Pilot; ads: AdsServer; 
   return membership;
 }
 
-/** The dispatcher's MeshSource and informer (packages/dispatcher), loaded only when configured. */
-interface DispatcherModule {
-  DispatcherConnection: new (address: string) => { close(): void };
-  DispatcherMeshSource: new (opts: { connection: unknown; clientId: string; logger?: Logger }) => MeshSource;
-  DispatcherInformer: new (opts: {
-    connection: unknown;
-    clientId: string;
-    kinds: string[];
-    onChange?: () => void;
-    onSynced?: () => void;
-    logger?: Logger;
-  }) => { start(): Promise<void>; stop(): Promise<void>; list(kind: string): unknown[] };
-}
-
 /**
  * Services, endpoints and RoutePolicies through the dispatcher's MeshSource (fetched per
  * service, on demand); ProxyVersions — few, mesh-wide — through an informer that keeps them all.
@@ -74,16 +60,12 @@ async function dispatcherSource(
   logger: Logger,
   onProxyVersions: (pvs: ProxyVersion[]) => void,
 ): Promise<{ source: MeshSource; close(): Promise<void> }> {
-  // Loaded by name at run time: the dispatcher client pulls in the Kubernetes client, which a
-  // pilot on the in-memory source should not pay for.
-  const specifier = '@octo-mesh/dispatcher';
-  const mod = (await import(specifier)) as DispatcherModule;
-  const connection = new mod.DispatcherConnection(address);
+  const connection = new DispatcherConnection(address);
   const update = () => onProxyVersions(informer.list('ProxyVersion') as ProxyVersion[]);
-  const informer = new mod.DispatcherInformer({ connection, clientId, kinds: ['ProxyVersion'], onChange: update, onSynced: update, logger });
+  const informer = new DispatcherInformer({ connection, clientId, kinds: ['ProxyVersion'], onChange: update, onSynced: update, logger });
   void informer.start(); // retries in the background; rollouts simply start once it syncs
   return {
-    source: new mod.DispatcherMeshSource({ connection, clientId, logger }),
+    source: new DispatcherMeshSource({ connection, clientId, logger }),
     close: async () => {
       await informer.stop();
       connection.close();

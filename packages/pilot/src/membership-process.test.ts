@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type * as grpc from '@grpc/grpc-js';
-import { locatePilot } from '@octo-mesh/meta-server/client.js';
+import { locatePilot } from '@octo-mesh/clients';
 import { DiscoveryRequest, type DiscoveryResponse } from '@octo-mesh/proto';
 import { adsClient } from './sim/ads-client.js';
 import { waitFor } from '@octo-mesh/runtime';

@@ -1,55 +1,12 @@
 /**
- * The seam between Pilot and where the mesh's data lives (the dispatcher in production, memory in
- * tests and benches). Pilot only ever asks for the services its connected sidecars depend on.
+ * Where Pilot reads the mesh: the `MeshSource` seam (its contract is written on the interface in
+ * @octo-mesh/contracts) and its in-memory implementation for tests, benches and a pilot run alone.
  */
 import type { RoutePolicy } from '@octo-mesh/api';
-import { keyOf, serviceKey, type Endpoint, type Service, type ServiceData, type ServiceKey } from './model.js';
+import { policyTarget, type MeshChange, type MeshSource, type MeshWatch } from '@octo-mesh/contracts';
+import { keyOf, type Endpoint, type Service, type ServiceData, type ServiceKey } from './model.js';
 
-/**
- * A lightweight change notification: it says *what* changed, never the new data (notify, then
- * fetch). `resync` means the source lost track (e.g. its connection to the dispatcher was
- * re-established) and every watched service must be fetched again.
- */
-export type MeshChange =
-  | { kind: 'service' | 'endpoints' | 'routePolicy'; service: ServiceKey }
-  | { kind: 'resync' };
-
-/** A live subscription. */
-export interface MeshWatch {
-  /** Replaces the watched set. Changes to services added here are delivered from now on; there is no initial event. */
-  update(services: Iterable<ServiceKey>): void;
-  /** Stops delivery; idempotent. */
-  close(): void;
-}
-
-/**
- * Where Pilot reads services, endpoints and RoutePolicies.
- *
- * Semantics every implementation must keep:
- * - **Level-triggered.** A notification means "fetch this service again"; Pilot never applies a
- *   delta from a notification. Duplicate, coalesced or reordered notifications are harmless, so an
- *   implementation may batch, merge or repeat them freely. What it must never do is *lose* the
- *   last change to a watched service: after a change is committed, at least one notification for
- *   that service (or a `resync`) is delivered after the commit, and a `fetch` started after that
- *   notification returns data at least as new as the change.
- * - **Kinds are hints.** `endpoints` lets Pilot push EDS only; when unsure, say `service`.
- *   A policy notification names the *target* service (`spec.targetRef`), not the policy.
- * - **Scoped.** Notifications are only for services in the watched set; a source may deliver a
- *   few extra (Pilot ignores them).
- * - **Callbacks** are invoked asynchronously (never from inside `watch`/`update`), one batch at a
- *   time, and must not throw; a batch may hold any number of changes.
- * - `fetch` resolves with an entry per service that exists; a missing service is simply absent
- *   (not an error). It rejects only when the source is unreachable; Pilot retries with backoff.
- */
-export interface MeshSource {
-  fetch(services: readonly ServiceKey[]): Promise<Map<ServiceKey, ServiceData>>;
-  watch(services: Iterable<ServiceKey>, onChange: (changes: MeshChange[]) => void): MeshWatch;
-}
-
-/** The service a RoutePolicy governs, as a key. */
-export function policyTarget(p: RoutePolicy): ServiceKey {
-  return serviceKey(p.spec.targetRef.namespace ?? p.metadata.namespace ?? 'default', p.spec.targetRef.service);
-}
+export { policyTarget, type MeshChange, type MeshSource, type MeshWatch } from '@octo-mesh/contracts';
 
 interface Watcher {
   services: Set<ServiceKey>;

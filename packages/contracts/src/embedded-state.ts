@@ -1,0 +1,20 @@
+/**
+ * Where the embedded mesh's components listen, written by the runner (`npm start`,
+ * packages/mesh) to `.octo/embedded/state.json` so that octoctl finds them without flags.
+ * Addresses are `host:port`.
+ */
+export interface EmbeddedState {
+  startedAt: string;
+  pid: number;
+  dispatcher: { grpc: string; admin: string };
+  meta: { grpc: string; admin: string };
+  pilots: { id: string; xds: string; admin: string; pid?: number }[];
+  sidecars: { nodeId: string; namespace: string; workload: string; version: string; admin: string; inbound: string; outbound: string; app: string; pid?: number }[];
+  /** The runner's own HTTP endpoint (/traffic: request rates and failures seen by the load generator). */
+  runner: { admin: string };
+  /** The watched directory of manifests. */
+  manifests: string;
+}
+
+/** The state file, relative to the directory `npm start` ran in. */
+export const DEFAULT_STATE_FILE = '.octo/embedded/state.json';

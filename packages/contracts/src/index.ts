@@ -1,0 +1,6 @@
+export * from './service.js';
+export * from './mesh-source.js';
+export * from './versions.js';
+export * from './debug.js';
+export * from './lego.js';
+export * from './embedded-state.js';
