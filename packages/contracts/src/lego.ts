@@ -80,6 +80,11 @@ export const RolloutAggregate = z.object({
   newestReadyAt: z.string().nullable(),
   /** Up to 20 failures with their reasons. */
   failures: z.array(z.object({ instanceId: z.string(), reason: z.string(), message: z.string() })).max(20),
+  /**
+   * The `status.currentBatch` of the ProxyVersion the pilot computed its targets from, so the
+   * operator knows every pilot has seen a batch before gating it.
+   */
+  batch: z.number().int().min(0),
 });
 export type RolloutAggregate = z.infer<typeof RolloutAggregate>;
 

@@ -8,8 +8,10 @@
  * - `GET /debug/routepolicyz` — status of every RoutePolicy Pilot holds (accepted or why not,
  *   how many sidecars ACKed/NACKed its generation).
  * - `GET /debug/pilotz` — nodes with their dependency scope, services held, scopes.
+ * - `GET /debug/rollouts` — per ProxyVersion, this pilot's sidecars in scope, targeted, upgraded,
+ *   ready and failed (from their LEGO agents' reports); the operator sums every pilot's answer.
  */
-import type { NodeSyncView, PilotPolicyView } from '@octo-mesh/contracts';
+import type { NodeSyncView, PilotPolicyView, PilotRollouts } from '@octo-mesh/contracts';
 import { NotFoundError, ValidationError, type RouteHandler } from '@octo-mesh/runtime';
 import type { Pilot } from './pilot.js';
 import { codecFor, openAnys } from './translate/readable.js';
@@ -27,7 +29,7 @@ function syncOf(pilot: Pilot, nodeId: string): NodeSyncView {
   };
 }
 
-export function debugRoutes(pilot: Pilot): Record<string, RouteHandler> {
+export function debugRoutes(pilot: Pilot, pilotId = ''): Record<string, RouteHandler> {
   return {
     '/debug/syncz': (_req, url) => {
       const id = url.searchParams.get('node');
@@ -64,5 +66,6 @@ export function debugRoutes(pilot: Pilot): Record<string, RouteHandler> {
     },
     '/debug/routepolicyz': (): PilotPolicyView[] => pilot.routePolicyStatuses(),
     '/debug/pilotz': () => pilot.describe(),
+    '/debug/rollouts': (): PilotRollouts => ({ pilotId, observedAt: new Date().toISOString(), rollouts: pilot.rollouts() }),
   };
 }

@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import { DispatcherConnection } from '@octo-mesh/clients';
+import { credentials as grpcCredentials, status as grpcStatus } from '@grpc/grpc-js';
+import { DispatcherConnection, PilotAdminClient } from '@octo-mesh/clients';
 import { REPO_ROOT, startProcess } from '@octo-mesh/testing';
-import { Node, RouteConfiguration, TYPE_URL, UpgradeTarget } from '@octo-mesh/proto';
+import { Node, RouteConfiguration, SidecarStatusServiceClient, TYPE_URL, UpgradeTarget } from '@octo-mesh/proto';
 import { ConfigError, createLogger, createMetricsRegistry, loadConfig } from '@octo-mesh/runtime';
 import { pilotConfig } from './config.js';
 import { loadResources } from './load-resources.js';
@@ -213,4 +214,53 @@ describe('pilot over the dispatcher', () => {
       await dispatcher.stop();
     }
   }, 60_000);
+});
+
+describe('sidecar status and the rollout aggregate', () => {
+  it('keeps what a connected sidecar’s agent reports, refuses the rest with a reason, and serves /debug/rollouts', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pilot-rollouts-'));
+    writeFileSync(
+      join(dir, 'mesh.yaml'),
+      `${RESOURCES}---
+apiVersion: mesh.octo.io/v1alpha1
+kind: ProxyVersion
+metadata: { name: proxy-2, namespace: octo-system, generation: 4 }
+spec:
+  version: 2.0.0
+  package: { url: 'http://repo/p.tgz', sha256: '${'a'.repeat(64)}' }
+  strategy: { steps: [100] }
+status: { phase: Succeeded }
+`,
+    );
+    const config = pilotConfig.parse({ pilotId: 'pilot-r', xdsPort: 0, adminPort: 0, xdsHost: '127.0.0.1', adminHost: '127.0.0.1', resources: dir, debounceQuietMs: 5, debounceMaxMs: 20, shutdownGraceSeconds: 0.1 });
+    running = await startPilot(config, quietLogger());
+    const address = `127.0.0.1:${running.xdsPort}`;
+    const ads = adsClient(address);
+    const c = new SotwClient(ads, Node.fromPartial({ id: 'catalog-0', metadata: { namespace: 'demo', instance_id: 'catalog-0', dependencies: ['catalog'] } }));
+    const statusClient = new SidecarStatusServiceClient(address, grpcCredentials.createInsecure());
+    const report = (nodeId: string, json: string) =>
+      new Promise<{ code: number; details: string }>((resolve) => statusClient.report({ nodeId, agentStatusJson: json }, (err) => resolve({ code: err?.code ?? 0, details: err?.details ?? '' })));
+    const status = { instanceId: 'catalog-0', runningVersion: '2.0.0', target: null, phase: 'Idle', ready: true, readySince: '2026-12-06T10:00:00.000Z', lastError: null, badVersions: [], lastChange: '2026-12-06T10:00:00.000Z' };
+    try {
+      c.subscribe(TYPE_URL.upgradeTarget);
+      c.ack(await c.next(5000));
+      expect(await report('catalog-0', JSON.stringify(status))).toEqual({ code: 0, details: '' });
+      expect(await report('nobody', JSON.stringify(status))).toEqual({ code: grpcStatus.NOT_FOUND, details: 'node nobody has no ADS stream to this pilot' });
+      expect(await report('catalog-0', JSON.stringify({ ...status, ready: 'yes' }))).toMatchObject({ code: grpcStatus.INVALID_ARGUMENT, details: expect.stringContaining('agent_status_json.ready:') });
+      expect(await report('catalog-0', '{"oops"')).toMatchObject({ code: grpcStatus.INVALID_ARGUMENT, details: expect.stringContaining('agent_status_json is not JSON') });
+      const rollouts = await new PilotAdminClient(`127.0.0.1:${running.admin.port}`).rollouts();
+      expect(rollouts.pilotId).toBe('pilot-r');
+      expect(rollouts.rollouts).toEqual([
+        { rollout: 'octo-system/proxy-2', generation: 4, version: '2.0.0', inScope: 1, targeted: 1, upgraded: 1, ready: 1, failed: 0, newestReadyAt: '2026-12-06T10:00:00.000Z', failures: [], batch: 0 },
+      ]);
+      const metrics = await (await fetch(`http://127.0.0.1:${running.admin.port}/metrics`)).text();
+      expect(metrics).toMatch(/pilot_sidecar_status_reports_total\{result="accepted"\} 1/);
+      expect(metrics).toMatch(/pilot_sidecar_status_reports_total\{result="invalid"\} 2/);
+      expect(metrics).toMatch(/pilot_sidecar_status_reports_total\{result="not-connected"\} 1/);
+    } finally {
+      c.close();
+      ads.close();
+      statusClient.close();
+    }
+  });
 });

@@ -6,6 +6,7 @@
 import { fileURLToPath } from 'node:url';
 import { ConfigError, createLogger, createMetricsRegistry, GracefulShutdown, loadConfig, startAdminServer, type AdminServer, type Logger } from '@octo-mesh/runtime';
 import type { ProxyVersion } from '@octo-mesh/api';
+import { SidecarStatusServiceService } from '@octo-mesh/proto';
 import { DispatcherConnection, DispatcherInformer, DispatcherMeshSource, PilotMembership } from '@octo-mesh/clients';
 import { advertisedAddresses, pilotConfig, type PilotConfig } from './config.js';
 import { debugRoutes } from './debug.js';
@@ -13,6 +14,7 @@ import { loadResources } from './load-resources.js';
 import { createPilotMetrics } from './metrics.js';
 import { Pilot } from './pilot.js';
 import { AdsServer } from './server/ads.js';
+import { sidecarStatusService } from './server/sidecar-status.js';
 import { MemoryMeshSource, type MeshSource } from './source.js';
 
 export interface RunningPilot {
@@ -115,13 +117,17 @@ export async function startPilot(config: PilotConfig, logger: Logger, source?: M
   const pilot = (held.pilot = new Pilot({ source, logger, metrics, debounce: { quietMs: config.debounceQuietMs, maxDelayMs: config.debounceMaxMs } }));
   pilot.setProxyVersions(held.proxyVersions ?? proxyVersions);
   const ads = (held.ads = new AdsServer({ cache: pilot.cache, callbacks: pilot.callbacks, admission: { ratePerSecond: config.streamAdmissionRate, burst: config.streamAdmissionBurst } }));
+  ads.server.addService(
+    SidecarStatusServiceService,
+    sidecarStatusService(pilot, logger, (result) => metrics.sidecarStatusReports.inc({ result })),
+  );
   const xdsPort = await ads.listen(config.xdsPort, config.xdsHost);
   const admin = await startAdminServer({
     host: config.adminHost,
     port: config.adminPort,
     registry,
     readiness: { xds: () => xdsPort > 0 || 'xds server not listening' },
-    routes: debugRoutes(pilot),
+    routes: debugRoutes(pilot, config.pilotId),
   });
   const membership = config.metaServerAddress ? joinMesh(config, { pilot, ads, xdsPort, adminPort: admin.port }, logger) : undefined;
   logger.info('pilot serving', { pilotId: config.pilotId, xdsPort, adminPort: admin.port, ...(membership ? { metaServer: config.metaServerAddress } : {}) });

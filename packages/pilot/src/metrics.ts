@@ -10,6 +10,8 @@ export interface PilotMetrics {
   rejectedPolicies: Gauge;
   queuedStreams: Gauge;
   syncStates: Gauge;
+  /** Sidecar status reports, by result (accepted, invalid, not-connected). */
+  sidecarStatusReports: Counter;
 }
 
 /** Per type URL, how many nodes are in each sync state (computed at scrape time). */
@@ -29,6 +31,7 @@ export function createPilotMetrics(registry: Registry, queued: () => number = ()
       registers,
     }),
     translations: new Counter({ name: 'pilot_service_translations_total', help: 'Service translations, by what was rebuilt (full, endpoints).', labelNames: ['kind'], registers }),
+    sidecarStatusReports: new Counter({ name: 'pilot_sidecar_status_reports_total', help: 'LEGO agent status reports forwarded by sidecars, by result.', labelNames: ['result'], registers }),
     rejectedPolicies: new Gauge({ name: 'pilot_rejected_route_policies', help: 'RoutePolicies currently rejected.', registers }),
     syncStates: new Gauge({
       name: 'pilot_xds_sync_state',

@@ -9,6 +9,7 @@
  * pushed, and only to those nodes. A RoutePolicy change re-translates that service only.
  */
 import type { ProxyVersion } from '@octo-mesh/api';
+import type { AgentStatus, RolloutAggregate } from '@octo-mesh/contracts';
 import { Cluster, Listener, TYPE_URL, UpgradeTarget, type Node } from '@octo-mesh/proto';
 import type { Logger } from '@octo-mesh/runtime';
 import { Debouncer, type DebounceOptions } from './debounce.js';
@@ -21,6 +22,7 @@ import type { MeshChange, MeshSource, MeshWatch } from './source.js';
 import { localityKey, ServiceCache, type ServiceEntry } from './service-cache.js';
 import { routePolicyStatus, type SidecarPolicyView } from './status.js';
 import { SyncTracker } from './sync.js';
+import { rolloutAggregates } from './rollouts.js';
 import { targetFor } from './upgrade.js';
 import { OUTBOUND, parseClusterName } from './translate/common.js';
 import { generateInboundClusters, generateListeners } from './translate/listeners.js';
@@ -64,6 +66,8 @@ interface NodeEntry {
   scope: string;
   /** policy → generation ACKed / NACKed (from resource provenance). */
   acked: Map<string, number>;
+  /** The LEGO agent's last report, forwarded by the proxy (SidecarStatusService); kept across reconnects. */
+  agent?: AgentStatus;
   nacked: Map<string, number>;
 }
 
@@ -125,7 +129,7 @@ export class Pilot {
     const previous = this.nodes.get(identity.id);
     const learned = previous?.learned ?? new Set<ServiceKey>();
     if (previous) this.leaveScope(identity.id, previous.scope);
-    const entry: NodeEntry = { identity, streamId: stream.id, learned, scope: '', acked: new Map(), nacked: new Map() };
+    const entry: NodeEntry = { identity, streamId: stream.id, learned, scope: '', acked: new Map(), nacked: new Map(), ...(previous?.agent ? { agent: previous.agent } : {}) };
     this.nodes.set(identity.id, entry);
     this.sync.connected(identity.id, stream.id, stream.kind);
     await this.placeNode(entry);
@@ -383,6 +387,23 @@ export class Pilot {
     const ts = this.cache.getSnapshot(nodeId)?.get(typeUrl);
     if (!entry || ts?.version !== version) return;
     for (const r of ts.resources.values()) for (const p of r.provenance) entry[how].set(p.policy, p.generation);
+  }
+
+  /**
+   * Records what a sidecar's LEGO agent reports. False when the node has no stream to this pilot:
+   * statuses are kept only for the sidecars a pilot serves (the proxy reports again after it
+   * reconnects, wherever it lands).
+   */
+  reportAgentStatus(nodeId: string, status: AgentStatus): boolean {
+    const entry = this.nodes.get(nodeId);
+    if (!entry) return false;
+    entry.agent = status;
+    return true;
+  }
+
+  /** Per ProxyVersion, the sidecars of this pilot in scope, targeted, upgraded, ready and failed. */
+  rollouts(): RolloutAggregate[] {
+    return rolloutAggregates([...this.nodes.values()].map((n) => ({ identity: n.identity, ...(n.agent ? { agent: n.agent } : {}) })), this.proxyVersions);
   }
 
   /** Status of every RoutePolicy targeting a service Pilot holds (accepted or why not, sidecar counts). */

@@ -51,7 +51,15 @@ export { TcpProxy } from './gen/envoy/extensions/filters/network/tcp_proxy/v3/tc
 export { Router } from './gen/envoy/extensions/filters/http/router/v3/router.js';
 export { HTTPFault } from './gen/envoy/extensions/filters/http/fault/v3/fault.js';
 export { LocalRateLimit } from './gen/envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.js';
-export { UpgradeTarget, NodeStatus } from './gen/octo/mesh/v1/xds.js';
+export {
+  UpgradeTarget,
+  NodeStatus,
+  SidecarStatusReport,
+  SidecarStatusAck,
+  SidecarStatusServiceService,
+  SidecarStatusServiceClient,
+  type SidecarStatusServiceServer,
+} from './gen/octo/mesh/v1/xds.js';
 export { TYPE_URL, type XdsTypeUrl, packAny, unpackAny } from './type-urls.js';
 export {
   DispatcherClient,

@@ -6,6 +6,18 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import {
+  type CallOptions,
+  type ChannelCredentials,
+  Client,
+  type ClientOptions,
+  type ClientUnaryCall,
+  type handleUnaryCall,
+  makeGenericClientConstructor,
+  type Metadata,
+  type ServiceError,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 
 /**
  * The proxy version a sidecar should run, from the ProxyVersion rollout that covers it.
@@ -79,6 +91,19 @@ export interface ActiveHealthCheck {
   timeoutMs: number;
   healthyThreshold: number;
   unhealthyThreshold: number;
+}
+
+export interface SidecarStatusReport {
+  /** The node id of the sidecar's ADS stream to this pilot. */
+  nodeId: string;
+  /**
+   * The agent's status as JSON: AgentStatus in @octo-mesh/contracts, whose zod schema is the one
+   * definition of its fields.
+   */
+  agentStatusJson: string;
+}
+
+export interface SidecarStatusAck {
 }
 
 function createBaseUpgradeTarget(): UpgradeTarget {
@@ -857,6 +882,213 @@ export const ActiveHealthCheck: MessageFns<ActiveHealthCheck> = {
     message.unhealthyThreshold = object.unhealthyThreshold ?? 0;
     return message;
   },
+};
+
+function createBaseSidecarStatusReport(): SidecarStatusReport {
+  return { nodeId: "", agentStatusJson: "" };
+}
+
+export const SidecarStatusReport: MessageFns<SidecarStatusReport> = {
+  encode(message: SidecarStatusReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.nodeId !== "") {
+      writer.uint32(10).string(message.nodeId);
+    }
+    if (message.agentStatusJson !== "") {
+      writer.uint32(18).string(message.agentStatusJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SidecarStatusReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSidecarStatusReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.agentStatusJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SidecarStatusReport {
+    return {
+      nodeId: isSet(object.nodeId)
+        ? globalThis.String(object.nodeId)
+        : isSet(object.node_id)
+        ? globalThis.String(object.node_id)
+        : "",
+      agentStatusJson: isSet(object.agentStatusJson)
+        ? globalThis.String(object.agentStatusJson)
+        : isSet(object.agent_status_json)
+        ? globalThis.String(object.agent_status_json)
+        : "",
+    };
+  },
+
+  toJSON(message: SidecarStatusReport): unknown {
+    const obj: any = {};
+    if (message.nodeId !== "") {
+      obj.nodeId = message.nodeId;
+    }
+    if (message.agentStatusJson !== "") {
+      obj.agentStatusJson = message.agentStatusJson;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SidecarStatusReport>, I>>(base?: I): SidecarStatusReport {
+    return SidecarStatusReport.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SidecarStatusReport>, I>>(object: I): SidecarStatusReport {
+    const message = createBaseSidecarStatusReport();
+    message.nodeId = object.nodeId ?? "";
+    message.agentStatusJson = object.agentStatusJson ?? "";
+    return message;
+  },
+};
+
+function createBaseSidecarStatusAck(): SidecarStatusAck {
+  return {};
+}
+
+export const SidecarStatusAck: MessageFns<SidecarStatusAck> = {
+  encode(_: SidecarStatusAck, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SidecarStatusAck {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSidecarStatusAck();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): SidecarStatusAck {
+    return {};
+  },
+
+  toJSON(_: SidecarStatusAck): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SidecarStatusAck>, I>>(base?: I): SidecarStatusAck {
+    return SidecarStatusAck.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SidecarStatusAck>, I>>(_: I): SidecarStatusAck {
+    const message = createBaseSidecarStatusAck();
+    return message;
+  },
+};
+
+/**
+ * Sidecars report their LEGO agent's status to the pilot they hold an ADS stream to, on the same
+ * gRPC port (the proxy forwards what its agent tells it, so a swap or a crash of the proxy child
+ * loses nothing the agent knows). A pilot keeps the status of its connected sidecars only and
+ * aggregates it per rollout for the operator (GET /debug/rollouts on its HTTP port).
+ */
+export type SidecarStatusServiceService = typeof SidecarStatusServiceService;
+export const SidecarStatusServiceService = {
+  /**
+   * NOT_FOUND when node_id has no ADS stream to this pilot (the proxy reports again after it
+   * reconnects); INVALID_ARGUMENT naming the field when the status does not parse.
+   */
+  report: {
+    path: "/octo.mesh.v1.SidecarStatusService/Report" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SidecarStatusReport): Buffer => Buffer.from(SidecarStatusReport.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SidecarStatusReport => SidecarStatusReport.decode(value),
+    responseSerialize: (value: SidecarStatusAck): Buffer => Buffer.from(SidecarStatusAck.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SidecarStatusAck => SidecarStatusAck.decode(value),
+  },
+} as const;
+
+export interface SidecarStatusServiceServer extends UntypedServiceImplementation {
+  /**
+   * NOT_FOUND when node_id has no ADS stream to this pilot (the proxy reports again after it
+   * reconnects); INVALID_ARGUMENT naming the field when the status does not parse.
+   */
+  report: handleUnaryCall<SidecarStatusReport, SidecarStatusAck>;
+}
+
+export interface SidecarStatusServiceClient extends Client {
+  /**
+   * NOT_FOUND when node_id has no ADS stream to this pilot (the proxy reports again after it
+   * reconnects); INVALID_ARGUMENT naming the field when the status does not parse.
+   */
+  report(
+    request: SidecarStatusReport,
+    callback: (error: ServiceError | null, response: SidecarStatusAck) => void,
+  ): ClientUnaryCall;
+  report(
+    request: SidecarStatusReport,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SidecarStatusAck) => void,
+  ): ClientUnaryCall;
+  report(
+    request: SidecarStatusReport,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SidecarStatusAck) => void,
+  ): ClientUnaryCall;
+}
+
+export const SidecarStatusServiceClient = makeGenericClientConstructor(
+  SidecarStatusServiceService,
+  "octo.mesh.v1.SidecarStatusService",
+) as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): SidecarStatusServiceClient;
+  service: typeof SidecarStatusServiceService;
+  serviceName: string;
 };
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
