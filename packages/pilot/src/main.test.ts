@@ -8,7 +8,7 @@ import { credentials as grpcCredentials, status as grpcStatus } from '@grpc/grpc
 import { DispatcherConnection, PilotAdminClient } from '@octo-mesh/clients';
 import { REPO_ROOT, startProcess } from '@octo-mesh/testing';
 import { Node, RouteConfiguration, SidecarStatusServiceClient, TYPE_URL, UpgradeTarget } from '@octo-mesh/proto';
-import { ConfigError, createLogger, createMetricsRegistry, loadConfig } from '@octo-mesh/runtime';
+import { ConfigError, createLogger, loadConfig } from '@octo-mesh/runtime';
 import { pilotConfig } from './config.js';
 import { loadResources } from './load-resources.js';
 import { startPilot, type RunningPilot } from './main.js';
