@@ -35,6 +35,11 @@ export interface AdsClientOptions {
   onUpdate: (s: ProxySnapshot, typeUrl: string) => void | Promise<void>;
   /** Called with every response's result (for stats). */
   onResult?: (typeUrl: string, accepted: boolean, error?: string) => void;
+  /**
+   * Called once per stream with the pilot's address when its first response arrives: the pilot
+   * knows this node from then on (e.g. the LEGO agent's status can be reported to it).
+   */
+  onStream?: (address: string) => void;
   logger: Logger;
   backoff?: BackoffOptions;
 }
@@ -67,6 +72,8 @@ export class AdsClient {
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
   private sentNode = false;
+  /** Whether `onStream` was called for the current stream. */
+  private streamAnnounced = false;
   /** True once every subscribed type has received its first response on some stream. */
   connected = false;
   readonly received = new Set<string>();
@@ -119,6 +126,7 @@ export class AdsClient {
     }
     const client = this.client;
     this.sentNode = false;
+    this.streamAnnounced = false;
     this.state = new Map();
     const log = this.opts.logger;
     const onEnd = (why: string, err?: Partial<ServiceError>) => {
@@ -233,6 +241,10 @@ export class AdsClient {
     this.backoff.reset();
     this.received.add(typeUrl);
     this.connected = true;
+    if (!this.streamAnnounced) {
+      this.streamAnnounced = true;
+      this.opts.onStream?.(this.clientAddress);
+    }
     if (r.ok) {
       this.opts.onResult?.(typeUrl, true);
     } else {
