@@ -14,6 +14,19 @@ async function octoctl(...argv: string[]): Promise<{ code: number; out: string; 
   const code = await run([...argv, '--state', '/nonexistent'], { out: (s) => void (out += s), err: (s) => void (err += s) });
   return { code, out, err };
 }
+describe('the embedded state file', () => {
+  it('a corrupt one is an error naming the file, not a crash', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'octoctl-state-'));
+    const file = join(dir, 'state.json');
+    writeFileSync(file, '{"startedAt": ');
+    let err = '';
+    const code = await run(['status', '--state', file], { out: () => {}, err: (s) => void (err += s) });
+    expect(code).toBe(1);
+    expect(err).toContain(`octoctl: the embedded mesh's state file ${file} is not JSON`);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
+
 describe('parseArgs', () => {
   it('collects -f, maps -n and -o, keeps words', () => {
     expect(parseArgs(['get', 'rp', '-n', 'demo', '-o', 'yaml', '-f', 'a.yaml', '-f', 'b', '--dispatcher', 'x:1'])).toEqual({

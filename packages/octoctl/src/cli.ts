@@ -34,6 +34,7 @@ const KIND_ALIASES: Record<string, ResourceKind> = {
   proxyversions: 'ProxyVersion',
   proxyversion: 'ProxyVersion',
   pv: 'ProxyVersion',
+  pxv: 'ProxyVersion',
   services: 'Service',
   service: 'Service',
   svc: 'Service',
@@ -134,7 +135,13 @@ const nameOf = (o: MeshResource) => `${o.kind.toLowerCase()}/${o.metadata.namesp
 export async function run(argv: readonly string[], io: Io): Promise<number> {
   const { words, flags, files } = parseArgs(argv);
   const [cmd, arg] = words;
-  const state = readState(flags['state']);
+  let state: EmbeddedState | undefined;
+  try {
+    state = readState(flags['state']);
+  } catch (err) {
+    io.err(`octoctl: ${(err as Error).message}\n`);
+    return 1;
+  }
   const where = endpoints(flags, state);
   const withDispatcher = async <T>(fn: (d: DispatcherConnection) => Promise<T>): Promise<T> => {
     const d = new DispatcherConnection(where.dispatcher);

@@ -48,9 +48,15 @@ export function startProcess(script: string, args: readonly string[], opts: { en
     }),
   );
   const find = <T>(message: string, match?: (l: T) => boolean): T | undefined => {
-    for (const raw of out.split('\n')) {
+    // Complete lines only: a chunk may end in the middle of one.
+    for (const raw of out.slice(0, out.lastIndexOf('\n') + 1).split('\n')) {
       if (!raw.includes(`"message":"${message}"`)) continue;
-      const parsed = JSON.parse(raw) as T;
+      let parsed: T;
+      try {
+        parsed = JSON.parse(raw) as T;
+      } catch {
+        continue; // a line that only mentions the message (e.g. inside a stack trace)
+      }
       if (!match || match(parsed)) return parsed;
     }
     return undefined;
