@@ -72,6 +72,14 @@ export class DispatcherConnection {
     return unary<DispatcherResource>((cb) => this.client.apply({ json, expectedVersion }, cb)).then(fromWire);
   }
 
+  /**
+   * Replaces the status of a RoutePolicy or ProxyVersion (the status subresource: spec and
+   * generation stay); ConflictError when `expectedVersion` is stale.
+   */
+  updateStatus(kind: ResourceKind, key: string, status: unknown, expectedVersion = ''): Promise<MeshResource> {
+    return unary<DispatcherResource>((cb) => this.client.updateStatus({ kind, ...splitKey(key), statusJson: JSON.stringify(status), expectedVersion }, cb)).then(fromWire);
+  }
+
   async delete(kind: ResourceKind, key: string, expectedVersion = ''): Promise<void> {
     await unary<object>((cb) => this.client.delete({ kind, ...splitKey(key), expectedVersion }, cb));
   }

@@ -198,6 +198,39 @@ export class KubernetesStore implements ResourceStore {
     }
   }
 
+  async putStatus(kind: ResourceKind, key: Key, status: unknown, opts: PutOptions = {}): Promise<MeshResource> {
+    const [namespace = 'default', name = ''] = key.split('/');
+    const what = `${kind} ${key}`;
+    const plural = this.plural(kind);
+    const fieldManager = this.opts.fieldManager ?? 'octo-dispatcher';
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const current = (await this.api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural, name })) as KubeObject;
+        const rv = opts.expectedVersion ?? current.metadata.resourceVersion!;
+        // Validated here as well as by the API server's schema, so both stores name the field alike.
+        validateResource({ ...toMesh(current), status } as MeshResource);
+        try {
+          const stored = (await this.api.replaceNamespacedCustomObjectStatus({
+            group: GROUP,
+            version: VERSION,
+            namespace,
+            plural,
+            name,
+            body: { ...current, metadata: { ...current.metadata, resourceVersion: rv }, status },
+            fieldManager,
+          })) as KubeObject;
+          this.seen(stored.metadata.resourceVersion);
+          return toMesh(stored);
+        } catch (err) {
+          // Last writer wins without a precondition: a race with another writer is re-read and retried.
+          if (opts.expectedVersion !== undefined || !(err instanceof ApiException) || err.code !== 409 || attempt >= 5) throw err;
+        }
+      }
+    } catch (err) {
+      throw fromKubeError(err, `${what} status`);
+    }
+  }
+
   async delete(kind: ResourceKind, key: Key, opts: DeleteOptions = {}): Promise<void> {
     const [namespace = 'default', name = ''] = key.split('/');
     try {

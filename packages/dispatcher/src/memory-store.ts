@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isResourceKind, resourceKey, resourceSchema, type MeshResource, type ResourceKind } from '@octo-mesh/api';
+import { isResourceKind, kindInfo, resourceKey, resourceSchema, type MeshResource, type ResourceKind } from '@octo-mesh/api';
 import { ConflictError, NotFoundError, ValidationError, formatPath } from '@octo-mesh/runtime';
 import {
   compareVersions,
@@ -121,11 +121,17 @@ export class MemoryStore implements ResourceStore {
 
   async put(resource: MeshResource, opts: PutOptions = {}): Promise<MeshResource> {
     this.assertOpen();
-    const valid = validateResource(resource);
+    let valid = validateResource(resource);
     const key = resourceKey(valid);
     const bucket = this.bucket(valid.kind);
     const prev = bucket.get(key);
     this.checkExpected(valid.kind, key, prev, opts.expectedVersion);
+    if (kindInfo(valid.kind)) {
+      // The status subresource: a put keeps what is stored (the operator owns status).
+      const { status: _ignored, ...rest } = valid as MeshResource & { status?: unknown };
+      const kept = (prev as { status?: unknown } | undefined)?.status;
+      valid = (kept === undefined ? rest : { ...rest, status: kept }) as MeshResource;
+    }
     if (prev && contentOf(prev) === contentOf(valid)) return structuredClone(prev);
     this.rev += 1n;
     const version = this.version();
@@ -143,6 +149,23 @@ export class MemoryStore implements ResourceStore {
     } as MeshResource;
     bucket.set(key, stored);
     this.commit({ type: 'PUT', kind: stored.kind, key, version, resource: stored });
+    return structuredClone(stored);
+  }
+
+  async putStatus(kind: ResourceKind, key: Key, status: unknown, opts: PutOptions = {}): Promise<MeshResource> {
+    this.assertOpen();
+    if (!kindInfo(kind)) throw new ValidationError(`${kind}/${key}`, [{ path: 'status', message: `${kind} has no status subresource` }]);
+    const bucket = this.bucket(kind);
+    const prev = bucket.get(key);
+    if (!prev) throw new NotFoundError(`${kind} ${key} not found`);
+    this.checkExpected(kind, key, prev, opts.expectedVersion);
+    const valid = validateResource({ ...prev, status } as MeshResource);
+    if (contentOf(prev) === contentOf(valid)) return structuredClone(prev);
+    this.rev += 1n;
+    const version = this.version();
+    const stored = { ...valid, metadata: { ...prev.metadata, resourceVersion: version } } as MeshResource;
+    bucket.set(key, stored);
+    this.commit({ type: 'PUT', kind, key, version, resource: stored });
     return structuredClone(stored);
   }
 

@@ -47,6 +47,17 @@ describe('dispatcher over gRPC', () => {
     return { events, stream, notifies: () => events.filter((e) => e.type === DispatcherWatchEventType.NOTIFY) };
   }
 
+  it('UpdateStatus writes only the status; Apply leaves it; errors map back to typed ones', async () => {
+    await conn.apply(routePolicyFixture('catalog'));
+    const updated = await conn.updateStatus('RoutePolicy', 'demo/catalog', { accepted: true, observedGeneration: 1 });
+    expect((updated as RoutePolicy).status).toMatchObject({ accepted: true });
+    const reapplied = await conn.apply(routePolicyFixture('catalog', 'demo', 70));
+    expect((reapplied as RoutePolicy).status).toMatchObject({ accepted: true });
+    await expect(conn.updateStatus('RoutePolicy', 'demo/none', { accepted: true })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(conn.updateStatus('RoutePolicy', 'demo/catalog', { accepted: true }, '1')).rejects.toBeInstanceOf(ConflictError);
+    await expect(conn.updateStatus('Service', 'demo/catalog', {})).rejects.toBeInstanceOf(ValidationError);
+  });
+
   it('serves Apply, Get, List and Delete with typed errors', async () => {
     const applied = await conn.apply(routePolicyFixture('catalog'));
     expect(applied.metadata.resourceVersion).toBeTruthy();

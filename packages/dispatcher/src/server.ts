@@ -118,6 +118,23 @@ export class DispatcherGrpc {
             cb(null, toWire(r));
           }, (err: unknown) => fail(cb, err));
       },
+      updateStatus: (call, cb) => {
+        const { kind, namespace, name, statusJson, expectedVersion } = call.request;
+        Promise.resolve()
+          .then(() => {
+            let status: unknown;
+            try {
+              status = JSON.parse(statusJson);
+            } catch (err) {
+              throw new ValidationError('request', [{ path: 'status_json', message: (err as Error).message }]);
+            }
+            return this.writerFor(kindOf(kind)).putStatus(kindOf(kind), `${namespace || 'default'}/${name}`, status, expectedVersion ? { expectedVersion } : {});
+          })
+          .then((r) => {
+            this.opts.logger.debug('status updated', { kind: r.kind, namespace: r.metadata.namespace, name: r.metadata.name, resourceVersion: r.metadata.resourceVersion, peer: call.getPeer() });
+            cb(null, toWire(r));
+          }, (err: unknown) => fail(cb, err));
+      },
       delete: (call, cb) => {
         const { kind, namespace, name, expectedVersion } = call.request;
         Promise.resolve()

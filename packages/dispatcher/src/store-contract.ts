@@ -203,6 +203,32 @@ export function describeStoreContract(
       expect(c.events).toHaveLength(0);
     });
 
+    it('status is a subresource: putStatus moves the version but not the generation; a put keeps the stored status', async () => {
+      const created = await store.put(proxyVersionFixture('proxy-1', ns));
+      const gen = (created.metadata as { generation?: number }).generation;
+      const withStatus = await store.putStatus('ProxyVersion', `${ns}/proxy-1`, { phase: 'Progressing', currentBatch: 1 });
+      expect(compareVersions(withStatus.metadata.resourceVersion!, created.metadata.resourceVersion!)).toBeGreaterThan(0);
+      expect((withStatus.metadata as { generation?: number }).generation).toBe(gen);
+      expect((withStatus as ProxyVersion).status).toMatchObject({ phase: 'Progressing', currentBatch: 1 });
+      // A user's put (as octoctl apply or kubectl apply) changes the spec and leaves the status alone,
+      // whatever status it carries.
+      const applied = await store.put({ ...proxyVersionFixture('proxy-1', ns), spec: { ...proxyVersionFixture('proxy-1', ns).spec, paused: true }, status: { phase: 'Succeeded' } } as ProxyVersion);
+      expect((applied as ProxyVersion).status).toMatchObject({ phase: 'Progressing', currentBatch: 1 });
+      expect((applied.metadata as { generation?: number }).generation).toBe((gen ?? 0) + 1);
+      expect(((await store.get('ProxyVersion', `${ns}/proxy-1`)) as ProxyVersion).status?.phase).toBe('Progressing');
+    });
+
+    it('putStatus refuses a stale version, an absent object and an invalid status, each with its typed error', async () => {
+      const created = await store.put(routePolicyFixture('catalog', ns));
+      await store.putStatus('RoutePolicy', `${ns}/catalog`, { accepted: true });
+      await expect(store.putStatus('RoutePolicy', `${ns}/catalog`, { accepted: false }, { expectedVersion: created.metadata.resourceVersion! })).rejects.toBeInstanceOf(ConflictError);
+      await expect(store.putStatus('RoutePolicy', `${ns}/nothing`, { accepted: true })).rejects.toBeInstanceOf(NotFoundError);
+      const bad = await store.putStatus('RoutePolicy', `${ns}/catalog`, { accepted: 'yes' }).catch((e: unknown) => e);
+      expect(bad).toBeInstanceOf(ValidationError);
+      expect(String((bad as Error).message)).toContain('status.accepted');
+      expect(((await store.get('RoutePolicy', `${ns}/catalog`)) as RoutePolicy).status).toMatchObject({ accepted: true });
+    });
+
     it('VersionExpiredError is a typed error', () => {
       expect(new VersionExpiredError('x')).toBeInstanceOf(Error);
     });

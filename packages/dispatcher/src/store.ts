@@ -85,8 +85,18 @@ export interface ResourceStore {
   /** The object, or NotFoundError. */
   get(kind: ResourceKind, key: Key): Promise<MeshResource>;
   list(kind: ResourceKind, opts?: ListOptions): Promise<ListResult>;
-  /** Creates or replaces; returns the object as stored (with its new resourceVersion). */
+  /**
+   * Creates or replaces; returns the object as stored (with its new resourceVersion). For the
+   * CRD kinds (RoutePolicy, ProxyVersion) `status` is a subresource, as on the API server: a put
+   * never changes it (what the object carries is ignored), only {@link putStatus} does.
+   */
   put(resource: MeshResource, opts?: PutOptions): Promise<MeshResource>;
+  /**
+   * Replaces the status of a CRD kind's object: the resourceVersion moves, the generation does
+   * not (the spec is untouched). NotFoundError when absent, ConflictError on a stale
+   * `expectedVersion`, ValidationError naming the field for a status the schema refuses.
+   */
+  putStatus(kind: ResourceKind, key: Key, status: unknown, opts?: PutOptions): Promise<MeshResource>;
   /** Deletes; NotFoundError when absent. */
   delete(kind: ResourceKind, key: Key, opts?: DeleteOptions): Promise<void>;
   watch(handler: (event: StoreEvent) => void, opts?: WatchOptions): Watch;

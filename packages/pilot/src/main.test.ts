@@ -198,8 +198,9 @@ describe('pilot over the dispatcher', () => {
             package: { url: 'https://repo/octo-proxy-2.0.0.tgz', sha256: 'c'.repeat(64) },
             strategy: { steps: [100] },
           },
-          status: { phase: 'Succeeded' },
         } as never);
+        // Status is the operator's to write (a subresource: apply never sets it).
+        await store.updateStatus('ProxyVersion', 'octo-system/proxy-2-0-0', { phase: 'Succeeded' });
         const r3 = await c.next(5000);
         expect(r3.typeUrl).toBe(TYPE_URL.upgradeTarget);
         expect(UpgradeTarget.decode(r3.resources[0]!.value)).toMatchObject({ version: '2.0.0', rollout: 'octo-system/proxy-2-0-0' });

@@ -144,6 +144,16 @@ export interface ApplyRequest {
   expectedVersion: string;
 }
 
+export interface UpdateStatusRequest {
+  kind: string;
+  namespace: string;
+  name: string;
+  /** The new status, JSON. */
+  statusJson: string;
+  /** Optimistic concurrency: the resourceVersion the status was decided on; empty = overwrite. */
+  expectedVersion: string;
+}
+
 export interface DeleteRequest {
   kind: string;
   namespace: string;
@@ -1040,6 +1050,147 @@ export const ApplyRequest: MessageFns<ApplyRequest> = {
   },
 };
 
+function createBaseUpdateStatusRequest(): UpdateStatusRequest {
+  return { kind: "", namespace: "", name: "", statusJson: "", expectedVersion: "" };
+}
+
+export const UpdateStatusRequest: MessageFns<UpdateStatusRequest> = {
+  encode(message: UpdateStatusRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== "") {
+      writer.uint32(10).string(message.kind);
+    }
+    if (message.namespace !== "") {
+      writer.uint32(18).string(message.namespace);
+    }
+    if (message.name !== "") {
+      writer.uint32(26).string(message.name);
+    }
+    if (message.statusJson !== "") {
+      writer.uint32(34).string(message.statusJson);
+    }
+    if (message.expectedVersion !== "") {
+      writer.uint32(42).string(message.expectedVersion);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateStatusRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateStatusRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.statusJson = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.expectedVersion = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateStatusRequest {
+    return {
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      statusJson: isSet(object.statusJson)
+        ? globalThis.String(object.statusJson)
+        : isSet(object.status_json)
+        ? globalThis.String(object.status_json)
+        : "",
+      expectedVersion: isSet(object.expectedVersion)
+        ? globalThis.String(object.expectedVersion)
+        : isSet(object.expected_version)
+        ? globalThis.String(object.expected_version)
+        : "",
+    };
+  },
+
+  toJSON(message: UpdateStatusRequest): unknown {
+    const obj: any = {};
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.statusJson !== "") {
+      obj.statusJson = message.statusJson;
+    }
+    if (message.expectedVersion !== "") {
+      obj.expectedVersion = message.expectedVersion;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateStatusRequest>, I>>(base?: I): UpdateStatusRequest {
+    return UpdateStatusRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateStatusRequest>, I>>(object: I): UpdateStatusRequest {
+    const message = createBaseUpdateStatusRequest();
+    message.kind = object.kind ?? "";
+    message.namespace = object.namespace ?? "";
+    message.name = object.name ?? "";
+    message.statusJson = object.statusJson ?? "";
+    message.expectedVersion = object.expectedVersion ?? "";
+    return message;
+  },
+};
+
 function createBaseDeleteRequest(): DeleteRequest {
   return { kind: "", namespace: "", name: "", expectedVersion: "" };
 }
@@ -1250,13 +1401,30 @@ export const DispatcherService = {
     responseSerialize: (value: ListResponse): Buffer => Buffer.from(ListResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListResponse => ListResponse.decode(value),
   },
-  /** Create or replace (INVALID_ARGUMENT naming the field; ABORTED on a version conflict). */
+  /**
+   * Create or replace (INVALID_ARGUMENT naming the field; ABORTED on a version conflict). For the
+   * CRD kinds (RoutePolicy, ProxyVersion) status is a subresource: Apply never changes it.
+   */
   apply: {
     path: "/octo.mesh.v1.Dispatcher/Apply" as const,
     requestStream: false as const,
     responseStream: false as const,
     requestSerialize: (value: ApplyRequest): Buffer => Buffer.from(ApplyRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer): ApplyRequest => ApplyRequest.decode(value),
+    responseSerialize: (value: Resource): Buffer => Buffer.from(Resource.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Resource => Resource.decode(value),
+  },
+  /**
+   * Replace the status of a RoutePolicy or ProxyVersion (the operator's write): the spec and the
+   * generation stay. NOT_FOUND when absent, ABORTED on a version conflict, INVALID_ARGUMENT
+   * naming the field.
+   */
+  updateStatus: {
+    path: "/octo.mesh.v1.Dispatcher/UpdateStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateStatusRequest): Buffer => Buffer.from(UpdateStatusRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateStatusRequest => UpdateStatusRequest.decode(value),
     responseSerialize: (value: Resource): Buffer => Buffer.from(Resource.encode(value).finish()),
     responseDeserialize: (value: Buffer): Resource => Resource.decode(value),
   },
@@ -1283,8 +1451,17 @@ export interface DispatcherServer extends UntypedServiceImplementation {
   get: handleUnaryCall<GetRequest, Resource>;
   /** Every object of a kind (optionally of a namespace), with the version to watch from. */
   list: handleUnaryCall<ListRequest, ListResponse>;
-  /** Create or replace (INVALID_ARGUMENT naming the field; ABORTED on a version conflict). */
+  /**
+   * Create or replace (INVALID_ARGUMENT naming the field; ABORTED on a version conflict). For the
+   * CRD kinds (RoutePolicy, ProxyVersion) status is a subresource: Apply never changes it.
+   */
   apply: handleUnaryCall<ApplyRequest, Resource>;
+  /**
+   * Replace the status of a RoutePolicy or ProxyVersion (the operator's write): the spec and the
+   * generation stay. NOT_FOUND when absent, ABORTED on a version conflict, INVALID_ARGUMENT
+   * naming the field.
+   */
+  updateStatus: handleUnaryCall<UpdateStatusRequest, Resource>;
   delete: handleUnaryCall<DeleteRequest, DeleteResponse>;
 }
 
@@ -1324,7 +1501,10 @@ export interface DispatcherClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListResponse) => void,
   ): ClientUnaryCall;
-  /** Create or replace (INVALID_ARGUMENT naming the field; ABORTED on a version conflict). */
+  /**
+   * Create or replace (INVALID_ARGUMENT naming the field; ABORTED on a version conflict). For the
+   * CRD kinds (RoutePolicy, ProxyVersion) status is a subresource: Apply never changes it.
+   */
   apply(request: ApplyRequest, callback: (error: ServiceError | null, response: Resource) => void): ClientUnaryCall;
   apply(
     request: ApplyRequest,
@@ -1333,6 +1513,26 @@ export interface DispatcherClient extends Client {
   ): ClientUnaryCall;
   apply(
     request: ApplyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Resource) => void,
+  ): ClientUnaryCall;
+  /**
+   * Replace the status of a RoutePolicy or ProxyVersion (the operator's write): the spec and the
+   * generation stay. NOT_FOUND when absent, ABORTED on a version conflict, INVALID_ARGUMENT
+   * naming the field.
+   */
+  updateStatus(
+    request: UpdateStatusRequest,
+    callback: (error: ServiceError | null, response: Resource) => void,
+  ): ClientUnaryCall;
+  updateStatus(
+    request: UpdateStatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Resource) => void,
+  ): ClientUnaryCall;
+  updateStatus(
+    request: UpdateStatusRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Resource) => void,
