@@ -189,4 +189,34 @@ describe('octo-proxy executable', () => {
     expect(await s.exited).toBe(0);
     for (const srv of servers.values()) srv.close();
   }, 15_000);
+
+  it('takes a bound raw handle from the parent, reports sync, and drains for a handover on octo.drain', async () => {
+    // As the LEGO agent holds it: bound, never accepted on by the parent.
+    const createServerHandle = (net as unknown as { _createServerHandle: (h: string, p: number, t: number) => { getsockname(o: object): void; close(): void } })._createServerHandle;
+    const handles = new Map(['outbound', 'inbound'].map((n) => [n, createServerHandle('127.0.0.1', 0, 4)]));
+    const s = run(['--config', bootstrap, '--sockets-from', 'parent'], (m, child) => {
+      const msg = m as { type?: string; name?: string; id?: string };
+      if (msg.type === 'octo.listener.request') child.send({ type: 'octo.listener', name: msg.name, id: msg.id }, handles.get(msg.name!) as never);
+    });
+    const { adminPort } = await s.started;
+    const addr: { port?: number } = {};
+    handles.get('outbound')!.getsockname(addr);
+    expect(await (await fetch(`http://127.0.0.1:${adminPort}/sync`)).json()).toEqual({ synced: true, types: {}, nacked: null });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      expect((await request(addr.port!, { path: '/before', agent })).headers.connection).not.toBe('close');
+      s.child.send({ type: 'octo.drain', timeoutMs: 3000 });
+      await new Promise((r) => setTimeout(r, 200));
+      // The idle kept-alive connection was not closed under the client: its next request is
+      // answered, with `connection: close`.
+      const last = await request(addr.port!, { path: '/after', agent });
+      expect(last.body).toBe('served /after');
+      expect(last.headers.connection).toBe('close');
+      expect(await s.exited).toBe(0);
+    } finally {
+      s.child.kill('SIGKILL');
+      agent.destroy();
+      for (const h of handles.values()) h.close();
+    }
+  }, 15_000);
 });

@@ -3,13 +3,19 @@ import { createWriteStream } from 'node:fs';
 import { ConfigError, GracefulShutdown, createLogger, loadConfig } from '@octo-mesh/runtime';
 import { ProxyConfigSchema, type ProxyConfig } from './config.js';
 import type { AccessLogEntry } from './data/http-proxy.js';
-import type { SocketSpec } from './data/listeners.js';
+import type { DrainMode, SocketSpec } from './data/listeners.js';
 import { idleV8Helpers } from './helper-threads.js';
 import { PROXY_VERSION, Proxy } from './proxy.js';
 
 function sockets(cfg: ProxyConfig): { name: string; spec: SocketSpec }[] {
   const out: { name: string; spec: SocketSpec }[] = [];
-  if (cfg.socketsFrom === 'parent') return [{ name: 'outbound', spec: { kind: 'ipc' } }, { name: 'inbound', spec: { kind: 'ipc' } }];
+  if (cfg.socketsFrom === 'parent') {
+    // From the LEGO agent; `outboundSocket` set means the agent holds an outbound Unix socket too.
+    const fromParent: { name: string; spec: SocketSpec }[] = [{ name: 'outbound', spec: { kind: 'ipc' } }];
+    if (cfg.outboundSocket) fromParent.push({ name: 'outbound', spec: { kind: 'ipc', id: 'outbound-unix' } });
+    fromParent.push({ name: 'inbound', spec: { kind: 'ipc' } });
+    return fromParent;
+  }
   if (cfg.socketsFrom === 'fd') {
     if (cfg.outboundFd === undefined || cfg.inboundFd === undefined)
       throw new ConfigError('invalid configuration', [{ path: cfg.outboundFd === undefined ? 'outboundFd' : 'inboundFd', message: 'required when socketsFrom is fd' }]);
@@ -78,10 +84,23 @@ async function main(): Promise<void> {
     ...(log ? { accessLog: log } : {}),
     logger,
   });
-  new GracefulShutdown({ logger, timeoutMs: cfg.drainTimeoutMs + 5000 }).add('proxy', () => proxy.stop(cfg.drainTimeoutMs)).install();
+  let drain: { mode: DrainMode; timeoutMs: number } = { mode: 'shutdown', timeoutMs: cfg.drainTimeoutMs };
+  const shutdown = new GracefulShutdown({ logger, timeoutMs: cfg.drainTimeoutMs + 5000 }).add('proxy', () => proxy.stop(drain.timeoutMs, drain.mode)).install();
+  if (process.send) {
+    // The LEGO agent's side of a swap: `{type: 'octo.drain', timeoutMs?}` drains for a handover
+    // (the agent keeps the listening sockets; a new version already accepts on them), then exits.
+    process.on('message', (m: { type?: string; timeoutMs?: number }) => {
+      if (m?.type !== 'octo.drain') return;
+      drain = { mode: 'handover', timeoutMs: typeof m.timeoutMs === 'number' ? m.timeoutMs : cfg.drainTimeoutMs };
+      logger.info('draining for a handover', { timeoutMs: drain.timeoutMs });
+      void shutdown.shutdown('octo.drain');
+    });
+    // Under the agent, the agent's end is ours: no orphan keeps serving on its sockets.
+    if (cfg.socketsFrom === 'parent') process.on('disconnect', () => void shutdown.shutdown('parent gone'));
+  }
   const listening = proxy.listening();
   logger.info('proxy started', { version: PROXY_VERSION, admin: proxy.adminPort, listeners: listening });
-  process.send?.({ type: 'octo.proxy.started', adminPort: proxy.adminPort, listeners: listening });
+  process.send?.({ type: 'octo.proxy.started', adminPort: proxy.adminPort, listeners: listening, version: PROXY_VERSION });
 }
 
 main().catch((err: Error) => {

@@ -5,7 +5,7 @@ import type { SocketAddr, ProxySnapshot, ListenerModel, ClusterModel, RouteTable
 import { addrKey } from './model.js';
 import { ClusterManager } from './data/cluster-manager.js';
 import type { AccessLogEntry, HttpContext } from './data/http-proxy.js';
-import { ListenerManager, type SocketSpec } from './data/listeners.js';
+import { ListenerManager, type DrainMode, type SocketSpec } from './data/listeners.js';
 import { RateLimiter } from './data/rate-limit.js';
 import { ProxyStats } from './stats.js';
 import { fromEnvoyJson, translateResource, type ResourceTypeUrl } from './translate/index.js';
@@ -13,7 +13,25 @@ import { AdsClient } from './xds/ads-client.js';
 import { ConfigStore } from './xds/config-store.js';
 import { locatePilot } from './xds/locate.js';
 
-export const PROXY_VERSION = '0.1.0';
+/** Replaced by the proxy package builder (esbuild `define`), so two versions build from one source. */
+declare const __OCTO_PROXY_VERSION__: string | undefined;
+
+/** The proxy's version: stamped at package time (`npm run package:proxy -- --version X`), else the workspace's. */
+export const PROXY_VERSION: string = typeof __OCTO_PROXY_VERSION__ === 'string' ? __OCTO_PROXY_VERSION__ : '0.1.0';
+
+/**
+ * Whether the config in force is what the control plane sent (the LEGO agent's "synced" check
+ * before it drains the previous proxy): every type that answered was ACKed on its latest
+ * response, the first clusters and listeners arrived, and the routes and endpoints the proxy
+ * subscribes to have answered. Without a control plane the static config is synced by definition.
+ */
+export interface SyncState {
+  synced: boolean;
+  /** Latest result per type URL. */
+  types: Record<string, 'ACK' | 'NACK'>;
+  /** The latest NACK in force, if any: its type and the error sent to the pilot. */
+  nacked: { typeUrl: string; error: string } | null;
+}
 
 /** Envoy-style resources (as Envoy's YAML writes them) for running without a control plane. */
 export interface StaticResources {
@@ -90,6 +108,8 @@ export class Proxy {
   private readonly fixed: Set<string>;
   /** Addresses of the fixed sockets by listener name (the first one for each name). */
   readonly addresses = new Map<string, SocketAddr>();
+  /** The latest xDS result per type URL (see `sync()`). */
+  private readonly results = new Map<string, { accepted: boolean; error?: string }>();
 
   private constructor(private readonly opts: ProxyOptions) {
     this.logger = opts.logger ?? createLogger('proxy');
@@ -158,7 +178,10 @@ export class Proxy {
           this.logger.info('xDS update applied', { typeUrl, version: s.versions[typeUrl] });
           if (typeUrl === TYPE_URL.upgradeTarget && process.send) process.send({ type: 'octo.upgrade-target', target: this.store.upgradeTarget });
         },
-        onResult: (typeUrl, accepted) => this.stats.xdsUpdates.inc({ type: typeUrl.split('.').pop() ?? typeUrl, result: accepted ? 'accepted' : 'rejected' }),
+        onResult: (typeUrl, accepted, error) => {
+          this.results.set(typeUrl, { accepted, ...(error ? { error } : {}) });
+          this.stats.xdsUpdates.inc({ type: typeUrl.split('.').pop() ?? typeUrl, result: accepted ? 'accepted' : 'rejected' });
+        },
       });
       this.ads.start();
     }
@@ -182,6 +205,24 @@ export class Proxy {
     return missing.length ? `waiting for ${missing.map((t) => t.split('.').pop()).join(', ')}` : true;
   }
 
+  /** See {@link SyncState}. */
+  sync(): SyncState {
+    const types: Record<string, 'ACK' | 'NACK'> = {};
+    let nacked: SyncState['nacked'] = null;
+    for (const [t, r] of this.results) {
+      types[t] = r.accepted ? 'ACK' : 'NACK';
+      if (!r.accepted) nacked = { typeUrl: t, error: r.error ?? 'rejected' };
+    }
+    if (!this.ads) return { synced: true, types, nacked };
+    const answered = (t: string, names: string[]) => names.length === 0 || this.results.has(t);
+    const synced =
+      this.ready() === true &&
+      nacked === null &&
+      answered(TYPE_URL.route, this.store.routeNames()) &&
+      answered(TYPE_URL.endpoint, this.store.endpointNames());
+    return { synced, types, nacked };
+  }
+
   get adminPort(): number | undefined {
     return this.admin?.port;
   }
@@ -199,7 +240,9 @@ export class Proxy {
           if (r !== true) throw new UnavailableError(r);
           return 'LIVE\n';
         },
+        '/sync': () => this.sync(),
         '/config_dump': () => ({
+          sync: this.sync(),
           node: { id: this.opts.node.id, cluster: this.opts.node.cluster, metadata: this.opts.node.metadata, locality: this.opts.node.locality },
           xds: this.opts.xds ? { ...this.opts.xds, pilot: this.ads?.pilotId ?? null, connected: this.ads?.connected ?? false } : null,
           ...(this.store.dump() as object),
@@ -212,10 +255,14 @@ export class Proxy {
     });
   }
 
-  /** Graceful stop: stop the xDS stream, drain listeners for up to `drainMs`, close pools and admin. */
-  async stop(drainMs = 5000): Promise<void> {
+  /**
+   * Graceful stop: stop the xDS stream, drain listeners for up to `drainMs`, close pools and admin.
+   * `handover` (the LEGO agent swapping versions; see ListenerManager.drain) keeps idle
+   * kept-alive connections open until their next request, answered with `connection: close`.
+   */
+  async stop(drainMs = 5000, mode: DrainMode = 'shutdown'): Promise<void> {
     this.ads?.stop();
-    await this.listeners.drain(drainMs);
+    await this.listeners.drain(drainMs, mode);
     this.clusters.close();
     await this.admin?.close();
   }

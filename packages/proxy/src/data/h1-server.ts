@@ -377,10 +377,14 @@ export class LeanConnection implements Sweepable {
     this.socket.destroy();
   }
 
-  /** Drain: close now when idle, else after the response in progress. */
-  close(): void {
+  /**
+   * Drain: close after the response in progress, or now when idle — unless `keepIdle`, when an
+   * idle connection waits for its next request and closes after answering it (`connection:
+   * close`), so the client never sends a request into a closing connection.
+   */
+  close(keepIdle = false): void {
     this.closing = true;
     for (const { res } of this.queue) res.closeAfter = true;
-    if (this.queue.length === 0) this.end();
+    if (this.queue.length === 0 && !keepIdle && !this.upgrading && !this.detached) this.end();
   }
 }

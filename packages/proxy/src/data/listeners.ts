@@ -19,7 +19,7 @@ const NODE_SERVER = process.env['OCTO_PROXY_DOWNSTREAM_CODEC'] === 'node' || !LE
  * connection — it is an inherited file descriptor or a `net.Server` handle sent over the IPC
  * channel (`process.send({type: 'octo.listener', name}, server)`).
  */
-export type SocketSpec = { kind: 'bind'; address: SocketAddr } | { kind: 'fd'; fd: number } | { kind: 'ipc' };
+export type SocketSpec = { kind: 'bind'; address: SocketAddr } | { kind: 'fd'; fd: number } | { kind: 'ipc'; id?: string };
 
 /** Whether an attachment's socket and `address` would clash (same path; same port on the same or a wildcard host). */
 function overlaps(a: Attachment, address: SocketAddr): boolean {
@@ -48,24 +48,42 @@ interface Attachment {
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
 
-/** Waits for a listening socket handed over by the parent process (the LEGO agent). */
-export function receiveFromParent(name: string, timeoutMs = 10_000): Promise<net.Server> {
+/**
+ * How a proxy drains. `shutdown` (SIGTERM): idle kept-alive connections are closed at once.
+ * `handover` (the LEGO agent starts a new version on the same sockets): an idle kept-alive
+ * HTTP/1.1 connection stays open and its next request is answered with `connection: close`, so a
+ * client never races the close with a request; those still idle at the drain timeout are closed.
+ */
+export type DrainMode = 'shutdown' | 'handover';
+
+/**
+ * Waits for a listening socket handed over by the parent process (the LEGO agent): a
+ * `net.Server` already listening, or a raw bound TCP/Pipe handle (the agent keeps the socket
+ * without accepting on it itself), on which this process listens.
+ */
+export function receiveFromParent(name: string, timeoutMs = 10_000, id = name): Promise<net.Server> {
   return new Promise((resolve, reject) => {
     if (!process.send) return reject(new Error(`listener ${name}: no IPC channel to receive the socket from`));
     const onMessage = (msg: unknown, handle: unknown) => {
-      const m = msg as { type?: string; name?: string };
-      if (m?.type === 'octo.listener' && m.name === name && handle instanceof net.Server) {
-        clearTimeout(t);
-        process.off('message', onMessage);
-        resolve(handle);
-      }
+      const m = msg as { type?: string; name?: string; id?: string };
+      if (m?.type !== 'octo.listener' || m.name !== name || (m.id ?? m.name) !== id || !handle) return;
+      clearTimeout(t);
+      process.off('message', onMessage);
+      if (handle instanceof net.Server) return resolve(handle);
+      const server = net.createServer({ noDelay: true });
+      server.once('error', reject);
+      server.listen(handle as net.ListenOptions, 511, () => {
+        server.off('error', reject);
+        resolve(server);
+      });
     };
     const t = setTimeout(() => {
       process.off('message', onMessage);
       reject(new Error(`listener ${name}: no socket from the parent within ${timeoutMs} ms`));
     }, timeoutMs);
     process.on('message', onMessage);
-    process.send({ type: 'octo.listener.request', name });
+    // `id` tells two sockets of one listener apart (`outbound` over TCP and `outbound-unix`).
+    process.send({ type: 'octo.listener.request', name, id });
   });
 }
 
@@ -95,7 +113,7 @@ export class ListenerManager {
     let owned = true;
     let pipePath: string | undefined;
     if (spec.kind === 'ipc') {
-      server = await receiveFromParent(name);
+      server = await receiveFromParent(name, 10_000, spec.id ?? name);
       owned = false;
     } else {
       server = net.createServer({ noDelay: true, pauseOnConnect: false });
@@ -317,24 +335,32 @@ export class ListenerManager {
    * Graceful drain: stop accepting, tell idle keep-alive and HTTP/2 clients to go away, let
    * in-flight requests finish for up to `timeoutMs`, then close what is left.
    */
-  async drain(timeoutMs: number): Promise<void> {
+  async drain(timeoutMs: number, mode: DrainMode = 'shutdown'): Promise<void> {
     this.draining = true;
+    const handover = mode === 'handover';
+    // Closing this process's listening handle stops its accepting; a socket handed over by the
+    // LEGO agent stays open in the agent (and in the proxy that takes over).
     for (const a of this.attachments) {
       a.server.close();
     }
     for (const s of this.h1.values()) {
-      s.closeIdleConnections();
+      if (!handover) s.closeIdleConnections();
       s.close();
     }
     for (const s of this.h2.values()) s.close();
     // GOAWAY: HTTP/2 clients open no new streams; the session closes once its streams finish.
     for (const s of this.sessions) s.close();
-    for (const c of this.lean) c.close();
+    for (const c of this.lean) c.close(handover);
     const deadline = Date.now() + timeoutMs;
     while (this.sockets.size > 0 && Date.now() < deadline) {
-      for (const s of this.h1.values()) s.closeIdleConnections();
+      if (!handover) for (const s of this.h1.values()) s.closeIdleConnections();
       await new Promise((r) => setTimeout(r, 50));
     }
+    // What is left at the deadline: idle kept-alive connections first (a FIN, not a reset), then
+    // anything still open — long-lived streams (WebSocket, TCP, gRPC streams) end here.
+    for (const c of this.lean) c.close(false);
+    for (const s of this.h1.values()) s.closeIdleConnections();
+    if (this.sockets.size > 0) await new Promise((r) => setTimeout(r, 20));
     for (const s of this.sockets) s.destroy();
     for (const a of this.attachments) {
       if (a.owned && a.pipePath) {
