@@ -14,6 +14,10 @@ export interface EmbeddedState {
   runner: { admin: string };
   /** The watched directory of manifests. */
   manifests: string;
+  /** The proxy package repository's base URL (`octoctl package push` uploads there). */
+  repository?: { url: string };
+  /** The operator's HTTP endpoint (/healthz, /readyz, /metrics). */
+  operator?: { admin: string; pid?: number };
 }
 
 /** The state file, relative to the directory `npm start` ran in. */

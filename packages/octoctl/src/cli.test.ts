@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DispatcherConnection, PilotAdminClient } from '@octo-mesh/clients';
-import { freePort, waitFor } from '@octo-mesh/runtime';
+import { createHash, generateKeyPairSync, verify } from 'node:crypto';
+import { PackageRepository } from '@octo-mesh/proxy-package';
+import { createLogger, freePort, waitFor } from '@octo-mesh/runtime';
 import { REPO_ROOT as REPO, startProcess, stopAll, type TestProcess } from '@octo-mesh/testing';
 import { execFileSync } from 'node:child_process';
 import { parseArgs, run } from './cli.js';
@@ -54,16 +56,17 @@ describe('octoctl against real dispatcher, meta server, pilot and sidecar proces
   beforeAll(async () => {
     execFileSync(join(REPO, 'node_modules/.bin/tsc'), ['-b', 'packages/dispatcher', 'packages/meta-server', 'packages/pilot', 'packages/proxy'], { cwd: REPO });
     dir = mkdtempSync(join(tmpdir(), 'octoctl-'));
-    writeFileSync(
-      join(dir, 'mesh.yaml'),
-      [
-        'apiVersion: model.mesh.octo.io/v1\nkind: Service\nmetadata: { name: catalog, namespace: demo }\nspec: { ports: [{ name: http, port: 8080, protocol: http }] }',
-        'apiVersion: model.mesh.octo.io/v1\nkind: ServiceEndpoints\nmetadata: { name: catalog, namespace: demo }\nspec: { endpoints: [{ address: 127.0.0.1, port: 9, labels: {}, healthy: true }] }',
-      ].join('\n---\n'),
-    );
     dispatcher = startProcess('packages/dispatcher/dist/main.js', ['--grpc-port', '0', '--admin-port', '0', '--watch-dir', dir]);
     const d = await dispatcher.line<{ grpcPort: number }>('listening');
     dispatcherAddress = `127.0.0.1:${d.grpcPort}`;
+    // The mesh's model (a service and its endpoints) as a registry adapter writes it, over gRPC.
+    const conn = new DispatcherConnection(dispatcherAddress);
+    try {
+      await conn.apply({ apiVersion: 'model.mesh.octo.io/v1', kind: 'Service', metadata: { name: 'catalog', namespace: 'demo' }, spec: { ports: [{ name: 'http', port: 8080, protocol: 'http' }] } });
+      await conn.apply({ apiVersion: 'model.mesh.octo.io/v1', kind: 'ServiceEndpoints', metadata: { name: 'catalog', namespace: 'demo' }, spec: { endpoints: [{ address: '127.0.0.1', port: 9, labels: {}, healthy: true }] } });
+    } finally {
+      conn.close();
+    }
     meta = startProcess('packages/meta-server/dist/main.js', ['--grpc-port', '0', '--admin-port', '0', '--dispatcher-address', dispatcherAddress]);
     const m = await meta.line<{ grpcPort: number; adminPort: number }>('listening');
     pilot = startProcess('packages/pilot/dist/main.js', [
@@ -117,7 +120,8 @@ describe('octoctl against real dispatcher, meta server, pilot and sidecar proces
     const dump = JSON.parse(r.out) as { node: { id: string }; xds: { pilot: string; connected: boolean } };
     expect(dump.node.id).toBe('frontend-0');
     expect(dump.xds).toMatchObject({ pilot: 'pilot-a', connected: true });
-    expect(r.out).toContain('catalog');
+    // The cluster the pilot generated for the catalog service the sidecar depends on.
+    expect(r.out).toMatch(/outbound\|8080\|\|catalog\.demo\.svc/);
   });
 
   it('apply sends objects to the dispatcher; get lists them; delete removes', async () => {
@@ -125,11 +129,88 @@ describe('octoctl against real dispatcher, meta server, pilot and sidecar proces
     expect(r).toMatchObject({ code: 0, err: '' });
     expect(r.out).toMatch(/routepolicy\/demo\/catalog applied \(version \d+\)/);
     const got = await octoctl('get', 'routepolicies', '-n', 'demo', ...flags);
-    expect(got.out).toMatch(/NAMESPACE\s+NAME\s+VERSION\s+SUMMARY\ndemo\s+catalog\s+\d+\s+catalog v1=90,v2=10\n/);
+    expect(got.out).toMatch(/NAMESPACE\s+NAME\s+SERVICE\s+ACCEPTED\s+ACKED\s+AGE\ndemo\s+catalog\s+catalog\s+-\s+-\s+\d/);
+    const services = await octoctl('get', 'services', '-n', 'demo', ...flags);
+    expect(services.out).toMatch(/NAMESPACE\s+NAME\s+VERSION\s+SUMMARY\ndemo\s+catalog\s+\d+\s+8080\/http\n/);
     const yaml = await octoctl('get', 'rp', '-o', 'yaml', ...flags);
     expect(yaml.out).toContain('kind: RoutePolicy');
     expect((await octoctl('delete', 'routepolicy', 'catalog', '-n', 'demo', ...flags)).code).toBe(0);
     expect((await octoctl('get', 'routepolicies', ...flags)).out.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('rollout status, pause, resume, abort and undo steer a ProxyVersion through the dispatcher', async () => {
+    writeFileSync(
+      join(dir, 'pv.yaml.txt'),
+      `apiVersion: mesh.octo.io/v1alpha1\nkind: ProxyVersion\nmetadata: { name: proxy-2, namespace: demo }\nspec:\n  version: 2.0.0\n  package: { url: 'http://127.0.0.1:15018/packages/${'a'.repeat(64)}', sha256: '${'a'.repeat(64)}' }\n  strategy: { steps: [50, 100] }\n`,
+    );
+    expect((await octoctl('apply', '-f', join(dir, 'pv.yaml.txt'), ...flags)).code).toBe(0);
+    const conn = new DispatcherConnection(dispatcherAddress);
+    try {
+      await conn.updateStatus('ProxyVersion', 'demo/proxy-2', {
+        phase: 'Progressing',
+        currentBatch: 0,
+        total: 4,
+        updated: 2,
+        ready: 1,
+        failed: 1,
+        message: 'batch 1/2: 1/2 ready',
+        conditions: [{ type: 'Progressing', status: 'True', reason: 'BatchStarted', message: 'batch 1/2 started', lastTransitionTime: new Date().toISOString() }],
+      });
+      const st = await octoctl('rollout', 'status', 'proxy-2', '-n', 'demo', ...flags);
+      expect(st).toMatchObject({ code: 0, err: '' });
+      expect(st.out).toContain('ProxyVersion demo/proxy-2: version 2.0.0');
+      expect(st.out).toMatch(/phase:\s+Progressing — batch 1\/2: 1\/2 ready/);
+      expect(st.out).toMatch(/sidecars: 4 in scope, 2 updated, 1 ready, 1 failed/);
+      expect(st.out).toMatch(/Progressing\s+True\s+BatchStarted\s+batch 1\/2 started/);
+
+      expect((await octoctl('rollout', 'pause', 'proxy-2', '-n', 'demo', ...flags)).out).toContain('paused');
+      expect(((await conn.get('ProxyVersion', 'demo/proxy-2')) as { spec: { paused?: boolean } }).spec.paused).toBe(true);
+      expect((await octoctl('rollout', 'pause', 'proxy-2', '-n', 'demo', ...flags)).out).toContain('already paused');
+      expect((await octoctl('rollout', 'resume', 'proxy-2', '-n', 'demo', ...flags)).out).toContain('resumed');
+      expect((await octoctl('rollout', 'abort', 'proxy-2', '-n', 'demo', ...flags)).code).toBe(0);
+      const aborted = (await conn.get('ProxyVersion', 'demo/proxy-2')) as { metadata: { annotations?: Record<string, string> }; status?: { phase?: string }; spec: { paused?: boolean } };
+      expect(aborted.metadata.annotations?.['mesh.octo.io/rollout-abort']).toMatch(/^\d{4}-/);
+      // Status is the operator's: octoctl's writes never touch it.
+      expect(aborted.status?.phase).toBe('Progressing');
+      expect(aborted.spec.paused).toBe(false);
+
+      const pvs = await octoctl('get', 'pxv', '-n', 'demo', ...flags);
+      expect(pvs.out).toMatch(/NAMESPACE\s+NAME\s+VERSION\s+PHASE\s+UPDATED\s+READY\s+TOTAL\s+AGE\ndemo\s+proxy-2\s+2\.0\.0\s+Progressing\s+2\s+1\s+4\s+/);
+      expect((await octoctl('rollout', 'status', 'nothing', '-n', 'demo', ...flags))).toMatchObject({ code: 1, err: expect.stringContaining('not found') });
+      expect((await octoctl('rollout', 'frob', 'proxy-2', ...flags)).code).toBe(2);
+    } finally {
+      await conn.delete('ProxyVersion', 'demo/proxy-2');
+      conn.close();
+    }
+  });
+
+  it('package push uploads to a real repository and prints URL and digest; package sign prints a signature that verifies', async () => {
+    const repoDir = mkdtempSync(join(tmpdir(), 'octoctl-repo-'));
+    const repo = new PackageRepository({ dir: repoDir, host: '127.0.0.1', port: 0, logger: createLogger('repo', 'error') });
+    await repo.start();
+    try {
+      const file = join(dir, 'pkg.tgz');
+      writeFileSync(file, Buffer.from('not really a package, but bytes with a digest'));
+      const digest = createHash('sha256').update(readFileSync(file)).digest('hex');
+      const pushed = await octoctl('package', 'push', file, '--repository', repo.url);
+      expect(pushed).toMatchObject({ code: 0, err: '' });
+      expect(pushed.out).toContain(`url:    ${repo.url}/packages/${digest}`);
+      expect(pushed.out).toContain(`sha256: ${digest}`);
+      const res = await fetch(`${repo.url}/packages/${digest}`);
+      expect(Buffer.from(await res.arrayBuffer())).toEqual(readFileSync(file));
+
+      const keys = generateKeyPairSync('ed25519');
+      const keyFile = join(dir, 'signer.pem');
+      writeFileSync(keyFile, keys.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+      const signed = await octoctl('package', 'sign', file, '--key', keyFile);
+      expect(signed.code).toBe(0);
+      const signature = /signature: (\S+)/.exec(signed.out)![1]!;
+      expect(verify(null, Buffer.from(digest, 'hex'), keys.publicKey, Buffer.from(signature, 'base64'))).toBe(true);
+      expect((await octoctl('package', 'sign', file)).code).toBe(2);
+    } finally {
+      await repo.stop();
+      rmSync(repoDir, { recursive: true, force: true });
+    }
   });
 
   it('apply applies nothing when any manifest is invalid', async () => {

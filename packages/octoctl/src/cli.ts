@@ -1,11 +1,13 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { formatIssue, parseManifests, type MeshResource, type ResourceKind } from '@octo-mesh/api';
+import { formatIssue, kindInfo, parseManifests, type MeshResource, type ResourceKind } from '@octo-mesh/api';
 import { DispatcherConnection, MetaAdminClient, PilotAdminClient } from '@octo-mesh/clients';
 import { worstSyncState } from '@octo-mesh/contracts';
 import { parseFlags } from '@octo-mesh/runtime';
 import { ago, table } from './format.js';
+import { DEFAULT_REPOSITORY, packagePush, packageSign } from './package.js';
+import { ROLLOUT_ACTIONS, rolloutAction, type RolloutAction } from './rollout.js';
 import { readState, type EmbeddedState } from './state.js';
 
 export interface Io {
@@ -21,10 +23,17 @@ Usage:
   octoctl validate -f <file|dir>...      check manifests; problems are printed with file and field
   octoctl apply -f <file|dir>...         validate, then create or replace through the dispatcher
   octoctl get routepolicies|proxyversions|services|endpoints [-n ns] [-o yaml|json]
-  octoctl delete routepolicy|proxyversion <name> [-n ns]
+  octoctl delete <kind> <name> [-n ns]
+  octoctl rollout status|pause|resume|abort|undo <proxyversion> [-n ns]
+                                         a ProxyVersion rollout: batches, counts, failures with
+                                         reasons; pause/resume; abort (roll back); undo (back to
+                                         the previous Succeeded release)
+  octoctl package push <file> [--repository URL]   upload a proxy package; prints its URL and sha256
+  octoctl package sign <file> --key <ed25519.pem>  prints the package's detached signature (base64)
 
-Where the mesh is: flags --dispatcher host:port (gRPC), --meta-admin host:port (HTTP), else the
-embedded mesh's .octo/embedded/state.json (written by \`npm start\`), else 127.0.0.1 default ports.
+Where the mesh is: flags --dispatcher host:port (gRPC), --meta-admin host:port (HTTP),
+--repository URL, else the embedded mesh's .octo/embedded/state.json (written by \`npm start\`),
+else 127.0.0.1 default ports.
 `;
 
 const KIND_ALIASES: Record<string, ResourceKind> = {
@@ -191,7 +200,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
         const list = await withDispatcher((d) => d.list(kind, flags['namespace'] ?? ''));
         if (flags['output'] === 'json') io.out(`${JSON.stringify(list.items, null, 2)}\n`);
         else if (flags['output'] === 'yaml') io.out(list.items.map((o) => stringify(o)).join('---\n'));
-        else io.out(table(['namespace', 'name', 'version', 'summary'], list.items.map((o) => [o.metadata.namespace, o.metadata.name, o.metadata.resourceVersion, summary(o)])));
+        else io.out(printTable(kind, list.items));
         return 0;
       }
       case 'delete': {
@@ -200,6 +209,23 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
         if (!kind || !name) return usage(io, 'delete needs a kind and a name');
         await withDispatcher((d) => d.delete(kind, `${flags['namespace'] ?? 'default'}/${name}`));
         io.out(`${kind.toLowerCase()}/${flags['namespace'] ?? 'default'}/${name} deleted\n`);
+        return 0;
+      }
+      case 'rollout': {
+        const action = arg as RolloutAction | undefined;
+        const name = words[2];
+        if (!action || !ROLLOUT_ACTIONS.includes(action) || !name) return usage(io, `rollout needs one of ${ROLLOUT_ACTIONS.join('|')} and a ProxyVersion name`);
+        io.out(await withDispatcher((d) => rolloutAction(d, action, `${flags['namespace'] ?? 'default'}/${name}`)));
+        return 0;
+      }
+      case 'package': {
+        const file = words[2];
+        if ((arg !== 'push' && arg !== 'sign') || !file) return usage(io, 'package needs push|sign and a file');
+        if (arg === 'push') io.out(await packagePush(file, flags['repository'] ?? state?.repository?.url ?? DEFAULT_REPOSITORY));
+        else {
+          if (!flags['key']) return usage(io, 'package sign needs --key <ed25519 private key, PEM>');
+          io.out(await packageSign(file, flags['key']));
+        }
         return 0;
       }
       case undefined:
@@ -228,6 +254,22 @@ async function sidecarConfigDump(admin: string): Promise<unknown> {
 function usage(io: Io, message: string): number {
   io.err(`octoctl: ${message}\n\n${USAGE}`);
   return 2;
+}
+
+/**
+ * `get`'s table: a CRD kind's printer columns (the ones `kubectl get` shows, from @octo-mesh/api),
+ * else namespace, name, version and a one-line summary.
+ */
+export function printTable(kind: ResourceKind, items: readonly MeshResource[], now = Date.now()): string {
+  const info = kindInfo(kind);
+  if (!info) return table(['namespace', 'name', 'version', 'summary'], items.map((o) => [o.metadata.namespace, o.metadata.name, o.metadata.resourceVersion, summary(o)]));
+  const cols = info.printerColumns.filter((c) => !c.priority);
+  const cell = (o: MeshResource, c: (typeof cols)[number]) => {
+    const v = c.jsonPath.split('.').slice(1).reduce<unknown>((x, k) => (x && typeof x === 'object' ? (x as Record<string, unknown>)[k] : undefined), o);
+    if (v === undefined || v === null) return undefined;
+    return c.type === 'date' ? ago(String(v), now).replace(/ ago$/, '') : String(v);
+  };
+  return table(['namespace', 'name', ...cols.map((c) => c.name)], items.map((o) => [o.metadata.namespace, o.metadata.name, ...cols.map((c) => cell(o, c))]));
 }
 
 /** One line about an object for `get`'s table. */
