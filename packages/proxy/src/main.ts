@@ -89,7 +89,9 @@ async function main(): Promise<void> {
   if (process.send) {
     // The LEGO agent's side of a swap: `{type: 'octo.drain', timeoutMs?}` drains for a handover
     // (the agent keeps the listening sockets; a new version already accepts on them), then exits.
-    process.on('message', (m: { type?: string; timeoutMs?: number }) => {
+    process.on('message', (m: { type?: string; timeoutMs?: number; status?: unknown }) => {
+      // The agent's status, for the pilot (see SidecarStatusReporter).
+      if (m?.type === 'octo.agent.status') return void proxy.reportAgentStatus(JSON.stringify(m.status));
       if (m?.type !== 'octo.drain') return;
       drain = { mode: 'handover', timeoutMs: typeof m.timeoutMs === 'number' ? m.timeoutMs : cfg.drainTimeoutMs };
       logger.info('draining for a handover', { timeoutMs: drain.timeoutMs });

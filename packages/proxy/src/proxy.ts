@@ -12,6 +12,7 @@ import { fromEnvoyJson, translateResource, type ResourceTypeUrl } from './transl
 import { AdsClient } from './xds/ads-client.js';
 import { ConfigStore } from './xds/config-store.js';
 import { locatePilot } from './xds/locate.js';
+import { SidecarStatusReporter } from './xds/status-reporter.js';
 
 /** Replaced by the proxy package builder (esbuild `define`), so two versions build from one source. */
 declare const __OCTO_PROXY_VERSION__: string | undefined;
@@ -101,6 +102,9 @@ export class Proxy {
   readonly clusters = new ClusterManager();
   private readonly listeners: ListenerManager;
   private ads: AdsClient | undefined;
+  private statusReporter: SidecarStatusReporter | undefined;
+  /** An agent status that arrived before the xDS client was up. */
+  private pendingAgentStatus: string | undefined;
   private admin: AdminServer | undefined;
   private current: ProxySnapshot;
   /** Set while a listener update is being bound and put in force. */
@@ -147,6 +151,12 @@ export class Proxy {
     if (this.opts.xds) {
       const { address, metaAddress } = this.opts.xds;
       const md = (this.opts.node.metadata ?? {}) as Record<string, unknown>;
+      const reporter = (this.statusReporter = new SidecarStatusReporter({
+        nodeId: this.opts.node.id,
+        logger: this.logger,
+        onResult: (result) => this.stats.agentStatusReports.inc({ result }),
+      }));
+      if (this.pendingAgentStatus !== undefined) reporter.set(this.pendingAgentStatus);
       this.ads = new AdsClient({
         ...(address ? { address } : {}),
         ...(metaAddress
@@ -178,6 +188,7 @@ export class Proxy {
           this.logger.info('xDS update applied', { typeUrl, version: s.versions[typeUrl] });
           if (typeUrl === TYPE_URL.upgradeTarget && process.send) process.send({ type: 'octo.upgrade-target', target: this.store.upgradeTarget });
         },
+        onStream: (address) => reporter.pilot(address),
         onResult: (typeUrl, accepted, error) => {
           this.results.set(typeUrl, { accepted, ...(error ? { error } : {}) });
           this.stats.xdsUpdates.inc({ type: typeUrl.split('.').pop() ?? typeUrl, result: accepted ? 'accepted' : 'rejected' });
@@ -260,8 +271,18 @@ export class Proxy {
    * `handover` (the LEGO agent swapping versions; see ListenerManager.drain) keeps idle
    * kept-alive connections open until their next request, answered with `connection: close`.
    */
+  /**
+   * The LEGO agent's newest status (JSON of AgentStatus in @octo-mesh/contracts), forwarded to the
+   * pilot this proxy is connected to, and again after every reconnect.
+   */
+  reportAgentStatus(statusJson: string): void {
+    if (this.statusReporter) this.statusReporter.set(statusJson);
+    else this.pendingAgentStatus = statusJson;
+  }
+
   async stop(drainMs = 5000, mode: DrainMode = 'shutdown'): Promise<void> {
     this.ads?.stop();
+    this.statusReporter?.stop();
     await this.listeners.drain(drainMs, mode);
     this.clusters.close();
     await this.admin?.close();

@@ -11,6 +11,8 @@ export class ProxyStats {
   readonly ejections: Counter<'cluster'>;
   readonly tcpConnections: Counter<'listener' | 'cluster'>;
   readonly xdsUpdates: Counter<'type' | 'result'>;
+  /** LEGO agent status reports forwarded to the pilot, by result (sent, failed). */
+  readonly agentStatusReports: Counter<'result'>;
 
   constructor(readonly registry: Registry) {
     const registers = [registry];
@@ -35,6 +37,12 @@ export class ProxyStats {
       name: 'octo_proxy_xds_updates_total',
       help: 'xDS responses by type URL and result (accepted, rejected).',
       labelNames: ['type', 'result'],
+      registers,
+    });
+    this.agentStatusReports = new Counter({
+      name: 'octo_proxy_agent_status_reports_total',
+      help: 'LEGO agent status reports forwarded to the pilot, by result (sent, failed).',
+      labelNames: ['result'],
       registers,
     });
   }

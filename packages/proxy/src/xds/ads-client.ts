@@ -36,8 +36,10 @@ export interface AdsClientOptions {
   /** Called with every response's result (for stats). */
   onResult?: (typeUrl: string, accepted: boolean, error?: string) => void;
   /**
-   * Called once per stream with the pilot's address when its first response arrives: the pilot
-   * knows this node from then on (e.g. the LEGO agent's status can be reported to it).
+   * Called once per stream with the pilot's address, right after the stream opened (a pilot may
+   * answer a reconnecting proxy that holds current versions with nothing at all, so this cannot
+   * wait for a response). The pilot knows the node once it has read the first request; a caller
+   * that talks to the pilot about the node retries until then.
    */
   onStream?: (address: string) => void;
   logger: Logger;
@@ -72,8 +74,6 @@ export class AdsClient {
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
   private sentNode = false;
-  /** Whether `onStream` was called for the current stream. */
-  private streamAnnounced = false;
   /** True once every subscribed type has received its first response on some stream. */
   connected = false;
   readonly received = new Set<string>();
@@ -126,7 +126,6 @@ export class AdsClient {
     }
     const client = this.client;
     this.sentNode = false;
-    this.streamAnnounced = false;
     this.state = new Map();
     const log = this.opts.logger;
     const onEnd = (why: string, err?: Partial<ServiceError>) => {
@@ -161,6 +160,7 @@ export class AdsClient {
     call.on('status', () => undefined);
     for (const t of WILDCARD_TYPES) this.subscribe(t, []);
     this.resubscribeDependent();
+    this.opts.onStream?.(address);
   }
 
   private node(): { node?: Node } {
@@ -241,10 +241,6 @@ export class AdsClient {
     this.backoff.reset();
     this.received.add(typeUrl);
     this.connected = true;
-    if (!this.streamAnnounced) {
-      this.streamAnnounced = true;
-      this.opts.onStream?.(this.clientAddress);
-    }
     if (r.ok) {
       this.opts.onResult?.(typeUrl, true);
     } else {
