@@ -1,0 +1,62 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger, Registry } from '@octo-mesh/runtime';
+import type { LegoAgent } from './agent.js';
+
+/**
+ * The agent's admin endpoint, stable across swaps (default 15000, the proxy admin port users
+ * know): its own `/healthz`, `/readyz` (200 while a proxy child serves and is ready), `/metrics`,
+ * `/status` (AgentStatus JSON), `/proxy` (`{pid, adminPort, version}` of the serving child); every other path is proxied to the serving child's admin (which
+ * listens on 127.0.0.1 at a port of its own): `/ready`, `/config_dump`, `/clusters`, `/stats`, …
+ */
+export async function startAgentAdmin(opts: { host: string; port: number; agent: LegoAgent; registry: Registry; logger: Logger; onError: () => void }): Promise<{ port: number; close(): Promise<void> }> {
+  const { agent, registry, logger } = opts;
+  const send = (res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8') => {
+    res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  };
+  const server = http.createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://admin').pathname;
+    if (path === '/healthz') return send(res, 200, 'ok\n');
+    if (path === '/readyz') return agent.status.ready ? send(res, 200, 'ok\n') : send(res, 503, `not ready\nproxy: ${agent.status.phase === 'Idle' ? 'not ready' : agent.status.phase}\n`);
+    if (path === '/status') return send(res, 200, `${JSON.stringify(agent.status, null, 2)}\n`, 'application/json');
+    // Not part of the status contract: which process serves now (for operators and tests).
+    if (path === '/proxy') return send(res, 200, `${JSON.stringify({ pid: agent.childPid ?? null, adminPort: agent.childAdminPort ?? null, version: agent.status.runningVersion })}\n`, 'application/json');
+    if (path === '/metrics') {
+      registry.metrics().then(
+        (text) => send(res, 200, text, registry.contentType),
+        (err: Error) => {
+          opts.onError();
+          logger.error('metrics failed', { error: err.message });
+          send(res, 500, err.message);
+        },
+      );
+      return;
+    }
+    const port = agent.childAdminPort;
+    if (!port) return send(res, 503, 'no proxy is serving\n');
+    const up = http.request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+      res.writeHead(ur.statusCode ?? 502, ur.headers);
+      ur.pipe(res);
+    });
+    up.on('error', (err) => {
+      opts.onError();
+      logger.warn('proxy admin unreachable', { path, port, error: err.message });
+      if (!res.headersSent) send(res, 502, `proxy admin unreachable: ${err.message}\n`);
+      else res.destroy();
+    });
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

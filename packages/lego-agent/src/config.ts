@@ -1,0 +1,62 @@
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LOG_LEVELS } from '@octo-mesh/runtime';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const ms = z.coerce.number().int().min(0);
+const bool = z.union([z.boolean(), z.enum(['true', 'false']).transform((s) => s === 'true')]);
+
+/** The proxy the agent starts before any package (the workspace's build beside this one). */
+export const DEFAULT_PROXY_ENTRY = fileURLToPath(new URL('../../proxy/dist/main.js', import.meta.url));
+
+/**
+ * The LEGO agent's configuration: defaults < `--config agent.yaml` < `OCTO_AGENT_*` environment
+ * < `--flags`. The `proxy` section (file only) is the proxy's own bootstrap, passed through to
+ * every proxy child (listener sockets and the admin port are the agent's business and are set
+ * by it).
+ */
+export const AgentConfigSchema = z
+  .object({
+    instanceId: z.string().min(1).default(hostname()),
+    adminHost: z.string().default('127.0.0.1'),
+    adminPort: port.default(15000),
+    outboundHost: z.string().default('127.0.0.1'),
+    outboundPort: port.default(15001),
+    /** Unix socket for the outbound listener, e.g. /var/run/octo/outbound.sock. */
+    outboundSocket: z.string().optional(),
+    inboundHost: z.string().default('0.0.0.0'),
+    inboundPort: port.default(15006),
+    /** The proxy entry started first (and whenever no package is installed): a local build. */
+    proxyEntry: z.string().min(1).default(DEFAULT_PROXY_ENTRY),
+    /** Packages, downloads and the children's bootstrap file live here. */
+    stateDir: z.string().min(1).default(join(tmpdir(), 'octo-lego-agent')),
+    /** Unpacked versions kept for instant rollback (the running one included). */
+    keepVersions: z.coerce.number().int().min(1).default(3),
+    /** PEM files of trusted ed25519 public keys; when any, unsigned packages are refused. */
+    trustedKeys: z.union([z.array(z.string()), z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))]).default([]),
+    maxPackageBytes: z.coerce.number().int().min(1).default(64 * 1024 * 1024),
+    downloadTimeoutMs: ms.default(30_000),
+    downloadRetries: z.coerce.number().int().min(0).default(4),
+    /** A new proxy must be ready and xDS-synced within this long, or it is rolled back (NotReady). */
+    readyTimeoutMs: ms.default(30_000),
+    /** A new proxy must stay up and healthy this long, serving beside the old one, before the old one drains. */
+    minReadySeconds: z.coerce.number().min(0).default(1),
+    healthProbeIntervalMs: ms.default(250),
+    /** How long a draining proxy may take before it is closed (long-lived streams end here). */
+    drainTimeoutMs: ms.default(5_000),
+    /** Crash restarts: the first is immediate, repeated ones back off from here… */
+    crashBackoffMs: ms.default(500),
+    /** …up to this; a child up this long counts as stable again. */
+    crashBackoffMaxMs: ms.default(30_000),
+    /** A local UpgradeTarget (JSON or YAML), re-read on change: for use without a pilot. */
+    targetFile: z.string().optional(),
+    /** Whether targets from the pilot (via the proxy) are followed. */
+    followPilot: bool.default(true),
+    logLevel: z.enum(LOG_LEVELS).default('info'),
+    proxy: z.record(z.string(), z.unknown()).default({}),
+  })
+  .strict();
+
+export type AgentConfig = z.infer<typeof AgentConfigSchema>;

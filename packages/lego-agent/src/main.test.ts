@@ -1,0 +1,57 @@
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bundleProxy } from '@octo-mesh/proxy-package/build.js';
+import { AGENT_MAIN, alive, buildAgent, get1, proxySection, startAgent, upstreams } from './test-support/harness.js';
+
+// The executable: a bad setting stops it naming the field; SIGTERM drains the proxy, then exits.
+const dir = mkdtempSync(join(tmpdir(), 'octo-lego-main-'));
+
+function runBad(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [AGENT_MAIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+    let stderr = '';
+    c.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    c.on('exit', (code) => resolve({ code, stderr }));
+  });
+}
+
+describe('octo-lego-agent executable', () => {
+  beforeAll(async () => {
+    buildAgent();
+    mkdirSync(join(dir, 'boot'));
+    writeFileSync(join(dir, 'boot', 'proxy.mjs'), await bundleProxy('1.0.0'));
+  }, 120_000);
+
+  it.each([
+    [['--admin-port', '99999'], {}, 'adminPort', 'flag --admin-port'],
+    [[], { OCTO_AGENT_MIN_READY_SECONDS: 'soon' }, 'minReadySeconds', 'env OCTO_AGENT_MIN_READY_SECONDS'],
+    [['--no-such-setting', 'x'], {}, 'noSuchSetting', ''],
+    [['--trusted-keys', '/nonexistent.pem', '--state-dir', dir], {}, 'trustedKeys', ''],
+  ])('refuses %j %j naming the field (exit 2)', async (args, env, field, source) => {
+    const r = await runBad(args as string[], env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(field);
+    expect(r.stderr).toContain(source);
+  });
+
+  it('on SIGTERM drains the proxy (in-flight requests finish), then exits 0 with no child left', async () => {
+    const up = await upstreams();
+    const agent = await startAgent(dir, 'term', { proxyEntry: join(dir, 'boot', 'proxy.mjs'), drainTimeoutMs: 3000, proxy: proxySection(up.h1Port, up.h2Port) });
+    try {
+      await agent.waitStatus('ready', (s) => s.ready);
+      const { pid } = await agent.proxy();
+      const slow = get1(agent.outboundPort, '/slow');
+      await new Promise((r) => setTimeout(r, 150));
+      agent.child.kill('SIGTERM');
+      expect((await slow).body).toBe('ok /slow');
+      expect(await agent.exited).toBe(0);
+      expect(alive(pid!)).toBe(false);
+    } finally {
+      await agent.stop();
+      await up.close();
+    }
+  }, 60_000);
+});
