@@ -13,7 +13,7 @@ describe('planEmbedded', () => {
     expect(plan.meta).toEqual({ grpcPort: 15011, adminPort: 15015 });
     expect(plan.pilots).toEqual([
       { id: 'pilot-a', xdsPort: 15010, adminPort: 15016 },
-      { id: 'pilot-b', xdsPort: 15020, adminPort: 15017 },
+      { id: 'pilot-b', xdsPort: 15020, adminPort: 15026 },
     ]);
     expect(plan.sidecars.map((s) => s.nodeId)).toEqual(['frontend-v1-0.demo', 'catalog-v1-0.demo', 'catalog-v2-0.demo', 'ratings-v1-0.demo']);
     const perInstance = plan.sidecars.flatMap((s) => [s.appPort, s.adminPort, s.inboundPort, s.outboundPort]);

@@ -57,7 +57,8 @@ export const FIXED_PORTS = {
   metaGrpc: 15011,
   metaAdmin: 15015,
   pilotXds: [15010, 15020, 15030],
-  pilotAdmin: [15016, 15017, 15018],
+  // Not 15017/15018: the operator's webhook and package repository (DESIGN ports).
+  pilotAdmin: [15016, 15026, 15036],
   runnerAdmin: 15090,
 } as const;
 
