@@ -16,12 +16,15 @@ export interface LoadStats {
   retriedRefused: number;
   /** [start ms since the generator started, latency ms] per completed request. */
   samples: [number, number][];
+  /** Start (ms since the generator started) of each failed request. */
+  failedAt: number[];
 }
 
 const REFUSED = new Set(['ERR_HTTP2_GOAWAY_SESSION', 'ERR_HTTP2_INVALID_SESSION', 'ERR_HTTP2_STREAM_CANCEL']);
 
 export class LoadGenerator {
-  readonly stats: LoadStats = { sent: 0, ok: 0, failed: 0, errors: [], retriedRefused: 0, samples: [] };
+  readonly stats: LoadStats = { sent: 0, ok: 0, failed: 0, errors: [], retriedRefused: 0, samples: [], failedAt: [] };
+  private running = false;
   private readonly agent: http.Agent;
   private sessions: (http2.ClientHttp2Session | undefined)[];
   private timer: NodeJS.Timeout | undefined;
@@ -31,7 +34,8 @@ export class LoadGenerator {
   private idleWaiters: (() => void)[] = [];
 
   constructor(
-    private readonly opts: { port: number; rps: number; h1Connections?: number; h2Connections?: number; path?: string; h2Share?: number },
+    /** `rps`: open loop at that rate; `concurrency` instead: closed loop, that many requests always in flight (saturation). */
+    private readonly opts: { port: number; rps: number; concurrency?: number; h1Connections?: number; h2Connections?: number; path?: string; h2Share?: number },
   ) {
     this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.h1Connections ?? 8 });
     this.sessions = new Array(opts.h2Connections ?? 2).fill(undefined);
@@ -39,6 +43,11 @@ export class LoadGenerator {
 
   start(): void {
     this.t0 = performance.now();
+    this.running = true;
+    if (this.opts.concurrency) {
+      for (let i = 0; i < this.opts.concurrency; i++) this.one();
+      return;
+    }
     let due = 0;
     const tick = () => {
       const elapsed = (performance.now() - this.t0) / 1000;
@@ -52,6 +61,7 @@ export class LoadGenerator {
   /** Stops sending and waits for every request in flight. */
   async stop(): Promise<LoadStats> {
     clearTimeout(this.timer);
+    this.running = false;
     if (this.inflight > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
     this.agent.destroy();
     for (const s of this.sessions) s?.close();
@@ -62,13 +72,20 @@ export class LoadGenerator {
     this.inflight--;
     if (err) {
       this.stats.failed++;
+      this.stats.failedAt.push(started - this.t0);
       if (this.stats.errors.length < 50) this.stats.errors.push(err);
     } else {
       this.stats.ok++;
       const now = performance.now();
       this.stats.samples.push([started - this.t0, now - started]);
     }
-    if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
+    if (this.running && this.opts.concurrency) this.one();
+    else if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** ms since start. */
+  now(): number {
+    return performance.now() - this.t0;
   }
 
   private one(): void {

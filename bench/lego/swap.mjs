@@ -1,0 +1,110 @@
+// LEGO hot-swap benchmark (not a test): how long a swap takes and what it costs the traffic.
+//
+// One run: the real agent (packages/lego-agent/dist) with a proxy serving a local upstream, two
+// proxy packages of different versions in a real repository, and a load generator over kept-alive
+// connections (half HTTP/1.1, half h2c; packages/lego-agent/dist/test-support/load.js).
+//   1. 1,000 rps open loop: BASE seconds without swaps (the proxy's normal p99), then SWAPS swaps,
+//      each followed by a quiet GAP; per swap: time from the target written to the old proxy gone,
+//      requests failed, p99 of the requests sent during the swap window, added p99 = that minus the
+//      normal p99.
+//   2. saturation (closed loop, CONC requests always in flight): the same, with the throughput.
+// Usage: npm run build first (or tsc -b packages/lego-agent), then
+//   node bench/lego/swap.mjs            (env: SWAPS=5 BASE=5 GAP=2 RPS=1000 CONC=64 MIN_READY=0.5)
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bundleProxy, makePackage } from '../../packages/proxy-package/dist/build.js';
+import { PackageRepository } from '../../packages/proxy-package/dist/index.js';
+import { createLogger } from '../../packages/runtime/dist/index.js';
+import { alive, proxySection, startAgent, upstreams } from '../../packages/lego-agent/dist/test-support/harness.js';
+import { LoadGenerator, quantile } from '../../packages/lego-agent/dist/test-support/load.js';
+
+const SWAPS = Number(process.env.SWAPS ?? 5);
+const BASE = Number(process.env.BASE ?? 5);
+const GAP = Number(process.env.GAP ?? 2);
+const RPS = Number(process.env.RPS ?? 1000);
+const CONC = Number(process.env.CONC ?? 64);
+const MIN_READY = Number(process.env.MIN_READY ?? 0.5);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const dir = mkdtempSync(join(tmpdir(), 'octo-lego-bench-'));
+const up = await upstreams();
+const [b1, b2] = await Promise.all([bundleProxy('1.0.0'), bundleProxy('2.0.0')]);
+mkdirSync(join(dir, 'boot'));
+writeFileSync(join(dir, 'boot', 'proxy.mjs'), b1);
+const repo = new PackageRepository({ dir: join(dir, 'repo'), port: 0, logger: createLogger('repo', 'error') });
+await repo.start();
+const pkgs = {};
+for (const [version, bundle] of [['1.0.0', b1], ['2.0.0', b2]]) {
+  const p = await makePackage({ version, bundle });
+  await fetch(`${repo.url}/packages/${p.sha256}`, { method: 'PUT', body: p.bytes });
+  pkgs[version] = { version, packageUrl: `${repo.url}/packages/${p.sha256}`, sha256: p.sha256 };
+}
+const targetFile = join(dir, 'target.json');
+writeFileSync(targetFile, '{}');
+const agent = await startAgent(dir, 'bench', {
+  proxyEntry: join(dir, 'boot', 'proxy.mjs'),
+  targetFile,
+  minReadySeconds: MIN_READY,
+  drainTimeoutMs: 5000,
+  // The proxy's own default for V8's helper threads (SCHED_IDLE), unlike the tests' `normal`.
+  proxy: { ...proxySection(up.h1Port, up.h2Port), v8Helpers: process.env.V8_HELPERS ?? 'idle' },
+});
+await agent.waitStatus('ready', (s) => s.ready);
+
+let next = '2.0.0';
+async function swap(load) {
+  const to = next;
+  next = to === '2.0.0' ? '1.0.0' : '2.0.0';
+  const old = await agent.proxy();
+  const start = load.now();
+  const t0 = performance.now();
+  writeFileSync(targetFile, JSON.stringify(pkgs[to]));
+  await agent.waitStatus(`running ${to}`, (s) => s.runningVersion === to && s.phase === 'Idle', 60_000);
+  while (alive(old.pid)) await sleep(5);
+  return { to, ms: performance.now() - t0, window: [start, load.now()] };
+}
+
+function summarise(label, load, baseWindow, swaps, seconds) {
+  const s = load.stats;
+  const inWin = (t, [a, b]) => t >= a && t <= b;
+  const base = s.samples.filter(([t]) => inWin(t, baseWindow)).map(([, l]) => l);
+  const baseP99 = quantile(base, 0.99);
+  const rows = swaps.map((w) => {
+    const lat = s.samples.filter(([t]) => inWin(t, w.window)).map(([, l]) => l);
+    const p99 = quantile(lat, 0.99);
+    return { to: w.to, swapMs: Math.round(w.ms), failed: s.failedAt.filter((t) => inWin(t, w.window)).length, requests: lat.length, p99Ms: +p99.toFixed(2), addedP99Ms: +(p99 - baseP99).toFixed(2) };
+  });
+  console.log(`\n## ${label}: ${s.sent} requests in ${seconds.toFixed(1)} s (${(s.sent / seconds).toFixed(0)} rps), failed ${s.failed}, h2 refused-and-retried ${s.retriedRefused}`);
+  console.log(`normal p50 ${quantile(base, 0.5).toFixed(2)} ms, p99 ${baseP99.toFixed(2)} ms over ${base.length} requests`);
+  console.table(rows);
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  console.log(`per swap: mean ${mean(rows.map((r) => r.swapMs)).toFixed(0)} ms, max ${Math.max(...rows.map((r) => r.swapMs))} ms; failed ${rows.reduce((a, r) => a + r.failed, 0)}; added p99 mean ${mean(rows.map((r) => r.addedP99Ms)).toFixed(2)} ms, max ${Math.max(...rows.map((r) => r.addedP99Ms)).toFixed(2)} ms`);
+  if (s.errors.length) console.log('errors:', s.errors.slice(0, 10));
+}
+
+async function phase(label, opts) {
+  const load = new LoadGenerator({ port: agent.outboundPort, h1Connections: 16, h2Connections: 4, ...opts });
+  load.start();
+  await sleep(1000); // warm-up, not measured
+  const baseWindow = [load.now(), load.now() + BASE * 1000];
+  await sleep(BASE * 1000);
+  const swaps = [];
+  for (let i = 0; i < SWAPS; i++) {
+    swaps.push(await swap(load));
+    await sleep(GAP * 1000);
+  }
+  const seconds = load.now() / 1000;
+  await load.stop();
+  summarise(label, load, baseWindow, swaps, seconds);
+}
+
+console.log(`LEGO hot swap: ${SWAPS} swaps per phase, minReadySeconds ${MIN_READY}, node ${process.version}, ${(await import('node:os')).cpus().length} CPUs`);
+try {
+  await phase(`${RPS} rps (open loop)`, { rps: RPS });
+  await phase(`saturation (closed loop, ${CONC} in flight)`, { rps: 0, concurrency: CONC });
+} finally {
+  await agent.stop();
+  await repo.stop();
+  await up.close();
+}
