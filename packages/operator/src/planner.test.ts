@@ -7,7 +7,7 @@ const T0 = Date.parse('2026-01-01T00:00:00.000Z');
 const at = (s: number) => new Date(T0 + s * 1000).toISOString();
 const t = (s: number) => T0 + s * 1000;
 
-const spec = (o: Partial<ProxyVersionSpec> & { strategy?: Partial<ProxyVersionSpec['strategy']> } = {}): ProxyVersionSpec => ({
+const spec = (o: Omit<Partial<ProxyVersionSpec>, 'strategy'> & { strategy?: Partial<ProxyVersionSpec['strategy']> } = {}): ProxyVersionSpec => ({
   version: '1.5.0',
   package: { url: 'https://repo/1.5.0.tgz', sha256: 'a'.repeat(64) },
   scope: {},

@@ -1,0 +1,83 @@
+#!/usr/bin/env node
+import { KubeConfig } from '@kubernetes/client-node';
+import { ConfigError, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig, startAdminServer } from '@octo-mesh/runtime';
+import { operatorConfig } from './config.js';
+import { KubernetesEventRecorder } from './events.js';
+import { FleetPoller, httpFleetClient } from './fleet.js';
+import { KubernetesOperatorStore } from './kube-store.js';
+import { LeaderElector, kubernetesLeaseClient } from './leader.js';
+import { OperatorMetrics } from './metrics.js';
+import { Operator } from './operator.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(operatorConfig, { envPrefix: 'OCTO_OPERATOR_' });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`octo-operator: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger('operator', config.logLevel);
+  const registry = createMetricsRegistry('operator');
+  const metrics = new OperatorMetrics(registry);
+  const shutdown = new GracefulShutdown({ logger }).install();
+  const kc = new KubeConfig();
+  try {
+    if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
+    else kc.loadFromDefault();
+  } catch (err) {
+    process.stderr.write(`octo-operator: invalid configuration\n  kubeconfig: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  const namespace = config.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
+
+  const store = new KubernetesOperatorStore({ kubeConfig: kc, namespace: config.watchNamespace, logger, metrics });
+  const fleet = new FleetPoller(httpFleetClient(config.metaServerUrl, config.fleetTimeoutMs), logger, metrics);
+  const events = new KubernetesEventRecorder(kc, config.identity, logger, metrics);
+  const operator = new Operator({ store, fleet, events, metrics, logger, pollIntervalMs: config.pollIntervalMs, statusMinIntervalMs: config.statusMinIntervalMs, routePolicyResyncMs: config.routePolicyResyncMs });
+  let synced = false;
+
+  const admin = await startAdminServer({
+    host: config.host,
+    port: config.adminPort,
+    registry,
+    readiness: { caches: () => synced || 'informer caches not synced' },
+    routes: {
+      '/debug/leader': () => ({ identity: config.identity, leading: operator.isLeading }),
+    },
+  });
+  shutdown.add('admin server', () => admin.close());
+  await store.start();
+  synced = true;
+  shutdown.add('store', () => store.stop());
+
+  const elector = new LeaderElector({
+    client: kubernetesLeaseClient(kc, namespace, config.leaseName),
+    identity: config.identity,
+    timings: { leaseDurationMs: config.leaseDurationMs, renewDeadlineMs: config.renewDeadlineMs, retryPeriodMs: config.retryPeriodMs },
+    logger,
+    metrics,
+    onStartedLeading: () => operator.startLeading(),
+    // As controller-runtime: a replica that lost the Lease exits, and starts over as a candidate
+    // (its reconciles may have raced the new leader; a fresh process has no stale state).
+    onStoppedLeading: () => {
+      void operator.stopLeading().finally(() => process.exit(1));
+    },
+  });
+  // Stop order (reverse of registration): the elector first (stops reconciling, releases the
+  // Lease), then the store, then the admin server.
+  shutdown.add('leader election', async () => {
+    await operator.stopLeading();
+    await elector.stop();
+  });
+  elector.start();
+  logger.info('listening', { adminPort: admin.port, host: config.host, identity: config.identity, lease: `${namespace}/${config.leaseName}`, metaServer: config.metaServerUrl, watchNamespace: config.watchNamespace ?? '(all)' });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`octo-operator: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
