@@ -11,9 +11,12 @@
 #                                          already built, else exit 1 (never builds,
 #                                          never touches the network, needs no go)
 #   e2e/cluster/build-tools.sh --rebuild   rebuild all four even if cached
+#   ... --node                             any of the above for the whole node too:
+#                                          also kubelet, kube-controller-manager,
+#                                          kube-scheduler, kube-proxy, coredns, pause
 #
-# <dir> holds kube-apiserver, etcd, helm, kwok (symlinks into per-tool cache
-# dirs) and versions.env. Progress and timings go to stderr; stdout carries only
+# <dir> holds kube-apiserver, etcd, helm, kwok (and with --node the six more;
+# symlinks into per-tool cache dirs) and versions.env. Progress and timings go to stderr; stdout carries only
 # the OCTO_K8S_BIN= line. Cache root: ${OCTO_CACHE:-$HOME/.cache/octo-mesh}/k8s.
 # See e2e/cluster/README.md.
 set -euo pipefail
@@ -21,10 +24,14 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TOOLS="${HERE}/tools"          # wrapper module for kube-apiserver (update-k8s.sh)
 ETCD_MOD="${HERE}/tools/etcd"  # wrapper module for etcd
+NODE_MOD="${HERE}/tools/node"  # wrapper module for kubelet, controller-manager, scheduler, kube-proxy
+PAUSE_MOD="${HERE}/tools/pause" # the sandbox image's binary (our own ten lines)
 
 # helm and kwok have no replace directives, so `go install pkg@version` works.
 HELM_VERSION="v3.22.0"
 KWOK_VERSION="v0.8.0"
+# CoreDNS has no replace directives either: `go install` as well.
+COREDNS_VERSION="v1.15.0"
 # kube-apiserver and etcd versions are whatever the committed wrapper modules pin.
 required() { # go.mod module -> version of module in its require lines
   awk -v m="$2" '$1 !~ /^\/\// {for (i = 1; i < NF; i++) if ($i == m) { print $(i+1); exit }}' "$1"
@@ -37,13 +44,16 @@ ETCD_VERSION="$(required "${ETCD_MOD}/go.mod" go.etcd.io/etcd/server/v3)"
 CACHE_ROOT="${OCTO_CACHE:-${HOME}/.cache/octo-mesh}/k8s"
 
 mode=build
-case "${1:-}" in
-  "") ;;
-  --print-bin) mode=print ;;
-  --rebuild) mode=rebuild ;;
-  -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "build-tools.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
-esac
+node=0
+for arg in "$@"; do
+  case "$arg" in
+    --print-bin) mode=print ;;
+    --rebuild) mode=rebuild ;;
+    --node) node=1 ;;
+    -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "build-tools.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
 
 log() { printf '[build-tools] %s\n' "$*" >&2; }
 
@@ -79,6 +89,8 @@ helm_ldflags() {
   printf -- '-X %s/pkg/chartutil.k8sVersionMajor=%s -X %s/pkg/chartutil.k8sVersionMinor=%s' "$p" "$1" "$p" "$2"
 }
 
+coredns_ldflags() { printf -- '-X github.com/coredns/coredns/coremain.GitCommit=module-%s' "${COREDNS_VERSION}"; }
+
 hash8() { sha256sum | cut -c1-8; }
 key_for() { # tool -> cache dir name
   case "$1" in
@@ -86,6 +98,12 @@ key_for() { # tool -> cache dir name
     etcd) { echo "$GOENV_RECIPE"; declare -f etcd_ldflags; cat "${ETCD_MOD}/go.mod" "${ETCD_MOD}/go.sum" "${ETCD_MOD}/main.go"; } | hash8 | sed "s/^/etcd-${ETCD_VERSION}-/" ;;
     helm) { echo "$GOENV_RECIPE"; declare -f helm_ldflags; } | hash8 | sed "s/^/helm-${HELM_VERSION}-/" ;;
     kwok) { echo "$GOENV_RECIPE"; } | hash8 | sed "s/^/kwok-${KWOK_VERSION}-/" ;;
+    # The node binaries come from their own wrapper module, so the four keys above never
+    # move when one is added here.
+    kubelet|kube-controller-manager|kube-scheduler|kube-proxy)
+      { echo "$GOENV_RECIPE"; echo "$1"; declare -f k8s_ldflags; cat "${NODE_MOD}/go.mod" "${NODE_MOD}/go.sum"; } | hash8 | sed "s/^/$1-${K8S_VERSION}-/" ;;
+    coredns) { echo "$GOENV_RECIPE"; declare -f coredns_ldflags; } | hash8 | sed "s/^/coredns-${COREDNS_VERSION}-/" ;;
+    pause) { echo "$GOENV_RECIPE"; cat "${PAUSE_MOD}/go.mod" "${PAUSE_MOD}/main.go"; } | hash8 | sed "s/^/pause-/" ;;
   esac
 }
 
@@ -94,6 +112,12 @@ declare -A DIR
 for t in "${ALL_TOOLS[@]}"; do DIR[$t]="${CACHE_ROOT}/$(key_for "$t")"; done
 BIN_DIR="${CACHE_ROOT}/bin-${K8S_VERSION}-etcd-${ETCD_VERSION}-helm-${HELM_VERSION}-kwok-${KWOK_VERSION}-$(
   for t in "${ALL_TOOLS[@]}"; do basename "${DIR[$t]}"; done | hash8)"
+if [[ "$node" == 1 ]]; then
+  ALL_TOOLS+=(kubelet kube-controller-manager kube-scheduler kube-proxy coredns pause)
+  for t in "${ALL_TOOLS[@]}"; do DIR[$t]="${CACHE_ROOT}/$(key_for "$t")"; done
+  BIN_DIR="${CACHE_ROOT}/node-bin-${K8S_VERSION}-coredns-${COREDNS_VERSION}-$(
+    for t in "${ALL_TOOLS[@]}"; do basename "${DIR[$t]}"; done | hash8)"
+fi
 
 tool_ok() { [[ -f "${DIR[$1]}/.ok" && -x "${DIR[$1]}/$1" ]]; }
 bin_ok() {
@@ -131,6 +155,21 @@ build_kube-apiserver() {
   (cd "$TOOLS" && go build -trimpath -ldflags "-s -w $(k8s_ldflags "$date")" \
       -o "$1/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
 }
+build_node_binary() { # OUTDIR tool
+  local date; date="$(info_time "k8s.io/kubernetes@${K8S_VERSION}")" && [[ -n "$date" ]] || return 1
+  (cd "$NODE_MOD" && go build -trimpath -ldflags "-s -w $(k8s_ldflags "$date")" \
+      -o "$1/$2" "k8s.io/kubernetes/cmd/$2")
+}
+build_kubelet() { build_node_binary "$1" kubelet; }
+build_kube-controller-manager() { build_node_binary "$1" kube-controller-manager; }
+build_kube-scheduler() { build_node_binary "$1" kube-scheduler; }
+build_kube-proxy() { build_node_binary "$1" kube-proxy; }
+build_coredns() {
+  (cd / && GOFLAGS= GOBIN="$1" go install -trimpath -ldflags "-s -w $(coredns_ldflags)" "github.com/coredns/coredns@${COREDNS_VERSION}")
+}
+build_pause() {
+  (cd "$PAUSE_MOD" && go build -trimpath -ldflags "-s -w" -o "$1/pause" .)
+}
 build_etcd() {
   (cd "$ETCD_MOD" && go build -trimpath -ldflags "-s -w $(etcd_ldflags)" -o "$1/etcd" .)
 }
@@ -153,6 +192,9 @@ version_of() {
     etcd) "$2" --version | head -1 ;;           # etcd Version: 3.7.3
     helm) "$2" version --short ;;               # v3.22.0
     kwok) "$2" --version ;;                     # kwok version v0.8.0 ...
+    coredns) "$2" -version | head -1 ;;         # CoreDNS-1.15.0
+    pause) "$2" --version ;;                    # octo-mesh pause 1
+    *) "$2" --version ;;                        # Kubernetes v1.37.2
   esac
 }
 want_version() {
@@ -161,6 +203,9 @@ want_version() {
     etcd) echo "etcd Version: ${ETCD_VERSION#v}" ;;
     helm) echo "${HELM_VERSION}" ;;
     kwok) echo "${KWOK_VERSION#v}" ;;
+    coredns) echo "CoreDNS-${COREDNS_VERSION#v}" ;;
+    pause) echo "octo-mesh pause" ;;
+    *) echo "Kubernetes ${K8S_VERSION}" ;;
   esac
 }
 
@@ -195,5 +240,6 @@ ETCD_VERSION=${ETCD_VERSION}
 HELM_VERSION=${HELM_VERSION}
 KWOK_VERSION=${KWOK_VERSION}
 EOF
+if [[ "$node" == 1 ]]; then echo "COREDNS_VERSION=${COREDNS_VERSION}" >> "${BIN_DIR}/versions.env"; fi
 log "all tools ready in $((SECONDS - total_start))s"
 echo "OCTO_K8S_BIN=${BIN_DIR}"

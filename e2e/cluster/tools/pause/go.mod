@@ -1,0 +1,3 @@
+module octo-mesh/e2e/cluster/tools/pause
+
+go 1.26.0
