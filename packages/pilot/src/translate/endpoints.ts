@@ -77,6 +77,12 @@ function assignment(name: string, members: readonly Endpoint[], caller: Locality
       const loc = es[0]!.locality;
       return {
         locality: { region: loc?.region ?? '', zone: loc?.zone ?? '' },
+        // gRPC clients drop a locality without a weight (gRFC A27: "localities with no weight
+        // are ignored") and would find no backend. 1 on every locality is what octo-proxy already
+        // assumed for an absent weight (each locality of a priority an equal share), so its
+        // balancing is unchanged and a proxyless client balances the same way. Envoy ignores
+        // locality weights unless the cluster enables locality-weighted balancing.
+        loadBalancingWeight: 1,
         priority: localityPriority(loc, caller),
         lbEndpoints: [...es]
           .sort((a, b) => a.address.localeCompare(b.address) || a.port - b.port)
