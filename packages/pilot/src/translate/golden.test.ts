@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from '@jest/globals';
 import { service as serviceSchema, serviceEndpoints as endpointsSchema, type RoutePolicy } from '@octo-mesh/api';
-import { Cluster, Listener, TYPE_URL } from '@octo-mesh/proto';
+import { Cluster, HttpConnectionManager, Listener, RouteConfiguration, TYPE_URL } from '@octo-mesh/proto';
 import { parse, stringify } from 'yaml';
 import { keyOf, nameOf, parseDependency, serviceKey, type Locality, type ServiceData } from '../model.js';
 import { composeNode } from './node.js';
@@ -17,7 +17,8 @@ const testdata = join(dirname(fileURLToPath(import.meta.url)), '../../testdata')
 const update = process.env['UPDATE_GOLDEN'] === '1';
 
 interface Input {
-  node: { namespace?: string; dependencies: string[]; locality?: Locality; appPort?: number };
+  /** apiListeners: listener names a proxyless gRPC client asked for. */
+  node: { namespace?: string; dependencies: string[]; locality?: Locality; appPort?: number; apiListeners?: string[] };
   /** A second state of the same node with other dependencies (e.g. one removed). */
   after?: { dependencies: string[] };
   resources: { kind: string; metadata: { name: string; namespace?: string } }[];
@@ -46,8 +47,15 @@ function run(input: Input): unknown {
   const ns = input.node.namespace ?? 'default';
   const compose = (dependencies: string[]) => {
     const deps = dependencies.map((d) => parseDependency(d, ns) ?? `invalid:${d}`);
-    const cfg = composeNode(deps, translations, (k) => translateEndpoints(data.get(k)!, translations.get(k)!, input.node.locality), input.node.appPort ? { appPort: input.node.appPort } : {}, ns);
-    assertConsistent(cfg.listeners, cfg.clusters);
+    const cfg = composeNode(
+      deps,
+      translations,
+      (k) => translateEndpoints(data.get(k)!, translations.get(k)!, input.node.locality),
+      input.node.appPort ? { appPort: input.node.appPort } : {},
+      ns,
+      input.node.apiListeners,
+    );
+    assertConsistent(cfg.listeners, cfg.clusters, cfg.routes);
     return cfg;
   };
   const cfg = compose(input.node.dependencies);
@@ -72,17 +80,30 @@ function run(input: Input): unknown {
   };
 }
 
-/** What Pilot checks before publishing: every cluster a listener's tcp_proxy names is served, no two listeners share a name or an address. */
-function assertConsistent(listeners: Listener[], clusters: Cluster[]): void {
+/**
+ * What Pilot checks before publishing: every cluster a listener's tcp_proxy names and every route
+ * configuration a listener reads over RDS is served, and every route configuration is read by a
+ * listener; no two listeners share a name or an address.
+ */
+function assertConsistent(listeners: Listener[], clusters: Cluster[], routes: RouteConfiguration[]): void {
   Snapshot.of({
     [TYPE_URL.listener]: listeners.map((l) => {
       const c = tcpProxyCluster(l);
-      return makeResource(TYPE_URL.listener, l.name, Listener, l, 'listeners', c ? { references: [{ typeUrl: TYPE_URL.cluster, name: c }] } : {});
+      const rds = rdsName(l);
+      const references = [...(c ? [{ typeUrl: TYPE_URL.cluster, name: c }] : []), ...(rds ? [{ typeUrl: TYPE_URL.route, name: rds }] : [])];
+      return makeResource(TYPE_URL.listener, l.name, Listener, l, 'listeners', { references });
     }),
+    [TYPE_URL.route]: routes.map((r) => makeResource(TYPE_URL.route, r.name, RouteConfiguration, r, 'routes')),
     [TYPE_URL.cluster]: clusters.map((c) => makeResource(TYPE_URL.cluster, c.name, Cluster, c, 'clusters')),
   }).assertConsistent();
   const addresses = listeners.flatMap((l) => (l.address?.socketAddress ? [`${l.address.socketAddress.address}:${l.address.socketAddress.portValue}`] : []));
   expect(new Set(addresses).size).toBe(addresses.length);
+}
+
+/** The RDS name of a listener's HttpConnectionManager (in its filter chain or its api_listener). */
+function rdsName(l: Listener): string | undefined {
+  const any = l.apiListener?.apiListener ?? l.filterChains[0]?.filters[0]?.typedConfig;
+  return any?.typeUrl === TYPE_URL.httpConnectionManager ? HttpConnectionManager.decode(any.value).rds?.routeConfigName : undefined;
 }
 
 describe('translation golden files', () => {
@@ -103,6 +124,7 @@ describe('translation golden files', () => {
     ['13', null], // HTTP and TCP ports of one service, with a policy: virtual host for one, listener for the other
     ['14', null], // two dependencies with one TCP port, a TCP port on app_port and on a sidecar port; then the winner removed
     ['15', null], // a TCP dependency removed: its listener and cluster go
+    ['16', null], // a proxyless gRPC client's listener names: api_listeners, route configurations reduced to what gRPC acts on
   ])('%s', (name, expectedError) => {
     const input = parse(readFileSync(join(testdata, `${name}.input.yaml`), 'utf8')) as Input;
     if (expectedError) {

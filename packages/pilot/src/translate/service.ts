@@ -4,13 +4,14 @@
  * service data (which no policy can fix) makes the whole service fail.
  */
 import type { RoutePolicy } from '@octo-mesh/api';
-import type { Cluster, ClusterLoadAssignment, Listener, VirtualHost } from '@octo-mesh/proto';
+import type { Cluster, ClusterLoadAssignment, Listener, RouteConfiguration, VirtualHost } from '@octo-mesh/proto';
 import type { ServiceGovernance } from '@octo-mesh/proto/gen/octo/mesh/v1/xds.js';
 import { keyOf, policyKey, type Locality, type ServiceData, type ServiceKey } from '../model.js';
 import { generate, TranslationError } from './common.js';
 import { generateClusters, validateService } from './clusters.js';
 import { generateLoadAssignments } from './endpoints.js';
 import { generateGovernance } from './governance.js';
+import { generateProxylessRoutes } from './proxyless.js';
 import { generateVirtualHosts } from './routes.js';
 import { generateTcpListeners } from './tcp.js';
 import { generationOf, selectPolicy, type PolicyVerdict } from './policy.js';
@@ -20,6 +21,11 @@ export interface ServiceTranslation {
   key: ServiceKey;
   clusters: Cluster[];
   virtualHosts: VirtualHost[];
+  /**
+   * For proxyless gRPC clients: one route configuration per virtual host (same name, same
+   * routes as gRPC can act on them), read by the api_listeners of the names clients ask for.
+   */
+  proxylessRoutes: RouteConfiguration[];
   /**
    * One listener per TCP port (127.0.0.1:<port>, tcp_proxy to the whole service's cluster):
    * candidates — a node gets those whose address no other dependency of it claims first.
@@ -37,6 +43,7 @@ export interface ServiceTranslation {
 function withPolicy(data: ServiceData, policy: RoutePolicy | undefined): Omit<ServiceTranslation, 'key' | 'verdicts'> {
   const clusters = generate('clusters', () => generateClusters(data.service, policy));
   const virtualHosts = generate('routes', () => generateVirtualHosts(data.service, policy));
+  const proxylessRoutes = generate('proxyless', () => generateProxylessRoutes(virtualHosts));
   const tcpListeners = generate('listeners', () => generateTcpListeners(data.service));
   // Endpoints are generated per caller later; run once here so a policy the endpoint generator
   // cannot use is rejected now, not at push time.
@@ -45,6 +52,7 @@ function withPolicy(data: ServiceData, policy: RoutePolicy | undefined): Omit<Se
   return {
     clusters,
     virtualHosts,
+    proxylessRoutes,
     tcpListeners,
     governance,
     ...(policy ? { policy, provenance: { policy: policyKey(policy), generation: generationOf(policy) } } : {}),
