@@ -26,6 +26,7 @@ import { rolloutAggregates } from './rollouts.js';
 import { targetFor } from './upgrade.js';
 import { OUTBOUND, parseClusterName } from './translate/common.js';
 import { generateInboundClusters, generateListeners } from './translate/listeners.js';
+import { generateApiListener, parseListenerName, resolveApiListener } from './translate/proxyless.js';
 import type { PolicyVerdict } from './translate/policy.js';
 import { describeConflict, selectTcpListeners, tcpProxyCluster } from './translate/tcp.js';
 import { SnapshotCache } from './xds/cache.js';
@@ -50,6 +51,8 @@ interface Scope {
   locality?: Locality;
   /** The nodes' namespace: bare service names in it resolve to its services. */
   namespace: string;
+  /** Listener names proxyless clients of the scope asked for (translate/proxyless.ts), sorted. */
+  apiListeners: string[];
   /** Outbound listener port (0: no address) and application port (0: no inbound listener). */
   port: number;
   appPort: number;
@@ -63,6 +66,8 @@ interface NodeEntry {
   identity: NodeIdentity;
   streamId: number;
   learned: Set<ServiceKey>;
+  /** Listener names it asked for that name a service (a proxyless gRPC client's targets). */
+  apiListeners: Set<string>;
   scope: string;
   /** policy → generation ACKed / NACKed (from resource provenance). */
   acked: Map<string, number>;
@@ -114,7 +119,7 @@ export class Pilot {
     onAck: (s, typeUrl, version) => this.onAck(s, typeUrl, version),
     onUnchanged: (s, typeUrl, version) => this.sync.upToDate(s.node!.id, typeUrl, version),
     onNack: (s, typeUrl, version, _nonce, error) => this.onNack(s, typeUrl, version, error),
-    onMissingResources: (s, typeUrl, names) => void this.learn(s, typeUrl, names),
+    onMissingResources: (s, typeUrl, names) => this.learn(s, typeUrl, names),
     onStreamClosed: (s) => {
       this.opts.metrics?.connected.dec({ kind: s.kind });
       if (s.node) this.disconnect(s.node.id, s.id);
@@ -128,8 +133,9 @@ export class Pilot {
     const identity = nodeIdentity(node);
     const previous = this.nodes.get(identity.id);
     const learned = previous?.learned ?? new Set<ServiceKey>();
+    const apiListeners = previous?.apiListeners ?? new Set<string>();
     if (previous) this.leaveScope(identity.id, previous.scope);
-    const entry: NodeEntry = { identity, streamId: stream.id, learned, scope: '', acked: new Map(), nacked: new Map(), ...(previous?.agent ? { agent: previous.agent } : {}) };
+    const entry: NodeEntry = { identity, streamId: stream.id, learned, apiListeners, scope: '', acked: new Map(), nacked: new Map(), ...(previous?.agent ? { agent: previous.agent } : {}) };
     this.nodes.set(identity.id, entry);
     this.sync.connected(identity.id, stream.id, stream.kind);
     await this.placeNode(entry);
@@ -141,10 +147,11 @@ export class Pilot {
     const deps = [...new Set([...id.dependencies, ...entry.learned])].sort();
     const port = id.outboundPort ?? 0;
     const appPort = id.appPort ?? 0;
-    const key = JSON.stringify([deps, id.namespace, localityKey(id.locality), port, appPort]);
+    const apiListeners = [...entry.apiListeners].sort();
+    const key = JSON.stringify([deps, id.namespace, localityKey(id.locality), port, appPort, ...(apiListeners.length ? [apiListeners] : [])]);
     let scope = this.scopes.get(key);
     if (!scope) {
-      scope = { key, deps, namespace: id.namespace, ...(id.locality ? { locality: id.locality } : {}), port, appPort, nodes: new Set(), tcpConflicts: [] };
+      scope = { key, deps, namespace: id.namespace, apiListeners, ...(id.locality ? { locality: id.locality } : {}), port, appPort, nodes: new Set(), tcpConflicts: [] };
       this.scopes.set(key, scope);
       for (const d of deps) this.catalog.entry(d).scopes.add(key);
       this.watchChanged();
@@ -182,13 +189,25 @@ export class Pilot {
     this.watchChanged();
   }
 
-  /** On-demand: a proxy asked for clusters of services it did not declare; add them to its scope. */
+  /**
+   * On-demand: a client asked for clusters of services it did not declare, or (a proxyless gRPC
+   * client) for listeners named after services; add them to its scope. Resolves once the node's
+   * new snapshot is published, so the stream answers with it (an absent name is then a real
+   * "does not exist", not a not-yet-loaded one).
+   */
   private async learn(stream: StreamInfo, typeUrl: string, names: readonly string[]): Promise<void> {
     const entry = stream.node && this.nodes.get(stream.node.id);
     if (!entry || entry.streamId !== stream.id) return;
     const keys = new Set<ServiceKey>();
+    const listeners: string[] = [];
     for (const n of names) {
-      if (typeUrl === TYPE_URL.cluster || typeUrl === TYPE_URL.endpoint) {
+      if (typeUrl === TYPE_URL.listener) {
+        const target = parseListenerName(n, entry.identity.namespace);
+        if (target) {
+          keys.add(target.service);
+          if (!entry.apiListeners.has(n)) listeners.push(n);
+        }
+      } else if (typeUrl === TYPE_URL.cluster || typeUrl === TYPE_URL.endpoint) {
         const p = parseClusterName(n);
         if (p) keys.add(p.service);
       } else if (typeUrl === GOVERNANCE) {
@@ -197,9 +216,10 @@ export class Pilot {
       }
     }
     const fresh = [...keys].filter((k) => !entry.learned.has(k) && !entry.identity.dependencies.includes(k));
-    if (!fresh.length) return;
+    if (!fresh.length && !listeners.length) return;
     for (const k of fresh) entry.learned.add(k);
-    this.opts.logger?.info('learned dependencies on demand', { node: entry.identity.id, services: fresh });
+    for (const n of listeners) entry.apiListeners.add(n);
+    this.opts.logger?.info('learned dependencies on demand', { node: entry.identity.id, services: fresh, ...(listeners.length ? { listeners } : {}) });
     this.leaveScope(entry.identity.id, entry.scope);
     await this.placeNode(entry);
   }
@@ -256,6 +276,22 @@ export class Pilot {
     return resourceFromBytes(TYPE_URL.route, OUTBOUND, Buffer.concat(parts), 'routes', { provenance: prov });
   }
 
+  /** The api_listeners of the names the scope's proxyless clients asked for that exist, and the route configurations they read. */
+  private apiListeners(scope: Scope, present: ServiceEntry[]): { listeners: XdsResource[]; routes: XdsResource[] } {
+    if (!scope.apiListeners.length) return { listeners: [], routes: [] };
+    const byKey = new Map(present.map((s) => [s.key, s]));
+    const listeners: XdsResource[] = [];
+    const routes = new Map<string, XdsResource>();
+    for (const name of scope.apiListeners) {
+      const r = resolveApiListener(name, scope.namespace, (k) => byKey.get(k)?.proxylessRoutes);
+      if (!r) continue;
+      const refs = { references: [{ typeUrl: TYPE_URL.route, name: r.routeConfig }] };
+      listeners.push(makeResource(TYPE_URL.listener, name, Listener, generateApiListener(name, r.routeConfig), 'proxyless', refs));
+      routes.set(r.routeConfig, byKey.get(r.service)!.proxylessRoutes.find((c) => c.name === r.routeConfig)!);
+    }
+    return { listeners, routes: [...routes.values()] };
+  }
+
   private scopeTypes(scope: Scope, only?: Set<string>): Record<string, XdsResource[]> {
     const present = scope.deps.flatMap((d) => {
       const s = this.services.get(d);
@@ -264,8 +300,9 @@ export class Pilot {
     const out: Record<string, XdsResource[]> = {};
     const want = (t: string) => !only || only.has(t);
     const own = this.listeners(scope.port, scope.appPort);
-    if (want(TYPE_URL.listener)) out[TYPE_URL.listener] = [...own.listeners, ...this.tcpListeners(scope, present)];
-    if (want(TYPE_URL.route)) out[TYPE_URL.route] = [this.routeConfig(present, scope.namespace)];
+    const api = this.apiListeners(scope, present);
+    if (want(TYPE_URL.listener)) out[TYPE_URL.listener] = [...own.listeners, ...this.tcpListeners(scope, present), ...api.listeners];
+    if (want(TYPE_URL.route)) out[TYPE_URL.route] = [this.routeConfig(present, scope.namespace), ...api.routes];
     if (want(TYPE_URL.cluster)) out[TYPE_URL.cluster] = [...present.flatMap((s) => s.clusters), ...own.clusters];
     if (want(TYPE_URL.endpoint)) out[TYPE_URL.endpoint] = present.flatMap((s) => this.catalog.edsFor(s, scope.locality));
     if (want(GOVERNANCE)) out[GOVERNANCE] = present.flatMap((s) => (s.governance ? [s.governance] : []));
@@ -426,7 +463,7 @@ export class Pilot {
 
   /** For the debug API. */
   describe(): {
-    nodes: { id: string; namespace: string; workload: string; scope: string[]; learned: string[]; streamId: number; tcpConflicts?: string[] }[];
+    nodes: { id: string; namespace: string; workload: string; scope: string[]; learned: string[]; apiListeners?: string[]; streamId: number; tcpConflicts?: string[] }[];
     services: { key: string; error?: string; clusters: number; verdicts: PolicyVerdict[] }[];
     scopes: number;
   } {
@@ -439,6 +476,7 @@ export class Pilot {
           workload: n.identity.app ?? '',
           scope: scope?.deps ?? [],
           learned: [...n.learned],
+          ...(n.apiListeners.size ? { apiListeners: [...n.apiListeners] } : {}),
           streamId: n.streamId,
           ...(scope?.tcpConflicts.length ? { tcpConflicts: scope.tcpConflicts } : {}),
         };

@@ -3,7 +3,7 @@
  * translation and the xDS resources made from it, serialised once and shared by every scope that
  * includes the service. Loads are batched: nodes arriving together cost one fetch.
  */
-import { Cluster, ClusterLoadAssignment, TYPE_URL, VirtualHost } from '@octo-mesh/proto';
+import { Cluster, ClusterLoadAssignment, RouteConfiguration, TYPE_URL, VirtualHost } from '@octo-mesh/proto';
 import { ServiceGovernance } from '@octo-mesh/proto/gen/octo/mesh/v1/xds.js';
 import type { Logger } from '@octo-mesh/runtime';
 import type { PilotMetrics } from './metrics.js';
@@ -31,6 +31,8 @@ export interface ServiceEntry {
   /** Encoded VirtualHosts, spliced into each scope's route configuration: for callers in the service's namespace, and for the others (no bare-name domains). */
   vhosts: Buffer[];
   remoteVhosts: Buffer[];
+  /** Route configurations for proxyless gRPC clients, one per HTTP port (translate/proxyless.ts), in port order. */
+  proxylessRoutes: XdsResource[];
   /** Load assignments per caller locality key. */
   eds: Map<string, XdsResource[]>;
   /** Scopes that include the service. */
@@ -51,7 +53,7 @@ export class ServiceCache {
   /** The entry of a service, created (not loaded) when absent. */
   entry(key: ServiceKey): ServiceEntry {
     let s = this.entries.get(key);
-    if (!s) this.entries.set(key, (s = { key, loaded: false, clusters: [], vhosts: [], remoteVhosts: [], eds: new Map(), scopes: new Set() }));
+    if (!s) this.entries.set(key, (s = { key, loaded: false, clusters: [], vhosts: [], remoteVhosts: [], proxylessRoutes: [], eds: new Map(), scopes: new Set() }));
     return s;
   }
 
@@ -125,6 +127,7 @@ export class ServiceCache {
       s.clusters = [];
       s.vhosts = [];
       s.remoteVhosts = [];
+      s.proxylessRoutes = [];
       return;
     }
     s.data = data;
@@ -143,6 +146,10 @@ export class ServiceCache {
       );
       s.vhosts = t.virtualHosts.map((v) => Buffer.from(VirtualHost.encode(v).finish()));
       s.remoteVhosts = virtualHostsFor(t.virtualHosts, splitServiceKey(s.key).namespace, '').map((v) => Buffer.from(VirtualHost.encode(v).finish()));
+      s.proxylessRoutes = reuse(
+        s.proxylessRoutes,
+        t.proxylessRoutes.map((r) => makeResource(TYPE_URL.route, r.name, RouteConfiguration, r, 'proxyless', { provenance: prov })),
+      );
       s.governance = reuse(s.governance ? [s.governance] : [], [makeResource(GOVERNANCE, t.governance.service, ServiceGovernance, t.governance, 'governance', { provenance: prov })])[0];
       for (const v of t.verdicts.filter((x) => !x.accepted)) this.logger?.warn('RoutePolicy rejected', { routePolicy: v.policy, generation: v.generation, reason: v.reason });
     } catch (err) {
@@ -152,6 +159,7 @@ export class ServiceCache {
       s.clusters = [];
       s.vhosts = [];
       s.remoteVhosts = [];
+      s.proxylessRoutes = [];
       this.logger?.error('service left out: cannot translate it', { service: s.key, error: s.error });
     }
   }

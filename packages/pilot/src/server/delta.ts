@@ -12,7 +12,7 @@ import type { DeltaDiscoveryRequest } from '@octo-mesh/proto';
 import type { XdsResource } from '../xds/resource.js';
 import type { Snapshot } from '../xds/snapshot.js';
 import { deltaResponse, type Encoded } from './encode.js';
-import { AdsStream, pushOrder } from './stream.js';
+import { AdsStream, boundedWait, pushOrder } from './stream.js';
 
 /** Marks a name the proxy was told does not exist. */
 const ABSENT = '';
@@ -38,7 +38,7 @@ export class DeltaStream extends AdsStream {
     this.enqueue(req.node, () => this.process(req));
   }
 
-  private process(req: DeltaDiscoveryRequest): void {
+  private process(req: DeltaDiscoveryRequest): void | Promise<void> {
     const typeUrl = req.typeUrl;
     if (!typeUrl) return;
     let st = this.types.get(typeUrl);
@@ -78,7 +78,8 @@ export class DeltaStream extends AdsStream {
     const have = this.snapshot()?.get(typeUrl)?.resources;
     if (have && req.resourceNamesSubscribe.length) {
       const missing = req.resourceNamesSubscribe.filter((n) => n !== '*' && !have.has(n));
-      if (missing.length) this.callbacks.onMissingResources?.(this, typeUrl, missing);
+      const learning = missing.length ? this.callbacks.onMissingResources?.(this, typeUrl, missing) : undefined;
+      if (learning) return boundedWait(learning).then(() => this.respond(typeUrl));
     }
     this.respond(typeUrl);
   }

@@ -10,7 +10,7 @@
 import type { DiscoveryRequest } from '@octo-mesh/proto';
 import type { Snapshot, TypeSnapshot } from '../xds/snapshot.js';
 import { sotwResponse, type Encoded } from './encode.js';
-import { AdsStream, pushOrder } from './stream.js';
+import { AdsStream, boundedWait, pushOrder } from './stream.js';
 
 interface TypeState {
   /** undefined = wildcard (everything the snapshot has of the type). */
@@ -37,7 +37,7 @@ export class SotwStream extends AdsStream {
     this.enqueue(req.node, () => this.process(req));
   }
 
-  private process(req: DiscoveryRequest): void {
+  private process(req: DiscoveryRequest): void | Promise<void> {
     const typeUrl = req.typeUrl;
     if (!typeUrl) return; // an ADS request must name its type; nothing to answer
     let st = this.types.get(typeUrl);
@@ -76,7 +76,8 @@ export class SotwStream extends AdsStream {
     if (next && snapshot) {
       const have = snapshot.get(typeUrl)?.resources;
       const missing = [...next].filter((n) => !have?.has(n));
-      if (missing.length) this.callbacks.onMissingResources?.(this, typeUrl, missing);
+      const learning = missing.length ? this.callbacks.onMissingResources?.(this, typeUrl, missing) : undefined;
+      if (learning) return boundedWait(learning).then(() => this.respond(typeUrl));
     }
     this.respond(typeUrl);
   }

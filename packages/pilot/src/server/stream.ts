@@ -44,9 +44,26 @@ export interface ServerCallbacks {
    * was sent — the proxy is as up to date as if it had ACKed `version`.
    */
   onUnchanged?(stream: StreamInfo, typeUrl: string, version: string): void;
-  /** The proxy asked for names its snapshot lacks — perhaps a service it did not declare (on-demand). */
-  onMissingResources?(stream: StreamInfo, typeUrl: string, names: readonly string[]): void;
+  /**
+   * The client asked for names its snapshot lacks — perhaps a service it did not declare
+   * (on-demand). A returned promise holds the answer for that type until it settles (at most
+   * {@link MISSING_WAIT_MS}): learning the names publishes a new snapshot, and answering before
+   * it would tell the client they do not exist. The stream handles its next request meanwhile
+   * only after the wait.
+   */
+  onMissingResources?(stream: StreamInfo, typeUrl: string, names: readonly string[]): void | Promise<void>;
   onStreamClosed?(stream: StreamInfo): void;
+}
+
+/** Longest a response waits for on-demand learning (a mesh source that does not answer must not stall the stream). */
+export const MISSING_WAIT_MS = 2000;
+
+/** Waits for `p`, at most `ms`; never rejects (learning reports its own failures). */
+export async function boundedWait(p: void | Promise<void>, ms = MISSING_WAIT_MS): Promise<void> {
+  if (!p) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.catch(() => {}), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
 }
 
 /** Order in which types are considered on a snapshot change: known types first, then the rest. */
@@ -78,8 +95,8 @@ export abstract class AdsStream implements StreamInfo {
     return this.node?.id ?? '';
   }
 
-  /** Queues a request; requests are handled one at a time, in order. */
-  enqueue(node: Node | undefined, handle: () => void): void {
+  /** Queues a request; requests are handled one at a time, in order (a handler's promise is awaited). */
+  enqueue(node: Node | undefined, handle: () => void | Promise<void>): void {
     this.queue = this.queue
       .then(async () => {
         if (this.closed) return;
@@ -94,7 +111,7 @@ export abstract class AdsStream implements StreamInfo {
           if (this.closed) return;
           this.unsubscribe = this.cache.subscribe(node.id, (s) => this.onSnapshot(s));
         }
-        handle();
+        await handle();
       })
       .catch((err: Error & { code?: number }) => {
         if (this.closed) return;
