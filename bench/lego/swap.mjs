@@ -9,7 +9,7 @@
 //      normal p99.
 //   2. saturation (closed loop, CONC requests always in flight): the same, with the throughput.
 // Usage: npm run build first (or tsc -b packages/lego-agent), then
-//   node bench/lego/swap.mjs            (env: SWAPS=5 BASE=5 GAP=2 RPS=1000 CONC=64 MIN_READY=0.5)
+//   node bench/lego/swap.mjs   (env: SWAPS=5 BASE=5 GAP=2 RPS=1000 CONC=64 MIN_READY=0.5 SPREAD=500 V8_HELPERS=idle)
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +25,7 @@ const GAP = Number(process.env.GAP ?? 2);
 const RPS = Number(process.env.RPS ?? 1000);
 const CONC = Number(process.env.CONC ?? 64);
 const MIN_READY = Number(process.env.MIN_READY ?? 0.5);
+const SPREAD = Number(process.env.SPREAD ?? 500);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const dir = mkdtempSync(join(tmpdir(), 'octo-lego-bench-'));
@@ -47,6 +48,7 @@ const agent = await startAgent(dir, 'bench', {
   targetFile,
   minReadySeconds: MIN_READY,
   drainTimeoutMs: 5000,
+  drainSpreadMs: SPREAD,
   // The proxy's own default for V8's helper threads (SCHED_IDLE), unlike the tests' `normal`.
   proxy: { ...proxySection(up.h1Port, up.h2Port), v8Helpers: process.env.V8_HELPERS ?? 'idle' },
 });
@@ -99,7 +101,7 @@ async function phase(label, opts) {
   summarise(label, load, baseWindow, swaps, seconds);
 }
 
-console.log(`LEGO hot swap: ${SWAPS} swaps per phase, minReadySeconds ${MIN_READY}, node ${process.version}, ${(await import('node:os')).cpus().length} CPUs`);
+console.log(`LEGO hot swap: ${SWAPS} swaps per phase, minReadySeconds ${MIN_READY}, drainSpreadMs ${SPREAD}, node ${process.version}, ${(await import('node:os')).cpus().length} CPUs`);
 try {
   await phase(`${RPS} rps (open loop)`, { rps: RPS });
   await phase(`saturation (closed loop, ${CONC} in flight)`, { rps: 0, concurrency: CONC });

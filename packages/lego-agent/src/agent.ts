@@ -310,7 +310,7 @@ export class LegoAgent {
       this.serve(child, running);
       this.setReady(true);
       await writeFile(this.activeFile, JSON.stringify({ dir: pkg.dir }));
-      if (old) await old.child.drain(cfg.drainTimeoutMs);
+      if (old) await old.child.drain(cfg.drainTimeoutMs, cfg.drainSpreadMs);
       const seconds = (Date.now() - began) / 1000;
       this.m.swaps.inc({ result: 'promoted' });
       this.m.swapSeconds.observe(seconds);

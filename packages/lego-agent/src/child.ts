@@ -94,10 +94,10 @@ export class ProxyChild extends EventEmitter {
   }
 
   /** Asks the proxy to drain for a handover and exit; kills it when it takes longer than `graceMs`. */
-  async drain(timeoutMs: number, graceMs = timeoutMs + 5_000): Promise<void> {
+  async drain(timeoutMs: number, spreadMs = 0, graceMs = timeoutMs + 5_000): Promise<void> {
     this.draining = true;
     if (this.exited) return;
-    this.send({ type: 'octo.drain', timeoutMs });
+    this.send({ type: 'octo.drain', timeoutMs, spreadMs });
     const t = setTimeout(() => {
       this.opts.logger.warn('draining proxy did not exit in time; killing it', { pid: this.pid, graceMs });
       this.kill();

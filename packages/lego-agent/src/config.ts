@@ -46,6 +46,8 @@ export const AgentConfigSchema = z
     healthProbeIntervalMs: ms.default(250),
     /** How long a draining proxy may take before it is closed (long-lived streams end here). */
     drainTimeoutMs: ms.default(5_000),
+    /** A swap moves the old proxy's kept-alive connections over this long (each at a random moment), not all at once. */
+    drainSpreadMs: ms.default(500),
     /** Crash restarts: the first is immediate, repeated ones back off from here… */
     crashBackoffMs: ms.default(500),
     /** …up to this; a child up this long counts as stable again. */

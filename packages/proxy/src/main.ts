@@ -84,16 +84,16 @@ async function main(): Promise<void> {
     ...(log ? { accessLog: log } : {}),
     logger,
   });
-  let drain: { mode: DrainMode; timeoutMs: number } = { mode: 'shutdown', timeoutMs: cfg.drainTimeoutMs };
-  const shutdown = new GracefulShutdown({ logger, timeoutMs: cfg.drainTimeoutMs + 5000 }).add('proxy', () => proxy.stop(drain.timeoutMs, drain.mode)).install();
+  let drain: { mode: DrainMode; timeoutMs: number; spreadMs: number } = { mode: 'shutdown', timeoutMs: cfg.drainTimeoutMs, spreadMs: 0 };
+  const shutdown = new GracefulShutdown({ logger, timeoutMs: cfg.drainTimeoutMs + 5000 }).add('proxy', () => proxy.stop(drain.timeoutMs, drain.mode, drain.spreadMs)).install();
   if (process.send) {
-    // The LEGO agent's side of a swap: `{type: 'octo.drain', timeoutMs?}` drains for a handover
+    // The LEGO agent's side of a swap: `{type: 'octo.drain', timeoutMs?, spreadMs?}` drains for a handover
     // (the agent keeps the listening sockets; a new version already accepts on them), then exits.
-    process.on('message', (m: { type?: string; timeoutMs?: number; status?: unknown }) => {
+    process.on('message', (m: { type?: string; timeoutMs?: number; spreadMs?: number; status?: unknown }) => {
       // The agent's status, for the pilot (see SidecarStatusReporter).
       if (m?.type === 'octo.agent.status') return void proxy.reportAgentStatus(JSON.stringify(m.status));
       if (m?.type !== 'octo.drain') return;
-      drain = { mode: 'handover', timeoutMs: typeof m.timeoutMs === 'number' ? m.timeoutMs : cfg.drainTimeoutMs };
+      drain = { mode: 'handover', timeoutMs: typeof m.timeoutMs === 'number' ? m.timeoutMs : cfg.drainTimeoutMs, spreadMs: typeof m.spreadMs === 'number' ? m.spreadMs : 0 };
       logger.info('draining for a handover', { timeoutMs: drain.timeoutMs });
       void shutdown.shutdown('octo.drain');
     });

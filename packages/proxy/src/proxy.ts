@@ -280,10 +280,10 @@ export class Proxy {
     else this.pendingAgentStatus = statusJson;
   }
 
-  async stop(drainMs = 5000, mode: DrainMode = 'shutdown'): Promise<void> {
+  async stop(drainMs = 5000, mode: DrainMode = 'shutdown', spreadMs = 0): Promise<void> {
     this.ads?.stop();
     this.statusReporter?.stop();
-    await this.listeners.drain(drainMs, mode);
+    await this.listeners.drain(drainMs, mode, spreadMs);
     this.clusters.close();
     await this.admin?.close();
   }

@@ -335,9 +335,14 @@ export class ListenerManager {
    * Graceful drain: stop accepting, tell idle keep-alive and HTTP/2 clients to go away, let
    * in-flight requests finish for up to `timeoutMs`, then close what is left.
    */
-  async drain(timeoutMs: number, mode: DrainMode = 'shutdown'): Promise<void> {
+  async drain(timeoutMs: number, mode: DrainMode = 'shutdown', spreadMs = 0): Promise<void> {
     this.draining = true;
     const handover = mode === 'handover';
+    // A handover may spread the connections' moves over `spreadMs` (each one marked at a random
+    // moment in it), so the new proxy warms up on part of the traffic before all of it arrives,
+    // rather than every client reconnecting in the same instant.
+    const spread = handover ? Math.max(0, Math.min(spreadMs, timeoutMs / 2)) : 0;
+    const later = (f: () => void) => (spread > 0 ? setTimeout(f, Math.random() * spread) : f());
     // Closing this process's listening handle stops its accepting; a socket handed over by the
     // LEGO agent stays open in the agent (and in the proxy that takes over).
     for (const a of this.attachments) {
@@ -349,9 +354,10 @@ export class ListenerManager {
     }
     for (const s of this.h2.values()) s.close();
     // GOAWAY: HTTP/2 clients open no new streams; the session closes once its streams finish.
-    for (const s of this.sessions) s.close();
-    for (const c of this.lean) c.close(handover);
+    for (const s of this.sessions) later(() => s.close());
+    for (const c of this.lean) later(() => c.close(handover));
     const deadline = Date.now() + timeoutMs;
+    if (spread > 0) await new Promise((r) => setTimeout(r, spread));
     while (this.sockets.size > 0 && Date.now() < deadline) {
       if (!handover) for (const s of this.h1.values()) s.closeIdleConnections();
       await new Promise((r) => setTimeout(r, 50));
