@@ -5,7 +5,9 @@
  * - `locality.region` / `locality.zone`: for locality-aware endpoint priorities.
  * - `metadata.dependencies`: list of the services the workload calls, each `name` (in the node's
  *   namespace), `name.namespace[.svc[.cluster.local]]` or `namespace/name`. The node gets config
- *   for exactly these, plus any it later asks for by cluster name (on demand).
+ *   for exactly these, plus any it later asks for by cluster name or by listener name (on
+ *   demand; a proxyless gRPC client declares none and names its targets in LDS — see
+ *   translate/proxyless.ts).
  * - `metadata.namespace`: the workload's namespace (default `default`).
  * - `metadata.workload` (or `app`), `metadata.labels` (map), `metadata.namespace_labels` (map),
  *   `metadata.instance_id` (default: `id`), `metadata.proxy_version`: for ProxyVersion rollouts.
