@@ -101,7 +101,7 @@ describe('octo-operator replicas on a real API server', () => {
     const frozen = await batchOf(env.ns, name);
     expect(frozen?.currentBatch).toBeGreaterThanOrEqual(at!.currentBatch!);
 
-    const second = track(startOperator(env, fleet.sim.metaUrl, 'second'));
+    track(startOperator(env, fleet.sim.metaUrl, 'second'));
     await waitFor('second leads at once', () => holder(env.ns), (h) => h === 'second', { timeoutMs: 3 * RETRY_MS + 5000, intervalMs: 100 });
     await waitFor('1.2.0 Succeeded', () => batchOf(env.ns, name), (s) => s?.phase === 'Succeeded', { timeoutMs: 90_000, intervalMs: 200 });
     await rec.stop();

@@ -3,11 +3,9 @@
  * notifications. Reconciling starts when this replica leads and stops when it no longer does;
  * the store's caches stay warm either way, so a new leader starts from a full view at once.
  */
-import type { Logger } from '@octo-mesh/runtime';
 import { Controller } from './controller.js';
 import type { EventRecorder } from './events.js';
 import type { FleetPoller } from './fleet.js';
-import type { OperatorMetrics } from './metrics.js';
 import { ProxyVersionReconciler, RoutePolicyReconciler, type ReconcilerDeps } from './reconcilers.js';
 import { keyOf, type OperatorStore } from './store.js';
 
