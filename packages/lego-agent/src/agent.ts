@@ -194,12 +194,16 @@ export class LegoAgent {
     }, delay);
   }
 
-  /** Keeps `ready` current: probes the serving child's `/ready`. */
+  /** Keeps `ready` current: probes the serving child's `/ready` and `/sync`. */
   private probe(): void {
     const tick = async () => {
       const child = this.current?.child;
       let ok = false;
-      if (child?.adminPort && !child.exited) ok = await readyProbe(child.adminPort, this.probeError);
+      if (child?.adminPort && !child.exited) {
+        // Ready as the status contract means it: `/ready` 200 and xDS-synced.
+        const st = await syncProbe(child.adminPort, this.probeError);
+        ok = st.ready && st.synced;
+      }
       if (child === this.current?.child) this.setReady(ok);
       if (!this.stopped) this.probeTimer = setTimeout(() => void tick(), this.status.ready ? this.opts.config.healthProbeIntervalMs : 50);
     };

@@ -35,7 +35,7 @@ export interface AgentStatus {
   runningVersion: string;
   target: AgentTargetRef | null;
   phase: AgentPhase;
-  /** A proxy child is serving and answers `/ready` with 200. */
+  /** A proxy child is serving, answers `/ready` with 200 and reports itself xDS-synced. */
   ready: boolean;
   /** ISO time since when `ready` has been true; null while not ready. */
   readySince: string | null;
