@@ -22,8 +22,8 @@ export interface ImageConfig {
 export interface ImageSpec {
   /** Full reference the image is imported as, e.g. `octo.local/octo-mesh/control-plane:0.1.0`. */
   name: string;
-  /** Layers, bottom first. */
-  layers: LayerEntry[][];
+  /** Layers, bottom first: entries, or a layer prepared once for several images. */
+  layers: (LayerEntry[] | PreparedLayer)[];
   config: ImageConfig;
 }
 
@@ -37,18 +37,30 @@ export interface BuiltImage {
   layerBytes: number;
 }
 
+/** A layer compressed once, to be shared by several images (the runtime layer). */
+export interface PreparedLayer {
+  gz: Buffer;
+  diffId: string;
+  digest: string;
+}
+
+/** Writes and compresses a layer (gzip level 9 by the pinned Node's zlib: the same bytes every time). */
+export function prepareLayer(entries: readonly LayerEntry[]): PreparedLayer {
+  const tar = writeLayer(entries);
+  const gz = gzipSync(tar, { level: 9 });
+  return { gz, diffId: `sha256:${sha(tar)}`, digest: `sha256:${sha(gz)}` };
+}
+
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const json = (v: unknown) => Buffer.from(JSON.stringify(v));
 
 /** Builds the archive. Layers are gzip-compressed at level 9 (zlib of the pinned Node: same bytes every time). */
 export function buildImage(spec: ImageSpec): BuiltImage {
   const blobs = new Map<string, Buffer>();
-  const layers = spec.layers.map((entries) => {
-    const tar = writeLayer(entries);
-    const gz = gzipSync(tar, { level: 9 });
-    const digest = sha(gz);
-    blobs.set(digest, gz);
-    return { diffId: `sha256:${sha(tar)}`, digest: `sha256:${digest}`, size: gz.length };
+  const layers = spec.layers.map((l) => {
+    const p = Array.isArray(l) ? prepareLayer(l) : l;
+    blobs.set(p.digest.slice('sha256:'.length), p.gz);
+    return { diffId: p.diffId, digest: p.digest, size: p.gz.length };
   });
   const c = spec.config;
   const config = json({
