@@ -1,0 +1,115 @@
+{{/* Name of a component's objects: <release>-<component>. */}}
+{{- define "octo.name" -}}
+{{- printf "%s-%s" .root.Release.Name .component | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Cluster-scoped objects also carry the namespace: two releases never share one. */}}
+{{- define "octo.clusterName" -}}
+{{- printf "%s-%s-%s" .root.Release.Namespace .root.Release.Name .component | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "octo.image" -}}
+{{- printf "%s/%s:%s" .Values.image.repository . (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "octo.controlPlaneImage" -}}
+{{- printf "%s/control-plane:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "octo.sidecarImage" -}}
+{{- printf "%s/sidecar:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* Labels of every object; part-of=octo-mesh also keeps the injector off control-plane pods. */}}
+{{- define "octo.labels" -}}
+app.kubernetes.io/name: {{ .component }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/part-of: octo-mesh
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
+{{- end -}}
+
+{{- define "octo.selector" -}}
+app.kubernetes.io/name: {{ .component }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- end -}}
+
+{{/* Service addresses inside the cluster. */}}
+{{- define "octo.dispatcherAddress" -}}
+{{- printf "%s-dispatcher.%s.svc:15012" .Release.Name .Release.Namespace -}}
+{{- end -}}
+{{- define "octo.metaServerAddress" -}}
+{{- printf "%s-meta-server.%s.svc:15011" .Release.Name .Release.Namespace -}}
+{{- end -}}
+
+{{/* The pod spec every control-plane component shares: non-root, read-only root, no capabilities. */}}
+{{- define "octo.podSecurity" -}}
+securityContext:
+  runAsNonRoot: true
+  runAsUser: 65532
+  runAsGroup: 65532
+  fsGroup: 65532
+  seccompProfile: {type: RuntimeDefault}
+{{- end -}}
+
+{{- define "octo.containerSecurity" -}}
+securityContext:
+  allowPrivilegeEscalation: false
+  readOnlyRootFilesystem: true
+  capabilities: {drop: [ALL]}
+{{- end -}}
+
+{{- define "octo.probes" -}}
+readinessProbe:
+  httpGet: {path: /readyz, port: http}
+  periodSeconds: 2
+  failureThreshold: 3
+livenessProbe:
+  httpGet: {path: /healthz, port: http}
+  periodSeconds: 10
+  failureThreshold: 3
+startupProbe:
+  httpGet: {path: /healthz, port: http}
+  periodSeconds: 1
+  failureThreshold: 60
+{{- end -}}
+
+{{- define "octo.podEnv" -}}
+- name: POD_NAME
+  valueFrom: {fieldRef: {fieldPath: metadata.name}}
+- name: POD_NAMESPACE
+  valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+- name: POD_IP
+  valueFrom: {fieldRef: {fieldPath: status.podIP}}
+{{- end -}}
+
+{{- define "octo.antiAffinity" -}}
+{{- if eq .root.Values.podAntiAffinity "soft" }}
+affinity:
+  podAntiAffinity:
+    preferredDuringSchedulingIgnoredDuringExecution:
+    - weight: 100
+      podAffinityTerm:
+        topologyKey: kubernetes.io/hostname
+        labelSelector:
+          matchLabels:
+            {{- include "octo.selector" . | nindent 12 }}
+{{- end }}
+{{- end -}}
+
+{{/* A PodDisruptionBudget: one may go at a time (several replicas keep serving). */}}
+{{- define "octo.pdb" -}}
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "octo.name" . }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "octo.labels" . | nindent 4 }}
+spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels:
+      {{- include "octo.selector" . | nindent 6 }}
+{{- end -}}
