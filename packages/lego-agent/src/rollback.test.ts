@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AggregatedDiscoveryServiceService, Cluster, Cluster_LbPolicy, DiscoveryResponse, TYPE_URL, packAny, type DiscoveryRequest } from '@octo-mesh/proto';
+import { Cluster, Cluster_LbPolicy, TYPE_URL, packAny } from '@octo-mesh/proto';
 import { bundleProxy, makePackage } from '@octo-mesh/proxy-package/build.js';
 import { PackageRepository } from '@octo-mesh/proxy-package';
 import { createLogger } from '@octo-mesh/runtime';
 import type { AgentReason } from './status.js';
+import { startAds } from './test-support/ads.js';
 import { buildAgent, get1, proxySection, startAgent, upstreams, type RunningAgent, type Upstreams } from './test-support/harness.js';
 
 // Versions that start but must not take over: never ready, crashing within minReadySeconds,
@@ -17,33 +17,18 @@ const dir = mkdtempSync(join(tmpdir(), 'octo-lego-rollback-'));
 let up: Upstreams;
 let repo: PackageRepository;
 let agent: RunningAgent;
-let xds: Server;
-let xdsPort = 0;
+let xds: { port: number; close: () => void };
 const targets: Record<string, { packageUrl: string; sha256: string }> = {};
 const targetFile = join(dir, 'target.json');
-
-/** A real ADS server whose clusters the proxy must NACK (an lb_policy it does not implement). */
-async function nackingXds(): Promise<number> {
-  xds = new Server();
-  xds.addService(AggregatedDiscoveryServiceService, {
-    streamAggregatedResources: (call: ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => {
-      call.on('data', (req: DiscoveryRequest) => {
-        if (req.responseNonce) return;
-        const resources =
-          req.typeUrl === TYPE_URL.cluster ? [packAny(TYPE_URL.cluster, Cluster.fromPartial({ name: 'maglev', lbPolicy: Cluster_LbPolicy.MAGLEV }))] : req.typeUrl === TYPE_URL.listener ? [] : undefined;
-        if (resources) call.write(DiscoveryResponse.fromPartial({ versionInfo: '1', typeUrl: req.typeUrl, nonce: `n-${req.typeUrl}`, resources }));
-      });
-      call.on('error', () => undefined);
-    },
-  });
-  return new Promise((resolve, reject) => xds.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
-}
 
 describe('LEGO agent local rollback', () => {
   beforeAll(async () => {
     buildAgent();
     up = await upstreams();
-    xdsPort = await nackingXds();
+    // A pilot whose clusters the proxy must NACK (an lb_policy it does not implement).
+    xds = await startAds((t) =>
+      t === TYPE_URL.cluster ? [packAny(TYPE_URL.cluster, Cluster.fromPartial({ name: 'maglev', lbPolicy: Cluster_LbPolicy.MAGLEV }))] : t === TYPE_URL.listener ? [] : undefined,
+    );
     const bundle = await bundleProxy('1.0.0');
     mkdirSync(join(dir, 'boot'));
     writeFileSync(join(dir, 'boot', 'proxy.mjs'), bundle);
@@ -53,7 +38,7 @@ describe('LEGO agent local rollback', () => {
     const wrappers: Record<string, string> = {
       '3.0.0': `process.env.OCTO_PROXY_XDS_ADDRESS = '127.0.0.1:1';\nawait import('./proxy.mjs');\n`,
       '3.1.0': `setTimeout(() => process.exit(70), 2000);\nawait import('./proxy.mjs');\n`,
-      '3.2.0': `process.env.OCTO_PROXY_XDS_ADDRESS = '127.0.0.1:${xdsPort}';\nawait import('./proxy.mjs');\n`,
+      '3.2.0': `process.env.OCTO_PROXY_XDS_ADDRESS = '127.0.0.1:${xds.port}';\nawait import('./proxy.mjs');\n`,
     };
     for (const [version, wrapper] of Object.entries(wrappers)) {
       const p = await makePackage({ version, bundle, entry: 'entry.mjs', files: [{ path: 'entry.mjs', data: Buffer.from(wrapper) }] });
@@ -75,7 +60,7 @@ describe('LEGO agent local rollback', () => {
     await agent?.stop();
     await repo?.stop();
     await up?.close();
-    xds?.forceShutdown();
+    xds?.close();
   });
 
   // columns: case, version, expected reason, a fragment of the message
