@@ -180,9 +180,9 @@ describe('RolloutPlanner: every transition, exact next status', () => {
       wakeAt: t(60),
     },
     {
-      name: 'pause over: next batch starts (baseline = targeted now, total re-planned)',
+      name: 'pause over: next batch starts (baseline = targeted now; total stays the rollout start\'s)',
       status: progressing(0, 0, { ...counts(10, 10), batchHealthyAt: at(30) }),
-      aggregate: agg({ inScope: 100, targeted: 10, upgraded: 10, ready: 10, newestReadyAt: t(15) }),
+      aggregate: agg({ inScope: 130, targeted: 10, upgraded: 10, ready: 10, newestReadyAt: t(15) }),
       now: t(60),
       expected: progressing(1, 60, {
         batchBaseline: 10,

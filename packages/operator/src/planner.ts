@@ -280,15 +280,15 @@ export class RolloutPlanner {
     }
     const next = batch + 1;
     st.currentBatch = next;
-    st.total = agg.inScope;
-    // The batch shares are planned on the fleet as it is now (maxUnavailable, canary instances).
-    st.batches = rolloutBatches(spec.strategy, agg.inScope).length;
+    // `total` stays what it was when the rollout started: re-planning the shares on a fleet that
+    // grew would shrink a maxUnavailable batch's share below the one before and un-target instances.
+    st.batches = batches.length;
     st.batchStartedAt = iso(now);
     st.batchBaseline = agg.targeted;
     delete st.batchHealthyAt;
     const nextLabel = `batch ${next + 1}/${st.batches}`;
     cond('Progressing', 'True', 'BatchStarted', `${nextLabel} started`);
-    st.message = `${nextLabel}: ${Math.round(rolloutBatches(spec.strategy, agg.inScope)[next] ?? 100)}% of ${agg.inScope} instances`;
+    st.message = `${nextLabel}: ${Math.round(batches[next] ?? 100)}% of ${st.total ?? 0} instances`;
     event('Normal', 'BatchStarted', `${nextLabel} started`);
     return result(true, now + SETTLE_MS);
   }

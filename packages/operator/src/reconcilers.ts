@@ -118,7 +118,9 @@ export class ProxyVersionReconciler implements Reconciler {
     const started = plan.status.batchStartedAt ? Date.parse(plan.status.batchStartedAt) : undefined;
     if (started !== undefined) this.deps.metrics.gateSeconds.observe({ rollout: key }, (now - started) / 1000);
     const couldPass = Math.max(started ?? 0, newestReadyAt === undefined ? 0 : newestReadyAt + minReadySeconds * 1000);
-    if (couldPass > 0) this.deps.metrics.gateOverheadSeconds.observe(Math.max(0, now - couldPass) / 1000);
+    const overheadMs = couldPass > 0 ? Math.max(0, now - couldPass) : undefined;
+    if (overheadMs !== undefined) this.deps.metrics.gateOverheadSeconds.observe(overheadMs / 1000);
+    this.deps.logger.info('batch gate passed', { kind: 'ProxyVersion', key, batch: plan.status.currentBatch, sinceBatchStartMs: started === undefined ? undefined : now - started, overheadMs });
   }
 }
 

@@ -122,7 +122,7 @@ export const proxyVersionStatus = z
     phase: z.enum(PROXY_VERSION_PHASES).optional(),
     currentBatch: z.number().int().min(0).optional().meta({ description: 'Index of the batch in progress (0 is the canary, if any).' }),
     batches: z.number().int().min(0).optional().meta({ description: 'Number of batches the rollout has (canary included).' }),
-    total: z.number().int().min(0).optional().meta({ description: 'Instances in scope when the current batch started; the batch shares are planned on it.' }),
+    total: z.number().int().min(0).optional().meta({ description: 'Instances in scope when the rollout started; the batch shares (canary instances, maxUnavailable) are planned on it.' }),
     targeted: z.number().int().min(0).optional().meta({ description: 'Instances whose target is this release.' }),
     updated: z.number().int().min(0).optional().meta({ description: 'Targeted instances that run this release.' }),
     ready: z.number().int().min(0).optional().meta({ description: 'Updated instances that are ready.' }),
