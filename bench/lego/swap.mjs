@@ -11,7 +11,7 @@
 // Usage: npm run build first (or tsc -b packages/lego-agent), then
 //   node bench/lego/swap.mjs   (env: SWAPS=5 BASE=5 GAP=2 RPS=1000 CONC=64 MIN_READY=0.5 SPREAD=500 V8_HELPERS=idle)
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bundleProxy, makePackage } from '../../packages/proxy-package/dist/build.js';
 import { PackageRepository } from '../../packages/proxy-package/dist/index.js';
@@ -62,9 +62,14 @@ async function swap(load) {
   const start = load.now();
   const t0 = performance.now();
   writeFileSync(targetFile, JSON.stringify(pkgs[to]));
-  await agent.waitStatus(`running ${to}`, (s) => s.runningVersion === to && s.phase === 'Idle', 60_000);
+  // When each phase was first seen (polled every 50 ms), in ms after the target was written.
+  const phases = {};
+  await agent.waitStatus(`running ${to}`, (s) => {
+    phases[s.phase] ??= Math.round(performance.now() - t0);
+    return s.runningVersion === to && s.phase === 'Idle';
+  }, 60_000);
   while (alive(old.pid)) await sleep(5);
-  return { to, ms: performance.now() - t0, window: [start, load.now()] };
+  return { to, ms: performance.now() - t0, window: [start, load.now()], phases };
 }
 
 function summarise(label, load, baseWindow, swaps, seconds) {
@@ -75,10 +80,14 @@ function summarise(label, load, baseWindow, swaps, seconds) {
   const rows = swaps.map((w) => {
     const lat = s.samples.filter(([t]) => inWin(t, w.window)).map(([, l]) => l);
     const p99 = quantile(lat, 0.99);
-    return { to: w.to, swapMs: Math.round(w.ms), failed: s.failedAt.filter((t) => inWin(t, w.window)).length, requests: lat.length, p99Ms: +p99.toFixed(2), addedP99Ms: +(p99 - baseP99).toFixed(2) };
+    // Where the slowest 1 % of the window's requests started, in ms after the target was written.
+    const slow = s.samples.filter(([t]) => inWin(t, w.window)).sort((a, b) => b[1] - a[1]).slice(0, Math.max(1, Math.ceil(lat.length / 100)));
+    const at = slow.map(([t]) => Math.round(t - w.window[0])).sort((a, b) => a - b);
+    return { to: w.to, swapMs: Math.round(w.ms), starting: w.phases.Starting, draining: w.phases.Draining, slowAt: `${at[0]}..${at.at(-1)}`, failed: s.failedAt.filter((t) => inWin(t, w.window)).length, requests: lat.length, p99Ms: +p99.toFixed(2), addedP99Ms: +(p99 - baseP99).toFixed(2) };
   });
   console.log(`\n## ${label}: ${s.sent} requests in ${seconds.toFixed(1)} s (${(s.sent / seconds).toFixed(0)} rps), failed ${s.failed}, h2 refused-and-retried ${s.retriedRefused}`);
-  console.log(`normal p50 ${quantile(base, 0.5).toFixed(2)} ms, p99 ${baseP99.toFixed(2)} ms over ${base.length} requests`);
+  console.log(`normal p50 ${quantile(base, 0.5).toFixed(2)} ms, p99 ${baseP99.toFixed(2)} ms over ${base.length} requests; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  if (label.includes('open loop') && baseP99 > 50) console.log('WARNING: the normal p99 is over 50 ms: the machine cannot carry this rate now (other load); this run says nothing about swaps');
   console.table(rows);
   const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
   console.log(`per swap: mean ${mean(rows.map((r) => r.swapMs)).toFixed(0)} ms, max ${Math.max(...rows.map((r) => r.swapMs))} ms; failed ${rows.reduce((a, r) => a + r.failed, 0)}; added p99 mean ${mean(rows.map((r) => r.addedP99Ms)).toFixed(2)} ms, max ${Math.max(...rows.map((r) => r.addedP99Ms)).toFixed(2)} ms`);
