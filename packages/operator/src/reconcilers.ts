@@ -89,7 +89,9 @@ export class ProxyVersionReconciler implements Reconciler {
       this.planner.plan({ key, spec: proxyVersionSpec.parse(o.spec), status: o.status, generation: generationOf(o), aggregate: observeRollout(snapshot, key, generationOf(o)), now, others });
     let plan = planFor(pv);
     if (!sameStatus(pv.status, plan.status)) {
-      const wait = this.gate.wait(key, now);
+      // The gate counts from the moment a write is sent, so sends are at least the interval apart.
+      const sentAt = this.now();
+      const wait = this.gate.wait(key, sentAt);
       if (wait > 0) return { requeueAfterMs: wait };
       let decided: PlanResult | undefined;
       const stored = await store.updateStatus('ProxyVersion', key, (current) => {
@@ -97,9 +99,9 @@ export class ProxyVersionReconciler implements Reconciler {
         return sameStatus(current.status, decided.status) ? undefined : decided.status;
       });
       if (stored && decided) {
-        this.gate.wrote(key, now);
+        this.gate.wrote(key, sentAt);
         plan = decided;
-        logger.info('rollout status written', { kind: 'ProxyVersion', key, resourceVersion: serverMeta(stored).resourceVersion, phase: plan.status.phase, batch: plan.status.currentBatch, ready: plan.status.ready, targeted: plan.status.targeted });
+        logger.info('rollout status written', { kind: 'ProxyVersion', key, sentAt: new Date(sentAt).toISOString(), resourceVersion: serverMeta(stored).resourceVersion, phase: plan.status.phase, batch: plan.status.currentBatch, ready: plan.status.ready, targeted: plan.status.targeted });
         for (const a of plan.actions) {
           await events.record(target('ProxyVersion', stored), a.severity, a.reason, a.message);
           if (a.reason === 'BatchHealthy') this.observeGate(key, plan, observeRollout(snapshot, key, generationOf(stored)).newestReadyAt, parsed.data.strategy.healthGate.minReadySeconds, now);
