@@ -107,10 +107,11 @@ export class LoadGenerator {
     req.end();
   }
 
-  private session(): http2.ClientHttp2Session {
+  /** A session from the pool; `fresh` replaces it with a new connection (a retry after a refusal). */
+  private session(fresh = false): http2.ClientHttp2Session {
     const i = this.next++ % this.sessions.length;
     let s = this.sessions[i];
-    if (!s || s.closed || s.destroyed || (s as unknown as { goneAway?: boolean }).goneAway) {
+    if (fresh || !s || s.closed || s.destroyed || (s as unknown as { goneAway?: boolean }).goneAway) {
       const fresh = http2.connect(`http://127.0.0.1:${this.opts.port}`);
       fresh.on('goaway', () => ((fresh as unknown as { goneAway?: boolean }).goneAway = true));
       fresh.on('error', () => undefined);
@@ -131,7 +132,7 @@ export class LoadGenerator {
     };
     let stream: http2.ClientHttp2Stream;
     try {
-      stream = this.session().request({ ':path': this.opts.path ?? '/load', ':authority': 'svc' });
+      stream = this.session(attempt > 0).request({ ':path': this.opts.path ?? '/load', ':authority': 'svc' });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? '';
       if (REFUSED.has(code)) return retry(code);
