@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { httpStatusOf } from './errors.js';
+import { processFailure } from './process-errors.js';
 
 /** A readiness check: resolves to true when ready, or to a reason string when not. */
 export type ReadinessCheck = () => boolean | string | Promise<boolean | string>;
@@ -33,7 +34,7 @@ export interface AdminServer {
 
 /**
  * The HTTP endpoint every long-running component exposes: `/healthz` (the process serves),
- * `/readyz` (its readiness checks pass), `/metrics` (Prometheus text format) and debug routes.
+ * `/readyz` (its readiness checks pass, and the process has not failed — `processFailure`), `/metrics` (Prometheus text format) and debug routes.
  */
 export async function startAdminServer(opts: AdminServerOptions): Promise<AdminServer> {
   const routes = new Map<string, RouteHandler>(Object.entries(opts.routes ?? {}));
@@ -48,6 +49,8 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       if (url.pathname === '/healthz') return send(res, 200, 'ok\n');
       if (url.pathname === '/readyz') {
         const failing: string[] = [];
+        const fatal = processFailure();
+        if (fatal) failing.push(`process: ${fatal}`);
         for (const [name, check] of Object.entries(opts.readiness ?? {})) {
           const r = await check();
           if (r !== true) failing.push(`${name}: ${r === false ? 'not ready' : r}`);

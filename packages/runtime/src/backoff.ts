@@ -56,3 +56,71 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+export interface RestarterOptions {
+  /** What is restarted, for logs and `octo_errors_total{where}`. */
+  name: string;
+  /** Starts (again) the thing that failed; a rejection counts as another failure. */
+  start: () => Promise<unknown>;
+  backoff?: BackoffOptions;
+  logger?: { log(level: string, message: string, meta?: Record<string, unknown>): unknown };
+  /** Called with every failure (already logged), e.g. to count it. */
+  onFailure?: (err: unknown) => void;
+}
+
+/**
+ * Restarts something long-running (an informer, a watch) after it fails: with exponential backoff
+ * and jitter, never at a fixed pace, and never concurrently with itself. While it is down,
+ * {@link health} says why, so a readiness check can report a dependency that stays down.
+ */
+export class Restarter {
+  private readonly backoff: Backoff;
+  private timer: NodeJS.Timeout | undefined;
+  private downSince: number | undefined;
+  private lastError = '';
+  private stopped = false;
+
+  constructor(private readonly opts: RestarterOptions) {
+    this.backoff = new Backoff(opts.backoff ?? { initialMs: 200, maxMs: 10_000, jitter: 0.5 });
+  }
+
+  /** Reports a failure: logged, and a restart scheduled after the next backoff delay. */
+  failed(err: unknown): void {
+    if (this.stopped) return;
+    this.lastError = err instanceof Error ? err.message : String(err);
+    this.downSince ??= Date.now();
+    this.opts.onFailure?.(err);
+    if (this.timer) return; // a restart is already scheduled
+    const waitMs = this.backoff.next();
+    this.opts.logger?.log('warn', `${this.opts.name} failed; restarting`, { error: this.lastError, attempt: this.backoff.attempts, waitMs });
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.stopped) return;
+      this.opts.start().then(
+        () => this.succeeded(),
+        (e: unknown) => this.failed(e),
+      );
+    }, waitMs);
+  }
+
+  /** Reports that it runs again (also called after a successful restart). */
+  succeeded(): void {
+    if (this.downSince !== undefined) this.opts.logger?.log('info', `${this.opts.name} running again`, { downMs: Date.now() - this.downSince });
+    this.downSince = undefined;
+    this.backoff.reset();
+  }
+
+  /**
+   * `true` while running, or when down for less than `graceMs`; else why it is down — the shape
+   * of a readiness check.
+   */
+  health(graceMs = 0, now = Date.now()): true | string {
+    if (this.downSince === undefined || now - this.downSince < graceMs) return true;
+    return `${this.opts.name} down for ${Math.round((now - this.downSince) / 1000)} s: ${this.lastError}`;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+}

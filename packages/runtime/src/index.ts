@@ -7,3 +7,4 @@ export * from './shutdown.js';
 export * from './config.js';
 export * from './wait.js';
 export * from './ports.js';
+export * from './process-errors.js';

@@ -1,10 +1,17 @@
 import type { Logger } from './logger.js';
+import { describeError, markProcessFailed } from './process-errors.js';
 
 export interface ShutdownOptions {
   logger: Logger;
   /** Hard limit for all hooks together; the process exits with code 1 past it. Default 20 s. */
   timeoutMs?: number;
   signals?: NodeJS.Signals[];
+  /**
+   * Also take over `uncaughtException` and `unhandledRejection` (default true): log the error with
+   * its stack, mark the process not ready, run the hooks, exit 1 — so the process is restarted
+   * clean instead of serving on from a state nobody planned for.
+   */
+  fatalErrors?: boolean;
   /** Injected for tests; defaults to process.exit. */
   exit?: (code: number) => void;
 }
@@ -12,11 +19,13 @@ export interface ShutdownOptions {
 /**
  * Graceful shutdown on SIGTERM/SIGINT: hooks run in reverse order of registration (last started,
  * first stopped), each awaited; then the process exits 0. A second signal or the timeout forces
- * exit 1.
+ * exit 1. An uncaught exception or unhandled rejection (see {@link ShutdownOptions.fatalErrors})
+ * runs the same hooks and exits 1; a second one while they run exits 1 at once.
  */
 export class GracefulShutdown {
   private readonly hooks: { name: string; fn: () => Promise<void> | void }[] = [];
   private running: Promise<void> | undefined;
+  private exitCode = 0;
   private readonly exit: (code: number) => void;
 
   constructor(private readonly opts: ShutdownOptions) {
@@ -41,7 +50,27 @@ export class GracefulShutdown {
         void this.shutdown(sig);
       });
     }
+    if (this.opts.fatalErrors !== false) {
+      process.on('uncaughtException', (err) => this.fatal('uncaughtException', err));
+      process.on('unhandledRejection', (reason) => this.fatal('unhandledRejection', reason));
+    }
     return this;
+  }
+
+  /**
+   * A fatal error: logged with context, the process marked not ready, then the hooks run and the
+   * process exits 1 (at once when already shutting down).
+   */
+  fatal(kind: 'uncaughtException' | 'unhandledRejection', err: unknown): void {
+    const { error, stack } = describeError(err);
+    this.opts.logger.error('fatal error; stopping for a restart', { kind, error, ...(stack ? { stack } : {}) });
+    markProcessFailed(`${kind}: ${error}`);
+    this.exitCode = 1;
+    if (this.running) {
+      this.exit(1);
+      return;
+    }
+    void this.shutdown(kind);
   }
 
   /** Runs every hook once; later calls return the same promise. */
@@ -58,7 +87,7 @@ export class GracefulShutdown {
       this.exit(1);
     }, timeoutMs);
     timer.unref();
-    let code = 0;
+    let code = this.exitCode;
     for (const { name, fn } of [...this.hooks].reverse()) {
       try {
         await fn();
