@@ -36,11 +36,12 @@ export class DispatcherMeshSource implements MeshSource {
     const { connection } = this.opts;
     const out = new Map<ServiceKey, ServiceData>();
     const optional = <T>(p: Promise<T>) => p.catch((err: unknown) => (err instanceof NotFoundError ? undefined : Promise.reject(err)));
-    // One list of policies per fetch: a policy may target a service in another namespace, and a
-    // list started after a notification is at least as new as the change it announced.
-    const policies = services.length ? connection.list('RoutePolicy').then((r) => r.items as RoutePolicy[]) : Promise.resolve([]);
+    // The policies of each service are listed by their target (a policy may live in another
+    // namespace), paged, so neither the number of policies in the mesh nor in one namespace makes
+    // a message too large; a list started after a notification is at least as new as its change.
     await Promise.all(
       services.map(async (key) => {
+        const policies = connection.list('RoutePolicy', '', { service: key }).then((r) => r.items as RoutePolicy[]);
         const [service, endpoints, all] = await Promise.all([optional(connection.get('Service', key)), optional(connection.get('ServiceEndpoints', key)), policies]);
         if (!service) return;
         out.set(key, {

@@ -11,6 +11,14 @@ import {
 import { Backoff, ConflictError, NotFoundError, OctoError, UnavailableError, ValidationError, sleep, type Logger } from '@octo-mesh/runtime';
 import { compareVersions, type Version } from '@octo-mesh/contracts';
 
+/**
+ * The annotation that says which source wrote an object into the dispatcher's store: `api`
+ * (Apply without one: octoctl, the operator), `directory` (a watched YAML directory), `registry`
+ * (the meta server's service registry). A source deletes only objects it wrote, so two writers
+ * of one name never delete each other's objects; the last writer owns the object.
+ */
+export const SOURCE_ANNOTATION = 'mesh.octo.io/source';
+
 /** Maps a gRPC error from the dispatcher back to the typed error the server threw. */
 export function fromGrpcError(err: ServiceError): Error {
   const msg = err.details || err.message;
@@ -61,9 +69,25 @@ export class DispatcherConnection {
     return unary<DispatcherResource>((cb) => this.client.get({ kind, ...splitKey(key) }, cb)).then(fromWire);
   }
 
-  async list(kind: ResourceKind, namespace = ''): Promise<{ items: MeshResource[]; version: Version }> {
-    const r = await unary<{ items: DispatcherResource[]; version: string }>((cb) => this.client.list({ kind, namespace }, cb));
-    return { items: r.items.map(fromWire), version: r.version };
+  /**
+   * Every object of a kind (of `namespace`, or concerning `opts.service` = `namespace/name`, when
+   * given), fetched page by page so any number of objects flows (no single message grows past
+   * gRPC's limit). The version is the first page's: watching from it misses nothing.
+   */
+  async list(kind: ResourceKind, namespace = '', opts: { service?: string; pageLimit?: number } = {}): Promise<{ items: MeshResource[]; version: Version }> {
+    const items: MeshResource[] = [];
+    let version: Version | undefined;
+    let continueToken = '';
+    do {
+      const page = await unary<{ items: DispatcherResource[]; version: string; continueToken: string }>((cb) =>
+        this.client.list({ kind, namespace, service: opts.service ?? '', limit: opts.pageLimit ?? 0, continueToken }, cb),
+      );
+      for (const r of page.items) items.push(fromWire(r));
+      version ??= page.version;
+      if (page.continueToken && page.continueToken === continueToken) throw new OctoError(`dispatcher List did not advance past ${continueToken}`);
+      continueToken = page.continueToken;
+    } while (continueToken);
+    return { items, version: version ?? '0' };
   }
 
   /** Creates or replaces; `object` may be an object or the JSON/YAML text of one. */

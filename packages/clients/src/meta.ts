@@ -4,7 +4,7 @@
  */
 import { Metadata, credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { MetaServerClient, ServiceRegistryClient, type PilotLease } from '@octo-mesh/proto';
-import { Backoff, sleep, type Logger } from '@octo-mesh/runtime';
+import { Backoff, recordError, sleep, type Logger } from '@octo-mesh/runtime';
 
 type Callback<Res> = (err: ServiceError | null, res?: Res) => void;
 const unary = <Res>(call: (cb: Callback<Res>) => unknown): Promise<Res> =>
@@ -101,7 +101,11 @@ export class PilotMembership {
     this.stopped = true;
     this.wake?.();
     await this.loop;
-    if (opts.deregister !== false) await unary((cb) => this.client.deregisterPilot({ pilotId: this.opts.pilotId }, new Metadata(), { deadline: Date.now() + 1000 }, cb)).catch(() => {});
+    if (opts.deregister !== false)
+      await unary((cb) => this.client.deregisterPilot({ pilotId: this.opts.pilotId }, new Metadata(), { deadline: Date.now() + 1000 }, cb)).catch((err: unknown) =>
+        // Best effort: the lease lapses after its TTL anyway.
+        recordError(this.opts.logger, 'deregistering the pilot', err, { pilotId: this.opts.pilotId }),
+      );
     this.client.close();
   }
 }
@@ -210,8 +214,15 @@ export class RegisteredInstance {
         registered = true;
         ttl = Number(lease.ttlMs) || ttl;
       } catch (err) {
+        const forgotten = (err as ServiceError).code === status.NOT_FOUND;
+        if (forgotten && registered) {
+          // The meta server restarted and forgot us: register again at once, not a beat later
+          // (its registration grace period is what it waits for us).
+          registered = false;
+          continue;
+        }
         registered = false;
-        if ((err as ServiceError).code !== status.NOT_FOUND) o.logger?.warn('service registry unreachable; retrying', { error: (err as Error).message });
+        if (!forgotten) o.logger?.warn('service registry unreachable; retrying', { error: (err as Error).message });
       }
       await new Promise<void>((resolve) => {
         this.timer = setTimeout(resolve, Math.max(100, ttl / 3));
@@ -229,7 +240,10 @@ export class RegisteredInstance {
     await this.loop;
     const o = this.opts;
     if (opts.deregister !== false)
-      await unary((cb) => this.client.deregister({ namespace: o.namespace, service: o.service, instanceId: o.instanceId }, new Metadata(), { deadline: Date.now() + 1000 }, cb)).catch(() => {});
+      await unary((cb) => this.client.deregister({ namespace: o.namespace, service: o.service, instanceId: o.instanceId }, new Metadata(), { deadline: Date.now() + 1000 }, cb)).catch((err: unknown) =>
+        // Best effort: the instance expires after its TTL anyway.
+        recordError(o.logger, 'deregistering an instance', err, { instanceId: o.instanceId }),
+      );
     this.client.close();
   }
 }

@@ -5,6 +5,8 @@ import { describe, expect, it } from '@jest/globals';
 import type { RoutePolicy } from '@octo-mesh/api';
 import { createLogger } from '@octo-mesh/runtime';
 import { Writable } from 'node:stream';
+import { parse } from 'yaml';
+import { SOURCE_ANNOTATION } from '@octo-mesh/clients';
 import { DirectorySource, planDirectorySync, type LoadedFile } from './dir-source.js';
 import { MemoryStore } from './memory-store.js';
 
@@ -79,4 +81,69 @@ describe('DirectorySource', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('deleting a file never deletes an object of the same name another source (octoctl) wrote since', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'octo-dir-own-'));
+    const store = MemoryStore.open();
+    writeFileSync(join(dir, 'catalog.yaml'), policy('catalog', 80));
+    writeFileSync(join(dir, 'ratings.yaml'), policy('ratings', 60));
+    const source = new DirectorySource({ dir, store, logger: createLogger('test', 'error'), debounceMs: 20 });
+    try {
+      await source.start();
+      expect((await store.get('RoutePolicy', 'demo/catalog')).metadata.annotations?.[SOURCE_ANNOTATION]).toBe('directory');
+      // octoctl apply of the same name: the API now owns it.
+      const applied = parse(policy('catalog', 50)) as RoutePolicy;
+      await store.put({ ...applied, metadata: { ...applied.metadata, annotations: { [SOURCE_ANNOTATION]: 'api' } } });
+      unlinkSync(join(dir, 'catalog.yaml'));
+      unlinkSync(join(dir, 'ratings.yaml'));
+      await untilTrue(async () => (await store.list('RoutePolicy')).items.length === 1);
+      const kept = await store.get('RoutePolicy', 'demo/catalog');
+      expect(weightOf(kept)).toBe(50);
+      expect(kept.metadata.annotations?.[SOURCE_ANNOTATION]).toBe('api');
+    } finally {
+      await source.stop();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('restarted on a persisted store: octoctl objects stay as applied, objects of files removed meanwhile go', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'octo-dir-restart-'));
+    const data = mkdtempSync(join(tmpdir(), 'octo-dir-data-'));
+    const logger = createLogger('test', 'error');
+    writeFileSync(join(dir, 'catalog.yaml'), policy('catalog', 80));
+    writeFileSync(join(dir, 'ratings.yaml'), policy('ratings', 60));
+    try {
+      let store = MemoryStore.open({ dir: data });
+      let source = new DirectorySource({ dir, store, logger, debounceMs: 20 });
+      await source.start();
+      const applied = parse(policy('catalog', 50)) as RoutePolicy;
+      await store.put({ ...applied, metadata: { ...applied.metadata, annotations: { [SOURCE_ANNOTATION]: 'api' } } });
+      await source.stop();
+      await store.close();
+
+      unlinkSync(join(dir, 'ratings.yaml')); // while the dispatcher is down
+      store = MemoryStore.open({ dir: data });
+      source = new DirectorySource({ dir, store, logger, debounceMs: 20 });
+      await source.start();
+      expect(weightOf(await store.get('RoutePolicy', 'demo/catalog'))).toBe(50);
+      expect((await store.list('RoutePolicy')).items.map((o) => o.metadata.name)).toEqual(['catalog']);
+      // An edit of the file is a new write by the directory: it wins again.
+      writeFileSync(join(dir, 'catalog.yaml'), policy('catalog', 70));
+      await untilTrue(async () => weightOf(await store.get('RoutePolicy', 'demo/catalog')) === 70);
+      await source.stop();
+      await store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
 });
+
+async function untilTrue(cond: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`condition not met in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -3,7 +3,9 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { formatIssue, parseManifests, resourceKey, type ManifestIssue, type MeshResource, type ResourceKind } from '@octo-mesh/api';
-import { isNotFound, type Logger } from '@octo-mesh/runtime';
+import { RESOURCE_KINDS } from '@octo-mesh/api';
+import { SOURCE_ANNOTATION } from '@octo-mesh/clients';
+import { isNotFound, recordError, type Logger } from '@octo-mesh/runtime';
 import type { ResourceSource, ResourceStore } from './store.js';
 
 /** What was last loaded from one file. */
@@ -24,6 +26,11 @@ export interface DirectoryPlan {
   /** The objects in force after the plan is applied. */
   desired: Map<string, MeshResource>;
 }
+
+/** The {@link SOURCE_ANNOTATION} value of objects a directory wrote. */
+export const DIRECTORY_SOURCE = 'directory';
+
+const owned = (o: MeshResource): MeshResource => ({ ...o, metadata: { ...o.metadata, annotations: { ...o.metadata.annotations, [SOURCE_ANNOTATION]: DIRECTORY_SOURCE } } }) as MeshResource;
 
 const idOf = (o: MeshResource) => `${o.kind}|${resourceKey(o)}`;
 const hashOf = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -93,6 +100,7 @@ export class DirectorySource implements ResourceSource {
   private running: Promise<void> = Promise.resolve();
   private again = false;
   private syncing = false;
+  private adopted = false;
 
   constructor(private readonly opts: DirectorySourceOptions) {}
 
@@ -126,7 +134,7 @@ export class DirectorySource implements ResourceSource {
         try {
           await this.pass();
         } catch (err) {
-          this.opts.logger.error('directory sync failed', { dir: this.opts.dir, error: (err as Error).message });
+          recordError(this.opts.logger, 'directory sync', err, { dir: this.opts.dir }, 'error');
         }
       } while (this.again);
       this.syncing = false;
@@ -148,20 +156,51 @@ export class DirectorySource implements ResourceSource {
     }
     const before = new Set(this.issues().map(formatIssue));
     const plan = planDirectorySync(this.loaded, texts);
-    for (const o of plan.puts) {
+    const deletes = [...plan.deletes];
+    let puts = plan.puts;
+    if (!this.adopted) {
+      // Also on the first pass: an object another source wrote over a file's since (octoctl
+      // apply) stays that source's until the file changes again — a restart re-reads every file,
+      // which is no new edit.
+      const others = new Set<string>();
+      for (const o of puts) {
+        const stored = await store.get(o.kind, resourceKey(o)).catch((err: unknown) => (isNotFound(err) ? undefined : Promise.reject(err)));
+        const source = stored?.metadata.annotations?.[SOURCE_ANNOTATION];
+        if (stored && source !== undefined && source !== DIRECTORY_SOURCE) others.add(idOf(o));
+      }
+      if (others.size) logger.info('objects in the directory written since by another source; kept until their file changes', { objects: [...others] });
+      puts = puts.filter((o) => !others.has(idOf(o)));
+      // First pass (a restart with a persisted store): objects this source wrote in an earlier
+      // life whose files are gone meanwhile are deleted too, so the store reflects the directory.
+      for (const kind of RESOURCE_KINDS)
+        for (const o of (await store.list(kind)).items)
+          if (o.metadata.annotations?.[SOURCE_ANNOTATION] === DIRECTORY_SOURCE && !plan.desired.has(`${o.kind}|${resourceKey(o)}`)) deletes.push({ kind: o.kind, key: resourceKey(o) });
+      this.adopted = true;
+    }
+    for (const o of puts) {
       try {
-        const stored = await store.put(o);
+        const stored = await store.put(owned(o));
         logger.info('applied from directory', { kind: o.kind, namespace: stored.metadata.namespace, name: o.metadata.name, resourceVersion: stored.metadata.resourceVersion });
       } catch (err) {
         logger.error('store rejected object from directory', { kind: o.kind, name: o.metadata.name, error: (err as Error).message });
       }
     }
-    for (const d of plan.deletes) {
+    for (const d of deletes) {
       try {
-        await store.delete(d.kind, d.key);
+        // Only what this source wrote: an object of the same name applied since by octoctl (or
+        // published by the registry) is its writer's, and stays.
+        const stored = await store.get(d.kind, d.key);
+        const source = stored.metadata.annotations?.[SOURCE_ANNOTATION];
+        if (source !== DIRECTORY_SOURCE) {
+          logger.info('no longer in directory, but written since by another source; kept', { kind: d.kind, key: d.key, source: source ?? '(none)' });
+          continue;
+        }
+        await store.delete(d.kind, d.key, { expectedVersion: stored.metadata.resourceVersion! });
         logger.info('deleted, no longer in directory', { kind: d.kind, key: d.key });
       } catch (err) {
-        if (!isNotFound(err)) throw err;
+        if (isNotFound(err)) continue;
+        // A conflict means another writer got there between the read and the delete: theirs now.
+        recordError(logger, 'deleting an object no longer in the directory', err, { kind: d.kind, key: d.key });
       }
     }
     this.loaded = plan.next;

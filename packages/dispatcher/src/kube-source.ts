@@ -13,7 +13,7 @@ import {
   type V1Service,
 } from '@kubernetes/client-node';
 import { GROUP, VERSION, resourceKey, type MeshResource, type ResourceKind } from '@octo-mesh/api';
-import { isNotFound, type Logger } from '@octo-mesh/runtime';
+import { Restarter, isNotFound, recordError, type Logger } from '@octo-mesh/runtime';
 import { endpointsFromSlices, serviceFromKube, SERVICE_NAME_LABEL, workloadsFromPods } from './kube-translate.js';
 import { validateResource } from './memory-store.js';
 import type { ResourceSource, ResourceStore } from './store.js';
@@ -43,6 +43,7 @@ export class KubernetesSource implements ResourceSource {
   private slices!: Cached<V1EndpointSlice>;
   private pods!: Cached<V1Pod>;
   private readonly owned = new Map<ResourceKind, Set<string>>();
+  private readonly restarters: Restarter[] = [];
 
   constructor(private readonly opts: KubernetesSourceOptions) {}
 
@@ -63,10 +64,11 @@ export class KubernetesSource implements ResourceSource {
 
     const on = <T extends KubernetesObject>(inf: Cached<T>, name: string, handle: (o: T) => Promise<void>) => {
       for (const verb of ['add', 'update', 'delete'] as const) inf.on(verb, (o) => void handle(o).catch((err: unknown) => this.opts.logger.error('sync from Kubernetes failed', { informer: name, key: keyOf(o), error: (err as Error).message })));
-      inf.on('error', (err) => {
-        this.opts.logger.warn('informer error, restarting', { informer: name, error: String((err as Error)?.message ?? err) });
-        setTimeout(() => void inf.start().catch(() => {}), 1000);
-      });
+      // An informer stops on error; it is restarted with backoff and jitter, and while it stays
+      // down the dispatcher is not ready (health()): its copy of that kind is going stale.
+      const restarter = new Restarter({ name: `kubernetes informer ${name}`, start: () => inf.start(), logger: this.opts.logger, onFailure: (err) => recordError(undefined, `informer ${name}`, err) });
+      this.restarters.push(restarter);
+      inf.on('error', (err) => restarter.failed(err));
       this.informers.push(inf as unknown as Cached<KubernetesObject>);
     };
     on(routePolicies, 'routepolicies', (o) => this.syncCrd('RoutePolicy', routePolicies, keyOf(o)));
@@ -88,7 +90,17 @@ export class KubernetesSource implements ResourceSource {
     await Promise.all(this.informers.map((i) => i.start()));
   }
 
+  /** A readiness check: why the source is stale (an informer down for longer than `graceMs`), or true. */
+  health(graceMs = 5000): true | string {
+    for (const r of this.restarters) {
+      const h = r.health(graceMs);
+      if (h !== true) return h;
+    }
+    return true;
+  }
+
   async stop(): Promise<void> {
+    for (const r of this.restarters) r.stop();
     await Promise.all(this.informers.map((i) => i.stop()));
   }
 

@@ -62,6 +62,7 @@ async function main(): Promise<void> {
     shutdown.add('directory source', () => dirSource?.stop());
   }
   let writeThrough: DispatcherServiceOptions['writeThrough'];
+  let kubeHealth: (() => true | string) | undefined;
   if (config.kubernetes) {
     ready['kubernetes'] = false;
     const kc = new KubeConfig();
@@ -70,6 +71,7 @@ async function main(): Promise<void> {
     writeThrough = { store: await KubernetesStore.open({ kubeConfig: kc }), kinds: KUBE_KINDS };
     const kube = new KubernetesSource({ kubeConfig: kc, store, logger });
     await kube.start();
+    kubeHealth = () => kube.health();
     ready['kubernetes'] = true;
     shutdown.add('kubernetes source', () => kube.stop());
   }
@@ -82,7 +84,10 @@ async function main(): Promise<void> {
     host: config.host,
     port: config.adminPort,
     registry,
-    readiness: Object.fromEntries(Object.keys(ready).map((k) => [k, () => ready[k] === true || `${k} source not synced`])),
+    readiness: {
+      ...Object.fromEntries(Object.keys(ready).map((k) => [k, () => ready[k] === true || `${k} source not synced`])),
+      ...(kubeHealth ? { 'kubernetes informers': kubeHealth } : {}),
+    },
     routes: {
       '/debug/watchers': (): DispatcherWatcherView[] => service.list(),
       '/debug/manifests': () => ({ dir: config.watchDir ?? null, issues }),

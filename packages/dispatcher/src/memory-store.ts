@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { isResourceKind, kindInfo, resourceKey, resourceSchema, type MeshResource, type ResourceKind } from '@octo-mesh/api';
-import { ConflictError, NotFoundError, ValidationError, formatPath } from '@octo-mesh/runtime';
+import { isResourceKind, kindInfo, resourceKey, resourceSchema, serviceOf, type MeshResource, type ResourceKind } from '@octo-mesh/api';
+import { ConflictError, NotFoundError, ValidationError, formatPath, recordError, type Logger } from '@octo-mesh/runtime';
 import {
+  compareKeys,
   compareVersions,
   VersionExpiredError,
   type DeleteOptions,
@@ -19,8 +20,15 @@ import {
 } from './store.js';
 
 export interface MemoryStoreOptions {
-  /** Persist to `<dir>/store.json` (written atomically after each burst of changes) and load it at open. */
+  /**
+   * Persist to `<dir>`: every change is appended to `<dir>/journal.jsonl` and fsynced before the
+   * write resolves (changes arriving together share one fsync), and the journal is compacted into
+   * `<dir>/store.json` (written to a temporary file, fsynced, renamed) when it grows. Opening
+   * loads the snapshot and replays the journal, so a kill -9 loses no write that was answered.
+   */
   dir?: string;
+  /** Where a watcher's exception is reported (a watcher's failure never affects the store). */
+  logger?: Logger;
   /** How many past events are kept for watches that resume from a version. Default 10,000. */
   historySize?: number;
   /**
@@ -37,6 +45,18 @@ interface Persisted {
 }
 
 const PERSIST_FILE = 'store.json';
+const JOURNAL_FILE = 'journal.jsonl';
+/** The journal is folded into the snapshot when it is larger than this and than the last snapshot. */
+const COMPACT_BYTES = 4 * 1024 * 1024;
+
+/** One journal line: a committed change. */
+interface JournalEntry {
+  v: string;
+  kind: ResourceKind;
+  key: Key;
+  /** The object as stored; absent for a delete. */
+  o?: MeshResource;
+}
 
 /** Validates an object against its kind's schema; throws ValidationError naming each field. */
 export function validateResource(resource: unknown): MeshResource {
@@ -71,6 +91,11 @@ export class MemoryStore implements ResourceStore {
   private readonly watchers = new Set<{ handler: (e: StoreEvent) => void; kinds?: readonly ResourceKind[] }>();
   private flushScheduled = false;
   private closed = false;
+  private journalFd: number | undefined;
+  private journalBytes = 0;
+  private snapshotBytes = 0;
+  private pendingLines: string[] = [];
+  private durableWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
 
   private constructor(private readonly opts: MemoryStoreOptions) {}
 
@@ -89,10 +114,43 @@ export class MemoryStore implements ResourceStore {
       if (text !== undefined) {
         const data = JSON.parse(text) as Persisted;
         store.rev = BigInt(data.version);
+        store.snapshotBytes = text.length;
         for (const o of data.objects) store.bucket(o.kind).set(resourceKey(o), o);
       }
+      store.replayJournal(join(opts.dir, JOURNAL_FILE), text !== undefined);
     }
     return store;
+  }
+
+  /** Applies the journal's changes newer than the snapshot; a torn last line (kill -9 mid-write) is dropped. */
+  private replayJournal(path: string, hasSnapshot: boolean): void {
+    let text = '';
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    const lines = text.split('\n');
+    let good = 0;
+    for (const [i, line] of lines.entries()) {
+      if (!line) continue;
+      let e: JournalEntry;
+      try {
+        e = JSON.parse(line) as JournalEntry;
+      } catch (err) {
+        if (i >= lines.length - 2) break; // the last line, cut short: never acknowledged
+        throw new Error(`${path}: line ${i + 1} is corrupt: ${(err as Error).message}`);
+      }
+      good += line.length + 1;
+      // Entries the snapshot already holds (it was written, the journal not yet emptied) are skipped.
+      if (hasSnapshot && BigInt(e.v) <= this.rev) continue;
+      this.rev = BigInt(e.v);
+      if (e.o) this.bucket(e.kind).set(e.key, e.o);
+      else this.bucket(e.kind).delete(e.key);
+    }
+    this.journalFd = openSync(path, 'a+');
+    if (good !== Buffer.byteLength(text)) ftruncateSync(this.journalFd, Buffer.byteLength(text.slice(0, good)));
+    this.journalBytes = good;
   }
 
   private bucket(kind: ResourceKind): Map<Key, MeshResource> {
@@ -112,11 +170,15 @@ export class MemoryStore implements ResourceStore {
   }
 
   async list(kind: ResourceKind, opts: ListOptions = {}): Promise<ListResult> {
-    const items = [...(this.objects.get(kind)?.values() ?? [])]
-      .filter((o) => opts.namespace === undefined || (o.metadata.namespace ?? 'default') === opts.namespace)
-      .sort((a, b) => resourceKey(a).localeCompare(resourceKey(b)))
-      .map((o) => structuredClone(o));
-    return { items, version: this.version() };
+    const { namespace, service, after, limit } = opts;
+    let keys = [...(this.objects.get(kind)?.entries() ?? [])]
+      .filter(([key, o]) => (namespace === undefined || (o.metadata.namespace ?? 'default') === namespace) && (service === undefined || serviceOf(o) === service) && (after === undefined || compareKeys(key, after) > 0))
+      .map(([key]) => key)
+      .sort(compareKeys);
+    if (limit) keys = keys.slice(0, limit);
+    const bucket = this.objects.get(kind);
+    // Only the objects returned are copied: a page of a large list costs its page, not the list.
+    return { items: keys.map((k) => structuredClone(bucket!.get(k)!)), version: this.version() };
   }
 
   async put(resource: MeshResource, opts: PutOptions = {}): Promise<MeshResource> {
@@ -149,6 +211,7 @@ export class MemoryStore implements ResourceStore {
     } as MeshResource;
     bucket.set(key, stored);
     this.commit({ type: 'PUT', kind: stored.kind, key, version, resource: stored });
+    await this.durable();
     return structuredClone(stored);
   }
 
@@ -166,6 +229,7 @@ export class MemoryStore implements ResourceStore {
     const stored = { ...valid, metadata: { ...prev.metadata, resourceVersion: version } } as MeshResource;
     bucket.set(key, stored);
     this.commit({ type: 'PUT', kind, key, version, resource: stored });
+    await this.durable();
     return structuredClone(stored);
   }
 
@@ -178,6 +242,7 @@ export class MemoryStore implements ResourceStore {
     bucket.delete(key);
     this.rev += 1n;
     this.commit({ type: 'DELETE', kind, key, version: this.version(), resource: prev });
+    await this.durable();
   }
 
   watch(handler: (event: StoreEvent) => void, opts: WatchOptions = {}): Watch {
@@ -197,9 +262,13 @@ export class MemoryStore implements ResourceStore {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
     this.watchers.clear();
     this.flush();
+    if (this.opts.dir) this.compact();
+    if (this.journalFd !== undefined) closeSync(this.journalFd);
+    this.journalFd = undefined;
   }
 
   private assertOpen(): void {
@@ -219,15 +288,26 @@ export class MemoryStore implements ResourceStore {
     const max = this.opts.historySize ?? 10_000;
     if (this.history.length > max) this.history.splice(0, this.history.length - max);
     for (const w of [...this.watchers]) this.deliver(w, e);
-    this.scheduleFlush();
+    if (this.opts.dir) {
+      const entry: JournalEntry = { v: e.version, kind: e.kind, key: e.key, ...(e.type === 'PUT' ? { o: e.resource } : {}) };
+      this.pendingLines.push(`${JSON.stringify(entry)}\n`);
+      this.scheduleFlush();
+    }
+  }
+
+  /** Resolves once everything committed so far is on disk (at once without a directory). */
+  private durable(): Promise<void> {
+    if (!this.opts.dir || !this.flushScheduled) return Promise.resolve();
+    return new Promise((resolve, reject) => this.durableWaiters.push({ resolve, reject }));
   }
 
   private deliver(w: { handler: (e: StoreEvent) => void; kinds?: readonly ResourceKind[] }, e: StoreEvent): void {
     if (w.kinds && !w.kinds.includes(e.kind)) return;
     try {
       w.handler({ ...e, resource: structuredClone(e.resource) });
-    } catch {
+    } catch (err) {
       // A watcher's failure is its own; the store and other watchers carry on.
+      recordError(this.opts.logger, 'store watcher', err, { kind: e.kind, key: e.key, resourceVersion: e.version }, 'error');
     }
   }
 
@@ -239,13 +319,66 @@ export class MemoryStore implements ResourceStore {
     });
   }
 
-  /** Writes the persisted snapshot now (write to a temp file, then rename: never a torn file). */
+  /**
+   * Appends the changes committed since the last flush to the journal and fsyncs it (one write and
+   * one fsync for a burst of changes), then answers the writes waiting for it.
+   */
   flush(): void {
     this.flushScheduled = false;
-    if (!this.opts.dir) return;
-    const data: Persisted = { version: this.version(), objects: [...this.objects.values()].flatMap((b) => [...b.values()]) };
-    const target = join(this.opts.dir, PERSIST_FILE);
-    writeFileSync(`${target}.tmp`, JSON.stringify(data));
-    renameSync(`${target}.tmp`, target);
+    const waiters = this.durableWaiters;
+    this.durableWaiters = [];
+    if (!this.opts.dir || this.journalFd === undefined) {
+      for (const w of waiters) w.resolve();
+      return;
+    }
+    try {
+      if (this.pendingLines.length) {
+        const chunk = Buffer.from(this.pendingLines.join(''));
+        this.pendingLines = [];
+        writeAll(this.journalFd, chunk);
+        fsyncSync(this.journalFd);
+        this.journalBytes += chunk.length;
+      }
+      if (this.journalBytes > COMPACT_BYTES && this.journalBytes > this.snapshotBytes) this.compact();
+    } catch (err) {
+      // Not durable: the waiting writers get the error (their change is in memory, but may not
+      // survive a restart), so a client sees the failure and can apply again.
+      recordError(this.opts.logger, 'persisting the store', err, { dir: this.opts.dir }, 'error');
+      for (const w of waiters) w.reject(err);
+      return;
+    }
+    for (const w of waiters) w.resolve();
   }
+
+  /** Folds everything into `store.json` (temporary file, fsync, rename, fsync of the directory), then empties the journal. */
+  private compact(): void {
+    const dir = this.opts.dir!;
+    const data: Persisted = { version: this.version(), objects: [...this.objects.values()].flatMap((b) => [...b.values()]) };
+    const text = JSON.stringify(data);
+    const target = join(dir, PERSIST_FILE);
+    const tmp = openSync(`${target}.tmp`, 'w');
+    try {
+      writeAll(tmp, Buffer.from(text));
+      fsyncSync(tmp);
+    } finally {
+      closeSync(tmp);
+    }
+    renameSync(`${target}.tmp`, target);
+    const d = openSync(dir, 'r');
+    try {
+      fsyncSync(d);
+    } finally {
+      closeSync(d);
+    }
+    this.snapshotBytes = text.length;
+    if (this.journalFd !== undefined) {
+      ftruncateSync(this.journalFd, 0);
+      fsyncSync(this.journalFd);
+    }
+    this.journalBytes = 0;
+  }
+}
+
+function writeAll(fd: number, buf: Buffer): void {
+  for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
 }

@@ -1,6 +1,7 @@
 import { status, type ServerDuplexStream, type ServiceError, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
 import { parse as parseYaml } from 'yaml';
-import { isResourceKind, resourceKey, type MeshResource, type ResourceKind } from '@octo-mesh/api';
+import { isResourceKind, resourceKey, serviceOf, type MeshResource, type ResourceKind } from '@octo-mesh/api';
+import { SOURCE_ANNOTATION } from '@octo-mesh/clients';
 import {
   DispatcherService,
   DispatcherWatchEventType,
@@ -11,7 +12,11 @@ import {
 } from '@octo-mesh/proto';
 import { Counter, Gauge, ValidationError, grpcStatusOf, type Logger, type Registry } from '@octo-mesh/runtime';
 import { NotificationBuffer, isSubscribed, toNotification, type SubscriptionFilter } from './notify.js';
-import { isVersionExpired, type ResourceStore, type Watch } from './store.js';
+import { checkDocumentShape } from './limits.js';
+import { compareKeys, isVersionExpired, type ResourceStore, type Watch } from './store.js';
+
+/** Most subscription filters one Watch stream may hold (a pilot holds one per watched service). */
+export const MAX_SUBSCRIPTIONS = 100_000;
 
 export interface DispatcherServiceOptions {
   store: ResourceStore;
@@ -46,6 +51,50 @@ function kindOf(kind: string): ResourceKind {
   if (!isResourceKind(kind)) throw new ValidationError('request', [{ path: 'kind', message: `unknown kind ${JSON.stringify(kind)}` }]);
   return kind;
 }
+
+/** Largest page of a List, in bytes of JSON (gRPC's default message limit is 4 MiB). */
+export const LIST_PAGE_BYTES = 1024 * 1024;
+/** Most objects in a page when the client sets no limit. */
+export const LIST_PAGE_OBJECTS = 1000;
+
+/**
+ * One page of a List: the objects after `continueToken` (a `namespace/name` key; items are sorted
+ * by key) that concern `service` when set, at most `limit` (0: no count limit) and about
+ * {@link LIST_PAGE_BYTES}; `continueToken` is set when more follow.
+ */
+export function listPage(
+  items: readonly MeshResource[],
+  version: string,
+  opts: { service?: string; limit?: number; continueToken?: string; pageBytes?: number },
+): { items: DispatcherResource[]; version: string; continueToken: string } {
+  const { service, limit = 0, continueToken = '', pageBytes = LIST_PAGE_BYTES } = opts;
+  const max = limit || LIST_PAGE_OBJECTS;
+  const out: DispatcherResource[] = [];
+  let last = '';
+  let bytes = 0;
+  // Backends may ignore the paging hints: filter and order here again.
+  const keyed = items.map((o) => ({ key: resourceKey(o), o })).sort((a, b) => compareKeys(a.key, b.key));
+  for (const { key, o } of keyed) {
+    if (continueToken && compareKeys(key, continueToken) <= 0) continue;
+    if (service && serviceOf(o) !== service) continue;
+    if (out.length >= max || (out.length && bytes >= pageBytes)) return { items: out, version, continueToken: last };
+    const wire = toWire(o);
+    bytes += wire.json.length;
+    out.push(wire);
+    last = key;
+  }
+  return { items: out, version, continueToken: '' };
+}
+
+/** The object with its source annotation set, unless it names one already (see SOURCE_ANNOTATION). */
+export function withSource<T extends MeshResource>(o: T, source: string): T {
+  if (typeof o !== 'object' || o === null || typeof o.metadata !== 'object' || o.metadata === null) return o;
+  if (o.metadata.annotations?.[SOURCE_ANNOTATION]) return o;
+  return { ...o, metadata: { ...o.metadata, annotations: { ...o.metadata.annotations, [SOURCE_ANNOTATION]: source } } };
+}
+
+/** A store version as a client sends it: decimal digits (or empty). */
+const VERSION_RE = /^[0-9]{0,30}$/;
 
 function fail(cb: sendUnaryData<never>, err: unknown): void {
   const e = Object.assign(new Error((err as Error).message), { code: grpcStatusOf(err), details: (err as Error).message }) as ServiceError;
@@ -97,21 +146,32 @@ export class DispatcherGrpc {
           .then((r) => cb(null, toWire(r)), (err: unknown) => fail(cb, err));
       },
       list: (call, cb) => {
+        const { kind, namespace, service, limit, continueToken } = call.request;
         Promise.resolve()
-          .then(() => store.list(kindOf(call.request.kind), call.request.namespace ? { namespace: call.request.namespace } : {}))
-          .then((r) => cb(null, { items: r.items.map(toWire), version: r.version }), (err: unknown) => fail(cb, err));
+          .then(() =>
+            store.list(kindOf(kind), {
+              ...(namespace ? { namespace } : {}),
+              ...(service ? { service } : {}),
+              ...(continueToken ? { after: continueToken } : {}),
+              // One more than a page, so the page knows whether more follow.
+              limit: (limit || LIST_PAGE_OBJECTS) + 1,
+            }),
+          )
+          .then((r) => cb(null, listPage(r.items, r.version, { service, limit, continueToken })), (err: unknown) => fail(cb, err));
       },
       apply: (call, cb) => {
         Promise.resolve()
           .then(() => {
+            const text = call.request.json;
+            checkDocumentShape(text);
             let obj: unknown;
             try {
-              obj = parseYaml(call.request.json);
+              obj = /^\s*\{/.test(text) ? JSON.parse(text) : parseYaml(text, { maxAliasCount: 10 });
             } catch (err) {
               throw new ValidationError('request', [{ path: 'json', message: (err as Error).message }]);
             }
             const kind = kindOf(String((obj as { kind?: unknown } | null)?.kind));
-            return this.writerFor(kind).put(obj as MeshResource, call.request.expectedVersion ? { expectedVersion: call.request.expectedVersion } : {});
+            return this.writerFor(kind).put(withSource(obj as MeshResource, 'api'), call.request.expectedVersion ? { expectedVersion: call.request.expectedVersion } : {});
           })
           .then((r) => {
             this.opts.logger.info('applied', { kind: r.kind, namespace: r.metadata.namespace, name: r.metadata.name, resourceVersion: r.metadata.resourceVersion, peer: call.getPeer() });
@@ -193,7 +253,17 @@ export class DispatcherGrpc {
       logger.info('watch closed', { clientId: info.clientId, peer: info.peer, sent: info.sent });
     };
 
+    /** Ends the stream with a status the client sees (destroy() would end it without one). */
+    const refuse = (code: status, message: string) => {
+      logger.warn('watch refused', { clientId: info.clientId, peer: info.peer, code: status[code], error: message });
+      cleanup();
+      call.emit('error', Object.assign(new Error(message), { code, details: message }));
+    };
+
     call.on('data', (req: DispatcherWatchRequest) => {
+      if (closed) return;
+      if (!VERSION_RE.test(req.resumeVersion)) return refuse(status.INVALID_ARGUMENT, `resume_version: must be a store version (decimal digits), got ${JSON.stringify(req.resumeVersion.slice(0, 40))}`);
+      if (req.subscriptions.length > MAX_SUBSCRIPTIONS) return refuse(status.RESOURCE_EXHAUSTED, `subscriptions: at most ${MAX_SUBSCRIPTIONS} per stream, got ${req.subscriptions.length}`);
       info.subscriptions = req.subscriptions.map((s) => ({ ...s }));
       if (watch) {
         // A later message replaces the subscriptions. With a resume version it also replays what
@@ -217,10 +287,7 @@ export class DispatcherGrpc {
           flush(); // the replay, before SYNCED
           send({ type: DispatcherWatchEventType.SYNCED, version: store.version() });
         } catch (err) {
-          if (!isVersionExpired(err)) {
-            call.destroy(Object.assign(new Error((err as Error).message), { code: status.INTERNAL }));
-            return;
-          }
+          if (!isVersionExpired(err)) return refuse(status.INTERNAL, (err as Error).message);
           const version = store.version();
           watch = store.watch(onEvent);
           send({ type: DispatcherWatchEventType.RESYNC, version });

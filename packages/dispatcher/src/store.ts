@@ -30,7 +30,19 @@ export interface DeleteOptions {
 export interface ListOptions {
   /** Only objects in this namespace. */
   namespace?: string;
+  /**
+   * A hint: only objects concerning this service (`namespace/name`, `serviceOf` in
+   * @octo-mesh/api) are wanted. A backend may return more; callers filter again.
+   */
+  service?: string;
+  /** A hint for paging: only keys after this one ({@link compareKeys} order). A backend may ignore it. */
+  after?: Key;
+  /** A hint for paging: at most this many objects (the first by key). A backend may ignore it. */
+  limit?: number;
 }
+
+/** The order of keys in a list and of List pages: by UTF-16 code units (locale-independent). */
+export const compareKeys = (a: Key, b: Key): number => (a < b ? -1 : a > b ? 1 : 0);
 
 export interface ListResult {
   items: MeshResource[];

@@ -129,12 +129,20 @@ export interface ListRequest {
   kind: string;
   /** Empty: all namespaces. */
   namespace: string;
+  /** "namespace/service": only objects concerning that service (as in Subscription.service). */
+  service: string;
+  /** Most objects in one page; 0: as many as fit in about 1 MiB. */
+  limit: number;
+  /** From the previous page's response: continue after it. */
+  continueToken: string;
 }
 
 export interface ListResponse {
   items: Resource[];
   /** Store version of the list: resume a Watch from it to miss nothing. */
   version: string;
+  /** Set when more objects follow: pass it in the next ListRequest. */
+  continueToken: string;
 }
 
 export interface ApplyRequest {
@@ -792,7 +800,7 @@ export const Resource: MessageFns<Resource> = {
 };
 
 function createBaseListRequest(): ListRequest {
-  return { kind: "", namespace: "" };
+  return { kind: "", namespace: "", service: "", limit: 0, continueToken: "" };
 }
 
 export const ListRequest: MessageFns<ListRequest> = {
@@ -802,6 +810,15 @@ export const ListRequest: MessageFns<ListRequest> = {
     }
     if (message.namespace !== "") {
       writer.uint32(18).string(message.namespace);
+    }
+    if (message.service !== "") {
+      writer.uint32(26).string(message.service);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(32).uint32(message.limit);
+    }
+    if (message.continueToken !== "") {
+      writer.uint32(42).string(message.continueToken);
     }
     return writer;
   },
@@ -835,6 +852,30 @@ export const ListRequest: MessageFns<ListRequest> = {
             message.namespace = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.service = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.continueToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -851,6 +892,13 @@ export const ListRequest: MessageFns<ListRequest> = {
     return {
       kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
       namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      service: isSet(object.service) ? globalThis.String(object.service) : "",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      continueToken: isSet(object.continueToken)
+        ? globalThis.String(object.continueToken)
+        : isSet(object.continue_token)
+        ? globalThis.String(object.continue_token)
+        : "",
     };
   },
 
@@ -862,6 +910,15 @@ export const ListRequest: MessageFns<ListRequest> = {
     if (message.namespace !== "") {
       obj.namespace = message.namespace;
     }
+    if (message.service !== "") {
+      obj.service = message.service;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    if (message.continueToken !== "") {
+      obj.continueToken = message.continueToken;
+    }
     return obj;
   },
 
@@ -872,12 +929,15 @@ export const ListRequest: MessageFns<ListRequest> = {
     const message = createBaseListRequest();
     message.kind = object.kind ?? "";
     message.namespace = object.namespace ?? "";
+    message.service = object.service ?? "";
+    message.limit = object.limit ?? 0;
+    message.continueToken = object.continueToken ?? "";
     return message;
   },
 };
 
 function createBaseListResponse(): ListResponse {
-  return { items: [], version: "" };
+  return { items: [], version: "", continueToken: "" };
 }
 
 export const ListResponse: MessageFns<ListResponse> = {
@@ -887,6 +947,9 @@ export const ListResponse: MessageFns<ListResponse> = {
     }
     if (message.version !== "") {
       writer.uint32(18).string(message.version);
+    }
+    if (message.continueToken !== "") {
+      writer.uint32(26).string(message.continueToken);
     }
     return writer;
   },
@@ -920,6 +983,14 @@ export const ListResponse: MessageFns<ListResponse> = {
             message.version = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.continueToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -936,6 +1007,11 @@ export const ListResponse: MessageFns<ListResponse> = {
     return {
       items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => Resource.fromJSON(e)) : [],
       version: isSet(object.version) ? globalThis.String(object.version) : "",
+      continueToken: isSet(object.continueToken)
+        ? globalThis.String(object.continueToken)
+        : isSet(object.continue_token)
+        ? globalThis.String(object.continue_token)
+        : "",
     };
   },
 
@@ -947,6 +1023,9 @@ export const ListResponse: MessageFns<ListResponse> = {
     if (message.version !== "") {
       obj.version = message.version;
     }
+    if (message.continueToken !== "") {
+      obj.continueToken = message.continueToken;
+    }
     return obj;
   },
 
@@ -957,6 +1036,7 @@ export const ListResponse: MessageFns<ListResponse> = {
     const message = createBaseListResponse();
     message.items = object.items?.map((e) => Resource.fromPartial(e)) || [];
     message.version = object.version ?? "";
+    message.continueToken = object.continueToken ?? "";
     return message;
   },
 };
@@ -1391,7 +1471,12 @@ export const DispatcherService = {
     responseSerialize: (value: Resource): Buffer => Buffer.from(Resource.encode(value).finish()),
     responseDeserialize: (value: Buffer): Resource => Resource.decode(value),
   },
-  /** Every object of a kind (optionally of a namespace), with the version to watch from. */
+  /**
+   * Objects of a kind (optionally of a namespace, or concerning one service), with the version to
+   * watch from. Answered in pages (at most `limit` objects and about 1 MiB each): while
+   * `continue_token` is set, ask again with it; the version of the first page is the one to watch
+   * from (later pages are at least as new).
+   */
   list: {
     path: "/octo.mesh.v1.Dispatcher/List" as const,
     requestStream: false as const,
@@ -1449,7 +1534,12 @@ export interface DispatcherServer extends UntypedServiceImplementation {
   watch: handleBidiStreamingCall<WatchRequest, WatchEvent>;
   /** One object by kind and key; NOT_FOUND when absent. */
   get: handleUnaryCall<GetRequest, Resource>;
-  /** Every object of a kind (optionally of a namespace), with the version to watch from. */
+  /**
+   * Objects of a kind (optionally of a namespace, or concerning one service), with the version to
+   * watch from. Answered in pages (at most `limit` objects and about 1 MiB each): while
+   * `continue_token` is set, ask again with it; the version of the first page is the one to watch
+   * from (later pages are at least as new).
+   */
   list: handleUnaryCall<ListRequest, ListResponse>;
   /**
    * Create or replace (INVALID_ARGUMENT naming the field; ABORTED on a version conflict). For the
@@ -1488,7 +1578,12 @@ export interface DispatcherClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Resource) => void,
   ): ClientUnaryCall;
-  /** Every object of a kind (optionally of a namespace), with the version to watch from. */
+  /**
+   * Objects of a kind (optionally of a namespace, or concerning one service), with the version to
+   * watch from. Answered in pages (at most `limit` objects and about 1 MiB each): while
+   * `continue_token` is set, ask again with it; the version of the first page is the one to watch
+   * from (later pages are at least as new).
+   */
   list(request: ListRequest, callback: (error: ServiceError | null, response: ListResponse) => void): ClientUnaryCall;
   list(
     request: ListRequest,
