@@ -4,7 +4,7 @@
  * What to write and who serves whom is decided by the pure functions in `lease-assign.ts`.
  */
 import { ApiException, CoordinationV1Api, V1MicroTime, makeInformer, type Informer, type KubeConfig, type ObjectCache, type V1Lease } from '@kubernetes/client-node';
-import { UnavailableError, sleep, type Logger } from '@octo-mesh/runtime';
+import { Restarter, UnavailableError, recordError, sleep, type Logger } from '@octo-mesh/runtime';
 import {
   LeaseAssignment,
   PILOT_LEASE_LABEL,
@@ -83,6 +83,7 @@ export class LeasePilots {
   private ring: HashRing;
   private readonly now: () => number;
   private stopped = false;
+  private restarter: Restarter | undefined;
   private lastTable = new Map<string, string>();
   private lastLive = new Set<string>();
   /** Unreachable marks being written, per pilot: a failover burst of Locates writes each once. */
@@ -116,18 +117,25 @@ export class LeasePilots {
     inf.on('add', seen);
     inf.on('update', seen);
     inf.on('delete', (l) => this.written.delete(l.metadata?.name ?? ''));
+    // Restarted with backoff and jitter; while it stays down the assignments are computed from
+    // stale Leases, so readiness says so (health()).
+    this.restarter = new Restarter({ name: `pilot lease informer (${namespace})`, start: () => inf.start(), logger, onFailure: (err) => recordError(undefined, 'lease informer', err) });
     inf.on('error', (err) => {
-      if (this.stopped) return;
-      logger.warn('pilot lease informer error, restarting', { namespace, error: String((err as Error)?.message ?? err) });
-      setTimeout(() => void (this.stopped ? undefined : inf.start().catch(() => {})), 1000);
+      if (!this.stopped) this.restarter?.failed(err);
     });
     this.informer = inf;
     await inf.start();
     this.synced = true;
   }
 
+  /** A readiness check: true, or why the Leases seen are going stale (informer down past `graceMs`). */
+  health(graceMs = 5000): true | string {
+    return this.restarter?.health(graceMs) ?? true;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
+    this.restarter?.stop();
     await this.informer?.stop();
   }
 

@@ -48,7 +48,11 @@ async function main(): Promise<void> {
     host: config.host,
     port: config.adminPort,
     registry,
-    readiness: { pilots: () => meta.hasPilots() || 'no pilot registered' },
+    readiness: {
+      pilots: () => meta.hasPilots() || 'no pilot registered',
+      dispatcher: () => meta.dispatcherHealth(),
+      ...(leases ? { leases: () => leases!.health() } : {}),
+    },
     routes: meta.debugRoutes(),
   });
   shutdown.add('admin server', () => admin.close());

@@ -171,4 +171,52 @@ describe('meta server over gRPC', () => {
       conn.close();
     }
   });
+
+  it('restarted, it publishes nothing until instances had their grace period to register again, then retires the ones that did not', async () => {
+    const conn = new DispatcherConnection(dispatcherAddress);
+    const inst = (id: string, port: number, version: string) =>
+      new RegisteredInstance({ metaAddress: address, namespace: 'demo', service: 'orders', instanceId: id, address: '127.0.0.1', port, labels: { version }, servicePort: 8080, ttlMs: 1000 });
+    const a = inst('orders-a', 3001, 'v1');
+    const b = inst('orders-b', 3002, 'v2');
+    const gone = inst('orders-gone', 3003, 'v2');
+    for (const i of [a, b, gone]) i.start();
+    const endpoints = () =>
+      conn
+        .get('ServiceEndpoints', 'demo/orders')
+        .then((r) => (r as ServiceEndpoints).spec.endpoints.map((e) => e.instance).sort().join())
+        .catch(() => '');
+    const seen = new Set<string>();
+    let sampling = true;
+    try {
+      await until(endpoints, (e) => e === 'orders-a,orders-b,orders-gone', 'all three published');
+      const sampler = (async () => {
+        while (sampling) {
+          seen.add(await endpoints());
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      })();
+      // Restart: a new meta server on the same address knows no instance; `gone` died meanwhile.
+      await gone.stop({ deregister: false });
+      const port = grpc.port;
+      await meta.stop();
+      await grpc.close();
+      meta = new MetaServer({ logger: quiet(), registry: createMetricsRegistry('m2'), pilotTtlMs: 1500, heartbeatIntervalMs: 100, maxMovesPerSecond: 1000, instanceTtlMs: 1000, dispatcherAddress });
+      meta.start();
+      grpc = await startGrpcServer('127.0.0.1', port, (srv) => {
+        srv.addService(MetaServerService, meta.metaService());
+        srv.addService(ServiceRegistryService, meta.registryService());
+      });
+      await until(endpoints, (e) => e === 'orders-a,orders-b', 'the dead instance retired after the grace period', 8000);
+      sampling = false;
+      await sampler;
+      // Never a partial registry: only the full old set, then the full new one.
+      expect([...seen].filter((e) => e !== 'orders-a,orders-b,orders-gone' && e !== 'orders-a,orders-b')).toEqual([]);
+      const svc = await conn.get('Service', 'demo/orders');
+      expect(svc.metadata.annotations?.['mesh.octo.io/source']).toBe('registry');
+    } finally {
+      sampling = false;
+      for (const i of [a, b, gone]) await i.stop();
+      conn.close();
+    }
+  }, 30_000);
 });

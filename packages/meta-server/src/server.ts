@@ -1,8 +1,9 @@
 import { status, type sendUnaryData, type ServiceError } from '@grpc/grpc-js';
-import { DispatcherConnection } from '@octo-mesh/clients';
+import { DispatcherConnection, SOURCE_ANNOTATION } from '@octo-mesh/clients';
+import type { MeshResource } from '@octo-mesh/api';
 import type { MetaPilotView, MetaSidecarView } from '@octo-mesh/contracts';
 import { MetaServerService, ServiceRegistryService, type MetaServerServer, type ServiceRegistryServer } from '@octo-mesh/proto';
-import { Counter, Gauge, NotFoundError, UnavailableError, ValidationError, grpcStatusOf, isNotFound, sleep, type Logger, type Registry } from '@octo-mesh/runtime';
+import { Backoff, Counter, Gauge, NotFoundError, UnavailableError, ValidationError, grpcStatusOf, isNotFound, recordError, sleep, type Logger, type Registry } from '@octo-mesh/runtime';
 import type { LeasePilots } from './lease-membership.js';
 import { isSuspect } from './lease-assign.js';
 import { PilotDirectory, workloadKey, type Move } from './pilots.js';
@@ -24,8 +25,18 @@ export interface MetaServerOptions {
    * answers; `pilots` (the in-memory directory) is then unused.
    */
   leases?: LeasePilots;
+  /**
+   * After a start, how long instances get to register again before anything is published
+   * (default `instanceTtlMs`): a restarted meta server knows no instance yet, and publishing the
+   * first one to return as a service's only endpoint would send all its traffic there, or none.
+   * Until then the dispatcher keeps what the previous run published.
+   */
+  registrationGraceMs?: number;
   now?: () => number;
 }
+
+/** Marks the objects the registry publishes, so a restarted meta server can find and retire its own. */
+export const REGISTRY_SOURCE = 'registry';
 
 /** A sidecar as last seen by Locate, for the debug API and octoctl. */
 export interface SidecarRecord {
@@ -36,6 +47,11 @@ export interface SidecarRecord {
   locatedAt: string;
   /** The pilot it reports being connected to (from that pilot's heartbeat), if any. */
   connectedTo?: string;
+}
+
+/** The object marked as the registry's (see {@link REGISTRY_SOURCE}). */
+function owned<T extends MeshResource>(o: T): T {
+  return { ...o, metadata: { ...o.metadata, annotations: { ...o.metadata.annotations, [SOURCE_ANNOTATION]: REGISTRY_SOURCE } } };
 }
 
 function fail(cb: sendUnaryData<never>, err: unknown): void {
@@ -66,12 +82,17 @@ export class MetaServer {
   private publishing: Promise<void> | undefined;
   private stopped = false;
   private lastSweep: number;
+  private readonly startedAt: number;
+  private publishFailingSince: number | undefined;
+  private lastPublishError = '';
+  private readonly publishBackoff = new Backoff({ initialMs: 100, maxMs: 5000, jitter: 0.5 });
   private readonly moves: Counter;
   private readonly locates: Counter;
 
   constructor(private readonly opts: MetaServerOptions) {
     this.now = opts.now ?? Date.now;
     this.lastSweep = this.now();
+    this.startedAt = this.now();
     this.pilots = new PilotDirectory({ ttlMs: opts.pilotTtlMs, ...(opts.vnodes ? { vnodes: opts.vnodes } : {}) });
     this.instances = new InstanceRegistry({ defaultTtlMs: opts.instanceTtlMs, maxTtlMs: opts.instanceTtlMs * 10 });
     if (opts.dispatcherAddress) this.dispatcher = new DispatcherConnection(opts.dispatcherAddress);
@@ -119,6 +140,39 @@ export class MetaServer {
     this.timers.push(setInterval(() => this.tick(), Math.max(100, Math.floor(this.opts.heartbeatIntervalMs / 2))));
     this.timers.push(setInterval(() => this.rebalanceTick(), 1000));
     this.timers.push(setInterval(() => this.republishAll(), 5000));
+    const grace = this.opts.registrationGraceMs ?? this.opts.instanceTtlMs;
+    this.timers.push(setTimeout(() => void this.adoptPublished().finally(() => this.republishAll()), grace));
+  }
+
+  private inGrace(): boolean {
+    return this.now() - this.startedAt < (this.opts.registrationGraceMs ?? this.opts.instanceTtlMs);
+  }
+
+  /**
+   * After the grace period: what an earlier run published (marked {@link REGISTRY_SOURCE}) is ours
+   * to keep current — republished when its instances came back, deleted when they did not.
+   */
+  private async adoptPublished(): Promise<void> {
+    const d = this.dispatcher;
+    if (!d || this.stopped) return;
+    try {
+      for (const kind of ['Service', 'Workload'] as const) {
+        for (const o of (await d.list(kind)).items) {
+          if (o.metadata.annotations?.[SOURCE_ANNOTATION] !== REGISTRY_SOURCE) continue;
+          const key = `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`;
+          if (kind === 'Service') this.published.add(key);
+          else this.publishedWorkloads.add(key);
+        }
+      }
+    } catch (err) {
+      recordError(this.opts.logger, 'listing what the registry published before', err);
+    }
+  }
+
+  /** A readiness check: the dispatcher takes what the registry publishes (or has failed for less than 5 s). */
+  dispatcherHealth(): true | string {
+    if (this.publishFailingSince === undefined || this.now() - this.publishFailingSince < 5000) return true;
+    return `publishing to the dispatcher failing for ${Math.round((this.now() - this.publishFailingSince) / 1000)} s: ${this.lastPublishError}`;
   }
 
   async stop(): Promise<void> {
@@ -164,20 +218,19 @@ export class MetaServer {
   private markDirty(s: ServiceKey): void {
     this.dirty.add(`svc:${s}`);
     for (const w of [...this.instances.workloadKeys(), ...this.publishedWorkloads]) this.dirty.add(`wl:${w}`);
-    this.publishing ??= this.publish().finally(() => (this.publishing = undefined));
+    if (!this.inGrace()) this.publishing ??= this.publish().finally(() => (this.publishing = undefined));
   }
 
   private republishAll(): void {
     for (const i of this.instances.list(this.now())) this.dirty.add(`svc:${i.namespace}/${i.service}`);
     for (const s of this.published) this.dirty.add(`svc:${s}`);
     for (const w of [...this.instances.workloadKeys(), ...this.publishedWorkloads]) this.dirty.add(`wl:${w}`);
-    if (this.dirty.size) this.publishing ??= this.publish().finally(() => (this.publishing = undefined));
+    if (this.dirty.size && !this.inGrace()) this.publishing ??= this.publish().finally(() => (this.publishing = undefined));
   }
 
   /** Drains the dirty set into the dispatcher, retrying failed entries with backoff. */
   private async publish(): Promise<void> {
     const d = this.dispatcher;
-    let attempt = 0;
     const absent = (e: unknown) => (isNotFound(e) ? undefined : Promise.reject(e));
     while (d && this.dirty.size && !this.stopped) {
       const entry = [...this.dirty][0]!;
@@ -187,7 +240,7 @@ export class MetaServer {
         if (entry.startsWith('wl:')) {
           const w = this.instances.workload(key);
           if (w) {
-            await d.apply(w);
+            await d.apply(owned(w));
             this.publishedWorkloads.add(key);
           } else {
             await d.delete('Workload', key).catch(absent);
@@ -196,19 +249,22 @@ export class MetaServer {
         } else {
           const res = this.instances.resources(key, this.now());
           if (res) {
-            await d.apply(res.service);
-            await d.apply(res.endpoints);
+            await d.apply(owned(res.service));
+            await d.apply(owned(res.endpoints));
             this.published.add(key);
           } else {
             for (const kind of ['ServiceEndpoints', 'Service'] as const) await d.delete(kind, key).catch(absent);
             this.published.delete(key);
           }
         }
-        attempt = 0;
+        this.publishBackoff.reset();
+        this.publishFailingSince = undefined;
       } catch (err) {
         this.dirty.add(entry);
-        this.opts.logger.warn('publishing to the dispatcher failed; retrying', { what: entry, error: (err as Error).message });
-        await sleep(Math.min(5000, 100 * 2 ** attempt++));
+        this.publishFailingSince ??= this.now();
+        this.lastPublishError = (err as Error).message;
+        recordError(this.opts.logger, 'publishing to the dispatcher', err, { what: entry });
+        await sleep(this.publishBackoff.next());
       }
     }
   }
