@@ -5,7 +5,7 @@
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 import type { RoutePolicy, Service, ServiceEndpoints } from '@octo-mesh/api';
 import { DispatcherWatchEventType, type DispatcherWatchEvent, type DispatcherWatchRequest } from '@octo-mesh/proto';
-import { Backoff, NotFoundError, sleep, type Logger } from '@octo-mesh/runtime';
+import { Backoff, NotFoundError, recordError, sleep, type Logger } from '@octo-mesh/runtime';
 import { compareVersions, policyTarget, type MeshChange, type MeshSource, type MeshWatch, type ServiceData, type ServiceKey } from '@octo-mesh/contracts';
 import type { DispatcherConnection } from './dispatcher.js';
 
@@ -30,7 +30,20 @@ export interface DispatcherMeshSourceOptions {
  * watcher gets `{kind: 'resync'}` and refetches everything it watches.
  */
 export class DispatcherMeshSource implements MeshSource {
+  /** Since when a watch stream has been down (no notifications arrive), if one is. */
+  private watchDownSince: number | undefined;
+  private watchError = '';
+
   constructor(private readonly opts: DispatcherMeshSourceOptions) {}
+
+  /**
+   * A readiness check: true, or why the pilot's view may be stale — a watch stream down for longer
+   * than `graceMs` (changes would not be noticed).
+   */
+  health(graceMs = 5000, now = Date.now()): true | string {
+    if (this.watchDownSince === undefined || now - this.watchDownSince < graceMs) return true;
+    return `dispatcher watch down for ${Math.round((now - this.watchDownSince) / 1000)} s${this.watchError ? `: ${this.watchError}` : ''}`;
+  }
 
   async fetch(services: readonly ServiceKey[]): Promise<Map<ServiceKey, ServiceData>> {
     const { connection } = this.opts;
@@ -69,6 +82,10 @@ export class DispatcherMeshSource implements MeshSource {
         stream = s;
         s.write({ clientId: this.opts.clientId, subscriptions: subscriptions(), resumeVersion: version });
         s.on('data', (ev: DispatcherWatchEvent) => {
+          if (ev.type === DispatcherWatchEventType.SYNCED || ev.type === DispatcherWatchEventType.RESYNC) {
+            this.watchDownSince = undefined;
+            this.watchError = '';
+          }
           if (ev.type === DispatcherWatchEventType.SYNCED) {
             backoff.reset();
             if (!version) {
@@ -86,7 +103,10 @@ export class DispatcherMeshSource implements MeshSource {
             if (kind && ev.service && watched.has(ev.service)) deliver([{ kind, service: ev.service }]);
           }
         });
-        s.on('error', () => resolve());
+        s.on('error', (err: Error) => {
+          this.watchError = err.message;
+          resolve();
+        });
         s.on('end', () => resolve());
       });
 
@@ -94,7 +114,8 @@ export class DispatcherMeshSource implements MeshSource {
       while (!closed) {
         await once();
         if (closed) break;
-        this.opts.logger?.warn('dispatcher watch broken; reconnecting', { clientId: this.opts.clientId, resumeVersion: version });
+        this.watchDownSince ??= Date.now();
+        recordError(this.opts.logger, 'dispatcher watch', this.watchError || 'stream ended', { clientId: this.opts.clientId, resumeVersion: version });
         await sleep(backoff.next());
       }
     })();

@@ -8,7 +8,7 @@ import {
   type DispatcherWatchEvent,
   type DispatcherWatchRequest,
 } from '@octo-mesh/proto';
-import { Backoff, ConflictError, NotFoundError, OctoError, UnavailableError, ValidationError, sleep, type Logger } from '@octo-mesh/runtime';
+import { Backoff, ConflictError, NotFoundError, OctoError, UnavailableError, ValidationError, recordError, sleep, type Logger } from '@octo-mesh/runtime';
 import { compareVersions, type Version } from '@octo-mesh/contracts';
 
 /**
@@ -155,6 +155,9 @@ export class DispatcherInformer {
   private readonly backoff = new Backoff({ initialMs: 100, maxMs: 3000, jitter: 0.5 });
   private hasSynced = false;
   private loop: Promise<void> | undefined;
+  /** Since when the cache may be stale (not listed yet, or its watch broken); undefined when in sync. */
+  private downSince: number | undefined = Date.now();
+  private lastError = '';
 
   constructor(private readonly opts: DispatcherInformerOptions) {
     for (const k of opts.kinds) this.cache.set(k, new Map());
@@ -168,6 +171,16 @@ export class DispatcherInformer {
 
   get synced(): boolean {
     return this.hasSynced;
+  }
+
+  /**
+   * A readiness check: true, or why the cache is stale — never listed, or its watch down for
+   * longer than `graceMs` since it was last in sync.
+   */
+  health(graceMs = 5000, now = Date.now()): true | string {
+    if (this.downSince === undefined || now - this.downSince < graceMs) return true;
+    const why = this.hasSynced ? 'watch down' : 'never listed';
+    return `dispatcher informer (${this.opts.kinds.join(', ')}): ${why} for ${Math.round((now - this.downSince) / 1000)} s${this.lastError ? `: ${this.lastError}` : ''}`;
   }
 
   /** The last store version the cache reflects. */
@@ -207,12 +220,16 @@ export class DispatcherInformer {
         }
         this.version = min ?? '0';
         this.hasSynced = true;
+        this.downSince = undefined;
+        this.lastError = '';
         this.backoff.reset();
         this.opts.onSynced?.();
         return;
       } catch (err) {
         if (this.stopped) return;
-        this.opts.logger?.warn('dispatcher list failed, retrying', { attempt, error: (err as Error).message });
+        this.lastError = (err as Error).message;
+        this.downSince ??= Date.now();
+        recordError(this.opts.logger, 'dispatcher list', err, { attempt, kinds: this.opts.kinds });
         await sleep(this.backoff.next());
       }
     }
@@ -244,6 +261,7 @@ export class DispatcherInformer {
       stream.on('data', (ev: DispatcherWatchEvent) => {
         if (ev.type === DispatcherWatchEventType.SYNCED) {
           this.backoff.reset();
+          this.downSince = undefined;
           this.queue = this.queue.then(() => {
             if (compareVersions(ev.version, this.version) > 0) this.version = ev.version;
           });
@@ -258,8 +276,18 @@ export class DispatcherInformer {
           });
         }
       });
-      stream.on('error', () => finish('broken'));
-      stream.on('end', () => finish('broken'));
+      stream.on('error', (err: Error) => {
+        if (!done && !this.stopped) {
+          this.lastError = err.message;
+          this.downSince ??= Date.now();
+          recordError(this.opts.logger, 'dispatcher informer watch', err, { kinds: this.opts.kinds, resumeVersion: this.version });
+        }
+        finish('broken');
+      });
+      stream.on('end', () => {
+        if (!done && !this.stopped) this.downSince ??= Date.now();
+        finish('broken');
+      });
     });
   }
 

@@ -15,7 +15,7 @@ import { createPilotMetrics } from './metrics.js';
 import { Pilot } from './pilot.js';
 import { AdsServer } from './server/ads.js';
 import { sidecarStatusService } from './server/sidecar-status.js';
-import { MemoryMeshSource, type MeshSource } from './source.js';
+import { MemoryMeshSource, TrackedMeshSource, type MeshSource } from './source.js';
 
 export interface RunningPilot {
   pilot: Pilot;
@@ -61,13 +61,19 @@ async function dispatcherSource(
   clientId: string,
   logger: Logger,
   onProxyVersions: (pvs: ProxyVersion[]) => void,
-): Promise<{ source: MeshSource; close(): Promise<void> }> {
+): Promise<{ source: MeshSource; health: () => true | string; close(): Promise<void> }> {
   const connection = new DispatcherConnection(address);
   const update = () => onProxyVersions(informer.list('ProxyVersion') as ProxyVersion[]);
   const informer = new DispatcherInformer({ connection, clientId, kinds: ['ProxyVersion'], onChange: update, onSynced: update, logger });
   void informer.start(); // retries in the background; rollouts simply start once it syncs
+  const source = new DispatcherMeshSource({ connection, clientId, logger });
   return {
-    source: new DispatcherMeshSource({ connection, clientId, logger }),
+    source,
+    // Not ready while the mesh can go stale unnoticed: its watch or the ProxyVersion informer down.
+    health: () => {
+      const h = source.health();
+      return h === true ? informer.health() : h;
+    },
     close: async () => {
       await informer.stop();
       connection.close();
@@ -83,13 +89,14 @@ export async function startPilot(config: PilotConfig, logger: Logger, source?: M
   const registry = createMetricsRegistry('pilot');
   let proxyVersions: Parameters<Pilot['setProxyVersions']>[0] = [];
   let closeSource = async () => {};
+  let tracked: TrackedMeshSource | undefined;
   const held: { ads?: AdsServer; pilot?: Pilot; proxyVersions?: ProxyVersion[] } = {};
   if (!source && config.dispatcherAddress) {
     const d = await dispatcherSource(config.dispatcherAddress, config.pilotId, logger, (pvs) => {
       held.proxyVersions = pvs;
       held.pilot?.setProxyVersions(pvs);
     });
-    source = d.source;
+    source = tracked = new TrackedMeshSource(d.source, { registry, checks: [d.health] });
     closeSource = d.close;
     logger.info('reading the mesh from the dispatcher', { address: config.dispatcherAddress });
   }
@@ -126,7 +133,7 @@ export async function startPilot(config: PilotConfig, logger: Logger, source?: M
     host: config.adminHost,
     port: config.adminPort,
     registry,
-    readiness: { xds: () => xdsPort > 0 || 'xds server not listening' },
+    readiness: { xds: () => xdsPort > 0 || 'xds server not listening', ...(tracked ? { 'mesh source': () => tracked.health() } : {}) },
     routes: debugRoutes(pilot, config.pilotId),
   });
   const membership = config.metaServerAddress ? joinMesh(config, { pilot, ads, xdsPort, adminPort: admin.port }, logger) : undefined;

@@ -4,6 +4,7 @@
  */
 import type { RoutePolicy } from '@octo-mesh/api';
 import { policyTarget, type MeshChange, type MeshSource, type MeshWatch } from '@octo-mesh/contracts';
+import { Counter, Gauge, type Registry } from '@octo-mesh/runtime';
 import { keyOf, type Endpoint, type Service, type ServiceData, type ServiceKey } from './model.js';
 
 export { policyTarget, type MeshChange, type MeshSource, type MeshWatch } from '@octo-mesh/contracts';
@@ -101,5 +102,80 @@ export class MemoryMeshSource implements MeshSource {
         w.onChange(batch);
       });
     }
+  }
+}
+
+export interface TrackedMeshSourceOptions {
+  /** Metrics go here: `pilot_source_fetch_failures_total`, `pilot_source_stale_seconds`. */
+  registry?: Registry;
+  /** Further checks of the same source, e.g. its watch stream (`DispatcherMeshSource.health`). */
+  checks?: (() => true | string)[];
+  /** A fetch failing for this long makes the pilot not ready. Default 5 s. */
+  graceMs?: number;
+  now?: () => number;
+}
+
+/**
+ * Wraps a MeshSource to notice when it keeps failing. Pilot retries a failed fetch forever and
+ * keeps serving its last good snapshots meanwhile (the right thing for the data plane), but
+ * changes stop reaching sidecars and new sidecars get nothing: that must not look healthy.
+ * `health()` is a readiness check (false after `graceMs` of failures); the failures and how long
+ * the source has been stale are metrics.
+ */
+export class TrackedMeshSource implements MeshSource {
+  private failingSince: number | undefined;
+  private lastError = '';
+  private readonly failures: Counter | undefined;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly inner: MeshSource,
+    private readonly opts: TrackedMeshSourceOptions = {},
+  ) {
+    this.now = opts.now ?? Date.now;
+    if (opts.registry) {
+      this.failures = new Counter({ name: 'pilot_source_fetch_failures_total', help: 'Fetches from the mesh source (dispatcher) that failed; each is retried.', registers: [opts.registry] });
+      const stale = () => this.staleSeconds();
+      new Gauge({
+        name: 'pilot_source_stale_seconds',
+        help: 'How long fetches from the mesh source have been failing (0: the last one succeeded).',
+        registers: [opts.registry],
+        collect() {
+          this.set(stale());
+        },
+      });
+    }
+  }
+
+  async fetch(keys: readonly ServiceKey[]): Promise<Map<ServiceKey, ServiceData>> {
+    try {
+      const r = await this.inner.fetch(keys);
+      this.failingSince = undefined;
+      return r;
+    } catch (err) {
+      this.failingSince ??= this.now();
+      this.lastError = (err as Error).message;
+      this.failures?.inc();
+      throw err;
+    }
+  }
+
+  watch(services: Iterable<ServiceKey>, onChange: (changes: MeshChange[]) => void): MeshWatch {
+    return this.inner.watch(services, onChange);
+  }
+
+  staleSeconds(): number {
+    return this.failingSince === undefined ? 0 : (this.now() - this.failingSince) / 1000;
+  }
+
+  /** true, or why this pilot's view of the mesh is stale. */
+  health(): true | string {
+    if (this.failingSince !== undefined && this.now() - this.failingSince >= (this.opts.graceMs ?? 5000))
+      return `fetches from the mesh source failing for ${Math.round(this.staleSeconds())} s: ${this.lastError}`;
+    for (const check of this.opts.checks ?? []) {
+      const h = check();
+      if (h !== true) return h;
+    }
+    return true;
   }
 }
