@@ -31,17 +31,28 @@ async function main(): Promise<void> {
   const registry = createMetricsRegistry('dispatcher');
   const shutdown = new GracefulShutdown({ logger }).install();
 
-  const store = MemoryStore.open({ ...(config.dataDir ? { dir: config.dataDir } : {}), historySize: config.historySize });
+  const store = MemoryStore.open({ ...(config.dataDir ? { dir: config.dataDir } : {}), historySize: config.historySize, logger });
   shutdown.add('store', () => store.close());
-  const objects = new Gauge({ name: 'octo_dispatcher_objects', help: 'Objects in the store, by kind.', labelNames: ['kind'], registers: [registry] });
-  const storeVersion = new Gauge({ name: 'octo_dispatcher_store_version', help: 'The store version (grows with every change).', registers: [registry] });
+  // Computed when scraped: a write costs nothing here (recounting on every change made a bulk
+  // apply quadratic — 17 objects/s at 5,000 policies).
+  new Gauge({
+    name: 'octo_dispatcher_objects',
+    help: 'Objects in the store, by kind.',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      for (const kind of RESOURCE_KINDS) this.set({ kind }, store.count(kind));
+    },
+  });
+  new Gauge({
+    name: 'octo_dispatcher_store_version',
+    help: 'The store version (grows with every change).',
+    registers: [registry],
+    collect() {
+      this.set(Number(store.version()));
+    },
+  });
   const manifestIssues = new Gauge({ name: 'octo_dispatcher_manifest_issues', help: 'Problems in watched manifest files (rejected files keep their last good content).', registers: [registry] });
-  const refresh = async () => {
-    for (const kind of RESOURCE_KINDS) objects.set({ kind }, (await store.list(kind)).items.length);
-    storeVersion.set(Number(store.version()));
-  };
-  store.watch(() => void refresh());
-  await refresh();
 
   const ready: Record<string, boolean> = {};
   let issues: ManifestIssue[] = [];

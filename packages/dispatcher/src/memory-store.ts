@@ -163,6 +163,11 @@ export class MemoryStore implements ResourceStore {
     return this.rev.toString();
   }
 
+  /** How many objects of a kind are stored (cheap: nothing is copied). */
+  count(kind: ResourceKind): number {
+    return this.objects.get(kind)?.size ?? 0;
+  }
+
   async get(kind: ResourceKind, key: Key): Promise<MeshResource> {
     const o = this.objects.get(kind)?.get(key);
     if (!o) throw new NotFoundError(`${kind} ${key} not found`);

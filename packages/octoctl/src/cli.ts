@@ -95,10 +95,16 @@ function endpoints(flags: Record<string, string>, state: EmbeddedState | undefin
  * proxy-status shows it). A pilot that does not answer yields an error per pilot, shown in the
  * table rather than hidden.
  */
-async function pilotSync(admin: string): Promise<{ states: Map<string, string> } | { error: string }> {
+async function pilotSync(admin: string): Promise<{ states: Map<string, string>; notReady?: string } | { error: string }> {
   try {
-    const nodes = await new PilotAdminClient(admin).syncz();
-    return { states: new Map(nodes.map((n) => [n.node, worstSyncState(n)])) };
+    const [nodes, ready] = await Promise.all([
+      new PilotAdminClient(admin).syncz(),
+      fetch(`http://${admin}/readyz`, { signal: AbortSignal.timeout(3000) }).then(async (r) => (r.ok ? undefined : (await r.text()).replace(/^not ready\n/, '').trim().replace(/\n/g, '; '))),
+    ]);
+    // A pilot that is not ready (its mesh source failing) serves what it had: acknowledged, but
+    // possibly stale — never shown as SYNCED.
+    const shown = (s: string) => (ready && s === 'SYNCED' ? 'STALE' : s);
+    return { states: new Map(nodes.map((n) => [n.node, shown(worstSyncState(n))])), ...(ready ? { notReady: ready } : {}) };
   } catch (err) {
     return { error: (err as Error).message };
   }
@@ -109,11 +115,16 @@ async function status(flags: Record<string, string>, io: Io, state: EmbeddedStat
   const [pilots, sidecars] = await Promise.all([meta.pilots(), meta.sidecars()]);
   const syncs = new Map(await Promise.all(pilots.map(async (p) => [p.id, p.adminAddress ? await pilotSync(p.adminAddress) : { error: 'no admin address advertised' }] as const)));
   for (const [id, s] of syncs) if ('error' in s) io.err(`octoctl status: sync state of pilot ${id} unknown: ${s.error}\n`);
+  for (const [id, s] of syncs) if ('notReady' in s && s.notReady) io.err(`octoctl status: pilot ${id} is not ready (its sidecars may be stale): ${s.notReady}\n`);
   const syncOf = (pilot: string, node: string) => {
     const s = syncs.get(pilot);
     return !s ? 'unknown' : 'error' in s ? 'UNKNOWN' : (s.states.get(node) ?? 'NOT CONNECTED');
   };
-  io.out(table(['pilot', 'xds', 'sidecars', 'state', 'last heartbeat'], pilots.map((p) => [p.id, p.xdsAddress, p.sidecars, p.suspect ? 'suspect' : 'live', ago(p.lastHeartbeat)])));
+  const notReady = (id: string) => {
+    const s = syncs.get(id);
+    return s && 'notReady' in s && s.notReady ? 'live, not ready' : undefined;
+  };
+  io.out(table(['pilot', 'xds', 'sidecars', 'state', 'last heartbeat'], pilots.map((p) => [p.id, p.xdsAddress, p.sidecars, p.suspect ? 'suspect' : (notReady(p.id) ?? 'live'), ago(p.lastHeartbeat)])));
   io.out('\n');
   io.out(
     table(
@@ -136,6 +147,32 @@ function loadManifests(files: readonly string[], io: Io): { objects: MeshResourc
     }
   }
   return { objects, bad };
+}
+
+/** Applies in flight at once: a bulk apply is pipelined, not one round trip per object. */
+const APPLY_CONCURRENCY = 64;
+
+/**
+ * Applies every object, up to {@link APPLY_CONCURRENCY} at a time, and reports them in the order
+ * given. The first failure stops new applies and is thrown once those in flight have settled.
+ */
+async function applyAll(d: DispatcherConnection, objects: readonly MeshResource[], io: Io): Promise<void> {
+  const results: (Promise<MeshResource> | undefined)[] = new Array(objects.length);
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (!failed && next < objects.length) {
+      const i = next++;
+      results[i] = d.apply(objects[i]!);
+      await results[i]!.catch(() => (failed = true));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(APPLY_CONCURRENCY, objects.length) }, worker));
+  for (const [i, r] of results.entries()) {
+    if (!r) break;
+    const stored = await r; // throws the first failure, after reporting what was applied before it
+    io.out(`${nameOf(objects[i]!)} applied (version ${stored.metadata.resourceVersion})\n`);
+  }
 }
 
 const nameOf = (o: MeshResource) => `${o.kind.toLowerCase()}/${o.metadata.namespace ?? 'default'}/${o.metadata.name}`;
@@ -186,12 +223,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
           io.err('nothing applied: fix the problems above first\n');
           return 1;
         }
-        await withDispatcher(async (d) => {
-          for (const o of objects) {
-            const stored = await d.apply(o);
-            io.out(`${nameOf(o)} applied (version ${stored.metadata.resourceVersion})\n`);
-          }
-        });
+        await withDispatcher((d) => applyAll(d, objects, io));
         return 0;
       }
       case 'get': {
