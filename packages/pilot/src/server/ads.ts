@@ -8,7 +8,7 @@ import { StreamAdmission, type AdmissionOptions } from './admission.js';
 import { DeltaStream } from './delta.js';
 import { Encoded } from './encode.js';
 import { SotwStream } from './sotw.js';
-import type { AdsStream, ServerCallbacks } from './stream.js';
+import { DEFAULT_STREAM_LIMITS, type AdsStream, type ServerCallbacks, type StreamLimits } from './stream.js';
 
 type Response<T> = T | Encoded;
 
@@ -37,6 +37,8 @@ export interface AdsServerOptions {
   admission?: AdmissionOptions;
   /** Extra grpc-js server options. */
   grpcOptions?: grpc.ServerOptions;
+  /** Per-stream bounds on subscribed and unknown names (default {@link DEFAULT_STREAM_LIMITS}). */
+  limits?: Partial<StreamLimits>;
 }
 
 export class AdsServer {
@@ -122,6 +124,7 @@ export class AdsServer {
       if (!call.cancelled) call.emit('error', { code, details });
     };
     const stream = make(++this.nextId, fail);
+    stream.limits = { ...DEFAULT_STREAM_LIMITS, ...this.opts.limits };
     this.streams.set(stream, () => {
       if (!call.cancelled && !call.writableEnded) call.end();
     });

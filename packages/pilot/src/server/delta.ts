@@ -74,10 +74,12 @@ export class DeltaStream extends AdsStream {
         st.known.delete(n);
       }
     }
+    this.checkSubscribed(typeUrl, st.names.size);
     this.callbacks.onStreamRequest?.(this, typeUrl, req.resourceNamesSubscribe);
     const have = this.snapshot()?.get(typeUrl)?.resources;
     if (have && req.resourceNamesSubscribe.length) {
       const missing = req.resourceNamesSubscribe.filter((n) => n !== '*' && !have.has(n));
+      this.checkMissing(typeUrl, missing);
       const learning = missing.length ? this.callbacks.onMissingResources?.(this, typeUrl, missing) : undefined;
       if (learning) return boundedWait(learning).then(() => this.respond(typeUrl));
     }

@@ -67,6 +67,7 @@ export class SotwStream extends AdsStream {
     // '*' subscribes to everything; an empty list keeps a wildcard subscription (legacy
     // wildcard) but empties a named one.
     const asked = req.resourceNames;
+    this.checkSubscribed(typeUrl, asked.length);
     const next = asked.includes('*') ? undefined : asked.length === 0 ? (st.names === undefined ? undefined : new Set<string>()) : new Set(asked);
     if (!first && (next === undefined ? st.names !== undefined : [...next].some((n) => !st.names?.has(n)))) st.namesAdded = true;
     st.names = next;
@@ -76,6 +77,7 @@ export class SotwStream extends AdsStream {
     if (next && snapshot) {
       const have = snapshot.get(typeUrl)?.resources;
       const missing = [...next].filter((n) => !have?.has(n));
+      this.checkMissing(typeUrl, missing);
       const learning = missing.length ? this.callbacks.onMissingResources?.(this, typeUrl, missing) : undefined;
       if (learning) return boundedWait(learning).then(() => this.respond(typeUrl));
     }

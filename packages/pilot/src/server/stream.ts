@@ -55,6 +55,24 @@ export interface ServerCallbacks {
   onStreamClosed?(stream: StreamInfo): void;
 }
 
+/**
+ * Bounds on what one stream may ask for. Every name a client subscribes to is state the pilot
+ * keeps for that stream, and every name its snapshot lacks is a service the pilot may go and
+ * fetch (on-demand learning): without bounds one client asking for 10,000 made-up names grew a
+ * pilot by 550 MB. A stream over a bound ends with RESOURCE_EXHAUSTED naming it.
+ */
+export interface StreamLimits {
+  /** Names subscribed to per type (a sidecar's clusters and load assignments: a few per dependency). */
+  namesPerType: number;
+  /** Distinct names missing from the snapshot a stream may ask for over its life (learned on demand). */
+  missingNames: number;
+}
+
+export const DEFAULT_STREAM_LIMITS: StreamLimits = { namesPerType: 10_000, missingNames: 1_000 };
+
+/** gRPC RESOURCE_EXHAUSTED. */
+const RESOURCE_EXHAUSTED = 8;
+
 /** Longest a response waits for on-demand learning (a mesh source that does not answer must not stall the stream). */
 export const MISSING_WAIT_MS = 2000;
 
@@ -78,6 +96,10 @@ export abstract class AdsStream implements StreamInfo {
   private unsubscribe: (() => void) | undefined;
   protected closed = false;
   private nonceCounter = 0;
+  /** Set by the server before the first request. */
+  limits: StreamLimits = DEFAULT_STREAM_LIMITS;
+  /** Names this stream asked for that its snapshot lacked (bounded by `limits.missingNames`). */
+  private missingSeen: Set<string> | undefined;
 
   constructor(
     readonly id: number,
@@ -120,6 +142,26 @@ export abstract class AdsStream implements StreamInfo {
       });
   }
 
+  /** Throws RESOURCE_EXHAUSTED when a type's subscription grows past the limit. */
+  protected checkSubscribed(typeUrl: string, count: number): void {
+    if (count > this.limits.namesPerType)
+      throw Object.assign(new Error(`${typeUrl}: ${count} resource names subscribed; at most ${this.limits.namesPerType} per type`), { code: RESOURCE_EXHAUSTED });
+  }
+
+  /**
+   * Counts names the snapshot lacks before they are learned on demand; throws RESOURCE_EXHAUSTED
+   * past the stream's limit (a client naming services that do not exist would otherwise have the
+   * pilot fetch and track each one).
+   */
+  protected checkMissing(typeUrl: string, missing: readonly string[]): void {
+    const seen = (this.missingSeen ??= new Set());
+    for (const n of missing) {
+      seen.add(n);
+      if (seen.size > this.limits.missingNames)
+        throw Object.assign(new Error(`${typeUrl}: more than ${this.limits.missingNames} resource names this pilot does not have were asked for on this stream`), { code: RESOURCE_EXHAUSTED });
+    }
+  }
+
   protected nextNonce(): string {
     return (++this.nonceCounter).toString(36);
   }
@@ -133,6 +175,7 @@ export abstract class AdsStream implements StreamInfo {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.missingSeen = undefined;
     this.unsubscribe?.();
     this.callbacks.onStreamClosed?.(this);
   }
