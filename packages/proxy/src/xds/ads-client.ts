@@ -13,6 +13,9 @@ import type { ProxySnapshot, Result } from '../model.js';
 import type { ConfigStore } from './config-store.js';
 import { isUnreachable, type PilotLocation } from './locate.js';
 
+/** Reconnect backoff of the xDS stream: 250 ms doubling to at most 5 s, half of it jitter. */
+export const DEFAULT_XDS_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 5000, jitter: 0.5 };
+
 /** gRPC INVALID_ARGUMENT: the code a NACK's error_detail carries. */
 const INVALID_ARGUMENT = 3;
 
@@ -65,6 +68,7 @@ export class AdsClient {
   private client: AggregatedDiscoveryServiceClient | undefined;
   private clientAddress = '';
   private readonly backoff: Backoff;
+  private locateFailing = false;
   /** The pilot serving this sidecar now (from the meta server), and the one it could not reach. */
   pilotId: string | undefined;
   private lostPilot: string | undefined;
@@ -80,7 +84,10 @@ export class AdsClient {
 
   constructor(private readonly opts: AdsClientOptions) {
     if (!opts.address && !opts.locate) throw new Error('AdsClient needs an address or a locate function');
-    this.backoff = new Backoff(opts.backoff ?? { initialMs: 250, maxMs: 30_000, jitter: 0.5 });
+    // Capped at a few seconds: a proxy on a stale config must find a pilot that returns within
+    // seconds (with a 30 s cap one sidecar sat in a 28 s wait after both pilots restarted).
+    // Jitter still spreads a fleet's reconnects over the window.
+    this.backoff = new Backoff(opts.backoff ?? DEFAULT_XDS_BACKOFF);
   }
 
   start(): void {
@@ -100,10 +107,15 @@ export class AdsClient {
     if (!this.opts.locate) return this.opts.address;
     try {
       const loc = await this.opts.locate(this.lostPilot);
+      // The meta server names a live pilot: one has returned (or was there all along). Whatever
+      // the waits so far, the next failure starts the backoff over.
+      if (this.locateFailing) this.backoff.reset();
+      this.locateFailing = false;
       this.pilotId = loc.pilotId;
       this.lostPilot = undefined;
       return loc.xdsAddress;
     } catch (err) {
+      this.locateFailing = true;
       const delay = this.backoff.next();
       this.opts.logger.warn('cannot locate a pilot; serving the last good config and retrying', { error: (err as Error).message, delayMs: delay });
       this.timer = setTimeout(() => void this.open(), delay);
