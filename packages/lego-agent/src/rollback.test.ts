@@ -39,6 +39,8 @@ describe('LEGO agent local rollback', () => {
       '3.0.0': `process.env.OCTO_PROXY_XDS_ADDRESS = '127.0.0.1:1';\nawait import('./proxy.mjs');\n`,
       '3.1.0': `setTimeout(() => process.exit(70), 2000);\nawait import('./proxy.mjs');\n`,
       '3.2.0': `process.env.OCTO_PROXY_XDS_ADDRESS = '127.0.0.1:${xds.port}';\nawait import('./proxy.mjs');\n`,
+      // Wedged: its event loop stops for 6 s a second after it started, so /ready stops answering.
+      '3.3.0': `setTimeout(() => { const end = Date.now() + 6000; while (Date.now() < end); }, 1000);\nawait import('./proxy.mjs');\n`,
     };
     for (const [version, wrapper] of Object.entries(wrappers)) {
       const p = await makePackage({ version, bundle, entry: 'entry.mjs', files: [{ path: 'entry.mjs', data: Buffer.from(wrapper) }] });
@@ -68,6 +70,7 @@ describe('LEGO agent local rollback', () => {
     ['a proxy that never becomes ready', '3.0.0', 'NotReady', 'not ready and synced within 4000 ms'],
     ['a proxy that crashes after 2 s, within minReadySeconds', '3.1.0', 'Crashed', 'code 70'],
     ['a proxy that NACKs its config', '3.2.0', 'Nacked', 'MAGLEV'],
+    ['a proxy that stops answering its health probe', '3.3.0', 'HealthProbeFailed', 'health probes in a row'],
   ])('%s (%s) is rolled back, once', async (_name, version, reason, message) => {
     const before = await agent.proxy();
     const t0 = Date.now();
