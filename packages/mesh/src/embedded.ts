@@ -62,7 +62,7 @@ export class EmbeddedMesh {
       for (const p of portsOf(this.plan)) if (!(await isFree(p.port))) busy.push(`${p.port} (${p.use})`);
       if (busy.length) throw new Error(`ports in use: ${busy.join(', ')} — is another embedded mesh running? Stop it, or start with --ports auto`);
     }
-    this.supervisor = new Supervisor(join(opts.stateDir, 'logs'), (c) => this.onExit(c));
+    this.supervisor = new Supervisor(join(opts.stateDir, 'logs'), { onExit: (c) => this.onExit(c), onRestart: (c) => this.onRestart(c) });
     const level = ['--log-level', opts.logLevel ?? 'info'];
     const plan = this.plan;
     const addr = (port: number) => `127.0.0.1:${port}`;
@@ -71,7 +71,9 @@ export class EmbeddedMesh {
     await this.supervisor.start({
       name: 'dispatcher',
       script: this.dist('dispatcher'),
-      args: ['--grpc-port', `${plan.dispatcher.grpcPort}`, '--admin-port', `${plan.dispatcher.adminPort}`, '--watch-dir', opts.manifests, ...level],
+      // The store persisted (journaled, fsynced): a restarted dispatcher has everything octoctl
+      // applied and the registry published.
+      args: ['--grpc-port', `${plan.dispatcher.grpcPort}`, '--admin-port', `${plan.dispatcher.adminPort}`, '--watch-dir', opts.manifests, '--data-dir', join(opts.stateDir, 'dispatcher'), ...level],
       readyUrl: `http://${addr(plan.dispatcher.adminPort)}/readyz`,
     });
     log.info('starting meta server', { grpc: addr(plan.meta.grpcPort) });
@@ -137,7 +139,11 @@ export class EmbeddedMesh {
     this.admin = await startAdminServer({
       port: plan.runnerAdminPort,
       registry,
-      routes: { '/traffic': () => this.traffic(), '/state': () => this.state },
+      routes: {
+        '/traffic': () => this.traffic(),
+        '/state': () => this.state,
+        '/processes': () => this.supervisor.running.map((c) => ({ name: c.spec.name, pid: c.pid, restarts: c.restarts, ...(c.exit ? { exit: c.exit } : {}) })),
+      },
     });
     this.state = {
       startedAt: new Date().toISOString(),
@@ -202,6 +208,15 @@ export class EmbeddedMesh {
     if (this.stopping) return;
     this.exits.push({ name: c.spec.name, code: c.exit?.code ?? null, signal: c.exit?.signal ?? null, at: new Date().toISOString() });
     this.opts.logger.warn('process exited', { name: c.spec.name, pid: c.pid, code: c.exit?.code, signal: c.exit?.signal });
+  }
+
+  /** A child the supervisor started again: the state file names its new pid. */
+  private onRestart(c: RunningChild): void {
+    this.opts.logger.info('process restarted', { name: c.spec.name, pid: c.pid, restarts: c.restarts });
+    if (!this.state) return;
+    for (const p of this.state.pilots) if (p.id === c.spec.name) p.pid = c.pid;
+    for (const s of this.state.sidecars) if (`sidecar-${s.app}` === c.spec.name) s.pid = c.pid;
+    writeFileSync(join(this.opts.stateDir, 'state.json'), JSON.stringify(this.state, null, 2));
   }
 
   /** Request counts, rates and failures (the runner's /traffic). */
