@@ -11,6 +11,14 @@
  */
 import { z } from 'zod';
 
+/**
+ * Requests a person makes of a rollout (`octoctl rollout abort|undo`), written as annotations on
+ * the ProxyVersion so its spec (and the spec's immutability rules) stay as they are; the value is
+ * when it was asked (ISO). The operator acts on each value once and records it in the status.
+ */
+export const ROLLOUT_ABORT_ANNOTATION = 'mesh.octo.io/rollout-abort';
+export const ROLLOUT_UNDO_ANNOTATION = 'mesh.octo.io/rollout-undo';
+
 export const AGENT_PHASES = ['Idle', 'Downloading', 'Verifying', 'Starting', 'Draining', 'Failed'] as const;
 export type AgentPhase = (typeof AGENT_PHASES)[number];
 
@@ -82,9 +90,11 @@ export const RolloutAggregate = z.object({
   failures: z.array(z.object({ instanceId: z.string(), reason: z.string(), message: z.string() })).max(20),
   /**
    * The `status.currentBatch` of the ProxyVersion the pilot computed its targets from, so the
-   * operator knows every pilot has seen a batch before gating it.
+   * operator knows every pilot has seen a batch before gating it. Optional on the wire (a pilot
+   * that does not say makes the operator wait until the batch's instances show up as targeted);
+   * octo pilots always send it.
    */
-  batch: z.number().int().min(0),
+  batch: z.number().int().min(0).optional(),
 });
 export type RolloutAggregate = z.infer<typeof RolloutAggregate>;
 

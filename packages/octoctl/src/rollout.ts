@@ -8,9 +8,7 @@ import type { ProxyVersion } from '@octo-mesh/api';
 import type { DispatcherConnection } from '@octo-mesh/clients';
 import { ago, table } from './format.js';
 
-/** Annotations the operator reads; the value is when it was asked (ISO). */
-export const ABORT_ANNOTATION = 'mesh.octo.io/rollout-abort';
-export const UNDO_ANNOTATION = 'mesh.octo.io/rollout-undo';
+import { ROLLOUT_ABORT_ANNOTATION as ABORT_ANNOTATION, ROLLOUT_UNDO_ANNOTATION as UNDO_ANNOTATION } from '@octo-mesh/contracts';
 
 export const ROLLOUT_ACTIONS = ['status', 'pause', 'resume', 'abort', 'undo'] as const;
 export type RolloutAction = (typeof ROLLOUT_ACTIONS)[number];

@@ -3,49 +3,24 @@
  *
  * Contract with the pilots (each pilot serves it on its admin port):
  *   GET /debug/rollouts     → {@link PilotRollouts}
- *   GET /debug/routepolicies → {@link PilotRoutePolicies}
- * The schemas are defined here until the integrator moves them to `packages/contracts` (pilot
- * implements them there; this module then re-exports them). The meta server lists the live pilots
- * (`GET /debug/pilots` on its admin port: `[{id, adminAddress, ...}]`).
+ *   GET /debug/routepolicyz  → {@link PilotRoutePolicies} (mapped in fleet.ts)
+ * The rollout schemas are the contract in @octo-mesh/contracts (pilot serves them); the
+ * RoutePolicy view is the operator's reading of a pilot's `/debug/routepolicyz` (see fleet.ts).
+ * The meta server lists the live pilots (`GET /debug/pilots` on its admin port).
  *
  * A pilot that does not answer, answers garbage, or answers about another generation of the
  * rollout makes the aggregate incomplete, and an incomplete aggregate holds the rollout: the
  * planner never advances (or fails) a batch on missing data.
  */
+import { PilotRollouts as PilotRolloutsSchema, RolloutAggregate as RolloutAggregateSchema } from '@octo-mesh/contracts';
 import { z } from 'zod';
 
-const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)), { message: 'must be an ISO time' });
-
-/** One rollout as one pilot sees the sidecars it serves. */
-export const rolloutAggregate = z.object({
-  /** `namespace/name` of the ProxyVersion. */
-  rollout: z.string().min(1),
-  /** metadata.generation of the ProxyVersion the pilot derived its targets from. */
-  generation: z.number().int().min(0),
-  version: z.string(),
-  /** Connected sidecars the rollout's scope covers. */
-  inScope: z.number().int().min(0),
-  /** Of those, the ones whose target is this rollout's version. */
-  targeted: z.number().int().min(0),
-  /** Targeted and running it. */
-  upgraded: z.number().int().min(0),
-  /** Upgraded and ready. */
-  ready: z.number().int().min(0),
-  /** Targeted whose agent reports this version bad. */
-  failed: z.number().int().min(0),
-  /** When the most recently became-ready instance became ready. */
-  newestReadyAt: isoTime.nullable(),
-  failures: z.array(z.object({ instanceId: z.string(), reason: z.string(), message: z.string() })).max(20),
-  /**
-   * Proposed addition (optional until pilots serve it): the `status.currentBatch` the pilot's
-   * targets were computed from. With it the planner knows the pilot has seen the batch; without
-   * it the planner waits until more instances are targeted than when the batch started.
-   */
-  batch: z.number().int().min(0).optional(),
-});
+/** One rollout as one pilot sees the sidecars it serves: the shared contract (@octo-mesh/contracts). */
+export const rolloutAggregate = RolloutAggregateSchema;
 export type RolloutAggregate = z.infer<typeof rolloutAggregate>;
 
-export const pilotRollouts = z.object({ pilotId: z.string().min(1), observedAt: isoTime, rollouts: z.array(rolloutAggregate) });
+/** A pilot's `GET /debug/rollouts`. */
+export const pilotRollouts = PilotRolloutsSchema;
 export type PilotRollouts = z.infer<typeof pilotRollouts>;
 
 /** One RoutePolicy as one pilot sees it. */
@@ -185,7 +160,9 @@ export function observeRoutePolicy(snapshot: FleetSnapshot<PilotRoutePolicies>, 
     const answer = snapshot.answers.get(pilot);
     if (!answer) continue;
     const v = answer.policies.find((p) => p.namespace === namespace && p.name === name);
-    if (!v) missing.push(`${pilot}: does not know ${namespace}/${name} yet`);
+    // A pilot translates a policy only while one of its sidecars calls the target service: one
+    // that answered without it has no sidecar that runs it (nothing to add), not missing data.
+    if (!v) continue;
     else if (v.generation !== generation) missing.push(`${pilot}: at generation ${v.generation}, not ${generation}`);
     else views.push(v);
   }

@@ -24,6 +24,11 @@ export const operatorConfig = z
     leaseDurationMs: ms(15_000, 1000, 600_000, 'A leader that does not renew this long loses the Lease.'),
     renewDeadlineMs: ms(10_000, 500, 600_000, 'The leader gives up leading when it cannot renew this long.'),
     retryPeriodMs: ms(2_000, 100, 60_000, 'Between attempts to acquire or renew.'),
+    dispatcherAddress: z
+      .string()
+      .regex(/^[^\s:/]+:\d{1,5}$/, 'must be host:port')
+      .optional()
+      .describe('Embedded mode: read and write ProxyVersions and RoutePolicies through this dispatcher (gRPC) instead of Kubernetes; one replica, no Lease, events as log lines.'),
     metaServerUrl: z.url().default('http://127.0.0.1:15014').describe('The meta server admin endpoint that lists the live pilots.'),
     pollIntervalMs: ms(1000, 50, 60_000, 'An active rollout is re-planned from a fresh fleet poll this often.'),
     fleetTimeoutMs: ms(2000, 50, 60_000, 'A pilot that does not answer within this holds the rollouts.'),

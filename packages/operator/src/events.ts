@@ -20,7 +20,17 @@ export interface EventRecorder {
   record(target: EventTarget, severity: 'Normal' | 'Warning', reason: string, message: string): Promise<void>;
 }
 
-/** Events kept in memory (tests, embedded mode). */
+/** Events as structured log lines (embedded mode: there is no Kubernetes to keep them). */
+export class LogEventRecorder implements EventRecorder {
+  constructor(private readonly logger: { info(m: string, f: object): void; warn(m: string, f: object): void }) {}
+  async record(target: EventTarget, severity: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    const fields = { kind: target.kind, namespace: target.namespace, name: target.name, reason, event: message };
+    if (severity === 'Warning') this.logger.warn('event', fields);
+    else this.logger.info('event', fields);
+  }
+}
+
+/** Events kept in memory (tests). */
 export class MemoryEventRecorder implements EventRecorder {
   readonly events: { target: EventTarget; severity: string; reason: string; message: string }[] = [];
   async record(target: EventTarget, severity: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {

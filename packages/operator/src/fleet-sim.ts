@@ -1,6 +1,6 @@
 /**
  * A simulated fleet for tests and benchmarks (a test peer, like mock-sidecar): N pilots on
- * loopback answering `GET /debug/rollouts` and `GET /debug/routepolicies` per the aggregate
+ * loopback answering `GET /debug/rollouts` and `GET /debug/routepolicyz` per the contract
  * contract, and a meta server answering `GET /debug/pilots`. Its instances follow their targets
  * the way agents do — the target comes from the injected target function (pilot's `targetFor`, the
  * real rule), the swap takes `swapMs`, an instance is ready `readyMs` later, and a release listed
@@ -155,12 +155,24 @@ export class FleetSim {
       const port = await listen((path) => {
         if (this.silent.has(id)) return undefined;
         if (path === '/debug/rollouts') return this.rollouts(id);
-        if (path === '/debug/routepolicies') return { pilotId: id, policies: [] };
+        if (path === '/debug/routepolicyz') return [];
         return undefined;
       });
       this.pilotPorts.set(id, port);
     }
-    const meta = await listen((path) => (path === '/debug/pilots' ? this.pilotIds.map((id) => ({ id, adminAddress: `127.0.0.1:${this.pilotPorts.get(id)}` })) : undefined));
+    // The meta server's answer as MetaPilotView (@octo-mesh/contracts) has it.
+    const meta = await listen((path) =>
+      path === '/debug/pilots'
+        ? this.pilotIds.map((id) => ({
+            id,
+            xdsAddress: '127.0.0.1:0',
+            adminAddress: `127.0.0.1:${this.pilotPorts.get(id)}`,
+            sidecars: this.instances.filter((i) => i.pilot === id).length,
+            suspect: false,
+            lastHeartbeat: new Date(this.now()).toISOString(),
+          }))
+        : undefined,
+    );
     this.metaUrl = `http://127.0.0.1:${meta}`;
   }
 

@@ -4,33 +4,46 @@
  * `maxAgeMs` (concurrent askers share the poll in flight), so N rollouts cost one round of
  * requests, not N.
  */
+import { MetaAdminClient, PilotAdminClient } from '@octo-mesh/clients';
+import type { PilotPolicyView } from '@octo-mesh/contracts';
 import type { Logger } from '@octo-mesh/runtime';
-import { pilotRollouts, pilotRoutePolicies, type FleetClient, type FleetSnapshot, type PilotRef, type PilotRollouts, type PilotRoutePolicies } from './aggregate.js';
+import type { FleetClient, FleetSnapshot, PilotRef, PilotRollouts, PilotRoutePolicies, RoutePolicyView } from './aggregate.js';
 import type { OperatorMetrics } from './metrics.js';
 
 /**
- * The fleet over HTTP: the meta server's `GET /debug/pilots` and each pilot's
- * `GET /debug/rollouts` and `GET /debug/routepolicies`, validated by the contract's schemas.
+ * The fleet over HTTP with the typed clients: the meta server lists the live pilots, each pilot
+ * answers `/debug/rollouts` (the contract, parsed as such) and `/debug/routepolicyz`, read here
+ * as the operator's per-policy views.
  */
 export function httpFleetClient(metaServerUrl: string, timeoutMs: number): FleetClient {
-  const getJson = async (url: string): Promise<unknown> => {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-    if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
-    return res.json();
-  };
-  const base = (p: PilotRef) => (/^https?:\/\//.test(p.adminAddress) ? p.adminAddress : `http://${p.adminAddress}`);
+  const address = (url: string) => url.replace(/^https?:\/\//, '').replace(/\/+$/, '');
+  const meta = new MetaAdminClient(address(metaServerUrl), { timeoutMs });
+  const pilot = (p: PilotRef) => new PilotAdminClient(address(p.adminAddress), { timeoutMs });
   return {
     async listPilots() {
-      const body = await getJson(new URL('/debug/pilots', metaServerUrl).toString());
-      if (!Array.isArray(body)) throw new Error('meta server /debug/pilots: not a list');
-      return body.flatMap((p: { id?: unknown; adminAddress?: unknown }) => (typeof p.id === 'string' && typeof p.adminAddress === 'string' && p.adminAddress ? [{ id: p.id, adminAddress: p.adminAddress }] : []));
+      return (await meta.pilots()).filter((p) => p.adminAddress).map((p) => ({ id: p.id, adminAddress: p.adminAddress }));
     },
-    async rollouts(p) {
-      return pilotRollouts.parse(await getJson(`${base(p)}/debug/rollouts`));
-    },
+    rollouts: (p) => pilot(p).rollouts(),
     async routePolicies(p) {
-      return pilotRoutePolicies.parse(await getJson(`${base(p)}/debug/routepolicies`));
+      return { pilotId: p.id, policies: (await pilot(p).routePolicies()).map(policyView) };
     },
+  };
+}
+
+/** A pilot's verdict and counts for one policy, as the RoutePolicy status planner reads them. */
+export function policyView(v: PilotPolicyView): RoutePolicyView {
+  const slash = v.policy.indexOf('/');
+  const accepted = v.status.accepted ?? false;
+  const why = v.status.conditions?.find((c) => c.type === 'Accepted');
+  return {
+    namespace: v.policy.slice(0, slash),
+    name: v.policy.slice(slash + 1),
+    generation: v.status.observedGeneration ?? 0,
+    accepted,
+    ...(!accepted && why ? { reason: why.reason, message: why.message } : {}),
+    acked: v.status.sidecars?.acked ?? 0,
+    nacked: v.status.sidecars?.nacked ?? 0,
+    total: v.status.sidecars?.total ?? 0,
   };
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 import { KubeConfig } from '@kubernetes/client-node';
-import { ConfigError, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig, startAdminServer } from '@octo-mesh/runtime';
-import { operatorConfig } from './config.js';
-import { KubernetesEventRecorder } from './events.js';
+import { ConfigError, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig, startAdminServer, type Logger, type Registry } from '@octo-mesh/runtime';
+import { operatorConfig, type OperatorConfig } from './config.js';
+import { DispatcherOperatorStore } from './dispatcher-store.js';
+import { KubernetesEventRecorder, LogEventRecorder } from './events.js';
 import { FleetPoller, httpFleetClient } from './fleet.js';
 import { KubernetesOperatorStore } from './kube-store.js';
 import { LeaderElector, kubernetesLeaseClient } from './leader.js';
@@ -24,6 +25,8 @@ async function main(): Promise<void> {
   const registry = createMetricsRegistry('operator');
   const metrics = new OperatorMetrics(registry);
   const shutdown = new GracefulShutdown({ logger }).install();
+  const fleet = new FleetPoller(httpFleetClient(config.metaServerUrl, config.fleetTimeoutMs), logger, metrics);
+  if (config.dispatcherAddress) return runEmbedded(config, config.dispatcherAddress, { logger, registry, metrics, shutdown, fleet });
   const kc = new KubeConfig();
   try {
     if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
@@ -35,7 +38,6 @@ async function main(): Promise<void> {
   const namespace = config.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
 
   const store = new KubernetesOperatorStore({ kubeConfig: kc, namespace: config.watchNamespace, logger, metrics });
-  const fleet = new FleetPoller(httpFleetClient(config.metaServerUrl, config.fleetTimeoutMs), logger, metrics);
   const events = new KubernetesEventRecorder(kc, config.identity, logger, metrics);
   const operator = new Operator({ store, fleet, events, metrics, logger, pollIntervalMs: config.pollIntervalMs, statusMinIntervalMs: config.statusMinIntervalMs, routePolicyResyncMs: config.routePolicyResyncMs });
   let synced = false;
@@ -75,6 +77,35 @@ async function main(): Promise<void> {
   });
   elector.start();
   logger.info('listening', { adminPort: admin.port, host: config.host, identity: config.identity, lease: `${namespace}/${config.leaseName}`, metaServer: config.metaServerUrl, watchNamespace: config.watchNamespace ?? '(all)' });
+}
+
+/**
+ * Embedded mode: the dispatcher is the store; a single replica leads from the start (there is no
+ * Lease to contend for; the embedded runner restarts it if it dies).
+ */
+async function runEmbedded(
+  config: OperatorConfig,
+  dispatcherAddress: string,
+  deps: { logger: Logger; registry: Registry; metrics: OperatorMetrics; shutdown: GracefulShutdown; fleet: FleetPoller },
+): Promise<void> {
+  const { logger, registry, metrics, shutdown, fleet } = deps;
+  const store = new DispatcherOperatorStore({ address: dispatcherAddress, clientId: config.identity, logger });
+  const operator = new Operator({ store, fleet, events: new LogEventRecorder(logger), metrics, logger, pollIntervalMs: config.pollIntervalMs, statusMinIntervalMs: config.statusMinIntervalMs, routePolicyResyncMs: config.routePolicyResyncMs });
+  let synced = false;
+  const admin = await startAdminServer({
+    host: config.host,
+    port: config.adminPort,
+    registry,
+    readiness: { caches: () => synced || 'not synced with the dispatcher yet' },
+    routes: { '/debug/leader': () => ({ identity: config.identity, leading: operator.isLeading }) },
+  });
+  shutdown.add('admin server', () => admin.close());
+  await store.start();
+  synced = true;
+  shutdown.add('store', () => store.stop());
+  shutdown.add('operator', () => operator.stopLeading());
+  operator.startLeading();
+  logger.info('listening', { adminPort: admin.port, host: config.host, identity: config.identity, dispatcher: dispatcherAddress, metaServer: config.metaServerUrl });
 }
 
 main().catch((err: unknown) => {

@@ -457,6 +457,44 @@ describe('RolloutPlanner: every transition, exact next status', () => {
     expect(out.wakeAt).toEqual(row.wakeAt);
   });
 
+  // Requests a person makes (octoctl rollout abort|undo → annotations), each acted on once.
+  // columns: name, status before, request, expected fields of the next status, event reasons
+  it.each<[string, ProxyVersionStatus, { abort?: string; undo?: string }, Partial<ProxyVersionStatus>, string[]]>([
+    [
+      'abort mid-rollout: fails the batch and rolls back to the last Succeeded release',
+      progressing(1, 100),
+      { abort: at(150) },
+      { phase: 'RollingBack', rollbackTo: '1.4.0', abortHandled: at(150), message: `rolling back: aborted by request (${at(150)})` },
+      ['RollingBack'],
+    ],
+    [
+      'the same abort seen again is not acted on twice',
+      { ...progressing(1, 100), phase: 'RollingBack', abortHandled: at(150) },
+      { abort: at(150) },
+      { phase: 'RollingBack', abortHandled: at(150) },
+      [],
+    ],
+    [
+      'abort of a finished rollout: recorded, nothing to abort',
+      { phase: 'Succeeded', observedGeneration: 1 },
+      { abort: at(150) },
+      { phase: 'Succeeded', abortHandled: at(150) },
+      ['AbortIgnored'],
+    ],
+    [
+      'undo of a Succeeded release: every instance goes back to the release before it',
+      { phase: 'Succeeded', observedGeneration: 1, currentBatch: 2, total: 100 },
+      { undo: at(200) },
+      { phase: 'RollingBack', rollbackTo: '1.4.0', undoHandled: at(200), message: `undone by request (${at(200)}); rolling back to 1.4.0` },
+      ['Undo'],
+    ],
+  ])('%s', (_name, status, requests, expected, events) => {
+    const out = planner.plan({ key: 'mesh/proxy-1-5-0', spec: spec(), status, generation: 1, aggregate: agg({ targeted: 10, upgraded: 10, ready: 10 }), now: t(200), others: OTHERS, requests });
+    expect(out.status).toMatchObject(expected);
+    expect(out.actions.map((a) => a.reason)).toEqual(events);
+    if (expected.phase === 'RollingBack' && events.length) expect(out.status.conditions?.find((x) => x.type === 'Progressing')).toMatchObject({ status: 'False', reason: 'RollingBack' });
+  });
+
   it('is pure: the input status is not modified, and the same input plans the same', () => {
     const status = progressing(0, 0);
     const before = structuredClone(status);

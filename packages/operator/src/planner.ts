@@ -53,7 +53,16 @@ export interface PlanInput {
   /** ms since the epoch. */
   now: number;
   others: readonly OtherRelease[];
+  /**
+   * A person's requests (`octoctl rollout abort|undo`: annotations mesh.octo.io/rollout-abort and
+   * mesh.octo.io/rollout-undo, valued with when they were made). Each value is acted on once:
+   * the status records the last one handled.
+   */
+  requests?: { abort?: string | undefined; undo?: string | undefined };
 }
+
+/** Annotations octoctl writes to ask the operator to abort or undo a rollout (@octo-mesh/contracts). */
+export { ROLLOUT_ABORT_ANNOTATION as ABORT_ANNOTATION, ROLLOUT_UNDO_ANNOTATION as UNDO_ANNOTATION } from '@octo-mesh/contracts';
 
 /** Something to tell the world; the status is not an action (it is the plan's main output). */
 export interface RolloutEvent {
@@ -145,6 +154,30 @@ export class RolloutPlanner {
       st.failed = agg.failed;
       if (agg.failures.length) st.failures = agg.failures.map((f) => ({ instanceId: f.instanceId, reason: f.reason, ...(f.message ? { message: f.message } : {}) }));
       else delete st.failures;
+    }
+
+    const abort = input.requests?.abort;
+    if (abort && abort !== st.abortHandled) {
+      st.abortHandled = abort;
+      if (ACTIVE.includes(phase)) return this.fail(input, st, 'Aborted', `aborted by request (${abort})`, result, cond, event);
+      event('Normal', 'AbortIgnored', `abort requested (${abort}) while ${phase}: nothing to abort`);
+    }
+    const undo = input.requests?.undo;
+    if (undo && undo !== st.undoHandled) {
+      st.undoHandled = undo;
+      if (phase === 'Succeeded' || ACTIVE.includes(phase) || phase === 'Superseded') {
+        const back = rollbackTarget(input.spec, input.others);
+        st.phase = 'RollingBack';
+        if (back) st.rollbackTo = back.spec.version;
+        else delete st.rollbackTo;
+        delete st.batchHealthyAt;
+        const message = `undone by request (${undo}); rolling back to ${back ? back.spec.version : 'what each instance ran before'}`;
+        cond('Progressing', 'False', 'RollingBack', message);
+        st.message = message;
+        event('Normal', 'Undo', message);
+        return result(true);
+      }
+      event('Normal', 'UndoIgnored', `undo requested (${undo}) while ${phase}: nothing to undo`);
     }
 
     if (TERMINAL.includes(phase) && !(phase === 'RolledBack' && genChanged)) {

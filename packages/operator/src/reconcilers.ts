@@ -10,7 +10,7 @@ import type { ReconcileResult, Reconciler } from './controller.js';
 import type { EventRecorder } from './events.js';
 import type { FleetPoller } from './fleet.js';
 import type { OperatorMetrics } from './metrics.js';
-import { RolloutPlanner, planDeleted, type OtherRelease, type PlanResult } from './planner.js';
+import { ABORT_ANNOTATION, RolloutPlanner, UNDO_ANNOTATION, planDeleted, type OtherRelease, type PlanResult } from './planner.js';
 import { planRoutePolicyStatus, sameStatus } from './routepolicy-status.js';
 import { keyOf, serverMeta, type OperatorStore } from './store.js';
 
@@ -31,6 +31,13 @@ export interface ReconcilerDeps {
 
 const generationOf = (o: { metadata: object }) => serverMeta(o).generation ?? 1;
 const target = (kind: string, o: ProxyVersion | RoutePolicy) => ({ kind, namespace: o.metadata.namespace ?? 'default', name: o.metadata.name, uid: serverMeta(o).uid });
+
+
+/** The abort/undo requests a person made (octoctl rollout abort|undo), from the annotations. */
+function requestsOf(o: ProxyVersion): { abort?: string; undo?: string } {
+  const a = (o.metadata as { annotations?: Record<string, string> }).annotations ?? {};
+  return { ...(a[ABORT_ANNOTATION] ? { abort: a[ABORT_ANNOTATION] } : {}), ...(a[UNDO_ANNOTATION] ? { undo: a[UNDO_ANNOTATION] } : {}) };
+}
 
 /** Time left before another status write of `key` is allowed (0 = now). */
 class WriteGate {
@@ -86,7 +93,7 @@ export class ProxyVersionReconciler implements Reconciler {
       .filter((o) => keyOf(o) !== key)
       .map((o) => ({ key: keyOf(o), spec: o.spec, status: o.status, observation: observeRollout(snapshot, keyOf(o), generationOf(o)) }));
     const planFor = (o: ProxyVersion): PlanResult =>
-      this.planner.plan({ key, spec: proxyVersionSpec.parse(o.spec), status: o.status, generation: generationOf(o), aggregate: observeRollout(snapshot, key, generationOf(o)), now, others });
+      this.planner.plan({ key, spec: proxyVersionSpec.parse(o.spec), status: o.status, generation: generationOf(o), aggregate: observeRollout(snapshot, key, generationOf(o)), now, others, requests: requestsOf(o) });
     let plan = planFor(pv);
     if (!sameStatus(pv.status, plan.status)) {
       // The gate counts from the moment a write is sent, so sends are at least the interval apart.

@@ -74,6 +74,21 @@ describe('planRoutePolicyStatus', () => {
       false,
     ],
     [
+      'no pilot translated it (no sidecar calls the service): acceptance unknown, not claimed',
+      undefined,
+      obs([]),
+      0,
+      {
+        observedGeneration: 3,
+        conditions: [
+          { type: 'Accepted', status: 'Unknown', reason: 'NoSidecars', message: 'no sidecar calls the target service yet; translated when one does', observedGeneration: 3, lastTransitionTime: at(0) },
+          { type: 'Synced', status: 'Unknown', reason: 'NoSidecars', message: 'no sidecar calls the target service yet; translated when one does', observedGeneration: 3, lastTransitionTime: at(0) },
+        ],
+        sidecars: { total: 0, acked: 0, nacked: 0 },
+      },
+      true,
+    ],
+    [
       'a pilot missing: hold (no write)',
       { observedGeneration: 2 },
       obs([view({ acked: 5 })], ['pilot-b: timeout']),

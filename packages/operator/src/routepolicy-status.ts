@@ -47,6 +47,14 @@ export function planRoutePolicyStatus({ generation, current, observation, now }:
   // Missing data holds the status as it is (the meta server drops a dead pilot within its TTL).
   if (!observation.complete) return { status: current ?? {}, write: false };
   const views = observation.views;
+  if (views.length === 0) {
+    // No pilot translated it: none of their sidecars calls the target service yet. The schema
+    // (and CEL) already admitted it; whether Pilot accepts it is not known until one does.
+    const why = { status: 'Unknown' as const, reason: 'NoSidecars', message: 'no sidecar calls the target service yet; translated when one does', observedGeneration: generation };
+    const conditions = setCondition(setCondition(current?.conditions, { type: 'Accepted', ...why }, now), { type: 'Synced', ...why }, now);
+    const status: RoutePolicyStatus = { observedGeneration: generation, conditions, sidecars: { total: 0, acked: 0, nacked: 0 } };
+    return { status, write: !sameStatus(current, status) };
+  }
   const rejected = views.find((v) => !v.accepted);
   const accepted = rejected === undefined;
   let acked = 0;

@@ -131,6 +131,8 @@ export const proxyVersionStatus = z
     batchHealthyAt: isoTime('When the current batch passed its health gate (the pause between batches counts from here).').optional(),
     batchBaseline: z.number().int().min(0).optional().meta({ description: 'Instances targeted when the current batch started: until more are, the fleet has not yet seen the batch.' }),
     rollbackTo: z.string().max(64).optional().meta({ description: 'The last Succeeded release in scope: where instances return if this rollout fails.' }),
+    abortHandled: z.string().max(64).optional().meta({ description: 'The rollout-abort request (annotation mesh.octo.io/rollout-abort) last acted on.' }),
+    undoHandled: z.string().max(64).optional().meta({ description: 'The rollout-undo request (annotation mesh.octo.io/rollout-undo) last acted on.' }),
     supersededBy: z.string().max(253).optional().meta({ description: 'The newer ProxyVersion (namespace/name) that took over this rollout.' }),
     failures: z
       .array(
