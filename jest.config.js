@@ -52,6 +52,17 @@ export default {
       globalTeardown: '<rootDir>/packages/testing/jest-global-teardown.mjs',
     },
     {
+      // The mesh on a real single-node Kubernetes cluster (kubelet, containerd, pods): one cluster
+      // per machine, started by its globalSetup only when a test of this project is selected
+      // (packages/testing NodeCluster, needs root and the Debian packages .ci/run installs). Keep
+      // it to one test file: the cluster's state is shared, its steps run in order.
+      ...common,
+      displayName: 'cluster',
+      testMatch: ['<rootDir>/e2e/cluster-e2e/**/*.test.ts'],
+      globalSetup: '<rootDir>/packages/testing/jest-node-global-setup.mjs',
+      globalTeardown: '<rootDir>/packages/testing/jest-node-global-teardown.mjs',
+    },
+    {
       // The embedded mesh end to end: real child processes on loopback.
       ...common,
       displayName: 'e2e',

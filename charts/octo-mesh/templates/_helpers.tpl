@@ -43,8 +43,14 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 {{- printf "%s-meta-server.%s.svc:15011" .Release.Name .Release.Namespace -}}
 {{- end -}}
 
-{{/* The pod spec every control-plane component shares: non-root, read-only root, no capabilities. */}}
+{{/*
+The pod spec every control-plane component shares: non-root, read-only root, no capabilities.
+No service links: a Service named <release>-dispatcher would otherwise put
+OCTO_DISPATCHER_SERVICE_HOST & co. into the env, where the components read their settings
+(OCTO_<COMPONENT>_*) and refuse unknown ones.
+*/}}
 {{- define "octo.podSecurity" -}}
+enableServiceLinks: false
 securityContext:
   runAsNonRoot: true
   runAsUser: 65532

@@ -7,3 +7,4 @@ export { startProcess, stopAll, type TestProcess } from './process.js';
 export { NodeCluster, type NodeClusterInfo, type NodeClusterOptions } from './node-cluster.js';
 export { DEFAULT_NODE_LAYOUT, PAUSE_IMAGE, COREDNS_IMAGE, type NodeLayout } from './node-config.js';
 export { cleanupNode, iptablesCleanupCommands, mountsUnder } from './node-cleanup.js';
+export { nodeClusterInfo, clusterCommand, clusterCommandAsync, type CommandResult } from './node-kube.js';

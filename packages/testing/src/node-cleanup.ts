@@ -13,6 +13,8 @@ import { join } from 'node:path';
 
 /** What a running cluster writes to `<root>/state.json` so a later run can undo it. */
 export interface NodeState {
+  /** The process that runs the cluster (the test runner or `cluster:node`). */
+  owner?: number;
   pids: Record<string, number>;
   /** net.ipv4.ip_forward before the cluster set it to 1. */
   ipForward?: string;
@@ -26,6 +28,18 @@ export function readState(root: string): NodeState | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The owner of a cluster that is running now (not a crashed one), if any. */
+export function liveOwner(root: string): number | undefined {
+  const owner = readState(root)?.owner;
+  if (!owner || owner === process.pid) return undefined;
+  try {
+    process.kill(owner, 0);
+  } catch {
+    return undefined; // gone: its leftovers are a crashed run's
+  }
+  return owner;
 }
 
 export function writeState(root: string, state: NodeState): void {

@@ -18,7 +18,7 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { freePort } from '@octo-mesh/runtime';
 import { staticBinaryImage } from '@octo-mesh/images';
-import { cleanupNode, defaultRouteAddress, hostToolsMissing, writeState, type NodeState } from './node-cleanup.js';
+import { cleanupNode, defaultRouteAddress, hostToolsMissing, liveOwner, writeState, type NodeState } from './node-cleanup.js';
 import {
   COREDNS_IMAGE,
   DEFAULT_NODE_LAYOUT,
@@ -57,6 +57,8 @@ export interface NodeClusterOptions {
   timeoutMs?: number;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
+  /** How long to wait for a cluster another process runs on this machine (default 15 min). */
+  waitForOtherMs?: number;
 }
 
 function httpsGet(url: string, tls: { ca: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized?: boolean }): Promise<{ status: number; body: string }> {
@@ -99,7 +101,7 @@ function cachedImage(name: string, binaryName: string, binaryPath: string, user:
 
 export class NodeCluster {
   private readonly procs = new Map<string, ChildProcess>();
-  private readonly state: NodeState = { pids: {} };
+  private readonly state: NodeState = { owner: process.pid, pids: {} };
   private stopped = false;
 
   private constructor(
@@ -114,6 +116,14 @@ export class NodeCluster {
     const missing = hostToolsMissing();
     if (missing.length) throw new Error(`the node cluster needs Debian packages that are missing: ${missing.join(', ')} (apt-get install containerd runc containernetworking-plugins iptables conntrack iproute2)`);
     const layout: NodeLayout = { ...DEFAULT_NODE_LAYOUT, nodeIp: opts.layout?.nodeIp ?? defaultRouteAddress(), ...opts.layout };
+    // One cluster per machine: wait for a running one (another test run) to finish rather than
+    // tearing it down under its owner.
+    const waitUntil = Date.now() + (opts.waitForOtherMs ?? 15 * 60_000);
+    for (let owner = liveOwner(layout.root); owner; owner = liveOwner(layout.root)) {
+      if (Date.now() > waitUntil) throw new Error(`another node cluster is running (owner pid ${owner}, ${layout.root}); one per machine`);
+      opts.log?.(`waiting for the node cluster of pid ${owner} to stop (one per machine)`);
+      await new Promise((r) => setTimeout(r, 5000));
+    }
     const leftovers = cleanupNode({ root: layout.root, run: layout.run, bridge: layout.bridge });
     if (leftovers.length) opts.log?.(`cleaned up after an earlier run: ${leftovers.join('; ')}`);
     const info: NodeClusterInfo = {
@@ -356,6 +366,8 @@ export class NodeCluster {
   /** A crashed run's leftovers, removed without starting anything (`cluster:node clean`). */
   static cleanup(layout: Partial<NodeLayout> = {}): string[] {
     const l = { ...DEFAULT_NODE_LAYOUT, ...layout };
+    const owner = liveOwner(l.root);
+    if (owner) throw new Error(`the node cluster is running (owner pid ${owner}): stop it there instead`);
     return cleanupNode({ root: l.root, run: l.run, bridge: l.bridge });
   }
 }

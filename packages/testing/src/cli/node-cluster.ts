@@ -3,7 +3,9 @@
 //   up     start it (after removing a crashed run's leftovers), print `export KUBECONFIG=…`, keep
 //          it until Ctrl-C or SIGTERM, then tear everything down
 //   clean  only remove a crashed run's leftovers (processes, mounts, bridge, iptables, netns)
+import { cleanupNode } from '../node-cleanup.js';
 import { NodeCluster } from '../node-cluster.js';
+import { DEFAULT_NODE_LAYOUT } from '../node-config.js';
 import { kubeNodeBinDir } from '../tools.js';
 
 const cmd = process.argv[2] ?? 'up';
@@ -23,7 +25,7 @@ let starting = true;
 const early = () => {
   if (starting) {
     log('interrupted during start: cleaning up');
-    NodeCluster.cleanup();
+    cleanupNode({ root: DEFAULT_NODE_LAYOUT.root, run: DEFAULT_NODE_LAYOUT.run, bridge: DEFAULT_NODE_LAYOUT.bridge });
     process.exit(130);
   }
 };

@@ -1,0 +1,290 @@
+// The mesh on a real single-node Kubernetes cluster, end to end, in pods: images imported
+// without a registry → `helm install` → control plane Ready → least-privilege RBAC as documented
+// → a labelled namespace gets native sidecars → demo traffic app → Unix socket → sidecar → peer
+// sidecar → app → an 80/20 RoutePolicy splits 2,000 requests within ±3 % → the pilot serving the
+// demo is deleted while traffic flows: sidecars re-home, 0 requests fail → a Job with a sidecar
+// completes → bad pods are denied, opted-out pods are left alone → `helm upgrade` → `helm
+// uninstall` leaves only what docs/kubernetes.md lists. The steps share the cluster and run in
+// order; figures for the docs are printed and written to dist/cluster-e2e-figures.json.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { buildMeshImages } from '@octo-mesh/images';
+import { REPO_ROOT, clusterCommand, clusterCommandAsync, kubeBinDir, nodeClusterInfo } from '@octo-mesh/testing';
+import { demoImage, demoJob, demoManifests, routePolicy } from './demo.js';
+import { mib, workingSetBytes } from './measure.js';
+
+const NS = 'octo-system';
+const RELEASE = 'octo';
+const DEMO = 'demo';
+const CHART = join(REPO_ROOT, 'charts/octo-mesh');
+const helmBin = () => join(kubeBinDir(false), 'helm');
+const kubectl = (args: string[], input?: string) => clusterCommand('kubectl', args, input === undefined ? {} : { input });
+const helm = (args: string[]) => clusterCommandAsync(helmBin(), args, { timeoutMs: 400_000 });
+const figures: Record<string, unknown> = {};
+
+function ok(r: { status: number; stdout: string; stderr: string }, what: string): string {
+  if (r.status !== 0) throw new Error(`${what} failed (${r.status}):\n${r.stderr}\n${r.stdout}`);
+  return r.stdout;
+}
+const json = <T>(args: string[]): T => JSON.parse(ok(kubectl([...args, '-o', 'json']), `kubectl ${args.join(' ')}`)) as T;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(500);
+  }
+}
+
+interface Pod {
+  metadata: { name: string; uid: string; labels?: Record<string, string> };
+  spec: { containers: { name: string }[]; initContainers?: { name: string; restartPolicy?: string }[] };
+  status: { podIP?: string; phase?: string; containerStatuses?: { name: string; containerID?: string; ready: boolean }[]; initContainerStatuses?: { name: string; containerID?: string }[] };
+}
+const podsOf = (ns: string, selector: string) => json<{ items: Pod[] }>(['get', 'pods', '-n', ns, '-l', selector]).items;
+
+/** Asks the frontend (from the node, through the bridge) to call catalog through its sidecar. */
+async function drive(query: string): Promise<{ ok: number; failed: number; byVersion: Record<string, number>; errors: string[] }> {
+  const ip = podsOf(DEMO, 'app=frontend')[0]!.status.podIP!;
+  const r = await fetch(`http://${ip}:8080/run?target=catalog&${query}`, { signal: AbortSignal.timeout(180_000) });
+  return (await r.json()) as { ok: number; failed: number; byVersion: Record<string, number>; errors: string[] };
+}
+
+async function metaDebug<T>(path: string): Promise<T> {
+  const ip = podsOf(NS, 'app.kubernetes.io/name=meta-server')[0]!.status.podIP!;
+  return (await (await fetch(`http://${ip}:15014${path}`)).json()) as T;
+}
+
+beforeAll(async () => {
+  nodeClusterInfo(); // fails fast outside the cluster project
+  figures['clusterStartSeconds'] = nodeClusterInfo().startSeconds;
+  const started = Date.now();
+  const dir = join(tmpdir(), 'octo-cluster-e2e-images');
+  mkdirSync(dir, { recursive: true });
+  const images = await buildMeshImages({ repoRoot: REPO_ROOT, tag: 'e2e', repository: 'octo.local/octo-mesh' });
+  for (const [name, img] of [['control-plane', images.controlPlane], ['sidecar', images.sidecar], ['demo', demoImage()]] as const) {
+    const file = join(dir, `${name}.tar`);
+    writeFileSync(file, img.archive);
+    ok(clusterCommand('ctr', ['--address', nodeClusterInfo().containerdSocket, '-n', 'k8s.io', 'images', 'import', file]), `import ${name}`);
+    figures[`image.${name}.MiB`] = mib(img.archive.length);
+  }
+  figures['imagesBuildAndImportSeconds'] = (Date.now() - started) / 1000;
+}, 400_000);
+
+afterAll(() => {
+  const out = join(REPO_ROOT, 'dist/cluster-e2e-figures.json');
+  mkdirSync(join(REPO_ROOT, 'dist'), { recursive: true });
+  writeFileSync(out, JSON.stringify(figures, null, 2) + '\n');
+  process.stderr.write(`[cluster-e2e] figures: ${JSON.stringify(figures)}\n`);
+});
+
+describe('the chart', () => {
+  it('lints clean, and its rendering is accepted by the API server (server-side dry run)', async () => {
+    const lint = await helm(['lint', CHART, '--strict', '--set', 'image.tag=e2e']);
+    expect(lint.stdout).toContain('0 chart(s) failed');
+    const tpl = ok(await helm(['template', RELEASE, CHART, '-n', NS, '--set', 'image.tag=e2e']), 'helm template');
+    ok(kubectl(['create', 'namespace', NS]), 'create namespace');
+    ok(kubectl(['apply', '--dry-run=server', '-f', '-'], tpl), 'server-side dry run');
+  }, 120_000);
+
+  it('refuses a bad value with the path of the value', async () => {
+    const r = await helm(['template', RELEASE, CHART, '--set', 'injector.failurePolicy=Sometimes']);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('/injector/failurePolicy');
+  });
+
+  it('grants no wildcard anywhere', async () => {
+    const tpl = ok(await helm(['template', RELEASE, CHART, '-n', NS]), 'helm template');
+    const rules = tpl.split('\n---').filter((d) => /^kind: (Cluster)?Role$/m.test(d));
+    expect(rules.length).toBeGreaterThan(0);
+    for (const d of rules) expect(d).not.toMatch(/["'\s[,]\*["'\s\],]/);
+  });
+});
+
+describe('helm install', () => {
+  it('brings the whole control plane to Ready', async () => {
+    const started = Date.now();
+    const r = await helm(['install', RELEASE, CHART, '-n', NS, '--set', 'image.tag=e2e', '--wait', '--timeout', '5m']);
+    figures['helmInstallToReadySeconds'] = (Date.now() - started) / 1000;
+    ok(r, 'helm install');
+    const deploys = json<{ items: { metadata: { name: string }; spec: { replicas: number }; status: { readyReplicas?: number } }[] }>(['get', 'deploy', '-n', NS]).items;
+    expect(deploys.map((d) => d.metadata.name).sort()).toEqual(['octo-dispatcher', 'octo-injector', 'octo-meta-server', 'octo-operator', 'octo-pilot']);
+    for (const d of deploys) expect(d.status.readyReplicas).toBe(d.spec.replicas);
+    expect(podsOf(NS, 'app.kubernetes.io/name=meta-server')).toHaveLength(2);
+    expect(podsOf(NS, 'app.kubernetes.io/name=pilot')).toHaveLength(2);
+    expect(podsOf(NS, 'app.kubernetes.io/name=operator')).toHaveLength(2);
+    // The injector issued its certificate and put its CA into the webhook.
+    const hook = json<{ webhooks: { clientConfig: { caBundle?: string } }[] }>(['get', 'mutatingwebhookconfiguration', `${NS}-${RELEASE}-injector`]);
+    expect(Buffer.from(hook.webhooks[0]!.clientConfig.caBundle ?? '', 'base64').toString()).toContain('BEGIN CERTIFICATE');
+  }, 400_000);
+
+  it('runs every control-plane pod non-root, read-only, without capabilities', () => {
+    for (const pod of json<{ items: { metadata: { name: string }; spec: { securityContext?: { runAsNonRoot?: boolean }; containers: { securityContext?: { readOnlyRootFilesystem?: boolean; capabilities?: { drop?: string[] } } }[] } }[] }>(['get', 'pods', '-n', NS]).items) {
+      expect(pod.spec.securityContext?.runAsNonRoot).toBe(true);
+      for (const c of pod.spec.containers) {
+        expect(c.securityContext?.readOnlyRootFilesystem).toBe(true);
+        expect(c.securityContext?.capabilities?.drop).toEqual(['ALL']);
+      }
+    }
+  });
+
+  it.each([
+    // service account, verb, resource, extra args, allowed
+    ['dispatcher', 'watch', 'routepolicies.mesh.octo.io', ['-A'], 'yes'],
+    ['dispatcher', 'list', 'endpointslices.discovery.k8s.io', ['-A'], 'yes'],
+    ['dispatcher', 'create', 'routepolicies.mesh.octo.io', ['-n', DEMO], 'no'],
+    ['dispatcher', 'get', 'secrets', ['-n', NS], 'no'],
+    ['meta-server', 'update', 'leases.coordination.k8s.io', ['-n', NS], 'yes'],
+    ['meta-server', 'delete', 'leases.coordination.k8s.io', ['-n', NS], 'no'],
+    ['meta-server', 'create', 'leases.coordination.k8s.io', ['-n', 'default'], 'no'],
+    ['meta-server', 'list', 'pods', ['-A'], 'no'],
+    ['pilot', 'list', 'services', ['-A'], 'no'],
+    ['pilot', 'get', 'leases.coordination.k8s.io', ['-n', NS], 'no'],
+    ['operator', 'update', 'routepolicies.mesh.octo.io', ['-n', DEMO, '--subresource=status'], 'yes'],
+    ['operator', 'update', 'routepolicies.mesh.octo.io', ['-n', DEMO], 'no'],
+    ['operator', 'create', 'events', ['-n', DEMO], 'yes'],
+    ['operator', 'get', 'secrets', ['-n', NS], 'no'],
+    ['injector', 'update', 'secrets/octo-injector-tls', ['-n', NS], 'yes'],
+    ['injector', 'get', 'secrets/other', ['-n', NS], 'no'],
+    ['injector', 'list', 'secrets', ['-n', NS], 'no'],
+    ['injector', 'update', `mutatingwebhookconfigurations/${NS}-${RELEASE}-injector`, [], 'yes'],
+    ['injector', 'update', 'mutatingwebhookconfigurations/someone-else', [], 'no'],
+    ['injector', 'create', 'pods', ['-n', DEMO], 'no'],
+  ])('kubectl auth can-i: %s %s %s %j → %s', (sa, verb, resource, extra, want) => {
+    const r = kubectl(['auth', 'can-i', verb, resource, ...extra, `--as=system:serviceaccount:${NS}:${RELEASE}-${sa}`]);
+    expect(r.stdout.trim()).toBe(want);
+  });
+});
+
+describe('sidecar injection', () => {
+  it('gives every pod of a labelled namespace a native sidecar', async () => {
+    ok(kubectl(['apply', '-f', '-'], demoManifests(DEMO)), 'apply demo');
+    for (const d of ['catalog-v1', 'catalog-v2', 'frontend']) ok(kubectl(['rollout', 'status', `deploy/${d}`, '-n', DEMO, '--timeout=180s'], undefined), `rollout ${d}`);
+    for (const pod of podsOf(DEMO, 'app in (catalog,frontend)')) {
+      expect(pod.spec.containers.map((c) => c.name)).toEqual(['app']);
+      expect(pod.spec.initContainers?.map((c) => [c.name, c.restartPolicy])).toEqual([['octo-sidecar', 'Always']]);
+      expect(pod.status.containerStatuses?.every((c) => c.ready)).toBe(true);
+    }
+  }, 240_000);
+
+  it('carries traffic app → Unix socket → sidecar → peer sidecar → app', async () => {
+    const r = await drive('n=200&concurrency=8');
+    expect(r.errors).toEqual([]);
+    expect(r.ok).toBe(200);
+    expect(Object.keys(r.byVersion).sort()).toEqual(['v1', 'v2']);
+  }, 200_000);
+
+  it('splits 80/20 within ±3 % over 2,000 requests once the RoutePolicy is applied', async () => {
+    ok(kubectl(['apply', '-f', '-'], routePolicy(DEMO, 80, 20)), 'apply RoutePolicy');
+    // The policy reaches the sidecars through dispatcher → pilot → ADS: wait until a small
+    // sample shows it (a 50/50 sample of 200 is never within 8 % of 20 %).
+    await until('the split to take effect', async () => {
+      const probe = await drive('n=200&concurrency=8');
+      return Math.abs((probe.byVersion['v2'] ?? 0) / Math.max(1, probe.ok) - 0.2) < 0.08;
+    }, 60_000);
+    const r = await drive('n=2000&concurrency=8');
+    figures['split.v2Share'] = (r.byVersion['v2'] ?? 0) / 2000;
+    expect(r.failed).toBe(0);
+    expect(r.ok).toBe(2000);
+    expect(Math.abs((r.byVersion['v2'] ?? 0) / 2000 - 0.2)).toBeLessThanOrEqual(0.03);
+  }, 200_000);
+
+  it('moves the sidecars to another pilot when theirs is deleted, failing no request', async () => {
+    const before = await metaDebug<{ workloads: Record<string, string> }>('/debug/assignments');
+    const pilot = before.workloads[`${DEMO}/frontend`];
+    expect(pilot).toBeDefined();
+    const load = drive('durationMs=15000&rps=50');
+    await sleep(3000);
+    ok(kubectl(['delete', 'pod', '-n', NS, pilot!, '--wait=false']), 'delete pilot');
+    const r = await load;
+    expect(r.errors).toEqual([]);
+    expect(r.failed).toBe(0);
+    expect(r.ok).toBeGreaterThan(500);
+    const moved = await until('frontend re-homed', async () => {
+      const now = (await metaDebug<{ workloads: Record<string, string> }>('/debug/assignments')).workloads[`${DEMO}/frontend`];
+      return now && now !== pilot ? now : undefined;
+    }, 30_000);
+    expect(moved).not.toBe(pilot);
+    figures['pilotFailover.requests'] = r.ok;
+  }, 200_000);
+
+  it('lets a Job with a sidecar complete', () => {
+    ok(kubectl(['apply', '-f', '-'], demoJob(DEMO, 'caller')), 'apply Job');
+    ok(kubectl(['wait', '-n', DEMO, 'job/caller', '--for=condition=complete', '--timeout=120s']), 'Job complete');
+    const pod = podsOf(DEMO, 'app=caller')[0]!;
+    expect(pod.status.phase).toBe('Succeeded');
+    expect(pod.spec.initContainers?.[0]?.name).toBe('octo-sidecar');
+  }, 150_000);
+
+  it('denies a pod the sidecar cannot serve, naming the field', () => {
+    const r = kubectl(
+      ['apply', '-f', '-'],
+      `apiVersion: v1\nkind: Pod\nmetadata: {name: hostnet, namespace: ${DEMO}}\nspec:\n  hostNetwork: true\n  containers: [{name: app, image: x}]\n`,
+    );
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('octo-mesh sidecar injection: spec.hostNetwork');
+  });
+
+  it('leaves an opted-out pod alone, and starts faster without the sidecar (figure)', () => {
+    const pod = (name: string, optOut: boolean) =>
+      `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  namespace: ${DEMO}\n  labels: {app: ${name}}\n  annotations: ${optOut ? '{sidecar.octo.io/inject: "false"}' : '{sidecar.octo.io/app-port: "8080"}'}\nspec:\n  containers:\n  - {name: app, image: octo.local/octo-mesh/demo:e2e, imagePullPolicy: IfNotPresent, ports: [{containerPort: 8080}], readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}}\n`;
+    const timeToReady = (name: string, optOut: boolean) => {
+      const started = Date.now();
+      ok(kubectl(['apply', '-f', '-'], pod(name, optOut)), `create ${name}`);
+      ok(kubectl(['wait', '-n', DEMO, `pod/${name}`, '--for=condition=Ready', '--timeout=120s']), `${name} Ready`);
+      return (Date.now() - started) / 1000;
+    };
+    figures['podStart.withoutSidecarSeconds'] = timeToReady('plain', true);
+    figures['podStart.withSidecarSeconds'] = timeToReady('meshed', false);
+    const plain = json<Pod>(['get', 'pod', 'plain', '-n', DEMO]);
+    expect(plain.spec.initContainers ?? []).toEqual([]);
+    const meshed = json<Pod>(['get', 'pod', 'meshed', '-n', DEMO]);
+    const sidecarId = meshed.status.initContainerStatuses?.[0]?.containerID;
+    const ws = sidecarId ? workingSetBytes(sidecarId) : undefined;
+    if (ws !== undefined) figures['sidecar.workingSetMiB'] = mib(ws);
+  }, 300_000);
+
+  it('control plane memory at rest (figure)', () => {
+    let total = 0;
+    const per: Record<string, number> = {};
+    for (const pod of json<{ items: Pod[] }>(['get', 'pods', '-n', NS]).items) {
+      for (const c of pod.status.containerStatuses ?? []) {
+        const ws = c.containerID ? workingSetBytes(c.containerID) : undefined;
+        if (ws === undefined) continue;
+        total += ws;
+        const name = pod.metadata.labels?.['app.kubernetes.io/name'] ?? pod.metadata.name;
+        per[name] = Math.max(per[name] ?? 0, mib(ws));
+      }
+    }
+    figures['controlPlane.workingSetMiB'] = mib(total);
+    figures['controlPlane.perReplicaMaxMiB'] = per;
+    expect(total).toBeGreaterThan(0);
+  });
+});
+
+describe('helm upgrade and uninstall', () => {
+  it('upgrade applies changed values', async () => {
+    ok(await helm(['upgrade', RELEASE, CHART, '-n', NS, '--reuse-values', '--set', 'pilot.replicas=3', '--wait', '--timeout', '5m']), 'helm upgrade');
+    const pilots = json<{ status: { readyReplicas?: number } }>(['get', 'deploy', `${RELEASE}-pilot`, '-n', NS]);
+    expect(pilots.status.readyReplicas).toBe(3);
+  }, 400_000);
+
+  it('uninstall leaves only the CRDs, the injector Secret and the Leases', async () => {
+    ok(kubectl(['delete', 'namespace', DEMO, '--wait=true', '--timeout=120s']), 'delete demo namespace');
+    ok(await helm(['uninstall', RELEASE, '-n', NS, '--wait', '--timeout', '3m']), 'helm uninstall');
+    const left = (kind: string, ns?: string) =>
+      ok(kubectl(['get', kind, ...(ns ? ['-n', ns] : []), '-l', 'app.kubernetes.io/part-of=octo-mesh', '-o', 'name']), `get ${kind}`)
+        .split('\n')
+        .filter(Boolean);
+    for (const kind of ['deploy', 'svc', 'sa', 'role', 'rolebinding', 'pdb']) expect(left(kind, NS)).toEqual([]);
+    // Pods go with their ReplicaSets, through the garbage collector and a graceful stop.
+    await until('control-plane pods gone', () => left('pods', NS).length === 0, 90_000);
+    for (const kind of ['clusterrole', 'clusterrolebinding', 'mutatingwebhookconfiguration']) expect(left(kind)).toEqual([]);
+    expect(left('crd').sort()).toEqual(['customresourcedefinition.apiextensions.k8s.io/proxyversions.mesh.octo.io', 'customresourcedefinition.apiextensions.k8s.io/routepolicies.mesh.octo.io']);
+    expect(left('secret', NS)).toEqual([`secret/${RELEASE}-injector-tls`]);
+  }, 300_000);
+});

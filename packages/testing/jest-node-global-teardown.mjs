@@ -1,0 +1,2 @@
+const { default: teardown } = await import('./dist/node-global-teardown.js');
+export default teardown;
