@@ -8,7 +8,7 @@
 //      requests failed, p99 of the requests sent during the swap window, added p99 = that minus the
 //      normal p99.
 //   2. saturation (closed loop, CONC requests always in flight): the same, with the throughput.
-// Usage: npm run build first (or tsc -b packages/lego-agent), then
+// Usage: npm run build first (or tsc -b packages/lego-agent packages/proxy), then
 //   node bench/lego/swap.mjs   (env: SWAPS=5 BASE=5 GAP=2 RPS=1000 CONC=64 MIN_READY=0.5 SPREAD=500 V8_HELPERS=idle)
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';

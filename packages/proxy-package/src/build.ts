@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build, type Plugin } from 'esbuild';
+import { build } from 'esbuild';
 import { manifestEntry, packArchive } from './archive.js';
 import { PACKAGE_NAME, type Manifest } from './manifest.js';
 import { sha256Hex } from './signing.js';
@@ -13,26 +13,18 @@ export const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 export const NODE_RANGE = '>=24.0.0 <25';
 export const BUNDLE_PATH = 'proxy.mjs';
 
-/** Workspace imports resolve to TypeScript sources, as jest does: the bundle needs no prior `tsc`. */
-const workspaceSources: Plugin = {
-  name: 'octo-workspace-sources',
-  setup(b) {
-    b.onResolve({ filter: /^@octo-mesh\// }, (a) => {
-      const m = /^@octo-mesh\/([a-z-]+)(?:\/(.+)\.js)?$/.exec(a.path);
-      if (!m) return undefined;
-      return { path: join(REPO_ROOT, 'packages', m[1]!, 'src', `${m[2] ?? 'index'}.ts`) };
-    });
-  },
-};
-
 /**
- * Bundles the proxy (packages/proxy/src/main.ts and everything it imports) into one ESM file
- * for Node, with `PROXY_VERSION` stamped as `version`. The output depends only on the sources
- * and the version (paths in it are relative to the repository root).
+ * Bundles the built proxy (`packages/proxy/dist/main.js` and everything it imports: build it
+ * first, `tsc -b packages/proxy`) into one ESM file for Node, with `PROXY_VERSION` stamped as
+ * `version`. The output depends only on the build and the version (paths in it are relative to
+ * the repository root). From the compiled JavaScript rather than the TypeScript sources on
+ * purpose: resolving workspace imports to sources took a resolver plugin, and with it esbuild's
+ * CommonJS interop flag (`__toESM(…, 1)`) for one module changed now and then between processes,
+ * so the same source did not always give the same sha256.
  */
 export async function bundleProxy(version: string, root = REPO_ROOT): Promise<Buffer> {
   const r = await build({
-    entryPoints: [join(root, 'packages/proxy/src/main.ts')],
+    entryPoints: [join(root, 'packages/proxy/dist/main.js')],
     absWorkingDir: root,
     bundle: true,
     platform: 'node',
@@ -44,7 +36,6 @@ export async function bundleProxy(version: string, root = REPO_ROOT): Promise<Bu
     banner: { js: "import { createRequire as __octoCreateRequire } from 'node:module';\nconst require = __octoCreateRequire(import.meta.url);" },
     legalComments: 'none',
     logLevel: 'error',
-    plugins: [workspaceSources],
   });
   return Buffer.from(r.outputFiles[0]!.contents);
 }

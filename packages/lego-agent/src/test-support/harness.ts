@@ -34,7 +34,8 @@ export function buildAgent(): void {
     }
   }
   try {
-    execFileSync(join(ROOT, 'node_modules/.bin/tsc'), ['-b', 'packages/lego-agent'], { cwd: ROOT });
+    // The proxy too: packages are bundled from its build (see proxy-package/src/build.ts).
+    execFileSync(join(ROOT, 'node_modules/.bin/tsc'), ['-b', 'packages/lego-agent', 'packages/proxy'], { cwd: ROOT });
   } finally {
     rmSync(lock, { recursive: true, force: true });
   }
