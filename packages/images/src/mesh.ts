@@ -8,7 +8,7 @@
  *
  * Both share the runtime layer (same digest, stored once by containerd).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build, type Plugin } from 'esbuild';
 import { buildImage, prepareLayer, type BuiltImage, type PreparedLayer } from './oci.js';
@@ -59,7 +59,9 @@ export async function bundleApp(root: string, app: string, version: string): Pro
 
 async function appImage(o: MeshImageOptions, image: string, apps: readonly string[], runtime: { layer: PreparedLayer; nodeVersion: string }): Promise<BuiltImage & { apps: string[] }> {
   const present = apps.filter((a) => existsSync(join(o.repoRoot, 'packages', a, 'src/main.ts')));
-  const bundles = await Promise.all(present.map(async (a) => ({ path: `app/${a}.mjs`, data: await bundleApp(o.repoRoot, a, o.tag), mode: 0o644 })));
+  // The bootstrap proxy reports its package's semver (rollouts compare versions), not the tag.
+  const proxyVersion = (JSON.parse(readFileSync(join(o.repoRoot, 'packages/proxy/package.json'), 'utf8')) as { version: string }).version;
+  const bundles = await Promise.all(present.map(async (a) => ({ path: `app/${a}.mjs`, data: await bundleApp(o.repoRoot, a, proxyVersion), mode: 0o644 })));
   const built = buildImage({
     name: `${o.repository}/${image}:${o.tag}`,
     layers: [runtime.layer, bundles],
