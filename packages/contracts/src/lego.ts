@@ -61,7 +61,11 @@ export const AgentStatus = z.object({
   /** When the serving child became ready; null while it is not. */
   readySince: z.string().nullable(),
   lastError: z.object({ reason: z.string(), message: z.string(), version: z.string() }).nullable(),
-  /** Releases this agent refused or rolled back; it never starts them again. */
+  /**
+   * Releases this agent refused or rolled back for the current target; it does not start them
+   * again for that target. Cleared when a target from another rollout or generation arrives (so a
+   * transient DownloadFailed can be retried by a new generation).
+   */
   badVersions: z.array(z.object({ version: z.string(), sha256: z.string(), reason: z.string() })),
   lastChange: z.string(),
 });

@@ -8,6 +8,8 @@ export interface DashboardInput {
   failures: number;
   /** nodeId → pilot currently serving it. */
   pilotOf: ReadonlyMap<string, string | undefined>;
+  /** nodeId → its LEGO agent: the proxy version it runs, its phase, its target. */
+  agents?: ReadonlyMap<string, { runningVersion: string; phase: string; target: string | null }>;
   exits: readonly { name: string; signal: string | null; code: number | null }[];
   uptimeS: number;
 }
@@ -41,8 +43,12 @@ export function renderDashboard(d: DashboardInput): string {
     }
   }
   lines.push('');
-  lines.push('Sidecars → pilot');
-  for (const s of state.sidecars) lines.push(`  ${pad(s.nodeId, 22)} ${pad(d.pilotOf.get(s.nodeId) ?? '(none)', 9)} admin http://${s.admin}/config_dump`);
+  lines.push('Sidecars → pilot, proxy version (LEGO agent)');
+  for (const s of state.sidecars) {
+    const a = d.agents?.get(s.nodeId);
+    const proxy = a ? `proxy ${a.runningVersion}${a.phase !== 'Idle' ? ` ${a.phase}` : ''}${a.target && a.target !== a.runningVersion ? ` → ${a.target}` : ''}` : 'proxy ?';
+    lines.push(`  ${pad(s.nodeId, 22)} ${pad(d.pilotOf.get(s.nodeId) ?? '(none)', 9)} ${pad(proxy, 26)} admin http://${s.admin}/config_dump`);
+  }
   lines.push('');
   lines.push('Try');
   lines.push(`  edit ${state.manifests}/catalog.yaml (weights of v1/v2)  → the catalog split follows within a second`);
@@ -50,6 +56,7 @@ export function renderDashboard(d: DashboardInput): string {
   const serving = state.pilots.find((p) => p.id === d.pilotOf.get(frontend?.nodeId ?? '') && !dead.has(p.id)) ?? state.pilots.find((p) => !dead.has(p.id));
   if (serving && state.pilots.filter((p) => !dead.has(p.id)).length > 1)
     lines.push(`  kill ${serving.pid ?? '<pid>'}   (${serving.id}, serving ${frontend?.nodeId ?? 'frontend'})  → its sidecars move to the other pilot; no request fails`);
-  lines.push('  npm run octoctl -- status  |  npm run octoctl -- get routepolicies  |  npm run octoctl -- config-dump frontend-v1-0');
+  lines.push('  npm run demo:upgrade -- --version 1.1.0   → a new proxy release rolls out in place: canary, half, all (--broken: canary fails, rolls back)');
+  lines.push('  npm run octoctl -- status  |  npm run octoctl -- get routepolicies  |  npm run octoctl -- get pxv  |  npm run octoctl -- rollout status <name> -n demo');
   return `${lines.join('\n')}\n`;
 }

@@ -2,9 +2,10 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { EmbeddedState } from '@octo-mesh/contracts';
+import { PackageRepository } from '@octo-mesh/proxy-package';
 import { createMetricsRegistry, startAdminServer, type AdminServer, type Logger, freePort, isFree } from '@octo-mesh/runtime';
 import { Supervisor, type RunningChild } from './supervisor.js';
-import { DEMO_NAMESPACE, SERVICE_PORT, planEmbedded, portsOf, sidecarBootstrap, type EmbeddedPlan } from './topology.js';
+import { DEMO_NAMESPACE, SERVICE_PORT, agentConfig, planEmbedded, portsOf, type EmbeddedPlan } from './topology.js';
 import { LoadGenerator, TrafficStats } from './traffic.js';
 
 export interface EmbeddedOptions {
@@ -29,7 +30,9 @@ export interface EmbeddedOptions {
  * plus a load generator. Startup order follows the dependencies: dispatcher (watching the
  * manifests) → meta server (publishing registry instances to the dispatcher) → pilots (reading
  * the dispatcher, registered with the meta server) → sidecars (locating their pilot through the
- * meta server) → demo apps (registering themselves) → load.
+ * meta server) → demo apps (registering themselves) → load. Every sidecar is a LEGO agent
+ * running the proxy, the proxy package repository runs in this process, and the operator rolls
+ * ProxyVersions out across the demo fleet (`octoctl package push`, `octoctl apply`).
  */
 export class EmbeddedMesh {
   plan!: EmbeddedPlan;
@@ -37,10 +40,13 @@ export class EmbeddedMesh {
   readonly stats = new TrafficStats();
   /** nodeId → the pilot it is connected to, as the meta server last reported (pilots' heartbeats). */
   readonly pilotOf = new Map<string, string>();
+  /** nodeId → what its LEGO agent last said (running version, phase, target). */
+  readonly agents = new Map<string, { runningVersion: string; phase: string; target: string | null }>();
   private watchPilots: NodeJS.Timeout | undefined;
   private supervisor!: Supervisor;
   private load: LoadGenerator | undefined;
   private admin: AdminServer | undefined;
+  private repository: PackageRepository | undefined;
   private stopping = false;
   /** Child exits that were not asked for (a killed pilot), newest last. */
   readonly exits: { name: string; code: number | null; signal: string | null; at: string }[] = [];
@@ -83,6 +89,10 @@ export class EmbeddedMesh {
       args: ['--grpc-port', `${plan.meta.grpcPort}`, '--admin-port', `${plan.meta.adminPort}`, '--dispatcher-address', addr(plan.dispatcher.grpcPort), ...level],
       readyUrl: `http://${addr(plan.meta.adminPort)}/healthz`,
     });
+    // The package repository agents download proxy packages from (in this process).
+    this.repository = new PackageRepository({ dir: join(opts.stateDir, 'repository'), host: '127.0.0.1', port: plan.repositoryPort, logger: log.child({ component: 'package-repository' }) });
+    await this.repository.start();
+    log.info('package repository serving', { url: this.repository.url });
     const pilots = await Promise.all(
       plan.pilots.map((p) => {
         log.info('starting pilot', { id: p.id, xds: addr(p.xdsPort) });
@@ -102,18 +112,26 @@ export class EmbeddedMesh {
         });
       }),
     );
-    // Sidecars, then apps, each group started side by side. Each proxy asks the meta server which
-    // pilot serves it before every xDS connection.
+    log.info('starting operator', { admin: addr(plan.operatorAdminPort) });
+    const operator = await this.supervisor.start({
+      name: 'operator',
+      script: this.dist('operator'),
+      args: ['--dispatcher-address', addr(plan.dispatcher.grpcPort), '--meta-server-url', `http://${addr(plan.meta.adminPort)}`, '--admin-port', `${plan.operatorAdminPort}`, '--identity', 'operator', ...level],
+      readyUrl: `http://${addr(plan.operatorAdminPort)}/readyz`,
+    });
+    // Sidecars, then apps, each group started side by side. Each sidecar is a LEGO agent that owns
+    // the listeners and runs the proxy as its child; the proxy asks the meta server which pilot
+    // serves it before every xDS connection.
     const sidecars = await Promise.all(
       plan.sidecars.map(async (s) => {
-        const bootstrap = join(opts.stateDir, 'sidecars', `${s.nodeId}.yaml`);
-        writeFileSync(bootstrap, stringify(sidecarBootstrap(s, addr(plan.meta.grpcPort))));
+        const config = join(opts.stateDir, 'sidecars', `${s.nodeId}.yaml`);
+        writeFileSync(config, stringify(agentConfig(s, addr(plan.meta.grpcPort), join(opts.stateDir, 'agents', s.instanceId))));
         log.info('starting sidecar', { nodeId: s.nodeId });
         return this.supervisor.start({
           name: `sidecar-${s.instanceId}`,
-          script: this.dist('proxy'),
-          args: ['--config', bootstrap, '--log-level', 'warn'],
-          readyUrl: `http://${addr(s.adminPort)}/healthz`,
+          script: this.dist('lego-agent'),
+          args: ['--config', config, '--log-level', 'warn'],
+          readyUrl: `http://${addr(s.adminPort)}/readyz`,
         });
       }),
     );
@@ -164,6 +182,8 @@ export class EmbeddedMesh {
       })),
       runner: { admin: addr(this.admin.port) },
       manifests: opts.manifests,
+      repository: { url: this.repository.url },
+      operator: { admin: addr(plan.operatorAdminPort), pid: operator.pid },
     };
     writeFileSync(join(opts.stateDir, 'state.json'), JSON.stringify(this.state, null, 2));
 
@@ -192,8 +212,18 @@ export class EmbeddedMesh {
     this.opts.logger.info('demo answers through the mesh', { probes: probe.requests, failedWhileStarting: probe.failures });
   }
 
-  /** Which pilot each sidecar is connected to, from the meta server's view (its pilots' heartbeats). */
+  /** Which pilot each sidecar is connected to, and what each agent runs. */
   private async refreshPilots(): Promise<void> {
+    await Promise.all(
+      this.plan.sidecars.map(async (s) => {
+        try {
+          const st = (await (await fetch(`http://127.0.0.1:${s.adminPort}/status`, { signal: AbortSignal.timeout(1000) })).json()) as { runningVersion: string; phase: string; target: { version: string } | null };
+          this.agents.set(s.nodeId, { runningVersion: st.runningVersion, phase: st.phase, target: st.target?.version ?? null });
+        } catch {
+          this.agents.delete(s.nodeId); // restarting: shown as unknown until it answers
+        }
+      }),
+    );
     try {
       const res = await fetch(`http://127.0.0.1:${this.plan.meta.adminPort}/debug/sidecars`, { signal: AbortSignal.timeout(1000) });
       const rows = (await res.json()) as { nodeId: string; connectedTo?: string }[];
@@ -215,6 +245,7 @@ export class EmbeddedMesh {
     this.opts.logger.info('process restarted', { name: c.spec.name, pid: c.pid, restarts: c.restarts });
     if (!this.state) return;
     for (const p of this.state.pilots) if (p.id === c.spec.name) p.pid = c.pid;
+    if (c.spec.name === 'operator' && this.state.operator) this.state.operator.pid = c.pid;
     for (const s of this.state.sidecars) if (`sidecar-${s.app}` === c.spec.name) s.pid = c.pid;
     writeFileSync(join(this.opts.stateDir, 'state.json'), JSON.stringify(this.state, null, 2));
   }
@@ -229,6 +260,7 @@ export class EmbeddedMesh {
       totals: Object.fromEntries(this.stats.totals),
       rates: Object.fromEntries(this.stats.rates(now)),
       pilots: Object.fromEntries(this.pilotOf),
+      agents: Object.fromEntries(this.agents),
       exits: this.exits,
     };
   }
@@ -238,6 +270,7 @@ export class EmbeddedMesh {
     clearInterval(this.watchPilots);
     await this.load?.stop();
     await this.supervisor?.stopAll();
+    await this.repository?.stop();
     await this.admin?.close();
   }
 }

@@ -69,6 +69,7 @@ async function main(): Promise<void> {
       requests: t.requests,
       failures: t.failures,
       pilotOf: new Map(Object.entries(t.pilots)),
+      agents: new Map(Object.entries(t.agents)),
       exits: t.exits,
       uptimeS: (Date.now() - started) / 1000,
     });

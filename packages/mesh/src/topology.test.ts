@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { FIXED_PORTS, planEmbedded, portsOf, sidecarBootstrap } from './topology.js';
+import { FIXED_PORTS, agentConfig, planEmbedded, portsOf, sidecarBootstrap } from './topology.js';
 
 const counter = () => {
   let next = 40000;
@@ -45,5 +45,23 @@ describe('sidecarBootstrap', () => {
     expect(b).toMatchObject({ metaAddress: '127.0.0.1:15011', nodeId: 'frontend-v1-0.demo', workload: 'frontend', namespace: 'demo', version: 'v1', outboundPort: frontend.outboundPort, inboundPort: frontend.inboundPort });
     expect(b.dependencies).toEqual(['catalog.demo.svc', 'ratings.demo.svc']);
     expect(JSON.stringify(b.staticResources.clusters[0]!.load_assignment)).toContain(`"port_value":${frontend.appPort}`);
+  });
+});
+
+describe('agentConfig', () => {
+  it('gives the agent the listeners and the admin port, and the proxy the rest of the bootstrap', async () => {
+    const plan = await planEmbedded({ pilots: 1, fixed: false, alloc: counter() });
+    const s = plan.sidecars[1]!;
+    const c = agentConfig(s, '127.0.0.1:15011', '/tmp/agents/catalog') as { proxy: Record<string, unknown> } & Record<string, unknown>;
+    expect(c).toMatchObject({ instanceId: 'catalog-v1-0', adminPort: s.adminPort, outboundPort: s.outboundPort, inboundPort: s.inboundPort, stateDir: '/tmp/agents/catalog' });
+    expect(c.proxy).toMatchObject({ metaAddress: '127.0.0.1:15011', nodeId: 'catalog-v1-0.demo', workload: 'catalog', instanceId: 'catalog-v1-0' });
+    for (const owned of ['adminPort', 'outboundPort', 'inboundPort', 'adminHost', 'outboundHost', 'inboundHost']) expect(c.proxy).not.toHaveProperty(owned);
+  });
+
+  it('keeps the repository and the operator on their well-known ports, off the pilots\' ones', async () => {
+    const plan = await planEmbedded({ pilots: 3, fixed: true, alloc: counter() });
+    expect([plan.repositoryPort, plan.operatorAdminPort]).toEqual([15018, 15019]);
+    const fixed = portsOf(plan).map((p) => p.port).filter((p) => p < 40000);
+    expect(new Set(fixed).size).toBe(fixed.length);
   });
 });

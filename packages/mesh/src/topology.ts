@@ -48,6 +48,10 @@ export interface EmbeddedPlan {
   pilots: PilotPlan[];
   sidecars: SidecarPlan[];
   runnerAdminPort: number;
+  /** The proxy package repository agents download from (`octoctl package push` uploads there). */
+  repositoryPort: number;
+  /** The operator's HTTP port (/healthz, /readyz, /metrics). */
+  operatorAdminPort: number;
 }
 
 /** Well-known ports for `npm start` (octoctl's defaults); everything per instance is allocated. */
@@ -60,6 +64,8 @@ export const FIXED_PORTS = {
   // Not 15017/15018: the operator's webhook and package repository (DESIGN ports).
   pilotAdmin: [15016, 15026, 15036],
   runnerAdmin: 15090,
+  repository: 15018,
+  operatorAdmin: 15019,
 } as const;
 
 /**
@@ -96,6 +102,8 @@ export async function planEmbedded(opts: { pilots: number; fixed: boolean; alloc
     pilots,
     sidecars,
     runnerAdminPort: await pick(FIXED_PORTS.runnerAdmin),
+    repositoryPort: await pick(FIXED_PORTS.repository),
+    operatorAdminPort: await pick(FIXED_PORTS.operatorAdmin),
   };
 }
 
@@ -111,6 +119,8 @@ export function portsOf(plan: EmbeddedPlan): { port: number; use: string }[] {
       { port: p.adminPort, use: `${p.id} admin` },
     ]),
     { port: plan.runnerAdminPort, use: 'runner admin' },
+    { port: plan.repositoryPort, use: 'package repository' },
+    { port: plan.operatorAdminPort, use: 'operator admin' },
   ];
 }
 
@@ -168,5 +178,33 @@ export function sidecarBootstrap(s: SidecarPlan, metaAddress: string): Record<st
         },
       ],
     },
+  };
+}
+
+/** What the LEGO agent owns of a sidecar; the rest of its bootstrap is the proxy's. */
+const AGENT_OWNED = ['adminHost', 'adminPort', 'outboundHost', 'outboundPort', 'inboundHost', 'inboundPort'] as const;
+
+/**
+ * The LEGO agent's configuration for a sidecar: it binds the sidecar's listeners and serves the
+ * sidecar's admin port (fronting the proxy child's), and passes the rest of the bootstrap to every
+ * proxy it runs. Its packages and state live in `stateDir`.
+ */
+export function agentConfig(s: SidecarPlan, metaAddress: string, stateDir: string): Record<string, unknown> {
+  const bootstrap = sidecarBootstrap(s, metaAddress);
+  const proxy = Object.fromEntries(Object.entries(bootstrap).filter(([k]) => !(AGENT_OWNED as readonly string[]).includes(k)));
+  return {
+    instanceId: s.instanceId,
+    adminHost: '127.0.0.1',
+    adminPort: s.adminPort,
+    outboundHost: '127.0.0.1',
+    outboundPort: s.outboundPort,
+    inboundHost: '127.0.0.1',
+    inboundPort: s.inboundPort,
+    stateDir,
+    // The demo's swaps should be quick to watch: a new proxy serves beside the old one for 2 s.
+    minReadySeconds: 2,
+    readyTimeoutMs: 15_000,
+    drainTimeoutMs: 3000,
+    proxy,
   };
 }
