@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { LoadGenerator, TrafficStats } from './traffic.js';
+import { LoadGenerator, TrafficStats, failedCalls } from './traffic.js';
 
 const reply = (catalog: string) => ({
   service: 'frontend',
@@ -65,5 +65,17 @@ describe('LoadGenerator', () => {
     await new LoadGenerator({ target: '127.0.0.1:1', host: 'x', rps: 1, stats }).one();
     expect(stats.failures).toBe(1);
     expect([...stats.failureReasons.keys()][0]).toContain('ECONNREFUSED');
+  });
+});
+
+describe('failedCalls', () => {
+  // columns: body of a failed reply, the reason kept
+  it.each([
+    ['{"service":"frontend","calls":{"ratings":{"service":"ratings"},"catalog":{"error":"catalog.demo.svc:8080: HTTP 504 upstream-per-try-timeout"}}}', 'catalog: catalog.demo.svc:8080: HTTP 504 upstream-per-try-timeout'],
+    ['{"service":"frontend","calls":{"catalog":{"service":"catalog","calls":{"db":{"error":"ECONNRESET"}}}}}', 'catalog > db: ECONNRESET'],
+    ['{"service":"frontend","calls":{}}', undefined],
+    ['upstream connect error', undefined],
+  ])('%s', (body, reason) => {
+    expect(failedCalls(body)).toBe(reason);
   });
 });

@@ -32,9 +32,10 @@ export class TrafficStats {
   }
 
   fail(reason: string): void {
+    // Long enough to keep the failing hop's reason (e.g. an x-octo-reason) in the key.
     this.requests++;
     this.failures++;
-    const r = reason.slice(0, 160);
+    const r = reason.slice(0, 240);
     this.failureReasons.set(r, (this.failureReasons.get(r) ?? 0) + 1);
   }
 
@@ -111,7 +112,7 @@ export class LoadGenerator {
         res.on('data', (c: string) => (body += c));
         res.on('end', () =>
           done(() => {
-            if (res.statusCode !== 200) return this.opts.stats.fail(`HTTP ${res.statusCode}: ${body}`);
+            if (res.statusCode !== 200) return this.opts.stats.fail(`HTTP ${res.statusCode}: ${failedCalls(body) ?? body}`);
             try {
               this.opts.stats.record(JSON.parse(body) as DemoReply, Date.now());
             } catch {
@@ -134,4 +135,27 @@ export class LoadGenerator {
     clearTimeout(this.timer);
     await Promise.all([...this.pending]);
   }
+}
+
+/**
+ * What failed inside a demo app's error reply: the dependency calls that failed and why, nested
+ * (`catalog: catalog.demo.svc:8080: HTTP 504 upstream-per-try-timeout`), or undefined when the
+ * body is not such a reply. Pure.
+ */
+export function failedCalls(body: string): string | undefined {
+  let reply: { calls?: Record<string, { error?: string; calls?: unknown }> };
+  try {
+    reply = JSON.parse(body) as typeof reply;
+  } catch {
+    return undefined; // not a demo reply: the caller reports the body as it is
+  }
+  const out: string[] = [];
+  const visit = (calls: Record<string, { error?: string; calls?: unknown }> | undefined, path: string) => {
+    for (const [dep, c] of Object.entries(calls ?? {})) {
+      if (c.error) out.push(`${path}${dep}: ${c.error}`);
+      else visit(c.calls as typeof calls, `${path}${dep} > `);
+    }
+  };
+  visit(reply.calls, '');
+  return out.length ? out.join('; ') : undefined;
 }
