@@ -108,7 +108,8 @@ describe('the chart', () => {
 describe('helm install', () => {
   it('brings the whole control plane to Ready', async () => {
     const started = Date.now();
-    const r = await helm(['install', RELEASE, CHART, '-n', NS, '--set', 'image.tag=e2e', '--wait', '--timeout', '5m']);
+    // Certificate rounds every 2 s, so the rotation step below need not wait a minute.
+    const r = await helm(['install', RELEASE, CHART, '-n', NS, '--set', 'image.tag=e2e', '--set', 'injector.certCheckIntervalMs=2000', '--wait', '--timeout', '5m']);
     figures['helmInstallToReadySeconds'] = (Date.now() - started) / 1000;
     ok(r, 'helm install');
     const deploys = json<{ items: { metadata: { name: string }; spec: { replicas: number }; status: { readyReplicas?: number } }[] }>(['get', 'deploy', '-n', NS]).items;
@@ -247,6 +248,26 @@ describe('sidecar injection', () => {
     const ws = sidecarId ? workingSetBytes(sidecarId) : undefined;
     if (ws !== undefined) figures['sidecar.workingSetMiB'] = mib(ws);
   }, 300_000);
+
+  it('re-issues its certificate when the Secret is deleted, and no pod creation fails meanwhile', async () => {
+    const bundleOf = () =>
+      Buffer.from(json<{ webhooks: { clientConfig: { caBundle?: string } }[] }>(['get', 'mutatingwebhookconfiguration', `${NS}-${RELEASE}-injector`]).webhooks[0]!.clientConfig.caBundle ?? '', 'base64').toString();
+    const before = bundleOf();
+    ok(kubectl(['delete', 'secret', '-n', NS, `${RELEASE}-injector-tls`]), 'delete the injector Secret');
+    const after = await until('a new CA in the caBundle', () => {
+      const b = bundleOf();
+      return b !== before && kubectl(['get', 'secret', '-n', NS, `${RELEASE}-injector-tls`]).status === 0 ? b : undefined;
+    }, 60_000);
+    // The old CA stays trusted while a replica may still serve the certificate it signed.
+    expect(after.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
+    expect(after).toContain(before.trim());
+    for (let i = 0; i < 6; i++) {
+      const name = `rotated-${i}`;
+      ok(kubectl(['apply', '-f', '-'], `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}, namespace: ${DEMO}}\nspec:\n  containers: [{name: app, image: octo.local/octo-mesh/demo:e2e, imagePullPolicy: IfNotPresent}]\n`), `create ${name}`);
+      expect(json<Pod>(['get', 'pod', name, '-n', DEMO]).spec.initContainers?.[0]?.name).toBe('octo-sidecar');
+    }
+    ok(kubectl(['delete', 'pod', '-n', DEMO, ...Array.from({ length: 6 }, (_, i) => `rotated-${i}`), '--wait=false']), 'delete pods');
+  }, 120_000);
 
   it('control plane memory at rest (figure)', () => {
     let total = 0;

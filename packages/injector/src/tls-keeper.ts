@@ -28,6 +28,8 @@ export class TlsKeeper {
   private readonly core: CoreV1Api;
   private readonly admission: AdmissionregistrationV1Api;
   private served = '';
+  /** The CA this replica last read or wrote: still trusted while replicas serve its certificates. */
+  private knownCa: string | undefined;
   /** True once a certificate is served and the caBundle names its CA. */
   ready = false;
   lastError: string | undefined;
@@ -55,8 +57,12 @@ export class TlsKeeper {
     let bundle = current as TlsBundle;
     let did = 'kept';
     if (plan.action === 'write') {
+      // A new CA (first start, rotation, or a Secret deleted under us): the CA the replicas may
+      // still be serving with stays trusted until it expires.
+      const previous = plan.bundle['ca-previous.crt'] ?? (plan.bundle['ca.crt'] !== (current['ca.crt'] ?? this.knownCa) ? (current['ca.crt'] ?? this.knownCa) : undefined);
+      if (previous && previous !== plan.bundle['ca.crt']) plan.bundle['ca-previous.crt'] = previous;
       // The caBundle first: API servers must trust a new CA before any replica serves with it.
-      await this.patchCaBundle(caBundle({ ...plan.bundle, 'ca-previous.crt': plan.bundle['ca-previous.crt'] ?? current['ca.crt'] ?? '' } as TlsBundle, now));
+      await this.patchCaBundle(caBundle(plan.bundle, now));
       const body: V1Secret = {
         metadata: { name: this.o.secretName, namespace: this.o.namespace, labels: { 'app.kubernetes.io/part-of': 'octo-mesh' }, ...(secret?.metadata?.resourceVersion ? { resourceVersion: secret.metadata.resourceVersion } : {}) },
         type: 'Opaque',
@@ -74,6 +80,7 @@ export class TlsKeeper {
       did = `wrote (${plan.reason})`;
     }
     await this.patchCaBundle(caBundle(bundle, now));
+    this.knownCa = bundle['ca.crt'];
     if (bundle['tls.crt'] !== this.served) {
       this.o.onCertificate(bundle['tls.crt'], bundle['tls.key']);
       this.served = bundle['tls.crt'];

@@ -46,6 +46,9 @@ describe('planTls', () => {
     // Once the old CA has expired it leaves the bundle.
     expect(caBundle(p.bundle, h(400))).toBe(p.bundle['ca.crt']);
   });
+  it('leaves a previous CA that is not a certificate out of the bundle', () => {
+    expect(caBundle({ ...b, 'ca-previous.crt': 'junk' }, t0)).toBe(b['ca.crt']);
+  });
   it.each([
     ['garbage', { ...first(), 'tls.crt': 'not a pem' } as TlsBundle],
     ['a serving certificate of another CA', { ...first(), 'ca.crt': first()['ca.crt'] }],

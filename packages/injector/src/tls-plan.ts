@@ -30,7 +30,13 @@ const hoursLeft = (pem: string, now: Date) => (new Date(new X509Certificate(pem)
 /** The caBundle for the webhook: the current CA, then the previous one while it matters. */
 export function caBundle(b: TlsBundle, now: Date): string {
   const prev = b['ca-previous.crt'];
-  return prev && hoursLeft(prev, now) > 0 ? `${b['ca.crt']}${prev}` : b['ca.crt'];
+  let trusted = false;
+  try {
+    trusted = !!prev && hoursLeft(prev, now) > 0;
+  } catch {
+    trusted = false; // not a certificate: nothing to keep trusting
+  }
+  return trusted ? `${b['ca.crt']}${prev}` : b['ca.crt'];
 }
 
 export function planTls(current: Partial<TlsBundle> | undefined, now: Date, p: TlsPolicy): TlsPlan {
