@@ -15,6 +15,15 @@ export const dispatcherConfig = z
       .describe('Read RoutePolicies, ProxyVersions, Services, EndpointSlices and Pods from the API server.'),
     kubeconfig: z.string().min(1).optional().describe('Kubeconfig file; default: in-cluster, then $KUBECONFIG.'),
     coalesceMs: z.coerce.number().int().min(0).max(5000).default(10),
+    registryGraceMs: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(600_000)
+      .optional()
+      .describe(
+        'Without --data-dir the store starts empty: watchers (pilots) are answered only this long after the start, once the meta server (republishing every 5 s) has published its registry again. Default: 6000 with --kubernetes, else 0.',
+      ),
     historySize: z.coerce.number().int().min(10).max(10_000_000).default(10_000),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
   })

@@ -87,7 +87,16 @@ async function main(): Promise<void> {
     shutdown.add('kubernetes source', () => kube.stop());
   }
 
-  const service = new DispatcherGrpc({ store, logger, registry, coalesceMs: config.coalesceMs, ...(writeThrough ? { writeThrough } : {}) });
+  // The sync barrier. Every source has listed by now (awaited above). A persisted store also has
+  // what the registry published; an empty one gets it back within the meta server's republish
+  // period, and until then a pilot told SYNCED would withdraw those services from its sidecars.
+  const graceMs = config.dataDir ? 0 : (config.registryGraceMs ?? (config.kubernetes ? 6000 : 0));
+  let barrierPassed = graceMs === 0;
+  const synced = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref()).then(() => {
+    barrierPassed = true;
+    if (graceMs) logger.info('registry grace period over; answering watchers', { graceMs });
+  });
+  const service = new DispatcherGrpc({ store, logger, registry, coalesceMs: config.coalesceMs, synced, ...(writeThrough ? { writeThrough } : {}) });
   const grpc = await startGrpcServer(config.host, config.grpcPort, (s) => s.addService(DispatcherService, service.implementation()));
   shutdown.add('grpc server', () => grpc.close());
 
@@ -98,6 +107,7 @@ async function main(): Promise<void> {
     readiness: {
       ...Object.fromEntries(Object.keys(ready).map((k) => [k, () => ready[k] === true || `${k} source not synced`])),
       ...(kubeHealth ? { 'kubernetes informers': kubeHealth } : {}),
+      registry: () => barrierPassed || 'waiting for the meta server to publish its registry again (in-memory store)',
     },
     routes: {
       '/debug/watchers': (): DispatcherWatcherView[] => service.list(),

@@ -30,6 +30,12 @@ export interface DispatcherServiceOptions {
    * server stays the source of truth and its validation (CEL) applies.
    */
   writeThrough?: { store: ResourceStore; kinds: readonly ResourceKind[] };
+  /**
+   * The sync barrier: Watch streams get no SYNCED or RESYNC (so pilots act on nothing and keep
+   * their last good configuration) until this resolves — when every source has listed fully and,
+   * for a store that was not persisted, the meta server had time to publish its registry again.
+   */
+  synced?: Promise<void>;
 }
 
 /** One connected watcher, as the debug API shows it. */
@@ -110,8 +116,10 @@ export class DispatcherGrpc {
   private readonly watchers = new Map<object, WatcherInfo>();
   private readonly notifications: Counter;
   private readonly coalescedTotal: Counter;
+  private readonly synced: Promise<void>;
 
   constructor(private readonly opts: DispatcherServiceOptions) {
+    this.synced = opts.synced ?? Promise.resolve();
     this.notifications = new Counter({ name: 'octo_dispatcher_notifications_total', help: 'Notifications sent to watchers.', labelNames: ['kind'], registers: [opts.registry] });
     this.coalescedTotal = new Counter({ name: 'octo_dispatcher_coalesced_total', help: 'Notifications merged into a newer one for the same object before sending.', registers: [opts.registry] });
     const watchers = this.watchers;
@@ -260,7 +268,13 @@ export class DispatcherGrpc {
       call.emit('error', Object.assign(new Error(message), { code, details: message }));
     };
 
+    // Requests are handled in order, and none before the store is synced (the sync barrier).
+    let chain = this.synced;
     call.on('data', (req: DispatcherWatchRequest) => {
+      if (!VERSION_RE.test(req.resumeVersion)) return refuse(status.INVALID_ARGUMENT, `resume_version: must be a store version (decimal digits), got ${JSON.stringify(req.resumeVersion.slice(0, 40))}`);
+      chain = chain.then(() => handle(req));
+    });
+    const handle = (req: DispatcherWatchRequest) => {
       if (closed) return;
       if (!VERSION_RE.test(req.resumeVersion)) return refuse(status.INVALID_ARGUMENT, `resume_version: must be a store version (decimal digits), got ${JSON.stringify(req.resumeVersion.slice(0, 40))}`);
       if (req.subscriptions.length > MAX_SUBSCRIPTIONS) return refuse(status.RESOURCE_EXHAUSTED, `subscriptions: at most ${MAX_SUBSCRIPTIONS} per stream, got ${req.subscriptions.length}`);
@@ -296,7 +310,7 @@ export class DispatcherGrpc {
         watch = store.watch(onEvent);
         send({ type: DispatcherWatchEventType.SYNCED, version: store.version() });
       }
-    });
+    };
     call.on('end', () => {
       cleanup();
       call.end();
