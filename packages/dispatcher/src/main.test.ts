@@ -46,7 +46,7 @@ describe('octo-dispatcher executable', () => {
     expect(await p.exited).toBe(2);
     expect(p.err()).toContain(field);
     expect(p.err()).toContain(detail);
-  });
+    }, 30_000); // a child process's start on a busy machine
 
   it('serves the watched manifests over gRPC, health and metrics over HTTP, and stops on SIGTERM', async () => {
     const p = run(['--grpc-port', '0', '--admin-port', '0', '--watch-dir', join(dir, 'manifests')]);

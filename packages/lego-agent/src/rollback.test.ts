@@ -40,7 +40,9 @@ describe('LEGO agent local rollback', () => {
       '3.1.0': `setTimeout(() => process.exit(70), 2000);\nawait import('./proxy.mjs');\n`,
       '3.2.0': `process.env.OCTO_PROXY_XDS_ADDRESS = '127.0.0.1:${xds.port}';\nawait import('./proxy.mjs');\n`,
       // Wedged: its event loop stops for 6 s a second after it started, so /ready stops answering.
-      '3.3.0': `setTimeout(() => { const end = Date.now() + 6000; while (Date.now() < end); }, 1000);\nawait import('./proxy.mjs');\n`,
+      // Wedges its event loop 1 s after it started serving (counted from its started message,
+      // not from process start, so a slow start on a busy machine does not make it NotReady).
+      '3.3.0': `const send = process.send.bind(process);\nprocess.send = (m, ...rest) => { if (m && m.type === 'octo.proxy.started') setTimeout(() => { const end = Date.now() + 6000; while (Date.now() < end); }, 1000); return send(m, ...rest); };\nawait import('./proxy.mjs');\n`,
     };
     for (const [version, wrapper] of Object.entries(wrappers)) {
       const p = await makePackage({ version, bundle, entry: 'entry.mjs', files: [{ path: 'entry.mjs', data: Buffer.from(wrapper) }] });
