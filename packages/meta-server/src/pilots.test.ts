@@ -115,4 +115,14 @@ describe('PilotDirectory', () => {
     d.deregister(home);
     expect(d.locate('demo', 'x')!.pilot.id).not.toBe(home);
   });
+
+  // Issue 18: after both pilots restarted, the meta server logged "workload assigned pilot-a →
+  // pilot-a (failover)" again and again: with every pilot suspect the fallback picked the same one.
+  it('when every pilot is suspect a workload stays where it is, and no move is recorded', () => {
+    const d = withPilots(['p1']);
+    const first = d.locate('demo', 'catalog')!;
+    const again = d.locate('demo', 'catalog', 'p1')!;
+    expect(again.pilot.id).toBe(first.pilot.id);
+    expect(again.move).toBeUndefined();
+  });
 });

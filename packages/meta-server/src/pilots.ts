@@ -134,6 +134,7 @@ export class PilotDirectory {
     if (current && !current.suspect) return { pilot: current };
     const choice = this.ring.lookup(w, this.suspects()) ?? this.ring.lookup(w);
     if (!choice) return undefined;
+    if (choice === assigned) return { pilot: this.pilots.get(choice)! }; // every pilot suspect: it stays, no move
     this.assignments.set(w, choice);
     return { pilot: this.pilots.get(choice)!, move: { workload: w, from: assigned, to: choice, reason: assigned === undefined ? 'new' : 'failover' } };
   }
