@@ -1,6 +1,6 @@
 import { ApiException, CustomObjectsApi, Watch, type KubeConfig } from '@kubernetes/client-node';
 import { GROUP, VERSION, kindInfo, resourceKey, type MeshResource, type ResourceKind } from '@octo-mesh/api';
-import { ConflictError, NotFoundError, OctoError, UnavailableError, ValidationError } from '@octo-mesh/runtime';
+import { ConflictError, NotFoundError, OctoError, UnavailableError, ValidationError, recordError } from '@octo-mesh/runtime';
 import { validateResource } from './memory-store.js';
 import {
   compareVersions,
@@ -279,8 +279,9 @@ export class KubernetesStore implements ResourceStore {
             const resource = toMesh(obj);
             try {
               handler({ type: phase === 'DELETED' ? 'DELETE' : 'PUT', kind, key: resourceKey(resource), version: rv ?? '', resource });
-            } catch {
-              // the handler's failure is its own
+            } catch (err) {
+              // The handler's failure is its own (the watch goes on); counted, never silent.
+              recordError(undefined, 'kubernetes store watcher', err);
             }
           },
           (err: unknown) => {
