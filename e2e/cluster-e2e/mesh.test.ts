@@ -7,6 +7,8 @@
 // uninstall` leaves only what docs/kubernetes.md lists. The steps share the cluster and run in
 // order; figures for the docs are printed and written to dist/cluster-e2e-figures.json.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -112,9 +114,14 @@ describe('helm install', () => {
     const r = await helm(['install', RELEASE, CHART, '-n', NS, '--set', 'image.tag=e2e', '--set', 'injector.certCheckIntervalMs=2000', '--wait', '--timeout', '5m']);
     figures['helmInstallToReadySeconds'] = (Date.now() - started) / 1000;
     ok(r, 'helm install');
-    const deploys = json<{ items: { metadata: { name: string }; spec: { replicas: number }; status: { readyReplicas?: number } }[] }>(['get', 'deploy', '-n', NS]).items;
-    expect(deploys.map((d) => d.metadata.name).sort()).toEqual(['octo-dispatcher', 'octo-injector', 'octo-meta-server', 'octo-operator', 'octo-pilot']);
-    for (const d of deploys) expect(d.status.readyReplicas).toBe(d.spec.replicas);
+    type Deploys = { items: { metadata: { name: string }; spec: { replicas: number }; status: { readyReplicas?: number } }[] };
+    const notReady = () => json<Deploys>(['get', 'deploy', '-n', NS]).items.filter((d) => d.status.readyReplicas !== d.spec.replicas).map((d) => `${d.metadata.name} ${d.status.readyReplicas ?? 0}/${d.spec.replicas}`);
+    expect(json<Deploys>(['get', 'deploy', '-n', NS]).items.map((d) => d.metadata.name).sort()).toEqual(['octo-dispatcher', 'octo-injector', 'octo-meta-server', 'octo-operator', 'octo-pilot']);
+    // helm --wait counts a Deployment done at replicas − maxUnavailable; give stragglers (and a
+    // replica that flapped on a loaded machine) a moment, and say which it was.
+    const lagging = notReady();
+    if (lagging.length) process.stderr.write(`[cluster-e2e] not all Ready when helm returned: ${lagging.join(', ')}\n`);
+    await until('every control-plane replica Ready', () => notReady().length === 0, 60_000);
     expect(podsOf(NS, 'app.kubernetes.io/name=meta-server')).toHaveLength(2);
     expect(podsOf(NS, 'app.kubernetes.io/name=pilot')).toHaveLength(2);
     expect(podsOf(NS, 'app.kubernetes.io/name=operator')).toHaveLength(2);
@@ -211,6 +218,45 @@ describe('sidecar injection', () => {
     }, 30_000);
     expect(moved).not.toBe(pilot);
     figures['pilotFailover.requests'] = r.ok;
+  }, 200_000);
+
+  // A ProxyVersion rollout upgrades every sidecar in place. Off by default (OCTO_E2E_ROLLOUT=1
+  // runs it) until it passes here: on this cluster the operator marks the rollout Succeeded about
+  // a second after it starts ("0.2.0 on 0 instances": total 3, targeted 0, updated 0) and no
+  // agent ever gets a target (status.target null), while the same flow passes in embedded mode
+  // (e2e/embedded/rollout.test.ts). See docs/kubernetes.md, "Not done yet".
+  (process.env['OCTO_E2E_ROLLOUT'] === '1' ? it : it.skip)('upgrades every sidecar in place with a ProxyVersion: same containers, 0 failed requests', async () => {
+    const { makePackage } = await import('@octo-mesh/proxy-package/build.js');
+    const pkg = await makePackage({ version: '0.2.0' });
+    // Served from the node on the pods' bridge (their default gateway), as a repository would.
+    const server = createServer((_req, res) => res.writeHead(200, { 'content-length': pkg.bytes.length }).end(pkg.bytes));
+    await new Promise<void>((r) => server.listen(0, '10.244.0.1', r));
+    try {
+      const url = `http://10.244.0.1:${(server.address() as AddressInfo).port}/octo-proxy-0.2.0.tgz`;
+      const ids = () =>
+        podsOf(DEMO, 'app in (catalog,frontend)')
+          .map((p) => `${p.metadata.name} ${p.status.containerStatuses?.map((c) => `${c.containerID}/${(c as { restartCount?: number }).restartCount}`).join()} ${p.status.initContainerStatuses?.map((c) => `${c.containerID}/${(c as { restartCount?: number }).restartCount}`).join()}`)
+          .sort();
+      const before = ids();
+      const load = drive('durationMs=30000&rps=50');
+      ok(
+        kubectl(
+          ['apply', '-f', '-'],
+          `apiVersion: mesh.octo.io/v1alpha1\nkind: ProxyVersion\nmetadata: {name: proxy-0-2-0, namespace: ${DEMO}}\nspec:\n  version: 0.2.0\n  package: {url: "${url}", sha256: ${pkg.sha256}}\n  strategy:\n    maxUnavailable: 3\n    pauseBetweenBatches: 0s\n    healthGate: {minReadySeconds: 1, maxFailurePercent: 0, progressDeadline: 2m}\n`,
+        ),
+        'apply ProxyVersion',
+      );
+      const agents = () => Promise.all(podsOf(DEMO, 'app in (catalog,frontend)').map(async (p) => (await (await fetch(`http://${p.status.podIP}:15000/status`)).json()) as { runningVersion: string; phase: string; lastError: unknown }));
+      await until('every sidecar on 0.2.0', async () => (await agents()).every((a) => a.runningVersion === '0.2.0'), 120_000).catch(async (err: Error) => {
+        const pv = kubectl(['get', 'proxyversion', 'proxy-0-2-0', '-n', DEMO, '-o', 'jsonpath={.status}']).stdout;
+        throw new Error(`${err.message}\nProxyVersion status: ${pv}\nagents: ${JSON.stringify(await agents())}`);
+      });
+      const r = await load;
+      expect(r.failed).toBe(0);
+      expect(ids()).toEqual(before);
+    } finally {
+      server.close();
+    }
   }, 200_000);
 
   it('lets a Job with a sidecar complete', () => {
