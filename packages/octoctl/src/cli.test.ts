@@ -234,6 +234,22 @@ describe('octoctl against real dispatcher, meta server, pilot and sidecar proces
     expect(r.err).toContain(`octoctl status: http://127.0.0.1:${closed}/debug/pilots: ECONNREFUSED`);
     expect((await octoctl('frobnicate')).code).toBe(2);
   });
+
+  // Issue 18: with every pilot fetch failing, octoctl status said SYNCED. Last in this describe:
+  // it takes the dispatcher away for good.
+  it('status never shows SYNCED for a pilot whose mesh source is down: STALE, and the pilot named not ready', async () => {
+    await waitFor('frontend-0 SYNCED', () => octoctl('status', ...flags), (x) => /frontend-0\s+\S+\s+pilot-a\s+pilot-a\s+SYNCED/.test(x.out), { timeoutMs: 30_000, intervalMs: 200 });
+    dispatcher.child.kill('SIGKILL');
+    await dispatcher.exited;
+    const r = await waitFor(
+      'octoctl status to show frontend-0 STALE',
+      () => octoctl('status', ...flags),
+      (x) => /frontend-0\s+\S+\s+pilot-a\s+pilot-a\s+STALE/.test(x.out),
+      { timeoutMs: 30_000, intervalMs: 500 },
+    );
+    expect(r.out).toMatch(/pilot-a\s+127\.0\.0\.1:\d+\s+1\s+live, not ready/);
+    expect(r.err).toMatch(/pilot pilot-a is not ready \(its sidecars may be stale\): mesh source: dispatcher (watch|informer)/);
+  }, 60_000);
 });
 
 function readExample(name: string): string {
