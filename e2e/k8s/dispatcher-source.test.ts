@@ -88,4 +88,26 @@ describe('KubernetesSource', () => {
     await discovery.deleteNamespacedEndpointSlice({ namespace: ns, name: 'catalog-1' });
     await until(async () => (await store.list('Service', { namespace: ns })).items.length + (await store.list('ServiceEndpoints', { namespace: ns })).items.length, (n) => n === 0, 'deletes');
   }, 30_000);
+
+  it('mirrors the status the operator writes on the API server (the status subresource), so pilots see a rollout progress', async () => {
+    const api = adminKubeConfig().makeApiClient(CustomObjectsApi);
+    const base = { group: 'mesh.octo.io', version: 'v1alpha1', namespace: ns, plural: 'proxyversions' };
+    await api.createNamespacedCustomObject({
+      ...base,
+      body: {
+        apiVersion: 'mesh.octo.io/v1alpha1',
+        kind: 'ProxyVersion',
+        metadata: { name: 'proxy-2', namespace: ns },
+        spec: { version: '2.0.0', package: { url: 'http://repo/p.tgz', sha256: 'd'.repeat(64) }, strategy: { steps: [50, 100] } },
+      },
+    });
+    const current = (await api.getNamespacedCustomObject({ ...base, name: 'proxy-2' })) as { metadata: { resourceVersion: string } };
+    await api.replaceNamespacedCustomObjectStatus({ ...base, name: 'proxy-2', body: { ...current, status: { phase: 'Progressing', currentBatch: 1, total: 3 } } });
+    const mirrored = await until(
+      () => store.get('ProxyVersion', `${ns}/proxy-2`) as Promise<{ status?: { phase?: string; currentBatch?: number } }>,
+      (o) => o.status?.phase === 'Progressing',
+      'the status in the dispatcher',
+    );
+    expect(mirrored.status).toMatchObject({ phase: 'Progressing', currentBatch: 1, total: 3 });
+  });
 });

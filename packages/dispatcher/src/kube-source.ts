@@ -114,7 +114,8 @@ export class KubernetesSource implements ResourceSource {
   private async reconcile(kind: ResourceKind, key: string, desired: MeshResource | undefined): Promise<void> {
     const owned = this.ownedSet(kind);
     if (desired) {
-      await this.opts.store.put(desired);
+      // A mirror of the API server: its status (the operator's) comes along.
+      await this.opts.store.put(desired, { withStatus: true });
       owned.add(key);
     } else if (owned.delete(key)) {
       await this.opts.store.delete(kind, key).catch((err: unknown) => {

@@ -190,6 +190,9 @@ export class KubernetesStore implements ResourceStore {
         }
       }
       this.seen(stored.metadata.resourceVersion);
+      const status = (valid as { status?: unknown }).status;
+      // The API server ignores status on the main resource; a mirror's status goes to /status.
+      if (opts.withStatus && status !== undefined) return await this.putStatus(valid.kind, `${namespace}/${name}`, status, { expectedVersion: stored.metadata.resourceVersion! });
       return toMesh(stored);
     } catch (err) {
       const e = fromKubeError(err, what);

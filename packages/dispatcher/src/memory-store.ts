@@ -193,7 +193,7 @@ export class MemoryStore implements ResourceStore {
     const bucket = this.bucket(valid.kind);
     const prev = bucket.get(key);
     this.checkExpected(valid.kind, key, prev, opts.expectedVersion);
-    if (kindInfo(valid.kind)) {
+    if (kindInfo(valid.kind) && !opts.withStatus) {
       // The status subresource: a put keeps what is stored (the operator owns status).
       const { status: _ignored, ...rest } = valid as MeshResource & { status?: unknown };
       const kept = (prev as { status?: unknown } | undefined)?.status;

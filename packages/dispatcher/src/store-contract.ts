@@ -218,6 +218,11 @@ export function describeStoreContract(
       expect(((await store.get('ProxyVersion', `${ns}/proxy-1`)) as ProxyVersion).status?.phase).toBe('Progressing');
     });
 
+    it('a put withStatus (a mirror of a store that owns status) writes the status too', async () => {
+      await store.put({ ...proxyVersionFixture('proxy-9', ns), status: { phase: 'Succeeded' } } as ProxyVersion, { withStatus: true });
+      expect(((await store.get('ProxyVersion', `${ns}/proxy-9`)) as ProxyVersion).status?.phase).toBe('Succeeded');
+    });
+
     it('putStatus refuses a stale version, an absent object and an invalid status, each with its typed error', async () => {
       const created = await store.put(routePolicyFixture('catalog', ns));
       await store.putStatus('RoutePolicy', `${ns}/catalog`, { accepted: true });

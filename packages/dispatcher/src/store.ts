@@ -20,6 +20,12 @@ export interface PutOptions {
    * must not exist". Omitted: last writer wins.
    */
   expectedVersion?: Version;
+  /**
+   * The object's `status` is written too. For a source that mirrors a store that owns the status
+   * (the Kubernetes source copies what the API server holds, the operator's writes included);
+   * everyone else's puts leave the stored status as it is (the status subresource).
+   */
+  withStatus?: boolean;
 }
 
 export interface DeleteOptions {
