@@ -1,6 +1,6 @@
 import type { Node } from '@octo-mesh/proto';
 import { TYPE_URL } from '@octo-mesh/proto';
-import { UnavailableError, ValidationError, createLogger, createMetricsRegistry, startAdminServer, type AdminServer, type Logger, type Registry } from '@octo-mesh/runtime';
+import { UnavailableError, ValidationError, createLogger, recordError, createMetricsRegistry, startAdminServer, type AdminServer, type Logger, type Registry } from '@octo-mesh/runtime';
 import type { SocketAddr, ProxySnapshot, ListenerModel, ClusterModel, RouteTable, EndpointSet } from './model.js';
 import { addrKey } from './model.js';
 import { ClusterManager } from './data/cluster-manager.js';
@@ -191,12 +191,27 @@ export class Proxy {
         onStream: (address) => reporter.pilot(address),
         onResult: (typeUrl, accepted, error) => {
           this.results.set(typeUrl, { accepted, ...(error ? { error } : {}) });
+          if (this.listeners.holdingParentSockets && this.sync().synced) void this.acceptParentSockets('the xDS config is in force');
           this.stats.xdsUpdates.inc({ type: typeUrl.split('.').pop() ?? typeUrl, result: accepted ? 'accepted' : 'rejected' });
         },
       });
       this.ads.start();
-    }
+    } else if (this.listeners.holdingParentSockets) await this.acceptParentSockets('static config only');
     if (this.opts.admin) await this.startAdmin(this.opts.admin);
+  }
+
+  /**
+   * Accepts on the sockets the LEGO agent handed over. Held until the config is in force, so that a
+   * proxy started beside a serving one (a hot swap) never answers a connection before it knows
+   * its listeners and routes: meanwhile the serving proxy takes them all.
+   */
+  private async acceptParentSockets(why: string): Promise<void> {
+    try {
+      for (const { name, addr } of await this.listeners.acceptParentSockets()) if (!this.addresses.has(name)) this.addresses.set(name, addr);
+      this.logger.info('accepting on the agent\'s sockets', { why });
+    } catch (err) {
+      recordError(this.logger, 'accepting on the agent\'s sockets', err, {}, 'error');
+    }
   }
 
   /** Swaps in a snapshot: cluster runtimes first, so routes never see a missing cluster. */

@@ -61,7 +61,18 @@ export type DrainMode = 'shutdown' | 'handover';
  * `net.Server` already listening, or a raw bound TCP/Pipe handle (the agent keeps the socket
  * without accepting on it itself), on which this process listens.
  */
-export function receiveFromParent(name: string, timeoutMs = 10_000, id = name): Promise<net.Server> {
+/** A socket from the parent: a server to attach, and `accept` to start accepting on it (once). */
+export interface ParentSocket {
+  server: net.Server;
+  /**
+   * Starts accepting. A raw handle (how the agent holds its sockets) is listened on only here, so
+   * a proxy the agent starts beside a serving one takes no connection before it is configured:
+   * until then the kernel gives every connection to the proxy that accepts already.
+   */
+  accept(): Promise<void>;
+}
+
+export function receiveFromParent(name: string, timeoutMs = 10_000, id = name): Promise<ParentSocket> {
   return new Promise((resolve, reject) => {
     if (!process.send) return reject(new Error(`listener ${name}: no IPC channel to receive the socket from`));
     const onMessage = (msg: unknown, handle: unknown) => {
@@ -69,13 +80,18 @@ export function receiveFromParent(name: string, timeoutMs = 10_000, id = name): 
       if (m?.type !== 'octo.listener' || m.name !== name || (m.id ?? m.name) !== id || !handle) return;
       clearTimeout(t);
       process.off('message', onMessage);
-      if (handle instanceof net.Server) return resolve(handle);
+      if (handle instanceof net.Server) return resolve({ server: handle, accept: async () => {} });
       const server = net.createServer({ noDelay: true });
-      server.once('error', reject);
-      server.listen(handle as net.ListenOptions, 511, () => {
-        server.off('error', reject);
-        resolve(server);
-      });
+      let accepting: Promise<void> | undefined;
+      const accept = () =>
+        (accepting ??= new Promise<void>((ok, fail) => {
+          server.once('error', fail);
+          server.listen(handle as net.ListenOptions, 511, () => {
+            server.off('error', fail);
+            ok();
+          });
+        }));
+      resolve({ server, accept });
     };
     const t = setTimeout(() => {
       process.off('message', onMessage);
@@ -101,6 +117,8 @@ export class ListenerManager {
   private readonly lean = new Set<LeanConnection>();
   private readonly leanHooks = new Map<string, LeanServerHooks>();
   private draining = false;
+  /** Sockets from the parent not accepted on yet (see {@link acceptParentSockets}). */
+  private readonly parked: { attachment: Attachment; accept: () => Promise<void> }[] = [];
 
   constructor(
     private readonly ctx: HttpContext,
@@ -112,8 +130,11 @@ export class ListenerManager {
     let server: net.Server;
     let owned = true;
     let pipePath: string | undefined;
+    let parked: (() => Promise<void>) | undefined;
     if (spec.kind === 'ipc') {
-      server = await receiveFromParent(name, 10_000, spec.id ?? name);
+      const received = await receiveFromParent(name, 10_000, spec.id ?? name);
+      server = received.server;
+      parked = received.accept;
       owned = false;
     } else {
       server = net.createServer({ noDelay: true, pauseOnConnect: false });
@@ -138,7 +159,7 @@ export class ListenerManager {
     const addr = server.address();
     const sockAddr: SocketAddr | undefined =
       typeof addr === 'string' ? { kind: 'pipe', path: addr } : addr ? { kind: 'tcp', host: addr.address, port: addr.port } : undefined;
-    this.attachments.push({
+    const attachment: Attachment = {
       name,
       key: sockAddr ? addrKey(sockAddr) : `${name}#${this.attachments.length}`,
       server,
@@ -146,9 +167,37 @@ export class ListenerManager {
       ...(sockAddr ? { addr: sockAddr } : {}),
       ...(wanted ? { wanted } : {}),
       ...(pipePath ? { pipePath } : {}),
-    });
+    };
+    this.attachments.push(attachment);
+    if (parked && !server.listening) {
+      this.parked.push({ attachment, accept: parked });
+      this.logger.info('socket from the agent held until the config is in force', { listener: name });
+      return undefined;
+    }
     this.logger.info('listening', { listener: name, address: sockAddr ? addrKey(sockAddr) : '(inherited)' });
     return sockAddr;
+  }
+
+  /** Whether sockets from the parent wait for {@link acceptParentSockets}. */
+  get holdingParentSockets(): boolean {
+    return this.parked.length > 0;
+  }
+
+  /** Starts accepting on the sockets from the parent (idempotent); resolves with their addresses. */
+  async acceptParentSockets(): Promise<{ name: string; addr: SocketAddr }[]> {
+    const out: { name: string; addr: SocketAddr }[] = [];
+    for (const p of this.parked.splice(0)) {
+      await p.accept();
+      const addr = p.attachment.server.address();
+      const sockAddr: SocketAddr | undefined = typeof addr === 'string' ? { kind: 'pipe', path: addr } : addr ? { kind: 'tcp', host: addr.address, port: addr.port } : undefined;
+      if (sockAddr) {
+        p.attachment.addr = sockAddr;
+        p.attachment.key = addrKey(sockAddr);
+        out.push({ name: p.attachment.name, addr: sockAddr });
+      }
+      this.logger.info('listening', { listener: p.attachment.name, address: sockAddr ? addrKey(sockAddr) : '(inherited)' });
+    }
+    return out;
   }
 
   /**
