@@ -495,6 +495,16 @@ describe('RolloutPlanner: every transition, exact next status', () => {
     if (expected.phase === 'RollingBack' && events.length) expect(out.status.conditions?.find((x) => x.type === 'Progressing')).toMatchObject({ status: 'False', reason: 'RollingBack' });
   });
 
+  it('the last batch is not healthy while a pilot says it is there but targets fewer than are in scope', () => {
+    // Pilots at batch 2 (the last: 100 %) that target nobody, e.g. because they cannot see the status.
+    const st = progressing(2, 100, { batchBaseline: 50 });
+    const out = planner.plan({ key: 'mesh/proxy-1-5-0', spec: spec(), status: st, generation: 1, aggregate: agg({ batch: 2, targeted: 0, upgraded: 0, ready: 0 }), now: t(200), others: OTHERS });
+    expect(out.status.phase).toBe('Progressing');
+    expect(out.status.conditions?.find((x) => x.type === 'Progressing')?.message).toBe('batch 3/3: waiting for the pilots to target the batch');
+    const done = planner.plan({ key: 'mesh/proxy-1-5-0', spec: spec(), status: { ...st, batchHealthyAt: at(150) }, generation: 1, aggregate: agg({ batch: 2, targeted: 100, upgraded: 100, ready: 100, newestReadyAt: t(100) }), now: t(200), others: OTHERS });
+    expect(done.status.phase).toBe('Succeeded');
+  });
+
   it('is pure: the input status is not modified, and the same input plans the same', () => {
     const status = progressing(0, 0);
     const before = structuredClone(status);

@@ -262,7 +262,11 @@ export class RolloutPlanner {
     }
 
     const started = ms(st.batchStartedAt) ?? now;
-    const seen = agg.batch !== undefined ? agg.batch >= batch : agg.targeted > (st.batchBaseline ?? 0) || agg.targeted >= agg.inScope || now - started >= SETTLE_MS;
+    // The last batch is everyone in scope: it is seen only when every one of them is targeted (a
+    // pilot that says it is at the batch but targets fewer — say it cannot see the status — must
+    // not let an untouched fleet pass as Succeeded).
+    const last = batch >= batches.length - 1;
+    const seen = (agg.batch !== undefined ? agg.batch >= batch : agg.targeted > (st.batchBaseline ?? 0) || agg.targeted >= agg.inScope || now - started >= SETTLE_MS) && (!last || agg.targeted + agg.failed >= agg.inScope);
     const readySince = agg.newestReadyAt;
     const allReady = agg.ready + agg.failed >= agg.targeted;
     const readyLongEnough = agg.ready === 0 || (readySince !== undefined && readySince + gate.minReadySeconds * 1000 <= now);
