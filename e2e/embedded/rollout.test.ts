@@ -18,6 +18,7 @@ import { DispatcherConnection } from '@octo-mesh/clients';
 import type { AgentStatus, EmbeddedState } from '@octo-mesh/contracts';
 import { pushPackage } from '@octo-mesh/proxy-package';
 import { writePackage } from '@octo-mesh/proxy-package/build.js';
+import { demoProxyVersion } from '@octo-mesh/mesh/upgrade-demo.js';
 import { waitFor } from '@octo-mesh/runtime';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -46,20 +47,9 @@ const agents = () => Promise.all(state.sidecars.map(async (s) => ({ nodeId: s.no
 const until = <T>(get: () => Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs: number): Promise<T> =>
   waitFor(what, get, ok, { timeoutMs, intervalMs: 200, retryErrors: true, detail: () => `runner output:\n${output.slice(-3000)}` });
 
+// The demo's release (npm run demo:upgrade), with a canary of one instance, then three batches.
 const proxyVersion = (version: string, url: string, sha256: string): ProxyVersion =>
-  ({
-    apiVersion: 'mesh.octo.io/v1alpha1',
-    kind: 'ProxyVersion',
-    metadata: { name: `octo-proxy-${version.replaceAll('.', '-')}`, namespace: 'demo' },
-    spec: {
-      version,
-      package: { url, sha256 },
-      scope: {},
-      paused: false,
-      // A canary of one instance, then three batches.
-      strategy: { canary: { instances: 1 }, steps: [50, 75, 100], pauseBetweenBatches: '0s', healthGate: { minReadySeconds: 2, maxFailurePercent: 0, progressDeadline: '90s' }, autoRollback: true },
-    },
-  }) as ProxyVersion;
+  demoProxyVersion(version, url, sha256, { steps: [50, 75, 100], pauseBetweenBatches: '0s', healthGate: { minReadySeconds: 2, maxFailurePercent: 0, progressDeadline: '90s' } });
 
 /** Applies a release and records every status it goes through until it ends. */
 async function rollOut(pv: ProxyVersion, end: string[], timeoutMs: number): Promise<{ final: ProxyVersion; batches: number[]; phases: string[] }> {
@@ -144,7 +134,7 @@ describe('ProxyVersion rollouts in the embedded mesh', () => {
       void agents()
         .then((fleet) => {
           for (const a of fleet) {
-            if (a.target?.version === '1.2.0' || a.phase !== 'Idle') touched.add(a.nodeId);
+            if (a.target?.version === '1.2.0') touched.add(a.nodeId);
             for (const b of a.badVersions) if (b.version === '1.2.0') refused.set(a.nodeId, b.reason);
           }
         })
