@@ -11,6 +11,19 @@
 import nx from '@nx/eslint-plugin';
 import tseslint from 'typescript-eslint';
 
+/** The module-boundary rule with the given tag constraints (the settings both blocks share). */
+const boundaries = (depConstraints) => [
+  'error',
+  {
+    enforceBuildableLibDependency: false,
+    allowCircularSelfDependency: false,
+    // Nx forbids static imports of a library that is also imported dynamically somewhere
+    // (an Angular lazy-loading concern); Node code here may do both on purpose.
+    checkDynamicDependenciesExceptions: ['@octo-mesh/**'],
+    depConstraints,
+  },
+];
+
 export default [
   { ignores: ['tmp/**', '.octo/**', '**/dist/**', '**/node_modules/**', 'packages/proto/src/gen/**', '.nx/**', 'coverage/**', '**/*.d.ts'] },
   ...tseslint.configs.recommended,
@@ -18,31 +31,21 @@ export default [
     files: ['**/*.ts', '**/*.js', '**/*.mjs'],
     plugins: { '@nx': nx },
     rules: {
-      '@nx/enforce-module-boundaries': [
-        'error',
+      '@nx/enforce-module-boundaries': boundaries([
         {
-          enforceBuildableLibDependency: false,
-          allowCircularSelfDependency: false,
-          // Nx forbids static imports of a library that is also imported dynamically somewhere
-          // (an Angular lazy-loading concern); Node code here may do both on purpose.
-          checkDynamicDependenciesExceptions: ['@octo-mesh/**'],
-          depConstraints: [
-            {
-              sourceTag: 'type:pure',
-              onlyDependOnLibsWithTags: ['type:pure'],
-              bannedExternalImports: ['@kubernetes/client-node', '@grpc/grpc-js', '@grpc/*'],
-            },
-            { sourceTag: 'type:transport', onlyDependOnLibsWithTags: ['type:pure', 'type:transport'] },
-            {
-              sourceTag: 'type:client',
-              onlyDependOnLibsWithTags: ['type:pure', 'type:transport', 'type:client'],
-              bannedExternalImports: ['@kubernetes/client-node'],
-            },
-            { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:pure', 'type:transport', 'type:client'] },
-            { sourceTag: 'type:test', onlyDependOnLibsWithTags: ['*'] },
-          ],
+          sourceTag: 'type:pure',
+          onlyDependOnLibsWithTags: ['type:pure'],
+          bannedExternalImports: ['@kubernetes/client-node', '@grpc/grpc-js', '@grpc/*'],
         },
-      ],
+        { sourceTag: 'type:transport', onlyDependOnLibsWithTags: ['type:pure', 'type:transport'] },
+        {
+          sourceTag: 'type:client',
+          onlyDependOnLibsWithTags: ['type:pure', 'type:transport', 'type:client'],
+          bannedExternalImports: ['@kubernetes/client-node'],
+        },
+        { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:pure', 'type:transport', 'type:client'] },
+        { sourceTag: 'type:test', onlyDependOnLibsWithTags: ['*'] },
+      ]),
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
       '@typescript-eslint/no-explicit-any': 'off',
     },
@@ -56,21 +59,13 @@ export default [
     // process (e.g. the meta server's tests against a real dispatcher) and use the harnesses.
     files: ['**/*.test.ts', '**/test-support/**'],
     rules: {
-      '@nx/enforce-module-boundaries': [
-        'error',
-        {
-          enforceBuildableLibDependency: false,
-          allowCircularSelfDependency: false,
-          checkDynamicDependenciesExceptions: ['@octo-mesh/**'],
-          depConstraints: [
-            { sourceTag: 'type:pure', onlyDependOnLibsWithTags: ['type:pure', 'type:test'] },
-            { sourceTag: 'type:transport', onlyDependOnLibsWithTags: ['type:pure', 'type:transport', 'type:test'] },
-            { sourceTag: 'type:client', onlyDependOnLibsWithTags: ['*'] },
-            { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['*'] },
-            { sourceTag: 'type:test', onlyDependOnLibsWithTags: ['*'] },
-          ],
-        },
-      ],
+      '@nx/enforce-module-boundaries': boundaries([
+        { sourceTag: 'type:pure', onlyDependOnLibsWithTags: ['type:pure', 'type:test'] },
+        { sourceTag: 'type:transport', onlyDependOnLibsWithTags: ['type:pure', 'type:transport', 'type:test'] },
+        { sourceTag: 'type:client', onlyDependOnLibsWithTags: ['*'] },
+        { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['*'] },
+        { sourceTag: 'type:test', onlyDependOnLibsWithTags: ['*'] },
+      ]),
     },
   },
 ];
