@@ -22,8 +22,8 @@ import { parseFlags } from '@octo-mesh/runtime';
 const BROKEN_ENTRY = 'broken.mjs';
 const BROKEN_SOURCE = "// A deliberately broken release for the demo: it never becomes ready.\nsetInterval(() => {}, 1 << 30);\n";
 
-/** The ProxyVersion the demo applies. Pure. */
-export function demoProxyVersion(version: string, url: string, sha256: string): ProxyVersion {
+/** The ProxyVersion the demo applies (`strategy` overrides parts of its strategy). Pure. */
+export function demoProxyVersion(version: string, url: string, sha256: string, strategy: Partial<ProxyVersion['spec']['strategy']> = {}): ProxyVersion {
   return {
     apiVersion: 'mesh.octo.io/v1alpha1',
     kind: 'ProxyVersion',
@@ -39,6 +39,7 @@ export function demoProxyVersion(version: string, url: string, sha256: string): 
         pauseBetweenBatches: '2s',
         healthGate: { minReadySeconds: 5, maxFailurePercent: 0, progressDeadline: '2m' },
         autoRollback: true,
+        ...strategy,
       },
     },
   } as ProxyVersion;
