@@ -6,11 +6,28 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
+/** Whether `p` is a directory; false when it is gone (cgroups of exiting pods vanish as we walk). */
+function isDir(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
 function findDir(root: string, name: string, depth = 4): string | undefined {
   if (depth < 0 || !existsSync(root)) return undefined;
-  for (const e of readdirSync(root)) {
+  let entries: string[];
+  try {
+    entries = readdirSync(root);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // removed since existsSync
+    throw err;
+  }
+  for (const e of entries) {
     const p = join(root, e);
-    if (!statSync(p).isDirectory()) continue;
+    if (!isDir(p)) continue;
     if (e === name || e.endsWith(name)) return p;
     const found = findDir(p, name, depth - 1);
     if (found) return found;
