@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { ProxyVersion } from '@octo-mesh/api';
+import type { ProxyVersion, RoutePolicy } from '@octo-mesh/api';
 import { DispatcherConnection } from '@octo-mesh/clients';
 import type { AgentStatus, EmbeddedState } from '@octo-mesh/contracts';
 import { pushPackage } from '@octo-mesh/proxy-package';
@@ -101,6 +101,19 @@ afterAll(async () => {
 }, 60_000);
 
 describe('ProxyVersion rollouts in the embedded mesh', () => {
+  it('writes the RoutePolicy status from the pilots: accepted, and the sidecars that call catalog ACKed its generation', async () => {
+    const policy = await until(
+      async () => (await conn.get('RoutePolicy', 'demo/catalog')) as RoutePolicy,
+      (p) => p.status?.accepted === true && (p.status.sidecars?.acked ?? 0) >= 1,
+      'the operator to write the catalog RoutePolicy status',
+      60_000,
+    );
+    // frontend is the one sidecar that calls catalog.
+    expect(policy.status).toMatchObject({ observedGeneration: (policy.metadata as { generation?: number }).generation, accepted: true, sidecars: { total: 1, acked: 1, nacked: 0 } });
+    expect(policy.status?.conditions?.find((c) => c.type === 'Accepted')).toMatchObject({ status: 'True', reason: 'Translated' });
+    expect(policy.status?.conditions?.find((c) => c.type === 'Synced')).toMatchObject({ status: 'True', reason: 'AllAcked' });
+  }, 90_000);
+
   it('rolls a good release through the canary and three batches in place, with no failed request', async () => {
     const before = await traffic();
     const processesBefore = await getJson<Processes[]>(`http://${state.runner.admin}/processes`);
@@ -130,6 +143,7 @@ describe('ProxyVersion rollouts in the embedded mesh', () => {
     const { url, sha256 } = await pushPackage(state.repository!.url, pkg.path);
     const touched = new Set<string>();
     const refused = new Map<string, string>();
+    let rolledBack!: ProxyVersion;
     const watch = setInterval(() => {
       void agents()
         .then((fleet) => {
@@ -142,6 +156,7 @@ describe('ProxyVersion rollouts in the embedded mesh', () => {
     }, 150);
     try {
       const { final, phases } = await rollOut(proxyVersion('1.2.0', url, sha256), ['RolledBack', 'Failed', 'Succeeded'], 240_000);
+      rolledBack = final;
       expect(final.status?.phase).toBe('RolledBack');
       expect(phases.filter((p) => p !== 'Pending')).toEqual(['Progressing', 'RollingBack', 'RolledBack']);
       expect(final.status?.rollbackTo).toBe('1.1.0');
@@ -151,7 +166,11 @@ describe('ProxyVersion rollouts in the embedded mesh', () => {
     // Only the canary (one instance) was ever targeted; it refused the release (NotReady: its proxy
     // never became ready, so the old one kept serving) and runs 1.1.0 as everyone else does.
     expect(touched.size).toBe(1);
-    expect([...refused]).toEqual([[[...touched][0], 'NotReady']]);
+    // Why, as the rollout's status keeps it (the agent forgets a refusal once the rollback gives it
+    // another target): the canary's instance and the agent's reason.
+    const canaryInstance = [...touched][0]!.replace(/\.demo$/, '');
+    expect(rolledBack.status?.conditions?.find((c) => c.type === 'Healthy')).toMatchObject({ status: 'False', reason: 'FailureThreshold', message: expect.stringContaining(`${canaryInstance}: NotReady`) });
+    if (refused.size) expect([...refused]).toEqual([[[...touched][0], 'NotReady']]);
     const fleet = await agents();
     expect(fleet.map((a) => a.runningVersion)).toEqual(fleet.map(() => '1.1.0'));
   }, 300_000);
