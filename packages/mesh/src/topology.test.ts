@@ -28,6 +28,18 @@ describe('planEmbedded', () => {
     expect(ports.map((p) => p.use)).toContain('pilot-c xDS');
   });
 
+  it('never uses a port twice in one plan, even when the allocator repeats itself (as free ports do)', async () => {
+    // An allocator that hands out each port three times, like probing the OS for free ports
+    // before anything binds them.
+    let n = 0;
+    const repeating = async () => 41000 + Math.floor(n++ / 3);
+    for (const fixed of [false, true]) {
+      const plan = await planEmbedded({ pilots: 2, fixed, alloc: repeating });
+      const planPorts = [...portsOf(plan).map((p) => p.port), ...plan.sidecars.flatMap((s) => [s.appPort, s.adminPort, s.inboundPort, s.outboundPort])];
+      expect(new Set(planPorts).size).toBe(planPorts.length);
+    }
+  });
+
   it('numbers instances of one service and version', async () => {
     const plan = await planEmbedded({ pilots: 1, fixed: false, alloc: counter(), system: [
       { service: 'catalog', version: 'v1', calls: [] },

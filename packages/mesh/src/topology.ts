@@ -73,8 +73,25 @@ export const FIXED_PORTS = {
  * people find it); otherwise every port comes from `alloc` (tests run side by side).
  */
 export async function planEmbedded(opts: { pilots: number; fixed: boolean; alloc: () => Promise<number>; system?: readonly DemoInstance[] }): Promise<EmbeddedPlan> {
-  const { alloc, fixed } = opts;
-  const pick = async (p: number | undefined) => (fixed && p !== undefined ? p : alloc());
+  const { fixed } = opts;
+  // A free port is free only until someone binds it: nothing is bound while planning, so an
+  // allocator (the OS's ephemeral ports) may hand the same port out twice. Never within one plan.
+  const used = new Set<number>();
+  const alloc = async (): Promise<number> => {
+    for (let tries = 0; tries < 1000; tries++) {
+      const p = await opts.alloc();
+      if (!used.has(p)) {
+        used.add(p);
+        return p;
+      }
+    }
+    throw new Error('planEmbedded: the port allocator keeps returning ports this plan already uses');
+  };
+  const pick = async (p: number | undefined) => {
+    if (!(fixed && p !== undefined)) return alloc();
+    used.add(p);
+    return p;
+  };
   const pilots: PilotPlan[] = [];
   for (let i = 0; i < opts.pilots; i++)
     pilots.push({ id: `pilot-${String.fromCharCode(97 + i)}`, xdsPort: await pick(FIXED_PORTS.pilotXds[i]), adminPort: await pick(FIXED_PORTS.pilotAdmin[i]) });
