@@ -2,6 +2,7 @@
  * What the SotW and delta streams share: identity, the callbacks, request serialisation and the
  * subscription to the node's snapshot.
  */
+import { recordError } from '@octo-mesh/runtime';
 import type { Node } from '@octo-mesh/proto';
 import type { SnapshotCache } from '../xds/cache.js';
 import type { Snapshot } from '../xds/snapshot.js';
@@ -76,11 +77,15 @@ const RESOURCE_EXHAUSTED = 8;
 /** Longest a response waits for on-demand learning (a mesh source that does not answer must not stall the stream). */
 export const MISSING_WAIT_MS = 2000;
 
-/** Waits for `p`, at most `ms`; never rejects (learning reports its own failures). */
+/**
+ * Waits for `p`, at most `ms`; never rejects: the response goes out either way. Learning logs
+ * its own failures; a rejection seen here is still counted (octo_errors_total{where}).
+ */
 export async function boundedWait(p: void | Promise<void>, ms = MISSING_WAIT_MS): Promise<void> {
   if (!p) return;
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p.catch(() => {}), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  const settled = p.then(undefined, (err: unknown) => recordError(undefined, 'on-demand learning before a response', err));
+  await Promise.race([settled, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
   clearTimeout(timer);
 }
 
