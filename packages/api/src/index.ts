@@ -9,3 +9,4 @@ export * from './manifest.js';
 export * from './model.js';
 export * from './retry-on.js';
 export * from './rollout.js';
+export * from './re2.js';

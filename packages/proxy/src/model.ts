@@ -3,9 +3,12 @@
  *
  * It is translated from Envoy v3 xDS resources (see `translate/`) and is plain data — no
  * sockets, timers or counters — so a whole model can be serialised for golden files and
- * `/config_dump`. Compiled regular expressions are the one exception; they print as `/source/`.
+ * `/config_dump`. Compiled regular expressions (RE2, `translate/regex.ts`) are the one exception;
+ * they print as `re2:/source/flags`.
  * A model value is never mutated once built: an update builds a new one and swaps it in.
  */
+
+import type { SafeRegex } from './translate/regex.js';
 
 /** `{ok: true, value}` or `{ok: false, error}`; an error becomes an xDS NACK's `error_detail`. */
 export type Result<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -80,14 +83,14 @@ export interface VirtualHostModel {
 export type PathMatch =
   | { kind: 'prefix'; value: string }
   | { kind: 'exact'; value: string }
-  | { kind: 'regex'; regex: RegExp };
+  | { kind: 'regex'; regex: SafeRegex };
 
 export type StringMatch =
   | { kind: 'exact'; value: string; ignoreCase: boolean }
   | { kind: 'prefix'; value: string; ignoreCase: boolean }
   | { kind: 'suffix'; value: string; ignoreCase: boolean }
   | { kind: 'contains'; value: string; ignoreCase: boolean }
-  | { kind: 'regex'; regex: RegExp };
+  | { kind: 'regex'; regex: SafeRegex };
 
 export interface HeaderMatch {
   /** Lower case; `:method`, `:path`, `:authority` reach the pseudo-headers. */

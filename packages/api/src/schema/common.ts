@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DURATION_PATTERN } from '../duration.js';
+import { re2SyntaxError } from '../re2.js';
 import { celExactlyOne, countPresent, withRules } from './rules.js';
 
 export const GROUP = 'mesh.octo.io';
@@ -30,23 +31,21 @@ export const percent = (description: string) => z.number().int().min(0).max(100)
 export const labels = (description: string) =>
   z.record(z.string().min(1).max(317), z.string().max(63)).meta({ description, maxProperties: 64 } as Record<string, unknown>);
 
-/** A compiled-regex check for the zod side; RE2 (Envoy) accepts a subset of what JS accepts. */
+/**
+ * A regular expression in RE2 syntax — what Envoy's `safe_regex` and the proxy (re2js) run, in
+ * time linear in the input. Checked by compiling it with re2js: look-around, back-references and
+ * other backtracking-only constructs are refused here, before any proxy sees them. (CEL cannot ask
+ * whether a string compiles, so the CRD cannot check this; see examples/invalid/rp-bad-regex*.)
+ */
 export const regexString = (description: string) =>
   z
     .string()
     .min(1)
     .max(1024)
-    .refine(
-      (s) => {
-        try {
-          new RegExp(s);
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      { message: 'must be a valid regular expression' },
-    )
+    .superRefine((value, ctx) => {
+      const error = re2SyntaxError(value);
+      if (error !== undefined) ctx.addIssue({ code: 'custom', message: `must be a valid regular expression (RE2 syntax): ${error}` });
+    })
     .meta({ description });
 
 const labelSelectorRequirement = withRules(

@@ -2,7 +2,13 @@ import { Cluster_DiscoveryType, Cluster_LbPolicy, HealthStatus } from '@octo-mes
 import { RoutingPriority } from '@octo-mesh/proto/gen/envoy/config/core/v3/base.js';
 import type { Cluster, ClusterLoadAssignment } from '@octo-mesh/proto';
 import type { CircuitBreakerSpec, ClusterModel, EndpointHealth, EndpointSet, LbPolicy, OutlierSpec, Result } from '../model.js';
+import { HttpProtocolOptions } from '@octo-mesh/proto/gen/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
+import { CLUSTER, CLUSTER_LOAD_ASSIGNMENT, UPSTREAM_HTTP_PROTOCOL_OPTIONS, checkFields } from './allow-list.js';
 import { durationMs, guard, invalid, socketAddr } from './common.js';
+
+/** The one `typed_extension_protocol_options` key (and its type URL's message) the proxy reads. */
+export const UPSTREAM_HTTP_OPTIONS_KEY = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+export const UPSTREAM_HTTP_OPTIONS_TYPE_URL = `type.googleapis.com/${UPSTREAM_HTTP_OPTIONS_KEY}`;
 
 const LB: Partial<Record<Cluster_LbPolicy, LbPolicy>> = {
   [Cluster_LbPolicy.ROUND_ROBIN]: 'round_robin',
@@ -23,6 +29,7 @@ export const DEFAULT_CIRCUIT_BREAKERS: CircuitBreakerSpec = {
 export function translateCluster(c: Cluster): Result<ClusterModel> {
   return guard(`cluster ${JSON.stringify(c.name)}`, () => {
     if (!c.name) invalid('name', 'must not be empty');
+    checkFields(CLUSTER, c, '');
     const type = c.type ?? Cluster_DiscoveryType.STATIC;
     if (type !== Cluster_DiscoveryType.EDS && type !== Cluster_DiscoveryType.STATIC)
       invalid('type', `only EDS and STATIC are supported, got ${Cluster_DiscoveryType[type] ?? type}`);
@@ -43,8 +50,7 @@ export function translateCluster(c: Cluster): Result<ClusterModel> {
       choiceCount,
       minRingSize: Math.min(c.ringHashLbConfig?.minimumRingSize ?? 1024, 8_388_608),
       panicThreshold: panic,
-      protocol: c.http2ProtocolOptions ? 'http2' : 'http1',
-      maxRequestsPerConnection: c.maxRequestsPerConnection ?? 0,
+      ...upstreamProtocol(c),
       circuitBreakers: circuitBreakers(c),
     };
     if (c.outlierDetection) out.outlier = outlier(c);
@@ -55,6 +61,39 @@ export function translateCluster(c: Cluster): Result<ClusterModel> {
     } else if (c.loadAssignment) invalid('load_assignment', 'must not be set on an EDS cluster');
     return out;
   });
+}
+
+/**
+ * The upstream protocol: `typed_extension_protocol_options` (how current Envoy and Istio-style
+ * control planes ask for it: `explicit_http_config.http2_protocol_options`) or the deprecated
+ * `http2_protocol_options`; HTTP/1.1 otherwise. `common_http_protocol_options
+ * .max_requests_per_connection` there wins over the deprecated cluster-level field.
+ */
+function upstreamProtocol(c: Cluster): Pick<ClusterModel, 'protocol' | 'maxRequestsPerConnection'> {
+  let protocol: ClusterModel['protocol'] = c.http2ProtocolOptions ? 'http2' : 'http1';
+  let maxRequestsPerConnection = c.maxRequestsPerConnection ?? 0;
+  for (const [key, any] of Object.entries(c.typedExtensionProtocolOptions)) {
+    const path = `typed_extension_protocol_options["${key}"]`;
+    if (key !== UPSTREAM_HTTP_OPTIONS_KEY) invalid(path, `not implemented by this proxy (only ${UPSTREAM_HTTP_OPTIONS_KEY} is)`);
+    if (any.typeUrl !== UPSTREAM_HTTP_OPTIONS_TYPE_URL) invalid(`${path}.type_url`, `expected ${UPSTREAM_HTTP_OPTIONS_TYPE_URL}, got ${any.typeUrl}`);
+    let o: HttpProtocolOptions;
+    try {
+      o = HttpProtocolOptions.decode(any.value);
+    } catch (err) {
+      return invalid(path, `cannot decode: ${(err as Error).message}`);
+    }
+    checkFields(UPSTREAM_HTTP_PROTOCOL_OPTIONS, o, path);
+    if (!o.explicitHttpConfig) invalid(`${path}.explicit_http_config`, 'is required (auto_config and use_downstream_protocol_config are not implemented)');
+    const explicit = o.explicitHttpConfig;
+    if (explicit.http2ProtocolOptions) protocol = 'http2';
+    else if (explicit.httpProtocolOptions) {
+      if (c.http2ProtocolOptions) invalid(`${path}.explicit_http_config`, 'asks for HTTP/1.1 but the cluster sets http2_protocol_options');
+      protocol = 'http1';
+    } else invalid(`${path}.explicit_http_config`, 'http_protocol_options or http2_protocol_options is required');
+    const max = o.commonHttpProtocolOptions?.maxRequestsPerConnection;
+    if (max !== undefined) maxRequestsPerConnection = max;
+  }
+  return { protocol, maxRequestsPerConnection };
 }
 
 function circuitBreakers(c: Cluster): CircuitBreakerSpec {
@@ -109,6 +148,7 @@ const HEALTH: Record<number, EndpointHealth> = {
 export function translateClusterLoadAssignment(cla: ClusterLoadAssignment): Result<EndpointSet> {
   return guard(`cluster load assignment ${JSON.stringify(cla.clusterName)}`, () => {
     if (!cla.clusterName) invalid('cluster_name', 'must not be empty');
+    checkFields(CLUSTER_LOAD_ASSIGNMENT, cla, '');
     return endpointSet(cla, '');
   });
 }

@@ -5,6 +5,8 @@ import type { StringMatcher } from '@octo-mesh/proto/gen/envoy/type/matcher/v3/s
 import type { FractionalPercent } from '@octo-mesh/proto/gen/envoy/type/v3/percent.js';
 import { FractionalPercent_DenominatorType } from '@octo-mesh/proto/gen/envoy/type/v3/percent.js';
 import { HeaderValueOption_HeaderAppendAction } from '@octo-mesh/proto/gen/envoy/config/core/v3/base.js';
+import { SafeRegex } from './regex.js';
+import { HTTP_FAULT, LOCAL_RATE_LIMIT, checkFields } from './allow-list.js';
 import type { FaultSpec, HeaderAdd, RateLimitSpec, SocketAddr, StringMatch } from '../model.js';
 
 /**
@@ -50,13 +52,11 @@ export function fraction(p: FractionalPercent | undefined, fallback: number): nu
   return Math.min(1, p.numerator / denom);
 }
 
-/** Compiles an RE2-style pattern as a full-string match; JS and RE2 agree on the common subset. */
-export function compileRegex(pattern: string, path: string, flags = ''): RegExp {
-  try {
-    return new RegExp(`^(?:${pattern})$`, flags);
-  } catch (err) {
-    return invalid(path, `invalid regex ${JSON.stringify(pattern)}: ${(err as Error).message}`);
-  }
+/** Compiles an RE2 pattern (Envoy's `safe_regex`) as a full-string match, or aborts naming `path`. */
+export function compileRegex(pattern: string, path: string, ignoreCase = false): SafeRegex {
+  const r = SafeRegex.compile(pattern, ignoreCase);
+  if (!r.ok) return invalid(path, `invalid regex ${JSON.stringify(pattern)} (RE2 syntax): ${r.error}`);
+  return r.value;
 }
 
 export function stringMatch(m: StringMatcher | undefined, path: string): StringMatch {
@@ -66,7 +66,7 @@ export function stringMatch(m: StringMatcher | undefined, path: string): StringM
   if (m.prefix !== undefined) return { kind: 'prefix', value: m.prefix, ignoreCase };
   if (m.suffix !== undefined) return { kind: 'suffix', value: m.suffix, ignoreCase };
   if (m.contains !== undefined) return { kind: 'contains', value: m.contains, ignoreCase };
-  if (m.safeRegex !== undefined) return { kind: 'regex', regex: compileRegex(m.safeRegex.regex, `${path}.safe_regex`) };
+  if (m.safeRegex !== undefined) return { kind: 'regex', regex: compileRegex(m.safeRegex.regex, `${path}.safe_regex.regex`) };
   return invalid(path, 'unsupported string matcher (want exact, prefix, suffix, contains or safe_regex)');
 }
 
@@ -135,6 +135,7 @@ function decodeAs<T>(any: Any, codec: { decode(b: Uint8Array): T }, path: string
 export function rateLimitSpec(any: Any, path: string): RateLimitSpec {
   if (any.typeUrl !== FILTER_TYPE_URL.localRateLimit) invalid(`${path}.type_url`, `expected ${FILTER_TYPE_URL.localRateLimit}, got ${any.typeUrl}`);
   const c = decodeAs(any, LocalRateLimit, path);
+  checkFields(LOCAL_RATE_LIMIT, c, path);
   const tb = c.tokenBucket;
   if (!tb) return invalid(`${path}.token_bucket`, 'is required');
   if (!(tb.maxTokens > 0)) invalid(`${path}.token_bucket.max_tokens`, 'must be greater than 0');
@@ -154,6 +155,7 @@ export function rateLimitSpec(any: Any, path: string): RateLimitSpec {
 export function faultSpec(any: Any, path: string): FaultSpec {
   if (any.typeUrl !== FILTER_TYPE_URL.fault) invalid(`${path}.type_url`, `expected ${FILTER_TYPE_URL.fault}, got ${any.typeUrl}`);
   const f = decodeAs(any, HTTPFault, path);
+  checkFields(HTTP_FAULT, f, path);
   const out: FaultSpec = {};
   if (f.delay) {
     if (!f.delay.fixedDelay) invalid(`${path}.delay.fixed_delay`, 'is required (header-controlled delays are not implemented)');

@@ -10,7 +10,9 @@ import {
   TcpProxy,
   TYPE_URL,
 } from '@octo-mesh/proto';
+import { HttpProtocolOptions } from '@octo-mesh/proto/gen/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
 import type { Result } from '../model.js';
+import { UPSTREAM_HTTP_OPTIONS_TYPE_URL } from './cluster.js';
 import { FILTER_TYPE_URL } from './common.js';
 
 /**
@@ -33,6 +35,7 @@ const CODECS: Record<string, JsonCodec> = {
   [TYPE_URL.router]: Router as JsonCodec,
   [FILTER_TYPE_URL.localRateLimit]: LocalRateLimit as JsonCodec,
   [FILTER_TYPE_URL.fault]: HTTPFault as JsonCodec,
+  [UPSTREAM_HTTP_OPTIONS_TYPE_URL]: HttpProtocolOptions as JsonCodec,
 };
 
 /** Fields that hold a google.protobuf.Duration in the messages above. */

@@ -1,4 +1,5 @@
-import { HttpConnectionManager, TcpProxy, TYPE_URL } from '@octo-mesh/proto';
+import { HttpConnectionManager, Router, TcpProxy, TYPE_URL } from '@octo-mesh/proto';
+import { HTTP_CONNECTION_MANAGER, LISTENER, ROUTER, TCP_PROXY, checkFields, type MessageRule } from './allow-list.js';
 import type { Listener, Any } from '@octo-mesh/proto';
 import type { HttpFilterChain, ListenerModel, Result, TcpFilterChain } from '../model.js';
 import { FILTER, FILTER_TYPE_URL, durationMs, faultSpec, guard, invalid, rateLimitSpec, socketAddr } from './common.js';
@@ -12,6 +13,7 @@ import { routeTable } from './route.js';
 export function translateListener(l: Listener): Result<ListenerModel> {
   return guard(`listener ${JSON.stringify(l.name)}`, () => {
     if (!l.name) invalid('name', 'must not be empty');
+    checkFields(LISTENER, l, '');
     const chains = l.filterChains.length ? l.filterChains : l.defaultFilterChain ? [l.defaultFilterChain] : [];
     if (chains.length !== 1) invalid('filter_chains', `exactly one filter chain is supported, got ${chains.length}`);
     const filters = chains[0]!.filters;
@@ -26,9 +28,15 @@ export function translateListener(l: Listener): Result<ListenerModel> {
 }
 
 function networkFilter(any: Any, path: string): HttpFilterChain | TcpFilterChain {
-  if (any.typeUrl === TYPE_URL.httpConnectionManager) return hcm(decode(any, HttpConnectionManager, path), `${path}.typed_config`);
-  if (any.typeUrl === TYPE_URL.tcpProxy) return tcp(decode(any, TcpProxy, path), `${path}.typed_config`);
+  const tp = `${path}.typed_config`;
+  if (any.typeUrl === TYPE_URL.httpConnectionManager) return hcm(checked(HTTP_CONNECTION_MANAGER, decode(any, HttpConnectionManager, path), tp), tp);
+  if (any.typeUrl === TYPE_URL.tcpProxy) return tcp(checked(TCP_PROXY, decode(any, TcpProxy, path), tp), tp);
   return invalid(`${path}.typed_config.type_url`, `unsupported network filter ${any.typeUrl}`);
+}
+
+function checked<T>(r: MessageRule, msg: T, path: string): T {
+  checkFields(r, msg, path);
+  return msg;
 }
 
 function decode<T>(any: Any, codec: { decode(b: Uint8Array): T }, path: string): T {
@@ -64,8 +72,10 @@ function hcm(h: HttpConnectionManager, path: string): HttpFilterChain {
     } else if (f.name === FILTER.fault) {
       if (f.typedConfig) out.fault = faultSpec(f.typedConfig, `${fp}.typed_config`);
     } else if (!f.isOptional) invalid(`${fp}.name`, `unsupported HTTP filter ${JSON.stringify(f.name)}`);
-    if (f.typedConfig && f.name === FILTER.router && f.typedConfig.typeUrl !== FILTER_TYPE_URL.router)
-      invalid(`${fp}.typed_config.type_url`, `expected ${FILTER_TYPE_URL.router}`);
+    if (f.typedConfig && f.name === FILTER.router) {
+      if (f.typedConfig.typeUrl !== FILTER_TYPE_URL.router) invalid(`${fp}.typed_config.type_url`, `expected ${FILTER_TYPE_URL.router}`);
+      checkFields(ROUTER, decode(f.typedConfig, Router, fp), `${fp}.typed_config`);
+    }
   }
   return out;
 }

@@ -15,6 +15,7 @@ import type {
   VirtualHostModel,
 } from '../model.js';
 import { RETRY_ON as RETRY_ON_LIST } from '@octo-mesh/api/retry-on.js';
+import { ROUTE_CONFIGURATION, checkFields } from './allow-list.js';
 import { FILTER, compileRegex, durationMs, faultSpec, guard, headerAdds, headerNames, invalid, rateLimitSpec, stringMatch } from './common.js';
 
 /** Envoy's default route timeout. */
@@ -25,11 +26,16 @@ export const RETRY_ON: ReadonlySet<string> = new Set(RETRY_ON_LIST);
 
 /** Translates and validates one RouteConfiguration (RDS resource or HCM inline `route_config`). */
 export function translateRouteConfiguration(rc: RouteConfiguration): Result<RouteTable> {
-  return guard(`route configuration ${JSON.stringify(rc.name)}`, () => routeTable(rc));
+  return guard(`route configuration ${JSON.stringify(rc.name)}`, () => {
+    checkFields(ROUTE_CONFIGURATION, rc, '');
+    return routeTable(rc);
+  });
 }
 
 export function routeTable(rc: RouteConfiguration, path = ''): RouteTable {
   const p = (s: string) => (path ? `${path}.${s}` : s);
+  // Envoy's validate_clusters refuses a table naming an unknown cluster; here it answers 503 cluster-not-found.
+  if (rc.validateClusters) invalid(p('validate_clusters'), 'true is not implemented (an unknown cluster answers 503 cluster-not-found)');
   const seen = new Set<string>();
   const virtualHosts = rc.virtualHosts.map((vh, i) => {
     const out = virtualHost(vh, p(`virtual_hosts[${i}]`));
@@ -110,11 +116,11 @@ function routeMatch(m: RouteMatch, path: string): RouteMatchModel {
   let pm: PathMatch;
   if (m.prefix !== undefined) pm = { kind: 'prefix', value: m.prefix };
   else if (m.path !== undefined) pm = { kind: 'exact', value: m.path };
-  else if (m.safeRegex !== undefined) pm = { kind: 'regex', regex: compileRegex(m.safeRegex.regex, `${path}.safe_regex`, caseSensitive ? '' : 'i') };
+  else if (m.safeRegex !== undefined) pm = { kind: 'regex', regex: compileRegex(m.safeRegex.regex, `${path}.safe_regex.regex`, !caseSensitive) };
   else if (m.pathSeparatedPrefix !== undefined) {
     // Approximated as a prefix that must end at a path segment boundary: a regex.
     const esc = m.pathSeparatedPrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-    pm = { kind: 'regex', regex: compileRegex(`${esc}(?:[/?#].*)?`, `${path}.path_separated_prefix`, caseSensitive ? '' : 'i') };
+    pm = { kind: 'regex', regex: compileRegex(`${esc}(?:[/?#].*)?`, `${path}.path_separated_prefix`, !caseSensitive) };
   } else return invalid(path, 'one of prefix, path, safe_regex or path_separated_prefix is required');
   if (pm.kind !== 'regex' && !caseSensitive) pm = { ...pm, value: pm.value.toLowerCase() };
   return {
@@ -139,7 +145,7 @@ function headerMatch(h: HeaderMatcher, path: string): HeaderMatch {
   if (h.prefixMatch !== undefined) return { ...base, match: { kind: 'prefix', value: h.prefixMatch, ignoreCase: false } };
   if (h.suffixMatch !== undefined) return { ...base, match: { kind: 'suffix', value: h.suffixMatch, ignoreCase: false } };
   if (h.containsMatch !== undefined) return { ...base, match: { kind: 'contains', value: h.containsMatch, ignoreCase: false } };
-  if (h.safeRegexMatch !== undefined) return { ...base, match: { kind: 'regex', regex: compileRegex(h.safeRegexMatch.regex, `${path}.safe_regex_match`) } };
+  if (h.safeRegexMatch !== undefined) return { ...base, match: { kind: 'regex', regex: compileRegex(h.safeRegexMatch.regex, `${path}.safe_regex_match.regex`) } };
   if (h.rangeMatch !== undefined) {
     if (!(h.rangeMatch.start < h.rangeMatch.end)) invalid(`${path}.range_match`, 'start must be less than end');
     return { ...base, match: { kind: 'range', start: h.rangeMatch.start, end: h.rangeMatch.end } };

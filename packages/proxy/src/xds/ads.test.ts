@@ -76,11 +76,21 @@ describe.each(['sotw', 'delta'] as const)('ADS (%s)', (mode) => {
 
   it('NACKs an invalid update and keeps routing on the previous config', async () => {
     const { xds, upstreamOf } = await setup(mode);
-    const bad = pack(TYPE_URL.route, routeConfig('outbound-routes', [{ match: { safe_regex: { regex: '(' } }, route: { cluster: 'v2' } }], ['reviews']));
+    // Look-ahead is JavaScript, not RE2 (Envoy's engine): the route table is refused, naming the field.
+    const bad = pack(TYPE_URL.route, routeConfig('outbound-routes', [{ match: { safe_regex: { regex: '/(?=api).*' } }, route: { cluster: 'v2' } }], ['reviews']));
     xds.set(TYPE_URL.route, 'r2-bad', [bad]);
     const nack = await xds.waitFor<DiscoveryRequest & DeltaDiscoveryRequest>((r) => r.typeUrl === TYPE_URL.route && r.errorDetail !== undefined);
-    expect(nack.errorDetail?.message).toContain('invalid regex');
+    expect(nack.errorDetail?.message).toContain('virtual_hosts[0].routes[0].match.safe_regex.regex: invalid regex "/(?=api).*" (RE2 syntax)');
     if (mode === 'sotw') expect(nack.versionInfo).toBe('r1');
+    for (let i = 0; i < 5; i++) expect(await upstreamOf()).toBe('v1');
+  });
+
+  it('NACKs a cluster that sets a field the proxy does not implement, naming it, and keeps the clusters in force', async () => {
+    const { xds, upstreamOf } = await setup(mode);
+    xds.set(TYPE_URL.cluster, 'c2-bad', [pack(TYPE_URL.cluster, edsCluster('v1', { transport_socket: { name: 'envoy.transport_sockets.tls' } })), pack(TYPE_URL.cluster, edsCluster('v2'))]);
+    const nack = await xds.waitFor<DiscoveryRequest & DeltaDiscoveryRequest>((r) => r.typeUrl === TYPE_URL.cluster && r.errorDetail !== undefined);
+    expect(nack.errorDetail?.message).toContain('cluster "v1": transport_socket: not implemented by this proxy');
+    if (mode === 'sotw') expect(nack.versionInfo).toBe('c1');
     for (let i = 0; i < 5; i++) expect(await upstreamOf()).toBe('v1');
   });
 
