@@ -1,6 +1,9 @@
-import { unlinkSync } from 'node:fs';
+import { chmodSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { getSystemErrorName } from 'node:util';
+
+/** Mode of the Unix sockets the agent binds: any uid in the pod may connect. */
+export const UNIX_SOCKET_MODE = 0o666;
 
 /** A bound listening socket the agent holds for the proxy children. */
 export interface HeldSocket {
@@ -52,6 +55,16 @@ export class ListeningSockets {
     }
     const h = createServerHandle(path, -1, -1);
     if (typeof h === 'number') throw new Error(`cannot bind ${name} on ${path}: ${errname(h)}`);
+    // connect(2) on a Unix socket needs write permission on its file, which bind(2) creates with
+    // the umask (0755 here): the application containers of a pod run as other uids than the
+    // sidecar, so the socket must be writable by all. The directory (the pod's shared emptyDir)
+    // is what limits who sees it.
+    try {
+      chmodSync(path, UNIX_SOCKET_MODE);
+    } catch (err) {
+      h.close();
+      throw new Error(`cannot chmod ${path} to ${UNIX_SOCKET_MODE.toString(8)}: ${(err as Error).message}`);
+    }
     const s = { name, id, address: path, handle: h };
     this.held.push(s);
     return s;
