@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
-import { envValues, formatPath, loadConfig, parseFlags } from './config.js';
+import { envValues, formatPath, loadConfig, parseFlags, schemaKeys, serviceLinkOf } from './config.js';
 
 const schema = z.object({
   xdsPort: z.coerce.number().int().min(1).max(65535).default(15010),
@@ -46,4 +46,59 @@ describe('loadConfig', () => {
     expect(() => loadConfig(schema, { envPrefix: 'OCTO_T_', argv, env })).toThrow(ConfigError);
     expect(() => loadConfig(schema, { envPrefix: 'OCTO_T_', argv, env })).toThrow(message);
   });
+});
+
+describe('loadConfig and a shared environment (Kubernetes service links, other tools)', () => {
+  // As the sidecar's schemas: strict objects whose fields include ports named like links.
+  const sidecar = z
+    .object({
+      adminPort: z.coerce.number().int().min(0).max(65535).default(15000),
+      inboundPort: z.coerce.number().int().min(0).max(65535).default(15006),
+      namespace: z.string().default('default'),
+    })
+    .strict();
+  const refined = sidecar.refine((c) => c.adminPort !== c.inboundPort, { path: ['inboundPort'], message: 'must differ from adminPort' });
+  const piped = z.preprocess((x) => x, sidecar);
+
+  it.each([
+    // what the env holds (prefix OCTO_PROXY_), what loads (or the error it must name)
+    ['a Service "octo-proxy": every link var names no field', { OCTO_PROXY_SERVICE_HOST: '10.0.0.1', OCTO_PROXY_SERVICE_PORT: '80', OCTO_PROXY_PORT: 'tcp://10.0.0.1:80', OCTO_PROXY_PORT_80_TCP: 'tcp://10.0.0.1:80', OCTO_PROXY_PORT_80_TCP_PROTO: 'tcp', OCTO_PROXY_PORT_80_TCP_PORT: '80', OCTO_PROXY_PORT_80_TCP_ADDR: '10.0.0.1' }, { adminPort: 15000, inboundPort: 15006, namespace: 'default' }],
+    ['a Service "octo-proxy-metrics" with a named port', { OCTO_PROXY_METRICS_SERVICE_HOST: '10.0.0.2', OCTO_PROXY_METRICS_SERVICE_PORT_HTTP: '9090', OCTO_PROXY_METRICS_PORT: 'tcp://10.0.0.2:9090' }, { adminPort: 15000, inboundPort: 15006, namespace: 'default' }],
+    ['an unknown variable of a tool or a typo', { OCTO_PROXY_SOMETHING_ELSE: 'x', OCTO_PROXY_ADMIN_PROT: '1' }, { adminPort: 15000, inboundPort: 15006, namespace: 'default' }],
+    ['a defined field is still read', { OCTO_PROXY_ADMIN_PORT: '15100', OCTO_PROXY_NAMESPACE: 'shop', OCTO_PROXY_SERVICE_HOST: '10.0.0.1' }, { adminPort: 15100, inboundPort: 15006, namespace: 'shop' }],
+    ['a bad value of a defined field is an error naming it', { OCTO_PROXY_ADMIN_PORT: '99999' }, /adminPort: .*\(from env OCTO_PROXY_ADMIN_PORT\)/],
+    ['a Service "octo-proxy-admin" collides with a defined field: an error that says so', { OCTO_PROXY_ADMIN_PORT: 'tcp://10.0.0.9:80' }, /adminPort: .*from env OCTO_PROXY_ADMIN_PORT, which looks like the Kubernetes service link of a Service named "octo-proxy-admin"/],
+  ])('%s', (_, env, want) => {
+    for (const schema of [sidecar, refined, piped]) {
+      if (want instanceof RegExp) expect(() => loadConfig(schema, { envPrefix: 'OCTO_PROXY_', argv: [], env })).toThrow(want);
+      else expect(loadConfig(schema, { envPrefix: 'OCTO_PROXY_', argv: [], env })).toEqual(want);
+    }
+  });
+
+  it('a flag wins over a colliding link, so a launcher can pin what it owns', () => {
+    expect(loadConfig(sidecar, { envPrefix: 'OCTO_PROXY_', argv: ['--admin-port', '0'], env: { OCTO_PROXY_ADMIN_PORT: 'tcp://10.0.0.9:80' } }).adminPort).toBe(0);
+  });
+
+  it('flags and files stay strict: an unknown key there is an error', () => {
+    expect(() => loadConfig(sidecar, { envPrefix: 'OCTO_PROXY_', argv: ['--admin-prot', '1'], env: {} })).toThrow(ConfigError);
+  });
+
+  it('refinements still apply to what came from the environment', () => {
+    expect(() => loadConfig(refined, { envPrefix: 'OCTO_PROXY_', argv: [], env: { OCTO_PROXY_INBOUND_PORT: '15000' } })).toThrow(/inboundPort: must differ from adminPort/);
+  });
+
+  it.each([
+    // name, value, the Service it is a link of
+    ['OCTO_PROXY_ADMIN_PORT', 'tcp://10.0.0.9:80', 'octo-proxy-admin'],
+    ['OCTO_AGENT_PORT', 'udp://[fd00::1]:53', 'octo-agent'],
+    ['OCTO_PROXY_ADMIN_PORT', '15000', undefined],
+    ['OCTO_PROXY_SERVICE_HOST', 'tcp://10.0.0.9:80', undefined],
+  ])('serviceLinkOf(%s=%s) → %s', (name, value, service) => expect(serviceLinkOf(name, value)).toBe(service));
+
+  it.each([
+    ['object', z.object({ a: z.string(), b: z.number() }), ['a', 'b']],
+    ['strict, refined', z.object({ a: z.string() }).strict().refine(() => true), ['a']],
+    ['preprocessed', z.preprocess((x) => x, z.object({ a: z.string() })), ['a']],
+    ['not an object', z.string(), undefined],
+  ])('schemaKeys of %s', (_, schema, keys) => expect(keys === undefined ? schemaKeys(schema) : [...schemaKeys(schema)!].sort()).toEqual(keys));
 });

@@ -49,6 +49,38 @@ function camel(s: string): string {
   return s.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
+/**
+ * The top-level keys a config schema defines, or undefined when they cannot be known (not an
+ * object schema under its wrappers). zod 4 keeps refinements on the object itself; defaults,
+ * optionals and pipes are unwrapped.
+ */
+export function schemaKeys(schema: z.ZodType, depth = 0): Set<string> | undefined {
+  const def = (schema as { _zod?: { def?: { type?: string; shape?: Record<string, unknown>; innerType?: z.ZodType; in?: z.ZodType; out?: z.ZodType } } })._zod?.def;
+  if (!def || depth > 10) return undefined;
+  if (def.type === 'object' && def.shape) return new Set(Object.keys(def.shape));
+  // A pipe: `.transform()` puts the object in `in`, `z.preprocess()` in `out`.
+  for (const inner of [def.innerType, def.in, def.out]) {
+    const keys = inner && schemaKeys(inner, depth + 1);
+    if (keys) return keys;
+  }
+  return undefined;
+}
+
+/**
+ * Kubernetes service links: for every Service in a pod's namespace (unless the pod sets
+ * `enableServiceLinks: false`) the kubelet adds `<NAME>_SERVICE_HOST`, `<NAME>_SERVICE_PORT[_<PORT>]`,
+ * `<NAME>_PORT=tcp://<ip>:<port>` and `<NAME>_PORT_<n>_<PROTO>[_PROTO|_PORT|_ADDR]`, NAME being the
+ * Service name upper-cased with `-` → `_`. A Service called `octo-proxy-admin` thus sets
+ * `OCTO_PROXY_ADMIN_PORT=tcp://10.0.0.9:80` in every container of its namespace.
+ */
+const SERVICE_LINK_VALUE = /^(tcp|udp|sctp):\/\/[0-9a-fA-F.:[\]]+:\d+$/;
+
+/** The Service whose link `name=value` would be, if it has that shape (for an error's hint). */
+export function serviceLinkOf(name: string, value: string): string | undefined {
+  const m = /^(.+)_PORT$/.exec(name);
+  return m && SERVICE_LINK_VALUE.test(value) ? m[1]!.toLowerCase().replaceAll('_', '-') : undefined;
+}
+
 export interface LoadConfigOptions {
   /** Environment variable prefix, e.g. `OCTO_PILOT_`. */
   envPrefix: string;
@@ -62,6 +94,11 @@ export interface LoadConfigOptions {
  * Loads a component's configuration: schema defaults < file < environment < flags, validated by
  * the zod schema (use `z.coerce` for numbers and booleans that arrive as strings). A bad value
  * throws ConfigError naming the field and where it came from.
+ *
+ * The environment is shared with others (Kubernetes service links for Services named like
+ * `octo-proxy`, tools, users): a prefixed variable that names no field of the schema is ignored,
+ * not an error. One that names a field is validated like a flag; flags and files are addressed to
+ * the component alone and stay strict.
  */
 export function loadConfig<S extends z.ZodType>(schema: S, opts: LoadConfigOptions): z.infer<S> {
   const flags = parseFlags(opts.argv ?? process.argv.slice(2));
@@ -75,12 +112,18 @@ export function loadConfig<S extends z.ZodType>(schema: S, opts: LoadConfigOptio
       throw new ConfigError('invalid configuration', [{ path: file, message: (err as Error).message }]);
     }
   }
-  const fromEnv = envValues(opts.env ?? process.env, opts.envPrefix);
+  const keys = schemaKeys(schema);
+  const fromEnv = Object.fromEntries(Object.entries(envValues(opts.env ?? process.env, opts.envPrefix)).filter(([k]) => keys === undefined || keys.has(k)));
+  const envName = (key: string) => `${opts.envPrefix}${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
   const merged = { ...fromFile, ...fromEnv, ...flags };
   const result = schema.safeParse(merged);
   if (result.success) return result.data;
   const source = (key: string) =>
-    key in flags ? `flag --${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` : key in fromEnv ? `env ${opts.envPrefix}${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}` : key in fromFile ? `file ${file}` : 'default';
+    key in flags ? `flag --${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` : key in fromEnv ? `env ${envName(key)}${linkHint(key)}` : key in fromFile ? `file ${file}` : 'default';
+  const linkHint = (key: string) => {
+    const service = serviceLinkOf(envName(key), String(fromEnv[key]));
+    return service ? `, which looks like the Kubernetes service link of a Service named "${service}": rename the Service, set this field by flag, or set enableServiceLinks: false on the pod` : '';
+  };
   throw new ConfigError(
     'invalid configuration',
     result.error.issues.map((i) => ({
