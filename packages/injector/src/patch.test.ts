@@ -65,6 +65,9 @@ describe('planInjection: inject', () => {
     expect(s['startupProbe'].httpGet).toEqual({ path: '/readyz', port: 15000 });
     expect(s['securityContext']).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
     expect(s['args']).toEqual(expect.arrayContaining(['--outbound-socket', OUTBOUND_SOCKET, '--proxy-entry', '/app/proxy.mjs']));
+    // Ports as flags, which win over service links (OCTO_AGENT_ADMIN_PORT=tcp://… of a Service octo-agent-admin).
+    const args = s['args'] as string[];
+    for (const [flag, port] of [['--admin-port', '15000'], ['--outbound-port', '15001'], ['--inbound-port', '15006']]) expect(args[args.indexOf(flag!) + 1]).toBe(port);
     expect(v.patch[3]!.value).toEqual(APP_ENV);
     expect(v.patch[4]!.value).toEqual({ 'sidecar.octo.io/status': 'injected' });
   });

@@ -171,6 +171,11 @@ export function planInjection(pod: PodSpecLike, s: InjectionSettings): Injection
     args: [
       '--proxy-entry', '/app/proxy.mjs',
       '--outbound-socket', OUTBOUND_SOCKET,
+      // Ports as flags: they win over OCTO_AGENT_*_PORT service links (a Service named
+      // octo-agent-admin in the app's namespace sets OCTO_AGENT_ADMIN_PORT=tcp://… in the pod).
+      '--admin-port', String(SIDECAR_PORTS.admin),
+      '--outbound-port', String(SIDECAR_PORTS.outbound),
+      '--inbound-port', String(SIDECAR_PORTS.inbound),
       '--outbound-host', '127.0.0.1',
       '--inbound-host', '0.0.0.0',
       // The kubelet probes the pod IP.

@@ -138,7 +138,7 @@ export class LegoAgent {
   private spawn(pkg: RunningPackage): ProxyChild {
     const child = new ProxyChild({
       entry: pkg.entry,
-      args: ['--config', this.opts.bootstrapFile],
+      args: proxyChildArgs(this.opts.bootstrapFile),
       sockets: this.opts.sockets,
       logger: this.log,
       version: pkg.version,
@@ -422,6 +422,18 @@ export class LegoAgent {
 
 /** Called with a probe's failure (a child starting or gone is expected to fail some). */
 type ProbeError = (what: string, err: Error) => void;
+
+/**
+ * A proxy child's command line. What the agent owns — sockets handed over IPC, a private admin
+ * port on loopback — is in the bootstrap file and again as flags, because the proxy reads
+ * `OCTO_PROXY_*` env over its file and a pod's env is not only ours: a Service named
+ * `octo-proxy-admin` in the app's namespace puts `OCTO_PROXY_ADMIN_PORT=tcp://…` into every
+ * container (service links). Flags win over env. The listener ports are unused with sockets from
+ * the parent; pinned so such a link cannot fail the child's config either.
+ */
+export function proxyChildArgs(bootstrapFile: string): string[] {
+  return ['--config', bootstrapFile, '--sockets-from', 'parent', '--admin-host', '127.0.0.1', '--admin-port', '0', '--outbound-port', '0', '--inbound-port', '0'];
+}
 
 async function readyProbe(adminPort: number, onError?: ProbeError): Promise<boolean> {
   try {

@@ -30,12 +30,43 @@ describe('octo-lego-agent executable', () => {
     [[], { OCTO_AGENT_MIN_READY_SECONDS: 'soon' }, 'minReadySeconds', 'env OCTO_AGENT_MIN_READY_SECONDS'],
     [['--no-such-setting', 'x'], {}, 'noSuchSetting', ''],
     [['--trusted-keys', '/nonexistent.pem', '--state-dir', dir], {}, 'trustedKeys', ''],
+    // A Service named octo-agent-admin collides with a field (the injector passes ports as flags).
+    [[], { OCTO_AGENT_ADMIN_PORT: 'tcp://10.0.0.9:80' }, 'adminPort', 'service link of a Service named "octo-agent-admin"'],
   ])('refuses %j %j naming the field (exit 2)', async (args, env, field, source) => {
     const r = await runBad(args as string[], env);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(field);
     expect(r.stderr).toContain(source);
   });
+
+  // Kubernetes service links of Services in the app's namespace named like ours: the agent and
+  // its proxy children ignore what names none of their fields, and the child's ports the agent
+  // owns are flags, which win over OCTO_PROXY_*_PORT links.
+  it('starts and serves with the service-link env of Services named octo-agent, octo-proxy, octo-proxy-admin, octo-proxy-inbound', async () => {
+    const up = await upstreams();
+    const links: Record<string, string> = {};
+    for (const [svc, ip] of [['OCTO_AGENT', '10.0.0.1'], ['OCTO_PROXY', '10.0.0.2'], ['OCTO_PROXY_ADMIN', '10.0.0.3'], ['OCTO_PROXY_INBOUND', '10.0.0.4'], ['OCTO_PROXY_OUTBOUND', '10.0.0.5']] as const) {
+      Object.assign(links, {
+        [`${svc}_SERVICE_HOST`]: ip,
+        [`${svc}_SERVICE_PORT`]: '80',
+        [`${svc}_SERVICE_PORT_HTTP`]: '80',
+        [`${svc}_PORT`]: `tcp://${ip}:80`,
+        [`${svc}_PORT_80_TCP`]: `tcp://${ip}:80`,
+        [`${svc}_PORT_80_TCP_PROTO`]: 'tcp',
+        [`${svc}_PORT_80_TCP_PORT`]: '80',
+        [`${svc}_PORT_80_TCP_ADDR`]: ip,
+      });
+    }
+    const agent = await startAgent(dir, 'links', { proxyEntry: join(dir, 'boot', 'proxy.mjs'), proxy: proxySection(up.h1Port, up.h2Port) }, links);
+    try {
+      await agent.waitStatus('ready', (s) => s.ready);
+      expect((await get1(agent.outboundPort, '/hello')).body).toBe('ok /hello');
+      expect((await agent.proxy()).adminPort).not.toBe(80);
+    } finally {
+      await agent.stop();
+      await up.close();
+    }
+  }, 60_000);
 
   it('on SIGTERM drains the proxy (in-flight requests finish), then exits 0 with no child left', async () => {
     const up = await upstreams();
