@@ -3,7 +3,8 @@
  * esbuild into one ESM file under /app (no node_modules in the image), on the runtime layer.
  *
  * - control plane: /app/{dispatcher,meta-server,pilot,operator,injector}.mjs — the chart picks
- *   one per Deployment by its command (`node /app/pilot.mjs …`);
+ *   one per Deployment by its command (`node /app/pilot.mjs …`); the package repository is
+ *   operator.mjs with `--repository-only` (no app of its own);
  * - sidecar: /app/lego-agent.mjs, which starts /app/proxy.mjs (the bootstrap proxy version).
  *
  * Both share the runtime layer (same digest, stored once by containerd).

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 
+const bool = z.union([z.boolean(), z.enum(['true', 'false']).transform((s) => s === 'true')]);
 const ms = (def: number, min: number, max: number, description: string) => z.coerce.number().int().min(min).max(max).default(def).describe(description);
 
 /** The operator's configuration: flags (`--admin-port`), env (`OCTO_OPERATOR_ADMIN_PORT`) or a file (`--config`). */
@@ -34,9 +35,21 @@ export const operatorConfig = z
     fleetTimeoutMs: ms(2000, 50, 60_000, 'A pilot that does not answer within this holds the rollouts.'),
     statusMinIntervalMs: ms(1000, 0, 60_000, 'At most one status write per object per this long.'),
     routePolicyResyncMs: ms(5000, 100, 600_000, 'RoutePolicy status is refreshed from the pilots this often.'),
+    repositoryDir: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Serve the proxy package repository (PUT/GET /packages/<sha256>) from this directory; no repository without it.'),
+    repositoryPort: z.coerce.number().int().min(0).max(65535).default(15018).describe('Port of the package repository (HTTP, on host).'),
+    repositoryMaxBytes: z.coerce.number().int().min(1).default(64 * 1024 * 1024).describe('Uploads larger than this are refused (413).'),
+    repositoryOnly: bool
+      .default(false)
+      .describe('Serve only the package repository and the admin endpoints: no store, no Lease, no reconciling (the chart runs the repository this way).'),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
   })
   .strict()
+  .refine((c) => !c.repositoryOnly || c.repositoryDir !== undefined, { path: ['repositoryDir'], message: 'is required with repositoryOnly (where the packages are stored)' })
+  .refine((c) => c.repositoryDir === undefined || c.repositoryPort === 0 || c.repositoryPort !== c.adminPort, { path: ['repositoryPort'], message: 'must differ from adminPort' })
   .refine((c) => c.renewDeadlineMs < c.leaseDurationMs, { path: ['renewDeadlineMs'], message: 'must be shorter than leaseDurationMs, or two replicas can lead at once' })
   .refine((c) => c.retryPeriodMs < c.renewDeadlineMs, { path: ['retryPeriodMs'], message: 'must be shorter than renewDeadlineMs' });
 

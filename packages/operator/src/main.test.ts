@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from '@jest/globals';
+import { pushPackage } from '@octo-mesh/proxy-package';
 import { freePort, waitFor } from '@octo-mesh/runtime';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -35,6 +36,41 @@ describe('octo-operator executable', () => {
     const q = run([], { OCTO_OPERATOR_RENEW_DEADLINE_MS: '20000' });
     expect(await q.exited).toBe(2);
     expect(q.output()).toContain('renewDeadlineMs: must be shorter than leaseDurationMs');
+  }, 30_000);
+
+  it.each([
+    // flags, what the message must say
+    [['--repository-only'], 'repositoryDir: is required with repositoryOnly'],
+    [['--repository-only', 'maybe', '--repository-dir', '/tmp/x'], 'repositoryOnly'],
+    [['--repository-dir', '/tmp/x', '--repository-port', '70000'], 'repositoryPort'],
+    [['--repository-dir', '/tmp/x', '--repository-port', '15014'], 'repositoryPort: must differ from adminPort'],
+    [['--repository-dir', '/tmp/x', '--repository-max-bytes', '0'], 'repositoryMaxBytes'],
+  ])('a bad repository setting %j stops it with exit 2: %s', async (args, message) => {
+    const p = run(args);
+    expect(await p.exited).toBe(2);
+    expect(p.output()).toContain(message);
+  }, 30_000);
+
+  it('--repository-only serves the package repository (push, get, list) and stops on SIGTERM', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'octo-operator-repo-'));
+    const [admin, repo] = [await freePort(), await freePort()];
+    // No kubeconfig and no dispatcher: this mode needs neither.
+    const p = run(['--repository-only', '--repository-dir', join(dir, 'packages'), '--repository-port', String(repo), '--admin-port', String(admin)], { KUBECONFIG: join(dir, 'none') });
+    try {
+      await waitFor('readyz', () => fetch(`http://127.0.0.1:${admin}/readyz`).then((r) => r.status, () => 0), (s) => s === 200, { timeoutMs: 15_000 });
+      const file = join(dir, 'octo-proxy-9.9.9.tgz');
+      writeFileSync(file, 'not really a package, but the repository stores bytes by digest');
+      const { url, sha256 } = await pushPackage(`http://127.0.0.1:${repo}`, file);
+      expect(url).toBe(`http://127.0.0.1:${repo}/packages/${sha256}`);
+      expect(await (await fetch(url)).text()).toBe('not really a package, but the repository stores bytes by digest');
+      const listed = (await (await fetch(`http://127.0.0.1:${repo}/packages`)).json()) as { packages: { sha256: string }[] };
+      expect(listed.packages.map((x) => x.sha256)).toEqual([sha256]);
+      // The repository's counters are on the operator's /metrics too.
+      expect(await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text()).toContain('octo_package_repository_requests_total{method="PUT",code="201"} 1');
+    } finally {
+      p.child.kill('SIGTERM');
+    }
+    expect(await p.exited).toBe(0);
   }, 30_000);
 
   it('SIGTERM stops it cleanly with exit 0', async () => {

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { KubeConfig } from '@kubernetes/client-node';
+import { PackageRepository } from '@octo-mesh/proxy-package';
 import { ConfigError, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig, startAdminServer, type Logger, type Registry } from '@octo-mesh/runtime';
 import { operatorConfig, type OperatorConfig } from './config.js';
 import { DispatcherOperatorStore } from './dispatcher-store.js';
@@ -23,10 +24,13 @@ async function main(): Promise<void> {
   }
   const logger = createLogger('operator', config.logLevel);
   const registry = createMetricsRegistry('operator');
-  const metrics = new OperatorMetrics(registry);
   const shutdown = new GracefulShutdown({ logger }).install();
+  const repository = await startRepository(config, { logger, registry, shutdown });
+  if (config.repositoryOnly) return runRepositoryOnly(config, repository!, { logger, registry, shutdown });
+  const metrics = new OperatorMetrics(registry);
+  const repositoryReady: Record<string, () => true | string> = repository ? { repository: () => repository.port > 0 || 'package repository not listening' } : {};
   const fleet = new FleetPoller(httpFleetClient(config.metaServerUrl, config.fleetTimeoutMs), logger, metrics);
-  if (config.dispatcherAddress) return runEmbedded(config, config.dispatcherAddress, { logger, registry, metrics, shutdown, fleet });
+  if (config.dispatcherAddress) return runEmbedded(config, config.dispatcherAddress, { logger, registry, metrics, shutdown, fleet, repositoryReady });
   const kc = new KubeConfig();
   try {
     if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
@@ -46,7 +50,7 @@ async function main(): Promise<void> {
     host: config.host,
     port: config.adminPort,
     registry,
-    readiness: { caches: () => synced || 'informer caches not synced' },
+    readiness: { caches: () => synced || 'informer caches not synced', ...repositoryReady },
     routes: {
       '/debug/leader': () => ({ identity: config.identity, leading: operator.isLeading }),
     },
@@ -76,7 +80,7 @@ async function main(): Promise<void> {
     await elector.stop();
   });
   elector.start();
-  logger.info('listening', { adminPort: admin.port, host: config.host, identity: config.identity, lease: `${namespace}/${config.leaseName}`, metaServer: config.metaServerUrl, watchNamespace: config.watchNamespace ?? '(all)' });
+  logger.info('listening', { adminPort: admin.port, host: config.host, identity: config.identity, lease: `${namespace}/${config.leaseName}`, metaServer: config.metaServerUrl, watchNamespace: config.watchNamespace ?? '(all)', repositoryPort: repository?.port });
 }
 
 /**
@@ -86,9 +90,9 @@ async function main(): Promise<void> {
 async function runEmbedded(
   config: OperatorConfig,
   dispatcherAddress: string,
-  deps: { logger: Logger; registry: Registry; metrics: OperatorMetrics; shutdown: GracefulShutdown; fleet: FleetPoller },
+  deps: { logger: Logger; registry: Registry; metrics: OperatorMetrics; shutdown: GracefulShutdown; fleet: FleetPoller; repositoryReady: Record<string, () => true | string> },
 ): Promise<void> {
-  const { logger, registry, metrics, shutdown, fleet } = deps;
+  const { logger, registry, metrics, shutdown, fleet, repositoryReady } = deps;
   const store = new DispatcherOperatorStore({ address: dispatcherAddress, clientId: config.identity, logger });
   const operator = new Operator({ store, fleet, events: new LogEventRecorder(logger), metrics, logger, pollIntervalMs: config.pollIntervalMs, statusMinIntervalMs: config.statusMinIntervalMs, routePolicyResyncMs: config.routePolicyResyncMs });
   let synced = false;
@@ -96,7 +100,7 @@ async function runEmbedded(
     host: config.host,
     port: config.adminPort,
     registry,
-    readiness: { caches: () => synced || 'not synced with the dispatcher yet' },
+    readiness: { caches: () => synced || 'not synced with the dispatcher yet', ...repositoryReady },
     routes: { '/debug/leader': () => ({ identity: config.identity, leading: operator.isLeading }) },
   });
   shutdown.add('admin server', () => admin.close());
@@ -106,6 +110,42 @@ async function runEmbedded(
   shutdown.add('operator', () => operator.stopLeading());
   operator.startLeading();
   logger.info('listening', { adminPort: admin.port, host: config.host, identity: config.identity, dispatcher: dispatcherAddress, metaServer: config.metaServerUrl });
+}
+
+/**
+ * The proxy package repository agents download from (`--repository-dir`): content-addressed, so
+ * any number of writers and readers share one directory safely (uploads are renamed into place).
+ * Stopped last-registered-first by the shutdown, i.e. before the admin server.
+ */
+async function startRepository(config: OperatorConfig, deps: { logger: Logger; registry: Registry; shutdown: GracefulShutdown }): Promise<PackageRepository | undefined> {
+  if (config.repositoryDir === undefined) return undefined;
+  const repository = new PackageRepository({
+    dir: config.repositoryDir,
+    host: config.host,
+    port: config.repositoryPort,
+    maxBytes: config.repositoryMaxBytes,
+    logger: deps.logger.child({ component: 'package-repository' }),
+    registry: deps.registry,
+  });
+  await repository.start();
+  deps.shutdown.add('package repository', () => repository.stop());
+  return repository;
+}
+
+/**
+ * Only the package repository (`--repository-only`): no store, no Lease, nothing reconciled, no
+ * API access needed. The chart runs it as its own single-replica Deployment, because packages are
+ * pushed to one repository and every agent must find them there.
+ */
+async function runRepositoryOnly(config: OperatorConfig, repository: PackageRepository, deps: { logger: Logger; registry: Registry; shutdown: GracefulShutdown }): Promise<void> {
+  const admin = await startAdminServer({
+    host: config.host,
+    port: config.adminPort,
+    registry: deps.registry,
+    readiness: { repository: () => repository.port > 0 || 'package repository not listening' },
+  });
+  deps.shutdown.add('admin server', () => admin.close());
+  deps.logger.info('listening', { adminPort: admin.port, host: config.host, repositoryPort: repository.port, repositoryDir: config.repositoryDir, mode: 'repository only' });
 }
 
 main().catch((err: unknown) => {
