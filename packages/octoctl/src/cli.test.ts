@@ -198,6 +198,10 @@ describe('octoctl against real dispatcher, meta server, pilot and sidecar proces
       expect(pushed.out).toContain(`sha256: ${digest}`);
       const res = await fetch(`${repo.url}/packages/${digest}`);
       expect(Buffer.from(await res.arrayBuffer())).toEqual(readFileSync(file));
+      // Pushed through a port-forward, printed as the pods see the repository (a second push is a no-op).
+      const inCluster = await octoctl('package', 'push', file, '--repository', repo.url, '--url-base', 'http://octo-package-repository.octo-system.svc:15018/');
+      expect(inCluster.out).toContain(`url:    http://octo-package-repository.octo-system.svc:15018/packages/${digest}`);
+      expect((await octoctl('package', 'push', file, '--repository', repo.url, '--url-base', 'octo-package-repository:15018')).code).toBe(2);
 
       const keys = generateKeyPairSync('ed25519');
       const keyFile = join(dir, 'signer.pem');

@@ -6,7 +6,7 @@ import { DispatcherConnection, MetaAdminClient, PilotAdminClient } from '@octo-m
 import { worstSyncState } from '@octo-mesh/contracts';
 import { parseFlags } from '@octo-mesh/runtime';
 import { ago, table } from './format.js';
-import { DEFAULT_REPOSITORY, packagePush, packageSign } from './package.js';
+import { DEFAULT_REPOSITORY, isRepositoryUrl, packagePush, packageSign } from './package.js';
 import { ROLLOUT_ACTIONS, rolloutAction, type RolloutAction } from './rollout.js';
 import { readState, type EmbeddedState } from './state.js';
 
@@ -28,7 +28,9 @@ Usage:
                                          a ProxyVersion rollout: batches, counts, failures with
                                          reasons; pause/resume; abort (roll back); undo (back to
                                          the previous Succeeded release)
-  octoctl package push <file> [--repository URL]   upload a proxy package; prints its URL and sha256
+  octoctl package push <file> [--repository URL] [--url-base URL]
+                                         upload a proxy package; prints its URL (under --url-base:
+                                         the repository as the pods see it) and sha256
   octoctl package sign <file> --key <ed25519.pem>  prints the package's detached signature (base64)
 
 Where the mesh is: flags --dispatcher host:port (gRPC), --meta-admin host:port (HTTP),
@@ -253,8 +255,11 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
       case 'package': {
         const file = words[2];
         if ((arg !== 'push' && arg !== 'sign') || !file) return usage(io, 'package needs push|sign and a file');
-        if (arg === 'push') io.out(await packagePush(file, flags['repository'] ?? state?.repository?.url ?? DEFAULT_REPOSITORY));
-        else {
+        if (arg === 'push') {
+          const urlBase = flags['urlBase'];
+          if (urlBase !== undefined && !isRepositoryUrl(urlBase)) return usage(io, `--url-base: "${urlBase}" is not an http(s) URL`);
+          io.out(await packagePush(file, flags['repository'] ?? state?.repository?.url ?? DEFAULT_REPOSITORY, urlBase));
+        } else {
           if (!flags['key']) return usage(io, 'package sign needs --key <ed25519 private key, PEM>');
           io.out(await packageSign(file, flags['key']));
         }
