@@ -2,13 +2,13 @@
 // without a registry → `helm install` → control plane Ready → least-privilege RBAC as documented
 // → a labelled namespace gets native sidecars → demo traffic app → Unix socket → sidecar → peer
 // sidecar → app → an 80/20 RoutePolicy splits 2,000 requests within ±3 % → the pilot serving the
-// demo is deleted while traffic flows: sidecars re-home, 0 requests fail → a Job with a sidecar
-// completes → bad pods are denied, opted-out pods are left alone → `helm upgrade` → `helm
+// demo is deleted while traffic flows: sidecars re-home, 0 requests fail → `octoctl package push`
+// to the chart's package repository and a ProxyVersion naming it upgrade every sidecar in place
+// → a Job with a sidecar completes → bad pods are denied, opted-out pods are left alone → `helm upgrade` → `helm
 // uninstall` leaves only what docs/kubernetes.md lists. The steps share the cluster and run in
 // order; figures for the docs are printed and written to dist/cluster-e2e-figures.json.
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -116,7 +116,7 @@ describe('helm install', () => {
     ok(r, 'helm install');
     type Deploys = { items: { metadata: { name: string }; spec: { replicas: number }; status: { readyReplicas?: number } }[] };
     const notReady = () => json<Deploys>(['get', 'deploy', '-n', NS]).items.filter((d) => d.status.readyReplicas !== d.spec.replicas).map((d) => `${d.metadata.name} ${d.status.readyReplicas ?? 0}/${d.spec.replicas}`);
-    expect(json<Deploys>(['get', 'deploy', '-n', NS]).items.map((d) => d.metadata.name).sort()).toEqual(['octo-dispatcher', 'octo-injector', 'octo-meta-server', 'octo-operator', 'octo-pilot']);
+    expect(json<Deploys>(['get', 'deploy', '-n', NS]).items.map((d) => d.metadata.name).sort()).toEqual(['octo-dispatcher', 'octo-injector', 'octo-meta-server', 'octo-operator', 'octo-package-repository', 'octo-pilot']);
     // helm --wait counts a Deployment done at replicas − maxUnavailable; give stragglers (and a
     // replica that flapped on a loaded machine) a moment, and say which it was.
     const lagging = notReady();
@@ -162,6 +162,8 @@ describe('helm install', () => {
     ['injector', 'update', `mutatingwebhookconfigurations/${NS}-${RELEASE}-injector`, [], 'yes'],
     ['injector', 'update', 'mutatingwebhookconfigurations/someone-else', [], 'no'],
     ['injector', 'create', 'pods', ['-n', DEMO], 'no'],
+    ['package-repository', 'get', 'pods', ['-n', NS], 'no'],
+    ['package-repository', 'get', 'proxyversions.mesh.octo.io', ['-n', DEMO], 'no'],
   ])('kubectl auth can-i: %s %s %s %j → %s', (sa, verb, resource, extra, want) => {
     const r = kubectl(['auth', 'can-i', verb, resource, ...extra, `--as=system:serviceaccount:${NS}:${RELEASE}-${sa}`]);
     expect(r.stdout.trim()).toBe(want);
@@ -223,38 +225,46 @@ describe('sidecar injection', () => {
   // A ProxyVersion rollout upgrades every sidecar in place: the operator advances it, the pilots
   // target the batches (they see the status the operator writes, mirrored by the dispatcher), each
   // sidecar's agent swaps its proxy; no container restarts and no request fails.
-  it('upgrades every sidecar in place with a ProxyVersion: same containers, 0 failed requests', async () => {
-    const { makePackage } = await import('@octo-mesh/proxy-package/build.js');
-    const pkg = await makePackage({ version: '0.2.0' });
-    // Served from the node on the pods' bridge (their default gateway), as a repository would.
-    const server = createServer((_req, res) => res.writeHead(200, { 'content-length': pkg.bytes.length }).end(pkg.bytes));
-    await new Promise<void>((r) => server.listen(0, '10.244.0.1', r));
-    try {
-      const url = `http://10.244.0.1:${(server.address() as AddressInfo).port}/octo-proxy-0.2.0.tgz`;
-      const ids = () =>
-        podsOf(DEMO, 'app in (catalog,frontend)')
-          .map((p) => `${p.metadata.name} ${p.status.containerStatuses?.map((c) => `${c.containerID}/${(c as { restartCount?: number }).restartCount}`).join()} ${p.status.initContainerStatuses?.map((c) => `${c.containerID}/${(c as { restartCount?: number }).restartCount}`).join()}`)
-          .sort();
-      const before = ids();
-      const load = drive('durationMs=30000&rps=50');
-      ok(
-        kubectl(
-          ['apply', '-f', '-'],
-          `apiVersion: mesh.octo.io/v1alpha1\nkind: ProxyVersion\nmetadata: {name: proxy-0-2-0, namespace: ${DEMO}}\nspec:\n  version: 0.2.0\n  package: {url: "${url}", sha256: ${pkg.sha256}}\n  strategy:\n    maxUnavailable: 3\n    pauseBetweenBatches: 0s\n    healthGate: {minReadySeconds: 1, maxFailurePercent: 0, progressDeadline: 2m}\n`,
-        ),
-        'apply ProxyVersion',
-      );
-      const agents = () => Promise.all(podsOf(DEMO, 'app in (catalog,frontend)').map(async (p) => (await (await fetch(`http://${p.status.podIP}:15000/status`)).json()) as { runningVersion: string; phase: string; lastError: unknown }));
-      await until('every sidecar on 0.2.0', async () => (await agents()).every((a) => a.runningVersion === '0.2.0'), 120_000).catch(async (err: Error) => {
-        const pv = kubectl(['get', 'proxyversion', 'proxy-0-2-0', '-n', DEMO, '-o', 'jsonpath={.status}']).stdout;
-        throw new Error(`${err.message}\nProxyVersion status: ${pv}\nagents: ${JSON.stringify(await agents())}`);
-      });
-      const r = await load;
-      expect(r.failed).toBe(0);
-      expect(ids()).toEqual(before);
-    } finally {
-      server.close();
-    }
+  it('upgrades every sidecar in place with a ProxyVersion from the chart\'s package repository: same containers, 0 failed requests', async () => {
+    const { writePackage } = await import('@octo-mesh/proxy-package/build.js');
+    const pkg = await writePackage({ version: '0.2.0' }, join(tmpdir(), 'octo-cluster-e2e-packages'));
+    // `octoctl package push` to the chart's repository — from the node, at its pod address (as a
+    // port-forward would reach it) — printing the URL under the Service name the pods resolve.
+    execFileSync(join(REPO_ROOT, 'node_modules/.bin/tsc'), ['-b', 'packages/octoctl'], { cwd: REPO_ROOT, stdio: 'pipe' });
+    const repoIp = podsOf(NS, 'app.kubernetes.io/name=package-repository')[0]!.status.podIP!;
+    const pushed = spawnSync(
+      process.execPath,
+      [join(REPO_ROOT, 'packages/octoctl/dist/main.js'), 'package', 'push', pkg.path, '--repository', `http://${repoIp}:15018`, '--url-base', `http://${RELEASE}-package-repository.${NS}.svc:15018`],
+      { encoding: 'utf8' },
+    );
+    expect(pushed.status).toBe(0);
+    const url = /^url: +(\S+)$/m.exec(pushed.stdout)![1]!;
+    expect(url).toBe(`http://${RELEASE}-package-repository.${NS}.svc:15018/packages/${pkg.sha256}`);
+    expect(/^sha256: +(\S+)$/m.exec(pushed.stdout)![1]).toBe(pkg.sha256);
+    const ids = () =>
+      podsOf(DEMO, 'app in (catalog,frontend)')
+        .map((p) => `${p.metadata.name} ${p.status.containerStatuses?.map((c) => `${c.containerID}/${(c as { restartCount?: number }).restartCount}`).join()} ${p.status.initContainerStatuses?.map((c) => `${c.containerID}/${(c as { restartCount?: number }).restartCount}`).join()}`)
+        .sort();
+    const before = ids();
+    const load = drive('durationMs=30000&rps=50');
+    ok(
+      kubectl(
+        ['apply', '-f', '-'],
+        `apiVersion: mesh.octo.io/v1alpha1\nkind: ProxyVersion\nmetadata: {name: proxy-0-2-0, namespace: ${DEMO}}\nspec:\n  version: 0.2.0\n  package: {url: "${url}", sha256: ${pkg.sha256}}\n  strategy:\n    maxUnavailable: 3\n    pauseBetweenBatches: 0s\n    healthGate: {minReadySeconds: 1, maxFailurePercent: 0, progressDeadline: 2m}\n`,
+      ),
+      'apply ProxyVersion',
+    );
+    const agents = () => Promise.all(podsOf(DEMO, 'app in (catalog,frontend)').map(async (p) => (await (await fetch(`http://${p.status.podIP}:15000/status`)).json()) as { runningVersion: string; phase: string; lastError: unknown }));
+    await until('every sidecar on 0.2.0', async () => (await agents()).every((a) => a.runningVersion === '0.2.0'), 120_000).catch(async (err: Error) => {
+      const pv = kubectl(['get', 'proxyversion', 'proxy-0-2-0', '-n', DEMO, '-o', 'jsonpath={.status}']).stdout;
+      throw new Error(`${err.message}\nProxyVersion status: ${pv}\nagents: ${JSON.stringify(await agents())}`);
+    });
+    const r = await load;
+    expect(r.failed).toBe(0);
+    expect(ids()).toEqual(before);
+    // Every sidecar downloaded it from the repository (one GET each, 3 pods).
+    const metrics = await (await fetch(`http://${repoIp}:15014/metrics`)).text();
+    expect(Number(/octo_package_repository_requests_total\{method="GET",code="200"\} (\d+)/.exec(metrics)?.[1] ?? 0)).toBeGreaterThanOrEqual(3);
   }, 200_000);
 
   it('lets a Job with a sidecar complete', () => {
