@@ -1,5 +1,6 @@
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import type { KeyObject } from 'node:crypto';
+import type net from 'node:net';
 import { join } from 'node:path';
 import { Backoff, Counter, Gauge, Histogram, sleep, type Logger, type Registry } from '@octo-mesh/runtime';
 import { PackageStore, download, isPackageError, packageDirName, type InstalledPackage } from '@octo-mesh/proxy-package';
@@ -64,6 +65,7 @@ export class LegoAgent {
     crashes: Counter;
     refused: Counter<'reason'>;
     errors: Counter<'where'>;
+    connections: Counter<'result'>;
     ready: Gauge;
   };
   /** Resolves when no upgrade is under way (for tests and shutdown). */
@@ -86,6 +88,12 @@ export class LegoAgent {
       crashes: new Counter({ name: 'octo_lego_proxy_crashes_total', help: 'Serving proxy children that exited unasked.', registers: r }),
       refused: new Counter({ name: 'octo_lego_packages_refused_total', help: 'Packages refused or rolled back, by reason.', labelNames: ['reason'], registers: r }),
       errors: new Counter({ name: 'octo_lego_errors_total', help: 'Errors caught and handled, by where.', labelNames: ['where'], registers: r }),
+      connections: new Counter({
+        name: 'octo_lego_connection_handovers_total',
+        help: 'Kept-alive connections passed from a draining proxy to its successor in a swap, by result (passed, closed, failed).',
+        labelNames: ['result'],
+        registers: r,
+      }),
       ready: new Gauge({ name: 'octo_lego_proxy_ready', help: '1 while a proxy child serves and is ready.', registers: r }),
     };
     const now = new Date().toISOString();
@@ -152,6 +160,22 @@ export class LegoAgent {
   }
 
   /** Makes `child` the serving one: its crashes are supervised, its targets followed. */
+  /** Passes a drained proxy's kept-alive connection to its successor; if that cannot take it, it is closed. */
+  private passConnection(to: ProxyChild, listener: string, socket: net.Socket): void {
+    if (to.exited || to.draining || !to.adoptsConnections || this.current?.child !== to) {
+      this.m.connections.inc({ result: 'closed' });
+      socket.destroy();
+      return;
+    }
+    to.send({ type: 'octo.connection', listener }, socket, (err) => {
+      if (!err) return void this.m.connections.inc({ result: 'passed' });
+      this.m.connections.inc({ result: 'failed' });
+      this.m.errors.inc({ where: 'connection-handover' });
+      this.log.warn('passing a kept-alive connection to the new proxy failed; it is closed', { listener, pid: to.pid, error: err.message });
+      socket.destroy();
+    });
+  }
+
   private serve(child: ProxyChild, pkg: RunningPackage): void {
     this.current = { child, pkg };
     this.status.runningVersion = pkg.version === 'bootstrap' ? (child.reportedVersion ?? 'bootstrap') : pkg.version;
@@ -314,7 +338,14 @@ export class LegoAgent {
       this.serve(child, running);
       this.setReady(true);
       await writeFile(this.activeFile, JSON.stringify({ dir: pkg.dir }));
-      if (old) await old.child.drain(cfg.drainTimeoutMs, cfg.drainSpreadMs);
+      if (old) {
+        // Kept-alive connections move to the new proxy when it can adopt them (no client then
+        // meets a closing connection); otherwise each closes after its next response.
+        const onConnection = (listener: string, socket: net.Socket) => this.passConnection(child!, listener, socket);
+        old.child.on('connection', onConnection);
+        await old.child.drain(cfg.drainTimeoutMs, cfg.drainSpreadMs, undefined, child.adoptsConnections);
+        old.child.off('connection', onConnection);
+      }
       const seconds = (Date.now() - began) / 1000;
       this.m.swaps.inc({ result: 'promoted' });
       this.m.swapSeconds.observe(seconds);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -71,6 +72,22 @@ function longStream(port: number): Promise<{ ticks: () => number; closed: Promis
   });
 }
 
+/** One request on a kept-alive agent's single connection: which local port it left from, and whether it was reused. */
+function onKeptAlive(a: http.Agent, port: number, path: string): Promise<{ status: number; body: string; localPort: number; reused: boolean; close: boolean }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent: a, headers: { host: 'svc' } }, (res) => {
+      const localPort = res.socket.localPort ?? 0;
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, body, localPort, reused: req.reusedSocket, close: res.headers.connection === 'close' }),
+      );
+    });
+    req.on('error', reject);
+  });
+}
+
 describe('LEGO agent hot swap', () => {
   beforeAll(async () => {
     buildAgent();
@@ -120,11 +137,16 @@ describe('LEGO agent hot swap', () => {
   it('upgrades 5 times in a row under load: 0 failed requests; long-lived streams end at the drain timeout', async () => {
     const load = new LoadGenerator({ port: agent.outboundPort, rps: 300, h1Connections: 8, h2Connections: 2 });
     load.start();
+    const keptAlive = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const keptAlivePorts = new Set<number>();
     const swaps: { to: string; ms: number; longLived: { kind: string; openMs: number; afterDrainMs: number; data: number }[] }[] = [];
     try {
       await new Promise((r) => setTimeout(r, 500));
       const versions = ['2.0.0', '1.0.0', '2.0.0', '1.0.0', '2.0.0'];
       for (const to of versions) {
+        const idle = await onKeptAlive(keptAlive, agent.outboundPort, `/before-${to}`);
+        expect(idle).toMatchObject({ status: 200, close: false });
+        keptAlivePorts.add(idle.localPort);
         const ws = await webSocket(agent.outboundPort);
         const ls = await longStream(agent.outboundPort);
         const before = await agent.proxy();
@@ -139,6 +161,10 @@ describe('LEGO agent hot swap', () => {
         const ms = Date.now() - t0;
         const after = await agent.proxy();
         expect(after.pid).not.toBe(before.pid);
+        // The connection that sat idle through the swap was handed to the new proxy, not closed:
+        // its next request goes out on the same socket and is answered by the new version.
+        const moved = await onKeptAlive(keptAlive, agent.outboundPort, `/after-${to}`);
+        expect(moved).toMatchObject({ status: 200, body: `ok /after-${to}`, reused: true, close: false, localPort: idle.localPort });
         const [wsClosed, lsClosed] = await Promise.all([ws.closed, ls.closed]);
         swaps.push({
           to,
@@ -157,19 +183,28 @@ describe('LEGO agent hot swap', () => {
         }
       }
     } finally {
+      keptAlive.destroy();
       await load.stop();
     }
+    // One kept-alive connection lived through all five swaps.
+    expect([...keptAlivePorts]).toHaveLength(1);
     const s = load.stats;
     process.stdout.write(
       `hot swap x5 under load: sent ${s.sent}, ok ${s.ok}, failed ${s.failed}, h2 refused-and-retried ${s.retriedRefused}; swaps ${JSON.stringify(swaps.map((w) => ({ to: w.to, ms: w.ms, longLived: w.longLived.map((l) => `${l.kind} closed ${l.afterDrainMs} ms after drain began`) })))}\n`,
     );
+    if (s.failed) process.stdout.write(`failed requests; the agent's and proxies' warnings:\n${agent.stderr().slice(-6000)}\n`);
     expect(s.errors).toEqual([]);
     expect(s.failed).toBe(0);
     expect(s.ok).toBe(s.sent);
     expect(s.sent).toBeGreaterThan(1000);
     const st = await agent.status();
     expect(st).toMatchObject({ runningVersion: '2.0.0', phase: 'Idle', ready: true, lastError: null, badVersions: [] });
-    expect((await agent.get('/metrics')).body).toMatch(/octo_lego_swaps_total\{result="promoted"\} 5/);
+    const metrics = (await agent.get('/metrics')).body;
+    expect(metrics).toMatch(/octo_lego_swaps_total\{result="promoted"\} 5/);
+    const passed = Number(/octo_lego_connection_handovers_total\{result="passed"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+    process.stdout.write(`kept-alive connections passed to the new proxy over 5 swaps: ${passed}\n`);
+    expect(passed).toBeGreaterThanOrEqual(5);
+    expect(metrics).not.toMatch(/octo_lego_connection_handovers_total\{result="failed"\}/);
   }, 180_000);
 
   it('restarts a proxy killed with SIGKILL at once on the same sockets, and backs off a second crash', async () => {

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { createWriteStream } from 'node:fs';
-import { ConfigError, GracefulShutdown, createLogger, loadConfig } from '@octo-mesh/runtime';
+import net from 'node:net';
+import { ConfigError, GracefulShutdown, createLogger, loadConfig, type Logger } from '@octo-mesh/runtime';
 import { ProxyConfigSchema, type ProxyConfig } from './config.js';
 import type { AccessLogEntry } from './data/http-proxy.js';
-import type { DrainMode, SocketSpec } from './data/listeners.js';
+import type { DrainMode, HandOff, SocketSpec } from './data/listeners.js';
 import { idleV8Helpers } from './helper-threads.js';
 import { PROXY_VERSION, Proxy } from './proxy.js';
 
@@ -84,17 +85,32 @@ async function main(): Promise<void> {
     ...(log ? { accessLog: log } : {}),
     logger,
   });
-  let drain: { mode: DrainMode; timeoutMs: number; spreadMs: number } = { mode: 'shutdown', timeoutMs: cfg.drainTimeoutMs, spreadMs: 0 };
-  const shutdown = new GracefulShutdown({ logger, timeoutMs: cfg.drainTimeoutMs + 5000 }).add('proxy', () => proxy.stop(drain.timeoutMs, drain.mode, drain.spreadMs)).install();
+  let drain: { mode: DrainMode; timeoutMs: number; spreadMs: number; handOff?: HandOff } = { mode: 'shutdown', timeoutMs: cfg.drainTimeoutMs, spreadMs: 0 };
+  const shutdown = new GracefulShutdown({ logger, timeoutMs: cfg.drainTimeoutMs + 5000 })
+    .add('proxy', () => proxy.stop(drain.timeoutMs, drain.mode, drain.spreadMs, drain.handOff))
+    .install();
   if (process.send) {
-    // The LEGO agent's side of a swap: `{type: 'octo.drain', timeoutMs?, spreadMs?}` drains for a handover
-    // (the agent keeps the listening sockets; a new version already accepts on them), then exits.
-    process.on('message', (m: { type?: string; timeoutMs?: number; spreadMs?: number; status?: unknown }) => {
+    // The LEGO agent's side of a swap: `{type: 'octo.drain', timeoutMs?, spreadMs?, connections?}` drains
+    // for a handover (the agent keeps the listening sockets; a new version already accepts on
+    // them), then exits. With `connections: true` the new version adopts kept-alive connections:
+    // each idle one is sent back to the agent as `{type: 'octo.connection', listener}` with its
+    // socket, and the agent passes it on; one arriving that way here is served as if accepted.
+    process.on('message', (m: { type?: string; timeoutMs?: number; spreadMs?: number; connections?: boolean; listener?: string; status?: unknown }, handle?: unknown) => {
       // The agent's status, for the pilot (see SidecarStatusReporter).
       if (m?.type === 'octo.agent.status') return void proxy.reportAgentStatus(JSON.stringify(m.status));
+      if (m?.type === 'octo.connection') {
+        if (handle instanceof net.Socket && typeof m.listener === 'string') proxy.adoptConnection(m.listener, handle);
+        else logger.error('octo.connection without a socket or listener name', { listener: m.listener });
+        return;
+      }
       if (m?.type !== 'octo.drain') return;
-      drain = { mode: 'handover', timeoutMs: typeof m.timeoutMs === 'number' ? m.timeoutMs : cfg.drainTimeoutMs, spreadMs: typeof m.spreadMs === 'number' ? m.spreadMs : 0 };
-      logger.info('draining for a handover', { timeoutMs: drain.timeoutMs });
+      drain = {
+        mode: 'handover',
+        timeoutMs: typeof m.timeoutMs === 'number' ? m.timeoutMs : cfg.drainTimeoutMs,
+        spreadMs: typeof m.spreadMs === 'number' ? m.spreadMs : 0,
+        ...(m.connections === true ? { handOff: (listener, socket) => handOff(proxy, logger, listener, socket) } : {}),
+      };
+      logger.info('draining for a handover', { timeoutMs: drain.timeoutMs, connections: m.connections === true });
       void shutdown.shutdown('octo.drain');
     });
     // Under the agent, the agent's end is ours: no orphan keeps serving on its sockets.
@@ -102,7 +118,30 @@ async function main(): Promise<void> {
   }
   const listening = proxy.listening();
   logger.info('proxy started', { version: PROXY_VERSION, admin: proxy.adminPort, listeners: listening });
-  process.send?.({ type: 'octo.proxy.started', adminPort: proxy.adminPort, listeners: listening, version: PROXY_VERSION });
+  // `adopts: ['connections']`: this version serves kept-alive connections handed over in a swap.
+  process.send?.({ type: 'octo.proxy.started', adminPort: proxy.adminPort, listeners: listening, version: PROXY_VERSION, adopts: ['connections'] });
+}
+
+/**
+ * Sends an idle kept-alive connection to the agent for the proxy taking over; resolves once the
+ * socket has left (a failed send closes it). Node writes one handle at a time, so this may wait.
+ */
+function handOff(proxy: Proxy, logger: Logger, listener: string, socket: net.Socket): Promise<void> {
+  const count = (result: string) => proxy.stats.connectionHandovers.inc({ direction: 'out', result });
+  if (!process.send || !process.connected) {
+    count('no-channel');
+    socket.destroy();
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    process.send!({ type: 'octo.connection', listener }, socket, { keepOpen: false }, (err: Error | null) => {
+      resolve();
+      if (!err) return count('sent');
+      count('failed');
+      logger.warn('handing a connection over failed; it is closed', { listener, error: err.message });
+      socket.destroy();
+    });
+  });
 }
 
 main().catch((err: Error) => {

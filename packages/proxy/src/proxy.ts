@@ -1,3 +1,4 @@
+import type net from 'node:net';
 import type { Node } from '@octo-mesh/proto';
 import { TYPE_URL } from '@octo-mesh/proto';
 import { UnavailableError, ValidationError, createLogger, recordError, createMetricsRegistry, startAdminServer, type AdminServer, type Logger, type Registry } from '@octo-mesh/runtime';
@@ -5,7 +6,7 @@ import type { SocketAddr, ProxySnapshot, ListenerModel, ClusterModel, RouteTable
 import { addrKey } from './model.js';
 import { ClusterManager } from './data/cluster-manager.js';
 import type { AccessLogEntry, HttpContext } from './data/http-proxy.js';
-import { ListenerManager, type DrainMode, type SocketSpec } from './data/listeners.js';
+import { ListenerManager, type DrainMode, type HandOff, type SocketSpec } from './data/listeners.js';
 import { RateLimiter } from './data/rate-limit.js';
 import { ProxyStats } from './stats.js';
 import { fromEnvoyJson, translateResource, type ResourceTypeUrl } from './translate/index.js';
@@ -282,11 +283,6 @@ export class Proxy {
   }
 
   /**
-   * Graceful stop: stop the xDS stream, drain listeners for up to `drainMs`, close pools and admin.
-   * `handover` (the LEGO agent swapping versions; see ListenerManager.drain) keeps idle
-   * kept-alive connections open until their next request, answered with `connection: close`.
-   */
-  /**
    * The LEGO agent's newest status (JSON of AgentStatus in @octo-mesh/contracts), forwarded to the
    * pilot this proxy is connected to, and again after every reconnect.
    */
@@ -295,12 +291,26 @@ export class Proxy {
     else this.pendingAgentStatus = statusJson;
   }
 
-  async stop(drainMs = 5000, mode: DrainMode = 'shutdown', spreadMs = 0): Promise<void> {
+  /**
+   * Graceful stop: stop the xDS stream, drain listeners for up to `drainMs`, close pools and admin.
+   * `handover` (the LEGO agent swapping versions; see ListenerManager.drain) keeps idle
+   * kept-alive connections open until their next request, answered with `connection: close` —
+   * or, given `handOff`, moves them to the proxy taking over.
+   */
+  async stop(drainMs = 5000, mode: DrainMode = 'shutdown', spreadMs = 0, handOff?: HandOff): Promise<void> {
     this.ads?.stop();
     this.statusReporter?.stop();
-    await this.listeners.drain(drainMs, mode, spreadMs);
+    await this.listeners.drain(drainMs, mode, spreadMs, handOff);
     this.clusters.close();
     await this.admin?.close();
+  }
+
+  /** A kept-alive connection the previous proxy handed over (see ListenerManager.adopt). */
+  adoptConnection(listener: string, socket: net.Socket): boolean {
+    const ok = this.listeners.adopt(listener, socket);
+    this.stats.connectionHandovers.inc({ direction: 'in', result: ok ? 'adopted' : 'refused' });
+    if (!ok) this.logger.warn('handed-over connection refused: no such listener, or draining', { listener });
+    return ok;
   }
 
   /** Every listening socket by listener name, including those bound for xDS listeners. */

@@ -13,6 +13,8 @@ export class ProxyStats {
   readonly xdsUpdates: Counter<'type' | 'result'>;
   /** LEGO agent status reports forwarded to the pilot, by result (sent, failed). */
   readonly agentStatusReports: Counter<'result'>;
+  /** Kept-alive connections moved between proxy processes in a LEGO swap (see ListenerManager.drain). */
+  readonly connectionHandovers: Counter<'direction' | 'result'>;
 
   constructor(readonly registry: Registry) {
     const registers = [registry];
@@ -43,6 +45,12 @@ export class ProxyStats {
       name: 'octo_proxy_agent_status_reports_total',
       help: 'LEGO agent status reports forwarded to the pilot, by result (sent, failed).',
       labelNames: ['result'],
+      registers,
+    });
+    this.connectionHandovers = new Counter({
+      name: 'octo_proxy_connection_handovers_total',
+      help: 'Kept-alive downstream connections handed to the next proxy (out) or adopted from the previous one (in), by result.',
+      labelNames: ['direction', 'result'],
       registers,
     });
   }

@@ -180,8 +180,11 @@ export class LeanConnection implements Sweepable {
   private upgrading: LeanRequest | undefined;
   /** Reads come through `readDirect` (into a shared buffer) rather than `data` events. */
   private readonly direct: boolean;
-  /** Handed over to the upgrade path: reads are no longer ours. */
+  /** Handed over to the upgrade path or to another process: reads are no longer ours. */
   private detached = false;
+  /** Set by `handOver`: where the socket goes once the connection is idle. */
+  private handoff: ((socket: net.Socket) => void) | undefined;
+  private handedOff = false;
   /** Closes the connection after `idleTimeoutMs` without a request. */
   private readonly sweep: IdleSweep;
   lastTick = 0;
@@ -234,6 +237,7 @@ export class LeanConnection implements Sweepable {
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
+      if (this.handedOff) return;
       for (const { req, res } of this.queue) {
         if (!req.complete) req.emit('aborted');
         req.fail(new Error('downstream closed'));
@@ -358,6 +362,7 @@ export class LeanConnection implements Sweepable {
       return;
     }
     if (this.queue.length) this.dispatch();
+    else if (this.handoff) return this.tryHandOff();
     // Reading may have been stopped for a pipelined request or by body backpressure.
     this.socket.resume();
   }
@@ -383,8 +388,54 @@ export class LeanConnection implements Sweepable {
    * close`), so the client never sends a request into a closing connection.
    */
   close(keepIdle = false): void {
+    this.handoff = undefined;
     this.closing = true;
     for (const { res } of this.queue) res.closeAfter = true;
     if (this.queue.length === 0 && !keepIdle && !this.upgrading && !this.detached) this.end();
+  }
+
+  /**
+   * Handover drain when the next proxy adopts connections: once idle (now, or when the response
+   * in progress and any pipelined ones are written) the connection stops reading and its socket
+   * goes to `give`, so the client's next request reaches the new proxy on the same connection
+   * and no request ever meets a close. A connection that cannot move cleanly (part of a request
+   * read, an upgrade, a malformed request, the `data`-event read path) drains as `close(true)`.
+   */
+  handOver(give: (socket: net.Socket) => void): void {
+    if (this.closing || this.detached) return;
+    this.handoff = give;
+    if (this.queue.length === 0) this.tryHandOff();
+  }
+
+  private tryHandOff(): void {
+    const give = this.handoff;
+    const s = this.socket;
+    if (!give || s.destroyed) return;
+    // Direct reads stop in the kernel on `pause()` (the `onread` mode); with `data` events bytes
+    // could still be read into the stream's buffer after the check below and be lost.
+    const clean = this.direct && !this.badRequest && !this.upgrading && !this.detached && this.fastLeft === 0 && !this.inLlhttp && this.queue.length === 0 && this.rawHeaders.length === 0 && this.url === '';
+    if (!clean) {
+      this.close(true);
+      return;
+    }
+    s.pause();
+    this.out.flush();
+    if (s.readableLength > 0) {
+      this.close(true);
+      s.resume();
+      return;
+    }
+    // Bytes of the last response still queued in this process would be lost with the handle.
+    if (s.writableLength > 0) {
+      setTimeout(() => this.tryHandOff(), 1);
+      return;
+    }
+    this.handoff = undefined;
+    this.handedOff = true;
+    this.detached = true;
+    this.sweep.delete(this);
+    s.removeListener('data', this.onData);
+    this.parser.close();
+    give(s);
   }
 }

@@ -57,6 +57,12 @@ const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
 export type DrainMode = 'shutdown' | 'handover';
 
 /**
+ * Gives an idle kept-alive connection of listener `listener` to the proxy taking over (through
+ * the LEGO agent); the socket has stopped reading and no longer belongs to this process's data path.
+ */
+export type HandOff = (listener: string, socket: net.Socket) => Promise<void>;
+
+/**
  * Waits for a listening socket handed over by the parent process (the LEGO agent): a
  * `net.Server` already listening, or a raw bound TCP/Pipe handle (the agent keeps the socket
  * without accepting on it itself), on which this process listens.
@@ -114,7 +120,8 @@ export class ListenerManager {
   private readonly h2 = new Map<string, http2.Http2Server>();
   private readonly sockets = new Set<net.Socket>();
   private readonly sessions = new Set<http2.Http2Session>();
-  private readonly lean = new Set<LeanConnection>();
+  /** Lean HTTP/1.1 connections, by the listener that accepted them. */
+  private readonly lean = new Map<LeanConnection, string>();
   private readonly leanHooks = new Map<string, LeanServerHooks>();
   private draining = false;
   /** Sockets from the parent not accepted on yet (see {@link acceptParentSockets}). */
@@ -314,7 +321,7 @@ export class ListenerManager {
       const isH2 = chunk.subarray(0, H2_PREFACE.length).equals(H2_PREFACE.subarray(0, Math.min(chunk.length, H2_PREFACE.length)));
       if (!isH2 && !NODE_SERVER) {
         const conn = new LeanConnection(socket, this.hooksFor(name));
-        this.lean.add(conn);
+        this.lean.set(conn, name);
         socket.once('close', () => this.lean.delete(conn));
         socket.resume();
         return;
@@ -324,6 +331,20 @@ export class ListenerManager {
       // The HTTP/2 session reads the buffered preface itself and then consumes the socket natively.
       if (!isH2) socket.resume();
     });
+  }
+
+  /**
+   * A kept-alive connection the previous proxy handed over in a LEGO swap: served as if accepted
+   * on `listener` (its next bytes say HTTP/1.1 or HTTP/2). One for a listener this proxy does not
+   * have, or arriving while it drains itself, is closed — the client reconnects.
+   */
+  adopt(listener: string, socket: net.Socket): boolean {
+    if (this.draining || !this.attachments.some((a) => a.name === listener)) {
+      socket.destroy();
+      return false;
+    }
+    this.onConnection(listener, socket);
+    return true;
   }
 
   /** One request on listener `name`; a failure of our own becomes a 500 and a log line. */
@@ -384,7 +405,7 @@ export class ListenerManager {
    * Graceful drain: stop accepting, tell idle keep-alive and HTTP/2 clients to go away, let
    * in-flight requests finish for up to `timeoutMs`, then close what is left.
    */
-  async drain(timeoutMs: number, mode: DrainMode = 'shutdown', spreadMs = 0): Promise<void> {
+  async drain(timeoutMs: number, mode: DrainMode = 'shutdown', spreadMs = 0, handOff?: HandOff): Promise<void> {
     this.draining = true;
     const handover = mode === 'handover';
     // A handover may spread the connections' moves over `spreadMs` (each one marked at a random
@@ -404,16 +425,31 @@ export class ListenerManager {
     for (const s of this.h2.values()) s.close();
     // GOAWAY: HTTP/2 clients open no new streams; the session closes once its streams finish.
     for (const s of this.sessions) later(() => s.close());
-    for (const c of this.lean) later(() => c.close(handover));
+    // With a successor that adopts connections, each idle kept-alive HTTP/1.1 connection moves to
+    // it (socket and all) instead of waiting for a request to answer with `connection: close`.
+    const give = handover ? handOff : undefined;
+    const handing = new Set<Promise<void>>();
+    for (const [c, name] of this.lean) {
+      later(() => {
+        if (!give) return c.close(handover);
+        c.handOver((socket) => {
+          this.lean.delete(c);
+          this.sockets.delete(socket);
+          // Node passes handles one at a time: the process must not exit while some still wait to go.
+          const sent = give(name, socket).finally(() => handing.delete(sent));
+          handing.add(sent);
+        });
+      });
+    }
     const deadline = Date.now() + timeoutMs;
     if (spread > 0) await new Promise((r) => setTimeout(r, spread));
-    while (this.sockets.size > 0 && Date.now() < deadline) {
+    while ((this.sockets.size > 0 || handing.size > 0) && Date.now() < deadline) {
       if (!handover) for (const s of this.h1.values()) s.closeIdleConnections();
       await new Promise((r) => setTimeout(r, 50));
     }
     // What is left at the deadline: idle kept-alive connections first (a FIN, not a reset), then
     // anything still open — long-lived streams (WebSocket, TCP, gRPC streams) end here.
-    for (const c of this.lean) c.close(false);
+    for (const c of this.lean.keys()) c.close(false);
     for (const s of this.h1.values()) s.closeIdleConnections();
     if (this.sockets.size > 0) await new Promise((r) => setTimeout(r, 20));
     for (const s of this.sockets) s.destroy();
