@@ -39,7 +39,7 @@ export default {
       // the unit run, so this keeps llhttp's side of each exchange covered as well.
       ...common,
       displayName: 'llhttp',
-      testMatch: ['<rootDir>/packages/proxy/src/data/{h1-client,h1-server,http,streams,policies}.test.ts'],
+      testMatch: ['<rootDir>/packages/proxy/src/data/{h1-client,h1-server,http,streams,policies,smuggling}.test.ts'],
       setupFiles: ['<rootDir>/packages/proxy/src/test-support/llhttp-only.mjs'],
     },
     {

@@ -8,7 +8,7 @@
  * It never decides a message is invalid: anything outside the subset — chunked or other
  * transfer codings, a missing length on a response, 1xx/204/304, HEAD, CONNECT, `Upgrade`,
  * `Expect`, HTTP/1.0, obs-fold, a bare CR or LF, a control character, a repeated
- * `content-length`, a head over 16 KiB or split across reads — returns `undefined`, and the
+ * `content-length`, a repeated or listed request `host`, a head over 16 KiB or split across reads — returns `undefined`, and the
  * caller hands the message, from its first byte, to llhttp, which accepts or rejects it as it
  * always did. So the fast path accepts a subset of what llhttp accepts, with the same meaning
  * (RFC 9112 §2–§6); `h1-fast.test.ts` checks both against a table of messages.
@@ -73,6 +73,7 @@ export function setFastMethods(known: readonly string[]): void {
 function fields(s: string, from: number, headers: HeaderMap, raw: string[] | undefined, skip: ReadonlySet<string> | undefined, request: boolean): { contentLength: number; keepAlive: boolean } | undefined {
   let contentLength = -1;
   let keepAlive = true;
+  let hostSeen = false;
   let pos = from;
   const end = s.length;
   while (pos < end) {
@@ -101,8 +102,12 @@ function fields(s: string, from: number, headers: HeaderMap, raw: string[] | und
     const lower = name.toLowerCase();
     const len = nameEnd - pos;
     // Only a few names change framing; compare by length first.
-    if (len === 14 || len === 17 || len === 10 || len === 7 || len === 6) {
-      if (lower === 'content-length') {
+    if (len === 14 || len === 17 || len === 10 || len === 7 || len === 6 || len === 4) {
+      if (lower === 'host') {
+        // A second Host field or a list of hosts: llhttp's path rejects the request (h1-strict.ts).
+        if (request && (hostSeen || value.includes(','))) return undefined;
+        hostSeen = true;
+      } else if (lower === 'content-length') {
         if (contentLength >= 0 || value.length === 0 || value.length > 15) return undefined;
         for (let q = 0; q < value.length; q++) {
           const c = value.charCodeAt(q);

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http';
 import type net from 'node:net';
 import { parseRequestHead } from './h1-fast.js';
+import { requestFramingError } from './h1-strict.js';
 import { idleSweep, type IdleSweep, type Sweepable } from './idle-sweep.js';
 import { DOWNSTREAM_READ_BUFFER, FAST_PARSE, HTTPParser, LeanBody, METHODS, Outbox, readDirect, toHeaders, type Parser } from './lean-http.js';
 import type { DownstreamRequest, DownstreamResponse } from './http-proxy.js';
@@ -175,7 +176,14 @@ export class LeanConnection implements Sweepable {
   private rawHeaders: string[] = [];
   private url = '';
   /** Requests parsed but not yet answered, in order; the first one is being served. */
-  private readonly queue: { req: LeanRequest; res: LeanResponse }[] = [];
+  private readonly queue: { req: LeanRequest; res: LeanResponse; started: boolean }[] = [];
+  /**
+   * Inside `parser.execute`: a request llhttp reports is queued but not dispatched until the
+   * whole read is parsed, so a framing error later in the same read (an invalid chunk, a
+   * `Transfer-Encoding` llhttp rejects after reporting the head) drops it before anything of it
+   * goes upstream.
+   */
+  private parsing = false;
   private closing = false;
   private upgrading: LeanRequest | undefined;
   /** Reads come through `readDirect` (into a shared buffer) rather than `data` events. */
@@ -212,6 +220,11 @@ export class LeanConnection implements Sweepable {
       const fullUrl = this.url + (url ?? '');
       this.rawHeaders = [];
       this.url = '';
+      // Nothing after a rejected head is read as a request (see `parse`).
+      if (this.badRequest || requestFramingError(raw, minor) !== undefined) {
+        this.badRequest = true;
+        return 0;
+      }
       const m = METHODS[method] ?? 'GET';
       if (upgrade) {
         this.upgrading = new LeanRequest(socket, m, fullUrl, raw, toHeaders(raw) as Record<string, string | string[]>, minor, socket);
@@ -220,10 +233,12 @@ export class LeanConnection implements Sweepable {
       this.onHead(m, fullUrl, raw, toHeaders(raw) as Record<string, string | string[]>, minor, keepAlive);
       return 0;
     };
-    p[HTTPParser.kOnBody] = (b: Buffer) => this.current()?.push(b);
+    p[HTTPParser.kOnBody] = (b: Buffer) => {
+      if (!this.badRequest) this.current()?.push(b);
+    };
     p[HTTPParser.kOnMessageComplete] = () => {
       this.inLlhttp = false;
-      this.current()?.finish();
+      if (!this.badRequest) this.current()?.finish();
     };
     this.sweep = idleSweep(idleTimeoutMs);
     this.sweep.add(this);
@@ -268,9 +283,10 @@ export class LeanConnection implements Sweepable {
       socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
     }
     const res = new LeanResponse(this, socket, m === 'HEAD', keepAlive && minor >= 1 && !this.closing);
-    this.queue.push({ req, res });
-    if (this.queue.length === 1) this.dispatch();
-    else socket.pause(); // pipelined: the next request waits for this one's response
+    this.queue.push({ req, res, started: false });
+    if (this.queue.length === 1) {
+      if (!this.parsing) this.dispatch();
+    } else socket.pause(); // pipelined: the next request waits for this one's response
   }
 
   /** Body bytes still to come of a request whose head the fast path parsed (see h1-fast.ts). */
@@ -313,14 +329,37 @@ export class LeanConnection implements Sweepable {
   };
 
   private parse(d: Buffer): void {
+    this.parsing = true;
     const r = this.parser.execute(d);
-    if (typeof r !== 'number') {
-      // Requests before the bad one are answered first; then the 400, and the connection closes.
+    this.parsing = false;
+    if (typeof r !== 'number' || this.badRequest) {
       this.badRequest = true;
+      // The request whose head or body was malformed never reaches the upstream (when it came
+      // in this read) or is abandoned there (when its head came in an earlier one).
+      const last = this.queue[this.queue.length - 1];
+      if (last && !last.req.complete) {
+        this.queue.pop();
+        if (last.started) {
+          last.req.emit('aborted');
+          last.req.fail(new Error('malformed request body'));
+          if (last.res.headersSent) {
+            // Part of a response went out already: no 400 can follow it.
+            last.res.abort();
+            this.socket.destroy();
+            return;
+          }
+          last.res.abort();
+        }
+      }
+      // Requests before the bad one are answered first; then the 400, and the connection closes.
       if (this.queue.length === 0) this.end(BAD_REQUEST);
-      else this.socket.pause();
+      else {
+        this.socket.pause();
+        if (!this.queue[0]!.started) this.dispatch();
+      }
       return;
     }
+    if (this.queue.length > 0 && !this.queue[0]!.started) this.dispatch();
     if (this.upgrading) {
       const req = this.upgrading;
       this.upgrading = undefined;
@@ -338,6 +377,7 @@ export class LeanConnection implements Sweepable {
   private dispatch(): void {
     const next = this.queue[0];
     if (!next) return;
+    next.started = true;
     try {
       this.hooks.onRequest(next.req, next.res);
     } catch {

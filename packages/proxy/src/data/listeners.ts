@@ -9,6 +9,7 @@ import { handleHttp, localReply, type DownstreamRequest, type DownstreamResponse
 import { handleTcp, handleUpgrade } from './tcp-proxy.js';
 import { LeanConnection, type LeanServerHooks } from './h1-server.js';
 import { LEAN_CODEC } from './lean-http.js';
+import { requestFramingError } from './h1-strict.js';
 
 /** `node`: serve HTTP/1.1 with `node:http` instead of the lean server (h1-server.ts). */
 const NODE_SERVER = process.env['OCTO_PROXY_DOWNSTREAM_CODEC'] === 'node' || !LEAN_CODEC;
@@ -47,6 +48,8 @@ interface Attachment {
 }
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
+const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
+const HEAD_TOO_LARGE = 'HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
 
 /**
  * How a proxy drains. `shutdown` (SIGTERM): idle kept-alive connections are closed at once.
@@ -376,12 +379,32 @@ export class ListenerManager {
   private h1Server(name: string): http.Server {
     let s = this.h1.get(name);
     if (s) return s;
-    s = http.createServer({ keepAlive: true, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => this.serve(name, req, res, false));
+    // `node:http` reports a request from inside the parser, before it has parsed the rest of the
+    // read: the request is served a microtask later, once a framing error in that read (an
+    // invalid chunk, say) had its chance to reject the connection, so nothing of a malformed
+    // request goes upstream. Responses already being served are tracked to tell whether a 400 can
+    // still be written in order.
+    const rejected = new WeakSet<net.Socket>();
+    const served = new WeakSet<http.ServerResponse>();
+    const reject = (socket: net.Socket, answer: string) => {
+      rejected.add(socket);
+      const current = (socket as net.Socket & { _httpMessage?: http.ServerResponse })._httpMessage;
+      if (!socket.writable || (current && served.has(current))) socket.destroy();
+      else socket.end(answer, 'latin1');
+    };
+    s = http.createServer({ keepAlive: true, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => {
+      if (requestFramingError(req.rawHeaders, req.httpVersionMinor) !== undefined) return reject(req.socket, BAD_REQUEST);
+      queueMicrotask(() => {
+        if (rejected.has(req.socket) || req.socket.destroyed) return;
+        served.add(res);
+        this.serve(name, req, res, false);
+      });
+    });
     s.keepAliveTimeout = 60_000;
     s.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => {
       handleUpgrade(this.ctx, name, req, socket, head).catch(() => socket.destroy());
     });
-    s.on('clientError', (_err, socket) => socket.destroy());
+    s.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => reject(socket, err.code === 'HPE_HEADER_OVERFLOW' ? HEAD_TOO_LARGE : BAD_REQUEST));
     this.h1.set(name, s);
     return s;
   }
