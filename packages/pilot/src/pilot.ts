@@ -120,6 +120,7 @@ export class Pilot {
     onUnchanged: (s, typeUrl, version) => this.sync.upToDate(s.node!.id, typeUrl, version),
     onNack: (s, typeUrl, version, _nonce, error) => this.onNack(s, typeUrl, version, error),
     onMissingResources: (s, typeUrl, names) => this.learn(s, typeUrl, names),
+    onUnsubscribe: (s, typeUrl, names) => void this.forget(s, typeUrl, names),
     onStreamClosed: (s) => {
       this.opts.metrics?.connected.dec({ kind: s.kind });
       if (s.node) this.disconnect(s.node.id, s.id);
@@ -201,25 +202,48 @@ export class Pilot {
     const keys = new Set<ServiceKey>();
     const listeners: string[] = [];
     for (const n of names) {
-      if (typeUrl === TYPE_URL.listener) {
-        const target = parseListenerName(n, entry.identity.namespace);
-        if (target) {
-          keys.add(target.service);
-          if (!entry.apiListeners.has(n)) listeners.push(n);
-        }
-      } else if (typeUrl === TYPE_URL.cluster || typeUrl === TYPE_URL.endpoint) {
-        const p = parseClusterName(n);
-        if (p) keys.add(p.service);
-      } else if (typeUrl === GOVERNANCE) {
-        const m = /^([a-z0-9-]+)\.([a-z0-9-]+)\.svc$/.exec(n);
-        if (m) keys.add(`${m[2]}/${m[1]}`);
-      }
+      const key = serviceNamed(typeUrl, n, entry.identity.namespace);
+      if (!key) continue;
+      keys.add(key);
+      if (typeUrl === TYPE_URL.listener && !entry.apiListeners.has(n)) listeners.push(n);
     }
     const fresh = [...keys].filter((k) => !entry.learned.has(k) && !entry.identity.dependencies.includes(k));
     if (!fresh.length && !listeners.length) return;
     for (const k of fresh) entry.learned.add(k);
     for (const n of listeners) entry.apiListeners.add(n);
     this.opts.logger?.info('learned dependencies on demand', { node: entry.identity.id, services: fresh, ...(listeners.length ? { listeners } : {}) });
+    this.leaveScope(entry.identity.id, entry.scope);
+    await this.placeNode(entry);
+  }
+
+  /**
+   * The reverse of {@link learn}: a service learned on demand stays while some name the stream
+   * subscribes to names it (the names that taught it, or the clusters it brought); once the
+   * client has unsubscribed every one (a proxy dropping a dependency unused for its TTL, a gRPC
+   * client closing its channel), it leaves the node's scope and the pilot stops pushing it.
+   */
+  private async forget(stream: StreamInfo, typeUrl: string, names: readonly string[]): Promise<void> {
+    const entry = stream.node && this.nodes.get(stream.node.id);
+    if (!entry || entry.streamId !== stream.id) return;
+    const ns = entry.identity.namespace;
+    const candidates = new Set<ServiceKey>();
+    const listeners: string[] = [];
+    for (const n of names) {
+      const key = serviceNamed(typeUrl, n, ns);
+      if (key && entry.learned.has(key)) candidates.add(key);
+      if (typeUrl === TYPE_URL.listener && entry.apiListeners.has(n)) listeners.push(n);
+    }
+    if (!candidates.size && !listeners.length) return;
+    for (const [t, subscribed] of stream.namedSubscriptions?.() ?? []) {
+      for (const n of subscribed) {
+        const key = serviceNamed(t, n, ns);
+        if (key) candidates.delete(key);
+      }
+    }
+    if (!candidates.size && !listeners.length) return;
+    for (const k of candidates) entry.learned.delete(k);
+    for (const n of listeners) entry.apiListeners.delete(n);
+    this.opts.logger?.info('forgot dependencies learned on demand', { node: entry.identity.id, services: [...candidates], ...(listeners.length ? { listeners } : {}) });
     this.leaveScope(entry.identity.id, entry.scope);
     await this.placeNode(entry);
   }
@@ -502,3 +526,18 @@ export class Pilot {
 }
 
 const shortName = (typeUrl: string) => typeUrl.slice(typeUrl.lastIndexOf('.') + 1);
+
+/**
+ * The service a resource name a client asks for names, if any: a cluster or load assignment
+ * name (`outbound|<port>|<subset>|<name>.<ns>.svc`, any port — the whole service is learned), a
+ * proxyless listener name, or a ServiceGovernance name (`<name>.<ns>.svc`).
+ */
+function serviceNamed(typeUrl: string, name: string, namespace: string): ServiceKey | undefined {
+  if (typeUrl === TYPE_URL.listener) return parseListenerName(name, namespace)?.service;
+  if (typeUrl === TYPE_URL.cluster || typeUrl === TYPE_URL.endpoint) return parseClusterName(name)?.service;
+  if (typeUrl === GOVERNANCE) {
+    const m = /^([a-z0-9-]+)\.([a-z0-9-]+)\.svc$/.exec(name);
+    return m ? `${m[2]}/${m[1]}` : undefined;
+  }
+  return undefined;
+}

@@ -67,13 +67,15 @@ export class DeltaStream extends AdsStream {
       if (n === '*') st.wildcard = true;
       else st.names.add(n);
     }
+    const dropped: string[] = [];
     for (const n of req.resourceNamesUnsubscribe) {
       if (n === '*') st.wildcard = false;
       else {
-        st.names.delete(n);
+        if (st.names.delete(n)) dropped.push(n);
         st.known.delete(n);
       }
     }
+    if (dropped.length) this.callbacks.onUnsubscribe?.(this, typeUrl, dropped);
     this.checkSubscribed(typeUrl, st.names.size);
     this.callbacks.onStreamRequest?.(this, typeUrl, req.resourceNamesSubscribe);
     const have = this.snapshot()?.get(typeUrl)?.resources;
@@ -84,6 +86,10 @@ export class DeltaStream extends AdsStream {
       if (learning) return boundedWait(learning).then(() => this.respond(typeUrl));
     }
     this.respond(typeUrl);
+  }
+
+  *namedSubscriptions(): Iterable<readonly [string, ReadonlySet<string>]> {
+    for (const [t, st] of this.types) if (st.names.size) yield [t, st.names];
   }
 
   protected onSnapshot(_snapshot: Snapshot): void {

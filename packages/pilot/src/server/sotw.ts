@@ -70,7 +70,9 @@ export class SotwStream extends AdsStream {
     this.checkSubscribed(typeUrl, asked.length);
     const next = asked.includes('*') ? undefined : asked.length === 0 ? (st.names === undefined ? undefined : new Set<string>()) : new Set(asked);
     if (!first && (next === undefined ? st.names !== undefined : [...next].some((n) => !st.names?.has(n)))) st.namesAdded = true;
+    const dropped = st.names && next ? [...st.names].filter((n) => !next.has(n)) : undefined;
     st.names = next;
+    if (dropped?.length) this.callbacks.onUnsubscribe?.(this, typeUrl, dropped);
     if (first && req.versionInfo) this.callbacks.onResume?.(this, typeUrl, req.versionInfo);
     this.callbacks.onStreamRequest?.(this, typeUrl, req.resourceNames);
     const snapshot = this.snapshot();
@@ -82,6 +84,10 @@ export class SotwStream extends AdsStream {
       if (learning) return boundedWait(learning).then(() => this.respond(typeUrl));
     }
     this.respond(typeUrl);
+  }
+
+  *namedSubscriptions(): Iterable<readonly [string, ReadonlySet<string>]> {
+    for (const [t, st] of this.types) if (st.names) yield [t, st.names];
   }
 
   protected onSnapshot(_snapshot: Snapshot): void {

@@ -14,6 +14,8 @@ export interface StreamInfo {
   readonly peer: string;
   /** Set from the first request (which must carry it); later requests may omit it. */
   node?: Node;
+  /** The names subscribed to per type, for the types subscribed by name (not wildcard). */
+  namedSubscriptions?(): Iterable<readonly [typeUrl: string, names: ReadonlySet<string>]>;
 }
 
 /**
@@ -53,6 +55,12 @@ export interface ServerCallbacks {
    * only after the wait.
    */
   onMissingResources?(stream: StreamInfo, typeUrl: string, names: readonly string[]): void | Promise<void>;
+  /**
+   * The client stopped subscribing to `names` of a type (a SotW request that no longer lists
+   * them, or delta's `resource_names_unsubscribe`); the stream's subscriptions already exclude
+   * them. Pilot forgets a service it learned for the node once no subscribed name names it.
+   */
+  onUnsubscribe?(stream: StreamInfo, typeUrl: string, names: readonly string[]): void;
   onStreamClosed?(stream: StreamInfo): void;
 }
 
