@@ -25,8 +25,15 @@ export const ProxyConfigSchema = z.object({
   namespace: z.string().default('default'),
   version: z.string().default(''),
   instanceId: z.string().default(hostname()),
-  /** Services this workload calls; sent as node metadata `dependencies` so Pilot can scope what it pushes. */
+  /**
+   * Services this workload calls; sent as node metadata `dependencies` so Pilot pushes them from
+   * the start. Optional: a service not listed is learned on its first request (`learnTimeoutMs`).
+   */
   dependencies: list.default([]),
+  /** How long a request for a host with no route waits while the proxy asks its pilot for the service; 0 turns learning off. */
+  learnTimeoutMs: z.coerce.number().int().min(0).max(60_000).default(1000),
+  /** A service learned on demand and not requested for this long is unsubscribed. */
+  learnTtlMs: z.coerce.number().int().min(1).default(600_000),
   adminHost: z.string().default('127.0.0.1'),
   adminPort: port.default(15000),
   outboundHost: z.string().default('127.0.0.1'),

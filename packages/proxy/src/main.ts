@@ -81,6 +81,7 @@ async function main(): Promise<void> {
         ? { xds: { address: cfg.xdsAddress, mode: cfg.xdsMode } }
         : {}),
     ...(cfg.staticResources ? { staticResources: cfg.staticResources } : {}),
+    learning: { timeoutMs: cfg.learnTimeoutMs, ttlMs: cfg.learnTtlMs },
     admin: { host: cfg.adminHost, port: cfg.adminPort },
     ...(log ? { accessLog: log } : {}),
     logger,

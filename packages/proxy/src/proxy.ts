@@ -12,6 +12,7 @@ import { ProxyStats } from './stats.js';
 import { fromEnvoyJson, translateResource, type ResourceTypeUrl } from './translate/index.js';
 import { AdsClient } from './xds/ads-client.js';
 import { ConfigStore } from './xds/config-store.js';
+import { DependencyLearner } from './xds/dependency-learner.js';
 import { locatePilot } from './xds/locate.js';
 import { SidecarStatusReporter } from './xds/status-reporter.js';
 
@@ -61,6 +62,12 @@ export interface ProxyOptions {
   /** For tests: deterministic randomness in the data path. */
   random?: () => number;
   xdsBackoff?: { initialMs: number; maxMs: number; jitter?: number };
+  /**
+   * Dependency learning with a control plane (see xds/dependency-learner.ts): how long a request
+   * for an unknown host waits for its route (0: off), and after how long unused a learned
+   * service is unsubscribed. Default 1 s and 10 min.
+   */
+  learning?: { timeoutMs: number; ttlMs: number };
 }
 
 /** Reads the bootstrap's static resources; a bad one throws ValidationError naming its path. */
@@ -103,6 +110,7 @@ export class Proxy {
   readonly clusters = new ClusterManager();
   private readonly listeners: ListenerManager;
   private ads: AdsClient | undefined;
+  private learner: DependencyLearner | undefined;
   private statusReporter: SidecarStatusReporter | undefined;
   /** An agent status that arrived before the xDS client was up. */
   private pendingAgentStatus: string | undefined;
@@ -131,6 +139,7 @@ export class Proxy {
       stats: this.stats,
       ...(opts.accessLog ? { accessLog: opts.accessLog } : {}),
       ...(opts.random ? { random: opts.random } : {}),
+      learn: (listener, authority) => this.learner?.learn(listener, authority),
     };
     this.listeners = new ListenerManager(ctx, this.logger);
   }
@@ -158,7 +167,21 @@ export class Proxy {
         onResult: (result) => this.stats.agentStatusReports.inc({ result }),
       }));
       if (this.pendingAgentStatus !== undefined) reporter.set(this.pendingAgentStatus);
+      const learning = this.opts.learning ?? { timeoutMs: 1000, ttlMs: 600_000 };
+      if (learning.timeoutMs > 0)
+        this.learner = new DependencyLearner({
+          namespace: String(md['namespace'] || 'default'),
+          declared: Array.isArray(md['dependencies']) ? md['dependencies'].map(String) : [],
+          timeoutMs: learning.timeoutMs,
+          ttlMs: learning.ttlMs,
+          snapshot: () => this.current,
+          refresh: () => this.ads?.refresh(),
+          requestsByCluster: () => this.stats.requestsByCluster(),
+          registry: this.registry,
+          logger: this.logger,
+        });
       this.ads = new AdsClient({
+        ...(this.learner ? { learning: this.learner } : {}),
         ...(address ? { address } : {}),
         ...(metaAddress
           ? {
@@ -219,6 +242,7 @@ export class Proxy {
   private apply(s: ProxySnapshot): void {
     this.clusters.apply(s);
     this.current = s;
+    this.learner?.onSnapshot(s);
   }
 
   get snapshot(): ProxySnapshot {
@@ -272,6 +296,7 @@ export class Proxy {
           sync: this.sync(),
           node: { id: this.opts.node.id, cluster: this.opts.node.cluster, metadata: this.opts.node.metadata, locality: this.opts.node.locality },
           xds: this.opts.xds ? { ...this.opts.xds, pilot: this.ads?.pilotId ?? null, connected: this.ads?.connected ?? false } : null,
+          learned_dependencies: this.learner?.dump() ?? null,
           ...(this.store.dump() as object),
         }),
         '/clusters': () => ({ clusters: this.clusters.all().map((c) => c.summary()), warming: this.store.warmingClusters() }),
@@ -299,6 +324,7 @@ export class Proxy {
    */
   async stop(drainMs = 5000, mode: DrainMode = 'shutdown', spreadMs = 0, handOff?: HandOff): Promise<void> {
     this.ads?.stop();
+    this.learner?.stop();
     this.statusReporter?.stop();
     await this.listeners.drain(drainMs, mode, spreadMs, handOff);
     this.clusters.close();

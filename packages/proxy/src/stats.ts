@@ -62,6 +62,11 @@ export class ProxyStats {
     this.requestMetrics.record(listener, route, cluster, status, seconds);
   }
 
+  /** Requests finished so far per cluster name (the dependency learner reads which services are in use). */
+  requestsByCluster(): Map<string, number> {
+    return this.requestMetrics.countsByCluster();
+  }
+
   /** Envoy-style `name: value` lines, as `/stats` prints them. */
   async text(): Promise<string> {
     const lines: string[] = [];
@@ -125,6 +130,12 @@ class RequestMetrics {
     let i = 0;
     while (i < BUCKETS.length && seconds > BUCKETS[i]!) i++;
     s.buckets[i]!++;
+  }
+
+  countsByCluster(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const s of this.series.values()) if (s.cluster) out.set(s.cluster, (out.get(s.cluster) ?? 0) + s.count);
+    return out;
   }
 
   /** Forgets every series (the registry's reset). */

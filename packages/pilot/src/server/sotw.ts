@@ -41,6 +41,9 @@ export class SotwStream extends AdsStream {
     const typeUrl = req.typeUrl;
     if (!typeUrl) return; // an ADS request must name its type; nothing to answer
     let st = this.types.get(typeUrl);
+    // What was subscribed before this request (a request without a nonce starts the type over,
+    // but names it no longer lists are still unsubscribed).
+    const before = st?.names;
     let first = false;
     if (req.responseNonce) {
       if (!st || req.responseNonce !== st.nonce) return; // stale
@@ -70,7 +73,7 @@ export class SotwStream extends AdsStream {
     this.checkSubscribed(typeUrl, asked.length);
     const next = asked.includes('*') ? undefined : asked.length === 0 ? (st.names === undefined ? undefined : new Set<string>()) : new Set(asked);
     if (!first && (next === undefined ? st.names !== undefined : [...next].some((n) => !st.names?.has(n)))) st.namesAdded = true;
-    const dropped = st.names && next ? [...st.names].filter((n) => !next.has(n)) : undefined;
+    const dropped = before && next ? [...before].filter((n) => !next.has(n)) : undefined;
     st.names = next;
     if (dropped?.length) this.callbacks.onUnsubscribe?.(this, typeUrl, dropped);
     if (first && req.versionInfo) this.callbacks.onResume?.(this, typeUrl, req.versionInfo);

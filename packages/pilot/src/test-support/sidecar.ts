@@ -22,9 +22,9 @@ export function buildProxy(): void {
   }
 }
 
-/** A pilot on loopback ports with short debounce and no log output, fed by `source`. */
-export function quietPilot(source: MemoryMeshSource): Promise<RunningPilot> {
-  const config = pilotConfig.parse({ xdsPort: 0, adminPort: 0, xdsHost: '127.0.0.1', adminHost: '127.0.0.1', debounceQuietMs: 20, debounceMaxMs: 100, shutdownGraceSeconds: 0.2 });
+/** A pilot on loopback ports (xDS on `xdsPort`, default any) with short debounce and no log output, fed by `source`. */
+export function quietPilot(source: MemoryMeshSource, xdsPort = 0): Promise<RunningPilot> {
+  const config = pilotConfig.parse({ xdsPort, adminPort: 0, xdsHost: '127.0.0.1', adminHost: '127.0.0.1', debounceQuietMs: 20, debounceMaxMs: 100, shutdownGraceSeconds: 0.2 });
   return startPilot(config, createLogger('pilot', 'error', new Writable({ write: (_c, _e, cb) => cb() })), source);
 }
 
@@ -33,11 +33,20 @@ export interface SidecarStarted {
   listeners: { name: string; address: string }[];
 }
 
-/** Starts the proxy as a sidecar of `workload` in namespace demo, configured by the pilot at `xdsPort`; resolves once it reports it started. */
-export async function startSidecar(xdsPort: number, opts: { nodeId: string; workload: string; dependencies: string }): Promise<{ child: ChildProcess; started: SidecarStarted }> {
+/**
+ * Starts the proxy as a sidecar of `workload` in namespace demo, configured by the pilot at
+ * `xdsPort` (with `dependencies` declared, if given, and any further flags in `args`); resolves
+ * once it reports it started.
+ */
+export async function startSidecar(xdsPort: number, opts: { nodeId: string; workload: string; dependencies?: string; args?: string[] }): Promise<{ child: ChildProcess; started: SidecarStarted }> {
   const child = spawn(
     process.execPath,
-    [PROXY_MAIN, '--xds-address', `127.0.0.1:${xdsPort}`, '--outbound-port', '0', '--inbound-port', '0', '--admin-port', '0', '--node-id', opts.nodeId, '--namespace', 'demo', '--workload', opts.workload, '--dependencies', opts.dependencies, '--access-log', 'off'],
+    [
+      PROXY_MAIN,
+      ...['--xds-address', `127.0.0.1:${xdsPort}`, '--outbound-port', '0', '--inbound-port', '0', '--admin-port', '0', '--node-id', opts.nodeId, '--namespace', 'demo', '--workload', opts.workload],
+      ...(opts.dependencies !== undefined ? ['--dependencies', opts.dependencies] : []),
+      ...['--access-log', 'off', ...(opts.args ?? [])],
+    ],
     { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: { ...process.env, OCTO_LOG_LEVEL: 'error' } },
   );
   const started = await new Promise<SidecarStarted>((resolve, reject) => {

@@ -42,6 +42,12 @@ export interface HttpContext {
   stats: ProxyStats;
   accessLog?: (e: AccessLogEntry) => void;
   random?: () => number;
+  /**
+   * Dependency learning (xds/dependency-learner.ts): no virtual host answers `authority`. A
+   * returned promise holds the request until the route is in force or the bound passed; then it
+   * is routed once more (and gets `404 no-route` if it still has none).
+   */
+  learn?(listener: string, authority: string): Promise<void> | undefined;
 }
 
 /** The part of `http.IncomingMessage` / `http2.Http2ServerRequest` / LeanRequest the proxy uses. */
@@ -208,7 +214,7 @@ class Exchange implements RequestState {
   }
 
   /** Routing, rate limit and fault delay; the rest once the delay (if any) is over. */
-  serve(mayWait: boolean): Promise<void> | undefined {
+  serve(mayWait: boolean, mayLearn = true): Promise<void> | undefined {
     const { ctx, listener } = this;
     const lst = this.snap.listeners.get(listener);
     if (!lst && mayWait) {
@@ -226,8 +232,16 @@ class Exchange implements RequestState {
     if (!table) return this.local(503, 'route-config-not-ready');
     const view: RequestView = { method: this.method, path: this.path, authority: this.authority, headers: this.req.headers };
     const vh = selectVirtualHost(table, this.authority);
+    if (!vh && mayLearn && ctx.learn) {
+      const learning = ctx.learn(listener, this.authority);
+      if (learning)
+        return learning.then(() => {
+          this.snap = ctx.snapshot();
+          return this.serve(false, false);
+        });
+    }
     const route = vh && matchRoute(vh, view);
-    if (!vh || !route) return this.local(404, 'no-route');
+    if (!vh || !route) return this.local(404, 'no-route', vh ? '' : `no-route: no route for host ${JSON.stringify(this.authority)}\n`);
     this.route = route;
 
     const rl: RateLimitSpec | undefined = route.rateLimit ?? vh.rateLimit ?? chain.rateLimit;

@@ -47,6 +47,13 @@ export interface AdsClientOptions {
   onStream?: (address: string) => void;
   logger: Logger;
   backoff?: BackoffOptions;
+  /**
+   * Dependency learning (DependencyLearner): the EDS names to subscribe to, given those of the
+   * clusters in force — the services asked for added, released ones withheld — and whether any
+   * is asked for. Then a new stream subscribes to EDS before CDS, so the pilot learns those
+   * services again before it answers CDS (a CDS answer first would drop their clusters for a moment).
+   */
+  learning?: { endpointNames(fromClusters: readonly string[]): string[]; readonly asking: boolean };
 }
 
 /** Subscription order: clusters before listeners (so routes find warm clusters), as Envoy does. */
@@ -170,6 +177,7 @@ export class AdsClient {
     call.on('error', (e: ServiceError) => onEnd(e.message, e));
     call.on('end', () => onEnd('stream ended'));
     call.on('status', () => undefined);
+    if (this.opts.learning?.asking) this.resubscribeDependent();
     for (const t of WILDCARD_TYPES) this.subscribe(t, []);
     this.resubscribeDependent();
     this.opts.onStream?.(address);
@@ -220,10 +228,16 @@ export class AdsClient {
     (this.call as ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>)?.write(req);
   }
 
-  /** RDS and EDS subscriptions follow the listeners and clusters in force. */
+  /** Sends the subscriptions by name again when they changed (the dependency learner's asks did). */
+  refresh(): void {
+    if (this.call) this.resubscribeDependent();
+  }
+
+  /** RDS and EDS subscriptions follow the listeners and clusters in force (and the learner's asks). */
   private resubscribeDependent(): void {
+    const eds = this.opts.store.endpointNames();
     const want: [string, string[]][] = [
-      [TYPE_URL.endpoint, this.opts.store.endpointNames()],
+      [TYPE_URL.endpoint, this.opts.learning ? this.opts.learning.endpointNames(eds) : eds],
       [TYPE_URL.route, this.opts.store.routeNames()],
     ];
     for (const [t, names] of want) {
