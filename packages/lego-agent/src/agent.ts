@@ -147,6 +147,7 @@ export class LegoAgent {
     const child = new ProxyChild({
       entry: pkg.entry,
       args: proxyChildArgs(this.opts.bootstrapFile),
+      execArgv: this.opts.config.proxyNodeFlags,
       sockets: this.opts.sockets,
       logger: this.log,
       version: pkg.version,

@@ -36,6 +36,8 @@ export interface ProxyChildOptions {
   version: string;
   sha256: string;
   env?: NodeJS.ProcessEnv;
+  /** Node/V8 flags of the child (the agent's `proxyNodeFlags`). */
+  execArgv?: string[];
 }
 
 /**
@@ -61,7 +63,7 @@ export class ProxyChild extends EventEmitter {
     const log = opts.logger;
     this.proc = fork(opts.entry, opts.args, {
       execPath: process.execPath,
-      execArgv: [],
+      execArgv: opts.execArgv ?? [],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: opts.env ?? process.env,
       serialization: 'json',

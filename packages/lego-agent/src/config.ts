@@ -4,6 +4,9 @@ import { fileURLToPath } from 'node:url';
 import { LOG_LEVELS } from '@octo-mesh/runtime';
 import { z } from 'zod';
 
+/** The proxy child's Node flags unless `proxyNodeFlags` says otherwise (see docs/footprint.md). */
+export const DEFAULT_PROXY_NODE_FLAGS = ['--max-semi-space-size=8'];
+
 const port = z.coerce.number().int().min(0).max(65535);
 const ms = z.coerce.number().int().min(0);
 const bool = z.union([z.boolean(), z.enum(['true', 'false']).transform((s) => s === 'true')]);
@@ -57,6 +60,17 @@ export const AgentConfigSchema = z
     /** Whether targets from the pilot (via the proxy) are followed. */
     followPilot: bool.default(true),
     logLevel: z.enum(LOG_LEVELS).default('info'),
+    /**
+     * Node/V8 flags for every proxy child (`execArgv` of the fork), e.g. `--max-old-space-size=96`.
+     * The default caps V8's semi-spaces (the young generation) at 8 MB, below what Node lets
+     * them grow to: a sidecar's live heap is small, and the larger nursery mostly holds resident
+     * memory (with 1,000 routes about 46 MB less RSS, about 4 % less saturated throughput; see
+     * docs/footprint.md). `[]` (or an empty string) runs the proxy with Node's defaults.
+     */
+    proxyNodeFlags: z
+      .union([z.array(z.string()), z.string().transform((s) => s.split(/[\s,]+/).filter(Boolean))])
+      .pipe(z.array(z.string().regex(/^--[a-z0-9-]+(=\S+)?$/, 'must be a Node flag such as --max-semi-space-size=1')))
+      .default(DEFAULT_PROXY_NODE_FLAGS),
     proxy: z.record(z.string(), z.unknown()).default({}),
   })
   .strict();

@@ -37,7 +37,17 @@ export async function bundleProxy(version: string, root = REPO_ROOT): Promise<Bu
     legalComments: 'none',
     logLevel: 'error',
   });
-  return Buffer.from(r.outputFiles[0]!.contents);
+  return Buffer.from(asciiOnly(r.outputFiles[0]!.text), 'latin1');
+}
+
+/**
+ * Escapes every non-ASCII character as `\uXXXX`. esbuild already writes code ASCII-only, but it
+ * keeps comments as they are, and one `—` in a comment makes V8 hold the whole module source as
+ * a two-byte string: twice the bundle's size (~9 MB instead of ~4.5 MB) for the process's life.
+ * The escape means the same inside strings, regexes, identifiers and comments.
+ */
+export function asciiOnly(source: string): string {
+  return source.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 export interface PackageSpec {
