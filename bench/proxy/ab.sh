@@ -6,6 +6,8 @@
 # work on the machine hits both alike; the figure is the median ratio B/A over the rounds.
 #
 #   BASE=/path/to/old/dist bench/proxy/ab.sh        # D=5 s per round, R=6 rounds, NOTCP=1 skips TCP mode
+#   BASE=packages/proxy/dist B_FLAGS="--max-semi-space-size=1" bench/proxy/ab.sh   # Node/V8 flags of one side
+#   (A_FLAGS, B_FLAGS: flags for node before the entry; B_ENTRY: another entry for B, e.g. a bundle)
 #
 # BASE must sit under the repository (e.g. tmp/base, ignored by git) so that it resolves the
 # workspace packages; build it with `tsc -b packages/proxy` at the old commit and copy dist.
@@ -25,8 +27,8 @@ CONF
 "$NODE" bench/proxy/octo-bootstrap.mjs 19086 19087 19088 19080 > "$W/a.json"
 "$NODE" bench/proxy/octo-bootstrap.mjs 19096 19097 19098 19080 > "$W/b.json"
 taskset -c "$LOAD_CPU" nginx -c "$W/up.conf" & PIDS+=($!)
-taskset -c "$PROXY_CPU" "$NODE" "$BASE/main.js" --config "$W/a.json" > "$W/a.log" 2>&1 & PIDS+=($!); A=$!
-taskset -c "$PROXY_CPU" "$NODE" packages/proxy/dist/main.js --config "$W/b.json" > "$W/b.log" 2>&1 & PIDS+=($!); B=$!
+taskset -c "$PROXY_CPU" "$NODE" ${A_FLAGS:-} "$BASE/main.js" --config "$W/a.json" > "$W/a.log" 2>&1 & PIDS+=($!); A=$!
+taskset -c "$PROXY_CPU" "$NODE" ${B_FLAGS:-} "${B_ENTRY:-packages/proxy/dist/main.js}" --config "$W/b.json" > "$W/b.log" 2>&1 & PIDS+=($!); B=$!
 for p in 19080 19086 19096 19087 19097; do
   for _ in $(seq 1 100); do (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
 done

@@ -1,0 +1,412 @@
+// Sidecar footprint benchmark (not a test): memory and start time of the proxy and the LEGO agent,
+// beside a bare Node process measured in the same run (issue 22).
+//
+// Prints, for one run on this machine:
+//   1. baseline: a bare `node -e` process (RSS idle; time to exit of `node -e 0`);
+//   2. import costs: RSS and V8 heap (after a full GC) of a process that only imports one module
+//      (@octo-mesh/proto's index and the proxy's codecs, @grpc/grpc-js, @octo-mesh/runtime, re2js,
+//      zod, the proxy's compiled code, the proxy bundle) — each minus the baseline;
+//   3. the proxy idle (one route; 1,000 routes = 100 virtual hosts × 10 routes, 100 clusters × 5
+//      endpoints), as the agent runs it (the esbuild bundle of packages/proxy-package) and as
+//      packages/proxy/dist/main.js: RSS (and its anonymous part), V8 heap used/total, external
+//      memory, start-to-ready (process spawn → admin `/ready` 200; median of STARTS, with the
+//      compile cache cold and warm);
+//   4. the bundle with the 1,000-route config after LOAD seconds of RPS requests/s spread over all
+//      1,000 routes (keep-alive connections, 5 upstream ports served by a child process): RSS, peak
+//      RSS, heap, and the metric series the load created (stats);
+//   5. the LEGO agent (packages/lego-agent/dist/main.js) running the bundle with the one-route
+//      config: the agent's RSS and its proxy child's.
+// RSS comes from /proc/<pid>/status (VmRSS, RssAnon); the heap from the proxy's own /metrics
+// (prom-client's nodejs_heap_size_*), read after RSS so the scrape does not count.
+//
+// Usage: npm run build first (tsc -b packages/lego-agent packages/proxy packages/proxy-package), then
+//   node_modules/.bin/node bench/footprint/footprint.mjs     (env: LOAD=60 RPS=1000 CONNS=32 STARTS=5 IDLE=5
+//                                                             NODE_FLAGS="--max-semi-space-size=8" to
+//                                                             try V8 flags on every proxy measured directly;
+//                                                             the agent forks with its own proxyNodeFlags)
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { bundleProxy } from '../../packages/proxy-package/dist/build.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const NODE = process.execPath;
+const LOAD = Number(process.env.LOAD ?? 60);
+const RPS = Number(process.env.RPS ?? 1000);
+const CONNS = Number(process.env.CONNS ?? 32);
+const STARTS = Number(process.env.STARTS ?? 5);
+const IDLE = Number(process.env.IDLE ?? 5);
+const NODE_FLAGS = (process.env.NODE_FLAGS ?? '').split(' ').filter(Boolean);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const MB = (b) => (b / 1048576).toFixed(1);
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+
+const dir = mkdtempSync(join(tmpdir(), 'octo-footprint-'));
+const children = new Set();
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** VmRSS and RssAnon of a process, in bytes. */
+function rssOf(pid) {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? 0) * 1024;
+  return { rss: kb('VmRSS'), anon: kb('RssAnon'), hwm: kb('VmHWM') };
+}
+
+function run(args, opts = {}) {
+  const c = spawn(NODE, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  children.add(c);
+  c.on('exit', () => children.delete(c));
+  let err = '';
+  c.stderr.on('data', (d) => (err += d));
+  c.stdout.resume();
+  c.stderrText = () => err;
+  return c;
+}
+
+async function freePort() {
+  const s = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((r) => s.once('listening', r));
+  const p = s.address().port;
+  await new Promise((r) => s.close(r));
+  return p;
+}
+
+async function get(port, path) {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(2000) });
+  return { status: res.status, text: await res.text() };
+}
+
+/** Heap figures from prom-client's default metrics on the proxy's admin port. */
+async function heapOf(adminPort) {
+  const { text } = await get(adminPort, '/metrics');
+  const v = (name) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN);
+  return { used: v('nodejs_heap_size_used_bytes'), total: v('nodejs_heap_size_total_bytes'), external: v('nodejs_external_memory_bytes') };
+}
+
+// ---- configs ----------------------------------------------------------------------------------
+function bootstrap(adminPort, outboundPort, clusters, virtualHosts) {
+  return {
+    adminPort,
+    outboundPort,
+    inboundHost: '127.0.0.1',
+    inboundPort: 0,
+    accessLog: 'off',
+    logLevel: 'warn',
+    v8Helpers: 'normal',
+    staticResources: {
+      listeners: [
+        {
+          name: 'outbound',
+          filter_chains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: { '@type': HCM, stat_prefix: 'outbound', route_config: { name: 'outbound', virtual_hosts: virtualHosts }, http_filters: [{ name: 'envoy.filters.http.router' }] } }] }],
+        },
+      ],
+      clusters,
+    },
+  };
+}
+const cluster = (name, ports) => ({
+  name,
+  type: 'STATIC',
+  connect_timeout: '1s',
+  lb_policy: 'ROUND_ROBIN',
+  circuit_breakers: { thresholds: [{ max_connections: 1024, max_requests: 1024, max_pending_requests: 1024 }] },
+  outlier_detection: { consecutive_5xx: 5, base_ejection_time: '30s' },
+  load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: ports.map((p) => ({ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: p } } } })) }] },
+});
+function oneRoute(adminPort, outboundPort, upPorts) {
+  return bootstrap(adminPort, outboundPort, [cluster('svc-0', upPorts.slice(0, 1))], [{ name: 'vh-0', domains: ['svc-0'], routes: [{ name: 'route-0', match: { prefix: '/' }, route: { cluster: 'svc-0' } }] }]);
+}
+/** 100 virtual hosts × 10 routes (9 with a prefix and a header matcher, the last `/`), 100 clusters × 5 endpoints. */
+function thousandRoutes(adminPort, outboundPort, upPorts) {
+  const clusters = Array.from({ length: 100 }, (_, i) => cluster(`svc-${i}`, upPorts));
+  const virtualHosts = Array.from({ length: 100 }, (_, v) => ({
+    name: `vh-${v}`,
+    domains: [`svc-${v}`, `svc-${v}.default.svc.cluster.local`],
+    routes: Array.from({ length: 10 }, (_, r) => ({
+      name: `route-${v * 10 + r}`,
+      match: r === 9 ? { prefix: '/' } : { prefix: `/api/v${r}/`, headers: [{ name: 'x-version', exact_match: `v${r}` }] },
+      route: { cluster: `svc-${(v + r) % 100}`, timeout: '5s', retry_policy: { retry_on: 'connect-failure,gateway-error', num_retries: 2 } },
+    })),
+  }));
+  return bootstrap(adminPort, outboundPort, clusters, virtualHosts);
+}
+
+// ---- upstream (a child process, so its work and garbage are not the generator's) ---------------
+const UPSTREAM = `
+const net = require('node:net');
+const body = 'x'.repeat(256);
+const res = Buffer.from('HTTP/1.1 200 OK\\r\\ncontent-type: text/plain\\r\\ncontent-length: ' + body.length + '\\r\\n\\r\\n' + body);
+for (const port of process.argv.slice(1).map(Number)) net.createServer((s) => {
+  let buf = '';
+  s.on('data', (d) => { buf += d.toString('latin1'); let i; while ((i = buf.indexOf('\\r\\n\\r\\n')) >= 0) { buf = buf.slice(i + 4); s.write(res); } });
+  s.on('error', () => {});
+}).listen(port, '127.0.0.1');
+process.send('up');`;
+
+async function startUpstream(ports) {
+  const c = spawn(NODE, ['-e', UPSTREAM, ...ports.map(String)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(c);
+  await new Promise((r) => c.once('message', r));
+  return c;
+}
+
+// ---- proxy runs --------------------------------------------------------------------------------
+/** Spawns a proxy; resolves with the process, its admin port and spawn → /ready 200 in ms. */
+async function startProxy(entry, cfgOf, upPorts, env = {}, flags = NODE_FLAGS) {
+  const [adminPort, outboundPort] = [await freePort(), await freePort()];
+  const file = join(dir, `proxy-${adminPort}.json`);
+  writeFileSync(file, JSON.stringify(cfgOf(adminPort, outboundPort, upPorts)));
+  const t0 = performance.now();
+  const proc = run([...flags, entry, '--config', file], { env: { ...process.env, ...env } });
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`proxy exited: ${proc.stderrText()}`);
+    try {
+      if ((await get(adminPort, '/ready')).status === 200) break;
+    } catch {
+      /* not listening yet */
+    }
+    await sleep(2);
+  }
+  return { proc, adminPort, outboundPort, readyMs: performance.now() - t0 };
+}
+
+async function stop(proc) {
+  proc.kill('SIGKILL');
+  await new Promise((r) => (proc.exitCode !== null || proc.signalCode ? r() : proc.once('exit', r)));
+}
+
+async function idleFigures(p) {
+  await sleep(IDLE * 1000);
+  const r = rssOf(p.proc.pid);
+  return { ...r, heap: await heapOf(p.adminPort), readyMs: p.readyMs };
+}
+
+/** Open-loop load: RPS requests/s over CONNS keep-alive connections, cycling through all 1,000 routes. */
+async function load(port, seconds) {
+  const reqs = [];
+  for (let v = 0; v < 100; v++)
+    for (let r = 0; r < 10; r++)
+      reqs.push(Buffer.from(r === 9 ? `GET /x HTTP/1.1\r\nhost: svc-${v}\r\n\r\n` : `GET /api/v${r}/x HTTP/1.1\r\nhost: svc-${v}\r\nx-version: v${r}\r\n\r\n`, 'latin1'));
+  let sent = 0;
+  let done = 0;
+  let errors = 0;
+  const conns = await Promise.all(
+    Array.from({ length: CONNS }, () => new Promise((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(s));
+      s.once('error', reject);
+    })),
+  );
+  for (const s of conns) {
+    let buf = '';
+    s.on('data', (d) => {
+      buf += d.toString('latin1');
+      for (;;) {
+        const h = buf.indexOf('\r\n\r\n');
+        if (h < 0) return;
+        const len = Number(/content-length: (\d+)/i.exec(buf.slice(0, h))?.[1] ?? 0);
+        if (buf.length < h + 4 + len) return;
+        if (!buf.startsWith('HTTP/1.1 200')) errors++;
+        buf = buf.slice(h + 4 + len);
+        done++;
+      }
+    });
+    s.on('error', () => errors++);
+  }
+  const t0 = performance.now();
+  const total = RPS * seconds;
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * RPS));
+    while (sent < due) {
+      conns[sent % CONNS].write(reqs[sent % reqs.length]);
+      sent++;
+    }
+    await sleep(5);
+  }
+  const deadline = Date.now() + 5000;
+  while (done < sent && Date.now() < deadline) await sleep(20);
+  for (const s of conns) s.destroy();
+  return { sent, done, errors, seconds: (performance.now() - t0) / 1000 };
+}
+
+// ---- the run -----------------------------------------------------------------------------------
+const out = [];
+const say = (line = '') => {
+  out.push(line);
+  console.log(line);
+};
+say(`# octo-mesh sidecar footprint — ${new Date().toISOString()}`);
+say(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${MB(totalmem())} MB RAM, Node ${process.version}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+if (NODE_FLAGS.length) say(`NODE_FLAGS for the proxies started directly: ${NODE_FLAGS.join(' ')}`);
+
+const bundlePath = join(dir, 'proxy.mjs');
+const bundle = await bundleProxy('0.0.0-footprint');
+writeFileSync(bundlePath, bundle);
+say(`bundle: ${(bundle.length / 1024).toFixed(0)} KiB (packages/proxy-package bundleProxy)`);
+
+// 1. baseline
+const bare = run(['-e', 'setInterval(() => {}, 1 << 30)']);
+await sleep(1000);
+const base = rssOf(bare.pid);
+await stop(bare);
+const bareStart = [];
+for (let i = 0; i < STARTS; i++) {
+  const t0 = performance.now();
+  execFileSync(NODE, ['-e', '0']);
+  bareStart.push(performance.now() - t0);
+}
+say(`\n## baseline: bare node -e\nRSS ${MB(base.rss)} MB (anon ${MB(base.anon)} MB), node -e 0 runs in ${median(bareStart).toFixed(0)} ms`);
+
+// 2. import costs
+const REPORT = `globalThis.gc(); globalThis.gc(); const m = process.memoryUsage(); const s = require('node:fs').readFileSync('/proc/self/status', 'utf8'); process.stdout.write(JSON.stringify({ ms: performance.now() - t0, rss: Number(/VmRSS:\\s+(\\d+)/.exec(s)[1]) * 1024, heap: m.heapUsed, ab: m.arrayBuffers }));`;
+async function importCost(spec) {
+  const code = `const { createRequire } = await import('node:module'); const require = createRequire(import.meta.url); const t0 = performance.now(); ${spec ? `await import(${JSON.stringify(spec)});` : ''} ${REPORT}`;
+  const res = [];
+  for (let i = 0; i < 3; i++) res.push(JSON.parse(execFileSync(NODE, ['--expose-gc', '--input-type=module', '-e', code], { cwd: join(ROOT, 'packages/proxy') }).toString()));
+  return { rss: median(res.map((r) => r.rss)), heap: median(res.map((r) => r.heap)), ms: median(res.map((r) => r.ms)) };
+}
+const nothing = await importCost('');
+say('\n## import costs (a process that imports only that module, after gc; minus the same with nothing imported)');
+say('| module | RSS MB | heap MB | import ms |\n| --- | ---: | ---: | ---: |');
+say(`| (nothing) | ${MB(nothing.rss)} | ${MB(nothing.heap)} | 0 |`);
+const IMPORTS = [
+  ['@octo-mesh/proto (index: every codec)', '@octo-mesh/proto'],
+  ['@grpc/grpc-js', '@grpc/grpc-js'],
+  ['@octo-mesh/runtime (winston, prom-client, yaml)', '@octo-mesh/runtime'],
+  ['zod', 'zod'],
+  ['re2js', 're2js'],
+  ['proxy code (dist/proxy.js + everything it imports)', join(ROOT, 'packages/proxy/dist/proxy.js')],
+  ['proxy bundle (proxy.mjs, without running main)', null],
+];
+for (const [label, spec] of IMPORTS) {
+  let r;
+  try {
+    if (spec === null) {
+      // The bundle runs main() on import: load a copy with the call removed.
+      const lib = join(dir, 'proxy-lib.mjs');
+      writeFileSync(lib, bundle.toString().replace(/\nmain\(\)\.catch\([\s\S]*$/, '\n'));
+      r = await importCost(lib);
+    } else r = await importCost(spec);
+  } catch {
+    say(`| ${label} | — | — | — |`);
+    continue;
+  }
+  say(`| ${label} | +${MB(r.rss - nothing.rss)} | +${MB(r.heap - nothing.heap)} | ${r.ms.toFixed(0)} |`);
+}
+
+// 3. the proxy idle
+const upPorts = await Promise.all(Array.from({ length: 5 }, freePort));
+const upstream = await startUpstream(upPorts);
+const row = (label, f) => `| ${label} | ${MB(f.rss)} | ${MB(f.anon)} | ${MB(f.heap.used)} / ${MB(f.heap.total)} | ${MB(f.heap.external)} | ${f.readyMs.toFixed(0)} |`;
+say(`\n## proxy idle (${IDLE} s after ready)`);
+say('| proxy, config | RSS MB | anon MB | V8 heap used / total MB | external MB | spawn → /ready ms |\n| --- | ---: | ---: | ---: | ---: | ---: |');
+const ENTRIES = [
+  ['bundle', bundlePath],
+  ['dist/main.js', join(ROOT, 'packages/proxy/dist/main.js')],
+];
+const CONFIGS = [
+  ['1 route', oneRoute],
+  ['1,000 routes', thousandRoutes],
+];
+for (const [el, entry] of ENTRIES)
+  for (const [cl, cfg] of CONFIGS) {
+    const p = await startProxy(entry, cfg, upPorts);
+    say(row(`${el}, ${cl}`, await idleFigures(p)));
+    await stop(p.proc);
+  }
+
+// start-to-ready, several starts; compile cache cold (none) and warm (as the agent sets it)
+say('\n## start-to-ready (spawn → /ready 200), bundle, median of ' + STARTS);
+const cacheDir = join(dir, 'compile-cache');
+mkdirSync(cacheDir);
+for (const [cl, cfg] of CONFIGS)
+  for (const [label, env] of [
+    ['no compile cache', {}],
+    ['NODE_COMPILE_CACHE warm', { NODE_COMPILE_CACHE: cacheDir }],
+  ]) {
+    if (env.NODE_COMPILE_CACHE) await stop((await startProxy(bundlePath, cfg, upPorts, env)).proc); // fills the cache
+    const ms = [];
+    for (let i = 0; i < STARTS; i++) {
+      const p = await startProxy(bundlePath, cfg, upPorts, env);
+      ms.push(p.readyMs);
+      await stop(p.proc);
+    }
+    say(`- ${cl}, ${label}: ${median(ms).toFixed(0)} ms (${ms.map((x) => x.toFixed(0)).join(', ')})`);
+  }
+
+// 4. under load
+say(`\n## bundle, 1,000 routes, after ${LOAD} s at ${RPS} rps over ${CONNS} connections (all 1,000 routes)`);
+{
+  const p = await startProxy(bundlePath, thousandRoutes, upPorts);
+  const before = await idleFigures(p);
+  const seriesBefore = (await get(p.adminPort, '/stats/prometheus')).text.split('\n').filter((l) => l && !l.startsWith('#')).length;
+  let peak = 0;
+  const sampler = setInterval(() => (peak = Math.max(peak, rssOf(p.proc.pid).rss)), 500);
+  const l = await load(p.outboundPort, LOAD);
+  clearInterval(sampler);
+  await sleep(1000);
+  const after = rssOf(p.proc.pid);
+  const heap = await heapOf(p.adminPort);
+  const seriesAfter = (await get(p.adminPort, '/stats/prometheus')).text.split('\n').filter((l) => l && !l.startsWith('#')).length;
+  say(`requests ${l.sent} sent, ${l.done} answered, ${l.errors} not 200, in ${l.seconds.toFixed(1)} s`);
+  say(`RSS ${MB(after.rss)} MB (anon ${MB(after.anon)} MB; peak sampled ${MB(peak)} MB, VmHWM ${MB(after.hwm)} MB), V8 heap used / total ${MB(heap.used)} / ${MB(heap.total)} MB, external ${MB(heap.external)} MB`);
+  say(`idle before the load: RSS ${MB(before.rss)} MB, heap used ${MB(before.heap.used)} MB; metric series ${seriesBefore} → ${seriesAfter} (stats: +${MB(heap.used - before.heap.used)} MB heap with everything else the load left)`);
+  await stop(p.proc);
+}
+
+// 5. the agent
+say('\n## LEGO agent running the bundle (one route), 3 s after ready');
+{
+  const stateDir = join(dir, 'agent');
+  const adminPort = await freePort();
+  const agentCfg = {
+    adminPort,
+    outboundPort: await freePort(),
+    inboundHost: '127.0.0.1',
+    inboundPort: await freePort(),
+    proxyEntry: bundlePath,
+    stateDir,
+    logLevel: 'warn',
+    proxy: (({ adminPort: _a, outboundPort: _o, inboundHost: _h, inboundPort: _i, ...rest }) => rest)(oneRoute(0, 0, upPorts)),
+  };
+  const file = join(dir, 'agent.json');
+  writeFileSync(file, JSON.stringify(agentCfg));
+  const t0 = performance.now();
+  const agent = run([join(ROOT, 'packages/lego-agent/dist/main.js'), '--config', file]);
+  for (;;) {
+    if (agent.exitCode !== null) throw new Error(`agent exited: ${agent.stderrText()}`);
+    try {
+      if ((await get(adminPort, '/readyz')).status === 200) break;
+    } catch {
+      /* not yet */
+    }
+    await sleep(5);
+  }
+  const readyMs = performance.now() - t0;
+  await sleep(3000);
+  const proxyPid = JSON.parse((await get(adminPort, '/proxy')).text).pid;
+  const a = rssOf(agent.pid);
+  const c = rssOf(proxyPid);
+  say(`agent RSS ${MB(a.rss)} MB (anon ${MB(a.anon)} MB); its proxy child RSS ${MB(c.rss)} MB (anon ${MB(c.anon)} MB); agent spawn → /readyz 200 (proxy ready and synced) ${readyMs.toFixed(0)} ms`);
+  try {
+    const args = readFileSync(`/proc/${proxyPid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    say(`proxy child command line: ${args.map((x) => x.replace(ROOT, '').replace(dir, '<tmp>')).join(' ')}`);
+  } catch {
+    /* gone */
+  }
+  agent.kill('SIGTERM');
+  await new Promise((r) => (agent.exitCode !== null ? r() : agent.once('exit', r)));
+}
+upstream.kill();
+const base2 = run(['-e', 'setInterval(() => {}, 1 << 30)']);
+await sleep(1000);
+say(`\nbaseline again at the end: bare node -e RSS ${MB(rssOf(base2.pid).rss)} MB`);
+await stop(base2);
+if (process.env.OUT) writeFileSync(process.env.OUT, `${out.join('\n')}\n`);
+process.exit(0);
