@@ -48,6 +48,7 @@ describe('pilot with the real OCTO proxy', () => {
   let pilot: RunningPilot;
   let proxy: ChildProcess;
   let outbound = 0;
+  let proxyAdmin = 0;
   const source = new MemoryMeshSource();
 
   beforeAll(async () => {
@@ -62,6 +63,7 @@ describe('pilot with the real OCTO proxy', () => {
     const sidecar = await startSidecar(pilot.xdsPort, { nodeId: 'sidecar-it', workload: 'frontend', dependencies: 'catalog' });
     proxy = sidecar.child;
     outbound = Number(sidecar.started.listeners.find((l) => l.name === 'outbound')!.address.split(':').pop());
+    proxyAdmin = sidecar.started.adminPort;
   }, 60_000);
 
   afterAll(async () => {
@@ -116,4 +118,15 @@ describe('pilot with the real OCTO proxy', () => {
     const status = (await (await fetch(`${admin}/debug/routepolicyz`)).json()) as { policy: string; status: { accepted: boolean; observedGeneration: number; sidecars: { total: number; acked: number } } }[];
     expect(status.find((p) => p.policy === 'demo/catalog')!.status).toMatchObject({ accepted: true, observedGeneration: 2, sidecars: { total: 1, acked: 1 } });
   });
+
+  it('shows the proxy connected again after its stream is closed and reopened with nothing new to send', async () => {
+    const xds = async () => ((await (await fetch(`http://127.0.0.1:${proxyAdmin}/config_dump`)).json()) as { xds: { connected: boolean } }).xds;
+    await until('connected at first', async () => ((await xds()).connected ? true : undefined));
+    // The pilot ends the stream; the proxy reconnects holding every current version, so the
+    // pilot answers nothing — the stream is still up, and the proxy must say so.
+    expect(pilot.ads.closeNode('sidecar-it')).toBe(1);
+    await until('a new stream from the proxy', async () => (pilot.ads.streamCount === 1 ? true : undefined));
+    await until('connected after the reconnect', async () => ((await xds()).connected ? true : undefined));
+    expect(await bodies(3)).toHaveLength(3);
+  }, 30_000);
 });

@@ -129,6 +129,9 @@ export class AdsServer {
       if (!call.cancelled && !call.writableEnded) call.end();
     });
     this.opts.callbacks?.onStreamOpen?.(stream);
+    // Response headers at once: the client knows the stream is up even when nothing is sent for
+    // a while (a reconnecting proxy that already holds every current version gets no response).
+    call.sendMetadata(new grpc.Metadata());
     const done = () => {
       if (!this.streams.delete(stream)) return;
       stream.close();

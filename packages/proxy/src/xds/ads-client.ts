@@ -85,7 +85,10 @@ export class AdsClient {
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
   private sentNode = false;
-  /** True once every subscribed type has received its first response on some stream. */
+  /**
+   * The current stream is up: the pilot sent its response headers (Pilot does at once) or a
+   * response; false from the moment the stream breaks.
+   */
   connected = false;
   readonly received = new Set<string>();
 
@@ -174,6 +177,10 @@ export class AdsClient {
       c.on('data', (r: DiscoveryResponse) => handle(() => this.onSotw(r, c)));
     }
     this.call = call;
+    // The pilot's response headers: the stream is up, whether or not a response follows soon.
+    call.on('metadata', () => {
+      if (this.call === call) this.connected = true;
+    });
     call.on('error', (e: ServiceError) => onEnd(e.message, e));
     call.on('end', () => onEnd('stream ended'));
     call.on('status', () => undefined);
