@@ -80,6 +80,14 @@ export const ProxyConfigSchema = z.object({
     .default({}),
   xdsMode: z.enum(['sotw', 'delta']).default('sotw'),
   drainTimeoutMs: z.coerce.number().int().min(0).default(5000),
+  /** Open downstream connections per listener (`outbound` counts its TCP and Unix sockets together); the next is closed at accept. 0: no limit. */
+  listenerConnectionLimit: z.coerce.number().int().min(0).default(10_000),
+  /** Overload pressure (heap in use / heap limit, or open fds / RLIMIT_NOFILE, the larger) from which new connections are closed at accept. */
+  overloadStopAccepting: z.coerce.number().min(0).max(1).default(0.9),
+  /** … from which responses carry `connection: close`. */
+  overloadDisableKeepAlive: z.coerce.number().min(0).max(1).default(0.95),
+  /** … from which requests are answered 503 (`x-octo-reason: overloaded`). */
+  overloadReject: z.coerce.number().min(0).max(1).default(0.98),
   /** `stdout`, `off`, or a file path. */
   accessLog: z.string().default('stdout'),
   logLevel: z.enum(LOG_LEVELS).default('info'),

@@ -83,6 +83,10 @@ async function main(): Promise<void> {
     ...(cfg.staticResources ? { staticResources: cfg.staticResources } : {}),
     learning: { timeoutMs: cfg.learnTimeoutMs, ttlMs: cfg.learnTtlMs },
     admin: { host: cfg.adminHost, port: cfg.adminPort },
+    limits: {
+      connectionsPerListener: cfg.listenerConnectionLimit,
+      overload: { stopAccepting: cfg.overloadStopAccepting, disableKeepAlive: cfg.overloadDisableKeepAlive, reject: cfg.overloadReject },
+    },
     ...(log ? { accessLog: log } : {}),
     logger,
   });

@@ -44,7 +44,27 @@ export interface HttpFilterChain {
   fault?: FaultSpec;
   /** Upgrade types (lower case, e.g. `websocket`) allowed on every route unless a route disables them. */
   upgrades: string[];
+  /** Downstream connection hygiene (HTTP/1.1; 0 disables each). */
+  timeouts: HttpTimeouts;
 }
+
+/**
+ * Timeouts of downstream HTTP connections, from the HttpConnectionManager (defaults beside
+ * Envoy's and nginx's in the README). 0 disables one.
+ */
+export interface HttpTimeouts {
+  /** `request_headers_timeout`: from a request head's first byte to its end; then 408 and close. */
+  headersMs: number;
+  /** `common_http_protocol_options.idle_timeout`: a kept-alive connection without a request closes. */
+  idleMs: number;
+  /** `request_timeout`: from a request's first byte until it was received in full; then 408 and close. */
+  requestMs: number;
+  /** `common_http_protocol_options.max_connection_duration`: then the connection closes after its response in progress. */
+  maxConnectionMs: number;
+}
+
+/** Defaults: a head within 10 s (Envoy's edge best practice), idle kept-alive connections 60 s. */
+export const DEFAULT_HTTP_TIMEOUTS: HttpTimeouts = { headersMs: 10_000, idleMs: 60_000, requestMs: 0, maxConnectionMs: 0 };
 
 export interface TcpFilterChain {
   kind: 'tcp';

@@ -6,7 +6,7 @@ import type { SocketAddr, ProxySnapshot, ListenerModel, ClusterModel, RouteTable
 import { addrKey } from './model.js';
 import { ClusterManager } from './data/cluster-manager.js';
 import type { AccessLogEntry, HttpContext } from './data/http-proxy.js';
-import { ListenerManager, type DrainMode, type HandOff, type SocketSpec } from './data/listeners.js';
+import { ListenerManager, type DrainMode, type HandOff, type ListenerLimits, type SocketSpec } from './data/listeners.js';
 import { RateLimiter } from './data/rate-limit.js';
 import { ProxyStats } from './stats.js';
 import { fromEnvoyJson, translateResource, type ResourceTypeUrl } from './translate/index.js';
@@ -62,6 +62,8 @@ export interface ProxyOptions {
   /** For tests: deterministic randomness in the data path. */
   random?: () => number;
   xdsBackoff?: { initialMs: number; maxMs: number; jitter?: number };
+  /** Per-listener connection limit and overload thresholds (settings `listenerConnectionLimit`, `overload*`). */
+  limits?: ListenerLimits;
   /**
    * Dependency learning with a control plane (see xds/dependency-learner.ts): how long a request
    * for an unknown host waits for its route (0: off), and after how long unused a learned
@@ -141,7 +143,7 @@ export class Proxy {
       ...(opts.random ? { random: opts.random } : {}),
       learn: (listener, authority) => this.learner?.learn(listener, authority),
     };
-    this.listeners = new ListenerManager(ctx, this.logger);
+    this.listeners = new ListenerManager(ctx, this.logger, opts.limits);
   }
 
   static async start(opts: ProxyOptions): Promise<Proxy> {

@@ -3,6 +3,8 @@ import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http';
 import type net from 'node:net';
 import { parseRequestHead } from './h1-fast.js';
 import { requestFramingError } from './h1-strict.js';
+import { deadline, type Deadline } from './timer-list.js';
+import { DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts } from '../model.js';
 import { idleSweep, type IdleSweep, type Sweepable } from './idle-sweep.js';
 import { DOWNSTREAM_READ_BUFFER, FAST_PARSE, HTTPParser, LeanBody, METHODS, Outbox, readDirect, toHeaders, type Parser } from './lean-http.js';
 import type { DownstreamRequest, DownstreamResponse } from './http-proxy.js';
@@ -169,6 +171,7 @@ export class LeanResponse extends EventEmitter implements DownstreamResponse {
 }
 
 const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
+const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
 
 /** One downstream HTTP/1.1 connection. */
 export class LeanConnection implements Sweepable {
@@ -193,8 +196,15 @@ export class LeanConnection implements Sweepable {
   /** Set by `handOver`: where the socket goes once the connection is idle. */
   private handoff: ((socket: net.Socket) => void) | undefined;
   private handedOff = false;
-  /** Closes the connection after `idleTimeoutMs` without a request. */
-  private readonly sweep: IdleSweep;
+  /** Closes the connection after `timeouts.idleMs` without a request (none when 0). */
+  private readonly sweep: IdleSweep | undefined;
+  private readonly timeouts: HttpTimeouts;
+  /** `timeouts.headersMs` for the head being read (armed by llhttp's message begin; whole heads the fast path takes need none). */
+  private headTimer: Deadline | undefined;
+  /** `timeouts.requestMs` for the request being received. */
+  private requestTimer: Deadline | undefined;
+  /** `timeouts.maxConnectionMs`. */
+  private lifeTimer: Deadline | undefined;
   lastTick = 0;
   /** Writes held to the end of the batch (see `heldWrites`); its responses write through it too. */
   readonly out: Outbox;
@@ -202,8 +212,9 @@ export class LeanConnection implements Sweepable {
   constructor(
     private readonly socket: net.Socket,
     private readonly hooks: LeanServerHooks,
-    private readonly idleTimeoutMs = 60_000,
+    timeouts: Partial<HttpTimeouts> = {},
   ) {
+    this.timeouts = { ...DEFAULT_HTTP_TIMEOUTS, ...timeouts };
     this.out = new Outbox(socket);
     const p = new HTTPParser();
     this.parser = p;
@@ -214,12 +225,15 @@ export class LeanConnection implements Sweepable {
     };
     p[HTTPParser.kOnMessageBegin] = () => {
       this.inLlhttp = true;
+      if (this.timeouts.headersMs > 0 && !this.headTimer) this.headTimer = deadline(this.timeouts.headersMs, this.onHeadTimeout);
     };
     p[HTTPParser.kOnHeadersComplete] = (_maj: number, minor: number, h: string[] | undefined, method: number, url: string | undefined, _s: unknown, _m: unknown, upgrade: boolean, keepAlive: boolean) => {
       const raw = h ? (this.rawHeaders.length ? [...this.rawHeaders, ...h] : h) : this.rawHeaders;
       const fullUrl = this.url + (url ?? '');
       this.rawHeaders = [];
       this.url = '';
+      this.headTimer?.cancel();
+      this.headTimer = undefined;
       // Nothing after a rejected head is read as a request (see `parse`).
       if (this.badRequest || requestFramingError(raw, minor) !== undefined) {
         this.badRequest = true;
@@ -240,8 +254,16 @@ export class LeanConnection implements Sweepable {
       this.inLlhttp = false;
       if (!this.badRequest) this.current()?.finish();
     };
-    this.sweep = idleSweep(idleTimeoutMs);
-    this.sweep.add(this);
+    if (this.timeouts.idleMs > 0) {
+      this.sweep = idleSweep(this.timeouts.idleMs);
+      this.sweep.add(this);
+    }
+    if (this.timeouts.maxConnectionMs > 0) this.lifeTimer = deadline(this.timeouts.maxConnectionMs, () => {
+        // The response in progress, or an idle connection's next one, says `connection: close`:
+        // a client never sends a request into a connection that is closing.
+        this.lifeTimer = undefined;
+        this.close(true);
+      });
     // Bytes already read (the protocol sniff) arrive as `data`; later reads go straight to the
     // parser when the socket can read directly into the shared buffer.
     socket.on('data', this.onData);
@@ -259,7 +281,8 @@ export class LeanConnection implements Sweepable {
         res.abort();
       }
       this.queue.length = 0;
-      this.sweep.delete(this);
+      this.sweep?.delete(this);
+      this.stopTimers();
       p.close();
     });
   }
@@ -283,6 +306,10 @@ export class LeanConnection implements Sweepable {
       socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
     }
     const res = new LeanResponse(this, socket, m === 'HEAD', keepAlive && minor >= 1 && !this.closing);
+    if (this.timeouts.requestMs > 0 && !req.complete) {
+      this.requestTimer?.cancel();
+      this.requestTimer = deadline(this.timeouts.requestMs, () => this.onRequestTimeout(req));
+    }
     this.queue.push({ req, res, started: false });
     if (this.queue.length === 1) {
       if (!this.parsing) this.dispatch();
@@ -303,7 +330,7 @@ export class LeanConnection implements Sweepable {
    */
   private readonly onData = (d: Buffer): void => {
     if (this.badRequest) return;
-    this.lastTick = this.sweep.tick;
+    if (this.sweep) this.lastTick = this.sweep.tick;
     let off = 0;
     while (off < d.length) {
       if (this.fastLeft > 0) {
@@ -364,7 +391,8 @@ export class LeanConnection implements Sweepable {
       const req = this.upgrading;
       this.upgrading = undefined;
       this.socket.removeListener('data', this.onData);
-      this.sweep.delete(this);
+      this.sweep?.delete(this);
+      this.stopTimers();
       this.detached = true;
       // Direct reads land in a shared buffer: stop reading until the upgrade path takes over
       // (it resumes), and keep a copy of the bytes after the head.
@@ -390,7 +418,11 @@ export class LeanConnection implements Sweepable {
     const i = this.queue.findIndex((x) => x.res === res);
     if (i < 0) return;
     const [done] = this.queue.splice(i, 1);
-    this.lastTick = this.sweep.tick;
+    if (this.sweep) this.lastTick = this.sweep.tick;
+    if (this.requestTimer) {
+      this.requestTimer.cancel();
+      this.requestTimer = undefined;
+    }
     if (this.badRequest) {
       if (this.queue.length) this.dispatch();
       else this.end(BAD_REQUEST);
@@ -412,6 +444,43 @@ export class LeanConnection implements Sweepable {
     this.out.flush();
     if (last === undefined) this.socket.end();
     else this.socket.end(last, 'latin1');
+  }
+
+  private stopTimers(): void {
+    this.headTimer?.cancel();
+    this.requestTimer?.cancel();
+    this.lifeTimer?.cancel();
+    this.headTimer = this.requestTimer = this.lifeTimer = undefined;
+  }
+
+  /**
+   * A request head still incomplete `headersMs` after its first byte (slowloris, or a stuck
+   * client): 408 and close, as Envoy's `request_headers_timeout` does; nothing of it was forwarded.
+   */
+  private readonly onHeadTimeout = (): void => {
+    this.headTimer = undefined;
+    if (this.detached || this.socket.destroyed) return;
+    this.badRequest = true;
+    if (this.queue.length === 0) this.end(REQUEST_TIMEOUT);
+    else this.socket.destroy();
+  };
+
+  /** A request not received in full within `requestMs`: 408 and close (Envoy's `request_timeout`); the upstream request is abandoned. */
+  private onRequestTimeout(req: LeanRequest): void {
+    this.requestTimer = undefined;
+    if (req.complete || this.detached || this.socket.destroyed) return;
+    const i = this.queue.findIndex((x) => x.req === req);
+    if (i < 0) return;
+    const e = this.queue[i]!;
+    this.badRequest = true;
+    if (e.started) {
+      req.emit('aborted');
+      req.fail(new Error('request timeout'));
+    }
+    e.res.abort();
+    this.queue.splice(i, 1);
+    if (i === 0 && !e.res.headersSent && this.queue.length === 0) this.end(REQUEST_TIMEOUT);
+    else this.socket.destroy();
   }
 
   get idle(): boolean {
@@ -473,7 +542,8 @@ export class LeanConnection implements Sweepable {
     this.handoff = undefined;
     this.handedOff = true;
     this.detached = true;
-    this.sweep.delete(this);
+    this.sweep?.delete(this);
+    this.stopTimers();
     s.removeListener('data', this.onData);
     this.parser.close();
     give(s);

@@ -48,7 +48,7 @@ describe('downstream idle timeout', () => {
           },
           onUpgrade: (_req, s) => s.destroy(),
         },
-        timeoutMs,
+        { idleMs: timeoutMs },
       );
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -7,9 +7,25 @@ import type { ProxySnapshot, SocketAddr } from '../model.js';
 import { addrKey } from '../model.js';
 import { handleHttp, localReply, type DownstreamRequest, type DownstreamResponse, type HttpContext } from './http-proxy.js';
 import { handleTcp, handleUpgrade } from './tcp-proxy.js';
-import { LeanConnection, type LeanServerHooks } from './h1-server.js';
+import { LeanConnection, LeanResponse, type LeanServerHooks } from './h1-server.js';
 import { LEAN_CODEC } from './lean-http.js';
 import { requestFramingError } from './h1-strict.js';
+import { DEFAULT_OVERLOAD, OverloadMonitor, type OverloadThresholds } from './overload.js';
+import { deadline } from './timer-list.js';
+import { DEFAULT_HTTP_TIMEOUTS } from '../model.js';
+
+/**
+ * Bounds on downstream connections (the settings `listenerConnectionLimit` and `overload*`; see
+ * overload.ts for the overload rule).
+ */
+export interface ListenerLimits {
+  /** Open downstream connections per listener name; the next one is closed as it is accepted. 0: no limit. */
+  connectionsPerListener?: number;
+  overload?: OverloadThresholds;
+  /** Tests: where the overload pressure comes from, and how often it is sampled. */
+  pressure?: () => number;
+  overloadIntervalMs?: number;
+}
 
 /** `node`: serve HTTP/1.1 with `node:http` instead of the lean server (h1-server.ts). */
 const NODE_SERVER = process.env['OCTO_PROXY_DOWNSTREAM_CODEC'] === 'node' || !LEAN_CODEC;
@@ -49,6 +65,7 @@ interface Attachment {
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
 const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
+const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
 const HEAD_TOO_LARGE = 'HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
 
 /**
@@ -129,11 +146,26 @@ export class ListenerManager {
   private draining = false;
   /** Sockets from the parent not accepted on yet (see {@link acceptParentSockets}). */
   private readonly parked: { attachment: Attachment; accept: () => Promise<void> }[] = [];
+  /** Open downstream connections by listener name (for `connectionsPerListener`). */
+  private readonly open = new Map<string, number>();
+  private readonly connectionLimit: number;
+  readonly overload: OverloadMonitor;
+  /** node:http connections past `max_connection_duration`: their next response closes them. */
+  private readonly expiring = new WeakSet<net.Socket>();
+  /** Connections closed at accept: over the listener's limit, or overloaded. */
+  readonly refused = { limit: 0, overload: 0 };
 
   constructor(
     private readonly ctx: HttpContext,
     private readonly logger: Logger,
-  ) {}
+    limits: ListenerLimits = {},
+  ) {
+    this.connectionLimit = limits.connectionsPerListener ?? 0;
+    this.overload = new OverloadMonitor(limits.overload ?? DEFAULT_OVERLOAD, limits.pressure, limits.overloadIntervalMs, (level, pressure) =>
+      this.logger.warn('overload level changed', { level, action: ['none', 'stop accepting', 'no keep-alive', 'answer 503'][level], pressure: Math.round(pressure * 1000) / 1000 }),
+    );
+    this.overload.start();
+  }
 
   /** Attaches a socket from `spec` to the listener `name`; resolves with its address. */
   async attach(name: string, spec: SocketSpec, wanted?: string): Promise<SocketAddr | undefined> {
@@ -309,25 +341,61 @@ export class ListenerManager {
       socket.destroy();
       return;
     }
+    // Shed at accept: a connection over the listener's limit, or any while overloaded, is closed
+    // before it costs a parser or a buffer (Envoy's connection_limit filter and overload action
+    // stop_accepting_connections do the same).
+    const open = this.open.get(name) ?? 0;
+    if (this.overload.level >= 1 || (this.connectionLimit > 0 && open >= this.connectionLimit)) {
+      if (this.overload.level >= 1) this.refused.overload++;
+      else this.refused.limit++;
+      socket.on('error', () => undefined);
+      socket.destroy();
+      return;
+    }
+    this.open.set(name, open + 1);
     this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      this.open.set(name, (this.open.get(name) ?? 1) - 1);
+    });
     socket.on('error', () => undefined);
     const l = this.ctx.snapshot().listeners.get(name) ?? this.pending?.listeners.get(name);
+    const timeouts = l?.filter.kind === 'http' ? l.filter.timeouts : DEFAULT_HTTP_TIMEOUTS;
     if (l?.filter.kind === 'tcp') {
       void handleTcp(this.ctx.clusters, this.ctx.stats, name, l.filter, socket, this.ctx.random);
       return;
     }
+    // A connection that never sends a byte is idle too (the HTTP servers below see it only once it does).
+    const silent = timeouts.idleMs > 0 ? deadline(timeouts.idleMs, () => socket.destroy()) : undefined;
+    socket.once('close', () => silent?.cancel());
     // HTTP: HTTP/2 with prior knowledge starts with the connection preface, anything else is 1.x.
     socket.once('data', (chunk: Buffer) => {
+      silent?.cancel();
       socket.pause();
       socket.unshift(chunk);
       const isH2 = chunk.subarray(0, H2_PREFACE.length).equals(H2_PREFACE.subarray(0, Math.min(chunk.length, H2_PREFACE.length)));
       if (!isH2 && !NODE_SERVER) {
-        const conn = new LeanConnection(socket, this.hooksFor(name));
+        const conn = new LeanConnection(socket, this.hooksFor(name), timeouts);
         this.lean.set(conn, name);
         socket.once('close', () => this.lean.delete(conn));
         socket.resume();
         return;
+      }
+      if (!isH2) {
+        // node:http reads these per connection check (every second, see h1Server).
+        const h1 = this.h1Server(name);
+        h1.requestTimeout = timeouts.requestMs;
+        h1.headersTimeout = timeouts.requestMs > 0 && timeouts.headersMs > 0 ? Math.min(timeouts.headersMs, timeouts.requestMs) : timeouts.headersMs;
+        h1.keepAliveTimeout = timeouts.idleMs;
+        if (timeouts.maxConnectionMs > 0) {
+          const life = deadline(timeouts.maxConnectionMs, () => {
+            // This response, or the next one, says `connection: close` (see the request handler).
+            this.expiring.add(socket);
+            const current = (socket as net.Socket & { _httpMessage?: http.ServerResponse })._httpMessage;
+            if (current) current.shouldKeepAlive = false;
+          });
+          socket.once('close', () => life.cancel());
+        }
       }
       const server = isH2 ? this.h2Server(name) : this.h1Server(name);
       server.emit('connection', socket);
@@ -352,6 +420,12 @@ export class ListenerManager {
 
   /** One request on listener `name`; a failure of our own becomes a 500 and a log line. */
   private serve(name: string, req: DownstreamRequest, res: DownstreamResponse, isGrpc: boolean): void {
+    const level = this.overload.level;
+    if (level >= 2) {
+      if (level >= 3) return localReply(req, res, isGrpc, 503, 'overloaded');
+      if (res instanceof LeanResponse) res.closeAfter = true;
+      else if (res instanceof http.ServerResponse) res.shouldKeepAlive = false;
+    }
     const failed = (err: Error) => {
       this.logger.error('request failed', { listener: name, error: err.stack });
       localReply(req, res, isGrpc, 500, 'internal-error');
@@ -392,19 +466,26 @@ export class ListenerManager {
       if (!socket.writable || (current && served.has(current))) socket.destroy();
       else socket.end(answer, 'latin1');
     };
-    s = http.createServer({ keepAlive: true, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => {
+    s = http.createServer({ keepAlive: true, requestTimeout: 0, headersTimeout: DEFAULT_HTTP_TIMEOUTS.headersMs, connectionsCheckingInterval: 1000 }, (req, res) => {
       if (requestFramingError(req.rawHeaders, req.httpVersionMinor) !== undefined) return reject(req.socket, BAD_REQUEST);
+      if (this.expiring.has(req.socket)) res.shouldKeepAlive = false;
       queueMicrotask(() => {
         if (rejected.has(req.socket) || req.socket.destroyed) return;
         served.add(res);
         this.serve(name, req, res, false);
       });
     });
-    s.keepAliveTimeout = 60_000;
+    s.keepAliveTimeout = DEFAULT_HTTP_TIMEOUTS.idleMs;
+    // This server never listens (connections are handed to it): its 'listening' event is what
+    // starts node:http's connection tracking and the once-a-second check that enforces
+    // headersTimeout and requestTimeout, so it is emitted here.
+    s.emit('listening');
     s.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => {
       handleUpgrade(this.ctx, name, req, socket, head).catch(() => socket.destroy());
     });
-    s.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => reject(socket, err.code === 'HPE_HEADER_OVERFLOW' ? HEAD_TOO_LARGE : BAD_REQUEST));
+    s.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) =>
+      reject(socket, err.code === 'HPE_HEADER_OVERFLOW' ? HEAD_TOO_LARGE : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? REQUEST_TIMEOUT : BAD_REQUEST),
+    );
     this.h1.set(name, s);
     return s;
   }
@@ -430,6 +511,7 @@ export class ListenerManager {
    */
   async drain(timeoutMs: number, mode: DrainMode = 'shutdown', spreadMs = 0, handOff?: HandOff): Promise<void> {
     this.draining = true;
+    this.overload.stop();
     const handover = mode === 'handover';
     // A handover may spread the connections' moves over `spreadMs` (each one marked at a random
     // moment in it), so the new proxy warms up on part of the traffic before all of it arrives,

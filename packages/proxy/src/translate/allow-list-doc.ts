@@ -8,8 +8,9 @@ export function allRules(): MessageRule[] {
   const out: MessageRule[] = [];
   const seen = new Set<string>();
   const visit = (r: MessageRule) => {
-    if (seen.has(r.message)) return;
-    seen.add(r.message);
+    const key = `${r.message}|${r.context ?? ''}`;
+    if (seen.has(key)) return;
+    seen.add(key);
     out.push(r);
     for (const f of Object.values(r.read)) if (f !== true) visit(f);
   };
@@ -28,13 +29,14 @@ function namer(rules: MessageRule[]): (message: string) => string {
 /** The README's table of the fields each Envoy message may set (the allow-list, rendered). */
 export function renderAllowList(): string {
   const rules = allRules();
-  const short = namer(rules);
+  const bare = namer(rules);
+  const short = (r: MessageRule) => (r.context ? `${bare(r.message)} (${r.context})` : bare(r.message));
   const rows = rules.map((r) => {
-    const read = Object.entries(r.read).map(([name, f]) => (f === true ? `\`${name}\`` : `\`${name}\` (${short(f.message)})`));
+    const read = Object.entries(r.read).map(([name, f]) => (f === true ? `\`${name}\`` : `\`${name}\` (${short(f)})`));
     const byReason = new Map<string, string[]>();
     for (const [name, why] of Object.entries(r.ignored ?? {})) byReason.set(why, [...(byReason.get(why) ?? []), `\`${name}\``]);
     const ignored = [...byReason].map(([why, names]) => `${names.join(', ')}: ${why}`);
-    return `| \`${short(r.message)}\` | ${read.join(', ') || '— (only an empty message)'} | ${ignored.join('; ') || '—'} |`;
+    return `| \`${short(r)}\` | ${read.join(', ') || '— (only an empty message)'} | ${ignored.join('; ') || '—'} |`;
   });
   return [
     DOC_BEGIN,

@@ -76,6 +76,8 @@ export interface MessageRule {
   readonly read: Readonly<Record<string, true | MessageRule>>;
   /** snake_case field name → why it is accepted and not acted on. */
   readonly ignored?: Readonly<Record<string, string>>;
+  /** Where this rule applies, when one message has different rules in different places (README only). */
+  readonly context?: string;
 }
 
 const rule = (message: string, codec: MessageRule['codec'], read: MessageRule['read'], ignored?: MessageRule['ignored']): MessageRule =>
@@ -269,6 +271,9 @@ export const HTTP_CONNECTION_MANAGER = rule(
       upgrade_type: true,
       enabled: true,
     }),
+    request_headers_timeout: true,
+    request_timeout: true,
+    common_http_protocol_options: { ...rule('envoy.config.core.v3.HttpProtocolOptions', CommonHttpProtocolOptions, { idle_timeout: true, max_connection_duration: true }), context: 'downstream, in HttpConnectionManager' },
   },
   { stat_prefix: STATS, codec_type: 'HTTP/1.1 and HTTP/2 are detected per connection', access_log: ACCESS_LOG },
 );

@@ -52,6 +52,8 @@ const DURATION_FIELDS = new Set(
     'max_ejection_time',
     'fill_interval',
     'fixed_delay',
+    'request_headers_timeout',
+    'max_connection_duration',
     'drain_timeout',
     'stream_idle_timeout',
     'request_timeout',

@@ -1,7 +1,7 @@
 import { HttpConnectionManager, Router, TcpProxy, TYPE_URL } from '@octo-mesh/proto';
 import { HTTP_CONNECTION_MANAGER, LISTENER, ROUTER, TCP_PROXY, checkFields, type MessageRule } from './allow-list.js';
 import type { Listener, Any } from '@octo-mesh/proto';
-import type { HttpFilterChain, ListenerModel, Result, TcpFilterChain } from '../model.js';
+import { DEFAULT_HTTP_TIMEOUTS, type HttpFilterChain, type ListenerModel, type Result, type TcpFilterChain } from '../model.js';
 import { FILTER, FILTER_TYPE_URL, durationMs, faultSpec, guard, invalid, rateLimitSpec, socketAddr } from './common.js';
 import { routeTable } from './route.js';
 
@@ -52,7 +52,15 @@ function hcm(h: HttpConnectionManager, path: string): HttpFilterChain {
     kind: 'http',
     statPrefix: h.statPrefix,
     upgrades: h.upgradeConfigs.filter((u) => u.enabled ?? true).map((u) => u.upgradeType.toLowerCase()),
+    timeouts: {
+      headersMs: durationMs(h.requestHeadersTimeout, DEFAULT_HTTP_TIMEOUTS.headersMs),
+      idleMs: durationMs(h.commonHttpProtocolOptions?.idleTimeout, DEFAULT_HTTP_TIMEOUTS.idleMs),
+      requestMs: durationMs(h.requestTimeout, DEFAULT_HTTP_TIMEOUTS.requestMs),
+      maxConnectionMs: durationMs(h.commonHttpProtocolOptions?.maxConnectionDuration, DEFAULT_HTTP_TIMEOUTS.maxConnectionMs),
+    },
   };
+  const fields = { headersMs: 'request_headers_timeout', idleMs: 'common_http_protocol_options.idle_timeout', requestMs: 'request_timeout', maxConnectionMs: 'common_http_protocol_options.max_connection_duration' } as const;
+  for (const [k, field] of Object.entries(fields)) if (out.timeouts[k as keyof typeof fields] < 0) invalid(`${path}.${field}`, 'must not be negative');
   if (h.rds) {
     if (!h.rds.routeConfigName) invalid(`${path}.rds.route_config_name`, 'must not be empty');
     out.rdsName = h.rds.routeConfigName;
