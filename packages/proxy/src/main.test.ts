@@ -219,4 +219,82 @@ describe('octo-proxy executable', () => {
       for (const h of handles.values()) h.close();
     }
   }, 15_000);
+
+  it('on SIGTERM stops inbound first and keeps serving the app outbound until its connections end (drain like Istio)', async () => {
+    const boot = join(dir, 'drain.yaml');
+    const routes = (name: string) => httpListener(name, { route_config: routeConfig(name, [{ match: { prefix: '/' }, route: { cluster: 'app' } }]) });
+    writeFileSync(
+      boot,
+      stringify({
+        nodeId: 'sidecar~drain',
+        adminPort: 0,
+        outboundPort: 0,
+        inboundHost: '127.0.0.1',
+        inboundPort: 0,
+        drainTimeoutMs: 8000,
+        staticResources: { listeners: [routes('outbound'), routes('inbound')], clusters: [staticCluster('app', [up.port])] },
+      }),
+    );
+    const s = run(['--config', boot]);
+    const { listeners } = await s.started;
+    const outbound = portOf(listeners, 'outbound');
+    const inbound = portOf(listeners, 'inbound');
+    /** A kept-alive client connection: one GET at a time, the raw response text back. */
+    const keptAlive = async (port: number) => {
+      const socket = net.connect(port, '127.0.0.1');
+      await new Promise((r) => socket.once('connect', r));
+      let closed = false;
+      socket.on('close', () => (closed = true));
+      socket.on('error', () => undefined);
+      return {
+        socket,
+        closed: () => closed,
+        get: (path: string) =>
+          new Promise<string>((resolve) => {
+            let text = '';
+            const onData = (d: Buffer) => {
+              text += d.toString('latin1');
+              if (/\r\n\r\n[\s\S]*served/.test(text)) {
+                socket.off('data', onData);
+                resolve(text);
+              }
+            };
+            socket.on('data', onData);
+            socket.once('close', () => resolve(text));
+            socket.write(`GET ${path} HTTP/1.1\r\nHost: app\r\n\r\n`);
+          }),
+      };
+    };
+    const app = await keptAlive(outbound);
+    const peer = await keptAlive(inbound);
+    expect(await app.get('/before')).toContain('served /before');
+    expect(await peer.get('/peer')).toContain('served /peer');
+    const t0 = Date.now();
+    s.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    // Inbound: no new connection, and the peer's idle kept-alive one is closed.
+    const refused = await new Promise<boolean>((resolve) => {
+      const c = net.connect(inbound, '127.0.0.1');
+      c.on('error', () => resolve(true));
+      c.on('connect', () => {
+        c.write('GET /late HTTP/1.1\r\nHost: app\r\n\r\n');
+        c.on('data', () => resolve(false));
+        c.on('close', () => resolve(true));
+      });
+    });
+    expect(refused).toBe(true);
+    expect(peer.closed()).toBe(true);
+    // Outbound: the app's kept-alive connection and a new one are still served, kept alive.
+    const during = await app.get('/during');
+    expect(during).toContain('served /during');
+    expect(during).not.toMatch(/connection: close/i);
+    const fresh = await keptAlive(outbound);
+    expect(await fresh.get('/fresh')).toContain('served /fresh');
+    expect(s.child.exitCode).toBeNull();
+    // The app is done: once its last connection ends, the proxy exits, long before the 8 s budget.
+    fresh.socket.end();
+    app.socket.end();
+    expect(await s.exited).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(3000);
+  }, 20_000);
 });

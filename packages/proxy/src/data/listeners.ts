@@ -69,7 +69,9 @@ const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\nconnection: close\r\nco
 const HEAD_TOO_LARGE = 'HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
 
 /**
- * How a proxy drains. `shutdown` (SIGTERM): idle kept-alive connections are closed at once.
+ * How a proxy drains. `shutdown` (SIGTERM), as Istio drains a sidecar: `inbound` stops accepting
+ * and closes its idle connections at once; `outbound` keeps serving the application until its
+ * connections end or the drain timeout (see `drainForShutdown`).
  * `handover` (the LEGO agent starts a new version on the same sockets): an idle kept-alive
  * HTTP/1.1 connection stays open and its next request is answered with `connection: close`, so a
  * client never races the close with a request; those still idle at the drain timeout are closed.
@@ -139,7 +141,8 @@ export class ListenerManager {
   private readonly h1 = new Map<string, http.Server>();
   private readonly h2 = new Map<string, http2.Http2Server>();
   private readonly sockets = new Set<net.Socket>();
-  private readonly sessions = new Set<http2.Http2Session>();
+  /** HTTP/2 sessions, by the listener that accepted them. */
+  private readonly sessions = new Map<http2.Http2Session, string>();
   /** Lean HTTP/1.1 connections, by the listener that accepted them. */
   private readonly lean = new Map<LeanConnection, string>();
   private readonly leanHooks = new Map<string, LeanServerHooks>();
@@ -150,6 +153,8 @@ export class ListenerManager {
   private readonly open = new Map<string, number>();
   private readonly connectionLimit: number;
   readonly overload: OverloadMonitor;
+  /** While a shutdown drains: the listeners that still accept (see {@link drainForShutdown}). */
+  private stillAccepting: ((listener: string) => boolean) | undefined;
   /** node:http connections past `max_connection_duration`: their next response closes them. */
   private readonly expiring = new WeakSet<net.Socket>();
   /** Connections closed at accept: over the listener's limit, or overloaded. */
@@ -337,7 +342,7 @@ export class ListenerManager {
   }
 
   private onConnection(name: string, socket: net.Socket): void {
-    if (this.draining) {
+    if (this.draining && !this.stillAccepting?.(name)) {
       socket.destroy();
       return;
     }
@@ -498,7 +503,7 @@ export class ListenerManager {
     });
     s.on('sessionError', () => undefined);
     s.on('session', (session: http2.ServerHttp2Session) => {
-      this.sessions.add(session);
+      this.sessions.set(session, name);
       session.once('close', () => this.sessions.delete(session));
     });
     this.h2.set(name, s);
@@ -512,6 +517,7 @@ export class ListenerManager {
   async drain(timeoutMs: number, mode: DrainMode = 'shutdown', spreadMs = 0, handOff?: HandOff): Promise<void> {
     this.draining = true;
     this.overload.stop();
+    if (mode === 'shutdown') return this.drainForShutdown(timeoutMs);
     const handover = mode === 'handover';
     // A handover may spread the connections' moves over `spreadMs` (each one marked at a random
     // moment in it), so the new proxy warms up on part of the traffic before all of it arrives,
@@ -529,7 +535,7 @@ export class ListenerManager {
     }
     for (const s of this.h2.values()) s.close();
     // GOAWAY: HTTP/2 clients open no new streams; the session closes once its streams finish.
-    for (const s of this.sessions) later(() => s.close());
+    for (const s of this.sessions.keys()) later(() => s.close());
     // With a successor that adopts connections, each idle kept-alive HTTP/1.1 connection moves to
     // it (socket and all) instead of waiting for a request to answer with `connection: close`.
     const give = handover ? handOff : undefined;
@@ -552,6 +558,42 @@ export class ListenerManager {
       if (!handover) for (const s of this.h1.values()) s.closeIdleConnections();
       await new Promise((r) => setTimeout(r, 50));
     }
+    await this.closeTheRest();
+  }
+
+  /**
+   * SIGTERM, as Istio drains its sidecar: the pod is going away, so peers must stop sending to it
+   * first — `inbound` stops accepting at once, its idle connections close and busy ones close
+   * after their response (HTTP/2: GOAWAY). The application may still be finishing its own work
+   * and calling other services, so `outbound` (and listeners bound from xDS, which the app
+   * calls) keep accepting and serving with keep-alive, until no connection is left (after at
+   * least `min(1 s, timeoutMs)`, so a call made just after the signal still finds the proxy) or
+   * `timeoutMs`. Then what is left is closed.
+   */
+  private async drainForShutdown(timeoutMs: number): Promise<void> {
+    const first = (name: string) => name === 'inbound';
+    this.stillAccepting = (name) => !first(name);
+    const start = Date.now();
+    const deadline = start + timeoutMs;
+    const graceEnd = start + Math.min(1000, timeoutMs);
+    for (const a of this.attachments) if (first(a.name)) a.server.close();
+    for (const [c, name] of this.lean) if (first(name)) c.close(false);
+    for (const [s, name] of this.sessions) if (first(name)) s.close();
+    const inboundH1 = () => [...this.h1].filter(([name]) => first(name)).map(([, s]) => s);
+    for (const s of inboundH1()) s.closeIdleConnections();
+    while ((this.sockets.size > 0 || Date.now() < graceEnd) && Date.now() < deadline) {
+      for (const s of inboundH1()) s.closeIdleConnections();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    this.stillAccepting = undefined;
+    for (const a of this.attachments) a.server.close();
+    for (const s of this.h1.values()) s.close();
+    for (const s of this.h2.values()) s.close();
+    for (const s of this.sessions.keys()) s.close();
+    await this.closeTheRest();
+  }
+
+  private async closeTheRest(): Promise<void> {
     // What is left at the deadline: idle kept-alive connections first (a FIN, not a reset), then
     // anything still open — long-lived streams (WebSocket, TCP, gRPC streams) end here.
     for (const c of this.lean.keys()) c.close(false);
