@@ -15,6 +15,8 @@ export class ProxyStats {
   readonly agentStatusReports: Counter<'result'>;
   /** Kept-alive connections moved between proxy processes in a LEGO swap (see ListenerManager.drain). */
   readonly connectionHandovers: Counter<'direction' | 'result'>;
+  /** Exceptions contained in one connection's read callback, which closed that connection (see data/contain.ts). */
+  readonly containedErrors: Counter<'side'>;
 
   constructor(readonly registry: Registry) {
     const registers = [registry];
@@ -28,6 +30,12 @@ export class ProxyStats {
       registers,
     });
     this.rateLimited = new Counter({ name: 'octo_proxy_rate_limited_total', help: 'Requests refused by the local rate limit.', labelNames: ['listener'], registers });
+    this.containedErrors = new Counter({
+      name: 'octo_proxy_contained_errors_total',
+      help: 'Exceptions while handling one connection, contained by closing that connection (side: downstream, upstream).',
+      labelNames: ['side'],
+      registers,
+    });
     this.ejections = new Counter({ name: 'octo_proxy_outlier_ejections_total', help: 'Hosts ejected by outlier detection.', labelNames: ['cluster'], registers });
     this.tcpConnections = new Counter({
       name: 'octo_proxy_tcp_connections_total',

@@ -4,6 +4,7 @@ import type { SocketAddr } from '../model.js';
 import { parseResponseHead } from './h1-fast.js';
 import { FAST_PARSE, HTTPParser, LeanBody, Outbox, toHeaders, type Parser } from './lean-http.js';
 import { AttemptError, Outcome, type Attempt, type BodySink, type Headers, type Settled, type UpstreamRequest, type UpstreamResponse } from './upstream.js';
+import { contained } from './contain.js';
 
 /**
  * A lean HTTP/1.1 client for upstream requests: our own keep-alive pool per host and Node's
@@ -95,7 +96,13 @@ class Connection {
     const onread = {
       buffer: READ_BUFFER,
       callback: (n: number, buf: Buffer): boolean => {
-        this.onBytes(buf.subarray(0, n));
+        try {
+          this.onBytes(buf.subarray(0, n));
+        } catch (err) {
+          // Contained (see contain.ts): this connection closes, its request fails as a reset.
+          this.socket.destroy();
+          contained('upstream', err);
+        }
         return true;
       },
     };

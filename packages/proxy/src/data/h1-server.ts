@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http';
 import type net from 'node:net';
 import { parseRequestHead } from './h1-fast.js';
+import { contained } from './contain.js';
 import { requestFramingError } from './h1-strict.js';
 import { deadline, type Deadline } from './timer-list.js';
 import { DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts } from '../model.js';
@@ -31,7 +32,7 @@ export class LeanRequest extends LeanBody implements DownstreamRequest {
     readonly httpVersionMinor: number,
     readonly socket: net.Socket,
   ) {
-    super(flow);
+    super(flow, 'downstream');
   }
   readonly httpVersionMajor = 1;
   /** The request is known to have no body at all (complete before it was handed out). */
@@ -329,6 +330,34 @@ export class LeanConnection implements Sweepable {
    * the shared read buffer are copied before they leave (the next read reuses it).
    */
   private readonly onData = (d: Buffer): void => {
+    try {
+      this.read(d);
+    } catch (err) {
+      this.fail(err);
+    }
+  };
+
+  /**
+   * An exception while this connection's bytes were handled (see contain.ts): its requests are
+   * aborted (their upstream attempts too), the connection closes, the process serves on.
+   */
+  private fail(err: unknown): void {
+    this.badRequest = true;
+    for (const { req, res } of this.queue.splice(0)) {
+      try {
+        if (!req.complete) req.emit('aborted');
+        req.fail(new Error('connection closed after an internal error'));
+        res.abort();
+      } catch {
+        // already failing: the socket closes below either way
+      }
+    }
+    this.stopTimers();
+    this.socket.destroy();
+    contained('downstream', err);
+  }
+
+  private read(d: Buffer): void {
     if (this.badRequest) return;
     if (this.sweep) this.lastTick = this.sweep.tick;
     let off = 0;

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import net from 'node:net';
 import { addHeader, setFastMethods } from './h1-fast.js';
 import type { BodySource, Headers } from './upstream.js';
+import { contained, type ContainedSide } from './contain.js';
 
 /**
  * What the lean HTTP/1.1 client and server share: Node's llhttp binding (the parser `node:http`
@@ -84,7 +85,11 @@ export class LeanBody extends EventEmitter implements BodySource {
   private closed = false;
   destroyed = false;
 
-  constructor(private readonly flow: FlowControl) {
+  constructor(
+    private readonly flow: FlowControl,
+    /** Which connection the body arrives on (for contain.ts). */
+    private readonly side: ContainedSide = 'upstream',
+  ) {
     super();
   }
 
@@ -144,10 +149,19 @@ export class LeanBody extends EventEmitter implements BodySource {
     if (this.flowing) return this;
     this.flowing = true;
     queueMicrotask(() => {
-      while (this.flowing && this.queue.length) {
-        const b = this.queue.shift()!;
-        this.queued -= b.length;
-        this.emit('data', b);
+      try {
+        while (this.flowing && this.queue.length) {
+          const b = this.queue.shift()!;
+          this.queued -= b.length;
+          this.emit('data', b);
+        }
+      } catch (err) {
+        // A consumer threw on queued bytes (outside the read callback, see contain.ts): the
+        // connection they came on closes, and the process serves on.
+        this.flowing = false;
+        this.flow.destroy();
+        contained(this.side, err);
+        return;
       }
       if (!this.flowing) return;
       if (this.ended) this.done();

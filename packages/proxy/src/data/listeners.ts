@@ -10,6 +10,7 @@ import { handleTcp, handleUpgrade } from './tcp-proxy.js';
 import { LeanConnection, LeanResponse, type LeanServerHooks } from './h1-server.js';
 import { LEAN_CODEC } from './lean-http.js';
 import { requestFramingError } from './h1-strict.js';
+import { reportContainedErrors } from './contain.js';
 import { DEFAULT_OVERLOAD, OverloadMonitor, type OverloadThresholds } from './overload.js';
 import { deadline } from './timer-list.js';
 import { DEFAULT_HTTP_TIMEOUTS } from '../model.js';
@@ -170,6 +171,11 @@ export class ListenerManager {
       this.logger.warn('overload level changed', { level, action: ['none', 'stop accepting', 'no keep-alive', 'answer 503'][level], pressure: Math.round(pressure * 1000) / 1000 }),
     );
     this.overload.start();
+    reportContainedErrors((side, err) => {
+      this.ctx.stats.containedErrors.inc({ side });
+      const e = err instanceof Error ? err : new Error(String(err));
+      this.logger.error('exception while handling a connection; that connection was closed', { side, error: e.message, stack: e.stack?.split('\n').slice(0, 8).join('\n') });
+    });
   }
 
   /** Attaches a socket from `spec` to the listener `name`; resolves with its address. */
