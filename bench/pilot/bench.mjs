@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '../..');
 try {
-  execFileSync(join(root, 'node_modules/.bin/tsc'), ['-b', 'packages/pilot'], { cwd: root, stdio: 'ignore' });
+  execFileSync(join(root, 'node_modules/.bin/tsc'), ['-b', 'packages/pilot', 'packages/mock-sidecar'], { cwd: root, stdio: 'ignore' });
 } catch {
   // type errors elsewhere in the workspace do not stop emit; a missing build fails at import below
 }

@@ -6,69 +6,19 @@
 // Parent → child (IPC): {cmd: 'connect', target, sidecars: [{id, namespace, dependencies, locality}]}, {cmd: 'exit'}
 // Child → parent: {type: 'ready', connected, ms}, {type: 'error', message}
 import * as grpc from '@grpc/grpc-js';
-import { Cluster, DiscoveryRequest, Node, TYPE_URL } from '@octo-mesh/proto';
+import { parseSotwResponse } from '@octo-mesh/mock-sidecar/xds-wire.js';
+import { DiscoveryRequest, Node, TYPE_URL } from '@octo-mesh/proto';
 
 const SOTW = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 
-function varint(b, i) {
-  let v = 0;
-  let shift = 0;
-  for (;;) {
-    const x = b[i++];
-    v += (x & 0x7f) * 2 ** shift;
-    if (x < 0x80) return [v, i];
-    shift += 7;
-  }
-}
-
-/**
- * Reads a DiscoveryResponse's top-level fields without decoding the resources (a real proxy
- * decodes them on its own CPU; here thousands share the pilot's machine, so the simulator does
- * only what the protocol needs): version_info, type_url, nonce, and each resource's bytes.
- */
-function parseResponse(b) {
-  const out = { versionInfo: '', typeUrl: '', nonce: '', resources: [] };
-  let i = 0;
-  while (i < b.length) {
-    let tag;
-    [tag, i] = varint(b, i);
-    const field = tag >>> 3;
-    const wire = tag & 7;
-    if (wire === 0) {
-      [, i] = varint(b, i);
-      continue;
-    }
-    let len;
-    [len, i] = varint(b, i);
-    const v = b.subarray(i, i + len);
-    i += len;
-    if (field === 1) out.versionInfo = v.toString('utf8');
-    else if (field === 4) out.typeUrl = v.toString('utf8');
-    else if (field === 5) out.nonce = v.toString('utf8');
-    else if (field === 2) out.resources.push(anyValue(v));
-  }
-  return out;
-}
-
-/** The value (field 2) of an Any. */
-function anyValue(b) {
-  let i = 0;
-  while (i < b.length) {
-    let tag;
-    [tag, i] = varint(b, i);
-    let len;
-    [len, i] = varint(b, i);
-    if (tag >>> 3 === 2) return { value: b.subarray(i, i + len) };
-    i += len;
-  }
-  return { value: Buffer.alloc(0) };
-}
+// Responses are read at the wire level (version, type, nonce, resource names) without decoding
+// the resources: see packages/mock-sidecar/src/xds-wire.ts.
 
 const CHANNEL_OPTIONS = { 'grpc.use_local_subchannel_pool': 1, 'grpc.max_receive_message_length': 64 << 20 };
 
 function sidecar(target, spec, onReady) {
   const client = new grpc.Client(target, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
-  const call = client.makeBidiStreamRequest(SOTW, (r) => Buffer.from(DiscoveryRequest.encode(r).finish()), parseResponse);
+  const call = client.makeBidiStreamRequest(SOTW, (r) => Buffer.from(DiscoveryRequest.encode(r).finish()), parseSotwResponse);
   const node = Node.fromPartial({ id: spec.id, cluster: spec.namespace, locality: spec.locality, metadata: { namespace: spec.namespace, dependencies: spec.dependencies } });
   const seen = new Set();
   let edsNames = [];
@@ -79,7 +29,7 @@ function sidecar(target, spec, onReady) {
     last.set(res.typeUrl, { version: res.versionInfo, nonce: res.nonce });
     if (res.typeUrl === TYPE_URL.cluster) {
       send({ typeUrl: res.typeUrl, versionInfo: res.versionInfo, responseNonce: res.nonce });
-      const names = res.resources.map((a) => clusterName(a.value)).sort();
+      const names = [...res.names].sort();
       if (names.join() !== edsNames.join()) {
         edsNames = names;
         const eds = last.get(TYPE_URL.endpoint);
@@ -106,21 +56,6 @@ function sidecar(target, spec, onReady) {
     call.cancel();
     client.close();
   };
-}
-
-/** Cluster.name without decoding the whole message: field 1 comes first in the encoding. */
-function clusterName(b) {
-  if (b[0] !== 0x0a) return Cluster.decode(b).name;
-  let len = 0;
-  let shift = 0;
-  let i = 1;
-  for (;;) {
-    const x = b[i++];
-    len |= (x & 0x7f) << shift;
-    if (x < 0x80) break;
-    shift += 7;
-  }
-  return b.toString('utf8', i, i + len);
 }
 
 const closers = [];

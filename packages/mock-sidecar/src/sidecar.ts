@@ -1,0 +1,304 @@
+/**
+ * One simulated sidecar: a real ADS stream (SotW or delta) on its own gRPC connection, behaving
+ * like a well-mannered proxy — it asks the meta server which pilot serves it, subscribes to CDS
+ * and LDS (wildcard), then EDS for the clusters and RDS for the listener's route configuration,
+ * ACKs every response (or NACKs one when told to), and when its stream ends it locates again
+ * (naming the pilot it lost) with jittered backoff and starts over on the new pilot. It records
+ * when each response arrived, so a runner can ask "did it get a push of these types since T".
+ * Grown from bench/pilot/sim.mjs (the well-mannered subscription sequence) and
+ * pilot/src/sim/ads-client.ts (a client that can play any behaviour).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { locatePilot } from '@octo-mesh/clients';
+import { DeltaDiscoveryRequest, DiscoveryRequest, Node, TYPE_URL } from '@octo-mesh/proto';
+import { Backoff } from '@octo-mesh/runtime';
+import type { XdsType } from './scenario.js';
+import { parseDeltaResponse, parseSotwResponse, type WireResponse } from './xds-wire.js';
+
+const SOTW = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
+const DELTA = '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources';
+const CHANNEL_OPTIONS = { 'grpc.use_local_subchannel_pool': 1, 'grpc.max_receive_message_length': 64 << 20, 'grpc.enable_retries': 0 };
+
+export const TYPE_OF: Record<XdsType, string> = {
+  cds: TYPE_URL.cluster,
+  eds: TYPE_URL.endpoint,
+  lds: TYPE_URL.listener,
+  rds: TYPE_URL.route,
+  governance: TYPE_URL.serviceGovernance,
+  upgrade: TYPE_URL.upgradeTarget,
+};
+const SHORT: Record<string, XdsType> = Object.fromEntries(Object.entries(TYPE_OF).map(([k, v]) => [v, k as XdsType]));
+
+export interface SidecarSpec {
+  /** Node id (unique in the mesh). */
+  id: string;
+  template: string;
+  namespace: string;
+  workload: string;
+  version: string;
+  dependencies: string[];
+  protocol: 'sotw' | 'delta';
+  zone?: string | undefined;
+  region?: string | undefined;
+}
+
+/** Where a sidecar finds its pilot: the meta server (as proxies do), or one fixed pilot. */
+export type Discovery = { metaAddress: string } | { xdsAddress: string; pilotId?: string };
+
+/** One response a sidecar received. */
+export interface Received {
+  at: number;
+  type: XdsType;
+  stream: number;
+}
+
+type Stream = grpc.ClientDuplexStream<DiscoveryRequest | DeltaDiscoveryRequest, WireResponse>;
+
+export class MockSidecar {
+  readonly node: Node;
+  /** The pilot of the current (or last) stream. */
+  pilotId = '';
+  /** Stream generation: 1 for the first stream, +1 per reconnect. */
+  stream = 0;
+  connected = false;
+  /** When the current stream had every subscribed type (performance.now()); undefined until then. */
+  syncedAt: number | undefined;
+  /** When the last stream was lost (performance.now()). */
+  lostAt: number | undefined;
+  /** Names held per type (the last good configuration: a NACKed response does not change it). */
+  readonly held = new Map<XdsType, Set<string>>();
+  readonly received: Received[] = [];
+  bytes = 0;
+  nacks = 0;
+  lastError = '';
+  private readonly nackPending = new Map<string, string>();
+  private readonly last = new Map<string, { version: string; nonce: string }>();
+  private client: grpc.Client | undefined;
+  private call: Stream | undefined;
+  private seen = new Set<string>();
+  private eds: string[] = [];
+  private rdsAsked = false;
+  private closed = false;
+  private readonly backoff = new Backoff({ initialMs: 100, maxMs: 2000, jitter: 0.5 });
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly spec: SidecarSpec,
+    private readonly discovery: Discovery,
+  ) {
+    const locality = spec.zone || spec.region ? { region: spec.region ?? '', zone: spec.zone ?? '' } : undefined;
+    this.node = Node.fromPartial({
+      id: spec.id,
+      cluster: spec.namespace,
+      locality,
+      metadata: {
+        namespace: spec.namespace,
+        workload: spec.workload,
+        dependencies: spec.dependencies,
+        instance_id: spec.id,
+        proxy_version: 'mock',
+        labels: { app: spec.workload, version: spec.version },
+      } as never,
+    });
+  }
+
+  get synced(): boolean {
+    return this.connected && this.syncedAt !== undefined;
+  }
+
+  /** Connects (locating the pilot first); returns at once, the stream runs on its own. */
+  start(): void {
+    void this.connect();
+  }
+
+  /** Drops the stream and its connection and reconnects at once (a reconnect storm). */
+  reconnectNow(): void {
+    this.teardown();
+    this.connected = false;
+    this.lostAt = performance.now();
+    void this.connect();
+  }
+
+  /** NACK the next response of a type (the server's last one was answered already). */
+  nackNext(type: XdsType, message: string): void {
+    this.nackPending.set(TYPE_OF[type], message);
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.teardown();
+    this.connected = false;
+  }
+
+  /** First response of each type since `t` on any stream: type → arrival time. */
+  firstSince(t: number): Map<XdsType, number> {
+    const out = new Map<XdsType, number>();
+    for (let i = this.received.length - 1; i >= 0 && this.received[i]!.at >= t; i--) out.set(this.received[i]!.type, this.received[i]!.at);
+    return out;
+  }
+
+  /** Responses since `t`. */
+  countSince(t: number): number {
+    let n = 0;
+    for (let i = this.received.length - 1; i >= 0 && this.received[i]!.at >= t; i--) n++;
+    return n;
+  }
+
+  private teardown(): void {
+    const call = this.call;
+    this.call = undefined;
+    call?.cancel();
+    this.client?.close();
+    this.client = undefined;
+  }
+
+  private async connect(unreachablePilotId?: string): Promise<void> {
+    if (this.closed) return;
+    let target: { pilotId: string; xdsAddress: string };
+    try {
+      target =
+        'metaAddress' in this.discovery
+          ? await locatePilot({ metaAddress: this.discovery.metaAddress, nodeId: this.spec.id, namespace: this.spec.namespace, workload: this.spec.workload, unreachablePilotId, timeoutMs: 5000 })
+          : { pilotId: this.discovery.pilotId ?? this.discovery.xdsAddress, xdsAddress: this.discovery.xdsAddress };
+    } catch (err) {
+      this.lastError = `locate: ${(err as Error).message}`;
+      this.retry(unreachablePilotId);
+      return;
+    }
+    if (this.closed) return;
+    this.teardown();
+    this.pilotId = target.pilotId;
+    this.stream++;
+    const stream = this.stream;
+    this.seen = new Set();
+    this.eds = [];
+    this.rdsAsked = false;
+    this.syncedAt = undefined;
+    this.last.clear();
+    const delta = this.spec.protocol === 'delta';
+    if (delta) for (const s of this.held.values()) s.clear();
+    this.client = new grpc.Client(target.xdsAddress, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    const call = this.client.makeBidiStreamRequest(
+      delta ? DELTA : SOTW,
+      (r: DiscoveryRequest | DeltaDiscoveryRequest) => Buffer.from(delta ? DeltaDiscoveryRequest.encode(r as DeltaDiscoveryRequest).finish() : DiscoveryRequest.encode(r as DiscoveryRequest).finish()),
+      delta ? parseDeltaResponse : parseSotwResponse,
+    ) as Stream;
+    this.call = call;
+    this.connected = true;
+    call.on('data', (res: WireResponse) => {
+      if (this.call !== call) return;
+      this.backoff.reset();
+      this.onResponse(res, stream);
+    });
+    const ended = (code: number, details: string) => {
+      if (this.call !== call || this.closed) return;
+      this.call = undefined;
+      this.connected = false;
+      this.lostAt = performance.now();
+      this.lastError = `stream ended: ${grpc.status[code] ?? code} ${details}`;
+      // OK: the pilot moved us (shed) — locate again at once; otherwise it is gone: say so.
+      if (code === grpc.status.OK) void this.connect();
+      else this.retry(this.pilotId);
+    };
+    call.on('status', (s: grpc.StatusObject) => ended(s.code, s.details));
+    call.on('error', (e: grpc.ServiceError) => ended(e.code ?? grpc.status.UNKNOWN, e.details ?? e.message));
+    for (const typeUrl of [TYPE_URL.cluster, TYPE_URL.listener]) this.request(typeUrl, []);
+  }
+
+  private retry(unreachablePilotId: string | undefined): void {
+    if (this.closed) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.connect(unreachablePilotId), this.backoff.next());
+  }
+
+  /** A subscription (first request of a type on the stream carries the node). */
+  private request(typeUrl: string, names: string[]): void {
+    const first = !this.seen.has(`asked:${typeUrl}`);
+    this.seen.add(`asked:${typeUrl}`);
+    if (this.spec.protocol === 'delta') {
+      this.write(DeltaDiscoveryRequest.fromPartial({ node: first ? this.node : undefined, typeUrl, resourceNamesSubscribe: names }));
+    } else {
+      const last = this.last.get(typeUrl);
+      this.write(DiscoveryRequest.fromPartial({ node: first ? this.node : undefined, typeUrl, resourceNames: names, versionInfo: last?.version ?? '', responseNonce: last?.nonce ?? '' }));
+    }
+  }
+
+  private write(r: DiscoveryRequest | DeltaDiscoveryRequest): void {
+    this.call?.write(r);
+  }
+
+  private sendNack(typeUrl: string, nonce: string, message: string): void {
+    this.nacks++;
+    const errorDetail = { code: 3, message, details: [] };
+    if (this.spec.protocol === 'delta') this.write(DeltaDiscoveryRequest.fromPartial({ typeUrl, responseNonce: nonce, errorDetail }));
+    else {
+      const good = this.last.get(typeUrl);
+      this.write(DiscoveryRequest.fromPartial({ typeUrl, versionInfo: good?.version ?? '', responseNonce: nonce, resourceNames: this.namesOf(typeUrl), errorDetail }));
+    }
+  }
+
+  private namesOf(typeUrl: string): string[] {
+    return typeUrl === TYPE_URL.endpoint ? this.eds : typeUrl === TYPE_URL.route ? ['outbound'] : [];
+  }
+
+  private onResponse(res: WireResponse, stream: number): void {
+    const type = SHORT[res.typeUrl];
+    const now = performance.now();
+    this.bytes += res.bytes;
+    if (type) this.received.push({ at: now, type, stream });
+    const nack = this.nackPending.get(res.typeUrl);
+    if (nack !== undefined) {
+      this.nackPending.delete(res.typeUrl);
+      this.sendNack(res.typeUrl, res.nonce, nack);
+      return;
+    }
+    const delta = this.spec.protocol === 'delta';
+    if (type) {
+      const held = this.held.get(type) ?? new Set<string>();
+      if (!delta) held.clear();
+      for (const n of res.names) held.add(n);
+      for (const n of res.removed) held.delete(n);
+      this.held.set(type, held);
+    }
+    if (delta) this.write(DeltaDiscoveryRequest.fromPartial({ typeUrl: res.typeUrl, responseNonce: res.nonce }));
+    this.last.set(res.typeUrl, { version: res.versionInfo, nonce: res.nonce });
+    this.seen.add(res.typeUrl);
+    if (res.typeUrl === TYPE_URL.cluster) {
+      // EDS for every cluster of type EDS: all but the static inbound one.
+      const names = [...(this.held.get('cds') ?? [])].filter((n) => !n.startsWith('inbound|')).sort();
+      if (!delta) this.write(DiscoveryRequest.fromPartial({ typeUrl: res.typeUrl, versionInfo: res.versionInfo, responseNonce: res.nonce }));
+      if (names.join() !== this.eds.join()) {
+        if (delta) {
+          const had = new Set(this.eds);
+          const now = new Set(names);
+          this.write(
+            DeltaDiscoveryRequest.fromPartial({
+              node: this.seen.has(`asked:${TYPE_URL.endpoint}`) ? undefined : this.node,
+              typeUrl: TYPE_URL.endpoint,
+              resourceNamesSubscribe: names.filter((n) => !had.has(n)),
+              resourceNamesUnsubscribe: this.eds.filter((n) => !now.has(n)),
+            }),
+          );
+          this.seen.add(`asked:${TYPE_URL.endpoint}`);
+          this.eds = names;
+        } else {
+          this.eds = names;
+          this.request(TYPE_URL.endpoint, names);
+        }
+      }
+    } else if (res.typeUrl === TYPE_URL.listener) {
+      if (!delta) this.write(DiscoveryRequest.fromPartial({ typeUrl: res.typeUrl, versionInfo: res.versionInfo, responseNonce: res.nonce }));
+      if (!this.rdsAsked) {
+        this.rdsAsked = true;
+        this.request(TYPE_URL.route, ['outbound']);
+      }
+    } else if (!delta) {
+      this.write(DiscoveryRequest.fromPartial({ typeUrl: res.typeUrl, versionInfo: res.versionInfo, responseNonce: res.nonce, resourceNames: this.namesOf(res.typeUrl) }));
+    }
+    if (this.syncedAt === undefined && stream === this.stream) {
+      const edsDone = this.seen.has(TYPE_URL.endpoint) || (this.seen.has(TYPE_URL.cluster) && this.eds.length === 0);
+      if (this.seen.has(TYPE_URL.cluster) && this.seen.has(TYPE_URL.listener) && this.seen.has(TYPE_URL.route) && edsDone) this.syncedAt = now;
+    }
+  }
+}
