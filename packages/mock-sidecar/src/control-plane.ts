@@ -54,6 +54,14 @@ export interface EmbeddedOptions {
   nodeBinary?: string;
 }
 
+/** Control planes started and not stopped yet, for {@link stopEmbeddedControlPlanes}. */
+const running = new Set<EmbeddedControlPlane>();
+
+/** Stops every control plane this process started (the CLI's SIGTERM/SIGINT path). */
+export async function stopEmbeddedControlPlanes(): Promise<void> {
+  await Promise.allSettled([...running].map((c) => c.stop()));
+}
+
 const PILOT_IDS = ['pilot-a', 'pilot-b', 'pilot-c', 'pilot-d', 'pilot-e', 'pilot-f', 'pilot-g', 'pilot-h'];
 
 export class EmbeddedControlPlane implements ControlPlane {
@@ -72,6 +80,7 @@ export class EmbeddedControlPlane implements ControlPlane {
 
   /** Starts dispatcher → meta server → pilots, each waited for on its ready URL. */
   async start(): Promise<void> {
+    running.add(this);
     const a = (p: number) => `127.0.0.1:${p}`;
     const level = ['--log-level', this.opts.logLevel ?? 'warn'];
     const [dg, da, mg, ma] = [await freePort(), await freePort(), await freePort(), await freePort()];
@@ -177,6 +186,7 @@ export class EmbeddedControlPlane implements ControlPlane {
   }
 
   async stop(): Promise<void> {
+    running.delete(this);
     for (const c of [...this.children].reverse()) {
       const proc = c.proc;
       if (!proc || c.exited) continue;

@@ -1,5 +1,5 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from '@jest/globals';
@@ -34,4 +34,37 @@ describe('octo-mock-sidecar', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('invalid flag --scale');
   });
+
+  it('on SIGTERM mid-run stops the control plane it started and exits 143', async () => {
+    const cli = spawn(process.execPath, [main, 'run', join(REPO_ROOT, 'e2e/scenarios/01-push-to-affected.yaml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    cli.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((r) => cli.once('exit', (code) => r(code)));
+    const children = (): number[] => {
+      try {
+        return readFileSync(`/proc/${cli.pid}/task/${cli.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+      } catch {
+        return [];
+      }
+    };
+    // Dispatcher, meta server and at least one pilot: real child processes of the CLI.
+    const deadline = Date.now() + 60_000;
+    let pids: number[] = [];
+    while ((pids = children()).length < 3) {
+      if (Date.now() > deadline) throw new Error(`control plane not started within 60 s: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    cli.kill('SIGTERM');
+    expect(await exited).toBe(143);
+    expect(stderr).toContain('SIGTERM: stopping the control plane this run started');
+    const alive = pids.filter((pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    expect(alive).toEqual([]);
+  }, 90_000);
 });

@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { formatPath } from '@octo-mesh/runtime';
 import { formatReport, type RunReport } from './report.js';
+import { stopEmbeddedControlPlanes } from './control-plane.js';
 import { loadScenario, runScenario, scenarioFiles } from './run.js';
 import { ScenarioError } from './scenario.js';
 
@@ -113,6 +114,17 @@ async function main(): Promise<number> {
   }
   if (flags.report) writeFileSync(flags.report, JSON.stringify(reports, null, 2));
   return reports.every((r) => r.ok) ? 0 : 1;
+}
+
+// SIGTERM/SIGINT mid-run: the dispatcher, meta server and pilots this run started go with it.
+let stopping = false;
+for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(sig, () => {
+    if (stopping) return;
+    stopping = true;
+    console.error(`octo-mock-sidecar: ${sig}: stopping the control plane this run started`);
+    void stopEmbeddedControlPlanes().finally(() => process.exit(sig === 'SIGTERM' ? 143 : 130));
+  });
 }
 
 main().then(
