@@ -65,12 +65,47 @@ export const workloadSpec = z
   })
   .strict();
 
+/**
+ * The central health checker's verdicts for one service's endpoints, kept apart from
+ * ServiceEndpoints so that the source of the endpoints (Kubernetes, a directory, the registry)
+ * and the checker never overwrite each other. Named like its service. An endpoint is published
+ * unhealthy when its source says so or this says `healthy: false`; an endpoint absent here is
+ * unaffected, so a service nobody checks — or whose checkers are all down — keeps its last verdicts.
+ */
+export const endpointHealthSpec = z
+  .object({
+    endpoints: z
+      .array(
+        z
+          .object({
+            address: z.string().min(1).max(253),
+            port: z.number().int().min(1).max(65535),
+            healthy: z.boolean(),
+            /** When the verdict last changed (RFC 3339). */
+            since: z.string().max(64).optional(),
+            /** Why, in a few words (`HTTP 503`, `timeout after 1000 ms`, `connection refused`). */
+            reason: z.string().max(256).optional(),
+          })
+          .strict(),
+      )
+      .max(100_000),
+    /** The checker replica that wrote it. */
+    checker: z.string().max(253).optional(),
+    /**
+     * The checker held back failures because they would have left too few healthy endpoints
+     * (the panic rule; see packages/health). Endpoints it held keep their previous verdict.
+     */
+    suspect: z.boolean().optional(),
+  })
+  .strict();
+
 const envelope = <K extends string, S extends z.ZodType>(kind: K, spec: S) =>
   z.object({ apiVersion: z.literal(MODEL_API_VERSION), kind: z.literal(kind), metadata: objectMeta, spec }).strict();
 
 export const service = envelope('Service', serviceSpec);
 export const serviceEndpoints = envelope('ServiceEndpoints', serviceEndpointsSpec);
 export const workload = envelope('Workload', workloadSpec);
+export const endpointHealth = envelope('EndpointHealth', endpointHealthSpec);
 
 export type ServicePort = z.infer<typeof servicePort>;
 export type Locality = z.infer<typeof locality>;
@@ -78,13 +113,14 @@ export type Endpoint = z.infer<typeof endpoint>;
 export type Service = z.infer<typeof service>;
 export type ServiceEndpoints = z.infer<typeof serviceEndpoints>;
 export type Workload = z.infer<typeof workload>;
+export type EndpointHealth = z.infer<typeof endpointHealth>;
 
 /** Every kind a resource store holds. */
-export const RESOURCE_KINDS = ['RoutePolicy', 'ProxyVersion', 'Service', 'ServiceEndpoints', 'Workload'] as const;
+export const RESOURCE_KINDS = ['RoutePolicy', 'ProxyVersion', 'Service', 'ServiceEndpoints', 'Workload', 'EndpointHealth'] as const;
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
 
 /** Any object of the model. */
-export type MeshResource = RoutePolicy | ProxyVersion | Service | ServiceEndpoints | Workload;
+export type MeshResource = RoutePolicy | ProxyVersion | Service | ServiceEndpoints | Workload | EndpointHealth;
 
 const SCHEMAS: Record<ResourceKind, z.ZodType> = {
   RoutePolicy: routePolicy,
@@ -92,6 +128,7 @@ const SCHEMAS: Record<ResourceKind, z.ZodType> = {
   Service: service,
   ServiceEndpoints: serviceEndpoints,
   Workload: workload,
+  EndpointHealth: endpointHealth,
 };
 
 export const isResourceKind = (k: unknown): k is ResourceKind => typeof k === 'string' && (RESOURCE_KINDS as readonly string[]).includes(k);
@@ -117,6 +154,7 @@ export function serviceOf(r: MeshResource): string | undefined {
       return `${r.spec.targetRef.namespace ?? r.metadata.namespace ?? 'default'}/${r.spec.targetRef.service}`;
     case 'Service':
     case 'ServiceEndpoints':
+    case 'EndpointHealth':
       return resourceKey(r);
     case 'Workload':
       return `${r.metadata.namespace ?? 'default'}/${r.spec.app}`;

@@ -3,15 +3,17 @@
  * through in production.
  */
 import type { ClientDuplexStream } from '@grpc/grpc-js';
-import type { RoutePolicy, Service, ServiceEndpoints } from '@octo-mesh/api';
+import type { EndpointHealth, RoutePolicy, Service, ServiceEndpoints } from '@octo-mesh/api';
 import { DispatcherWatchEventType, type DispatcherWatchEvent, type DispatcherWatchRequest } from '@octo-mesh/proto';
 import { Backoff, NotFoundError, recordError, sleep, type Logger } from '@octo-mesh/runtime';
-import { compareVersions, policyTarget, type MeshChange, type MeshSource, type MeshWatch, type ServiceData, type ServiceKey } from '@octo-mesh/contracts';
+import { applyEndpointHealth, compareVersions, policyTarget, type MeshChange, type MeshSource, type MeshWatch, type ServiceData, type ServiceKey } from '@octo-mesh/contracts';
 import type { DispatcherConnection } from './dispatcher.js';
 
 const CHANGE_KIND: Record<string, 'service' | 'endpoints' | 'routePolicy' | undefined> = {
   Service: 'service',
   ServiceEndpoints: 'endpoints',
+  // The health checker's verdicts change endpoint health only: an EDS push.
+  EndpointHealth: 'endpoints',
   RoutePolicy: 'routePolicy',
 };
 
@@ -55,11 +57,17 @@ export class DispatcherMeshSource implements MeshSource {
     await Promise.all(
       services.map(async (key) => {
         const policies = connection.list('RoutePolicy', '', { service: key }).then((r) => r.items as RoutePolicy[]);
-        const [service, endpoints, all] = await Promise.all([optional(connection.get('Service', key)), optional(connection.get('ServiceEndpoints', key)), policies]);
+        const [service, endpoints, health, all] = await Promise.all([
+          optional(connection.get('Service', key)),
+          optional(connection.get('ServiceEndpoints', key)),
+          optional(connection.get('EndpointHealth', key)),
+          policies,
+        ]);
         if (!service) return;
         out.set(key, {
           service: service as Service,
-          endpoints: (endpoints as ServiceEndpoints | undefined)?.spec.endpoints ?? [],
+          // The central checker's verdicts are applied here, so pilots translate one health.
+          endpoints: applyEndpointHealth((endpoints as ServiceEndpoints | undefined)?.spec.endpoints ?? [], health as EndpointHealth | undefined),
           policies: all.filter((p) => policyTarget(p) === key),
         });
       }),

@@ -1,9 +1,10 @@
 /**
  * Clients of the meta server: {@link PilotMembership} for pilots (register, heartbeat, shed),
- * {@link locatePilot} for sidecars, {@link RegisteredInstance} for workloads outside Kubernetes.
+ * {@link CheckerMembership} for health-checker replicas, {@link locatePilot} for sidecars, {@link RegisteredInstance} for workloads outside Kubernetes.
  */
 import { Metadata, credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { MetaServerClient, ServiceRegistryClient, type PilotLease } from '@octo-mesh/proto';
+import type { CheckerLease } from '@octo-mesh/proto/gen/octo/mesh/v1/meta.js';
 import { Backoff, recordError, sleep, type Logger } from '@octo-mesh/runtime';
 
 type Callback<Res> = (err: ServiceError | null, res?: Res) => void;
@@ -243,6 +244,86 @@ export class RegisteredInstance {
       await unary((cb) => this.client.deregister({ namespace: o.namespace, service: o.service, instanceId: o.instanceId }, new Metadata(), { deadline: Date.now() + 1000 }, cb)).catch((err: unknown) =>
         // Best effort: the instance expires after its TTL anyway.
         recordError(o.logger, 'deregistering an instance', err, { instanceId: o.instanceId }),
+      );
+    this.client.close();
+  }
+}
+
+export interface CheckerMembershipOptions {
+  metaAddress: string;
+  checkerId: string;
+  /** host:port of the checker's admin HTTP endpoint. */
+  adminAddress?: string;
+  /** Every answered heartbeat: the live checkers, this one included, sorted. */
+  onMembers: (liveCheckers: string[]) => void;
+  /** A heartbeat failed (the meta server unreachable): the caller keeps its last membership. */
+  onError?: (err: Error) => void;
+  logger?: Logger;
+}
+
+/**
+ * A health-checker replica's membership: heartbeats to the meta server at the interval the lease
+ * asks for (one call joins and renews) and hands every answer's live-checker list to
+ * `onMembers`. While the meta server is unreachable it retries with backoff and reports nothing
+ * new, so the replica keeps checking what it had. `stop()` deregisters, so its services move at once.
+ */
+export class CheckerMembership {
+  private readonly client: MetaServerClient;
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  /** When the last heartbeat was answered (epoch ms); 0 before the first. */
+  lastAnsweredAt = 0;
+
+  constructor(private readonly opts: CheckerMembershipOptions) {
+    this.client = new MetaServerClient(opts.metaAddress, credentials.createInsecure(), clientOptions);
+  }
+
+  start(): void {
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    const backoff = new Backoff({ initialMs: 200, maxMs: 3000, jitter: 0.3 });
+    let interval = 1000;
+    while (!this.stopped) {
+      try {
+        const lease = await unary<CheckerLease>((cb) =>
+          this.client.checkerHeartbeat({ checkerId: this.opts.checkerId, adminAddress: this.opts.adminAddress ?? '' }, new Metadata(), { deadline: Date.now() + 3000 }, cb),
+        );
+        interval = Number(lease.heartbeatIntervalMs) || interval;
+        this.lastAnsweredAt = Date.now();
+        backoff.reset();
+        if (!this.stopped) this.opts.onMembers([...lease.liveCheckers]);
+        await this.pause(interval);
+      } catch (err) {
+        const e = err as ServiceError;
+        this.opts.onError?.(e);
+        this.opts.logger?.warn('meta server unreachable; keeping the last checker membership', { checker: this.opts.checkerId, error: e.details || e.message });
+        await this.pause(backoff.next());
+      }
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  /** Stops heartbeating; with `deregister: false` the lease is left to lapse (as if the checker crashed). */
+  async stop(opts: { deregister?: boolean } = {}): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.wake?.();
+    await this.loop;
+    if (opts.deregister !== false)
+      await unary((cb) => this.client.deregisterChecker({ checkerId: this.opts.checkerId }, new Metadata(), { deadline: Date.now() + 1000 }, cb)).catch((err: unknown) =>
+        this.opts.logger?.warn('could not deregister the checker; its lease will lapse', { error: (err as Error).message }),
       );
     this.client.close();
   }

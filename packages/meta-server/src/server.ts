@@ -8,6 +8,7 @@ import type { LeasePilots } from './lease-membership.js';
 import { isSuspect } from './lease-assign.js';
 import { PilotDirectory, workloadKey, type Move } from './pilots.js';
 import { InstanceRegistry, type ServiceKey } from './registry.js';
+import { CheckerDirectory } from './checkers.js';
 
 export interface MetaServerOptions {
   logger: Logger;
@@ -72,6 +73,8 @@ const required = (fields: Record<string, string>) => {
 export class MetaServer {
   readonly pilots: PilotDirectory;
   readonly instances: InstanceRegistry;
+  /** Health-checker replicas (membership only; they shard services among themselves). */
+  readonly checkers: CheckerDirectory;
   private readonly sidecars = new Map<string, SidecarRecord>();
   private readonly now: () => number;
   private timers: NodeJS.Timeout[] = [];
@@ -94,6 +97,7 @@ export class MetaServer {
     this.lastSweep = this.now();
     this.startedAt = this.now();
     this.pilots = new PilotDirectory({ ttlMs: opts.pilotTtlMs, ...(opts.vnodes ? { vnodes: opts.vnodes } : {}) });
+    this.checkers = new CheckerDirectory(opts.pilotTtlMs);
     this.instances = new InstanceRegistry({ defaultTtlMs: opts.instanceTtlMs, maxTtlMs: opts.instanceTtlMs * 10 });
     if (opts.dispatcherAddress) this.dispatcher = new DispatcherConnection(opts.dispatcherAddress);
     const r = [opts.registry];
@@ -191,6 +195,7 @@ export class MetaServer {
 
   private tick(): void {
     const now = this.now();
+    for (const id of this.checkers.sweep(now)) this.opts.logger.warn('health checker lease lapsed; its services move', { checker: id });
     if (this.opts.leases) {
       const seen = this.opts.leases.observe();
       for (const id of seen.joined) this.opts.logger.info('pilot live', { pilot: id });
@@ -298,6 +303,10 @@ export class MetaServer {
   }
 
   /** The debug API (served on the admin port): pilots, assignments, sidecars, registry. */
+  private checkerTable() {
+    return this.checkers.live(this.now()).map((c) => ({ id: c.id, adminAddress: c.adminAddress, lastHeartbeat: new Date(c.lastHeartbeat).toISOString(), joinedAt: new Date(c.joinedAt).toISOString() }));
+  }
+
   debugRoutes(): Record<string, () => unknown> {
     const leases = this.opts.leases;
     if (leases)
@@ -322,6 +331,7 @@ export class MetaServer {
         },
         '/debug/sidecars': (): MetaSidecarView[] => this.sidecarTable(),
         '/debug/registry': () => this.instances.list(this.now()),
+        '/debug/checkers': () => this.checkerTable(),
       };
     return {
       '/debug/pilots': (): MetaPilotView[] =>
@@ -329,6 +339,7 @@ export class MetaServer {
       '/debug/assignments': () => ({ workloads: this.pilots.assignmentTable(), pendingMoves: this.pilots.pendingMoves() }),
       '/debug/sidecars': (): MetaSidecarView[] => this.sidecarTable(),
       '/debug/registry': () => this.instances.list(this.now()),
+      '/debug/checkers': () => this.checkerTable(),
     };
   }
 
@@ -346,8 +357,29 @@ export class MetaServer {
     });
   }
 
+  /** CheckerHeartbeat and DeregisterChecker: the same in both modes (see checkers.ts). */
+  private checkerService(): Pick<MetaServerServer, 'checkerHeartbeat' | 'deregisterChecker'> {
+    return {
+      checkerHeartbeat: (call, cb) => {
+        try {
+          required({ checkerId: call.request.checkerId });
+          const now = this.now();
+          if (this.checkers.heartbeat(call.request.checkerId, call.request.adminAddress, now))
+            this.opts.logger.info('health checker live', { checker: call.request.checkerId, adminAddress: call.request.adminAddress });
+          cb(null, { ttlMs: this.opts.pilotTtlMs, heartbeatIntervalMs: this.opts.heartbeatIntervalMs, liveCheckers: this.checkers.live(now).map((c) => c.id) });
+        } catch (err) {
+          fail(cb as sendUnaryData<never>, err);
+        }
+      },
+      deregisterChecker: (call, cb) => {
+        if (this.checkers.deregister(call.request.checkerId)) this.opts.logger.info('health checker deregistered; its services move', { checker: call.request.checkerId });
+        cb(null, {});
+      },
+    };
+  }
+
   metaService(): MetaServerServer {
-    if (this.opts.leases) return this.leaseMetaService(this.opts.leases);
+    if (this.opts.leases) return { ...this.leaseMetaService(this.opts.leases), ...this.checkerService() };
     const lease = (shed: string[] = []) => ({ ttlMs: this.opts.pilotTtlMs, heartbeatIntervalMs: this.opts.heartbeatIntervalMs, shed });
     const wrap =
       <Req, Res>(fn: (req: Req, peer: string) => Res) =>
@@ -359,6 +391,7 @@ export class MetaServer {
         }
       };
     return {
+      ...this.checkerService(),
       registerPilot: wrap((req) => {
         required({ pilotId: req.pilotId, xdsAddress: req.xdsAddress });
         const known = !!this.pilots.get(req.pilotId);
@@ -395,7 +428,7 @@ export class MetaServer {
   }
 
   /** The MetaServer service in Kubernetes mode: every call reads or writes pilot Leases. */
-  private leaseMetaService(leases: LeasePilots): MetaServerServer {
+  private leaseMetaService(leases: LeasePilots): Pick<MetaServerServer, 'registerPilot' | 'pilotHeartbeat' | 'deregisterPilot' | 'locate'> {
     const lease = (shed: string[] = []) => ({ ttlMs: this.opts.pilotTtlMs, heartbeatIntervalMs: this.opts.heartbeatIntervalMs, shed });
     const wrap =
       <Req, Res>(fn: (req: Req) => Promise<Res>) =>

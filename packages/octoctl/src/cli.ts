@@ -53,6 +53,8 @@ const KIND_ALIASES: Record<string, ResourceKind> = {
   ep: 'ServiceEndpoints',
   workloads: 'Workload',
   workload: 'Workload',
+  endpointhealth: 'EndpointHealth',
+  health: 'EndpointHealth',
 };
 
 /** Splits argv into positional words and flags; `-f a -f b` collects into a list, `-n x` is `namespace`. */
@@ -325,5 +327,9 @@ export function summary(o: MeshResource): string {
       return `${o.spec.endpoints.filter((e) => e.healthy).length}/${o.spec.endpoints.length} healthy`;
     case 'Workload':
       return `${o.spec.instances.length} instances`;
+    case 'EndpointHealth': {
+      const down = o.spec.endpoints.filter((e) => !e.healthy).map((e) => `${e.address}:${e.port}`);
+      return `${o.spec.endpoints.length - down.length}/${o.spec.endpoints.length} healthy${down.length ? ` (down: ${down.join(', ')})` : ''}${o.spec.suspect ? ' SUSPECT' : ''}`;
+    }
   }
 }

@@ -19,6 +19,26 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 
+export interface CheckerHeartbeatRequest {
+  checkerId: string;
+  /** host:port of the checker's HTTP admin endpoint (/healthz, /readyz, /metrics, /debug/*). */
+  adminAddress: string;
+}
+
+export interface CheckerLease {
+  ttlMs: number;
+  heartbeatIntervalMs: number;
+  /** Ids of every live checker, this one included, sorted. */
+  liveCheckers: string[];
+}
+
+export interface DeregisterCheckerRequest {
+  checkerId: string;
+}
+
+export interface DeregisterCheckerResponse {
+}
+
 export interface RegisterPilotRequest {
   pilotId: string;
   /** host:port of the pilot's ADS (xDS) gRPC endpoint, as sidecars dial it. */
@@ -119,6 +139,337 @@ export interface DeregisterInstanceRequest {
 
 export interface DeregisterInstanceResponse {
 }
+
+function createBaseCheckerHeartbeatRequest(): CheckerHeartbeatRequest {
+  return { checkerId: "", adminAddress: "" };
+}
+
+export const CheckerHeartbeatRequest: MessageFns<CheckerHeartbeatRequest> = {
+  encode(message: CheckerHeartbeatRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.checkerId !== "") {
+      writer.uint32(10).string(message.checkerId);
+    }
+    if (message.adminAddress !== "") {
+      writer.uint32(18).string(message.adminAddress);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckerHeartbeatRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckerHeartbeatRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.checkerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.adminAddress = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CheckerHeartbeatRequest {
+    return {
+      checkerId: isSet(object.checkerId)
+        ? globalThis.String(object.checkerId)
+        : isSet(object.checker_id)
+        ? globalThis.String(object.checker_id)
+        : "",
+      adminAddress: isSet(object.adminAddress)
+        ? globalThis.String(object.adminAddress)
+        : isSet(object.admin_address)
+        ? globalThis.String(object.admin_address)
+        : "",
+    };
+  },
+
+  toJSON(message: CheckerHeartbeatRequest): unknown {
+    const obj: any = {};
+    if (message.checkerId !== "") {
+      obj.checkerId = message.checkerId;
+    }
+    if (message.adminAddress !== "") {
+      obj.adminAddress = message.adminAddress;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CheckerHeartbeatRequest>, I>>(base?: I): CheckerHeartbeatRequest {
+    return CheckerHeartbeatRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CheckerHeartbeatRequest>, I>>(object: I): CheckerHeartbeatRequest {
+    const message = createBaseCheckerHeartbeatRequest();
+    message.checkerId = object.checkerId ?? "";
+    message.adminAddress = object.adminAddress ?? "";
+    return message;
+  },
+};
+
+function createBaseCheckerLease(): CheckerLease {
+  return { ttlMs: 0, heartbeatIntervalMs: 0, liveCheckers: [] };
+}
+
+export const CheckerLease: MessageFns<CheckerLease> = {
+  encode(message: CheckerLease, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ttlMs !== 0) {
+      writer.uint32(8).int64(message.ttlMs);
+    }
+    if (message.heartbeatIntervalMs !== 0) {
+      writer.uint32(16).int64(message.heartbeatIntervalMs);
+    }
+    for (const v of message.liveCheckers) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckerLease {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckerLease();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.ttlMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.heartbeatIntervalMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.liveCheckers.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CheckerLease {
+    return {
+      ttlMs: isSet(object.ttlMs)
+        ? globalThis.Number(object.ttlMs)
+        : isSet(object.ttl_ms)
+        ? globalThis.Number(object.ttl_ms)
+        : 0,
+      heartbeatIntervalMs: isSet(object.heartbeatIntervalMs)
+        ? globalThis.Number(object.heartbeatIntervalMs)
+        : isSet(object.heartbeat_interval_ms)
+        ? globalThis.Number(object.heartbeat_interval_ms)
+        : 0,
+      liveCheckers: globalThis.Array.isArray(object?.liveCheckers)
+        ? object.liveCheckers.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.live_checkers)
+        ? object.live_checkers.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: CheckerLease): unknown {
+    const obj: any = {};
+    if (message.ttlMs !== 0) {
+      obj.ttlMs = Math.round(message.ttlMs);
+    }
+    if (message.heartbeatIntervalMs !== 0) {
+      obj.heartbeatIntervalMs = Math.round(message.heartbeatIntervalMs);
+    }
+    if (message.liveCheckers?.length) {
+      obj.liveCheckers = message.liveCheckers;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CheckerLease>, I>>(base?: I): CheckerLease {
+    return CheckerLease.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CheckerLease>, I>>(object: I): CheckerLease {
+    const message = createBaseCheckerLease();
+    message.ttlMs = object.ttlMs ?? 0;
+    message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
+    message.liveCheckers = object.liveCheckers?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseDeregisterCheckerRequest(): DeregisterCheckerRequest {
+  return { checkerId: "" };
+}
+
+export const DeregisterCheckerRequest: MessageFns<DeregisterCheckerRequest> = {
+  encode(message: DeregisterCheckerRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.checkerId !== "") {
+      writer.uint32(10).string(message.checkerId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeregisterCheckerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeregisterCheckerRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.checkerId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeregisterCheckerRequest {
+    return {
+      checkerId: isSet(object.checkerId)
+        ? globalThis.String(object.checkerId)
+        : isSet(object.checker_id)
+        ? globalThis.String(object.checker_id)
+        : "",
+    };
+  },
+
+  toJSON(message: DeregisterCheckerRequest): unknown {
+    const obj: any = {};
+    if (message.checkerId !== "") {
+      obj.checkerId = message.checkerId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeregisterCheckerRequest>, I>>(base?: I): DeregisterCheckerRequest {
+    return DeregisterCheckerRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeregisterCheckerRequest>, I>>(object: I): DeregisterCheckerRequest {
+    const message = createBaseDeregisterCheckerRequest();
+    message.checkerId = object.checkerId ?? "";
+    return message;
+  },
+};
+
+function createBaseDeregisterCheckerResponse(): DeregisterCheckerResponse {
+  return {};
+}
+
+export const DeregisterCheckerResponse: MessageFns<DeregisterCheckerResponse> = {
+  encode(_: DeregisterCheckerResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeregisterCheckerResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeregisterCheckerResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): DeregisterCheckerResponse {
+    return {};
+  },
+
+  toJSON(_: DeregisterCheckerResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeregisterCheckerResponse>, I>>(base?: I): DeregisterCheckerResponse {
+    return DeregisterCheckerResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeregisterCheckerResponse>, I>>(_: I): DeregisterCheckerResponse {
+    const message = createBaseDeregisterCheckerResponse();
+    return message;
+  },
+};
 
 function createBaseRegisterPilotRequest(): RegisterPilotRequest {
   return { pilotId: "", xdsAddress: "", adminAddress: "", zone: "" };
@@ -1655,6 +2006,35 @@ export const MetaServerService = {
     responseSerialize: (value: LocateResponse): Buffer => Buffer.from(LocateResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): LocateResponse => LocateResponse.decode(value),
   },
+  /**
+   * A health-checker replica joins or renews its lease (one call does both: a checker holds no
+   * sidecars, so there is nothing to hand back but the membership). The answer lists every live
+   * checker, so each replica builds the same consistent-hash ring over them and checks the
+   * services the ring gives it; a replica without a heartbeat for ttl_ms drops out and its
+   * services go to the others.
+   */
+  checkerHeartbeat: {
+    path: "/octo.mesh.v1.MetaServer/CheckerHeartbeat" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CheckerHeartbeatRequest): Buffer =>
+      Buffer.from(CheckerHeartbeatRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CheckerHeartbeatRequest => CheckerHeartbeatRequest.decode(value),
+    responseSerialize: (value: CheckerLease): Buffer => Buffer.from(CheckerLease.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CheckerLease => CheckerLease.decode(value),
+  },
+  /** A checker shutting down: its services move at once instead of after the lease lapses. */
+  deregisterChecker: {
+    path: "/octo.mesh.v1.MetaServer/DeregisterChecker" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeregisterCheckerRequest): Buffer =>
+      Buffer.from(DeregisterCheckerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeregisterCheckerRequest => DeregisterCheckerRequest.decode(value),
+    responseSerialize: (value: DeregisterCheckerResponse): Buffer =>
+      Buffer.from(DeregisterCheckerResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeregisterCheckerResponse => DeregisterCheckerResponse.decode(value),
+  },
 } as const;
 
 export interface MetaServerServer extends UntypedServiceImplementation {
@@ -1672,6 +2052,16 @@ export interface MetaServerServer extends UntypedServiceImplementation {
    * UNAVAILABLE when no pilot is live.
    */
   locate: handleUnaryCall<LocateRequest, LocateResponse>;
+  /**
+   * A health-checker replica joins or renews its lease (one call does both: a checker holds no
+   * sidecars, so there is nothing to hand back but the membership). The answer lists every live
+   * checker, so each replica builds the same consistent-hash ring over them and checks the
+   * services the ring gives it; a replica without a heartbeat for ttl_ms drops out and its
+   * services go to the others.
+   */
+  checkerHeartbeat: handleUnaryCall<CheckerHeartbeatRequest, CheckerLease>;
+  /** A checker shutting down: its services move at once instead of after the lease lapses. */
+  deregisterChecker: handleUnaryCall<DeregisterCheckerRequest, DeregisterCheckerResponse>;
 }
 
 export interface MetaServerClient extends Client {
@@ -1744,6 +2134,44 @@ export interface MetaServerClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: LocateResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A health-checker replica joins or renews its lease (one call does both: a checker holds no
+   * sidecars, so there is nothing to hand back but the membership). The answer lists every live
+   * checker, so each replica builds the same consistent-hash ring over them and checks the
+   * services the ring gives it; a replica without a heartbeat for ttl_ms drops out and its
+   * services go to the others.
+   */
+  checkerHeartbeat(
+    request: CheckerHeartbeatRequest,
+    callback: (error: ServiceError | null, response: CheckerLease) => void,
+  ): ClientUnaryCall;
+  checkerHeartbeat(
+    request: CheckerHeartbeatRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CheckerLease) => void,
+  ): ClientUnaryCall;
+  checkerHeartbeat(
+    request: CheckerHeartbeatRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CheckerLease) => void,
+  ): ClientUnaryCall;
+  /** A checker shutting down: its services move at once instead of after the lease lapses. */
+  deregisterChecker(
+    request: DeregisterCheckerRequest,
+    callback: (error: ServiceError | null, response: DeregisterCheckerResponse) => void,
+  ): ClientUnaryCall;
+  deregisterChecker(
+    request: DeregisterCheckerRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeregisterCheckerResponse) => void,
+  ): ClientUnaryCall;
+  deregisterChecker(
+    request: DeregisterCheckerRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeregisterCheckerResponse) => void,
   ): ClientUnaryCall;
 }
 
