@@ -152,7 +152,8 @@ export class HealthChecker {
       collect() {
         let up = 0;
         let down = 0;
-        for (const run of runs.values()) for (const s of run.states.values()) s.healthy ? up++ : down++;
+        for (const run of runs.values()) for (const s of run.states.values()) if (s.healthy) up++;
+        else down++;
         this.set({ state: 'healthy' }, up);
         this.set({ state: 'unhealthy' }, down);
       },

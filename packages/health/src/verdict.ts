@@ -89,14 +89,21 @@ export function planPublish(states: ReadonlyMap<string, EndpointState>, publishe
   const candidates: [string, EndpointState][] = [];
   for (const [id, s] of states) {
     if (s.healthy) healthy.set(id, true);
-    else if (published.get(id) === false) (healthy.set(id, false), unhealthy++);
-    else candidates.push([id, s]);
+    else if (published.get(id) === false) {
+      healthy.set(id, false);
+      unhealthy++;
+    } else candidates.push([id, s]);
   }
   candidates.sort(([a, x], [b, y]) => (x.failingSince ?? x.since) - (y.failingSince ?? y.since) || (a < b ? -1 : a > b ? 1 : 0));
   const held: string[] = [];
   for (const [id] of candidates) {
-    if (unhealthy < budget) (healthy.set(id, false), unhealthy++);
-    else (healthy.set(id, true), held.push(id));
+    if (unhealthy < budget) {
+      healthy.set(id, false);
+      unhealthy++;
+    } else {
+      healthy.set(id, true);
+      held.push(id);
+    }
   }
   return { healthy, held, suspect: held.length > 0 };
 }

@@ -112,6 +112,24 @@ export class EmbeddedMesh {
         });
       }),
     );
+    // Two health-checker replicas: they share the checked services on the meta server's ring,
+    // and one takes the other's over when it dies (kill one and watch /debug/checks).
+    for (const id of ['checker-a', 'checker-b']) {
+      const adminPort = await freePort();
+      log.info('starting health checker', { id, admin: addr(adminPort) });
+      await this.supervisor.start({
+        name: id,
+        script: this.dist('health'),
+        args: [
+          '--checker-id', id,
+          '--dispatcher-address', addr(plan.dispatcher.grpcPort),
+          '--meta-server-address', addr(plan.meta.grpcPort),
+          '--admin-host', '127.0.0.1', '--admin-port', `${adminPort}`,
+          ...level,
+        ],
+        readyUrl: `http://${addr(adminPort)}/readyz`,
+      });
+    }
     log.info('starting operator', { admin: addr(plan.operatorAdminPort) });
     const operator = await this.supervisor.start({
       name: 'operator',

@@ -39,7 +39,11 @@ export class CheckerDirectory {
   /** Drops checkers whose lease lapsed; returns their ids. */
   sweep(now: number): string[] {
     const gone: string[] = [];
-    for (const [id, c] of this.checkers) if (now - c.lastHeartbeat > this.ttlMs) (this.checkers.delete(id), gone.push(id));
+    for (const [id, c] of this.checkers) {
+      if (now - c.lastHeartbeat <= this.ttlMs) continue;
+      this.checkers.delete(id);
+      gone.push(id);
+    }
     return gone;
   }
 }
