@@ -43,6 +43,17 @@ export default {
       setupFiles: ['<rootDir>/packages/proxy/src/test-support/llhttp-only.mjs'],
     },
     {
+      // The proxy's data-path suites once more on the `node:http` server and client, the fallback
+      // the HTTP/1.1 self-test switches to (packages/proxy/src/data/self-test.ts).
+      ...common,
+      displayName: 'node-http',
+      testMatch: ['<rootDir>/packages/proxy/src/data/{http,streams,policies,governance}.test.ts'],
+      setupFiles: ['<rootDir>/packages/proxy/src/test-support/node-http-only.mjs'],
+      // node:http costs more CPU per request than the lean codec: the 10,000-request split in
+      // http.test.ts takes ~4.5 s alone on the 2-core VM, past jest's default 5 s when busy.
+      testTimeout: 20_000,
+    },
+    {
       // Against a real kube-apiserver + etcd (built from Go modules), one cluster per run; its
       // globalSetup runs only when a test of this project is selected.
       ...common,

@@ -9,7 +9,7 @@
 //      normal p99.
 //   2. saturation (closed loop, CONC requests always in flight): the same, with the throughput.
 // Usage: npm run build first (or tsc -b packages/lego-agent packages/proxy), then
-//   node bench/lego/swap.mjs   (env: SWAPS=5 BASE=5 GAP=2 RPS=1000 CONC=64 MIN_READY=0.5 SPREAD=500 V8_HELPERS=idle)
+//   node bench/lego/swap.mjs   (env: SWAPS=5 BASE=5 GAP=2 RPS=1000 CONC=64 MIN_READY=0.5 SPREAD=500 V8_HELPERS=idle WARM_UP=400 WARM_UP_MS=300)
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,7 +50,13 @@ const agent = await startAgent(dir, 'bench', {
   drainTimeoutMs: 5000,
   drainSpreadMs: SPREAD,
   // The proxy's own default for V8's helper threads (SCHED_IDLE), unlike the tests' `normal`.
-  proxy: { ...proxySection(up.h1Port, up.h2Port), v8Helpers: process.env.V8_HELPERS ?? 'idle' },
+  // WARM_UP=0 turns the new proxy's warm-up off (its settings warmUpRequests, warmUpBudgetMs).
+  proxy: {
+    ...proxySection(up.h1Port, up.h2Port),
+    v8Helpers: process.env.V8_HELPERS ?? 'idle',
+    ...(process.env.WARM_UP !== undefined ? { warmUpRequests: Number(process.env.WARM_UP) } : {}),
+    ...(process.env.WARM_UP_MS !== undefined ? { warmUpBudgetMs: Number(process.env.WARM_UP_MS) } : {}),
+  },
 });
 await agent.waitStatus('ready', (s) => s.ready);
 

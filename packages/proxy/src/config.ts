@@ -88,6 +88,14 @@ export const ProxyConfigSchema = z.object({
   overloadDisableKeepAlive: z.coerce.number().min(0).max(1).default(0.95),
   /** … from which requests are answered 503 (`x-octo-reason: overloaded`). */
   overloadReject: z.coerce.number().min(0).max(1).default(0.98),
+  /**
+   * Under the LEGO agent (`socketsFrom: parent`): round trips through the HTTP/1.1 self-test's
+   * private path before accepting on the agent's sockets, so a swap's first requests do not meet
+   * uncompiled code (data/self-test.ts). Stops at `warmUpRequests` or `warmUpBudgetMs`, whichever
+   * comes first; 0 turns it off. Not run on other starts.
+   */
+  warmUpRequests: z.coerce.number().int().min(0).max(10_000).default(400),
+  warmUpBudgetMs: z.coerce.number().int().min(0).max(5_000).default(300),
   /** `stdout`, `off`, or a file path. */
   accessLog: z.string().default('stdout'),
   logLevel: z.enum(LOG_LEVELS).default('info'),

@@ -190,6 +190,37 @@ describe('octo-proxy executable', () => {
     for (const srv of servers.values()) srv.close();
   }, 15_000);
 
+  it('under the agent, warms up through its private path before accepting on the sockets; a bad bound names the field', async () => {
+    const bad = run(['--config', bootstrap, '--warm-up-budget-ms', '60000']);
+    expect(await bad.exited).toBe(2);
+    expect(bad.stderr).toContain('warmUpBudgetMs');
+    // Bound raw handles, held as the LEGO agent holds them: the proxy accepts on them only once
+    // it has warmed up (a listening net.Server from a parent accepts at once, with no warm-up).
+    const createServerHandle = (net as unknown as { _createServerHandle: (h: string, p: number, t: number) => { getsockname(o: object): void; close(): void } })._createServerHandle;
+    const handles = new Map(['outbound', 'inbound'].map((n) => [n, createServerHandle('127.0.0.1', 0, 4)]));
+    const s = run(['--config', bootstrap, '--sockets-from', 'parent', '--warm-up-requests', '40'], (m, child) => {
+      const msg = m as { type?: string; name?: string; id?: string };
+      if (msg.type === 'octo.listener.request') child.send({ type: 'octo.listener', name: msg.name, id: msg.id }, handles.get(msg.name!) as never);
+    }, [], { OCTO_LOG_LEVEL: 'info' });
+    try {
+      await s.started;
+      // stdout comes through a pipe: wait for the line logged just before the started message.
+      for (let i = 0; i < 100 && !s.stdout.some((l) => l.includes('"proxy started"')); i++) await new Promise((r) => setTimeout(r, 20));
+      const messages = s.stdout.map((l) => JSON.parse(l) as { message: string; requests?: number });
+      const warmed = messages.findIndex((m) => m.message === 'warmed up before accepting');
+      expect(warmed).toBeGreaterThanOrEqual(0);
+      expect(messages[warmed]!.requests).toBeGreaterThanOrEqual(40);
+      expect(messages.findIndex((m) => m.message === "accepting on the agent's sockets")).toBeGreaterThan(warmed);
+      const addr: { port?: number } = {};
+      handles.get('outbound')!.getsockname(addr);
+      expect((await request(addr.port!, { path: '/after-warm-up' })).body).toBe('served /after-warm-up');
+    } finally {
+      s.child.kill('SIGTERM');
+      await s.exited;
+      for (const h of handles.values()) h.close();
+    }
+  }, 15_000);
+
   it('takes a bound raw handle from the parent, reports sync, and drains for a handover on octo.drain', async () => {
     // As the LEGO agent holds it: bound, never accepted on by the parent.
     const createServerHandle = (net as unknown as { _createServerHandle: (h: string, p: number, t: number) => { getsockname(o: object): void; close(): void } })._createServerHandle;

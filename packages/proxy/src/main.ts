@@ -88,6 +88,7 @@ async function main(): Promise<void> {
       overload: { stopAccepting: cfg.overloadStopAccepting, disableKeepAlive: cfg.overloadDisableKeepAlive, reject: cfg.overloadReject },
     },
     ...(log ? { accessLog: log } : {}),
+    ...(cfg.socketsFrom === 'parent' ? { warmUp: { requests: cfg.warmUpRequests, budgetMs: cfg.warmUpBudgetMs } } : {}),
     logger,
   });
   let drain: { mode: DrainMode; timeoutMs: number; spreadMs: number; handOff?: HandOff } = { mode: 'shutdown', timeoutMs: cfg.drainTimeoutMs, spreadMs: 0 };

@@ -8,6 +8,7 @@ import { ClusterManager } from './data/cluster-manager.js';
 import type { AccessLogEntry, HttpContext } from './data/http-proxy.js';
 import { ListenerManager, type DrainMode, type HandOff, type ListenerLimits, type SocketSpec } from './data/listeners.js';
 import { RateLimiter } from './data/rate-limit.js';
+import { selfTestH1, warmUp, type SelfTestOptions } from './data/self-test.js';
 import { ProxyStats } from './stats.js';
 import { fromEnvoyJson, translateResource, type ResourceTypeUrl } from './translate/index.js';
 import { AdsClient } from './xds/ads-client.js';
@@ -70,6 +71,13 @@ export interface ProxyOptions {
    * service is unsubscribed. Default 1 s and 10 min.
    */
   learning?: { timeoutMs: number; ttlMs: number };
+  /** Tests only: the HTTP/1.1 self-test's fault hook (see data/self-test.ts). */
+  selfTestFault?: SelfTestOptions['fault'];
+  /**
+   * Under the LEGO agent: round trips through the private self-test path before accepting on the
+   * agent's sockets, at most `requests` or `budgetMs` (settings `warmUpRequests`, `warmUpBudgetMs`).
+   */
+  warmUp?: { requests: number; budgetMs: number };
 }
 
 /** Reads the bootstrap's static resources; a bad one throws ValidationError naming its path. */
@@ -153,6 +161,10 @@ export class Proxy {
   }
 
   private async init(): Promise<void> {
+    // Before any socket accepts (a handle from the parent may be listening already), the lean
+    // HTTP/1.1 path proves itself, or node:http serves (data/self-test.ts).
+    const st = await selfTestH1({ logger: this.logger, registry: this.registry, ...(this.opts.selfTestFault ? { fault: this.opts.selfTestFault } : {}) });
+    this.logger.debug('HTTP/1.1 self-test', { ...st.codec, ms: Math.round(st.ms) });
     this.apply(this.current);
     for (const s of this.opts.sockets) {
       const addr = await this.listeners.attach(s.name, s.spec);
@@ -231,7 +243,23 @@ export class Proxy {
    * proxy started beside a serving one (a hot swap) never answers a connection before it knows
    * its listeners and routes: meanwhile the serving proxy takes them all.
    */
-  private async acceptParentSockets(why: string): Promise<void> {
+  private acceptParentSockets(why: string): Promise<void> {
+    // Called again by every xDS result until it accepts: the first call does it.
+    return (this.accepting ??= this.acceptParentSocketsNow(why));
+  }
+
+  private accepting: Promise<void> | undefined;
+  /** Set while the warm-up runs: not ready meanwhile, so the agent does not promote a cold proxy. */
+  private warming = false;
+
+  private async acceptParentSocketsNow(why: string): Promise<void> {
+    const w = this.opts.warmUp;
+    if (w && w.requests > 0 && w.budgetMs > 0) {
+      this.warming = true;
+      const r = await warmUp({ ...w, logger: this.logger });
+      this.warming = false;
+      this.logger.info('warmed up before accepting', { requests: r.requests, ms: Math.round(r.ms) });
+    }
     try {
       for (const { name, addr } of await this.listeners.acceptParentSockets()) if (!this.addresses.has(name)) this.addresses.set(name, addr);
       this.logger.info('accepting on the agent\'s sockets', { why });
@@ -253,6 +281,7 @@ export class Proxy {
 
   /** Ready when the sockets listen and, with a control plane, the first listeners and clusters arrived. */
   ready(): true | string {
+    if (this.warming) return 'warming up';
     if (!this.ads) return true;
     const missing = [TYPE_URL.cluster, TYPE_URL.listener].filter((t) => !this.ads!.received.has(t));
     return missing.length ? `waiting for ${missing.map((t) => t.split('.').pop()).join(', ')}` : true;

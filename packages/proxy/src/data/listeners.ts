@@ -26,10 +26,18 @@ export interface ListenerLimits {
   /** Tests: where the overload pressure comes from, and how often it is sampled. */
   pressure?: () => number;
   overloadIntervalMs?: number;
+  /** A private listener set (self-test.ts): contained errors stay reported by the proxy's own. */
+  isolated?: boolean;
 }
 
 /** `node`: serve HTTP/1.1 with `node:http` instead of the lean server (h1-server.ts). */
-const NODE_SERVER = process.env['OCTO_PROXY_DOWNSTREAM_CODEC'] === 'node' || !LEAN_CODEC;
+let NODE_SERVER = process.env['OCTO_PROXY_DOWNSTREAM_CODEC'] === 'node' || !LEAN_CODEC;
+/** Which server takes HTTP/1.1 connections accepted from now on. */
+export const downstreamH1Codec = (): 'lean' | 'node' => (NODE_SERVER ? 'node' : 'lean');
+/** From now on HTTP/1.1 connections are served by `node:http` (the start-up self-test's fallback, self-test.ts). */
+export function serveH1WithNode(): void {
+  NODE_SERVER = true;
+}
 
 /**
  * Where a listening socket comes from. The proxy binds it itself, or — under the LEGO agent,
@@ -171,6 +179,7 @@ export class ListenerManager {
       this.logger.warn('overload level changed', { level, action: ['none', 'stop accepting', 'no keep-alive', 'answer 503'][level], pressure: Math.round(pressure * 1000) / 1000 }),
     );
     this.overload.start();
+    if (limits.isolated) return;
     reportContainedErrors((side, err) => {
       this.ctx.stats.containedErrors.inc({ side });
       const e = err instanceof Error ? err : new Error(String(err));

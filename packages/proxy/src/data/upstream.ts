@@ -129,7 +129,13 @@ export function forwardable(h: Readonly<Record<string, string | string[] | undef
 }
 
 /** `node`: upstream HTTP/1.1 through `http.request` + `http.Agent` instead of the lean client. */
-const NODE_CODEC = process.env['OCTO_PROXY_UPSTREAM_CODEC'] === 'node' || !LEAN_CODEC;
+let NODE_CODEC = process.env['OCTO_PROXY_UPSTREAM_CODEC'] === 'node' || !LEAN_CODEC;
+/** Which client carries upstream HTTP/1.1 requests started from now on. */
+export const upstreamH1Codec = (): 'lean' | 'node' => (NODE_CODEC ? 'node' : 'lean');
+/** From now on upstream HTTP/1.1 goes through `node:http` (the start-up self-test's fallback, self-test.ts). */
+export function requestH1WithNode(): void {
+  NODE_CODEC = true;
+}
 
 /** Starts an attempt over the cluster's pool for its protocol. */
 export function startAttempt(c: ClusterRuntime, host: Host, req: UpstreamRequest): Attempt {
