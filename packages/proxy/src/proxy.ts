@@ -1,6 +1,6 @@
 import type net from 'node:net';
-import type { Node } from '@octo-mesh/proto';
-import { TYPE_URL } from '@octo-mesh/proto';
+import type { Node } from '@octo-mesh/proto/gen/envoy/config/core/v3/base.js';
+import { TYPE_URL } from '@octo-mesh/proto/type-urls.js';
 import { UnavailableError, ValidationError, createLogger, recordError, createMetricsRegistry, startAdminServer, type AdminServer, type Logger, type Registry } from '@octo-mesh/runtime';
 import type { SocketAddr, ProxySnapshot, ListenerModel, ClusterModel, RouteTable, EndpointSet } from './model.js';
 import { addrKey } from './model.js';
@@ -11,11 +11,10 @@ import { RateLimiter } from './data/rate-limit.js';
 import { selfTestH1, warmUp, type SelfTestOptions } from './data/self-test.js';
 import { ProxyStats } from './stats.js';
 import { fromEnvoyJson, translateResource, type ResourceTypeUrl } from './translate/index.js';
-import { AdsClient } from './xds/ads-client.js';
+import type { AdsClient } from './xds/ads-client.js';
 import { ConfigStore } from './xds/config-store.js';
-import { DependencyLearner } from './xds/dependency-learner.js';
-import { locatePilot } from './xds/locate.js';
-import { SidecarStatusReporter } from './xds/status-reporter.js';
+import type { DependencyLearner } from './xds/dependency-learner.js';
+import type { SidecarStatusReporter } from './xds/status-reporter.js';
 
 /** Replaced by the proxy package builder (esbuild `define`), so two versions build from one source. */
 declare const __OCTO_PROXY_VERSION__: string | undefined;
@@ -173,6 +172,14 @@ export class Proxy {
     // Static listeners: each one that cannot be bound is logged, the others serve.
     await this.listeners.sync(this.current, this.fixed, true);
     if (this.opts.xds) {
+      // Loaded only with a control plane: the xDS client brings @grpc/grpc-js and the gRPC
+      // service definitions (~17 MB RSS, ~90 ms), which a static-config proxy never uses.
+      const [{ AdsClient }, { DependencyLearner }, { locatePilot }, { SidecarStatusReporter }] = await Promise.all([
+        import('./xds/ads-client.js'),
+        import('./xds/dependency-learner.js'),
+        import('./xds/locate.js'),
+        import('./xds/status-reporter.js'),
+      ]);
       const { address, metaAddress } = this.opts.xds;
       const md = (this.opts.node.metadata ?? {}) as Record<string, unknown>;
       const reporter = (this.statusReporter = new SidecarStatusReporter({

@@ -1,6 +1,10 @@
-import type { Duration, HeaderValueOption, Address } from '@octo-mesh/proto';
-import { HTTPFault, LocalRateLimit, TYPE_URL } from '@octo-mesh/proto';
-import type { Any } from '@octo-mesh/proto';
+import type { Duration } from '@octo-mesh/proto/gen/google/protobuf/duration.js';
+import type { HeaderValueOption } from '@octo-mesh/proto/gen/envoy/config/core/v3/base.js';
+import type { Address } from '@octo-mesh/proto/gen/envoy/config/core/v3/address.js';
+import { HTTPFault } from '@octo-mesh/proto/gen/envoy/extensions/filters/http/fault/v3/fault.js';
+import { LocalRateLimit } from '@octo-mesh/proto/gen/envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.js';
+import { TYPE_URL } from '@octo-mesh/proto/type-urls.js';
+import type { Any } from '@octo-mesh/proto/gen/google/protobuf/any.js';
 import type { StringMatcher } from '@octo-mesh/proto/gen/envoy/type/matcher/v3/string.js';
 import type { FractionalPercent } from '@octo-mesh/proto/gen/envoy/type/v3/percent.js';
 import { FractionalPercent_DenominatorType } from '@octo-mesh/proto/gen/envoy/type/v3/percent.js';

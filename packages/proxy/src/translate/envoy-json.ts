@@ -1,15 +1,13 @@
-import {
-  Cluster,
-  ClusterLoadAssignment,
-  HTTPFault,
-  HttpConnectionManager,
-  Listener,
-  LocalRateLimit,
-  RouteConfiguration,
-  Router,
-  TcpProxy,
-  TYPE_URL,
-} from '@octo-mesh/proto';
+import { Cluster } from '@octo-mesh/proto/gen/envoy/config/cluster/v3/cluster.js';
+import { ClusterLoadAssignment } from '@octo-mesh/proto/gen/envoy/config/endpoint/v3/endpoint.js';
+import { HTTPFault } from '@octo-mesh/proto/gen/envoy/extensions/filters/http/fault/v3/fault.js';
+import { HttpConnectionManager } from '@octo-mesh/proto/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.js';
+import { Listener } from '@octo-mesh/proto/gen/envoy/config/listener/v3/listener.js';
+import { LocalRateLimit } from '@octo-mesh/proto/gen/envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.js';
+import { RouteConfiguration } from '@octo-mesh/proto/gen/envoy/config/route/v3/route.js';
+import { Router } from '@octo-mesh/proto/gen/envoy/extensions/filters/http/router/v3/router.js';
+import { TcpProxy } from '@octo-mesh/proto/gen/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.js';
+import { TYPE_URL } from '@octo-mesh/proto/type-urls.js';
 import { HttpProtocolOptions } from '@octo-mesh/proto/gen/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
 import type { Result } from '../model.js';
 import { UPSTREAM_HTTP_OPTIONS_TYPE_URL } from './cluster.js';

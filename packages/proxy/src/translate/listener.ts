@@ -1,6 +1,10 @@
-import { HttpConnectionManager, Router, TcpProxy, TYPE_URL } from '@octo-mesh/proto';
+import { HttpConnectionManager } from '@octo-mesh/proto/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.js';
+import { Router } from '@octo-mesh/proto/gen/envoy/extensions/filters/http/router/v3/router.js';
+import { TcpProxy } from '@octo-mesh/proto/gen/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.js';
+import { TYPE_URL } from '@octo-mesh/proto/type-urls.js';
 import { HTTP_CONNECTION_MANAGER, LISTENER, ROUTER, TCP_PROXY, checkFields, type MessageRule } from './allow-list.js';
-import type { Listener, Any } from '@octo-mesh/proto';
+import type { Listener } from '@octo-mesh/proto/gen/envoy/config/listener/v3/listener.js';
+import type { Any } from '@octo-mesh/proto/gen/google/protobuf/any.js';
 import { DEFAULT_HTTP_TIMEOUTS, type HttpFilterChain, type ListenerModel, type Result, type TcpFilterChain } from '../model.js';
 import { FILTER, FILTER_TYPE_URL, durationMs, faultSpec, guard, invalid, rateLimitSpec, socketAddr } from './common.js';
 import { routeTable } from './route.js';

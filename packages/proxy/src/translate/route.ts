@@ -1,4 +1,6 @@
-import type { RouteConfiguration, VirtualHost, Route, RouteMatch, RouteAction, HeaderMatcher, RetryPolicy, Any } from '@octo-mesh/proto';
+import type { RouteConfiguration } from '@octo-mesh/proto/gen/envoy/config/route/v3/route.js';
+import type { VirtualHost, Route, RouteMatch, RouteAction, HeaderMatcher, RetryPolicy } from '@octo-mesh/proto/gen/envoy/config/route/v3/route_components.js';
+import type { Any } from '@octo-mesh/proto/gen/google/protobuf/any.js';
 import type {
   ClusterAction,
   FaultSpec,

@@ -1,13 +1,8 @@
 import { credentials, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import {
-  AggregatedDiscoveryServiceClient,
-  TYPE_URL,
-  DeltaDiscoveryRequest,
-  type DeltaDiscoveryResponse,
-  DiscoveryRequest,
-  type DiscoveryResponse,
-  type Node,
-} from '@octo-mesh/proto';
+import { AggregatedDiscoveryServiceClient } from '@octo-mesh/proto/gen/envoy/service/discovery/v3/ads.js';
+import { TYPE_URL } from '@octo-mesh/proto/type-urls.js';
+import { DeltaDiscoveryRequest, type DeltaDiscoveryResponse, DiscoveryRequest, type DiscoveryResponse } from '@octo-mesh/proto/gen/envoy/service/discovery/v3/discovery.js';
+import type { Node } from '@octo-mesh/proto/gen/envoy/config/core/v3/base.js';
 import { Backoff, type BackoffOptions, type Logger } from '@octo-mesh/runtime';
 import type { ProxySnapshot, Result } from '../model.js';
 import type { ConfigStore } from './config-store.js';

@@ -1,5 +1,5 @@
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { MetaServerClient, type LocateResponse } from '@octo-mesh/proto';
+import { MetaServerClient, type LocateResponse } from '@octo-mesh/proto/gen/octo/mesh/v1/meta.js';
 
 /** Which pilot serves this sidecar: the meta server's answer. */
 export interface PilotLocation {

@@ -6,7 +6,7 @@
  * jittered backoff until it lands or a newer status replaces it.
  */
 import { Metadata, credentials, type ServiceError } from '@grpc/grpc-js';
-import { SidecarStatusServiceClient } from '@octo-mesh/proto';
+import { SidecarStatusServiceClient } from '@octo-mesh/proto/gen/octo/mesh/v1/sidecar_status.js';
 import { Backoff, type BackoffOptions, type Logger } from '@octo-mesh/runtime';
 
 export interface StatusReporterOptions {
