@@ -3,7 +3,8 @@ import type { KeyObject } from 'node:crypto';
 import type net from 'node:net';
 import { join } from 'node:path';
 import { Backoff, Counter, Gauge, Histogram, sleep, type Logger, type Registry } from '@octo-mesh/runtime';
-import { PackageStore, download, isPackageError, packageDirName, type InstalledPackage } from '@octo-mesh/proxy-package';
+import { isPackageError } from '@octo-mesh/proxy-package/errors.js';
+import { PackageStore, packageDirName, type InstalledPackage } from '@octo-mesh/proxy-package/store.js';
 import { ProxyChild } from './child.js';
 import type { AgentConfig } from './config.js';
 import type { ListeningSockets } from './sockets.js';
@@ -389,6 +390,8 @@ export class LegoAgent {
     const downloads = join(cfg.stateDir, 'downloads');
     await mkdir(downloads, { recursive: true });
     const file = join(downloads, `${t.sha256}.tgz`);
+    // Only an upgrade downloads: the downloader is loaded then, not at every agent's start.
+    const { download } = await import('@octo-mesh/proxy-package/download.js');
     await download(t.packageUrl, file, {
       maxBytes: cfg.maxPackageBytes,
       timeoutMs: cfg.downloadTimeoutMs,

@@ -3,7 +3,7 @@ import { watchFile } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError, Counter, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig } from '@octo-mesh/runtime';
-import { publicKeys } from '@octo-mesh/proxy-package';
+import { publicKeys } from '@octo-mesh/proxy-package/signing.js';
 import { startAgentAdmin } from './admin.js';
 import { LegoAgent } from './agent.js';
 import { AgentConfigSchema, type AgentConfig } from './config.js';

@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
 /**
@@ -39,7 +38,11 @@ export function parseTarget(raw: unknown): UpgradeTarget | null {
 
 export async function readTargetFile(path: string): Promise<UpgradeTarget | null> {
   const text = await readFile(path, 'utf8');
-  return parseTarget(text.trim() ? parseYaml(text) : null);
+  if (!text.trim()) return parseTarget(null);
+  // Loaded on first use: only a target file (tests, single-host runs) is YAML; a sidecar's targets
+  // come from its pilot as JSON, and this package's own copy of yaml would cost ~8 MB RSS.
+  const { parse } = await import('yaml');
+  return parseTarget(parse(text));
 }
 
 export const sameTarget = (a: UpgradeTarget | null, b: UpgradeTarget | null): boolean =>
