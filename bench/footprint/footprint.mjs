@@ -23,7 +23,8 @@
 //   node_modules/.bin/node bench/footprint/footprint.mjs     (env: LOAD=60 RPS=1000 CONNS=32 STARTS=5 IDLE=5
 //                                                             NODE_FLAGS="--max-semi-space-size=8" to
 //                                                             try V8 flags on every proxy measured directly;
-//                                                             the agent forks with its own proxyNodeFlags)
+//                                                             the agent forks with its own proxyNodeFlags;
+//                                                             AGENT_NODE_FLAGS: Node flags of the agent itself)
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -40,6 +41,7 @@ const CONNS = Number(process.env.CONNS ?? 32);
 const STARTS = Number(process.env.STARTS ?? 5);
 const IDLE = Number(process.env.IDLE ?? 5);
 const NODE_FLAGS = (process.env.NODE_FLAGS ?? '').split(' ').filter(Boolean);
+const AGENT_NODE_FLAGS = (process.env.AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const MB = (b) => (b / 1048576).toFixed(1);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
@@ -242,8 +244,10 @@ const say = (line = '') => {
   console.log(line);
 };
 say(`# octo-mesh sidecar footprint — ${new Date().toISOString()}`);
+say(`tree: ${ROOT}`);
 say(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${MB(totalmem())} MB RAM, Node ${process.version}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 if (NODE_FLAGS.length) say(`NODE_FLAGS for the proxies started directly: ${NODE_FLAGS.join(' ')}`);
+if (AGENT_NODE_FLAGS.length) say(`AGENT_NODE_FLAGS for the agent: ${AGENT_NODE_FLAGS.join(' ')}`);
 
 const bundlePath = join(dir, 'proxy.mjs');
 const bundle = await bundleProxy('0.0.0-footprint');
@@ -277,6 +281,7 @@ say('| module | RSS MB | heap MB | import ms |\n| --- | ---: | ---: | ---: |');
 say(`| (nothing) | ${MB(nothing.rss)} | ${MB(nothing.heap)} | 0 |`);
 const IMPORTS = [
   ['@octo-mesh/proto (index: every codec)', '@octo-mesh/proto'],
+  ['@octo-mesh/proto/codecs.js (codecs and type URLs, no gRPC)', '@octo-mesh/proto/codecs.js'],
   ['@grpc/grpc-js', '@grpc/grpc-js'],
   ['@octo-mesh/runtime (winston, prom-client, yaml)', '@octo-mesh/runtime'],
   ['zod', 'zod'],
@@ -378,7 +383,7 @@ say('\n## LEGO agent running the bundle (one route), 3 s after ready');
   const file = join(dir, 'agent.json');
   writeFileSync(file, JSON.stringify(agentCfg));
   const t0 = performance.now();
-  const agent = run([join(ROOT, 'packages/lego-agent/dist/main.js'), '--config', file]);
+  const agent = run([...AGENT_NODE_FLAGS, join(ROOT, 'packages/lego-agent/dist/main.js'), '--config', file]);
   for (;;) {
     if (agent.exitCode !== null) throw new Error(`agent exited: ${agent.stderrText()}`);
     try {
