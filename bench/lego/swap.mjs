@@ -121,6 +121,9 @@ try {
   await phase(`${RPS} rps (open loop)`, { rps: RPS });
   await phase(`saturation (closed loop, ${CONC} in flight)`, { rps: 0, concurrency: CONC });
 } finally {
+  // A swap that took the whole drain timeout: the old proxy says what it still held at the deadline.
+  const held = agent.stderr().split('\n').filter((l) => l.includes('drain deadline'));
+  if (held.length) console.log(`old proxies at their drain deadline:\n${held.join('\n')}`);
   await agent.stop();
   await repo.stop();
   await up.close();

@@ -512,6 +512,14 @@ export class LeanConnection implements Sweepable {
     else this.socket.destroy();
   }
 
+  /** What holds this connection in a draining proxy, for the log line at the drain deadline. */
+  get drainState(): string {
+    if (this.detached) return 'upgraded';
+    if (this.handoff) return this.queue.length ? 'busy-handing-over' : 'handing-over';
+    if (this.closing) return this.queue.length ? 'busy-closing' : 'idle-closing';
+    return this.queue.length ? 'busy' : 'idle';
+  }
+
   get idle(): boolean {
     return this.queue.length === 0;
   }

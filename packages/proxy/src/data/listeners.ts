@@ -156,6 +156,13 @@ export class ListenerManager {
   private readonly lean = new Map<LeanConnection, string>();
   private readonly leanHooks = new Map<string, LeanServerHooks>();
   private draining = false;
+  /**
+   * Set while draining for a handover: what happens to an HTTP connection of this process. One
+   * whose first bytes arrive only after the drain began (accepted just before it) gets the same
+   * treatment, or it would sit here until the deadline and close under its client.
+   */
+  private retireLean: ((c: LeanConnection, name: string) => void) | undefined;
+  private retireH2: ((s: http2.Http2Session) => void) | undefined;
   /** Sockets from the parent not accepted on yet (see {@link acceptParentSockets}). */
   private readonly parked: { attachment: Attachment; accept: () => Promise<void> }[] = [];
   /** Open downstream connections by listener name (for `connectionsPerListener`). */
@@ -399,6 +406,8 @@ export class ListenerManager {
         this.lean.set(conn, name);
         socket.once('close', () => this.lean.delete(conn));
         socket.resume();
+        // After the first request is read (resume delivers it on the next tick).
+        if (this.retireLean) setImmediate(() => this.lean.has(conn) && this.retireLean?.(conn, name));
         return;
       }
       if (!isH2) {
@@ -520,6 +529,7 @@ export class ListenerManager {
     s.on('session', (session: http2.ServerHttp2Session) => {
       this.sessions.set(session, name);
       session.once('close', () => this.sessions.delete(session));
+      this.retireH2?.(session);
     });
     this.h2.set(name, s);
     return s;
@@ -550,12 +560,13 @@ export class ListenerManager {
     }
     for (const s of this.h2.values()) s.close();
     // GOAWAY: HTTP/2 clients open no new streams; the session closes once its streams finish.
-    for (const s of this.sessions.keys()) later(() => s.close());
+    this.retireH2 = (s) => later(() => s.close());
+    for (const s of this.sessions.keys()) this.retireH2(s);
     // With a successor that adopts connections, each idle kept-alive HTTP/1.1 connection moves to
     // it (socket and all) instead of waiting for a request to answer with `connection: close`.
     const give = handover ? handOff : undefined;
     const handing = new Set<Promise<void>>();
-    for (const [c, name] of this.lean) {
+    this.retireLean = (c, name) =>
       later(() => {
         if (!give) return c.close(handover);
         c.handOver((socket) => {
@@ -566,7 +577,7 @@ export class ListenerManager {
           handing.add(sent);
         });
       });
-    }
+    for (const [c, name] of this.lean) this.retireLean(c, name);
     const deadline = Date.now() + timeoutMs;
     if (spread > 0) await new Promise((r) => setTimeout(r, spread));
     while ((this.sockets.size > 0 || handing.size > 0) && Date.now() < deadline) {
@@ -611,6 +622,11 @@ export class ListenerManager {
   private async closeTheRest(): Promise<void> {
     // What is left at the deadline: idle kept-alive connections first (a FIN, not a reset), then
     // anything still open — long-lived streams (WebSocket, TCP, gRPC streams) end here.
+    if (this.sockets.size > 0) {
+      const lean: Record<string, number> = {};
+      for (const c of this.lean.keys()) lean[c.drainState] = (lean[c.drainState] ?? 0) + 1;
+      this.logger.warn('drain deadline: closing what is left', { sockets: this.sockets.size, lean, h2Sessions: this.sessions.size });
+    }
     for (const c of this.lean.keys()) c.close(false);
     for (const s of this.h1.values()) s.closeIdleConnections();
     if (this.sockets.size > 0) await new Promise((r) => setTimeout(r, 20));
