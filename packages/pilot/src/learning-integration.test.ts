@@ -137,9 +137,9 @@ describe.each(['sotw', 'delta'] as const)('automatic dependency learning (%s)', 
       await until('the new pilot learned catalog from the reconnected proxy', async () => (learned(pilot).includes('demo/catalog') ? true : undefined), 15_000);
       // ratings, unused, is unsubscribed after its TTL, and the pilot forgets it; catalog stays.
       await until('ratings forgotten', async () => (learned(pilot).includes('demo/ratings') ? undefined : true), LEARN_TTL_MS * 4);
-      const dump = (await (await fetch(`http://127.0.0.1:${adminPort}/config_dump`)).json()) as { dynamic: { clusters: { name: string }[] }; learned_dependencies: { service: string }[] };
+      type Dump = { dynamic: { clusters: { name: string }[] }; learned_dependencies: { service: string }[] };
       await until('ratings clusters gone from the proxy', async () => {
-        const d = (await (await fetch(`http://127.0.0.1:${adminPort}/config_dump`)).json()) as typeof dump;
+        const d = (await (await fetch(`http://127.0.0.1:${adminPort}/config_dump`)).json()) as Dump;
         return d.dynamic.clusters.some((c) => c.name.endsWith('ratings.demo.svc')) ? undefined : d;
       });
       expect(learned(pilot)).toContain('demo/catalog');
