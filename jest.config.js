@@ -50,8 +50,8 @@ export default {
       testMatch: ['<rootDir>/packages/proxy/src/data/{http,streams,policies,governance}.test.ts'],
       setupFiles: ['<rootDir>/packages/proxy/src/test-support/node-http-only.mjs'],
       // node:http costs more CPU per request than the lean codec: the 10,000-request split in
-      // http.test.ts takes ~4.5 s alone on the 2-core VM, past jest's default 5 s when busy.
-      testTimeout: 20_000,
+      // http.test.ts (~4.5 s alone on the 2-core VM) sets its own timeout — jest reads
+      // `testTimeout` from the root config only, not per project.
     },
     {
       // Against a real kube-apiserver + etcd (built from Go modules), one cluster per run; its

@@ -93,10 +93,15 @@ describe.each(['sotw', 'delta'] as const)('automatic dependency learning (%s)', 
 
   it('concurrent first requests for one host share one ask', async () => {
     const asksBefore = await metric(adminPort, 'octo_proxy_learn_asks_total');
+    const heldBefore = await metric(adminPort, 'octo_proxy_learn_held_requests_total{result="routed"}');
     const rs = await Promise.all(Array.from({ length: 8 }, () => get(outbound, 'ratings.demo:9080')));
     expect(rs.map((r) => `${r.status} ${r.body}`)).toEqual(Array(8).fill('200 ratings'));
     expect((await metric(adminPort, 'octo_proxy_learn_asks_total')) - asksBefore).toBe(1);
-    expect(await metric(adminPort, 'octo_proxy_learn_held_requests_total{result="routed"}')).toBeGreaterThanOrEqual(8);
+    // Each was held for that one ask, or arrived once the route was in force (a busy machine
+    // spreads "concurrent" requests out); at least the first was held.
+    const held = (await metric(adminPort, 'octo_proxy_learn_held_requests_total{result="routed"}')) - heldBefore;
+    expect(held).toBeGreaterThanOrEqual(1);
+    expect(held).toBeLessThanOrEqual(8);
   });
 
   it('answers an unknown service 404 no-route, naming the host, after learnTimeoutMs', async () => {

@@ -208,7 +208,7 @@ describe('HTTP data path', () => {
     agent.destroy();
     expect((counts['v1'] ?? 0) + (counts['v2'] ?? 0)).toBe(N);
     expect(Math.abs((counts['v2'] ?? 0) / N - 0.1)).toBeLessThanOrEqual(0.02);
-  });
+  }, 60_000);
 
   it('passes an HTTP/1.1 Upgrade through only when the listener or route allows it', async () => {
     const raw = await new Promise<string>((resolve, reject) => {

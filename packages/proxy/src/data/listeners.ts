@@ -584,7 +584,7 @@ export class ListenerManager {
       if (!handover) for (const s of this.h1.values()) s.closeIdleConnections();
       await new Promise((r) => setTimeout(r, 50));
     }
-    await this.closeTheRest();
+    await this.closeTheRest(true);
   }
 
   /**
@@ -619,10 +619,11 @@ export class ListenerManager {
     await this.closeTheRest();
   }
 
-  private async closeTheRest(): Promise<void> {
+  /** `report`: a handover drain that reached its deadline says what held it (a swap took the whole drain). */
+  private async closeTheRest(report = false): Promise<void> {
     // What is left at the deadline: idle kept-alive connections first (a FIN, not a reset), then
     // anything still open — long-lived streams (WebSocket, TCP, gRPC streams) end here.
-    if (this.sockets.size > 0) {
+    if (report && this.sockets.size > 0) {
       const lean: Record<string, number> = {};
       for (const c of this.lean.keys()) lean[c.drainState] = (lean[c.drainState] ?? 0) + 1;
       this.logger.warn('drain deadline: closing what is left', { sockets: this.sockets.size, lean, h2Sessions: this.sessions.size });
