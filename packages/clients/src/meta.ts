@@ -7,6 +7,25 @@ import { MetaServerClient, ServiceRegistryClient, type PilotLease } from '@octo-
 import type { CheckerLease } from '@octo-mesh/proto/gen/octo/mesh/v1/meta.js';
 import { Backoff, recordError, sleep, type Logger } from '@octo-mesh/runtime';
 
+/** A sleep that `wake()` ends early: the pause between a heartbeat loop's calls. */
+class Pause {
+  private wakeUp: (() => void) | undefined;
+
+  for(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.wakeUp = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  wake(): void {
+    this.wakeUp?.();
+  }
+}
+
 type Callback<Res> = (err: ServiceError | null, res?: Res) => void;
 const unary = <Res>(call: (cb: Callback<Res>) => unknown): Promise<Res> =>
   new Promise((resolve, reject) => call((err, res) => (err ? reject(err) : resolve(res as Res))));
@@ -38,7 +57,7 @@ export class PilotMembership {
   private readonly client: MetaServerClient;
   private stopped = false;
   private loop: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
+  private readonly pause = new Pause();
   /** Whether the last register/heartbeat succeeded. */
   registered = false;
 
@@ -68,39 +87,29 @@ export class PilotMembership {
         interval = Number(lease.heartbeatIntervalMs) || interval;
         if (lease.shed.length) this.opts.onShed?.(lease.shed);
         backoff.reset();
-        await this.pause(interval);
+        await this.pause.for(interval);
       } catch (err) {
         const e = err as ServiceError;
         if (e.code === status.NOT_FOUND) this.registered = false;
         else {
           this.registered = false;
           this.opts.logger?.warn('meta server unreachable; retrying', { pilot: pilotId, error: e.details || e.message });
-          await this.pause(backoff.next());
+          await this.pause.for(backoff.next());
         }
       }
     }
   }
 
-  private pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.wake = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
-  }
-
   /** Heartbeats now instead of at the next interval (e.g. right after sidecars connect). */
   nudge(): void {
-    this.wake?.();
+    this.pause.wake();
   }
 
   /** Stops heartbeating; with `deregister: false` the lease is left to lapse (as if the pilot crashed). */
   async stop(opts: { deregister?: boolean } = {}): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.wake?.();
+    this.pause.wake();
     await this.loop;
     if (opts.deregister !== false)
       await unary((cb) => this.client.deregisterPilot({ pilotId: this.opts.pilotId }, new Metadata(), { deadline: Date.now() + 1000 }, cb)).catch((err: unknown) =>
@@ -176,8 +185,7 @@ export class RegisteredInstance {
   private readonly client: ServiceRegistryClient;
   private stopped = false;
   private loop: Promise<void> | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private wake: (() => void) | undefined;
+  private readonly pause = new Pause();
 
   constructor(private readonly opts: InstanceRegistrationOptions) {
     this.client = new ServiceRegistryClient(opts.metaAddress, credentials.createInsecure(), clientOptions);
@@ -225,10 +233,7 @@ export class RegisteredInstance {
         registered = false;
         if (!forgotten) o.logger?.warn('service registry unreachable; retrying', { error: (err as Error).message });
       }
-      await new Promise<void>((resolve) => {
-        this.timer = setTimeout(resolve, Math.max(100, ttl / 3));
-        this.wake = resolve;
-      });
+      await this.pause.for(Math.max(100, ttl / 3));
     }
   }
 
@@ -236,8 +241,7 @@ export class RegisteredInstance {
   async stop(opts: { deregister?: boolean } = {}): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    clearTimeout(this.timer);
-    this.wake?.();
+    this.pause.wake();
     await this.loop;
     const o = this.opts;
     if (opts.deregister !== false)
@@ -271,7 +275,7 @@ export class CheckerMembership {
   private readonly client: MetaServerClient;
   private stopped = false;
   private loop: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
+  private readonly pause = new Pause();
   /** When the last heartbeat was answered (epoch ms); 0 before the first. */
   lastAnsweredAt = 0;
 
@@ -295,35 +299,26 @@ export class CheckerMembership {
         this.lastAnsweredAt = Date.now();
         backoff.reset();
         if (!this.stopped) this.opts.onMembers([...lease.liveCheckers]);
-        await this.pause(interval);
+        await this.pause.for(interval);
       } catch (err) {
         const e = err as ServiceError;
         this.opts.onError?.(e);
         this.opts.logger?.warn('meta server unreachable; keeping the last checker membership', { checker: this.opts.checkerId, error: e.details || e.message });
-        await this.pause(backoff.next());
+        await this.pause.for(backoff.next());
       }
     }
-  }
-
-  private pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.wake = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
   }
 
   /** Stops heartbeating; with `deregister: false` the lease is left to lapse (as if the checker crashed). */
   async stop(opts: { deregister?: boolean } = {}): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.wake?.();
+    this.pause.wake();
     await this.loop;
     if (opts.deregister !== false)
       await unary((cb) => this.client.deregisterChecker({ checkerId: this.opts.checkerId }, new Metadata(), { deadline: Date.now() + 1000 }, cb)).catch((err: unknown) =>
-        this.opts.logger?.warn('could not deregister the checker; its lease will lapse', { error: (err as Error).message }),
+        // Best effort: the lease lapses after its TTL anyway.
+        recordError(this.opts.logger, 'deregistering the checker', err, { checkerId: this.opts.checkerId }),
       );
     this.client.close();
   }

@@ -209,14 +209,10 @@ const AGENT_OWNED = ['adminHost', 'adminPort', 'outboundHost', 'outboundPort', '
 export function agentConfig(s: SidecarPlan, metaAddress: string, stateDir: string): Record<string, unknown> {
   const bootstrap = sidecarBootstrap(s, metaAddress);
   const proxy = Object.fromEntries(Object.entries(bootstrap).filter(([k]) => !(AGENT_OWNED as readonly string[]).includes(k)));
+  const owned = Object.fromEntries(AGENT_OWNED.map((k) => [k, bootstrap[k]]));
   return {
     instanceId: s.instanceId,
-    adminHost: '127.0.0.1',
-    adminPort: s.adminPort,
-    outboundHost: '127.0.0.1',
-    outboundPort: s.outboundPort,
-    inboundHost: '127.0.0.1',
-    inboundPort: s.inboundPort,
+    ...owned,
     stateDir,
     // The demo's swaps should be quick to watch: a new proxy serves beside the old one for 2 s.
     minReadySeconds: 2,
