@@ -72,6 +72,28 @@ function longStream(port: number): Promise<{ ticks: () => number; closed: Promis
   });
 }
 
+/** A connection that sends nothing until asked to: then one request, resolved with the whole response. */
+function connectSilent(port: number): Promise<{ request: (path: string) => Promise<string> }> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () =>
+      resolve({
+        request: (path) =>
+          new Promise((done, fail) => {
+            let got = '';
+            s.setEncoding('utf8');
+            s.on('data', (c: string) => (got += c));
+            s.on('end', () => done(got));
+            s.on('close', () => done(got));
+            s.on('error', fail);
+            s.setTimeout(20_000, () => fail(new Error(`no response to ${path} on the silent connection within 20 s (got ${JSON.stringify(got)})`)));
+            s.write(`GET ${path} HTTP/1.1\r\nhost: svc\r\nconnection: close\r\n\r\n`);
+          }),
+      }),
+    );
+    s.once('error', reject);
+  });
+}
+
 /** One request on a kept-alive agent's single connection: which local port it left from, and whether it was reused. */
 function onKeptAlive(a: http.Agent, port: number, path: string): Promise<{ status: number; body: string; localPort: number; reused: boolean; close: boolean }> {
   return new Promise((resolve, reject) => {
@@ -138,12 +160,23 @@ describe('LEGO agent hot swap', () => {
     const load = new LoadGenerator({ port: agent.outboundPort, rps: 300, h1Connections: 8, h2Connections: 2 });
     load.start();
     const keptAlive = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const keptAliveLong = new http.Agent({ keepAlive: true, maxSockets: 1 });
     const keptAlivePorts = new Set<number>();
     const swaps: { to: string; ms: number; longLived: { kind: string; openMs: number; afterDrainMs: number; data: number }[] }[] = [];
     try {
       await new Promise((r) => setTimeout(r, 500));
+      // A connection that sends nothing until after the first swap, and one kept-alive connection
+      // left idle through three swaps: each drain hands it over again, still unread (a client's
+      // pool keeps such sockets for seconds, and one closed under it is a failed request).
+      const silent = await connectSilent(agent.outboundPort);
+      const longIdle = await onKeptAlive(keptAliveLong, agent.outboundPort, '/long-idle-before');
       const versions = ['2.0.0', '1.0.0', '2.0.0', '1.0.0', '2.0.0'];
-      for (const to of versions) {
+      for (const [i, to] of versions.entries()) {
+        if (i === 1) expect(await silent.request('/silent')).toMatch(/^HTTP\/1\.1 200 [^]*ok \/silent$/);
+        if (i === 3) {
+          const r = await onKeptAlive(keptAliveLong, agent.outboundPort, '/long-idle-after');
+          expect(r).toMatchObject({ status: 200, body: 'ok /long-idle-after', reused: true, localPort: longIdle.localPort });
+        }
         const idle = await onKeptAlive(keptAlive, agent.outboundPort, `/before-${to}`);
         expect(idle).toMatchObject({ status: 200, close: false });
         keptAlivePorts.add(idle.localPort);
@@ -184,6 +217,7 @@ describe('LEGO agent hot swap', () => {
       }
     } finally {
       keptAlive.destroy();
+      keptAliveLong.destroy();
       await load.stop();
     }
     // One kept-alive connection lived through all five swaps.

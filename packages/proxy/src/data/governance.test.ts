@@ -211,7 +211,7 @@ describe('outlier detection', () => {
       listeners: [httpListener('outbound', { route_config: oneRoute({}) })],
       clusters: [
         staticCluster('c', [good.port, bad.port], {
-          outlier_detection: { consecutive_5xx: 3, interval: '10s', base_ejection_time: '0.4s', max_ejection_percent: 50 },
+          outlier_detection: { consecutive_5xx: 3, interval: '10s', base_ejection_time: '3s', max_ejection_percent: 50 },
         }),
       ],
     });
@@ -219,13 +219,24 @@ describe('outlier detection', () => {
     for (let i = 0; i < 8; i++) await request(p.port);
     expect(bad.hits).toBe(3);
     const hitsAtEjection = bad.hits;
-    for (let i = 0; i < 20; i++) expect((await request(p.port)).headers['x-upstream']).toBe('good');
-    expect(bad.hits).toBe(hitsAtEjection);
-    const dump = (await (await fetch(`http://127.0.0.1:${p.adminPort}/clusters`)).json()) as { clusters: { hosts: { address: string; ejected: boolean; ejection_count: number }[] }[] };
-    const badHost = dump.clusters[0]!.hosts.find((h) => h.address === `127.0.0.1:${bad.port}`);
-    expect(badHost).toMatchObject({ ejected: true, ejection_count: 1 });
+    type Dump = { clusters: { hosts: { address: string; ejected: boolean; ejection_count: number; ejected_until?: string }[] }[] };
+    const badHost = async () => ((await (await fetch(`http://127.0.0.1:${p.adminPort}/clusters`)).json()) as Dump).clusters[0]!.hosts.find((h) => h.address === `127.0.0.1:${bad.port}`);
+    const ejected = await badHost();
+    expect(ejected).toMatchObject({ ejected: true, ejection_count: 1 });
+    // Only a request answered before the ejection ends is sure to have been routed while it held
+    // (a busy machine may take the whole ejection time for these).
+    const until = Date.parse(ejected!.ejected_until!);
+    let whileEjected = 0;
+    for (let i = 0; i < 20; i++) {
+      const r = await request(p.port);
+      if (Date.now() >= until) break;
+      expect(r.headers['x-upstream']).toBe('good');
+      expect(bad.hits).toBe(hitsAtEjection);
+      whileEjected++;
+    }
+    expect(whileEjected).toBeGreaterThan(0);
     badFails = false;
-    await sleep(500);
+    await sleep(Math.max(0, until - Date.now()) + 100);
     const seen = new Set<string>();
     for (let i = 0; i < 10; i++) seen.add(String((await request(p.port)).headers['x-upstream']));
     expect(seen).toEqual(new Set(['good', 'bad']));

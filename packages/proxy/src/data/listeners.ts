@@ -154,6 +154,12 @@ export class ListenerManager {
   private readonly sessions = new Map<http2.Http2Session, string>();
   /** Lean HTTP/1.1 connections, by the listener that accepted them. */
   private readonly lean = new Map<LeanConnection, string>();
+  /**
+   * Connections that have not sent their first byte yet (the protocol sniff waits for it): in a
+   * handover drain they move to the next proxy too — one adopted in a swap and left idle by its
+   * client until the next swap is such a connection.
+   */
+  private readonly sniffing = new Map<net.Socket, { name: string; onFirst: (chunk: Buffer) => void; silent?: { cancel(): void } }>();
   private readonly leanHooks = new Map<string, LeanServerHooks>();
   private draining = false;
   /**
@@ -162,6 +168,7 @@ export class ListenerManager {
    * treatment, or it would sit here until the deadline and close under its client.
    */
   private retireLean: ((c: LeanConnection, name: string) => void) | undefined;
+  private retireSilent: ((socket: net.Socket) => void) | undefined;
   private retireH2: ((s: http2.Http2Session) => void) | undefined;
   /** Sockets from the parent not accepted on yet (see {@link acceptParentSockets}). */
   private readonly parked: { attachment: Attachment; accept: () => Promise<void> }[] = [];
@@ -394,10 +401,14 @@ export class ListenerManager {
     }
     // A connection that never sends a byte is idle too (the HTTP servers below see it only once it does).
     const silent = timeouts.idleMs > 0 ? deadline(timeouts.idleMs, () => socket.destroy()) : undefined;
-    socket.once('close', () => silent?.cancel());
-    // HTTP: HTTP/2 with prior knowledge starts with the connection preface, anything else is 1.x.
-    socket.once('data', (chunk: Buffer) => {
+    socket.once('close', () => {
       silent?.cancel();
+      this.sniffing.delete(socket);
+    });
+    // HTTP: HTTP/2 with prior knowledge starts with the connection preface, anything else is 1.x.
+    const onFirst = (chunk: Buffer) => {
+      silent?.cancel();
+      this.sniffing.delete(socket);
       socket.pause();
       socket.unshift(chunk);
       const isH2 = chunk.subarray(0, H2_PREFACE.length).equals(H2_PREFACE.subarray(0, Math.min(chunk.length, H2_PREFACE.length)));
@@ -430,7 +441,36 @@ export class ListenerManager {
       server.emit('connection', socket);
       // The HTTP/2 session reads the buffered preface itself and then consumes the socket natively.
       if (!isH2) socket.resume();
-    });
+    };
+    this.sniffing.set(socket, { name, onFirst, silent });
+    socket.once('data', onFirst);
+    if (this.retireSilent) this.retireSilent(socket);
+  }
+
+  /**
+   * Handover of a connection that has sent nothing yet: its reads stop in the kernel (`pause()`
+   * alone leaves a socket like this one reading into its stream buffer), and when nothing was
+   * read it goes to `give` with its bytes still unread; otherwise it was just about to be sniffed
+   * and is retired as a sniffed connection is (see `onConnection`).
+   */
+  private handOverSilent(socket: net.Socket, give: (name: string, socket: net.Socket) => void): void {
+    const s = this.sniffing.get(socket);
+    if (!s || socket.destroyed) return;
+    const h = (socket as unknown as { _handle?: { reading?: boolean; readStop?: () => number } | null })._handle;
+    socket.pause();
+    if (h && typeof h.readStop === 'function') {
+      h.reading = false;
+      h.readStop();
+    }
+    if (socket.readableLength > 0) {
+      socket.resume();
+      return;
+    }
+    this.sniffing.delete(socket);
+    s.silent?.cancel();
+    socket.removeListener('data', s.onFirst);
+    this.sockets.delete(socket);
+    give(s.name, socket);
   }
 
   /**
@@ -578,6 +618,14 @@ export class ListenerManager {
         });
       });
     for (const [c, name] of this.lean) this.retireLean(c, name);
+    if (give) {
+      const send = (name: string, socket: net.Socket) => {
+        const sent = give(name, socket).finally(() => handing.delete(sent));
+        handing.add(sent);
+      };
+      this.retireSilent = (socket) => later(() => this.handOverSilent(socket, send));
+      for (const socket of this.sniffing.keys()) this.retireSilent(socket);
+    }
     const deadline = Date.now() + timeoutMs;
     if (spread > 0) await new Promise((r) => setTimeout(r, spread));
     while ((this.sockets.size > 0 || handing.size > 0) && Date.now() < deadline) {
