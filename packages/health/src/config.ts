@@ -10,7 +10,7 @@ export const healthCheckerConfig = z
       .regex(/^[^:\s]+:\d{1,5}$/, 'must be host:port')
       .optional()
       .describe('host:port of the meta server: replicas share the services by consistent hashing over the live ones; without it this replica checks every service.'),
-    adminHost: z.string().default('0.0.0.0'),
+    adminHost: z.string().default('127.0.0.1'),
     adminPort: z.coerce.number().int().min(0).max(65535).default(15014),
     advertiseHost: z.string().min(1).optional().describe('Host registered with the meta server for the admin address; default adminHost.'),
     maxUnhealthyPercent: z.coerce

@@ -16,7 +16,12 @@ export const pilotConfig = z
     pilotId: z.string().min(1).max(253).default(hostname()),
     xdsHost: z.string().min(1).default('0.0.0.0'),
     xdsPort: port(15010),
-    adminHost: z.string().min(1).default('0.0.0.0'),
+    /**
+     * The admin/debug port serves every sidecar's configuration: loopback by default, so only
+     * this machine reads it; in Kubernetes the chart binds the pod IP for probes and in-cluster
+     * tools (issue 21).
+     */
+    adminHost: z.string().min(1).default('127.0.0.1'),
     adminPort: port(15014),
     logLevel: z.enum(LOG_LEVELS).default('info'),
     /** Quiet period before a burst of changes is pushed. */
@@ -65,11 +70,12 @@ export type PilotConfig = z.infer<typeof pilotConfig>;
 
 /**
  * The addresses registered with the meta server: `advertiseHost` (else the listening host) with the
- * bound ports. The admin address falls back to the xDS host when the admin host is a wildcard.
+ * bound ports. The admin address is the admin host when it is a specific address (loopback by
+ * default: reachable only there), else the advertised or xDS host.
  */
 export function advertisedAddresses(config: Pick<PilotConfig, 'advertiseHost' | 'xdsHost' | 'adminHost'>, xdsPort: number, adminPort: number): { xds: string; admin: string } {
   const join = (host: string, port: number) => `${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`;
   const xdsHost = config.advertiseHost ?? config.xdsHost;
-  const adminHost = config.advertiseHost ?? (isWildcard(config.adminHost) ? xdsHost : config.adminHost);
+  const adminHost = isWildcard(config.adminHost) ? xdsHost : config.adminHost;
   return { xds: join(xdsHost, xdsPort), admin: join(adminHost, adminPort) };
 }
