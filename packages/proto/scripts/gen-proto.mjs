@@ -42,6 +42,7 @@ export const ENVOY_ENTRY_POINTS = [
   'envoy/extensions/filters/http/fault/v3/fault.proto',
   'envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+  'envoy/extensions/filters/http/rbac/v3/rbac.proto',
 ];
 
 function walk(dir) {
