@@ -43,6 +43,10 @@ export const ENVOY_ENTRY_POINTS = [
   'envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/extensions/filters/http/rbac/v3/rbac.proto',
+  // TLS by standard xDS (packages/identity/README.md): transport sockets, SDS secrets, the TLS inspector.
+  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
+  'envoy/extensions/transport_sockets/tls/v3/secret.proto',
+  'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
 ];
 
 function walk(dir) {
