@@ -3,6 +3,7 @@ export * from './schema/common.js';
 export * from './schema/rules.js';
 export * from './schema/routepolicy.js';
 export * from './schema/proxyversion.js';
+export * from './schema/authorizationpolicy.js';
 export * from './kinds.js';
 export * from './crd.js';
 export * from './manifest.js';

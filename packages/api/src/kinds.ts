@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import { GROUP, VERSION } from './schema/common.js';
 import { proxyVersion, proxyVersionSpec, proxyVersionStatus } from './schema/proxyversion.js';
 import { routePolicy, routePolicySpec, routePolicyStatus } from './schema/routepolicy.js';
+import { authorizationPolicy, authorizationPolicySpec, authorizationPolicyStatus } from './schema/authorizationpolicy.js';
 
 /** What the CRD generator and the manifest validator need to know about a kind. */
 export interface KindInfo {
@@ -49,6 +50,23 @@ export const KINDS: readonly KindInfo[] = [
       { name: 'Ready', type: 'integer', jsonPath: '.status.ready' },
       { name: 'Total', type: 'integer', jsonPath: '.status.total' },
       { name: 'Paused', type: 'boolean', jsonPath: '.spec.paused', priority: 1 },
+      { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    ],
+  },
+  {
+    kind: 'AuthorizationPolicy',
+    plural: 'authorizationpolicies',
+    singular: 'authorizationpolicy',
+    // Not 'ap': short and generic enough to collide with another project's kind.
+    shortNames: ['authz'],
+    schema: authorizationPolicy,
+    spec: authorizationPolicySpec,
+    status: authorizationPolicyStatus,
+    printerColumns: [
+      { name: 'Service', type: 'string', jsonPath: '.spec.service' },
+      { name: 'Action', type: 'string', jsonPath: '.spec.action' },
+      { name: 'Accepted', type: 'boolean', jsonPath: '.status.accepted' },
+      { name: 'Acked', type: 'integer', jsonPath: '.status.sidecars.acked', description: 'Sidecars that ACKed the current generation' },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
     ],
   },

@@ -3,6 +3,7 @@ import { API_VERSION } from './schema/common.js';
 import { kindInfo, KINDS } from './kinds.js';
 import type { ProxyVersion } from './schema/proxyversion.js';
 import type { RoutePolicy } from './schema/routepolicy.js';
+import type { AuthorizationPolicy } from './schema/authorizationpolicy.js';
 
 /** A problem with one manifest, located by source, document index and field path. */
 export interface ManifestIssue {
@@ -17,7 +18,7 @@ export interface ManifestIssue {
   message: string;
 }
 
-export type MeshObject = RoutePolicy | ProxyVersion;
+export type MeshObject = RoutePolicy | ProxyVersion | AuthorizationPolicy;
 
 export interface ParseResult {
   objects: MeshObject[];

@@ -1,7 +1,7 @@
 /**
  * The mesh's resource model: what every source (Kubernetes, a directory of YAML, the in-memory
  * store, the meta server's service registry) is normalised to, and what the dispatcher serves to
- * pilots. RoutePolicy and ProxyVersion are the user-facing CRDs; Service, ServiceEndpoints and
+ * pilots. RoutePolicy, ProxyVersion and AuthorizationPolicy are the user-facing CRDs; Service, ServiceEndpoints and
  * Workload are derived from the platform (Services, EndpointSlices, Pods) or from registrations of
  * workloads outside Kubernetes. All share one envelope: `{apiVersion, kind, metadata, spec}`.
  */
@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { API_VERSION, dnsLabel, labels, objectMeta } from './schema/common.js';
 import { proxyVersion, type ProxyVersion } from './schema/proxyversion.js';
 import { routePolicy, type RoutePolicy } from './schema/routepolicy.js';
+import { authorizationPolicy, type AuthorizationPolicy } from './schema/authorizationpolicy.js';
 
 /** apiVersion of the derived (non-CRD) kinds; never served by the Kubernetes API server. */
 export const MODEL_API_VERSION = 'model.mesh.octo.io/v1';
@@ -116,15 +117,16 @@ export type Workload = z.infer<typeof workload>;
 export type EndpointHealth = z.infer<typeof endpointHealth>;
 
 /** Every kind a resource store holds. */
-export const RESOURCE_KINDS = ['RoutePolicy', 'ProxyVersion', 'Service', 'ServiceEndpoints', 'Workload', 'EndpointHealth'] as const;
+export const RESOURCE_KINDS = ['RoutePolicy', 'ProxyVersion', 'Service', 'ServiceEndpoints', 'Workload', 'EndpointHealth', 'AuthorizationPolicy'] as const;
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
 
 /** Any object of the model. */
-export type MeshResource = RoutePolicy | ProxyVersion | Service | ServiceEndpoints | Workload | EndpointHealth;
+export type MeshResource = RoutePolicy | ProxyVersion | Service | ServiceEndpoints | Workload | EndpointHealth | AuthorizationPolicy;
 
 const SCHEMAS: Record<ResourceKind, z.ZodType> = {
   RoutePolicy: routePolicy,
   ProxyVersion: proxyVersion,
+  AuthorizationPolicy: authorizationPolicy,
   Service: service,
   ServiceEndpoints: serviceEndpoints,
   Workload: workload,
@@ -137,7 +139,7 @@ export const isResourceKind = (k: unknown): k is ResourceKind => typeof k === 's
 export const resourceSchema = (kind: ResourceKind): z.ZodType => SCHEMAS[kind];
 
 /** apiVersion a kind is written with. */
-export const apiVersionOf = (kind: ResourceKind): string => (kind === 'RoutePolicy' || kind === 'ProxyVersion' ? API_VERSION : MODEL_API_VERSION);
+export const apiVersionOf = (kind: ResourceKind): string => (kind === 'RoutePolicy' || kind === 'ProxyVersion' || kind === 'AuthorizationPolicy' ? API_VERSION : MODEL_API_VERSION);
 
 /** `namespace/name`; a missing namespace is `default`, as in Kubernetes. */
 export function resourceKey(r: { metadata: { namespace?: string | undefined; name: string } }): string {
@@ -146,12 +148,15 @@ export function resourceKey(r: { metadata: { namespace?: string | undefined; nam
 
 /**
  * The service a resource concerns, so a pilot can subscribe by service: a RoutePolicy's target,
- * a Service's or ServiceEndpoints' own name, a Workload's app. Undefined for mesh-wide kinds.
+ * an AuthorizationPolicy's service (in its own namespace), a Service's or ServiceEndpoints' own
+ * name, a Workload's app. Undefined for mesh-wide kinds.
  */
 export function serviceOf(r: MeshResource): string | undefined {
   switch (r.kind) {
     case 'RoutePolicy':
       return `${r.spec.targetRef.namespace ?? r.metadata.namespace ?? 'default'}/${r.spec.targetRef.service}`;
+    case 'AuthorizationPolicy':
+      return `${r.metadata.namespace ?? 'default'}/${r.spec.service}`;
     case 'Service':
     case 'ServiceEndpoints':
     case 'EndpointHealth':

@@ -22,7 +22,7 @@ Usage:
   octoctl config-dump <sidecar>          a sidecar's configuration (its admin /config_dump)
   octoctl validate -f <file|dir>...      check manifests; problems are printed with file and field
   octoctl apply -f <file|dir>...         validate, then create or replace through the dispatcher
-  octoctl get routepolicies|proxyversions|services|endpoints [-n ns] [-o yaml|json]
+  octoctl get routepolicies|authorizationpolicies|proxyversions|services|endpoints [-n ns] [-o yaml|json]
   octoctl delete <kind> <name> [-n ns]
   octoctl rollout status|pause|resume|abort|undo <proxyversion> [-n ns]
                                          a ProxyVersion rollout: batches, counts, failures with
@@ -46,6 +46,9 @@ const KIND_ALIASES: Record<string, ResourceKind> = {
   proxyversion: 'ProxyVersion',
   pv: 'ProxyVersion',
   pxv: 'ProxyVersion',
+  authorizationpolicies: 'AuthorizationPolicy',
+  authorizationpolicy: 'AuthorizationPolicy',
+  authz: 'AuthorizationPolicy',
   services: 'Service',
   service: 'Service',
   svc: 'Service',
@@ -321,6 +324,8 @@ export function summary(o: MeshResource): string {
     }
     case 'ProxyVersion':
       return o.spec.version;
+    case 'AuthorizationPolicy':
+      return `${o.spec.service} ${o.spec.action} ${o.spec.rules?.length ?? 0} rules`;
     case 'Service':
       return o.spec.ports.map((p) => `${p.port}/${p.protocol}`).join(',');
     case 'ServiceEndpoints':
