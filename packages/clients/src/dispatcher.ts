@@ -1,4 +1,5 @@
-import { credentials, status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { meshChannelCredentials, type MeshTls } from './mtls.js';
+import { status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import type { MeshResource, ResourceKind } from '@octo-mesh/api';
 import {
   DispatcherClient,
@@ -57,8 +58,11 @@ const splitKey = (key: string) => {
 export class DispatcherConnection {
   readonly client: DispatcherClient;
 
-  constructor(readonly address: string) {
-    this.client = new DispatcherClient(address, credentials.createInsecure(), {
+  constructor(
+    readonly address: string,
+    tls?: MeshTls,
+  ) {
+    this.client = new DispatcherClient(address, meshChannelCredentials(tls, 'dispatcher'), {
       'grpc.keepalive_time_ms': 30_000,
       'grpc.initial_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 2000,

@@ -1,9 +1,10 @@
 /**
- * The gRPC server every control-plane deployable starts: keepalive settings shared, plaintext
- * for now, a graceful close that forces streams after 2 s (Watch and ADS streams never end on
- * their own).
+ * The gRPC server every control-plane deployable starts: keepalive settings shared, plaintext or
+ * mTLS with the access table (`security`, see mtls.ts), a graceful close that forces streams
+ * after 2 s (Watch and ADS streams never end on their own).
  */
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Server } from '@grpc/grpc-js';
+import { meshServerCredentials, type MeshServerSecurity } from './mtls.js';
 
 export interface StartedGrpc {
   server: Server;
@@ -12,11 +13,11 @@ export interface StartedGrpc {
 }
 
 /** Binds a gRPC server on host:port (0 = any free port) with the given services. */
-export async function startGrpcServer(host: string, port: number, add: (server: Server) => void): Promise<StartedGrpc> {
+export async function startGrpcServer(host: string, port: number, add: (server: Server) => void, security?: MeshServerSecurity): Promise<StartedGrpc> {
   const server = new Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_permit_without_calls': 1 });
   add(server);
   const bound = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(`${host}:${port}`, meshServerCredentials(security), (err, p) => (err ? reject(err) : resolve(p))),
   );
   return {
     server,

@@ -3,3 +3,4 @@ export * from './dispatcher.js';
 export * from './dispatcher-mesh-source.js';
 export * from './meta.js';
 export * from './admin.js';
+export * from './mtls.js';

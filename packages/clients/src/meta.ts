@@ -2,7 +2,8 @@
  * Clients of the meta server: {@link PilotMembership} for pilots (register, heartbeat, shed),
  * {@link CheckerMembership} for health-checker replicas, {@link locatePilot} for sidecars, {@link RegisteredInstance} for workloads outside Kubernetes.
  */
-import { Metadata, credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { meshChannelCredentials, type MeshTls } from './mtls.js';
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { MetaServerClient, ServiceRegistryClient, type PilotLease } from '@octo-mesh/proto';
 import type { CheckerLease } from '@octo-mesh/proto/gen/octo/mesh/v1/meta.js';
 import { Backoff, recordError, sleep, type Logger } from '@octo-mesh/runtime';
@@ -34,6 +35,8 @@ const clientOptions = { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reco
 
 export interface PilotMembershipOptions {
   metaAddress: string;
+  /** mTLS to the meta server (plaintext without). */
+  tls?: MeshTls;
   pilotId: string;
   /** host:port sidecars dial for ADS. */
   xdsAddress: string;
@@ -62,7 +65,7 @@ export class PilotMembership {
   registered = false;
 
   constructor(private readonly opts: PilotMembershipOptions) {
-    this.client = new MetaServerClient(opts.metaAddress, credentials.createInsecure(), clientOptions);
+    this.client = new MetaServerClient(opts.metaAddress, meshChannelCredentials(opts.tls, 'meta-server'), clientOptions);
   }
 
   start(): void {
@@ -122,6 +125,8 @@ export class PilotMembership {
 
 export interface LocateOptions {
   metaAddress: string;
+  /** mTLS to the meta server (plaintext without). */
+  tls?: MeshTls;
   nodeId: string;
   namespace: string;
   workload: string;
@@ -137,7 +142,7 @@ export interface LocateOptions {
  * unreachable or has no live pilot (jitter, so a pilot's death does not become a storm).
  */
 export async function locatePilot(opts: LocateOptions): Promise<{ pilotId: string; xdsAddress: string }> {
-  const client = new MetaServerClient(opts.metaAddress, credentials.createInsecure(), clientOptions);
+  const client = new MetaServerClient(opts.metaAddress, meshChannelCredentials(opts.tls, 'meta-server'), clientOptions);
   const backoff = new Backoff({ initialMs: 100, maxMs: 2000, jitter: 0.5 });
   const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
   try {
@@ -164,6 +169,8 @@ export async function locatePilot(opts: LocateOptions): Promise<{ pilotId: strin
 
 export interface InstanceRegistrationOptions {
   metaAddress: string;
+  /** mTLS to the meta server (plaintext without). */
+  tls?: MeshTls;
   namespace: string;
   service: string;
   instanceId: string;
@@ -188,7 +195,7 @@ export class RegisteredInstance {
   private readonly pause = new Pause();
 
   constructor(private readonly opts: InstanceRegistrationOptions) {
-    this.client = new ServiceRegistryClient(opts.metaAddress, credentials.createInsecure(), clientOptions);
+    this.client = new ServiceRegistryClient(opts.metaAddress, meshChannelCredentials(opts.tls, 'meta-server'), clientOptions);
   }
 
   start(): void {
@@ -255,6 +262,8 @@ export class RegisteredInstance {
 
 export interface CheckerMembershipOptions {
   metaAddress: string;
+  /** mTLS to the meta server (plaintext without). */
+  tls?: MeshTls;
   checkerId: string;
   /** host:port of the checker's admin HTTP endpoint. */
   adminAddress?: string;
@@ -280,7 +289,7 @@ export class CheckerMembership {
   lastAnsweredAt = 0;
 
   constructor(private readonly opts: CheckerMembershipOptions) {
-    this.client = new MetaServerClient(opts.metaAddress, credentials.createInsecure(), clientOptions);
+    this.client = new MetaServerClient(opts.metaAddress, meshChannelCredentials(opts.tls, 'meta-server'), clientOptions);
   }
 
   start(): void {

@@ -6,3 +6,4 @@ export * from './lego.js';
 export * from './embedded-state.js';
 export * from './ring.js';
 export * from './endpoint-health.js';
+export * from './access.js';

@@ -1,3 +1,4 @@
+import { meshTlsConfigFields } from '@octo-mesh/clients';
 import { z } from 'zod';
 
 /** The meta server's configuration: flags (`--grpc-port`), env (`OCTO_META_GRPC_PORT`) or a file (`--config`). */
@@ -25,6 +26,7 @@ export const metaServerConfig = z
       .describe('Namespace of the pilot Leases; default: the pod namespace in-cluster, else the kubeconfig context namespace, else "default".'),
     joinRampMs: z.coerce.number().int().min(0).max(3_600_000).default(60_000).describe('Kubernetes mode: a joining pilot takes over its share of workloads linearly over this long.'),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+    ...meshTlsConfigFields,
   })
   .strict()
   .refine((c) => c.heartbeatIntervalMs * 2 <= c.pilotTtlMs, { path: ['heartbeatIntervalMs'], message: 'must be at most half of pilotTtlMs, or a single late heartbeat kills a pilot' })

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { KubeConfig } from '@kubernetes/client-node';
-import { startGrpcServer } from '@octo-mesh/clients';
+import { meshTlsOf, startGrpcServer } from '@octo-mesh/clients';
 import { ConfigError, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig, startAdminServer } from '@octo-mesh/runtime';
 import { metaServerConfig } from './config.js';
 import { LeasePilots } from './lease-membership.js';
@@ -36,13 +36,14 @@ async function main(): Promise<void> {
     await leases.start();
     shutdown.add('pilot leases', () => leases!.stop());
   }
-  const meta = new MetaServer({ logger, registry, ...config, ...(leases ? { leases } : {}) });
+  const tls = meshTlsOf(config);
+  const meta = new MetaServer({ logger, registry, ...config, ...(leases ? { leases } : {}), ...(tls ? { tls } : {}) });
   meta.start();
   shutdown.add('meta server', () => meta.stop());
   const grpc = await startGrpcServer(config.host, config.grpcPort, (s) => {
     s.addService(MetaServerService, meta.metaService());
     s.addService(ServiceRegistryService, meta.registryService());
-  });
+  }, tls && { tls, logger, registry });
   shutdown.add('grpc server', () => grpc.close());
   const admin = await startAdminServer({
     host: config.host,
@@ -56,7 +57,7 @@ async function main(): Promise<void> {
     routes: meta.debugRoutes(),
   });
   shutdown.add('admin server', () => admin.close());
-  logger.info('listening', { grpcPort: grpc.port, adminPort: admin.port, host: config.host, dispatcher: config.dispatcherAddress, ...(namespace ? { leases: namespace } : {}) });
+  logger.info('listening', { grpcPort: grpc.port, adminPort: admin.port, host: config.host, mtls: !!tls, dispatcher: config.dispatcherAddress, ...(namespace ? { leases: namespace } : {}) });
 }
 
 main().catch((err: unknown) => {

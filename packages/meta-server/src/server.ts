@@ -1,9 +1,9 @@
 import { status, type sendUnaryData, type ServiceError } from '@grpc/grpc-js';
-import { DispatcherConnection, SOURCE_ANNOTATION } from '@octo-mesh/clients';
+import { DispatcherConnection, SOURCE_ANNOTATION, uriSan, type MeshTls } from '@octo-mesh/clients';
 import type { MeshResource } from '@octo-mesh/api';
-import type { MetaPilotView, MetaSidecarView } from '@octo-mesh/contracts';
+import { parseSpiffeId, type MetaPilotView, type MetaSidecarView } from '@octo-mesh/contracts';
 import { MetaServerService, ServiceRegistryService, type MetaServerServer, type ServiceRegistryServer } from '@octo-mesh/proto';
-import { Backoff, Counter, Gauge, NotFoundError, UnavailableError, ValidationError, grpcStatusOf, isNotFound, recordError, sleep, type Logger, type Registry } from '@octo-mesh/runtime';
+import { Backoff, Counter, ForbiddenError, Gauge, NotFoundError, UnavailableError, ValidationError, grpcStatusOf, isNotFound, recordError, sleep, type Logger, type Registry } from '@octo-mesh/runtime';
 import type { LeasePilots } from './lease-membership.js';
 import { isSuspect } from './lease-assign.js';
 import { PilotDirectory, workloadKey, type Move } from './pilots.js';
@@ -33,6 +33,8 @@ export interface MetaServerOptions {
    * Until then the dispatcher keeps what the previous run published.
    */
   registrationGraceMs?: number;
+  /** mTLS (see packages/identity/README.md): to the dispatcher, and whose calls the server checks. */
+  tls?: MeshTls;
   now?: () => number;
 }
 
@@ -99,7 +101,7 @@ export class MetaServer {
     this.pilots = new PilotDirectory({ ttlMs: opts.pilotTtlMs, ...(opts.vnodes ? { vnodes: opts.vnodes } : {}) });
     this.checkers = new CheckerDirectory(opts.pilotTtlMs);
     this.instances = new InstanceRegistry({ defaultTtlMs: opts.instanceTtlMs, maxTtlMs: opts.instanceTtlMs * 10 });
-    if (opts.dispatcherAddress) this.dispatcher = new DispatcherConnection(opts.dispatcherAddress);
+    if (opts.dispatcherAddress) this.dispatcher = new DispatcherConnection(opts.dispatcherAddress, opts.tls);
     const r = [opts.registry];
     this.moves = new Counter({ name: 'octo_meta_workload_moves_total', help: 'Workloads assigned to a (new) pilot, by reason.', labelNames: ['reason'], registers: r });
     this.locates = new Counter({ name: 'octo_meta_locate_total', help: 'Locate calls, by result.', labelNames: ['result'], registers: r });
@@ -473,10 +475,20 @@ export class MetaServer {
   }
 
   registryService(): ServiceRegistryServer {
+    // Over mTLS an instance registers, renews and removes itself in its own namespace only: the
+    // access table lets any mesh identity call the registry, this names which entries.
+    const ownNamespace = (call: { getAuthContext?: () => { sslPeerCertificate?: { subjectaltname?: string } } }, namespace: string) => {
+      if (!this.opts.tls) return;
+      const uri = uriSan(call.getAuthContext?.().sslPeerCertificate);
+      const id = uri ? parseSpiffeId(uri) : undefined;
+      const mine = id && !('error' in id) ? id.namespace : undefined;
+      if (mine !== (namespace || 'default')) throw new ForbiddenError(`${uri ?? 'a caller without identity'} may not register instances in namespace ${namespace || 'default'}`);
+    };
     const wrap =
-      <Req, Res>(fn: (req: Req) => Res) =>
-      (call: { request: Req }, cb: sendUnaryData<Res>) => {
+      <Req extends { namespace: string }, Res>(fn: (req: Req) => Res) =>
+      (call: { request: Req; getAuthContext?: () => { sslPeerCertificate?: { subjectaltname?: string } } }, cb: sendUnaryData<Res>) => {
         try {
+          ownNamespace(call, call.request.namespace);
           cb(null, fn(call.request));
         } catch (err) {
           fail(cb as sendUnaryData<never>, err);

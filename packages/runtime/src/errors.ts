@@ -43,11 +43,15 @@ export class TerminalError extends OctoError {}
 /** The peer or dependency is not reachable right now; retry with backoff. */
 export class UnavailableError extends OctoError {}
 
+/** The caller is known but may not do this (gRPC PERMISSION_DENIED, HTTP 403). */
+export class ForbiddenError extends OctoError {}
+
 export const isNotFound = (e: unknown): e is NotFoundError => e instanceof NotFoundError;
 export const isConflict = (e: unknown): e is ConflictError => e instanceof ConflictError;
 export const isValidation = (e: unknown): e is ValidationError => e instanceof ValidationError;
 export const isTerminal = (e: unknown): e is TerminalError => e instanceof TerminalError;
 export const isUnavailable = (e: unknown): e is UnavailableError => e instanceof UnavailableError;
+export const isForbidden = (e: unknown): e is ForbiddenError => e instanceof ForbiddenError;
 
 /** gRPC status code numbers (grpc/status.proto); kept here so pure code need not import grpc-js. */
 export const GrpcCode = {
@@ -57,6 +61,7 @@ export const GrpcCode = {
   ALREADY_EXISTS: 6,
   FAILED_PRECONDITION: 9,
   ABORTED: 10,
+  PERMISSION_DENIED: 7,
   INTERNAL: 13,
   UNAVAILABLE: 14,
 } as const;
@@ -68,6 +73,7 @@ export function grpcStatusOf(e: unknown): number {
   if (isValidation(e)) return GrpcCode.INVALID_ARGUMENT;
   if (isTerminal(e)) return GrpcCode.FAILED_PRECONDITION;
   if (isUnavailable(e)) return GrpcCode.UNAVAILABLE;
+  if (isForbidden(e)) return GrpcCode.PERMISSION_DENIED;
   return GrpcCode.INTERNAL;
 }
 
@@ -78,5 +84,6 @@ export function httpStatusOf(e: unknown): number {
   if (isValidation(e)) return 400;
   if (isTerminal(e)) return 422;
   if (isUnavailable(e)) return 503;
+  if (isForbidden(e)) return 403;
   return 500;
 }

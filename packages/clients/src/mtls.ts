@@ -1,0 +1,134 @@
+/**
+ * mTLS for the control plane's gRPC (packages/identity/README.md): credentials that read the
+ * certificate files a CertificateRotator keeps current (re-read on change, so a rotated
+ * certificate is used by new connections without a restart), and the server interceptor that
+ * lets a call through only when the caller's verified identity may call that method
+ * (`decideAccess` in @octo-mesh/contracts).
+ */
+import { join } from 'node:path';
+import type { PeerCertificate } from 'node:tls';
+import {
+  ChannelCredentials,
+  ResponderBuilder,
+  ServerCredentials,
+  ServerInterceptingCall,
+  ServerListenerBuilder,
+  credentials,
+  experimental,
+  status,
+  type ServerInterceptor,
+} from '@grpc/grpc-js';
+import { decideAccess, formatSpiffeId, type Allowed, type ControlRole } from '@octo-mesh/contracts';
+import { Counter, type Logger, type Registry } from '@octo-mesh/runtime';
+import { z } from 'zod';
+
+/** The files a rotator writes into its directory (see the identity README). */
+export const MESH_TLS_FILES = { chain: 'cert-chain.pem', key: 'key.pem', roots: 'root-cert.pem' } as const;
+
+export interface MeshTls {
+  /** Directory holding `cert-chain.pem`, `key.pem` and `root-cert.pem`. */
+  certDir: string;
+  /** Default `cluster.local`. */
+  trustDomain?: string;
+  /** Where the control plane's `sa/octo-<role>` identities live; default `octo-system`. */
+  controlNamespace?: string;
+  /** How often the files are re-read for a rotated certificate (default 5 s). */
+  refreshMs?: number;
+  /** The access table, default METHOD_ACCESS (servers only). */
+  table?: Readonly<Record<string, Allowed>>;
+}
+
+/**
+ * The settings every control-plane component takes for mTLS, spread into its zod config:
+ * without `tlsDir` it speaks plaintext (a development mesh); with it, mTLS both ways.
+ */
+export const meshTlsConfigFields = {
+  tlsDir: z.string().min(1).optional().describe('Directory of cert-chain.pem, key.pem and root-cert.pem (kept current by a certificate rotator): mTLS on every gRPC server and client.'),
+  trustDomain: z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,253}[a-z0-9])?$/, 'must be a lower-case DNS name').default('cluster.local'),
+  controlNamespace: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a namespace name (DNS label)').default('octo-system'),
+};
+
+/** The MeshTls of a config with {@link meshTlsConfigFields}, or undefined (plaintext). */
+export function meshTlsOf(c: { tlsDir?: string | undefined; trustDomain: string; controlNamespace: string }): MeshTls | undefined {
+  return c.tlsDir ? { certDir: c.tlsDir, trustDomain: c.trustDomain, controlNamespace: c.controlNamespace } : undefined;
+}
+
+const TD = (tls: MeshTls) => tls.trustDomain ?? 'cluster.local';
+const CNS = (tls: MeshTls) => tls.controlNamespace ?? 'octo-system';
+
+/**
+ * One file watcher for the three files, passed as both the CA and the identity provider: grpc-js
+ * 1.14's `createCertificateProviderServerCredentials` hands its two providers to the constructor
+ * in the opposite order to its parameters, so separate providers would be swapped on the server.
+ */
+function provider(tls: MeshTls): experimental.CertificateProvider {
+  return new experimental.FileWatcherCertificateProvider({
+    caCertificateFile: join(tls.certDir, MESH_TLS_FILES.roots),
+    certificateFile: join(tls.certDir, MESH_TLS_FILES.chain),
+    privateKeyFile: join(tls.certDir, MESH_TLS_FILES.key),
+    refreshIntervalMs: tls.refreshMs ?? 5000,
+  });
+}
+
+/** The URI SAN (SPIFFE ID) of a peer certificate, if it has one. */
+export function uriSan(cert: Pick<PeerCertificate, 'subjectaltname'> | undefined): string | undefined {
+  for (const part of cert?.subjectaltname?.split(',') ?? []) {
+    const p = part.trim();
+    if (p.startsWith('URI:')) return p.slice(4);
+  }
+  return undefined;
+}
+
+/**
+ * Client credentials: plaintext without `tls`; with it, our certificate and the mesh's roots.
+ * Mesh certificates name identities, not hosts, so the server is checked by its SPIFFE ID — the
+ * control-plane `server` role's (`spiffe://<td>/ns/<control ns>/sa/octo-<role>`) — instead of
+ * the host name dialled.
+ */
+export function meshChannelCredentials(tls: MeshTls | undefined, server: ControlRole): ChannelCredentials {
+  if (!tls) return credentials.createInsecure();
+  const p = provider(tls);
+  const expected = formatSpiffeId({ trustDomain: TD(tls), namespace: CNS(tls), serviceAccount: `octo-${server}` });
+  return experimental.createCertificateProviderChannelCredentials(p, p, {
+    checkServerIdentity: (_host, cert) => {
+      const id = uriSan(cert);
+      return id === expected ? undefined : new Error(`the server's identity is ${id ?? '(none)'}, expected ${expected}`);
+    },
+  });
+}
+
+export interface MeshServerSecurity {
+  tls: MeshTls;
+  logger: Logger;
+  registry?: Registry;
+}
+
+/**
+ * Server credentials: plaintext without `security`; with it, mTLS that requires a client
+ * certificate chaining to the mesh's roots, and every call checked against the access table.
+ * A refusal is logged and counted (`octo_grpc_access_denied_total{method,code}`).
+ */
+export function meshServerCredentials(security: MeshServerSecurity | undefined): ServerCredentials {
+  if (!security) return ServerCredentials.createInsecure();
+  const p = provider(security.tls);
+  const access = { trustDomain: TD(security.tls), controlNamespace: CNS(security.tls), ...(security.tls.table ? { table: security.tls.table } : {}) };
+  const denied = new Counter({
+    name: 'octo_grpc_access_denied_total',
+    help: 'gRPC calls refused by the control-plane access table, by method and status.',
+    labelNames: ['method', 'code'],
+    registers: security.registry ? [security.registry] : [],
+  });
+  const interceptor: ServerInterceptor = (method, call) => {
+    const listener = new ServerListenerBuilder()
+      .withOnReceiveMetadata((metadata, next) => {
+        const d = decideAccess(method.path, uriSan(call.getAuthContext().sslPeerCertificate), access);
+        if (d.allowed) return next(metadata);
+        denied.inc({ method: method.path, code: d.code });
+        security.logger.warn('gRPC call refused', { method: method.path, code: d.code, reason: d.reason, peer: call.getPeer() });
+        call.sendStatus({ code: d.code === 'unauthenticated' ? status.UNAUTHENTICATED : status.PERMISSION_DENIED, details: d.reason });
+      })
+      .build();
+    return new ServerInterceptingCall(call, new ResponderBuilder().withStart((next) => next(listener)).build());
+  };
+  return experimental.createServerCredentialsWithInterceptors(experimental.createCertificateProviderServerCredentials(p, p, true), [interceptor]);
+}

@@ -1,0 +1,104 @@
+/**
+ * Who may call what on the control plane (packages/identity/README.md, "Control-plane
+ * authorization"): a caller is known by the SPIFFE ID of the client certificate it presented
+ * over mTLS, and its role is read from that ID — `sa/octo-<role>` in the control plane's
+ * namespace — never from anything the caller says about itself. Pure: the gRPC servers apply it
+ * in an interceptor (packages/clients/src/mtls.ts).
+ */
+
+/** A parsed `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`. */
+export interface SpiffeId {
+  trustDomain: string;
+  namespace: string;
+  serviceAccount: string;
+}
+
+const LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const TRUST_DOMAIN = /^[a-z0-9]([-a-z0-9.]{0,253}[a-z0-9])?$/;
+
+/** Parses a workload SPIFFE ID; the error names the part that is wrong. */
+export function parseSpiffeId(uri: string): SpiffeId | { error: string } {
+  if (!uri.startsWith('spiffe://')) return { error: `${JSON.stringify(uri)}: not a spiffe:// URI` };
+  const [trustDomain = '', ...path] = uri.slice('spiffe://'.length).split('/');
+  if (!TRUST_DOMAIN.test(trustDomain)) return { error: `${JSON.stringify(uri)}: trust domain ${JSON.stringify(trustDomain)} is not a lower-case DNS name` };
+  if (path.length !== 4 || path[0] !== 'ns' || path[2] !== 'sa') return { error: `${JSON.stringify(uri)}: path must be /ns/<namespace>/sa/<service-account>` };
+  const [, namespace = '', , serviceAccount = ''] = path;
+  if (!LABEL.test(namespace)) return { error: `${JSON.stringify(uri)}: namespace ${JSON.stringify(namespace)} is not a DNS label` };
+  if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(serviceAccount)) return { error: `${JSON.stringify(uri)}: service account ${JSON.stringify(serviceAccount)} is not a DNS subdomain` };
+  return { trustDomain, namespace, serviceAccount };
+}
+
+export const formatSpiffeId = (id: SpiffeId): string => `spiffe://${id.trustDomain}/ns/${id.namespace}/sa/${id.serviceAccount}`;
+
+/** Control-plane roles, each the service account `octo-<role>` in the control plane's namespace. */
+export const CONTROL_ROLES = ['pilot', 'dispatcher', 'meta-server', 'health', 'operator', 'ca', 'admin'] as const;
+export type ControlRole = (typeof CONTROL_ROLES)[number];
+
+/** Who may call a method: control-plane roles, or `mesh` (any identity of the trust domain). */
+export type Allowed = readonly (ControlRole | 'mesh')[];
+
+const XDS = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
+/**
+ * Every gRPC method a control-plane server serves, by full path. A method not listed is refused
+ * (fail closed), so a new RPC must be placed here to be callable over mTLS.
+ */
+export const METHOD_ACCESS: Readonly<Record<string, Allowed>> = {
+  '/octo.mesh.v1.MetaServer/RegisterPilot': ['pilot'],
+  '/octo.mesh.v1.MetaServer/PilotHeartbeat': ['pilot'],
+  '/octo.mesh.v1.MetaServer/DeregisterPilot': ['pilot', 'admin'],
+  '/octo.mesh.v1.MetaServer/Locate': ['mesh'],
+  '/octo.mesh.v1.MetaServer/CheckerHeartbeat': ['health'],
+  '/octo.mesh.v1.MetaServer/DeregisterChecker': ['health', 'admin'],
+  // Instances outside Kubernetes register themselves (any workload; its own namespace is checked
+  // by the handler once the meta server reads the caller's identity).
+  '/octo.mesh.v1.ServiceRegistry/Register': ['mesh'],
+  '/octo.mesh.v1.ServiceRegistry/Heartbeat': ['mesh'],
+  '/octo.mesh.v1.ServiceRegistry/Deregister': ['mesh'],
+  '/octo.mesh.v1.Dispatcher/Watch': ['pilot', 'meta-server', 'health', 'operator', 'admin'],
+  '/octo.mesh.v1.Dispatcher/Get': ['pilot', 'meta-server', 'health', 'operator', 'admin'],
+  '/octo.mesh.v1.Dispatcher/List': ['pilot', 'meta-server', 'health', 'operator', 'admin'],
+  // The meta server publishes registry instances, the checker endpoint health, the operator and
+  // administrators (octoctl) everything else.
+  '/octo.mesh.v1.Dispatcher/Apply': ['operator', 'admin', 'meta-server', 'health'],
+  '/octo.mesh.v1.Dispatcher/Delete': ['operator', 'admin', 'meta-server', 'health'],
+  '/octo.mesh.v1.Dispatcher/UpdateStatus': ['operator', 'pilot', 'admin'],
+  '/octo.mesh.v1.SidecarStatusService/Report': ['mesh'],
+  [`/${XDS}/StreamAggregatedResources`]: ['mesh'],
+  [`/${XDS}/DeltaAggregatedResources`]: ['mesh'],
+};
+
+export interface AccessOptions {
+  trustDomain: string;
+  /** The control plane's namespace (`octo-system`): where `sa/octo-<role>` identities live. */
+  controlNamespace: string;
+  /** Defaults to {@link METHOD_ACCESS}. */
+  table?: Readonly<Record<string, Allowed>>;
+}
+
+export type AccessDecision =
+  | { allowed: true; identity: SpiffeId; role: ControlRole | undefined }
+  | { allowed: false; code: 'unauthenticated' | 'permission-denied'; reason: string };
+
+/** The role a control-plane identity holds, if any. */
+export function roleOf(id: SpiffeId, controlNamespace: string): ControlRole | undefined {
+  if (id.namespace !== controlNamespace || !id.serviceAccount.startsWith('octo-')) return undefined;
+  const role = id.serviceAccount.slice('octo-'.length);
+  return (CONTROL_ROLES as readonly string[]).includes(role) ? (role as ControlRole) : undefined;
+}
+
+/**
+ * May the caller whose verified certificate carries `uri` (undefined: no certificate, or none
+ * verified) call `method`? The reason names the method, the caller and what it lacks.
+ */
+export function decideAccess(method: string, uri: string | undefined, opts: AccessOptions): AccessDecision {
+  if (!uri) return { allowed: false, code: 'unauthenticated', reason: `${method} requires a client certificate from the mesh CA` };
+  const id = parseSpiffeId(uri);
+  if ('error' in id) return { allowed: false, code: 'unauthenticated', reason: `${method}: the client certificate's identity is unusable: ${id.error}` };
+  if (id.trustDomain !== opts.trustDomain) return { allowed: false, code: 'unauthenticated', reason: `${method}: ${uri} is not of trust domain ${opts.trustDomain}` };
+  const allowed = (opts.table ?? METHOD_ACCESS)[method];
+  if (!allowed) return { allowed: false, code: 'permission-denied', reason: `${method} is not callable over the mesh's mTLS (no access rule)` };
+  const role = roleOf(id, opts.controlNamespace);
+  if (allowed.includes('mesh') || (role && allowed.includes(role))) return { allowed: true, identity: id, role };
+  const who = allowed.map((r) => (r === 'mesh' ? 'any mesh identity' : `ns/${opts.controlNamespace}/sa/octo-${r}`)).join(', ');
+  return { allowed: false, code: 'permission-denied', reason: `${method} is for ${who}; ${uri} may not call it` };
+}
