@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DispatcherConnection } from '@octo-mesh/clients';
+import { meshTestPki } from '@octo-mesh/testing/mesh-pki.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const MAIN = join(ROOT, 'packages/dispatcher/dist/main.js');
@@ -69,4 +70,32 @@ describe('octo-dispatcher executable', () => {
     expect(lines.every((l) => l.component === 'dispatcher')).toBe(true);
     expect(lines.map((l) => l.message)).toContain('stopped');
   }, 30_000);
+
+  it('over mTLS refuses anonymous and unentitled writes: only the operator, administrators, the meta server and the checker write (issue 21)', async () => {
+    const TD = 'spiffe://cluster.local';
+    const pki = meshTestPki(join(dir, 'pki'));
+    const p = run(['--grpc-port', '0', '--admin-port', '0', '--tls-dir', pki.issue('dispatcher', `${TD}/ns/octo-system/sa/octo-dispatcher`)]);
+    const { grpcPort, adminPort } = await p.listening();
+    const as = (name: string, sa: string | undefined) =>
+      new DispatcherConnection(`127.0.0.1:${grpcPort}`, sa ? { certDir: pki.issue(name, `${TD}/ns/${sa}`) } : undefined);
+    const policy = (name: string) => ({ apiVersion: 'mesh.octo.io/v1alpha1', kind: 'RoutePolicy', metadata: { name, namespace: 'demo' }, spec: { targetRef: { service: 'catalog' } } }) as never;
+    const anonymous = as('anon', undefined);
+    const workload = as('web', 'demo/sa/web');
+    const pilot = as('pilot', 'octo-system/sa/octo-pilot');
+    const operator = as('operator', 'octo-system/sa/octo-operator');
+    try {
+      await expect(anonymous.apply(policy('a'))).rejects.toThrow(/unavailable|UNAVAILABLE|No connection established/i);
+      await expect(workload.apply(policy('w'))).rejects.toThrow(/Dispatcher\/Apply is for .*; spiffe:\/\/cluster.local\/ns\/demo\/sa\/web may not call it/);
+      await expect(workload.list('RoutePolicy')).rejects.toThrow(/Dispatcher\/List is for/);
+      await expect(pilot.apply(policy('p'))).rejects.toThrow(/may not call it/);
+      expect((await operator.apply(policy('ok'))).metadata.name).toBe('ok');
+      expect((await pilot.list('RoutePolicy')).items.map((o) => o.metadata.name)).toEqual(['ok']);
+      const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+      expect(metrics).toMatch(/octo_grpc_access_denied_total\{method="\/octo.mesh.v1.Dispatcher\/Apply",code="permission-denied"\} 2/);
+    } finally {
+      for (const c of [anonymous, workload, pilot, operator]) c.close();
+    }
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toBe(0);
+  }, 60_000);
 });

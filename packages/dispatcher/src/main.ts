@@ -8,7 +8,7 @@ import { DirectorySource } from './dir-source.js';
 import { KubernetesSource } from './kube-source.js';
 import { KUBE_KINDS, KubernetesStore } from './kube-store.js';
 import { MemoryStore } from './memory-store.js';
-import { startGrpcServer } from '@octo-mesh/clients';
+import { meshTlsOf, startGrpcServer } from '@octo-mesh/clients';
 import type { DispatcherWatcherView } from '@octo-mesh/contracts';
 import { DispatcherGrpc, DispatcherService, type DispatcherServiceOptions } from './server.js';
 
@@ -97,7 +97,8 @@ async function main(): Promise<void> {
     if (graceMs) logger.info('registry grace period over; answering watchers', { graceMs });
   });
   const service = new DispatcherGrpc({ store, logger, registry, coalesceMs: config.coalesceMs, synced, ...(writeThrough ? { writeThrough } : {}) });
-  const grpc = await startGrpcServer(config.host, config.grpcPort, (s) => s.addService(DispatcherService, service.implementation()));
+  const tls = meshTlsOf(config);
+  const grpc = await startGrpcServer(config.host, config.grpcPort, (s) => s.addService(DispatcherService, service.implementation()), tls && { tls, logger, registry });
   shutdown.add('grpc server', () => grpc.close());
 
   const admin = await startAdminServer({

@@ -1,3 +1,4 @@
+import { meshTlsConfigFields } from '@octo-mesh/clients';
 import { z } from 'zod';
 
 /** The health checker's configuration: flags (`--dispatcher-address`), env (`OCTO_HEALTH_DISPATCHER_ADDRESS`) or a file (`--config`). */
@@ -23,6 +24,7 @@ export const healthCheckerConfig = z
     vnodes: z.coerce.number().int().min(1).max(100_000).default(256).describe('Virtual nodes per checker on the ring.'),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
     shutdownGraceSeconds: z.coerce.number().min(0).max(300).default(5),
+    ...meshTlsConfigFields,
   })
   .strict();
 

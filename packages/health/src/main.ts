@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { hostname } from 'node:os';
-import { CheckerMembership, DispatcherConnection } from '@octo-mesh/clients';
+import { CheckerMembership, DispatcherConnection, meshTlsOf } from '@octo-mesh/clients';
 import { ConfigError, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig, startAdminServer } from '@octo-mesh/runtime';
 import { HealthChecker } from './checker.js';
 import { healthCheckerConfig } from './config.js';
@@ -20,7 +20,8 @@ async function main(): Promise<void> {
   const logger = createLogger('health-checker', config.logLevel);
   const registry = createMetricsRegistry('health-checker');
   const shutdown = new GracefulShutdown({ logger, timeoutMs: config.shutdownGraceSeconds * 1000 + 5000 }).install();
-  const connection = new DispatcherConnection(config.dispatcherAddress);
+  const tls = meshTlsOf(config);
+  const connection = new DispatcherConnection(config.dispatcherAddress, tls);
   const checker = new HealthChecker({
     checkerId,
     connection,
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
   if (config.metaServerAddress) {
     membership = new CheckerMembership({
       metaAddress: config.metaServerAddress,
+      ...(tls ? { tls } : {}),
       checkerId,
       adminAddress: `${config.advertiseHost ?? config.adminHost}:${admin.port}`,
       onMembers: (live) => checker.setMembers(live),

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { meshTlsConfigFields } from '@octo-mesh/clients';
 import { z } from 'zod';
 
 const bool = z.union([z.boolean(), z.enum(['true', 'false']).transform((s) => s === 'true')]);
@@ -46,6 +47,7 @@ export const operatorConfig = z
       .default(false)
       .describe('Serve only the package repository and the admin endpoints: no store, no Lease, no reconciling (the chart runs the repository this way).'),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+    ...meshTlsConfigFields,
   })
   .strict()
   .refine((c) => !c.repositoryOnly || c.repositoryDir !== undefined, { path: ['repositoryDir'], message: 'is required with repositoryOnly (where the packages are stored)' })

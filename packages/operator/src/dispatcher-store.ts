@@ -6,7 +6,7 @@
  * untouched, a lost race re-read and decided again).
  */
 import type { ProxyVersion, RoutePolicy } from '@octo-mesh/api';
-import { DispatcherConnection, DispatcherInformer } from '@octo-mesh/clients';
+import { DispatcherConnection, DispatcherInformer, type MeshTls } from '@octo-mesh/clients';
 import { ConflictError, NotFoundError, type Logger } from '@octo-mesh/runtime';
 import { serverMeta, type ObjectOf, type OperatorKind, type OperatorStore, type StatusDecision } from './store.js';
 
@@ -19,6 +19,8 @@ export interface DispatcherOperatorStoreOptions {
   address: string;
   /** How the operator is named in the dispatcher's debug API. */
   clientId?: string;
+  /** mTLS to the dispatcher (plaintext without). */
+  tls?: MeshTls;
   logger: Logger;
 }
 
@@ -30,7 +32,7 @@ export class DispatcherOperatorStore implements OperatorStore {
   private readonly written = new Map<string, ProxyVersion | RoutePolicy>();
 
   constructor(private readonly opts: DispatcherOperatorStoreOptions) {
-    this.connection = new DispatcherConnection(opts.address);
+    this.connection = new DispatcherConnection(opts.address, opts.tls);
     this.informer = new DispatcherInformer({
       connection: this.connection,
       clientId: opts.clientId ?? 'octo-operator',

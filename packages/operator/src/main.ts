@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { KubeConfig } from '@kubernetes/client-node';
+import { meshTlsOf } from '@octo-mesh/clients';
 import { PackageRepository } from '@octo-mesh/proxy-package';
 import { ConfigError, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig, startAdminServer, type Logger, type Registry } from '@octo-mesh/runtime';
 import { operatorConfig, type OperatorConfig } from './config.js';
@@ -93,7 +94,8 @@ async function runEmbedded(
   deps: { logger: Logger; registry: Registry; metrics: OperatorMetrics; shutdown: GracefulShutdown; fleet: FleetPoller; repositoryReady: Record<string, () => true | string> },
 ): Promise<void> {
   const { logger, registry, metrics, shutdown, fleet, repositoryReady } = deps;
-  const store = new DispatcherOperatorStore({ address: dispatcherAddress, clientId: config.identity, logger });
+  const tls = meshTlsOf(config);
+  const store = new DispatcherOperatorStore({ address: dispatcherAddress, clientId: config.identity, logger, ...(tls ? { tls } : {}) });
   const operator = new Operator({ store, fleet, events: new LogEventRecorder(logger), metrics, logger, pollIntervalMs: config.pollIntervalMs, statusMinIntervalMs: config.statusMinIntervalMs, routePolicyResyncMs: config.routePolicyResyncMs });
   let synced = false;
   const admin = await startAdminServer({

@@ -3,6 +3,7 @@
  * Flags are the kebab-case field names: `--xds-port 15010 --admin-port 15014 --pilot-id p-1`.
  */
 import { hostname } from 'node:os';
+import { meshTlsConfigFields } from '@octo-mesh/clients';
 import { LOG_LEVELS } from '@octo-mesh/runtime';
 import { z } from 'zod';
 
@@ -58,8 +59,19 @@ export const pilotConfig = z
       .optional(),
     /** This pilot's zone, registered with the meta server. */
     zone: z.string().max(253).optional(),
+    ...meshTlsConfigFields,
+    /**
+     * With `tlsDir`: ADS streams need a client certificate from the mesh CA too, and a node may
+     * only speak for its certificate's namespace. Off, sidecars without certificates still connect
+     * (the control-plane calls use mTLS either way).
+     */
+    xdsMtls: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
   })
   .strict()
+  .refine((c) => !c.xdsMtls || c.tlsDir !== undefined, { message: 'requires tlsDir (the certificate ADS clients are checked against)', path: ['xdsMtls'] })
   .refine((c) => c.debounceMaxMs >= c.debounceQuietMs, { message: 'must be at least debounceQuietMs', path: ['debounceMaxMs'] })
   .refine((c) => !c.metaServerAddress || c.advertiseHost || !isWildcard(c.xdsHost), {
     message: 'required with metaServerAddress when xdsHost is a wildcard address (the address sidecars dial, e.g. the pod IP)',

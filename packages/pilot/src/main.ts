@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, createLogger, createMetricsRegistry, GracefulShutdown, loadConfig, startAdminServer, type AdminServer, type Logger } from '@octo-mesh/runtime';
 import type { ProxyVersion } from '@octo-mesh/api';
 import { SidecarStatusServiceService } from '@octo-mesh/proto';
-import { DispatcherConnection, DispatcherInformer, DispatcherMeshSource, PilotMembership } from '@octo-mesh/clients';
+import { DispatcherConnection, DispatcherInformer, DispatcherMeshSource, PilotMembership, meshTlsOf, type MeshTls } from '@octo-mesh/clients';
 import { advertisedAddresses, pilotConfig, type PilotConfig } from './config.js';
 import { debugRoutes } from './debug.js';
 import { loadResources } from './load-resources.js';
@@ -37,6 +37,7 @@ function joinMesh(config: PilotConfig, running: { pilot: Pilot; ads: AdsServer; 
   const advertised = advertisedAddresses(config, running.xdsPort, running.adminPort);
   const membership = new PilotMembership({
     metaAddress: config.metaServerAddress!,
+    ...(meshTlsOf(config) ? { tls: meshTlsOf(config)! } : {}),
     pilotId: config.pilotId,
     xdsAddress: advertised.xds,
     adminAddress: advertised.admin,
@@ -61,8 +62,9 @@ async function dispatcherSource(
   clientId: string,
   logger: Logger,
   onProxyVersions: (pvs: ProxyVersion[]) => void,
+  tls: MeshTls | undefined,
 ): Promise<{ source: MeshSource; health: () => true | string; close(): Promise<void> }> {
-  const connection = new DispatcherConnection(address);
+  const connection = new DispatcherConnection(address, tls);
   const update = () => onProxyVersions(informer.list('ProxyVersion') as ProxyVersion[]);
   const informer = new DispatcherInformer({ connection, clientId, kinds: ['ProxyVersion'], onChange: update, onSynced: update, logger });
   void informer.start(); // retries in the background; rollouts simply start once it syncs
@@ -92,10 +94,16 @@ export async function startPilot(config: PilotConfig, logger: Logger, source?: M
   let tracked: TrackedMeshSource | undefined;
   const held: { ads?: AdsServer; pilot?: Pilot; proxyVersions?: ProxyVersion[] } = {};
   if (!source && config.dispatcherAddress) {
-    const d = await dispatcherSource(config.dispatcherAddress, config.pilotId, logger, (pvs) => {
-      held.proxyVersions = pvs;
-      held.pilot?.setProxyVersions(pvs);
-    });
+    const d = await dispatcherSource(
+      config.dispatcherAddress,
+      config.pilotId,
+      logger,
+      (pvs) => {
+        held.proxyVersions = pvs;
+        held.pilot?.setProxyVersions(pvs);
+      },
+      meshTlsOf(config),
+    );
     source = tracked = new TrackedMeshSource(d.source, { registry, checks: [d.health] });
     closeSource = d.close;
     logger.info('reading the mesh from the dispatcher', { address: config.dispatcherAddress });
@@ -123,7 +131,13 @@ export async function startPilot(config: PilotConfig, logger: Logger, source?: M
   );
   const pilot = (held.pilot = new Pilot({ source, logger, metrics, debounce: { quietMs: config.debounceQuietMs, maxDelayMs: config.debounceMaxMs } }));
   pilot.setProxyVersions(held.proxyVersions ?? proxyVersions);
-  const ads = (held.ads = new AdsServer({ cache: pilot.cache, callbacks: pilot.callbacks, admission: { ratePerSecond: config.streamAdmissionRate, burst: config.streamAdmissionBurst } }));
+  const tls = meshTlsOf(config);
+  const ads = (held.ads = new AdsServer({
+    cache: pilot.cache,
+    callbacks: pilot.callbacks,
+    admission: { ratePerSecond: config.streamAdmissionRate, burst: config.streamAdmissionBurst },
+    ...(tls && config.xdsMtls ? { security: { tls, logger, registry } } : {}),
+  }));
   ads.server.addService(
     SidecarStatusServiceService,
     sidecarStatusService(pilot, logger, (result) => metrics.sidecarStatusReports.inc({ result })),
@@ -137,7 +151,7 @@ export async function startPilot(config: PilotConfig, logger: Logger, source?: M
     routes: debugRoutes(pilot, config.pilotId),
   });
   const membership = config.metaServerAddress ? joinMesh(config, { pilot, ads, xdsPort, adminPort: admin.port }, logger) : undefined;
-  logger.info('pilot serving', { pilotId: config.pilotId, xdsPort, adminPort: admin.port, ...(membership ? { metaServer: config.metaServerAddress } : {}) });
+  logger.info('pilot serving', { pilotId: config.pilotId, xdsPort, adminPort: admin.port, mtls: tls ? (config.xdsMtls ? 'control plane and xds' : 'control plane') : false, ...(membership ? { metaServer: config.metaServerAddress } : {}) });
   return {
     pilot,
     ads,

@@ -42,6 +42,8 @@ export interface HttpFilterChain {
   rateLimit?: RateLimitSpec;
   /** Listener-wide fault injection (the `envoy.filters.http.fault` filter). */
   fault?: FaultSpec;
+  /** RBAC filters (`envoy.filters.http.rbac`), in chain order: a request any of them denies gets 403. */
+  rbac?: import('./data/rbac.js').RbacFilterModel[];
   /** Upgrade types (lower case, e.g. `websocket`) allowed on every route unless a route disables them. */
   upgrades: string[];
   /** Downstream connection hygiene (HTTP/1.1; 0 disables each). */

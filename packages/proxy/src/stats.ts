@@ -17,6 +17,9 @@ export class ProxyStats {
   readonly connectionHandovers: Counter<'direction' | 'result'>;
   /** Exceptions contained in one connection's read callback, which closed that connection (see data/contain.ts). */
   readonly containedErrors: Counter<'side'>;
+  /** Requests the RBAC filter denied / let through, by listener and the policy that decided ('' when none did). */
+  readonly rbacDenied: Counter<'listener' | 'policy'>;
+  readonly rbacAllowed: Counter<'listener' | 'policy'>;
 
   constructor(readonly registry: Registry) {
     const registers = [registry];
@@ -36,6 +39,8 @@ export class ProxyStats {
       labelNames: ['side'],
       registers,
     });
+    this.rbacDenied = new Counter({ name: 'octo_proxy_rbac_denied_total', help: 'Requests denied by the RBAC filter (403), by the DENY policy that matched (empty: no ALLOW policy matched).', labelNames: ['listener', 'policy'], registers });
+    this.rbacAllowed = new Counter({ name: 'octo_proxy_rbac_allowed_total', help: 'Requests the RBAC filter let through, by the ALLOW policy that matched (empty: no ALLOW filter).', labelNames: ['listener', 'policy'], registers });
     this.ejections = new Counter({ name: 'octo_proxy_outlier_ejections_total', help: 'Hosts ejected by outlier detection.', labelNames: ['cluster'], registers });
     this.tcpConnections = new Counter({
       name: 'octo_proxy_tcp_connections_total',

@@ -2,6 +2,8 @@
  * The ADS gRPC server: SotW and delta streams over one snapshot cache, with hooks.
  */
 import * as grpc from '@grpc/grpc-js';
+import { meshServerCredentials, uriSan, type MeshServerSecurity } from '@octo-mesh/clients';
+import { parseSpiffeId } from '@octo-mesh/contracts';
 import { AggregatedDiscoveryServiceService, DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse } from '@octo-mesh/proto';
 import type { SnapshotCache } from '../xds/cache.js';
 import { StreamAdmission, type AdmissionOptions } from './admission.js';
@@ -39,6 +41,20 @@ export interface AdsServerOptions {
   grpcOptions?: grpc.ServerOptions;
   /** Per-stream bounds on subscribed and unknown names (default {@link DEFAULT_STREAM_LIMITS}). */
   limits?: Partial<StreamLimits>;
+  /**
+   * mTLS (packages/identity/README.md): every stream needs a client certificate from the mesh
+   * CA, and a node may only speak for its certificate's namespace — one workload cannot ask for
+   * (or learn) another namespace's configuration by naming it in its node metadata.
+   */
+  security?: MeshServerSecurity;
+}
+
+/** Why a node may not open this stream, or undefined: the namespace it claims must be its certificate's. */
+export function nodeNamespaceDenied(uri: string | undefined, metadata: Record<string, unknown> | undefined): string | undefined {
+  const id = uri ? parseSpiffeId(uri) : undefined;
+  if (!id || 'error' in id) return `the client certificate carries no workload identity${id ? ` (${id.error})` : ''}`;
+  const claimed = typeof metadata?.['namespace'] === 'string' && metadata['namespace'] ? metadata['namespace'] : 'default';
+  return claimed === id.namespace ? undefined : `node.metadata.namespace ${JSON.stringify(claimed)} is not the namespace of the caller's identity ${uri}`;
 }
 
 export class AdsServer {
@@ -73,10 +89,10 @@ export class AdsServer {
     return this.streams.size;
   }
 
-  /** Binds and serves (insecure: mTLS comes with the mesh's identity work). Resolves with the port. */
+  /** Binds and serves (plaintext, or mTLS with `security`). Resolves with the port. */
   listen(port: number, host = '0.0.0.0'): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
+      this.server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, meshServerCredentials(this.opts.security), (err, bound) => {
         if (err) return reject(err);
         this.boundPort = bound;
         resolve(bound);
@@ -152,7 +168,26 @@ export class AdsServer {
       call as grpc.ServerDuplexStream<unknown, unknown>,
     );
     s.write = (r) => void call.write(r);
-    call.on('data', (req: DiscoveryRequest) => s.handleRequest(req));
+    const check = this.nodeCheck(call);
+    call.on('data', (req: DiscoveryRequest) => check(req.node?.metadata) && s.handleRequest(req));
+  }
+
+  /** With mTLS, the first request's node is checked against the caller's identity; a refusal ends the stream. */
+  private nodeCheck(call: grpc.ServerDuplexStream<unknown, unknown>): (metadata: Record<string, unknown> | undefined) => boolean {
+    const security = this.opts.security;
+    if (!security) return () => true;
+    let verdict: boolean | undefined;
+    return (metadata) => {
+      if (verdict !== undefined) return verdict;
+      const uri = uriSan(call.getAuthContext().sslPeerCertificate);
+      const why = nodeNamespaceDenied(uri, metadata);
+      verdict = why === undefined;
+      if (why) {
+        security.logger.warn('ADS stream refused', { peer: call.getPeer(), reason: why });
+        call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: why });
+      }
+      return verdict;
+    };
   }
 
   private delta(call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Response<DeltaDiscoveryResponse>>): void {
@@ -161,6 +196,7 @@ export class AdsServer {
       call as grpc.ServerDuplexStream<unknown, unknown>,
     );
     s.write = (r) => void call.write(r);
-    call.on('data', (req: DeltaDiscoveryRequest) => s.handleRequest(req));
+    const check = this.nodeCheck(call as grpc.ServerDuplexStream<unknown, unknown>);
+    call.on('data', (req: DeltaDiscoveryRequest) => check(req.node?.metadata) && s.handleRequest(req));
   }
 }

@@ -10,6 +10,7 @@ import { matchRoute, pickWeighted, selectVirtualHost, type RequestView } from '.
 import { forwardable, type Headers, type UpstreamResponse } from './upstream.js';
 import { BodyTap, runAttempts } from './attempts.js';
 import type { Deadline } from './timer-list.js';
+import { RBAC_DENIED_BODY, RBAC_DENIED_REASON, RBAC_POLICY_HEADER, connectionPrincipal, evaluateRbac, type RbacFilterModel } from './rbac.js';
 
 /** The header naming why the proxy answered a request itself (see the README for values). */
 export const REASON_HEADER = 'x-octo-reason';
@@ -213,6 +214,21 @@ class Exchange implements RequestState {
     return undefined;
   }
 
+  /** The RBAC filters' verdict (data/rbac.ts); a denied request is answered 403 here. */
+  authorized(filters: readonly RbacFilterModel[]): boolean {
+    const { ctx, listener } = this;
+    const d = evaluateRbac(filters, { method: this.method, path: this.path, authority: this.authority, headers: this.req.headers, principal: connectionPrincipal(this.req.socket) });
+    if (d.allowed) {
+      ctx.stats.rbacAllowed.inc({ listener, policy: d.policy ?? '' });
+      return true;
+    }
+    ctx.stats.rbacDenied.inc({ listener, policy: d.policy ?? '' });
+    this.reason = RBAC_DENIED_REASON;
+    localReply(this.req, this.res, this.isGrpc, 403, RBAC_DENIED_REASON, `${RBAC_DENIED_BODY}\n`, d.policy ? { [RBAC_POLICY_HEADER]: d.policy } : undefined);
+    this.finish(403);
+    return false;
+  }
+
   /** Routing, rate limit and fault delay; the rest once the delay (if any) is over. */
   serve(mayWait: boolean, mayLearn = true): Promise<void> | undefined {
     const { ctx, listener } = this;
@@ -228,6 +244,7 @@ class Exchange implements RequestState {
     }
     if (!lst || lst.filter.kind !== 'http') return this.local(503, 'listener-not-configured');
     const chain: HttpFilterChain = lst.filter;
+    if (chain.rbac && !this.authorized(chain.rbac)) return undefined;
     const table: RouteTable | undefined = chain.routeTable ?? (chain.rdsName ? this.snap.routeTables.get(chain.rdsName) : undefined);
     if (!table) return this.local(503, 'route-config-not-ready');
     const view: RequestView = { method: this.method, path: this.path, authority: this.authority, headers: this.req.headers };
@@ -448,17 +465,17 @@ function trailersOnly(res: DownstreamResponse, headers: Headers): void {
 }
 
 /** A response the proxy generates itself; for gRPC clients a trailers-only gRPC error. */
-export function localReply(req: DownstreamRequest, res: DownstreamResponse, isGrpc: boolean, status: number, reason: string, body = ''): void {
+export function localReply(req: DownstreamRequest, res: DownstreamResponse, isGrpc: boolean, status: number, reason: string, body = '', extra?: Record<string, string>): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
   req.resume();
   if (isGrpc) {
-    trailersOnly(res, { 'content-type': 'application/grpc', 'grpc-status': String(grpcStatusFor(status)), 'grpc-message': encodeURIComponent(reason), [REASON_HEADER]: reason });
+    trailersOnly(res, { 'content-type': 'application/grpc', 'grpc-status': String(grpcStatusFor(status)), 'grpc-message': encodeURIComponent(reason), [REASON_HEADER]: reason, ...extra });
     return;
   }
   const text = body || `${reason}\n`;
-  res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(text), [REASON_HEADER]: reason });
+  res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(text), [REASON_HEADER]: reason, ...extra });
   res.end(text);
 }

@@ -94,7 +94,7 @@ function headerValue(req: RequestView, name: string): string | undefined {
   return Array.isArray(v) ? v.join(',') : v;
 }
 
-function headerMatches(h: HeaderMatch, req: RequestView): boolean {
+export function headerMatches(h: HeaderMatch, req: RequestView): boolean {
   const v = headerValue(req, h.name);
   let r: boolean;
   if (h.match.kind === 'present') r = (v !== undefined) === h.match.present;

@@ -52,6 +52,9 @@ import {
   HttpProtocolOptions,
   HttpProtocolOptions_ExplicitHttpConfig,
 } from '@octo-mesh/proto/gen/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
+import { RBAC as RbacFilter } from '@octo-mesh/proto/gen/envoy/extensions/filters/http/rbac/v3/rbac.js';
+import { Permission, Permission_Set, Policy, Principal, Principal_Authenticated, Principal_Set, RBAC as RbacRules } from '@octo-mesh/proto/gen/envoy/config/rbac/v3/rbac.js';
+import { PathMatcher } from '@octo-mesh/proto/gen/envoy/type/matcher/v3/path.js';
 import { invalid } from './common.js';
 
 /**
@@ -158,6 +161,36 @@ const HEADER_MATCHER = rule('envoy.config.route.v3.HeaderMatcher', HeaderMatcher
   invert_match: true,
 });
 const QUERY_MATCHER = rule('envoy.config.route.v3.QueryParameterMatcher', QueryParameterMatcher, { name: true, string_match: STRING_MATCHER, present_match: true });
+
+// --- RBAC (envoy.filters.http.rbac; after the header matchers it shares) -------------------------
+
+const PATH_MATCHER = rule('envoy.type.matcher.v3.PathMatcher', PathMatcher, { path: STRING_MATCHER });
+// Permission and Principal nest themselves (and/or/not): their rules are filled in below.
+const permissionRead: Record<string, true | MessageRule> = {};
+const principalRead: Record<string, true | MessageRule> = {};
+const RBAC_PERMISSION = rule('envoy.config.rbac.v3.Permission', Permission, permissionRead);
+const RBAC_PRINCIPAL = rule('envoy.config.rbac.v3.Principal', Principal, principalRead);
+Object.assign(permissionRead, {
+  and_rules: rule('envoy.config.rbac.v3.Permission.Set', Permission_Set, { rules: RBAC_PERMISSION }),
+  or_rules: rule('envoy.config.rbac.v3.Permission.Set', Permission_Set, { rules: RBAC_PERMISSION }),
+  any: true,
+  header: HEADER_MATCHER,
+  url_path: PATH_MATCHER,
+  not_rule: RBAC_PERMISSION,
+});
+Object.assign(principalRead, {
+  and_ids: rule('envoy.config.rbac.v3.Principal.Set', Principal_Set, { ids: RBAC_PRINCIPAL }),
+  or_ids: rule('envoy.config.rbac.v3.Principal.Set', Principal_Set, { ids: RBAC_PRINCIPAL }),
+  any: true,
+  authenticated: rule('envoy.config.rbac.v3.Principal.Authenticated', Principal_Authenticated, { principal_name: STRING_MATCHER }),
+  header: HEADER_MATCHER,
+  url_path: PATH_MATCHER,
+  not_id: RBAC_PRINCIPAL,
+});
+/** One value of `RBAC.policies` (a map, so translate/rbac.ts checks each value with this rule). */
+export const RBAC_POLICY = rule('envoy.config.rbac.v3.Policy', Policy, { permissions: RBAC_PERMISSION, principals: RBAC_PRINCIPAL });
+export const RBAC_RULES = rule('envoy.config.rbac.v3.RBAC', RbacRules, { action: true, policies: true });
+export const RBAC = rule('envoy.extensions.filters.http.rbac.v3.RBAC', RbacFilter, { rules: RBAC_RULES }, { rules_stat_prefix: STATS });
 const ROUTE_MATCH = rule('envoy.config.route.v3.RouteMatch', RouteMatch, {
   prefix: true,
   path: true,
@@ -414,6 +447,8 @@ export const TOP_LEVEL_RULES: Readonly<Record<string, MessageRule>> = {
   Router: ROUTER,
   LocalRateLimit: LOCAL_RATE_LIMIT,
   HTTPFault: HTTP_FAULT,
+  RBAC: RBAC,
+  RbacPolicy: RBAC_POLICY,
   RouteConfiguration: ROUTE_CONFIGURATION,
   Cluster: CLUSTER,
   HttpProtocolOptions: UPSTREAM_HTTP_PROTOCOL_OPTIONS,

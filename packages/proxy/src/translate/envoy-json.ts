@@ -12,6 +12,8 @@ import { HttpProtocolOptions } from '@octo-mesh/proto/gen/envoy/extensions/upstr
 import type { Result } from '../model.js';
 import { UPSTREAM_HTTP_OPTIONS_TYPE_URL } from './cluster.js';
 import { FILTER_TYPE_URL } from './common.js';
+import { RBAC } from '@octo-mesh/proto/gen/envoy/extensions/filters/http/rbac/v3/rbac.js';
+import { RBAC_TYPE_URL } from './rbac.js';
 
 /**
  * Reads Envoy resources written the way Envoy's own YAML/JSON is written (snake_case fields,
@@ -33,6 +35,7 @@ const CODECS: Record<string, JsonCodec> = {
   [TYPE_URL.router]: Router as JsonCodec,
   [FILTER_TYPE_URL.localRateLimit]: LocalRateLimit as JsonCodec,
   [FILTER_TYPE_URL.fault]: HTTPFault as JsonCodec,
+  [RBAC_TYPE_URL]: RBAC as JsonCodec,
   [UPSTREAM_HTTP_OPTIONS_TYPE_URL]: HttpProtocolOptions as JsonCodec,
 };
 

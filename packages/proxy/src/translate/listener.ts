@@ -8,6 +8,7 @@ import type { Any } from '@octo-mesh/proto/gen/google/protobuf/any.js';
 import { DEFAULT_HTTP_TIMEOUTS, type HttpFilterChain, type ListenerModel, type Result, type TcpFilterChain } from '../model.js';
 import { FILTER, FILTER_TYPE_URL, durationMs, faultSpec, guard, invalid, rateLimitSpec, socketAddr } from './common.js';
 import { routeTable } from './route.js';
+import { RBAC_FILTER, rbacSpec } from './rbac.js';
 
 /**
  * Translates one Listener. Only the first filter chain is used and it must hold exactly one
@@ -83,6 +84,9 @@ function hcm(h: HttpConnectionManager, path: string): HttpFilterChain {
       if (f.typedConfig) out.rateLimit = rateLimitSpec(f.typedConfig, `${fp}.typed_config`);
     } else if (f.name === FILTER.fault) {
       if (f.typedConfig) out.fault = faultSpec(f.typedConfig, `${fp}.typed_config`);
+    } else if (f.name === RBAC_FILTER) {
+      const rbac = f.typedConfig && rbacSpec(f.typedConfig, `${fp}.typed_config`);
+      if (rbac) (out.rbac ??= []).push(rbac);
     } else if (!f.isOptional) invalid(`${fp}.name`, `unsupported HTTP filter ${JSON.stringify(f.name)}`);
     if (f.typedConfig && f.name === FILTER.router) {
       if (f.typedConfig.typeUrl !== FILTER_TYPE_URL.router) invalid(`${fp}.typed_config.type_url`, `expected ${FILTER_TYPE_URL.router}`);

@@ -139,7 +139,7 @@ function routeMatch(m: RouteMatch, path: string): RouteMatchModel {
   };
 }
 
-function headerMatch(h: HeaderMatcher, path: string): HeaderMatch {
+export function headerMatch(h: HeaderMatcher, path: string): HeaderMatch {
   const name = h.name.toLowerCase();
   if (!name) invalid(`${path}.name`, 'must not be empty');
   const base = { name, invert: h.invertMatch };
