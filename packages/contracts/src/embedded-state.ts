@@ -18,6 +18,11 @@ export interface EmbeddedState {
   repository?: { url: string };
   /** The operator's HTTP endpoint (/healthz, /readyz, /metrics). */
   operator?: { admin: string; pid?: number };
+  /**
+   * The mesh CA and the administrator's certificate directory (`sa/octo-admin`; cert-chain.pem,
+   * key.pem, root-cert.pem) octoctl uses when the control plane speaks mTLS.
+   */
+  security?: { caUrl: string; adminTlsDir: string; trustDomain: string; controlNamespace: string };
 }
 
 /** The state file, relative to the directory `npm start` ran in. */

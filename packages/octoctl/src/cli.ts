@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { formatIssue, kindInfo, parseManifests, type MeshResource, type ResourceKind } from '@octo-mesh/api';
-import { DispatcherConnection, MetaAdminClient, PilotAdminClient } from '@octo-mesh/clients';
+import { DispatcherConnection, MetaAdminClient, PilotAdminClient, type MeshTls } from '@octo-mesh/clients';
 import { worstSyncState } from '@octo-mesh/contracts';
 import { parseFlags } from '@octo-mesh/runtime';
 import { ago, table } from './format.js';
@@ -35,7 +35,9 @@ Usage:
 
 Where the mesh is: flags --dispatcher host:port (gRPC), --meta-admin host:port (HTTP),
 --repository URL, else the embedded mesh's .octo/embedded/state.json (written by \`npm start\`),
-else 127.0.0.1 default ports.
+else 127.0.0.1 default ports. --tls-dir DIR: an administrator's certificate (sa/octo-admin:
+cert-chain.pem, key.pem, root-cert.pem) for a control plane that speaks mTLS; the embedded
+mesh's is used by default.
 `;
 
 const KIND_ALIASES: Record<string, ResourceKind> = {
@@ -90,9 +92,18 @@ export function manifestFiles(paths: readonly string[]): string[] {
   );
 }
 
+/** mTLS as an administrator (`sa/octo-admin`): --tls-dir, else the embedded mesh's admin certificate; none: plaintext. */
+function adminTls(flags: Record<string, string>, state: EmbeddedState | undefined): MeshTls | undefined {
+  const certDir = flags['tlsDir'] ?? state?.security?.adminTlsDir;
+  if (!certDir) return undefined;
+  const s = state?.security;
+  return { certDir, ...(s ? { trustDomain: s.trustDomain, controlNamespace: s.controlNamespace } : {}) };
+}
+
 function endpoints(flags: Record<string, string>, state: EmbeddedState | undefined) {
   return {
     dispatcher: flags['dispatcher'] ?? state?.dispatcher.grpc ?? '127.0.0.1:15012',
+    tls: adminTls(flags, state),
     metaAdmin: flags['metaAdmin'] ?? state?.meta.admin ?? '127.0.0.1:15015',
   };
 }
@@ -197,7 +208,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
   }
   const where = endpoints(flags, state);
   const withDispatcher = async <T>(fn: (d: DispatcherConnection) => Promise<T>): Promise<T> => {
-    const d = new DispatcherConnection(where.dispatcher);
+    const d = new DispatcherConnection(where.dispatcher, where.tls);
     try {
       return await fn(d);
     } finally {
