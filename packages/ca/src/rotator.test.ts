@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { CertificateRotator, tokenHash, type WorkloadCredential } from '@octo-mesh/identity';
+import { CertificateRotator, credentialFromFile, tokenHash, type WorkloadCredential } from '@octo-mesh/identity';
 import { Registry, createLogger, freePort, waitFor } from '@octo-mesh/runtime';
 import { startCa, type RunningCa } from './server.js';
 
@@ -123,5 +123,36 @@ describe('CertificateRotator against octo-ca', () => {
     await waitFor('three refusals', () => metricValue(registry, { result: 'refused', via: 'credential' }), (n) => n >= 3, { timeoutMs: 20_000 });
     expect(r.ready).toBe(false);
     expect(r.current).toBeUndefined();
+  }, 30_000);
+});
+
+describe('CertificateRotator when its root is removed', () => {
+  it('falls back to its credential when the CA refuses its certificate, and gets one from the new root', async () => {
+    const { createRoot } = await import('@octo-mesh/identity');
+    const r1 = createRoot({ trustDomain: 'cluster.local', now: new Date(), commonName: 'root-1' });
+    const r2 = createRoot({ trustDomain: 'cluster.local', now: new Date(), commonName: 'root-2' });
+    for (const [n, r] of [['r1', r1], ['r2', r2]] as const) {
+      writeFileSync(join(dir, `fb-${n}.pem`), r.certPem);
+      writeFileSync(join(dir, `fb-${n}.key`), r.keyPem, { mode: 0o600 });
+    }
+    writeFileSync(join(dir, 'token'), 'token-cart\n');
+    const start = (n: 'r1' | 'r2', port: number) =>
+      startCa({ host: '127.0.0.1', port, adminHost: '127.0.0.1', adminPort: 0, roots: [{ name: n, cert: join(dir, `fb-${n}.pem`), key: join(dir, `fb-${n}.key`) }], credentials: join(dir, 'credentials.json'), defaultTtlSeconds: 600 }, { logger: quiet });
+    const port = await freePort();
+    const first = await start('r1', port);
+    const registry = new Registry();
+    // Trusts both roots out of band (as after step 1 of a root rotation), so it can reach the CA under either.
+    const r = new CertificateRotator({ ca: { url: first.url, trustBundle: [r1.certPem, r2.certPem] }, credential: credentialFromFile(join(dir, 'token')), logger: quiet, registry });
+    const a = await r.rotateOnce();
+    expect(new X509Certificate(a.certificateChain[0]!).issuer).toContain('CN=root-1');
+    await first.stop();
+    const second = await start('r2', port);
+    stops.push(() => second.stop());
+    const b = await r.rotateOnce();
+    expect(b.via).toBe('credential');
+    expect(new X509Certificate(b.certificateChain[0]!).issuer).toContain('CN=root-2');
+    expect(await metricValue(registry, { result: 'refused', via: 'renewal' })).toBe(1);
+    const c = await r.rotateOnce();
+    expect(c.via).toBe('renewal');
   }, 30_000);
 });

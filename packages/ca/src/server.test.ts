@@ -119,6 +119,7 @@ describe('octo-ca API', () => {
     ['a CSR with a broken signature', () => JSON.stringify({ csr: brokenCsr() }), { authorization: 'Bearer token-cart' }, 400, 'bad_csr', 'csr.signature: '],
     ['a ttl above maxTtlSeconds', () => JSON.stringify({ csr: createCsr(newKey()), ttlSeconds: 7201 }), { authorization: 'Bearer token-cart' }, 400, 'bad_ttl', 'ttlSeconds: 7201 is out of range'],
     ['a body that is not JSON', () => '{csr', { authorization: 'Bearer token-cart' }, 400, 'bad_request', 'body: not JSON'],
+    ['a body above maxBodyBytes', () => JSON.stringify({ csr: 'x'.repeat(70_000) }), { authorization: 'Bearer token-cart' }, 413, 'body_too_large', 'body: larger than 65536 bytes'],
   ])('refuses %s: %i', async (_case, body, headers, status, reason, message) => {
     const r = await post(ca, body(), headers);
     expect(r.status).toBe(status);

@@ -73,7 +73,9 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       size += c.length;
       if (size > limit) {
         reject(new HttpError(413, 'body_too_large', `body: larger than ${limit} bytes`));
-        req.destroy();
+        // Discard the rest so that the answer can still be sent on this connection.
+        req.removeAllListeners('data');
+        req.resume();
       } else chunks.push(c);
     });
     req.on('end', () => resolve(Buffer.concat(chunks)));

@@ -8,7 +8,7 @@
  */
 import { X509Certificate, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Backoff, Counter, Gauge, recordError, sleep, type BackoffOptions, type Logger, type Registry } from '@octo-mesh/runtime';
 import { CaRequestError, requestCertificate, type CaEndpoint } from './client.js';
@@ -178,6 +178,18 @@ export class CertificateRotator extends EventEmitter {
       }
     }
   }
+}
+
+/**
+ * A credential read from a file at each use, e.g. a projected ServiceAccount token (the kubelet
+ * rewrites it before it expires) or a bootstrap token file. Surrounding whitespace is dropped.
+ */
+export function credentialFromFile(path: string): () => Promise<string> {
+  return async () => {
+    const t = (await readFile(path, 'utf8')).trim();
+    if (!t) throw new Error(`credential file ${path} is empty`);
+    return t;
+  };
 }
 
 /** Writes the files of `c` into `dir`, each atomically; the trust bundle before the certificate, so a new leaf is never served before its root is trusted. */
