@@ -23,6 +23,7 @@ describe('octo-ca', () => {
     [['--credentials', creds, '--state-dir', dir, '--trust-domain', 'Not A Domain'], 'trustDomain'],
     [['--credentials', creds, '--roots', '[{"name":"a","cert":"/nonexistent.pem","key":"/nonexistent.key"}]'], 'roots[0].cert: cannot read /nonexistent.pem'],
     [['--credentials', join(dir, 'missing.json'), '--state-dir', dir], 'credentials: cannot read'],
+    [['--credentials', 'kubernetes', '--state-dir', dir, '--kubeconfig', join(dir, 'no-kubeconfig')], 'kubeconfig: '],
   ])('%j exits 2 naming %s', async (args, field) => {
     const p = startProcess('packages/ca/dist/main.js', [...args, '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--admin-host', '127.0.0.1']);
     expect(await p.exited).toBe(2);

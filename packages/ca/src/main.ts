@@ -22,8 +22,14 @@ async function main(): Promise<void> {
   let verifier;
   if (config.credentials === 'kubernetes') {
     const kc = new KubeConfig();
-    if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
-    else kc.loadFromDefault();
+    try {
+      if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
+      else kc.loadFromDefault();
+      if (!kc.getCurrentCluster()) throw new Error('no current cluster (not in a pod, no ~/.kube/config)');
+    } catch (err) {
+      process.stderr.write(`octo-ca: invalid configuration: kubeconfig: ${config.kubeconfig ?? 'default'}: ${(err as Error).message}\n`);
+      process.exit(2);
+    }
     verifier = new TokenReviewVerifier(kc, config.tokenAudience);
   }
   let ca;

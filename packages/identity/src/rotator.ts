@@ -58,7 +58,7 @@ function metric<T>(registry: Registry | undefined, name: string, make: (register
 /**
  * Emits `rotated` (WorkloadCredential) like `onRotated`. `start()` returns at once; `firstCertificate`
  * resolves with the first certificate. `ready` is true while a certificate valid at this moment is held.
- * `stop()` ends the loop (an exchange in flight is abandoned, its result discarded).
+ * `stop()` ends the loop; it waits for an exchange in flight (bounded by `ca.timeoutMs`) and discards its result.
  */
 export class CertificateRotator extends EventEmitter {
   private cred: WorkloadCredential | undefined;
