@@ -18,40 +18,10 @@ import {
   status,
   type ServerInterceptor,
 } from '@grpc/grpc-js';
-import { decideAccess, formatSpiffeId, type Allowed, type ControlRole } from '@octo-mesh/contracts';
+import { MESH_TLS_FILES, decideAccess, formatSpiffeId, type ControlRole, type MeshTls } from '@octo-mesh/contracts/access.js';
 import { Counter, type Logger, type Registry } from '@octo-mesh/runtime';
-import { z } from 'zod';
 
-/** The files a rotator writes into its directory (see the identity README). */
-export const MESH_TLS_FILES = { chain: 'cert-chain.pem', key: 'key.pem', roots: 'root-cert.pem' } as const;
-
-export interface MeshTls {
-  /** Directory holding `cert-chain.pem`, `key.pem` and `root-cert.pem`. */
-  certDir: string;
-  /** Default `cluster.local`. */
-  trustDomain?: string;
-  /** Where the control plane's `sa/octo-<role>` identities live; default `octo-system`. */
-  controlNamespace?: string;
-  /** How often the files are re-read for a rotated certificate (default 5 s). */
-  refreshMs?: number;
-  /** The access table, default METHOD_ACCESS (servers only). */
-  table?: Readonly<Record<string, Allowed>>;
-}
-
-/**
- * The settings every control-plane component takes for mTLS, spread into its zod config:
- * without `tlsDir` it speaks plaintext (a development mesh); with it, mTLS both ways.
- */
-export const meshTlsConfigFields = {
-  tlsDir: z.string().min(1).optional().describe('Directory of cert-chain.pem, key.pem and root-cert.pem (kept current by a certificate rotator): mTLS on every gRPC server and client.'),
-  trustDomain: z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,253}[a-z0-9])?$/, 'must be a lower-case DNS name').default('cluster.local'),
-  controlNamespace: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a namespace name (DNS label)').default('octo-system'),
-};
-
-/** The MeshTls of a config with {@link meshTlsConfigFields}, or undefined (plaintext). */
-export function meshTlsOf(c: { tlsDir?: string | undefined; trustDomain: string; controlNamespace: string }): MeshTls | undefined {
-  return c.tlsDir ? { certDir: c.tlsDir, trustDomain: c.trustDomain, controlNamespace: c.controlNamespace } : undefined;
-}
+export { MESH_TLS_FILES, meshTlsConfigFields, meshTlsOf, type MeshTls } from '@octo-mesh/contracts/access.js';
 
 const TD = (tls: MeshTls) => tls.trustDomain ?? 'cluster.local';
 const CNS = (tls: MeshTls) => tls.controlNamespace ?? 'octo-system';

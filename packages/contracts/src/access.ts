@@ -6,6 +6,8 @@
  * in an interceptor (packages/clients/src/mtls.ts).
  */
 
+import { z } from 'zod';
+
 /** A parsed `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`. */
 export interface SpiffeId {
   trustDomain: string;
@@ -102,3 +104,35 @@ export function decideAccess(method: string, uri: string | undefined, opts: Acce
   const who = allowed.map((r) => (r === 'mesh' ? 'any mesh identity' : `ns/${opts.controlNamespace}/sa/octo-${r}`)).join(', ');
   return { allowed: false, code: 'permission-denied', reason: `${method} is for ${who}; ${uri} may not call it` };
 }
+
+/** The files a certificate rotator keeps current in its directory (see the identity README). */
+export const MESH_TLS_FILES = { chain: 'cert-chain.pem', key: 'key.pem', roots: 'root-cert.pem' } as const;
+
+export interface MeshTls {
+  /** Directory holding `cert-chain.pem`, `key.pem` and `root-cert.pem`. */
+  certDir: string;
+  /** Default `cluster.local`. */
+  trustDomain?: string;
+  /** Where the control plane's `sa/octo-<role>` identities live; default `octo-system`. */
+  controlNamespace?: string;
+  /** How often the files are re-read for a rotated certificate (default 5 s). */
+  refreshMs?: number;
+  /** The access table, default METHOD_ACCESS (servers only). */
+  table?: Readonly<Record<string, Allowed>>;
+}
+
+/**
+ * The settings every control-plane component takes for mTLS, spread into its zod config:
+ * without `tlsDir` it speaks plaintext (a development mesh); with it, mTLS both ways.
+ */
+export const meshTlsConfigFields = {
+  tlsDir: z.string().min(1).optional().describe('Directory of cert-chain.pem, key.pem and root-cert.pem (kept current by a certificate rotator): mTLS on every gRPC server and client.'),
+  trustDomain: z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,253}[a-z0-9])?$/, 'must be a lower-case DNS name').default('cluster.local'),
+  controlNamespace: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a namespace name (DNS label)').default('octo-system'),
+};
+
+/** The MeshTls of a config with {@link meshTlsConfigFields}, or undefined (plaintext). */
+export function meshTlsOf(c: { tlsDir?: string | undefined; trustDomain: string; controlNamespace: string }): MeshTls | undefined {
+  return c.tlsDir ? { certDir: c.tlsDir, trustDomain: c.trustDomain, controlNamespace: c.controlNamespace } : undefined;
+}
+

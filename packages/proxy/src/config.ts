@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { meshTlsConfigFields } from '@octo-mesh/contracts/access.js';
 import { LOG_LEVELS } from '@octo-mesh/runtime';
 import { z } from 'zod';
 
@@ -110,6 +111,13 @@ export const ProxyConfigSchema = z.object({
     })
     .strict()
     .optional(),
+  /**
+   * The sidecar's certificate directory, kept current by the LEGO agent's rotator (cert-chain.pem,
+   * key.pem, root-cert.pem and the SDS files default.json, ROOTCA.json): mTLS to the meta server
+   * and pilot, and sent to Pilot as node metadata `octo.io/sds-dir` so the data plane's TLS is
+   * configured from those files (packages/identity/README.md).
+   */
+  ...meshTlsConfigFields,
 });
 
 export type ProxyConfig = z.infer<typeof ProxyConfigSchema>;

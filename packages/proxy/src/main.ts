@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { createWriteStream } from 'node:fs';
 import net from 'node:net';
+import { meshTlsOf } from '@octo-mesh/contracts/access.js';
 import { ConfigError, GracefulShutdown, createLogger, loadConfig, type Logger } from '@octo-mesh/runtime';
 import { ProxyConfigSchema, type ProxyConfig } from './config.js';
 import type { AccessLogEntry } from './data/http-proxy.js';
@@ -52,6 +53,7 @@ async function main(): Promise<void> {
     else logger.warn('v8Helpers: V8 helper threads stay at normal priority', { reason: helpers.skipped });
   }
   const log = accessLog(cfg.accessLog);
+  const tls = meshTlsOf(cfg);
   const proxy = await Proxy.start({
     node: {
       id: cfg.nodeId,
@@ -65,6 +67,9 @@ async function main(): Promise<void> {
         dependencies: cfg.dependencies,
         labels: cfg.labels,
         ...(cfg.appPort !== undefined ? { app_port: cfg.appPort } : {}),
+        // Where the agent's rotator keeps this sidecar's certificate as SDS files: Pilot configures
+        // the data plane's TLS from them (packages/identity/README.md).
+        ...(tls ? { 'octo.io/sds-dir': tls.certDir } : {}),
       },
       ...(cfg.region || cfg.zone ? { locality: { region: cfg.region, zone: cfg.zone, subZone: '' } } : {}),
       dynamicParameters: {},
@@ -76,9 +81,9 @@ async function main(): Promise<void> {
     },
     sockets: sockets(cfg),
     ...(cfg.metaAddress
-      ? { xds: { metaAddress: cfg.metaAddress, mode: cfg.xdsMode } }
+      ? { xds: { metaAddress: cfg.metaAddress, mode: cfg.xdsMode, ...(tls ? { tls } : {}) } }
       : cfg.xdsAddress
-        ? { xds: { address: cfg.xdsAddress, mode: cfg.xdsMode } }
+        ? { xds: { address: cfg.xdsAddress, mode: cfg.xdsMode, ...(tls ? { tls } : {}) } }
         : {}),
     ...(cfg.staticResources ? { staticResources: cfg.staticResources } : {}),
     learning: { timeoutMs: cfg.learnTimeoutMs, ttlMs: cfg.learnTtlMs },

@@ -1,4 +1,5 @@
 import type net from 'node:net';
+import type { MeshTls } from '@octo-mesh/contracts/access.js';
 import type { Node } from '@octo-mesh/proto/gen/envoy/config/core/v3/base.js';
 import { TYPE_URL } from '@octo-mesh/proto/type-urls.js';
 import { UnavailableError, ValidationError, createLogger, recordError, createMetricsRegistry, startAdminServer, type AdminServer, type Logger, type Registry } from '@octo-mesh/runtime';
@@ -52,7 +53,7 @@ export interface ProxyOptions {
    * The control plane: a fixed pilot `address`, or a `metaAddress` whose meta server names the
    * pilot for this sidecar (asked again after every lost stream).
    */
-  xds?: { address?: string; metaAddress?: string; mode: 'sotw' | 'delta' };
+  xds?: { address?: string; metaAddress?: string; mode: 'sotw' | 'delta'; tls?: MeshTls };
   staticResources?: StaticResources;
   /** Admin endpoint; port 0 picks one; omit to run without. */
   admin?: { host: string; port: number };
@@ -180,10 +181,11 @@ export class Proxy {
         import('./xds/locate.js'),
         import('./xds/status-reporter.js'),
       ]);
-      const { address, metaAddress } = this.opts.xds;
+      const { address, metaAddress, tls } = this.opts.xds;
       const md = (this.opts.node.metadata ?? {}) as Record<string, unknown>;
       const reporter = (this.statusReporter = new SidecarStatusReporter({
         nodeId: this.opts.node.id,
+        ...(tls ? { tls } : {}),
         logger: this.logger,
         onResult: (result) => this.stats.agentStatusReports.inc({ result }),
       }));
@@ -204,10 +206,11 @@ export class Proxy {
       this.ads = new AdsClient({
         ...(this.learner ? { learning: this.learner } : {}),
         ...(address ? { address } : {}),
+        ...(tls ? { tls } : {}),
         ...(metaAddress
           ? {
               locate: (lost?: string) =>
-                locatePilot({ metaAddress, nodeId: this.opts.node.id, namespace: String(md['namespace'] ?? 'default'), workload: String(md['workload'] ?? '') }, lost),
+                locatePilot({ metaAddress, ...(tls ? { tls } : {}), nodeId: this.opts.node.id, namespace: String(md['namespace'] ?? 'default'), workload: String(md['workload'] ?? '') }, lost),
             }
           : {}),
         mode: this.opts.xds.mode,

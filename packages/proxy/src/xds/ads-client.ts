@@ -1,4 +1,5 @@
-import { credentials, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { meshChannelCredentials, type MeshTls } from '@octo-mesh/clients/mtls.js';
 import { AggregatedDiscoveryServiceClient } from '@octo-mesh/proto/gen/envoy/service/discovery/v3/ads.js';
 import { TYPE_URL } from '@octo-mesh/proto/type-urls.js';
 import { DeltaDiscoveryRequest, type DeltaDiscoveryResponse, DiscoveryRequest, type DiscoveryResponse } from '@octo-mesh/proto/gen/envoy/service/discovery/v3/discovery.js';
@@ -17,6 +18,8 @@ const INVALID_ARGUMENT = 3;
 export interface AdsClientOptions {
   /** `host:port` of the pilot; or leave it out and give `locate`. */
   address?: string;
+  /** mTLS to the pilot with the sidecar's certificate, the pilot checked by its identity (plaintext without). */
+  tls?: MeshTls;
   /**
    * Asks the meta server which pilot serves this sidecar, before every (re)connection; gets the
    * pilot just lost when it was unreachable, so it is not handed back.
@@ -134,7 +137,7 @@ export class AdsClient {
     if (!address || this.stopped) return;
     if (!this.client || this.clientAddress !== address) {
       this.client?.close();
-      this.client = new AggregatedDiscoveryServiceClient(address, credentials.createInsecure(), {
+      this.client = new AggregatedDiscoveryServiceClient(address, meshChannelCredentials(this.opts.tls, 'pilot'), {
         'grpc.keepalive_time_ms': 30_000,
         'grpc.initial_reconnect_backoff_ms': 200,
       });

@@ -1,4 +1,5 @@
-import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { meshChannelCredentials, type MeshTls } from '@octo-mesh/clients/mtls.js';
 import { MetaServerClient, type LocateResponse } from '@octo-mesh/proto/gen/octo/mesh/v1/meta.js';
 
 /** Which pilot serves this sidecar: the meta server's answer. */
@@ -9,6 +10,8 @@ export interface PilotLocation {
 
 export interface LocateOptions {
   metaAddress: string;
+  /** mTLS to the meta server with the sidecar's certificate (plaintext without). */
+  tls?: MeshTls;
   nodeId: string;
   namespace: string;
   workload: string;
@@ -21,7 +24,7 @@ export interface LocateOptions {
  * with its own backoff.
  */
 export function locatePilot(opts: LocateOptions, unreachablePilotId?: string): Promise<PilotLocation> {
-  const client = new MetaServerClient(opts.metaAddress, credentials.createInsecure());
+  const client = new MetaServerClient(opts.metaAddress, meshChannelCredentials(opts.tls, 'meta-server'));
   return new Promise<PilotLocation>((resolve, reject) => {
     client.locate(
       { nodeId: opts.nodeId, namespace: opts.namespace, workload: opts.workload, unreachablePilotId: unreachablePilotId ?? '' },

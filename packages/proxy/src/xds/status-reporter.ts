@@ -5,12 +5,15 @@
  * sidecars connected to it, so a failover must re-report); a failed report is retried with
  * jittered backoff until it lands or a newer status replaces it.
  */
-import { Metadata, credentials, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, type ServiceError } from '@grpc/grpc-js';
+import { meshChannelCredentials, type MeshTls } from '@octo-mesh/clients/mtls.js';
 import { SidecarStatusServiceClient } from '@octo-mesh/proto/gen/octo/mesh/v1/sidecar_status.js';
 import { Backoff, type BackoffOptions, type Logger } from '@octo-mesh/runtime';
 
 export interface StatusReporterOptions {
   nodeId: string;
+  /** mTLS to the pilot (plaintext without). */
+  tls?: MeshTls;
   logger: Logger;
   backoff?: BackoffOptions;
   /** Each report's outcome, for metrics. */
@@ -43,7 +46,7 @@ export class SidecarStatusReporter {
   pilot(address: string): void {
     if (address !== this.address) {
       this.client?.close();
-      this.client = new SidecarStatusServiceClient(address, credentials.createInsecure());
+      this.client = new SidecarStatusServiceClient(address, meshChannelCredentials(this.opts.tls, 'pilot'));
       this.address = address;
     }
     this.dirty = true;
