@@ -56,7 +56,7 @@ export const SMUGGLING_SHAPES: [string, string, number[]][] = [
   ['head over 80 KiB', `GET / HTTP/1.1\r\nHost: svc\r\nX-Big: ${'a'.repeat(80 * 1024)}\r\n\r\n`, [400, 431]],
 ];
 
-/** Sends `data` in one write; resolves with everything read until the proxy closes (or 3 s pass). */
+/** Sends `data` in one write; resolves with everything read until the proxy closes (or 15 s pass). */
 function exchange(port: number, data: string | string[], gapMs = 0): Promise<{ text: string; closed: boolean; ms: number }> {
   return new Promise((resolve) => {
     const t0 = Date.now();
@@ -73,7 +73,7 @@ function exchange(port: number, data: string | string[], gapMs = 0): Promise<{ t
       s.destroy();
       resolve({ text, closed, ms: Date.now() - t0 });
     };
-    const t = setTimeout(() => done(false), 3000);
+    const t = setTimeout(() => done(false), 15_000);
     s.on('data', (c: Buffer) => (text += c.toString('latin1')));
     s.on('end', () => done(true));
     s.on('close', () => done(true));
@@ -104,7 +104,7 @@ export function describeSmuggling(server: string, splitAnswer: number[]): void {
       await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
       const upPort = (upstream.address() as AddressInfo).port;
       proxy = await startProxy({
-        listeners: [httpListener('outbound', { route_config: routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'up', timeout: '2s' } }]) })],
+        listeners: [httpListener('outbound', { route_config: routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'up', timeout: '30s' } }]) })],
         clusters: [staticCluster('up', [upPort])],
       });
     });
@@ -123,7 +123,9 @@ export function describeSmuggling(server: string, splitAnswer: number[]): void {
       expect(statuses(r.text)).toHaveLength(1);
       expect(accepted).toContain(statuses(r.text)[0]);
       expect(r.closed).toBe(true);
-      expect(r.ms).toBeLessThan(1000);
+      // At once, not after an upstream timeout (30 s here; the defect answered after it): a bound
+      // far below it and far above a busy machine's scheduling delays.
+      expect(r.ms).toBeLessThan(10_000);
       expect(seen).toEqual({ bytes: 0, requests: 0 });
     });
 
@@ -144,7 +146,7 @@ export function describeSmuggling(server: string, splitAnswer: number[]): void {
       const r = await exchange(proxy.port, [`${HEAD}${TE}\r\n5\r\nhello\r\n`, 'zz\r\nworld\r\n0\r\n\r\n'], 100);
       expect(statuses(r.text)).toEqual(splitAnswer);
       expect(r.closed).toBe(true);
-      expect(r.ms).toBeLessThan(1000);
+      expect(r.ms).toBeLessThan(10_000);
       await new Promise((res) => setTimeout(res, 50));
       expect(r.text).not.toContain('POST / hello');
     });
