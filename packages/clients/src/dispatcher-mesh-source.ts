@@ -3,18 +3,19 @@
  * through in production.
  */
 import type { ClientDuplexStream } from '@grpc/grpc-js';
-import type { EndpointHealth, RoutePolicy, Service, ServiceEndpoints } from '@octo-mesh/api';
+import type { AuthorizationPolicy, EndpointHealth, RoutePolicy, Service, ServiceEndpoints } from '@octo-mesh/api';
 import { DispatcherWatchEventType, type DispatcherWatchEvent, type DispatcherWatchRequest } from '@octo-mesh/proto';
 import { Backoff, NotFoundError, recordError, sleep, type Logger } from '@octo-mesh/runtime';
-import { applyEndpointHealth, compareVersions, policyTarget, type MeshChange, type MeshSource, type MeshWatch, type ServiceData, type ServiceKey } from '@octo-mesh/contracts';
+import { applyEndpointHealth, authorizationTarget, compareVersions, policyTarget, splitServiceKey, type MeshChange, type MeshSource, type MeshWatch, type ServiceData, type ServiceKey } from '@octo-mesh/contracts';
 import type { DispatcherConnection } from './dispatcher.js';
 
-const CHANGE_KIND: Record<string, 'service' | 'endpoints' | 'routePolicy' | undefined> = {
+const CHANGE_KIND: Record<string, MeshChange['kind'] | undefined> = {
   Service: 'service',
   ServiceEndpoints: 'endpoints',
   // The health checker's verdicts change endpoint health only: an EDS push.
   EndpointHealth: 'endpoints',
   RoutePolicy: 'routePolicy',
+  AuthorizationPolicy: 'authorizationPolicy',
 };
 
 export interface DispatcherMeshSourceOptions {
@@ -57,11 +58,14 @@ export class DispatcherMeshSource implements MeshSource {
     await Promise.all(
       services.map(async (key) => {
         const policies = connection.list('RoutePolicy', '', { service: key }).then((r) => r.items as RoutePolicy[]);
-        const [service, endpoints, health, all] = await Promise.all([
+        // Listed by service like RoutePolicies; the namespace is the service's (a policy protects a service of its own namespace).
+        const authz = connection.list('AuthorizationPolicy', splitServiceKey(key).namespace, { service: key }).then((r) => r.items as AuthorizationPolicy[]);
+        const [service, endpoints, health, all, authorization] = await Promise.all([
           optional(connection.get('Service', key)),
           optional(connection.get('ServiceEndpoints', key)),
           optional(connection.get('EndpointHealth', key)),
           policies,
+          authz,
         ]);
         if (!service) return;
         out.set(key, {
@@ -69,6 +73,7 @@ export class DispatcherMeshSource implements MeshSource {
           // The central checker's verdicts are applied here, so pilots translate one health.
           endpoints: applyEndpointHealth((endpoints as ServiceEndpoints | undefined)?.spec.endpoints ?? [], health as EndpointHealth | undefined),
           policies: all.filter((p) => policyTarget(p) === key),
+          authorizationPolicies: authorization.filter((p) => authorizationTarget(p) === key),
         });
       }),
     );

@@ -4,7 +4,7 @@
  * every answer through them, so a change on one side fails to compile or fails loudly on the
  * other. A server may add fields: parsing keeps only what is named here.
  */
-import { routePolicyStatus } from '@octo-mesh/api';
+import { authorizationPolicyStatus, routePolicyStatus } from '@octo-mesh/api';
 import { z } from 'zod';
 
 /** xDS sync state of one type of one node, as istiod's `/debug/syncz` names them. */
@@ -53,6 +53,17 @@ export const PilotPolicyView = z.object({
 });
 export type PilotPolicyView = z.infer<typeof PilotPolicyView>;
 export const PilotRoutePolicyz = z.array(PilotPolicyView);
+
+/** One AuthorizationPolicy in a pilot's `GET /debug/authorizationpolicyz`: its verdict and, of that pilot's sidecars of the protected service, how many ACKed/NACKed it. */
+export const PilotAuthorizationPolicyView = z.object({
+  /** `namespace/name` of the policy. */
+  policy: z.string(),
+  /** `namespace/name` of the service it protects. */
+  target: z.string(),
+  status: authorizationPolicyStatus,
+});
+export type PilotAuthorizationPolicyView = z.infer<typeof PilotAuthorizationPolicyView>;
+export const PilotAuthorizationPolicyz = z.array(PilotAuthorizationPolicyView);
 
 /** One live pilot in the meta server's `GET /debug/pilots`. */
 export const MetaPilotView = z.object({

@@ -11,7 +11,7 @@ import type { ServiceData, ServiceKey } from './service.js';
  * fetch). `resync` means the source lost track (e.g. its connection to the dispatcher was
  * re-established) and every watched service must be fetched again.
  */
-export type MeshChange = { kind: 'service' | 'endpoints' | 'routePolicy'; service: ServiceKey } | { kind: 'resync' };
+export type MeshChange = { kind: 'service' | 'endpoints' | 'routePolicy' | 'authorizationPolicy'; service: ServiceKey } | { kind: 'resync' };
 
 /** A live subscription. */
 export interface MeshWatch {

@@ -2,7 +2,7 @@
  * Service keys: how every control-plane component names a service (`namespace/name`), and the
  * unit Pilot fetches from a mesh source. Plain functions over the shared model in @octo-mesh/api.
  */
-import type { Endpoint, RoutePolicy, Service } from '@octo-mesh/api';
+import type { AuthorizationPolicy, Endpoint, RoutePolicy, Service } from '@octo-mesh/api';
 
 /** `namespace/name`, the identity of a service across the control plane. */
 export type ServiceKey = string;
@@ -15,6 +15,11 @@ export interface ServiceData {
   endpoints: Endpoint[];
   /** RoutePolicies whose `spec.targetRef` names this service, in any order. */
   policies: RoutePolicy[];
+  /**
+   * AuthorizationPolicies whose `spec.service` is this service (in the policy's namespace), in any
+   * order; enforced by the inbound proxies of the service's instances. Absent means none.
+   */
+  authorizationPolicies?: AuthorizationPolicy[];
 }
 
 /** Name and namespace of a model object (namespace defaulting to `default`, as in Kubernetes). */
@@ -42,6 +47,11 @@ export const policyKey = (p: RoutePolicy): string => `${p.metadata.namespace ?? 
 /** The service a RoutePolicy governs (`spec.targetRef`, namespace defaulting to the policy's own). */
 export function policyTarget(p: RoutePolicy): ServiceKey {
   return serviceKey(p.spec.targetRef.namespace ?? p.metadata.namespace ?? 'default', p.spec.targetRef.service);
+}
+
+/** The service an AuthorizationPolicy protects: `spec.service` in the policy's own namespace. */
+export function authorizationTarget(p: AuthorizationPolicy): ServiceKey {
+  return serviceKey(p.metadata.namespace ?? 'default', p.spec.service);
 }
 
 /**

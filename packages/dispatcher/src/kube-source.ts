@@ -58,6 +58,7 @@ export class KubernetesSource implements ResourceSource {
       );
     const routePolicies = crd('routepolicies');
     const proxyVersions = crd('proxyversions');
+    const authorizationPolicies = crd('authorizationpolicies');
     this.services = makeInformer(kc, '/api/v1/services', () => core.listServiceForAllNamespaces());
     this.slices = makeInformer(kc, '/apis/discovery.k8s.io/v1/endpointslices', () => discovery.listEndpointSliceForAllNamespaces());
     this.pods = makeInformer(kc, '/api/v1/pods', () => core.listPodForAllNamespaces());
@@ -73,6 +74,7 @@ export class KubernetesSource implements ResourceSource {
     };
     on(routePolicies, 'routepolicies', (o) => this.syncCrd('RoutePolicy', routePolicies, keyOf(o)));
     on(proxyVersions, 'proxyversions', (o) => this.syncCrd('ProxyVersion', proxyVersions, keyOf(o)));
+    on(authorizationPolicies, 'authorizationpolicies', (o) => this.syncCrd('AuthorizationPolicy', authorizationPolicies, keyOf(o)));
     on(this.services, 'services', (o) => this.syncService(keyOf(o)));
     on(this.slices, 'endpointslices', (o) => this.syncEndpoints(`${o.metadata?.namespace ?? 'default'}/${o.metadata?.labels?.[SERVICE_NAME_LABEL] ?? ''}`));
     on(this.pods, 'pods', async (o) => {
@@ -124,7 +126,7 @@ export class KubernetesSource implements ResourceSource {
     }
   }
 
-  private async syncCrd(kind: 'RoutePolicy' | 'ProxyVersion', cache: ObjectCache<KubernetesObject>, key: string): Promise<void> {
+  private async syncCrd(kind: 'RoutePolicy' | 'ProxyVersion' | 'AuthorizationPolicy', cache: ObjectCache<KubernetesObject>, key: string): Promise<void> {
     const [ns = 'default', name = ''] = key.split('/');
     const obj = cache.get(name, ns);
     if (!obj) return this.reconcile(kind, key, undefined);

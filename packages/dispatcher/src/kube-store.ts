@@ -18,7 +18,7 @@ import {
 } from './store.js';
 
 /** The kinds the API server stores (CRDs); the model's derived kinds come from the Kubernetes source. */
-export const KUBE_KINDS = ['RoutePolicy', 'ProxyVersion'] as const;
+export const KUBE_KINDS = ['RoutePolicy', 'ProxyVersion', 'AuthorizationPolicy'] as const;
 type KubeKind = (typeof KUBE_KINDS)[number];
 
 export interface KubernetesStoreOptions {

@@ -7,11 +7,13 @@
  * - `GET /debug/config_dump?node=<id>` — the node's current snapshot, resources as readable JSON.
  * - `GET /debug/routepolicyz` — status of every RoutePolicy Pilot holds (accepted or why not,
  *   how many sidecars ACKed/NACKed its generation).
+ * - `GET /debug/authorizationpolicyz` — the same for every AuthorizationPolicy of a service whose
+ *   instances this pilot serves (sidecars: those instances' sidecars).
  * - `GET /debug/pilotz` — nodes with their dependency scope, services held, scopes.
  * - `GET /debug/rollouts` — per ProxyVersion, this pilot's sidecars in scope, targeted, upgraded,
  *   ready and failed (from their LEGO agents' reports); the operator sums every pilot's answer.
  */
-import type { NodeSyncView, PilotPolicyView, PilotRollouts } from '@octo-mesh/contracts';
+import type { NodeSyncView, PilotAuthorizationPolicyView, PilotPolicyView, PilotRollouts } from '@octo-mesh/contracts';
 import { NotFoundError, ValidationError, type RouteHandler } from '@octo-mesh/runtime';
 import type { Pilot } from './pilot.js';
 import { codecFor, openAnys } from './translate/readable.js';
@@ -65,6 +67,7 @@ export function debugRoutes(pilot: Pilot, pilotId = ''): Record<string, RouteHan
       );
     },
     '/debug/routepolicyz': (): PilotPolicyView[] => pilot.routePolicyStatuses(),
+    '/debug/authorizationpolicyz': (): PilotAuthorizationPolicyView[] => pilot.authorizationPolicyStatuses(),
     '/debug/pilotz': () => pilot.describe(),
     '/debug/rollouts': (): PilotRollouts => ({ pilotId, observedAt: new Date().toISOString(), rollouts: pilot.rollouts() }),
   };

@@ -25,7 +25,10 @@ import { SyncTracker } from './sync.js';
 import { rolloutAggregates } from './rollouts.js';
 import { targetFor } from './upgrade.js';
 import { OUTBOUND, parseClusterName } from './translate/common.js';
-import { generateInboundClusters, generateListeners } from './translate/listeners.js';
+import { generateInboundClusters, generateListeners, INBOUND } from './translate/listeners.js';
+import type { AuthorizationTranslation } from './translate/authz.js';
+import { authorizationPolicyStatus, authorizationProvenance, inboundService } from './authz-status.js';
+import type { AuthorizationPolicyStatus } from '@octo-mesh/api';
 import { generateApiListener, parseListenerName, resolveApiListener } from './translate/proxyless.js';
 import type { PolicyVerdict } from './translate/policy.js';
 import { describeConflict, selectTcpListeners, tcpProxyCluster } from './translate/tcp.js';
@@ -56,6 +59,8 @@ interface Scope {
   /** Outbound listener port (0: no address) and application port (0: no inbound listener). */
   port: number;
   appPort: number;
+  /** The nodes' own service (`<namespace>/<app>`, with an inbound listener): its AuthorizationPolicies guard the inbound listener. */
+  inbound?: ServiceKey;
   nodes: Set<string>;
   snapshot?: Snapshot;
   /** The TCP ports of its dependencies that got no listener (logged when this changes). */
@@ -88,7 +93,7 @@ export class Pilot {
   private readonly services: Map<ServiceKey, ServiceEntry>;
   private readonly scopes = new Map<string, Scope>();
   private readonly nodes = new Map<string, NodeEntry>();
-  private readonly listenersByPorts = new Map<string, { listeners: XdsResource[]; clusters: XdsResource[] }>();
+  private readonly listenersByPorts = new Map<string, { listeners: XdsResource[]; clusters: XdsResource[]; authz?: AuthorizationTranslation }>();
   /** Encoded TCP listeners, per listener message of a translation (shared by the scopes that keep it). */
   private readonly tcpResources = new WeakMap<Listener, XdsResource>();
   private readonly debouncer: Debouncer<MeshChange>;
@@ -149,17 +154,18 @@ export class Pilot {
     const port = id.outboundPort ?? 0;
     const appPort = id.appPort ?? 0;
     const apiListeners = [...entry.apiListeners].sort();
-    const key = JSON.stringify([deps, id.namespace, localityKey(id.locality), port, appPort, ...(apiListeners.length ? [apiListeners] : [])]);
+    const inbound = inboundService(id);
+    const key = JSON.stringify([deps, id.namespace, localityKey(id.locality), port, appPort, ...(apiListeners.length ? [apiListeners] : []), ...(inbound ? [{ inbound }] : [])]);
     let scope = this.scopes.get(key);
     if (!scope) {
-      scope = { key, deps, namespace: id.namespace, apiListeners, ...(id.locality ? { locality: id.locality } : {}), port, appPort, nodes: new Set(), tcpConflicts: [] };
+      scope = { key, deps, namespace: id.namespace, apiListeners, ...(id.locality ? { locality: id.locality } : {}), port, appPort, ...(inbound ? { inbound } : {}), nodes: new Set(), tcpConflicts: [] };
       this.scopes.set(key, scope);
-      for (const d of deps) this.catalog.entry(d).scopes.add(key);
+      for (const d of scopeServices(scope)) this.catalog.entry(d).scopes.add(key);
       this.watchChanged();
     }
     scope.nodes.add(id.id);
     entry.scope = key;
-    await this.catalog.ensureLoaded(deps);
+    await this.catalog.ensureLoaded(scopeServices(scope));
     if (this.nodes.get(id.id) !== entry || entry.scope !== key) return; // gone or moved meanwhile
     scope.snapshot ??= this.buildScopeSnapshot(scope);
     this.publishNode(entry, scope.snapshot);
@@ -181,7 +187,7 @@ export class Pilot {
     scope.nodes.delete(nodeId);
     if (scope.nodes.size) return;
     this.scopes.delete(key);
-    for (const d of scope.deps) {
+    for (const d of scopeServices(scope)) {
       const s = this.services.get(d);
       if (!s) continue;
       s.scopes.delete(key);
@@ -254,16 +260,23 @@ export class Pilot {
   // ---------------------------------------------------------------------------------------
   // Snapshots
 
-  /** The node's listeners (and the inbound cluster), shared by every scope with the same ports. */
-  private listeners(port: number, appPort: number): { listeners: XdsResource[]; clusters: XdsResource[] } {
-    const key = `${port}/${appPort}`;
+  /**
+   * The node's listeners (and the inbound cluster), shared by every scope with the same ports and
+   * own service; the inbound listener carries that service's RBAC filters (translate/authz.ts).
+   */
+  private listeners(port: number, appPort: number, inbound?: ServiceKey): { listeners: XdsResource[]; clusters: XdsResource[] } {
+    const authz = appPort && inbound ? this.services.get(inbound)?.authz : undefined;
+    const key = `${port}/${appPort}${authz ? `/${inbound}` : ''}`;
     let l = this.listenersByPorts.get(key);
-    if (!l) {
+    if (!l || l.authz !== authz) {
+      // Accepted AuthorizationPolicies shape the inbound listener: its ACKs count for their status.
+      const prov = (authz?.verdicts ?? []).filter((v) => v.accepted).map((v) => ({ policy: authorizationProvenance(v.policy), generation: v.generation }));
       l = {
-        listeners: generateListeners({ port, appPort }).map((m) =>
-          makeResource(TYPE_URL.listener, m.name, Listener, m, 'listeners', m.name === OUTBOUND ? { references: [{ typeUrl: TYPE_URL.route, name: OUTBOUND }] } : {}),
+        listeners: generateListeners({ port, appPort, ...(authz ? { inboundFilters: authz.filters } : {}) }).map((m) =>
+          makeResource(TYPE_URL.listener, m.name, Listener, m, 'listeners', m.name === OUTBOUND ? { references: [{ typeUrl: TYPE_URL.route, name: OUTBOUND }] } : m.name === INBOUND ? { provenance: prov } : {}),
         ),
         clusters: generateInboundClusters(appPort).map((c) => makeResource(TYPE_URL.cluster, c.name, Cluster, c, 'listeners')),
+        ...(authz ? { authz } : {}),
       };
       this.listenersByPorts.set(key, l);
     }
@@ -323,7 +336,7 @@ export class Pilot {
     });
     const out: Record<string, XdsResource[]> = {};
     const want = (t: string) => !only || only.has(t);
-    const own = this.listeners(scope.port, scope.appPort);
+    const own = this.listeners(scope.port, scope.appPort, scope.inbound);
     const api = this.apiListeners(scope, present);
     if (want(TYPE_URL.listener)) out[TYPE_URL.listener] = [...own.listeners, ...this.tcpListeners(scope, present), ...api.listeners];
     if (want(TYPE_URL.route)) out[TYPE_URL.route] = [this.routeConfig(present, scope.namespace), ...api.routes];
@@ -443,7 +456,7 @@ export class Pilot {
   }
 
   private recordPolicies(nodeId: string, typeUrl: string, version: string, how: 'acked' | 'nacked'): void {
-    if (typeUrl !== TYPE_URL.route && typeUrl !== TYPE_URL.cluster) return;
+    if (typeUrl !== TYPE_URL.route && typeUrl !== TYPE_URL.cluster && typeUrl !== TYPE_URL.listener) return;
     const entry = this.nodes.get(nodeId);
     const ts = this.cache.getSnapshot(nodeId)?.get(typeUrl);
     if (!entry || ts?.version !== version) return;
@@ -482,6 +495,18 @@ export class Pilot {
         out.push({ policy: v.policy, target: s.key, status: routePolicyStatus({ ...v, target: s.key }, views) });
       }
     this.opts.metrics?.rejectedPolicies.set(rejected);
+    return out;
+  }
+
+  /**
+   * Status of every AuthorizationPolicy of a service whose instances this pilot serves (accepted
+   * or why not; of those instances' sidecars, how many ACKed/NACKed its generation).
+   */
+  authorizationPolicyStatuses(): { policy: string; target: ServiceKey; status: AuthorizationPolicyStatus }[] {
+    const views = [...this.nodes.values()].map((n) => ({ inbound: this.scopes.get(n.scope)?.inbound, acked: n.acked, nacked: n.nacked }));
+    const out: { policy: string; target: ServiceKey; status: AuthorizationPolicyStatus }[] = [];
+    for (const s of this.services.values())
+      for (const v of s.authz?.verdicts ?? []) out.push({ policy: v.policy, target: s.key, status: authorizationPolicyStatus({ ...v, target: s.key }, views) });
     return out;
   }
 
@@ -524,6 +549,9 @@ export class Pilot {
     this.watch.close();
   }
 }
+
+/** Every service a scope needs loaded: its dependencies and its own (for the inbound listener's RBAC). */
+const scopeServices = (scope: Scope): ServiceKey[] => (scope.inbound && !scope.deps.includes(scope.inbound) ? [...scope.deps, scope.inbound] : scope.deps);
 
 const shortName = (typeUrl: string) => typeUrl.slice(typeUrl.lastIndexOf('.') + 1);
 

@@ -11,6 +11,7 @@ import { splitServiceKey, type Locality, type ServiceData, type ServiceKey } fro
 import type { MeshSource } from './source.js';
 import { virtualHostsFor } from './translate/routes.js';
 import { translateEndpoints, translateService, type ServiceTranslation } from './translate/service.js';
+import { translateAuthorization, type AuthorizationTranslation } from './translate/authz.js';
 import { makeResource, type Provenance, type XdsResource } from './xds/resource.js';
 
 const GOVERNANCE = TYPE_URL.serviceGovernance;
@@ -26,6 +27,12 @@ export interface ServiceEntry {
   translation?: ServiceTranslation;
   /** Why the service could not be translated (bad service data). */
   error?: string;
+  /**
+   * Its AuthorizationPolicies as RBAC filters for the inbound listeners of its instances; absent
+   * when it has none (or is not loaded). Independent of the routing translation: a service whose
+   * routing cannot be translated still has its access rules enforced.
+   */
+  authz?: AuthorizationTranslation;
   clusters: XdsResource[];
   governance?: XdsResource;
   /** Encoded VirtualHosts, spliced into each scope's route configuration: for callers in the service's namespace, and for the others (no bare-name domains). */
@@ -120,6 +127,7 @@ export class ServiceCache {
     s.loaded = true;
     delete s.error;
     s.eds.clear();
+    this.retranslateAuthorization(s, data);
     if (!data) {
       delete s.data;
       delete s.translation;
@@ -162,6 +170,17 @@ export class ServiceCache {
       s.proxylessRoutes = [];
       this.logger?.error('service left out: cannot translate it', { service: s.key, error: s.error });
     }
+  }
+
+  private retranslateAuthorization(s: ServiceEntry, data: ServiceData | undefined): void {
+    const policies = data?.authorizationPolicies ?? [];
+    if (!policies.length) {
+      delete s.authz;
+      return;
+    }
+    s.authz = translateAuthorization(policies);
+    for (const v of s.authz.verdicts.filter((x) => !x.accepted))
+      this.logger?.warn('AuthorizationPolicy rejected: enforced fail-closed', { authorizationPolicy: v.policy, generation: v.generation, action: v.action, reason: v.reason });
   }
 
   edsFor(s: ServiceEntry, locality: Locality | undefined): XdsResource[] {
@@ -208,5 +227,5 @@ function reuse(old: readonly XdsResource[], next: XdsResource[]): XdsResource[] 
 function sameService(a: ServiceData | undefined, b: ServiceData): boolean {
   if (!a) return false;
   const same = <T>(x: T, y: T) => x === y || JSON.stringify(x) === JSON.stringify(y);
-  return same(a.service, b.service) && same(a.policies, b.policies);
+  return same(a.service, b.service) && same(a.policies, b.policies) && same(a.authorizationPolicies ?? [], b.authorizationPolicies ?? []);
 }

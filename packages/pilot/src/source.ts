@@ -2,8 +2,8 @@
  * Where Pilot reads the mesh: the `MeshSource` seam (its contract is written on the interface in
  * @octo-mesh/contracts) and its in-memory implementation for tests, benches and a pilot run alone.
  */
-import type { RoutePolicy } from '@octo-mesh/api';
-import { policyTarget, type MeshChange, type MeshSource, type MeshWatch } from '@octo-mesh/contracts';
+import type { AuthorizationPolicy, RoutePolicy } from '@octo-mesh/api';
+import { authorizationTarget, policyTarget, type MeshChange, type MeshSource, type MeshWatch } from '@octo-mesh/contracts';
 import { Counter, Gauge, type Registry } from '@octo-mesh/runtime';
 import { keyOf, type Endpoint, type Service, type ServiceData, type ServiceKey } from './model.js';
 
@@ -25,6 +25,7 @@ export class MemoryMeshSource implements MeshSource {
   private readonly services = new Map<ServiceKey, Service>();
   private readonly endpoints = new Map<ServiceKey, Endpoint[]>();
   private readonly policies = new Map<string, RoutePolicy>();
+  private readonly authorizationPolicies = new Map<string, AuthorizationPolicy>();
   private readonly watchers = new Set<Watcher>();
   /** Number of fetch calls answered; benches read it to show how much was fetched. */
   fetches = 0;
@@ -36,7 +37,8 @@ export class MemoryMeshSource implements MeshSource {
       const service = this.services.get(key);
       if (!service) continue;
       const policies = [...this.policies.values()].filter((p) => policyTarget(p) === key);
-      out.set(key, { service, endpoints: this.endpoints.get(key) ?? [], policies });
+      const authorizationPolicies = [...this.authorizationPolicies.values()].filter((p) => authorizationTarget(p) === key);
+      out.set(key, { service, endpoints: this.endpoints.get(key) ?? [], policies, ...(authorizationPolicies.length ? { authorizationPolicies } : {}) });
     }
     return out;
   }
@@ -84,6 +86,21 @@ export class MemoryMeshSource implements MeshSource {
     if (!old) return;
     this.policies.delete(`${namespace}/${name}`);
     this.notify({ kind: 'routePolicy', service: policyTarget(old) });
+  }
+
+  applyAuthorizationPolicy(policy: AuthorizationPolicy): void {
+    const id = `${policy.metadata.namespace ?? 'default'}/${policy.metadata.name}`;
+    const old = this.authorizationPolicies.get(id);
+    this.authorizationPolicies.set(id, policy);
+    if (old && authorizationTarget(old) !== authorizationTarget(policy)) this.notify({ kind: 'authorizationPolicy', service: authorizationTarget(old) });
+    this.notify({ kind: 'authorizationPolicy', service: authorizationTarget(policy) });
+  }
+
+  deleteAuthorizationPolicy(namespace: string, name: string): void {
+    const old = this.authorizationPolicies.get(`${namespace}/${name}`);
+    if (!old) return;
+    this.authorizationPolicies.delete(`${namespace}/${name}`);
+    this.notify({ kind: 'authorizationPolicy', service: authorizationTarget(old) });
   }
 
   /** All policies, for status computation in tests and the embedded mesh. */

@@ -8,7 +8,7 @@
  * TCP service ports cannot share it (no Host or SNI to route raw TCP by): each gets a listener of
  * its own, bound on the sidecar's loopback — see tcp.ts.
  */
-import { Cluster, Cluster_DiscoveryType, HttpConnectionManager, Listener, LocalRateLimit, Router, HTTPFault, packAny, TYPE_URL } from '@octo-mesh/proto';
+import { Cluster, Cluster_DiscoveryType, HttpConnectionManager, HttpFilter, Listener, LocalRateLimit, Router, HTTPFault, packAny, TYPE_URL } from '@octo-mesh/proto';
 import { ApiVersion } from '@octo-mesh/proto/gen/envoy/config/core/v3/config_source.js';
 import { FILTER, msDuration, OUTBOUND, pack, TYPE } from './common.js';
 
@@ -30,6 +30,11 @@ export interface ListenerOptions {
    * address: the proxy's inbound socket) forwards peer traffic to the application.
    */
   appPort?: number;
+  /**
+   * HTTP filters of the inbound listener before its router: the RBAC filters of the
+   * AuthorizationPolicies of the node's own service (translate/authz.ts).
+   */
+  inboundFilters?: HttpFilter[];
 }
 
 export function generateListeners(opts: ListenerOptions = {}): Listener[] {
@@ -57,7 +62,7 @@ export function generateListeners(opts: ListenerOptions = {}): Listener[] {
       filterChains: [{ filters: [{ name: FILTER.hcm, typedConfig: packAny(TYPE_URL.httpConnectionManager, hcm) }] }],
     }),
   ];
-  if (opts.appPort) listeners.push(inboundListener(opts.appPort));
+  if (opts.appPort) listeners.push(inboundListener(opts.appPort, opts.inboundFilters ?? []));
   return listeners;
 }
 
@@ -65,14 +70,14 @@ export function generateListeners(opts: ListenerOptions = {}): Listener[] {
  * Peer proxies → this proxy → the application: every request on the inbound socket goes to the
  * application's port, with the route timeout off (the caller's sidecar enforces the policy's).
  */
-function inboundListener(appPort: number): Listener {
+function inboundListener(appPort: number, filters: readonly HttpFilter[]): Listener {
   const hcm = HttpConnectionManager.fromPartial({
     statPrefix: INBOUND,
     routeConfig: {
       name: INBOUND,
       virtualHosts: [{ name: INBOUND, domains: ['*'], routes: [{ name: 'app', match: { prefix: '/' }, route: { cluster: inboundClusterName(appPort), timeout: msDuration(0) } }] }],
     },
-    httpFilters: [{ name: FILTER.router, typedConfig: packAny(TYPE_URL.router, Router.fromPartial({})) }],
+    httpFilters: [...filters, { name: FILTER.router, typedConfig: packAny(TYPE_URL.router, Router.fromPartial({})) }],
   });
   return Listener.fromPartial({ name: INBOUND, filterChains: [{ filters: [{ name: FILTER.hcm, typedConfig: packAny(TYPE_URL.httpConnectionManager, hcm) }] }] });
 }

@@ -6,6 +6,8 @@ import { Cluster, ClusterLoadAssignment, HTTPFault, HttpConnectionManager, Liste
 import { ServiceGovernance } from '@octo-mesh/proto/gen/octo/mesh/v1/xds.js';
 import { TYPE_URL } from '@octo-mesh/proto';
 import { TYPE } from './common.js';
+import { RBAC } from '@octo-mesh/proto/gen/envoy/extensions/filters/http/rbac/v3/rbac.js';
+import { RBAC_TYPE_URL } from './authz.js';
 
 interface Codec {
   decode(input: Uint8Array): unknown;
@@ -23,6 +25,7 @@ const CODECS: Record<string, Codec> = {
   [TYPE_URL.upgradeTarget]: UpgradeTarget,
   [TYPE.fault]: HTTPFault,
   [TYPE.localRateLimit]: LocalRateLimit,
+  [RBAC_TYPE_URL]: RBAC,
   [TYPE_URL.serviceGovernance]: ServiceGovernance,
 };
 
