@@ -9,12 +9,14 @@ import {
   MetaPilots,
   MetaSidecars,
   NodeSyncView,
+  PilotAuthorizationPolicyz,
   PilotRollouts,
   PilotRoutePolicyz,
   PilotSyncz,
   type DispatcherWatcherView,
   type MetaPilotView,
   type MetaSidecarView,
+  type PilotAuthorizationPolicyView,
   type PilotPolicyView,
 } from '@octo-mesh/contracts';
 import { OctoError, UnavailableError } from '@octo-mesh/runtime';
@@ -71,6 +73,11 @@ export class PilotAdminClient {
   /** Verdict and sidecar counts of every RoutePolicy this pilot translated. */
   routePolicies(): Promise<PilotPolicyView[]> {
     return getJson(this.address, '/debug/routepolicyz', PilotRoutePolicyz, this.opts);
+  }
+
+  /** Verdict and sidecar counts of every AuthorizationPolicy of a service this pilot's sidecars serve. */
+  authorizationPolicies(): Promise<PilotAuthorizationPolicyView[]> {
+    return getJson(this.address, '/debug/authorizationpolicyz', PilotAuthorizationPolicyz, this.opts);
   }
 
   /** Per-rollout counts over the sidecars connected to this pilot. */

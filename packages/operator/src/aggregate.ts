@@ -4,6 +4,8 @@
  * Contract with the pilots (each pilot serves it on its admin port):
  *   GET /debug/rollouts     → {@link PilotRollouts}
  *   GET /debug/routepolicyz  → {@link PilotRoutePolicies} (mapped in fleet.ts)
+ *   GET /debug/authorizationpolicyz → {@link PilotRoutePolicies} too: an AuthorizationPolicy's
+ *     view has the same shape (verdict, generation, sidecar counts)
  * The rollout schemas are the contract in @octo-mesh/contracts (pilot serves them); the
  * RoutePolicy view is the operator's reading of a pilot's `/debug/routepolicyz` (see fleet.ts).
  * The meta server lists the live pilots (`GET /debug/pilots` on its admin port).
@@ -58,6 +60,8 @@ export interface FleetClient {
   listPilots(): Promise<PilotRef[]>;
   rollouts(pilot: PilotRef): Promise<PilotRollouts>;
   routePolicies(pilot: PilotRef): Promise<PilotRoutePolicies>;
+  /** The AuthorizationPolicies a pilot translated, as per-policy views of the same shape. */
+  authorizationPolicies(pilot: PilotRef): Promise<PilotRoutePolicies>;
 }
 
 /** Per-pilot answers of one poll; `missing` names the pilots that did not answer (and why). */

@@ -5,12 +5,11 @@
  * on, so the semantics match the Kubernetes backend (a status subresource: spec and generation
  * untouched, a lost race re-read and decided again).
  */
-import type { ProxyVersion, RoutePolicy } from '@octo-mesh/api';
 import { DispatcherConnection, DispatcherInformer, type MeshTls } from '@octo-mesh/clients';
 import { ConflictError, NotFoundError, type Logger } from '@octo-mesh/runtime';
-import { serverMeta, type ObjectOf, type OperatorKind, type OperatorStore, type StatusDecision } from './store.js';
+import { serverMeta, type ObjectOf, type OperatorKind, type OperatorObject, type OperatorStore, type StatusDecision } from './store.js';
 
-const KINDS: readonly OperatorKind[] = ['ProxyVersion', 'RoutePolicy'];
+const KINDS: readonly OperatorKind[] = ['ProxyVersion', 'RoutePolicy', 'AuthorizationPolicy'];
 /** A status write that keeps losing races is given up after this many tries (the queue retries later). */
 const MAX_ATTEMPTS = 5;
 
@@ -29,7 +28,7 @@ export class DispatcherOperatorStore implements OperatorStore {
   private readonly informer: DispatcherInformer;
   private readonly handlers: ((kind: OperatorKind, key: string) => void)[] = [];
   /** Objects this store wrote last, newer than the informer may have seen yet. */
-  private readonly written = new Map<string, ProxyVersion | RoutePolicy>();
+  private readonly written = new Map<string, OperatorObject>();
 
   constructor(private readonly opts: DispatcherOperatorStoreOptions) {
     this.connection = new DispatcherConnection(opts.address, opts.tls);

@@ -49,6 +49,8 @@ export class FleetSim {
   private pilotPorts = new Map<string, number>();
   /** Pilots that do not answer (simulates a pilot that hangs or died without the meta server noticing). */
   readonly silent = new Set<string>();
+  /** What each pilot answers on `/debug/authorizationpolicyz` (PilotAuthorizationPolicyView[]); default none. */
+  readonly authorizationViews = new Map<string, unknown[]>();
   metaUrl = '';
   private readonly now: () => number;
 
@@ -156,6 +158,7 @@ export class FleetSim {
         if (this.silent.has(id)) return undefined;
         if (path === '/debug/rollouts') return this.rollouts(id);
         if (path === '/debug/routepolicyz') return [];
+        if (path === '/debug/authorizationpolicyz') return this.authorizationViews.get(id) ?? [];
         return undefined;
       });
       this.pilotPorts.set(id, port);

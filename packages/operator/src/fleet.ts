@@ -27,6 +27,9 @@ export function httpFleetClient(metaServerUrl: string, timeoutMs: number): Fleet
     async routePolicies(p) {
       return { pilotId: p.id, policies: (await pilot(p).routePolicies()).map(policyView) };
     },
+    async authorizationPolicies(p) {
+      return { pilotId: p.id, policies: (await pilot(p).authorizationPolicies()).map(policyView) };
+    },
   };
 }
 
@@ -65,6 +68,10 @@ export class FleetPoller {
 
   routePolicies(maxAgeMs: number): Promise<FleetSnapshot<PilotRoutePolicies>> {
     return this.cached('routepolicies', maxAgeMs, (p) => this.client.routePolicies(p));
+  }
+
+  authorizationPolicies(maxAgeMs: number): Promise<FleetSnapshot<PilotRoutePolicies>> {
+    return this.cached('authorizationpolicies', maxAgeMs, (p) => this.client.authorizationPolicies(p));
   }
 
   private cached<T>(what: string, maxAgeMs: number, fetchOne: (p: PilotRef) => Promise<T>): Promise<FleetSnapshot<T>> {

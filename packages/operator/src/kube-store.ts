@@ -12,8 +12,8 @@ import { Backoff, ConflictError, NotFoundError, UnavailableError, backoffDelay, 
 import type { OperatorMetrics } from './metrics.js';
 import { keyOf, serverMeta, type ObjectOf, type OperatorKind, type OperatorStore, type StatusDecision } from './store.js';
 
-const PLURAL: Record<OperatorKind, string> = { ProxyVersion: 'proxyversions', RoutePolicy: 'routepolicies' };
-const KINDS: OperatorKind[] = ['ProxyVersion', 'RoutePolicy'];
+const PLURAL: Record<OperatorKind, string> = { ProxyVersion: 'proxyversions', RoutePolicy: 'routepolicies', AuthorizationPolicy: 'authorizationpolicies' };
+const KINDS: OperatorKind[] = ['ProxyVersion', 'RoutePolicy', 'AuthorizationPolicy'];
 const MAX_CONFLICTS = 8;
 
 type Cached = Informer<KubernetesObject> & ObjectCache<KubernetesObject>;

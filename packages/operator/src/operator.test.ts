@@ -122,3 +122,51 @@ describe('Operator (memory store, simulated fleet)', () => {
     await waitFor('deleted event', async () => events.events.map((e) => e.reason), (r) => r.includes('RolloutDeleted'), { timeoutMs: 5000 });
   }, 30_000);
 });
+
+describe('AuthorizationPolicy status (memory store, simulated pilots)', () => {
+  const ap = (generation: number) =>
+    ({ apiVersion: 'mesh.octo.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'readers', namespace: 'demo', generation }, spec: { service: 'catalog', action: 'ALLOW' } }) as const;
+  // What a pilot's /debug/authorizationpolicyz says of the policy (the contract's shape).
+  const view = (generation: number, accepted: boolean, acked: number, total: number, message = 'translated') => ({
+    policy: 'demo/readers',
+    target: 'demo/catalog',
+    status: { observedGeneration: generation, accepted, conditions: [{ type: 'Accepted', status: accepted ? 'True' : 'False', reason: accepted ? 'Translated' : 'Invalid', message }], sidecars: { total, acked, nacked: 0 } },
+  });
+
+  it('sums the pilots\' views into Accepted and Synced with sidecar counts, and follows a rejection', async () => {
+    const store = new MemoryOperatorStore();
+    const sim = new FleetSim({ pilots: 2, instances: 0, initialVersion: '1.0.0', targetOf: () => undefined });
+    await sim.start();
+    const metrics = new OperatorMetrics(createMetricsRegistry('test'));
+    const logger = quiet();
+    const operator = new Operator({ store, fleet: new FleetPoller(httpFleetClient(sim.metaUrl, 1000), logger, metrics), events: new MemoryEventRecorder(), metrics, logger, statusMinIntervalMs: 50, routePolicyResyncMs: 100 });
+    cleanup.push(async () => {
+      await operator.stopLeading();
+      await sim.stop();
+    });
+    store.apply(ap(1) as never);
+    operator.startLeading();
+    const statusOf = () => store.get('AuthorizationPolicy', 'demo/readers')?.status;
+    // No pilot has a sidecar of catalog yet.
+    await waitFor('NoSidecars', async () => statusOf(), (s) => s?.conditions?.find((c) => c.type === 'Accepted')?.reason === 'NoSidecars', { timeoutMs: 10_000, intervalMs: 20 });
+    expect(statusOf()!.conditions!.find((c) => c.type === 'Accepted')!.message).toContain('no sidecar of the protected service');
+
+    sim.authorizationViews.set('pilot-0', [view(1, true, 2, 2)]);
+    sim.authorizationViews.set('pilot-1', [view(1, true, 1, 3)]);
+    const s = await waitFor('counts', async () => statusOf(), (x) => x?.sidecars?.total === 5, { timeoutMs: 10_000, intervalMs: 20 });
+    expect(s).toMatchObject({ observedGeneration: 1, accepted: true, sidecars: { total: 5, acked: 3, nacked: 0 } });
+    expect(s!.conditions!.find((c) => c.type === 'Synced')).toMatchObject({ status: 'Unknown', reason: 'Pending', message: '3 of 5 sidecars ACKed generation 1' });
+
+    sim.authorizationViews.set('pilot-1', [view(1, true, 3, 3)]);
+    const synced = await waitFor('all acked', async () => statusOf(), (x) => x?.sidecars?.acked === 5, { timeoutMs: 10_000, intervalMs: 20 });
+    expect(synced!.conditions!.find((c) => c.type === 'Synced')).toMatchObject({ status: 'True', reason: 'AllAcked' });
+
+    store.apply({ ...ap(1), spec: { service: 'catalog', action: 'DENY' } } as never);
+    const bad = 'spec.rules[0].from[0].serviceAccounts[0]: must be <namespace>/<service account>; enforced fail-closed (allows nothing)';
+    sim.authorizationViews.set('pilot-0', [view(2, false, 0, 2, bad)]);
+    sim.authorizationViews.set('pilot-1', [view(2, false, 0, 3, bad)]);
+    const rejected = await waitFor('rejected', async () => statusOf(), (x) => x?.observedGeneration === 2 && x.accepted === false, { timeoutMs: 10_000, intervalMs: 20 });
+    expect(rejected!.conditions!.find((c) => c.type === 'Accepted')).toMatchObject({ status: 'False', reason: 'Invalid', message: bad });
+    expect(rejected!.conditions!.find((c) => c.type === 'Synced')).toMatchObject({ status: 'False', reason: 'NotAccepted' });
+  });
+});

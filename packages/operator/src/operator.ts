@@ -1,12 +1,12 @@
 /**
- * The operator: two controllers (ProxyVersion, RoutePolicy) fed by one store's change
+ * The operator: three controllers (ProxyVersion, RoutePolicy, AuthorizationPolicy) fed by one store's change
  * notifications. Reconciling starts when this replica leads and stops when it no longer does;
  * the store's caches stay warm either way, so a new leader starts from a full view at once.
  */
 import { Controller } from './controller.js';
 import type { EventRecorder } from './events.js';
 import type { FleetPoller } from './fleet.js';
-import { ProxyVersionReconciler, RoutePolicyReconciler, type ReconcilerDeps } from './reconcilers.js';
+import { AuthorizationPolicyReconciler, ProxyVersionReconciler, RoutePolicyReconciler, type ReconcilerDeps } from './reconcilers.js';
 import { keyOf, type OperatorStore } from './store.js';
 
 export interface OperatorOptions extends Omit<ReconcilerDeps, 'store' | 'fleet' | 'events'> {
@@ -18,6 +18,7 @@ export interface OperatorOptions extends Omit<ReconcilerDeps, 'store' | 'fleet' 
 export class Operator {
   private proxyVersions: Controller | undefined;
   private routePolicies: Controller | undefined;
+  private authorizationPolicies: Controller | undefined;
   private leading = false;
 
   constructor(private readonly opts: OperatorOptions) {
@@ -27,7 +28,8 @@ export class Operator {
         // A release's change can decide another's fate (supersession, rollback target): look at all.
         this.proxyVersions?.enqueue(key);
         for (const pv of opts.store.list('ProxyVersion')) this.proxyVersions?.enqueue(keyOf(pv));
-      } else this.routePolicies?.enqueue(key);
+      } else if (kind === 'AuthorizationPolicy') this.authorizationPolicies?.enqueue(key);
+      else this.routePolicies?.enqueue(key);
     });
   }
 
@@ -43,18 +45,26 @@ export class Operator {
     const common = { logger: deps.logger, metrics: deps.metrics };
     this.proxyVersions = new Controller({ name: 'proxyversion', reconciler: new ProxyVersionReconciler(deps), ...common });
     this.routePolicies = new Controller({ name: 'routepolicy', reconciler: new RoutePolicyReconciler(deps), ...common });
+    this.authorizationPolicies = new Controller({ name: 'authorizationpolicy', reconciler: new AuthorizationPolicyReconciler(deps), ...common });
     this.proxyVersions.start();
     this.routePolicies.start();
+    this.authorizationPolicies.start();
     for (const pv of deps.store.list('ProxyVersion')) this.proxyVersions.enqueue(keyOf(pv));
     for (const rp of deps.store.list('RoutePolicy')) this.routePolicies.enqueue(keyOf(rp));
-    deps.logger.info('reconciling', { proxyVersions: deps.store.list('ProxyVersion').length, routePolicies: deps.store.list('RoutePolicy').length });
+    for (const ap of deps.store.list('AuthorizationPolicy')) this.authorizationPolicies.enqueue(keyOf(ap));
+    deps.logger.info('reconciling', {
+      proxyVersions: deps.store.list('ProxyVersion').length,
+      routePolicies: deps.store.list('RoutePolicy').length,
+      authorizationPolicies: deps.store.list('AuthorizationPolicy').length,
+    });
   }
 
   /** Stops reconciling and waits for the reconciles in flight. */
   async stopLeading(): Promise<void> {
     this.leading = false;
-    await Promise.all([this.proxyVersions?.stop(), this.routePolicies?.stop()]);
+    await Promise.all([this.proxyVersions?.stop(), this.routePolicies?.stop(), this.authorizationPolicies?.stop()]);
     this.proxyVersions = undefined;
     this.routePolicies = undefined;
+    this.authorizationPolicies = undefined;
   }
 }

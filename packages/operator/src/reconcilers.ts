@@ -3,7 +3,7 @@
  * conditional on the resourceVersion planned from; events after the write lands). Status is
  * written only when it says something new, and at most once per `statusMinIntervalMs` per object.
  */
-import { proxyVersionSpec, type ProxyVersion, type RoutePolicy } from '@octo-mesh/api';
+import { proxyVersionSpec, type ProxyVersion } from '@octo-mesh/api';
 import { TerminalError, formatPath, type Logger } from '@octo-mesh/runtime';
 import { observeRollout, observeRoutePolicy } from './aggregate.js';
 import type { ReconcileResult, Reconciler } from './controller.js';
@@ -11,8 +11,8 @@ import type { EventRecorder } from './events.js';
 import type { FleetPoller } from './fleet.js';
 import type { OperatorMetrics } from './metrics.js';
 import { ABORT_ANNOTATION, RolloutPlanner, UNDO_ANNOTATION, planDeleted, type OtherRelease, type PlanResult } from './planner.js';
-import { planRoutePolicyStatus, sameStatus } from './routepolicy-status.js';
-import { keyOf, serverMeta, type OperatorStore } from './store.js';
+import { AUTHORIZATION_NO_SIDECARS, planRoutePolicyStatus, sameStatus } from './routepolicy-status.js';
+import { keyOf, serverMeta, type ObjectOf, type OperatorStore, type StatusOf } from './store.js';
 
 export interface ReconcilerDeps {
   store: OperatorStore;
@@ -25,12 +25,12 @@ export interface ReconcilerDeps {
   pollIntervalMs?: number;
   /** At most one status write per object per this long. Default 1000. */
   statusMinIntervalMs?: number;
-  /** RoutePolicy status is refreshed this often (ACK counts move without events). Default 5000. */
+  /** RoutePolicy and AuthorizationPolicy status is refreshed this often (ACK counts move without events). Default 5000. */
   routePolicyResyncMs?: number;
 }
 
 const generationOf = (o: { metadata: object }) => serverMeta(o).generation ?? 1;
-const target = (kind: string, o: ProxyVersion | RoutePolicy) => ({ kind, namespace: o.metadata.namespace ?? 'default', name: o.metadata.name, uid: serverMeta(o).uid });
+const target = (kind: string, o: ProxyVersion) => ({ kind, namespace: o.metadata.namespace ?? 'default', name: o.metadata.name, uid: serverMeta(o).uid });
 
 
 /** The abort/undo requests a person made (octoctl rollout abort|undo), from the annotations. */
@@ -133,38 +133,68 @@ export class ProxyVersionReconciler implements Reconciler {
   }
 }
 
-export class RoutePolicyReconciler implements Reconciler {
+/**
+ * Status of a policy kind whose pilots report per-policy views (`/debug/routepolicyz`,
+ * `/debug/authorizationpolicyz`): Accepted from the pilots' translation, Synced from their
+ * sidecars' ACKs of the current generation. One class, two kinds: their statuses have one shape.
+ */
+class PolicyStatusReconciler<K extends 'RoutePolicy' | 'AuthorizationPolicy'> implements Reconciler {
   private readonly gate: WriteGate;
   private readonly now: () => number;
 
-  constructor(private readonly deps: ReconcilerDeps) {
+  constructor(
+    private readonly kind: K,
+    private readonly deps: ReconcilerDeps,
+  ) {
     this.gate = new WriteGate(deps.statusMinIntervalMs ?? 1000);
     this.now = deps.now ?? Date.now;
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
     const { store, fleet, logger } = this.deps;
+    const kind = this.kind;
     const resync = this.deps.routePolicyResyncMs ?? 5000;
-    const rp = store.get('RoutePolicy', key);
-    if (!rp) {
+    const obj = store.get(kind, key);
+    if (!obj) {
       this.gate.forget(key);
       return {};
     }
-    const snapshot = await fleet.routePolicies(Math.min(1000, resync / 2));
+    const maxAge = Math.min(1000, resync / 2);
+    const snapshot = await (kind === 'RoutePolicy' ? fleet.routePolicies(maxAge) : fleet.authorizationPolicies(maxAge));
     const now = this.now();
     const [namespace = 'default', name = ''] = key.split('/');
-    const planFor = (o: RoutePolicy) => planRoutePolicyStatus({ generation: generationOf(o), current: o.status, observation: observeRoutePolicy(snapshot, namespace, name, generationOf(o)), now });
-    if (!planFor(rp).write) return { requeueAfterMs: resync };
+    const planFor = (o: ObjectOf<K>) =>
+      planRoutePolicyStatus({
+        generation: generationOf(o),
+        current: o.status,
+        observation: observeRoutePolicy(snapshot, namespace, name, generationOf(o)),
+        now,
+        ...(kind === 'AuthorizationPolicy' ? { noSidecarsMessage: AUTHORIZATION_NO_SIDECARS } : {}),
+      });
+    if (!planFor(obj).write) return { requeueAfterMs: resync };
     const wait = this.gate.wait(key, now);
     if (wait > 0) return { requeueAfterMs: wait };
-    const stored = await store.updateStatus('RoutePolicy', key, (current) => {
+    const stored = await store.updateStatus(kind, key, (current) => {
       const p = planFor(current);
-      return p.write ? p.status : undefined;
+      // The two kinds' statuses have one shape (checked by their schemas in @octo-mesh/api).
+      return p.write ? (p.status as StatusOf<K>) : undefined;
     });
     if (stored) {
       this.gate.wrote(key, now);
-      logger.debug('route policy status written', { kind: 'RoutePolicy', key, resourceVersion: serverMeta(stored).resourceVersion });
+      logger.debug('policy status written', { kind, key, resourceVersion: serverMeta(stored).resourceVersion });
     }
     return { requeueAfterMs: resync };
+  }
+}
+
+export class RoutePolicyReconciler extends PolicyStatusReconciler<'RoutePolicy'> {
+  constructor(deps: ReconcilerDeps) {
+    super('RoutePolicy', deps);
+  }
+}
+
+export class AuthorizationPolicyReconciler extends PolicyStatusReconciler<'AuthorizationPolicy'> {
+  constructor(deps: ReconcilerDeps) {
+    super('AuthorizationPolicy', deps);
   }
 }

@@ -13,7 +13,16 @@ export interface RoutePolicyStatusInput {
   current: RoutePolicyStatus | undefined;
   observation: RoutePolicyObservation;
   now: number;
+  /**
+   * The message while no pilot has the policy. An AuthorizationPolicy's status has the same shape
+   * and is planned here too; what "no sidecars" means differs: no instance of the protected
+   * service has a sidecar yet.
+   */
+  noSidecarsMessage?: string;
 }
+
+/** AuthorizationPolicy's wording for {@link RoutePolicyStatusInput.noSidecarsMessage}. */
+export const AUTHORIZATION_NO_SIDECARS = 'no sidecar of the protected service is connected yet; translated when one is';
 
 export interface RoutePolicyStatusPlan {
   status: RoutePolicyStatus;
@@ -43,14 +52,14 @@ export function sameStatus<T extends { conditions?: Condition[] | undefined }>(a
   return deepEqual(withoutTimestamps(a), withoutTimestamps(b));
 }
 
-export function planRoutePolicyStatus({ generation, current, observation, now }: RoutePolicyStatusInput): RoutePolicyStatusPlan {
+export function planRoutePolicyStatus({ generation, current, observation, now, noSidecarsMessage }: RoutePolicyStatusInput): RoutePolicyStatusPlan {
   // Missing data holds the status as it is (the meta server drops a dead pilot within its TTL).
   if (!observation.complete) return { status: current ?? {}, write: false };
   const views = observation.views;
   if (views.length === 0) {
     // No pilot translated it: none of their sidecars calls the target service yet. The schema
     // (and CEL) already admitted it; whether Pilot accepts it is not known until one does.
-    const why = { status: 'Unknown' as const, reason: 'NoSidecars', message: 'no sidecar calls the target service yet; translated when one does', observedGeneration: generation };
+    const why = { status: 'Unknown' as const, reason: 'NoSidecars', message: noSidecarsMessage ?? 'no sidecar calls the target service yet; translated when one does', observedGeneration: generation };
     const conditions = setCondition(setCondition(current?.conditions, { type: 'Accepted', ...why }, now), { type: 'Synced', ...why }, now);
     const status: RoutePolicyStatus = { observedGeneration: generation, conditions, sidecars: { total: 0, acked: 0, nacked: 0 } };
     return { status, write: !sameStatus(current, status) };

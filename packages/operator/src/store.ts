@@ -5,12 +5,14 @@
  * (`MemoryOperatorStore` below shows the semantics a backend must keep: generation bumps only on
  * spec changes, status writes conditional on the resourceVersion that was decided on).
  */
-import type { ProxyVersion, ProxyVersionStatus, RoutePolicy, RoutePolicyStatus } from '@octo-mesh/api';
+import type { AuthorizationPolicy, AuthorizationPolicyStatus, ProxyVersion, ProxyVersionStatus, RoutePolicy, RoutePolicyStatus } from '@octo-mesh/api';
 import { ConflictError, NotFoundError } from '@octo-mesh/runtime';
 
-export type OperatorKind = 'ProxyVersion' | 'RoutePolicy';
-export type ObjectOf<K extends OperatorKind> = K extends 'ProxyVersion' ? ProxyVersion : RoutePolicy;
-export type StatusOf<K extends OperatorKind> = K extends 'ProxyVersion' ? ProxyVersionStatus : RoutePolicyStatus;
+export type OperatorKind = 'ProxyVersion' | 'RoutePolicy' | 'AuthorizationPolicy';
+export type ObjectOf<K extends OperatorKind> = K extends 'ProxyVersion' ? ProxyVersion : K extends 'RoutePolicy' ? RoutePolicy : AuthorizationPolicy;
+export type StatusOf<K extends OperatorKind> = K extends 'ProxyVersion' ? ProxyVersionStatus : K extends 'RoutePolicy' ? RoutePolicyStatus : AuthorizationPolicyStatus;
+/** Any object the operator reconciles. */
+export type OperatorObject = ProxyVersion | RoutePolicy | AuthorizationPolicy;
 
 /** `namespace/name` */
 export const keyOf = (o: { metadata: { name: string; namespace?: string | undefined } }): string => `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`;
@@ -56,7 +58,7 @@ export interface OperatorStore {
  * resourceVersion, bumping generation only when the spec changes, as the API server does.
  */
 export class MemoryOperatorStore implements OperatorStore {
-  private readonly objects = new Map<string, ProxyVersion | RoutePolicy>();
+  private readonly objects = new Map<string, OperatorObject>();
   private readonly handlers: ((kind: OperatorKind, key: string) => void)[] = [];
   private rv = 0;
   /** Statuses written (for tests and benchmarks). */
@@ -87,7 +89,7 @@ export class MemoryOperatorStore implements OperatorStore {
   }
 
   /** Creates or replaces an object's spec (status kept), as a user's apply does. */
-  apply(o: ProxyVersion | RoutePolicy): void {
+  apply(o: OperatorObject): void {
     const key = keyOf(o);
     const prev = this.objects.get(this.id(o.kind, key));
     const prevMeta = prev ? serverMeta(prev) : undefined;
@@ -95,7 +97,7 @@ export class MemoryOperatorStore implements OperatorStore {
     const generation = (prevMeta?.generation ?? 0) + (specChanged ? 1 : 0);
     const next = { ...structuredClone(o), metadata: { ...o.metadata, generation, resourceVersion: String(++this.rv) }, ...(prev?.status ? { status: prev.status } : {}) };
     if (!prev?.status) delete (next as { status?: unknown }).status;
-    this.objects.set(this.id(o.kind, key), next as ProxyVersion | RoutePolicy);
+    this.objects.set(this.id(o.kind, key), next as OperatorObject);
     this.emit(o.kind, key);
   }
 
@@ -111,7 +113,7 @@ export class MemoryOperatorStore implements OperatorStore {
     if (status === undefined) return undefined;
     const stored = this.objects.get(this.id(kind, key));
     if (!stored || serverMeta(stored).resourceVersion !== rv) throw new ConflictError(`${kind} ${key}: changed while deciding`);
-    const next = { ...stored, status: structuredClone(status), metadata: { ...stored.metadata, resourceVersion: String(++this.rv) } } as ProxyVersion | RoutePolicy;
+    const next = { ...stored, status: structuredClone(status), metadata: { ...stored.metadata, resourceVersion: String(++this.rv) } } as OperatorObject;
     this.objects.set(this.id(kind, key), next);
     this.writes.push({ kind, key, status, at: Date.now() });
     this.emit(kind, key);
