@@ -10,6 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Metadata, credentials, type ServiceError } from '@grpc/grpc-js';
+import { DispatcherConnection, MESH_CHANNEL_OPTIONS, meshChannelCredentials } from '@octo-mesh/clients';
+import { MetaServerClient } from '@octo-mesh/proto';
 import { waitFor } from '@octo-mesh/runtime';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -18,7 +21,7 @@ const manifests = join(work, 'manifests');
 const stateDir = join(work, 'state');
 
 interface State {
-  meta: { admin: string };
+  meta: { admin: string; grpc: string };
   dispatcher: { grpc: string };
   pilots: { id: string; pid: number }[];
   sidecars: { nodeId: string }[];
@@ -93,7 +96,7 @@ describe('embedded mesh', () => {
   it('follows an 80/20 split applied with octoctl within ±3% over 2,000 requests', async () => {
     const policy = join(work, 'catalog-80-20.yaml');
     writeFileSync(policy, underLoad(readFileSync(join(manifests, 'catalog.yaml'), 'utf8').replace('weight: 90', 'weight: 80').replace('weight: 10', 'weight: 20')));
-    const applied = spawnSync(process.execPath, [join(ROOT, 'packages/octoctl/dist/main.js'), 'apply', '-f', policy, '--dispatcher', state.dispatcher.grpc], { encoding: 'utf8' });
+    const applied = spawnSync(process.execPath, [join(ROOT, 'packages/octoctl/dist/main.js'), 'apply', '-f', policy, '--state', join(stateDir, 'state.json')], { encoding: 'utf8' });
     expect(applied.stderr).toBe('');
     expect(applied.stdout).toMatch(/routepolicy\/demo\/catalog applied/);
     await new Promise((r) => setTimeout(r, 1500)); // propagation: dispatcher → pilot → sidecar
@@ -185,4 +188,36 @@ describe('embedded mesh', () => {
     expect(after.failureReasons).toEqual(before.failureReasons);
     expect(after.failures - before.failures).toBe(0);
   }, 90_000);
+
+  it('holds workload certificates from the mesh CA, and refuses strangers on the control plane (issue 21)', async () => {
+    const certs = join(stateDir, 'agents', 'frontend-v1-0', 'certs');
+    // The sidecar's certificate: issued by the mesh CA for the workload's identity, and it verifies.
+    const verify = spawnSync('openssl', ['verify', '-CAfile', join(certs, 'root-cert.pem'), join(certs, 'cert-chain.pem')], { encoding: 'utf8' });
+    expect(verify.stdout).toContain(': OK');
+    const san = spawnSync('openssl', ['x509', '-in', join(certs, 'cert-chain.pem'), '-noout', '-ext', 'subjectAltName'], { encoding: 'utf8' }).stdout;
+    expect(san).toContain('URI:spiffe://cluster.local/ns/demo/sa/frontend');
+    // A pilot registration: refused in plaintext (no handshake) and from a workload's identity.
+    const register = (creds: ReturnType<typeof credentials.createInsecure>) =>
+      new Promise<ServiceError | null>((resolve) => {
+        const c = new MetaServerClient(state.meta.grpc, creds, MESH_CHANNEL_OPTIONS);
+        c.registerPilot({ pilotId: 'evil', xdsAddress: '127.0.0.1:1', adminAddress: '', zone: '' }, new Metadata(), { deadline: Date.now() + 10_000 }, (err) => {
+          c.close();
+          resolve(err);
+        });
+      });
+    expect(await register(credentials.createInsecure())).toMatchObject({ code: 14 });
+    expect(await register(meshChannelCredentials({ certDir: certs }, 'meta-server'))).toMatchObject({ code: 7, details: expect.stringContaining('RegisterPilot is for') });
+    const pilots = await getJson<{ id: string }[]>(`http://${state.meta.admin}/debug/pilots`).catch(() => []);
+    expect(JSON.stringify(pilots)).not.toContain('evil');
+    // Writes to the dispatcher: refused from a workload; octoctl (the administrator's certificate) reads.
+    const asWorkload = new DispatcherConnection(state.dispatcher.grpc, { certDir: certs });
+    try {
+      await expect(asWorkload.delete('RoutePolicy', 'demo/catalog')).rejects.toThrow(/may not call it/);
+    } finally {
+      asWorkload.close();
+    }
+    const got = spawnSync(process.execPath, [join(ROOT, 'packages/octoctl/dist/main.js'), 'get', 'routepolicies', '--state', join(stateDir, 'state.json')], { encoding: 'utf8' });
+    expect(got.stderr).toBe('');
+    expect(got.stdout).toMatch(/demo\s+catalog/);
+  }, 60_000);
 });

@@ -23,6 +23,7 @@ const stateDir = join(work, 'state');
 interface State {
   meta: { admin: string; grpc: string };
   dispatcher: { grpc: string; admin: string };
+  security?: { adminTlsDir: string };
   pilots: { id: string; admin: string }[];
   sidecars: { nodeId: string }[];
   runner: { admin: string };
@@ -40,6 +41,8 @@ interface Proc {
 
 let runner: ChildProcess | undefined;
 let state: State;
+/** The administrator's certificate: the embedded control plane speaks mTLS. */
+const adminTls = () => (state.security ? { certDir: state.security.adminTlsDir } : undefined);
 let output = '';
 
 const getJson = async <T>(url: string): Promise<T> => (await (await fetch(url, { signal: AbortSignal.timeout(5000) })).json()) as T;
@@ -130,12 +133,12 @@ describe('embedded mesh under faults', () => {
         .replace('timeout: 2s', 'timeout: 2800ms')
         .replace('perTryTimeout: 500ms', 'perTryTimeout: 1400ms'),
     );
-    const applied = spawnSync(process.execPath, [join(ROOT, 'packages/octoctl/dist/main.js'), 'apply', '-f', policy, '--dispatcher', state.dispatcher.grpc], { encoding: 'utf8' });
+    const applied = spawnSync(process.execPath, [join(ROOT, 'packages/octoctl/dist/main.js'), 'apply', '-f', policy, '--state', join(stateDir, 'state.json')], { encoding: 'utf8' });
     expect(applied.stderr).toBe('');
     await until(allSynced, (ok) => ok, 'the applied policy pushed', 20_000);
     const before = await traffic();
     const { restartedMs } = await kill9('dispatcher', state.dispatcher.admin);
-    const conn = new DispatcherConnection(state.dispatcher.grpc);
+    const conn = new DispatcherConnection(state.dispatcher.grpc, adminTls());
     try {
       const p = (await conn.get('RoutePolicy', 'demo/catalog')) as RoutePolicy;
       expect(p.spec.rules?.[0]?.route.map((r) => r.weight)).toEqual([70, 30]);
@@ -154,7 +157,7 @@ describe('embedded mesh under faults', () => {
 
   it('kill -9 of the meta server: restarted, no partial registry published, and no request fails', async () => {
     const before = await traffic();
-    const conn = new DispatcherConnection(state.dispatcher.grpc);
+    const conn = new DispatcherConnection(state.dispatcher.grpc, adminTls());
     const seen = new Set<number>();
     let sampling = true;
     const sampler = (async () => {

@@ -87,7 +87,7 @@ beforeAll(async () => {
   runner.stderr!.on('data', (c: Buffer) => (output += c.toString()));
   state = await until(async () => JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8')) as EmbeddedState, () => true, 'the state file', 120_000);
   await until(traffic, (t) => t.requests > 50, 'traffic through the mesh', 60_000);
-  conn = new DispatcherConnection(state.dispatcher.grpc);
+  conn = new DispatcherConnection(state.dispatcher.grpc, state.security && { certDir: state.security.adminTlsDir });
 }, 240_000);
 
 afterAll(async () => {

@@ -1,4 +1,4 @@
-import { meshChannelCredentials, type MeshTls } from './mtls.js';
+import { MESH_CHANNEL_OPTIONS, meshChannelCredentials, type MeshTls } from './mtls.js';
 import { status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import type { MeshResource, ResourceKind } from '@octo-mesh/api';
 import {
@@ -63,6 +63,7 @@ export class DispatcherConnection {
     tls?: MeshTls,
   ) {
     this.client = new DispatcherClient(address, meshChannelCredentials(tls, 'dispatcher'), {
+      ...MESH_CHANNEL_OPTIONS,
       'grpc.keepalive_time_ms': 30_000,
       'grpc.initial_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 2000,

@@ -2,7 +2,7 @@
  * Clients of the meta server: {@link PilotMembership} for pilots (register, heartbeat, shed),
  * {@link CheckerMembership} for health-checker replicas, {@link locatePilot} for sidecars, {@link RegisteredInstance} for workloads outside Kubernetes.
  */
-import { meshChannelCredentials, type MeshTls } from './mtls.js';
+import { MESH_CHANNEL_OPTIONS, meshChannelCredentials, type MeshTls } from './mtls.js';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { MetaServerClient, ServiceRegistryClient, type PilotLease } from '@octo-mesh/proto';
 import type { CheckerLease } from '@octo-mesh/proto/gen/octo/mesh/v1/meta.js';
@@ -31,7 +31,7 @@ type Callback<Res> = (err: ServiceError | null, res?: Res) => void;
 const unary = <Res>(call: (cb: Callback<Res>) => unknown): Promise<Res> =>
   new Promise((resolve, reject) => call((err, res) => (err ? reject(err) : resolve(res as Res))));
 
-const clientOptions = { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 };
+const clientOptions = { ...MESH_CHANNEL_OPTIONS, 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 };
 
 export interface PilotMembershipOptions {
   metaAddress: string;

@@ -50,6 +50,13 @@ export function uriSan(cert: Pick<PeerCertificate, 'subjectaltname'> | undefined
 }
 
 /**
+ * Channel options every mesh client passes (harmless in plaintext): the TLS server name. Mesh
+ * servers are checked by identity, not by name, and the address dialled is usually an IP, which
+ * Node refuses as SNI (RFC 6066) with a deprecation warning on every connection.
+ */
+export const MESH_CHANNEL_OPTIONS = { 'grpc.ssl_target_name_override': 'octo-mesh' } as const;
+
+/**
  * Client credentials: plaintext without `tls`; with it, our certificate and the mesh's roots.
  * Mesh certificates name identities, not hosts, so the server is checked by its SPIFFE ID — the
  * control-plane `server` role's (`spiffe://<td>/ns/<control ns>/sa/octo-<role>`) — instead of

@@ -26,6 +26,8 @@ export const demoAppConfig = z
     /** The port peers reach this instance on (its sidecar's inbound listener). */
     endpointPort: z.coerce.number().int().min(1).max(65535).optional(),
     servicePort: z.coerce.number().int().min(1).max(65535).default(8080),
+    /** Its sidecar's certificate directory: the registration is made as the workload, over mTLS. */
+    tlsDir: z.string().min(1).optional(),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('warn'),
   })
   .strict();
@@ -107,6 +109,7 @@ async function main(): Promise<void> {
   if (cfg.metaAddress && cfg.endpointPort) {
     const reg = new RegisteredInstance({
       metaAddress: cfg.metaAddress,
+      ...(cfg.tlsDir ? { tls: { certDir: cfg.tlsDir } } : {}),
       namespace: cfg.namespace,
       service: cfg.service,
       instanceId: cfg.instanceId,

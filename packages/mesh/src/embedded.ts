@@ -4,6 +4,7 @@ import { stringify } from 'yaml';
 import type { EmbeddedState } from '@octo-mesh/contracts';
 import { PackageRepository } from '@octo-mesh/proxy-package';
 import { createMetricsRegistry, startAdminServer, type AdminServer, type Logger, freePort, isFree } from '@octo-mesh/runtime';
+import { CONTROL_NAMESPACE, TRUST_DOMAIN, startMeshSecurity, type EmbeddedRole, type MeshSecurity } from './security.js';
 import { Supervisor, type RunningChild } from './supervisor.js';
 import { DEMO_NAMESPACE, SERVICE_PORT, agentConfig, planEmbedded, portsOf, type EmbeddedPlan } from './topology.js';
 import { LoadGenerator, TrafficStats } from './traffic.js';
@@ -23,6 +24,11 @@ export interface EmbeddedOptions {
   logger: Logger;
   /** Child processes' log level. */
   logLevel?: string;
+  /**
+   * Workload identity and mTLS (default on): the mesh CA, certificates for every component and
+   * sidecar, mTLS on every control-plane connection (packages/identity/README.md).
+   */
+  security?: boolean;
 }
 
 /**
@@ -47,6 +53,7 @@ export class EmbeddedMesh {
   private load: LoadGenerator | undefined;
   private admin: AdminServer | undefined;
   private repository: PackageRepository | undefined;
+  private security: MeshSecurity | undefined;
   private stopping = false;
   /** Child exits that were not asked for (a killed pilot), newest last. */
   readonly exits: { name: string; code: number | null; signal: string | null; at: string }[] = [];
@@ -72,6 +79,22 @@ export class EmbeddedMesh {
     const level = ['--log-level', opts.logLevel ?? 'info'];
     const plan = this.plan;
     const addr = (port: number) => `127.0.0.1:${port}`;
+    const agentDir = (instanceId: string) => join(opts.stateDir, 'agents', instanceId);
+    if (opts.security !== false) {
+      log.info('starting the mesh CA', { url: `https://${addr(plan.ca.port)}` });
+      this.security = await startMeshSecurity({
+        stateDir: opts.stateDir,
+        supervisor: this.supervisor,
+        caScript: this.dist('ca'),
+        caPort: plan.ca.port,
+        caAdminPort: plan.ca.adminPort,
+        workloads: Object.fromEntries(plan.sidecars.map((s) => [s.instanceId, { namespace: DEMO_NAMESPACE, serviceAccount: s.service }])),
+        logLevel: opts.logLevel ?? 'info',
+        logger: log.child({ component: 'identity' }),
+      });
+    }
+    const sec = this.security;
+    const tls = (role: EmbeddedRole) => (sec ? ['--tls-dir', sec.tlsDir(role)] : []);
 
     log.info('starting dispatcher', { grpc: addr(plan.dispatcher.grpcPort), manifests: opts.manifests });
     await this.supervisor.start({
@@ -79,14 +102,14 @@ export class EmbeddedMesh {
       script: this.dist('dispatcher'),
       // The store persisted (journaled, fsynced): a restarted dispatcher has everything octoctl
       // applied and the registry published.
-      args: ['--grpc-port', `${plan.dispatcher.grpcPort}`, '--admin-port', `${plan.dispatcher.adminPort}`, '--watch-dir', opts.manifests, '--data-dir', join(opts.stateDir, 'dispatcher'), ...level],
+      args: ['--grpc-port', `${plan.dispatcher.grpcPort}`, '--admin-port', `${plan.dispatcher.adminPort}`, '--watch-dir', opts.manifests, '--data-dir', join(opts.stateDir, 'dispatcher'), ...tls('dispatcher'), ...level],
       readyUrl: `http://${addr(plan.dispatcher.adminPort)}/readyz`,
     });
     log.info('starting meta server', { grpc: addr(plan.meta.grpcPort) });
     await this.supervisor.start({
       name: 'meta-server',
       script: this.dist('meta-server'),
-      args: ['--grpc-port', `${plan.meta.grpcPort}`, '--admin-port', `${plan.meta.adminPort}`, '--dispatcher-address', addr(plan.dispatcher.grpcPort), ...level],
+      args: ['--grpc-port', `${plan.meta.grpcPort}`, '--admin-port', `${plan.meta.adminPort}`, '--dispatcher-address', addr(plan.dispatcher.grpcPort), ...tls('meta-server'), ...level],
       readyUrl: `http://${addr(plan.meta.adminPort)}/healthz`,
     });
     // The package repository agents download proxy packages from (in this process).
@@ -106,6 +129,8 @@ export class EmbeddedMesh {
             '--dispatcher-address', addr(plan.dispatcher.grpcPort),
             '--meta-server-address', addr(plan.meta.grpcPort),
             '--shutdown-grace-seconds', '1',
+            // Sidecars hold certificates from their agents: ADS is mTLS too.
+            ...tls('pilot'), ...(sec ? ['--xds-mtls', 'true'] : []),
             ...level,
           ],
           readyUrl: `http://${addr(p.adminPort)}/readyz`,
@@ -125,6 +150,7 @@ export class EmbeddedMesh {
           '--dispatcher-address', addr(plan.dispatcher.grpcPort),
           '--meta-server-address', addr(plan.meta.grpcPort),
           '--admin-host', '127.0.0.1', '--admin-port', `${adminPort}`,
+          ...tls('health'),
           ...level,
         ],
         readyUrl: `http://${addr(adminPort)}/readyz`,
@@ -134,7 +160,7 @@ export class EmbeddedMesh {
     const operator = await this.supervisor.start({
       name: 'operator',
       script: this.dist('operator'),
-      args: ['--dispatcher-address', addr(plan.dispatcher.grpcPort), '--meta-server-url', `http://${addr(plan.meta.adminPort)}`, '--admin-port', `${plan.operatorAdminPort}`, '--identity', 'operator', ...level],
+      args: ['--dispatcher-address', addr(plan.dispatcher.grpcPort), '--meta-server-url', `http://${addr(plan.meta.adminPort)}`, '--admin-port', `${plan.operatorAdminPort}`, '--identity', 'operator', ...tls('operator'), ...level],
       readyUrl: `http://${addr(plan.operatorAdminPort)}/readyz`,
     });
     // Sidecars, then apps, each group started side by side. Each sidecar is a LEGO agent that owns
@@ -143,7 +169,8 @@ export class EmbeddedMesh {
     const sidecars = await Promise.all(
       plan.sidecars.map(async (s) => {
         const config = join(opts.stateDir, 'sidecars', `${s.nodeId}.yaml`);
-        writeFileSync(config, stringify(agentConfig(s, addr(plan.meta.grpcPort), join(opts.stateDir, 'agents', s.instanceId))));
+        const ca = sec && { caUrl: sec.caUrl, caTrustBundleFile: sec.trustBundleFile, caTokenFile: sec.tokenFile(s.instanceId) };
+        writeFileSync(config, stringify(agentConfig(s, addr(plan.meta.grpcPort), agentDir(s.instanceId), ca)));
         log.info('starting sidecar', { nodeId: s.nodeId });
         return this.supervisor.start({
           name: `sidecar-${s.instanceId}`,
@@ -162,6 +189,8 @@ export class EmbeddedMesh {
             '--service', s.service, '--version', s.version, '--namespace', DEMO_NAMESPACE, '--instance-id', s.instanceId,
             '--port', `${s.appPort}`, '--calls', s.calls.join(','), '--outbound', addr(s.outboundPort),
             '--meta-address', addr(plan.meta.grpcPort), '--endpoint-port', `${s.inboundPort}`, '--service-port', `${SERVICE_PORT}`,
+            // Registered as the workload, with its sidecar's certificate (the agent's default certDir).
+            ...(sec ? ['--tls-dir', join(agentDir(s.instanceId), 'certs')] : []),
           ],
           readyUrl: `http://${addr(s.appPort)}/healthz`,
         }),
@@ -202,6 +231,7 @@ export class EmbeddedMesh {
       manifests: opts.manifests,
       repository: { url: this.repository.url },
       operator: { admin: addr(plan.operatorAdminPort), pid: operator.pid },
+      ...(sec ? { security: { caUrl: sec.caUrl, adminTlsDir: sec.tlsDir('admin'), trustDomain: TRUST_DOMAIN, controlNamespace: CONTROL_NAMESPACE } } : {}),
     };
     writeFileSync(join(opts.stateDir, 'state.json'), JSON.stringify(this.state, null, 2));
 
@@ -287,6 +317,8 @@ export class EmbeddedMesh {
     this.stopping = true;
     clearInterval(this.watchPilots);
     await this.load?.stop();
+    // Rotators first: nothing renews against a CA that is being stopped.
+    await this.security?.stop();
     await this.supervisor?.stopAll();
     await this.repository?.stop();
     await this.admin?.close();

@@ -3,7 +3,9 @@
  * `npm start`: runs the embedded mesh (see embedded.ts) and shows a live dashboard until Ctrl-C.
  * Flags: --ports fixed|auto (default fixed: the control plane on its well-known ports),
  * --rps 50, --pilots 2, --manifests examples/embedded, --state-dir .octo/embedded,
- * --log-level info (children), --quiet (no dashboard; for tests and CI).
+ * --log-level info (children), --quiet (no dashboard; for tests and CI), --security false (no
+ * mesh CA, plaintext everywhere; default: every component and sidecar holds a certificate and
+ * the control plane speaks mTLS).
  */
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +25,7 @@ const config = z
     stateDir: z.string().default(resolve(process.cwd(), '.octo/embedded')),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
     quiet: z.enum(['true', 'false']).default('false'),
+    security: z.enum(['true', 'false']).default('true'),
   })
   .strict();
 
@@ -48,6 +51,7 @@ async function main(): Promise<void> {
     rps: cfg.rps,
     logger,
     logLevel: cfg.logLevel,
+    security: cfg.security === 'true',
   });
   const shutdown = new GracefulShutdown({ logger, timeoutMs: 30_000 }).install();
   shutdown.add('embedded mesh', () => mesh.stop());

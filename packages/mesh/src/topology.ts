@@ -52,6 +52,8 @@ export interface EmbeddedPlan {
   repositoryPort: number;
   /** The operator's HTTP port (/healthz, /readyz, /metrics). */
   operatorAdminPort: number;
+  /** The mesh CA: its HTTPS API and its admin port. */
+  ca: { port: number; adminPort: number };
 }
 
 /** Well-known ports for `npm start` (octoctl's defaults); everything per instance is allocated. */
@@ -66,6 +68,9 @@ export const FIXED_PORTS = {
   runnerAdmin: 15090,
   repository: 15018,
   operatorAdmin: 15019,
+  // 15016 is pilot-a's admin here; the CA's DESIGN-style port would collide.
+  caHttps: 15040,
+  caAdmin: 15041,
 } as const;
 
 /**
@@ -121,6 +126,7 @@ export async function planEmbedded(opts: { pilots: number; fixed: boolean; alloc
     runnerAdminPort: await pick(FIXED_PORTS.runnerAdmin),
     repositoryPort: await pick(FIXED_PORTS.repository),
     operatorAdminPort: await pick(FIXED_PORTS.operatorAdmin),
+    ca: { port: await pick(FIXED_PORTS.caHttps), adminPort: await pick(FIXED_PORTS.caAdmin) },
   };
 }
 
@@ -138,6 +144,8 @@ export function portsOf(plan: EmbeddedPlan): { port: number; use: string }[] {
     { port: plan.runnerAdminPort, use: 'runner admin' },
     { port: plan.repositoryPort, use: 'package repository' },
     { port: plan.operatorAdminPort, use: 'operator admin' },
+    { port: plan.ca.port, use: 'mesh CA' },
+    { port: plan.ca.adminPort, use: 'mesh CA admin' },
   ];
 }
 
@@ -206,7 +214,14 @@ const AGENT_OWNED = ['adminHost', 'adminPort', 'outboundHost', 'outboundPort', '
  * sidecar's admin port (fronting the proxy child's), and passes the rest of the bootstrap to every
  * proxy it runs. Its packages and state live in `stateDir`.
  */
-export function agentConfig(s: SidecarPlan, metaAddress: string, stateDir: string): Record<string, unknown> {
+/** How a sidecar's agent reaches the mesh CA (embedded mode: a bootstrap token per instance). */
+export interface AgentCa {
+  caUrl: string;
+  caTrustBundleFile: string;
+  caTokenFile: string;
+}
+
+export function agentConfig(s: SidecarPlan, metaAddress: string, stateDir: string, ca?: AgentCa): Record<string, unknown> {
   const bootstrap = sidecarBootstrap(s, metaAddress);
   const proxy = Object.fromEntries(Object.entries(bootstrap).filter(([k]) => !(AGENT_OWNED as readonly string[]).includes(k)));
   const owned = Object.fromEntries(AGENT_OWNED.map((k) => [k, bootstrap[k]]));
@@ -219,5 +234,8 @@ export function agentConfig(s: SidecarPlan, metaAddress: string, stateDir: strin
     readyTimeoutMs: 15_000,
     drainTimeoutMs: 3000,
     proxy,
+    // The workload's certificate: obtained and rotated by the agent, handed to the proxy (mTLS to
+    // the control plane, SDS files for the data plane's TLS).
+    ...(ca ? { ...ca, proxyTlsDir: true } : {}),
   };
 }

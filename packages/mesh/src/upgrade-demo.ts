@@ -66,7 +66,7 @@ async function main(): Promise<void> {
   process.stdout.write(`built   ${pkg.path}\n        sha256 ${pkg.sha256}${broken ? '  (broken on purpose: never becomes ready)' : ''}\n`);
   const pushed = await pushPackage(state.repository.url, pkg.path);
   process.stdout.write(`pushed  ${pushed.url}\n`);
-  const conn = new DispatcherConnection(state.dispatcher.grpc);
+  const conn = new DispatcherConnection(state.dispatcher.grpc, state.security && { certDir: state.security.adminTlsDir });
   try {
     const pv = demoProxyVersion(version, pushed.url, pushed.sha256);
     await conn.apply(pv);

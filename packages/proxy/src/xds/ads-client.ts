@@ -1,5 +1,5 @@
 import { type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { meshChannelCredentials, type MeshTls } from '@octo-mesh/clients/mtls.js';
+import { MESH_CHANNEL_OPTIONS, meshChannelCredentials, type MeshTls } from '@octo-mesh/clients/mtls.js';
 import { AggregatedDiscoveryServiceClient } from '@octo-mesh/proto/gen/envoy/service/discovery/v3/ads.js';
 import { TYPE_URL } from '@octo-mesh/proto/type-urls.js';
 import { DeltaDiscoveryRequest, type DeltaDiscoveryResponse, DiscoveryRequest, type DiscoveryResponse } from '@octo-mesh/proto/gen/envoy/service/discovery/v3/discovery.js';
@@ -138,6 +138,7 @@ export class AdsClient {
     if (!this.client || this.clientAddress !== address) {
       this.client?.close();
       this.client = new AggregatedDiscoveryServiceClient(address, meshChannelCredentials(this.opts.tls, 'pilot'), {
+        ...MESH_CHANNEL_OPTIONS,
         'grpc.keepalive_time_ms': 30_000,
         'grpc.initial_reconnect_backoff_ms': 200,
       });

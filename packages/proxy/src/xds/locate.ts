@@ -1,5 +1,5 @@
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { meshChannelCredentials, type MeshTls } from '@octo-mesh/clients/mtls.js';
+import { MESH_CHANNEL_OPTIONS, meshChannelCredentials, type MeshTls } from '@octo-mesh/clients/mtls.js';
 import { MetaServerClient, type LocateResponse } from '@octo-mesh/proto/gen/octo/mesh/v1/meta.js';
 
 /** Which pilot serves this sidecar: the meta server's answer. */
@@ -24,7 +24,7 @@ export interface LocateOptions {
  * with its own backoff.
  */
 export function locatePilot(opts: LocateOptions, unreachablePilotId?: string): Promise<PilotLocation> {
-  const client = new MetaServerClient(opts.metaAddress, meshChannelCredentials(opts.tls, 'meta-server'));
+  const client = new MetaServerClient(opts.metaAddress, meshChannelCredentials(opts.tls, 'meta-server'), MESH_CHANNEL_OPTIONS);
   return new Promise<PilotLocation>((resolve, reject) => {
     client.locate(
       { nodeId: opts.nodeId, namespace: opts.namespace, workload: opts.workload, unreachablePilotId: unreachablePilotId ?? '' },

@@ -6,7 +6,7 @@
  * jittered backoff until it lands or a newer status replaces it.
  */
 import { Metadata, type ServiceError } from '@grpc/grpc-js';
-import { meshChannelCredentials, type MeshTls } from '@octo-mesh/clients/mtls.js';
+import { MESH_CHANNEL_OPTIONS, meshChannelCredentials, type MeshTls } from '@octo-mesh/clients/mtls.js';
 import { SidecarStatusServiceClient } from '@octo-mesh/proto/gen/octo/mesh/v1/sidecar_status.js';
 import { Backoff, type BackoffOptions, type Logger } from '@octo-mesh/runtime';
 
@@ -46,7 +46,7 @@ export class SidecarStatusReporter {
   pilot(address: string): void {
     if (address !== this.address) {
       this.client?.close();
-      this.client = new SidecarStatusServiceClient(address, meshChannelCredentials(this.opts.tls, 'pilot'));
+      this.client = new SidecarStatusServiceClient(address, meshChannelCredentials(this.opts.tls, 'pilot'), MESH_CHANNEL_OPTIONS);
       this.address = address;
     }
     this.dirty = true;
