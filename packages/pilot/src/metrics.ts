@@ -8,6 +8,7 @@ export interface PilotMetrics {
   pushLatency: Histogram;
   translations: Counter;
   rejectedPolicies: Gauge;
+  rejectedAuthorizationPolicies: Gauge;
   queuedStreams: Gauge;
   syncStates: Gauge;
   /** Sidecar status reports, by result (accepted, invalid, not-connected). */
@@ -33,6 +34,7 @@ export function createPilotMetrics(registry: Registry, queued: () => number = ()
     translations: new Counter({ name: 'pilot_service_translations_total', help: 'Service translations, by what was rebuilt (full, endpoints).', labelNames: ['kind'], registers }),
     sidecarStatusReports: new Counter({ name: 'pilot_sidecar_status_reports_total', help: 'LEGO agent status reports forwarded by sidecars, by result.', labelNames: ['result'], registers }),
     rejectedPolicies: new Gauge({ name: 'pilot_rejected_route_policies', help: 'RoutePolicies currently rejected.', registers }),
+    rejectedAuthorizationPolicies: new Gauge({ name: 'pilot_rejected_authorization_policies', help: 'AuthorizationPolicies currently rejected (enforced fail-closed).', registers }),
     syncStates: new Gauge({
       name: 'pilot_xds_sync_state',
       help: 'Connected proxies per type and sync state (SYNCED, NOT SENT, STALE, NACKED).',

@@ -505,8 +505,13 @@ export class Pilot {
   authorizationPolicyStatuses(): { policy: string; target: ServiceKey; status: AuthorizationPolicyStatus }[] {
     const views = [...this.nodes.values()].map((n) => ({ inbound: this.scopes.get(n.scope)?.inbound, acked: n.acked, nacked: n.nacked }));
     const out: { policy: string; target: ServiceKey; status: AuthorizationPolicyStatus }[] = [];
+    let rejected = 0;
     for (const s of this.services.values())
-      for (const v of s.authz?.verdicts ?? []) out.push({ policy: v.policy, target: s.key, status: authorizationPolicyStatus({ ...v, target: s.key }, views) });
+      for (const v of s.authz?.verdicts ?? []) {
+        if (!v.accepted) rejected++;
+        out.push({ policy: v.policy, target: s.key, status: authorizationPolicyStatus({ ...v, target: s.key }, views) });
+      }
+    this.opts.metrics?.rejectedAuthorizationPolicies.set(rejected);
     return out;
   }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Validates mesh manifests (RoutePolicy, ProxyVersion) in YAML files or folders and prints every
+// Validates mesh manifests (RoutePolicy, ProxyVersion, AuthorizationPolicy) in YAML files or folders and prints every
 // problem with its file, object and field path. Exit code 0 when all are valid, 1 otherwise.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ function files(path: string): string[] {
 
 const args = process.argv.slice(2).filter((a) => a !== '-f');
 if (!args.length) {
-  console.error('usage: validate FILE|DIR [...]   (YAML manifests of RoutePolicy and ProxyVersion)');
+  console.error('usage: validate FILE|DIR [...]   (YAML manifests of RoutePolicy, ProxyVersion and AuthorizationPolicy)');
   process.exit(2);
 }
 let bad = 0;
