@@ -22,7 +22,7 @@ const until = <T>(get: () => Promise<T>, ok: (v: T) => boolean, what: string, ti
 
 beforeAll(async () => {
   expect(kubectl(['apply', '--server-side', '-f', join(REPO_ROOT, 'crds')]).status).toBe(0);
-  expect(kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/routepolicies.mesh.octo.io', 'crd/proxyversions.mesh.octo.io']).status).toBe(0);
+  expect(kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/routepolicies.mesh.octo.io', 'crd/proxyversions.mesh.octo.io', 'crd/authorizationpolicies.mesh.octo.io']).status).toBe(0);
   ns = await createTestNamespace('source');
   source = new KubernetesSource({ kubeConfig: adminKubeConfig(), store, logger: quiet });
   await source.start();

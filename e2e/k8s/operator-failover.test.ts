@@ -23,7 +23,7 @@ afterEach(async () => {
 beforeAll(async () => {
   execFileSync(join(REPO_ROOT, 'node_modules/.bin/tsc'), ['-p', 'packages/operator'], { cwd: REPO_ROOT, stdio: 'pipe' });
   expect(kubectl(['apply', '--server-side', '-f', join(REPO_ROOT, 'crds')]).status).toBe(0);
-  expect(kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/proxyversions.mesh.octo.io', 'crd/routepolicies.mesh.octo.io']).status).toBe(0);
+  expect(kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/proxyversions.mesh.octo.io', 'crd/routepolicies.mesh.octo.io', 'crd/authorizationpolicies.mesh.octo.io']).status).toBe(0);
 }, 120_000);
 
 function track(p: OperatorProcess): OperatorProcess {

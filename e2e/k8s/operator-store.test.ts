@@ -21,7 +21,7 @@ let metrics: OperatorMetrics;
 
 beforeAll(async () => {
   expect(kubectl(['apply', '--server-side', '-f', join(REPO_ROOT, 'crds')]).status).toBe(0);
-  expect(kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/proxyversions.mesh.octo.io', 'crd/routepolicies.mesh.octo.io']).status).toBe(0);
+  expect(kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/proxyversions.mesh.octo.io', 'crd/routepolicies.mesh.octo.io', 'crd/authorizationpolicies.mesh.octo.io']).status).toBe(0);
   env = await operatorNamespace('op-store');
   const kc = new KubeConfig();
   kc.loadFromFile(env.kubeconfig);

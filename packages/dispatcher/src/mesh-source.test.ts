@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { MODEL_API_VERSION, type ServiceEndpoints } from '@octo-mesh/api';
+import { MODEL_API_VERSION, type AuthorizationPolicy, type ServiceEndpoints } from '@octo-mesh/api';
 import { createLogger, createMetricsRegistry } from '@octo-mesh/runtime';
 import { Writable } from 'node:stream';
 import { MemoryStore } from './memory-store.js';
@@ -52,6 +52,28 @@ describe('DispatcherMeshSource (pilot MeshSource over the dispatcher)', () => {
     const data = got.get('demo/catalog')!;
     expect(data.endpoints.map((e) => e.port)).toEqual([1001, 1002]);
     expect(data.policies.map((p) => p.metadata.name)).toEqual(['catalog']);
+  });
+
+  it('fetches the AuthorizationPolicies of a service (its own namespace only) and notifies their changes', async () => {
+    const authz = (name: string, namespace: string, service: string): AuthorizationPolicy =>
+      ({ apiVersion: 'mesh.octo.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name, namespace }, spec: { service, action: 'ALLOW', rules: [{ to: [{ methods: ['GET'] }] }] } }) as AuthorizationPolicy;
+    await store.put(serviceFixture('catalog'));
+    await store.put(authz('readers', 'demo', 'catalog'));
+    await store.put(authz('ratings-readers', 'demo', 'ratings'));
+    // Same service name, another namespace: protects other/catalog, not demo/catalog.
+    await store.put(authz('elsewhere', 'other', 'catalog'));
+    const source = new DispatcherMeshSource({ connection: conn, clientId: 'pilot-1' });
+    expect((await source.fetch(['demo/catalog'])).get('demo/catalog')!.authorizationPolicies!.map((p) => p.metadata.name)).toEqual(['readers']);
+    const changes: MeshChange[] = [];
+    const w = source.watch(['demo/catalog'], (c) => changes.push(...c));
+    try {
+      await until(() => changes.length === 1, 'initial resync');
+      await store.put(authz('writers', 'demo', 'catalog'));
+      await until(() => changes.length === 2, 'the policy change');
+      expect(changes[1]).toEqual({ kind: 'authorizationPolicy', service: 'demo/catalog' });
+    } finally {
+      w.close();
+    }
   });
 
   it('notifies changes of watched services only, by kind; update() changes the set', async () => {
