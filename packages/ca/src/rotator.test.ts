@@ -69,7 +69,7 @@ describe('CertificateRotator against octo-ca', () => {
   it('renews by itself with its certificate, inside 50–70 % of the lifetime, with a new key', async () => {
     const server = await ca();
     const sds = join(dir, 'sds2');
-    const r = new CertificateRotator({ ca: { url: server.url, trustBundle: server.trustBundle() }, credential: () => 'token-cart', dir: sds, ttlSeconds: 4, logger: quiet });
+    const r = new CertificateRotator({ ca: { url: server.url, trustBundle: server.trustBundle() }, credential: () => 'token-cart', dir: sds, ttlSeconds: 6, logger: quiet });
     const renewed = nextRotation(r, (c) => c.via === 'renewal');
     r.start();
     stops.push(() => r.stop());
@@ -92,7 +92,7 @@ describe('CertificateRotator against octo-ca', () => {
     const r = new CertificateRotator({
       ca: { url: server.url, trustBundle: server.trustBundle(), timeoutMs: 2000 },
       credential: () => 'token-cart',
-      ttlSeconds: 8,
+      ttlSeconds: 12,
       logger: quiet,
       registry,
       backoff: { initialMs: 100, maxMs: 400, jitter: 0.5 },
@@ -101,7 +101,7 @@ describe('CertificateRotator against octo-ca', () => {
     const first = await r.firstCertificate;
     await server.stop();
     await waitFor('two failed renewals', () => metricValue(registry, { result: 'failed' }), (n) => n >= 2, { timeoutMs: 20_000 });
-    // Still within its lifetime (renewal starts at 4–5.6 s of 8, retries every 50–400 ms): still ready, same certificate.
+    // Still within its lifetime (renewal starts at 6–8.4 s of 12, retries every 50–400 ms): still ready, same certificate.
     expect(Date.now()).toBeLessThan(first.expiresAt.getTime());
     expect(r.ready).toBe(true);
     expect(r.current!.serialNumber).toBe(first.serialNumber);
