@@ -30,6 +30,21 @@ export interface ListenerModel {
   /** Absent when the listener attaches to a socket the proxy was given (bootstrap or the agent). */
   address?: SocketAddr;
   filter: HttpFilterChain | TcpFilterChain;
+  /**
+   * Set when the listener's filter chains are chosen by transport protocol (the
+   * `tls_inspector` listener filter and `filter_chain_match.transport_protocol`) or its one
+   * chain has a TLS transport socket. Every chain carries the same network filter (`filter`);
+   * they differ in how the connection is carried.
+   */
+  transport?: ListenerTransport;
+}
+
+/** How a listener's connections are carried: which transports match a chain, and its TLS. */
+export interface ListenerTransport {
+  /** The `tls` chain's DownstreamTlsContext; absent: a TLS connection matches no chain and is closed. */
+  tls?: DownstreamTlsModel;
+  /** Whether a plaintext (`raw_buffer`) connection matches a chain: PERMISSIVE yes, STRICT no (closed, counted). */
+  plaintext: boolean;
 }
 
 export interface HttpFilterChain {
@@ -254,6 +269,74 @@ export interface ClusterModel {
   outlier?: OutlierSpec;
   /** Endpoints of a STATIC cluster (from `load_assignment`). */
   staticEndpoints?: EndpointSet;
+  /** `transport_socket` `envoy.transport_sockets.tls`: connections to the hosts are TLS. */
+  tls?: UpstreamTlsModel;
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS (Envoy's `envoy.transport_sockets.tls`; see packages/identity/README.md)
+
+/**
+ * A private key or other secret bytes in the model: printed as `[redacted]` (as Envoy's
+ * config_dump does), so golden files, `/config_dump` and logs never carry a key.
+ */
+export class Redacted<T> {
+  constructor(readonly value: T) {}
+  toJSON(): string {
+    return '[redacted]';
+  }
+}
+
+/** An Envoy DataSource: inline PEM text, or a file read when the TLS context is built. */
+export type DataSourceModel = { inline: string } | { filename: string };
+
+export interface TlsCertificateModel {
+  certificateChain: DataSourceModel;
+  privateKey: Redacted<DataSourceModel>;
+}
+
+/** An SDS secret read from a file (`sds_config.path_config_source.path`), by name. */
+export interface SdsRef {
+  name: string;
+  path: string;
+}
+
+export interface SanMatcherModel {
+  type: 'URI' | 'DNS';
+  match: StringMatch;
+}
+
+/** A CertificateValidationContext: the trust bundle and the names the peer must have. */
+export interface ValidationModel {
+  trustedCa?: DataSourceModel;
+  /** Any one must match one SAN of its type (Envoy's `match_typed_subject_alt_names`); none: any name. */
+  sans: SanMatcherModel[];
+}
+
+/** A TLS secret: what an SDS resource carries. */
+export type SecretModel = { name: string; kind: 'tls_certificate'; certificate: TlsCertificateModel } | { name: string; kind: 'validation_context'; validation: ValidationModel };
+
+/** CommonTlsContext, as the proxy uses it. */
+export interface TlsContextModel {
+  /** Our certificate: inline (`tls_certificates`) or by SDS (`tls_certificate_sds_secret_configs`). */
+  certificate?: { kind: 'inline'; value: TlsCertificateModel } | { kind: 'sds'; ref: SdsRef };
+  /**
+   * How the peer is verified: an inline validation context, one by SDS, or both
+   * (`combined_validation_context`: the SDS one's trusted CA wins, SAN matchers add up).
+   * Absent: the peer's certificate is not verified (Envoy's behaviour without one).
+   */
+  validation?: { inline?: ValidationModel; sds?: SdsRef };
+  /** ALPN protocols offered/accepted, in preference order. */
+  alpn: string[];
+}
+
+export interface DownstreamTlsModel extends TlsContextModel {
+  requireClientCertificate: boolean;
+}
+
+export interface UpstreamTlsModel extends TlsContextModel {
+  /** SNI sent; empty: none. */
+  sni: string;
 }
 
 export type EndpointHealth = 'healthy' | 'unhealthy' | 'draining' | 'timeout' | 'degraded';

@@ -11,6 +11,7 @@ import { ListenerManager, type DrainMode, type HandOff, type ListenerLimits, typ
 import { RateLimiter } from './data/rate-limit.js';
 import { selfTestH1, warmUp, type SelfTestOptions } from './data/self-test.js';
 import { ProxyStats } from './stats.js';
+import { SecretStore, TlsContexts, isWarming } from './data/tls.js';
 import { fromEnvoyJson, translateResource, type ResourceTypeUrl } from './translate/index.js';
 import type { AdsClient } from './xds/ads-client.js';
 import { ConfigStore } from './xds/config-store.js';
@@ -119,6 +120,9 @@ export class Proxy {
   readonly store: ConfigStore;
   readonly clusters = new ClusterManager();
   private readonly listeners: ListenerManager;
+  /** SDS secrets from files and the TLS contexts built from them (data/tls.ts). */
+  readonly secrets: SecretStore;
+  private readonly tls: TlsContexts;
   private ads: AdsClient | undefined;
   private learner: DependencyLearner | undefined;
   private statusReporter: SidecarStatusReporter | undefined;
@@ -141,7 +145,12 @@ export class Proxy {
     this.store = loadStaticResources(opts.staticResources);
     this.current = this.store.snapshot;
     this.fixed = new Set(opts.sockets.map((s) => s.name));
+    this.secrets = new SecretStore(this.logger, this.stats);
+    this.tls = new TlsContexts(this.secrets, this.logger);
+    this.clusters.tls = this.tls;
+    this.clusters.stats = this.stats;
     const ctx: HttpContext = {
+      tls: this.tls,
       snapshot: () => this.current,
       settling: () => this.settling,
       clusters: this.clusters,
@@ -280,6 +289,8 @@ export class Proxy {
 
   /** Swaps in a snapshot: cluster runtimes first, so routes never see a missing cluster. */
   private apply(s: ProxySnapshot): void {
+    // Resolving each TLS context now starts reading and watching its SDS files.
+    this.tlsWarming(s);
     this.clusters.apply(s);
     this.current = s;
     this.learner?.onSnapshot(s);
@@ -289,9 +300,29 @@ export class Proxy {
     return this.current;
   }
 
-  /** Ready when the sockets listen and, with a control plane, the first listeners and clusters arrived. */
+  /**
+   * TLS contexts that cannot serve yet, by listener or cluster (Envoy: warming), with the secrets
+   * they wait for. A warming listener closes its TLS connections; a warming cluster answers 503.
+   */
+  tlsWarming(s: ProxySnapshot = this.current): string[] {
+    const out: string[] = [];
+    for (const l of s.listeners.values()) {
+      const t = l.transport?.tls;
+      const r = t && this.tls.resolve(t);
+      if (r && isWarming(r)) out.push(`listener ${l.name}: ${r.warming}`);
+    }
+    for (const c of s.clusters.values()) {
+      const r = c.tls && this.tls.resolve(c.tls);
+      if (r && isWarming(r)) out.push(`cluster ${c.name}: ${r.warming}`);
+    }
+    return out;
+  }
+
+  /** Ready when the sockets listen, every TLS context has its secrets and, with a control plane, the first listeners and clusters arrived. */
   ready(): true | string {
     if (this.warming) return 'warming up';
+    const tls = this.tlsWarming();
+    if (tls.length) return `TLS warming: ${tls.join('; ')}`;
     if (!this.ads) return true;
     const missing = [TYPE_URL.cluster, TYPE_URL.listener].filter((t) => !this.ads!.received.has(t));
     return missing.length ? `waiting for ${missing.map((t) => t.split('.').pop()).join(', ')}` : true;
@@ -338,6 +369,7 @@ export class Proxy {
           node: { id: this.opts.node.id, cluster: this.opts.node.cluster, metadata: this.opts.node.metadata, locality: this.opts.node.locality },
           xds: this.opts.xds ? { ...this.opts.xds, pilot: this.ads?.pilotId ?? null, connected: this.ads?.connected ?? false } : null,
           learned_dependencies: this.learner?.dump() ?? null,
+          tls: { warming: this.tlsWarming(), sds_files: this.secrets.status() },
           ...(this.store.dump() as object),
         }),
         '/clusters': () => ({ clusters: this.clusters.all().map((c) => c.summary()), warming: this.store.warmingClusters() }),
@@ -369,6 +401,7 @@ export class Proxy {
     this.statusReporter?.stop();
     await this.listeners.drain(drainMs, mode, spreadMs, handOff);
     this.clusters.close();
+    this.secrets.close();
     await this.admin?.close();
   }
 

@@ -20,6 +20,12 @@ export class ProxyStats {
   /** Requests the RBAC filter denied / let through, by listener and the policy that decided ('' when none did). */
   readonly rbacDenied: Counter<'listener' | 'policy'>;
   readonly rbacAllowed: Counter<'listener' | 'policy'>;
+  /** TLS handshakes by side (downstream, upstream) and result (`success` or Envoy's failure stat name). */
+  readonly tlsHandshakes: Counter<'side' | 'result'>;
+  /** Downstream connections closed because no filter chain matches their transport (STRICT: plaintext), or their TLS context is warming. */
+  readonly noFilterChain: Counter<'listener' | 'transport'>;
+  /** SDS file reads by result (accepted, rejected, error). */
+  readonly sdsUpdates: Counter<'result'>;
 
   constructor(readonly registry: Registry) {
     const registers = [registry];
@@ -39,6 +45,19 @@ export class ProxyStats {
       labelNames: ['side'],
       registers,
     });
+    this.tlsHandshakes = new Counter({
+      name: 'octo_proxy_tls_handshakes_total',
+      help: 'TLS handshakes by side (downstream, upstream) and result (success, fail_verify_san, fail_verify_error, fail_verify_no_cert, connection_error, warming).',
+      labelNames: ['side', 'result'],
+      registers,
+    });
+    this.noFilterChain = new Counter({
+      name: 'octo_proxy_no_filter_chain_total',
+      help: 'Downstream connections closed because no filter chain matches their transport (tls, raw_buffer).',
+      labelNames: ['listener', 'transport'],
+      registers,
+    });
+    this.sdsUpdates = new Counter({ name: 'octo_proxy_sds_updates_total', help: 'SDS file reads by result (accepted, rejected, error).', labelNames: ['result'], registers });
     this.rbacDenied = new Counter({ name: 'octo_proxy_rbac_denied_total', help: 'Requests denied by the RBAC filter (403), by the DENY policy that matched (empty: no ALLOW policy matched).', labelNames: ['listener', 'policy'], registers });
     this.rbacAllowed = new Counter({ name: 'octo_proxy_rbac_allowed_total', help: 'Requests the RBAC filter let through, by the ALLOW policy that matched (empty: no ALLOW filter).', labelNames: ['listener', 'policy'], registers });
     this.ejections = new Counter({ name: 'octo_proxy_outlier_ejections_total', help: 'Hosts ejected by outlier detection.', labelNames: ['cluster'], registers });

@@ -105,6 +105,8 @@ class AttemptRun {
   /** A retry's backoff in progress. */
   private backoff: NodeJS.Timeout | undefined;
   private last: { status: number; reason: string } = { status: 503, reason: 'no-healthy-upstream' };
+  /** The last failed attempt's own reason (an upstream TLS refusal names Envoy's), if it had one. */
+  private failReason: string | undefined;
   /** The host of the previous attempt: a retry prefers another. */
   private prev: Host | undefined;
   /** This request holds one of the circuit breaker's retry slots (from backoff to outcome). */
@@ -190,6 +192,7 @@ class AttemptRun {
       res.body.on('close', () => host.active--);
     } else {
       outcome = this.perTryFired || this.routeTimedOut ? { kind: 'timeout' } : { kind: err instanceof AttemptError ? err.kind : 'reset' };
+      this.failReason = err instanceof AttemptError ? err.reason : undefined;
       host.active--;
     }
     this.cluster.report(host, hostResult(outcome));
@@ -211,7 +214,7 @@ class AttemptRun {
         outcome.kind === 'timeout'
           ? { status: 504, reason: 'upstream-per-try-timeout' }
           : outcome.kind === 'connect-failure'
-            ? { status: 503, reason: 'upstream-connect-failure' }
+            ? { status: 503, reason: this.failReason ?? 'upstream-connect-failure' }
             : { status: 503, reason: 'upstream-reset' };
     this.attempt++;
     this.retryOrStop();

@@ -1,6 +1,11 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import tls from 'node:tls';
+import type { ProxyStats } from '../stats.js';
+import { AttemptError } from './upstream.js';
+import { SAN_MISMATCH, handshakeFailure, isWarming, sansMatch, tlsErrors, tlsFailure, type ReadyTls, type TlsContexts } from './tls.js';
+import type { SocketAddr } from '../model.js';
 import type { ClusterModel, ProxySnapshot } from '../model.js';
 import { endpointsOf } from '../model.js';
 import { H1Pool } from './h1-client.js';
@@ -27,11 +32,75 @@ export class ClusterRuntime {
   readonly counters = { overflow: 0, retryOverflow: 0, ejections: 0, retries: 0 };
   private sweeper: NodeJS.Timeout | undefined;
 
-  constructor(public model: ClusterModel) {
+  constructor(
+    public model: ClusterModel,
+    private readonly tlsContexts?: TlsContexts,
+    private readonly stats?: ProxyStats,
+  ) {
     this.hosts = new HostSet(model);
     this.agent = makeAgent(model);
     this.h1 = new H1Pool(model.circuitBreakers.maxConnections, model.connectTimeoutMs, model.maxRequestsPerConnection);
+    this.h1.connect = (addr) => this.tlsConnect(addr);
     this.scheduleSweep();
+  }
+
+  /** The TLS context for new connections, or why there is none yet; undefined for a plaintext cluster. */
+  private tlsReady(): ReadyTls | string | undefined {
+    const t = this.model.tls;
+    if (!t) return undefined;
+    if (!this.tlsContexts) return 'no TLS support in this proxy instance';
+    const r = this.tlsContexts.resolve(t);
+    return isWarming(r) ? r.warming : r;
+  }
+
+  /** Why this TLS cluster cannot connect yet (its SDS secrets are missing), or undefined. */
+  tlsWarming(): string | undefined {
+    const r = this.tlsReady();
+    return typeof r === 'string' ? r : undefined;
+  }
+
+  /**
+   * A new TLS connection to `addr` for the lean HTTP/1.1 client or an HTTP/2 session (undefined:
+   * plaintext). The peer must chain to the trust bundle and, with SAN matchers, carry a matching
+   * URI/DNS SAN (the host name is not checked otherwise: mesh peers are named by SPIFFE ID).
+   * A refusal is counted by Envoy's reason and fails the attempt with it.
+   */
+  tlsConnect(addr: SocketAddr, alpn?: string[]): tls.TLSSocket | undefined {
+    const r = this.tlsReady();
+    if (r === undefined) return undefined;
+    if (typeof r === 'string') throw new AttemptError('connect-failure', `upstream TLS not ready: ${r}`, 'upstream-tls-warming');
+    const t = this.model.tls!;
+    const want = this.model.protocol === 'http2' ? 'h2' : 'http/1.1';
+    // Offer only the protocol this cluster speaks (HTTP/2 always offers h2, as Envoy does).
+    const offer = alpn ?? (want === 'h2' || r.alpn.includes(want) ? [want] : []);
+    const s = tls.connect({
+      ...(addr.kind === 'tcp' ? { host: addr.host, port: addr.port } : { path: addr.path }),
+      secureContext: r.secureContext,
+      rejectUnauthorized: r.verify,
+      ...(t.sni ? { servername: t.sni } : {}),
+      ...(offer.length ? { ALPNProtocols: offer } : {}),
+      checkServerIdentity: (_host, cert) =>
+        sansMatch(r.sans, cert.subjectaltname) ? undefined : Object.assign(new Error(`upstream certificate SANs (${cert.subjectaltname ?? 'none'}) match no subject_alt_names matcher`), { code: SAN_MISMATCH }),
+    });
+    s.setNoDelay(true);
+    let secured = false;
+    s.once('secureConnect', () => {
+      secured = true;
+      this.stats?.tlsHandshakes.inc({ side: 'upstream', result: 'success' });
+    });
+    s.once('error', (err: Error & { code?: string }) => {
+      if (secured) return;
+      const result = handshakeFailure(err);
+      this.stats?.tlsHandshakes.inc({ side: 'upstream', result });
+      tlsErrors.set(s, new AttemptError('connect-failure', `upstream connect error: TLS ${result}: ${err.message}`, `upstream-tls-${result.replace(/_/g, '-')}`));
+    });
+    return s;
+  }
+
+  /** The TLS failure that ended an HTTP/2 session's connection, if that is what ended it. */
+  sessionError(session: http2.ClientHttp2Session): AttemptError | undefined {
+    const s = session.socket as unknown;
+    return s instanceof tls.TLSSocket ? tlsFailure(s) : undefined;
   }
 
   setModel(m: ClusterModel): void {
@@ -111,10 +180,14 @@ export class ClusterRuntime {
     let s = this.sessions.get(host.key);
     if (s && !s.closed && !s.destroyed) return s;
     const a = host.address;
-    s =
-      a.kind === 'tcp'
-        ? http2.connect(`http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`)
-        : http2.connect('http://localhost', { createConnection: () => net.connect(a.path) });
+    if (this.model.tls) {
+      const socket = this.tlsConnect(a, ['h2'])!;
+      s = http2.connect(a.kind === 'tcp' ? `https://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}` : 'https://localhost', { createConnection: () => socket });
+    } else
+      s =
+        a.kind === 'tcp'
+          ? http2.connect(`http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`)
+          : http2.connect('http://localhost', { createConnection: () => net.connect(a.path) });
     const session = s;
     session.on('error', () => undefined);
     session.on('close', () => {
@@ -174,11 +247,14 @@ function makeAgent(m: ClusterModel): http.Agent {
 /** All clusters in force; follows the snapshot, keeping runtime state of clusters that stay. */
 export class ClusterManager {
   private readonly clusters = new Map<string, ClusterRuntime>();
+  /** TLS contexts for clusters with a transport socket (set by the Proxy). */
+  tls: TlsContexts | undefined;
+  stats: ProxyStats | undefined;
 
   apply(s: ProxySnapshot): void {
     for (const [name, model] of s.clusters) {
       let c = this.clusters.get(name);
-      if (!c) this.clusters.set(name, (c = new ClusterRuntime(model)));
+      if (!c) this.clusters.set(name, (c = new ClusterRuntime(model, this.tls, this.stats)));
       else if (c.model !== model) c.setModel(model);
       c.hosts.update(endpointsOf(s, model));
     }

@@ -2,9 +2,10 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { SocketAddr } from '../model.js';
 import { parseResponseHead } from './h1-fast.js';
-import { FAST_PARSE, HTTPParser, LeanBody, Outbox, toHeaders, type Parser } from './lean-http.js';
+import { FAST_PARSE, HTTPParser, LeanBody, Outbox, readDirect, toHeaders, type Parser } from './lean-http.js';
 import { AttemptError, Outcome, type Attempt, type BodySink, type Headers, type Settled, type UpstreamRequest, type UpstreamResponse } from './upstream.js';
 import { contained } from './contain.js';
+import { tlsFailure } from './tls.js';
 
 /**
  * A lean HTTP/1.1 client for upstream requests: our own keep-alive pool per host and Node's
@@ -106,10 +107,16 @@ class Connection {
         return true;
       },
     };
-    this.socket = addr.kind === 'tcp' ? net.connect({ host: addr.host, port: addr.port, noDelay: true, onread }) : net.connect({ path: addr.path, onread });
+    // A TLS cluster's connection (ClusterRuntime.tlsConnect): the TLS layer's plaintext is read
+    // into the same buffer when its handle allows it (TLSWrap does), else through `data` events.
+    const secure = pool.connect?.(addr);
+    if (secure) {
+      this.socket = secure;
+      if (!readDirect(secure, READ_BUFFER, onread.callback)) secure.on('data', (b: Buffer) => onread.callback(b.length, b));
+    } else this.socket = addr.kind === 'tcp' ? net.connect({ host: addr.host, port: addr.port, noDelay: true, onread }) : net.connect({ path: addr.path, onread });
     this.out = new Outbox(this.socket);
     const timer = setTimeout(() => this.socket.destroy(new AttemptError('connect-failure', 'upstream connect timeout')), connectTimeoutMs);
-    this.socket.once('connect', () => {
+    this.socket.once(secure ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
       this.connected = true;
     });
@@ -144,7 +151,7 @@ class Connection {
     this.socket.on('close', () => {
       clearTimeout(timer);
       this.parser.finish();
-      const err = new AttemptError(this.connected ? 'reset' : 'connect-failure', this.connected ? 'upstream reset' : 'upstream connect error');
+      const err = (secure && tlsFailure(secure)) || new AttemptError(this.connected ? 'reset' : 'connect-failure', this.connected ? 'upstream reset' : 'upstream connect error');
       this.outcome?.reject(err);
       this.outcome = undefined;
       this.body?.fail(err);
@@ -268,6 +275,8 @@ class Connection {
  * beyond wait in a queue (the circuit breaker's "pending" requests). Most recently used first.
  */
 export class H1Pool {
+  /** Opens a TLS connection to a host for a TLS cluster (undefined: plaintext); see ClusterRuntime.tlsConnect. */
+  connect: ((addr: SocketAddr) => net.Socket | undefined) | undefined;
   private readonly idleByHost = new Map<string, Connection[]>();
   private readonly waiting: { key: string; addr: SocketAddr; go: (c: Connection) => void }[] = [];
   total = 0;

@@ -1,3 +1,6 @@
+import tls from 'node:tls';
+import { peerPrincipal } from './peer.js';
+import type { TlsContexts } from './tls.js';
 import { randomBytes } from 'node:crypto';
 import type http from 'node:http';
 import type http2 from 'node:http2';
@@ -15,6 +18,20 @@ import { RBAC_DENIED_BODY, RBAC_DENIED_REASON, RBAC_POLICY_HEADER, connectionPri
 /** The header naming why the proxy answered a request itself (see the README for values). */
 export const REASON_HEADER = 'x-octo-reason';
 
+const peers = new WeakMap<object, { principal?: string; serial?: string }>();
+/** The access log's view of a TLS peer, once per connection. */
+function downstreamPeer(socket: unknown): { downstream_peer?: { principal?: string; serial?: string } } {
+  if (!(socket instanceof tls.TLSSocket)) return {};
+  let p = peers.get(socket);
+  if (!p) {
+    const principal = peerPrincipal(socket);
+    const serial = socket.getPeerCertificate()?.serialNumber;
+    p = { ...(principal ? { principal } : {}), ...(serial ? { serial } : {}) };
+    peers.set(socket, p);
+  }
+  return { downstream_peer: p };
+}
+
 /** One JSON access-log entry per request. */
 export interface AccessLogEntry {
   time: string;
@@ -31,6 +48,8 @@ export interface AccessLogEntry {
   attempts: number;
   duration_ms: number;
   trace_id: string;
+  /** On a TLS connection: the verified peer's URI SAN and its certificate's serial (Envoy's %DOWNSTREAM_PEER_URI_SAN%, %DOWNSTREAM_PEER_SERIAL%). */
+  downstream_peer?: { principal?: string; serial?: string };
 }
 
 /** What the HTTP data path needs from the rest of the proxy. */
@@ -49,6 +68,8 @@ export interface HttpContext {
    * is routed once more (and gets `404 no-route` if it still has none).
    */
   learn?(listener: string, authority: string): Promise<void> | undefined;
+  /** TLS contexts and SDS secrets (data/tls.ts); without it, TLS listeners and clusters are not served. */
+  tls?: TlsContexts;
 }
 
 /** The part of `http.IncomingMessage` / `http2.Http2ServerRequest` / LeanRequest the proxy uses. */
@@ -204,6 +225,7 @@ class Exchange implements RequestState {
       attempts: this.attempts,
       duration_ms: Math.round(durMs * 1000) / 1000,
       trace_id: this.trace.traceId,
+      ...downstreamPeer(this.req.socket),
     });
   }
 

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import tls from 'node:tls';
 import { unlinkSync } from 'node:fs';
 import type { Logger } from '@octo-mesh/runtime';
 import type { ProxySnapshot, SocketAddr } from '../model.js';
@@ -13,7 +14,15 @@ import { requestFramingError } from './h1-strict.js';
 import { reportContainedErrors } from './contain.js';
 import { DEFAULT_OVERLOAD, OverloadMonitor, type OverloadThresholds } from './overload.js';
 import { deadline } from './timer-list.js';
-import { DEFAULT_HTTP_TIMEOUTS } from '../model.js';
+import { DEFAULT_HTTP_TIMEOUTS, type DownstreamTlsModel, type HttpTimeouts, type ListenerModel, type ListenerTransport } from '../model.js';
+import { handshakeFailure, isWarming, sansMatch, type ReadyTls, type TlsContexts } from './tls.js';
+
+/** tls.Servers by the TLS context they serve (a new context after a rotation gets a new one). */
+const tlsServers = new WeakMap<ReadyTls, Map<string, tls.Server>>();
+/** Raw sockets in a TLS handshake: cancels the handshake's deadline. */
+const tlsHandshaking = new WeakMap<net.Socket, () => void>();
+/** Lean HTTP/1.1 connections over TLS: a handover drain closes them instead of moving them. */
+const tlsLean = new WeakSet<LeanConnection>();
 
 /**
  * Bounds on downstream connections (the settings `listenerConnectionLimit` and `overload*`; see
@@ -394,6 +403,113 @@ export class ListenerManager {
     });
     socket.on('error', () => undefined);
     const l = this.ctx.snapshot().listeners.get(name) ?? this.pending?.listeners.get(name);
+    if (l?.transport && this.ctx.tls) {
+      this.inspect(name, socket, l.transport, l.filter.kind === 'http' ? l.filter.timeouts : DEFAULT_HTTP_TIMEOUTS, this.ctx.tls);
+      return;
+    }
+    this.dispatch(name, socket, l);
+  }
+
+  /**
+   * The TLS inspector: the first byte tells a TLS ClientHello (a handshake record, 0x16; RFC 8446
+   * §5.1) from plaintext, which picks the filter chain (Envoy's `transport_protocol` match). No
+   * chain for it: closed and counted (STRICT refuses plaintext). A TLS connection is terminated
+   * with the chain's current context (a rotated certificate serves new connections; open ones
+   * keep theirs) and then served as a plaintext one is.
+   */
+  private inspect(name: string, socket: net.Socket, t: ListenerTransport, timeouts: HttpTimeouts, contexts: TlsContexts): void {
+    const silent = timeouts.idleMs > 0 ? deadline(timeouts.idleMs, () => socket.destroy()) : undefined;
+    socket.once('close', () => {
+      silent?.cancel();
+      this.sniffing.delete(socket);
+    });
+    const onFirst = (chunk: Buffer) => {
+      silent?.cancel();
+      this.sniffing.delete(socket);
+      socket.pause();
+      socket.unshift(chunk);
+      const current = this.ctx.snapshot().listeners.get(name) ?? this.pending?.listeners.get(name);
+      const transport = current?.transport ?? t;
+      if (chunk[0] !== 0x16) {
+        if (!transport.plaintext) {
+          this.ctx.stats.noFilterChain.inc({ listener: name, transport: 'raw_buffer' });
+          socket.destroy();
+          return;
+        }
+        this.dispatch(name, socket, current);
+        if (current?.filter.kind !== 'tcp') socket.resume();
+        return;
+      }
+      if (!transport.tls) {
+        this.ctx.stats.noFilterChain.inc({ listener: name, transport: 'tls' });
+        socket.destroy();
+        return;
+      }
+      const ready = contexts.resolve(transport.tls);
+      if (isWarming(ready)) {
+        this.ctx.stats.tlsHandshakes.inc({ side: 'downstream', result: 'warming' });
+        this.logger.warn('TLS connection closed: the filter chain is warming', { listener: name, why: ready.warming });
+        socket.destroy();
+        return;
+      }
+      this.tlsServer(name, ready, transport.tls).emit('connection', socket);
+      // The handshake is bounded like a silent connection.
+      const hs = timeouts.headersMs > 0 ? deadline(timeouts.headersMs, () => socket.destroy()) : undefined;
+      if (hs) socket.once('close', () => hs.cancel());
+      tlsHandshaking.set(socket, () => hs?.cancel());
+    };
+    this.sniffing.set(socket, { name, onFirst, silent });
+    socket.once('data', onFirst);
+    if (this.retireSilent) this.retireSilent(socket);
+  }
+
+  /** One `tls.Server` per listener and TLS context in force; it never listens, connections are handed to it. */
+  private tlsServer(name: string, ready: ReadyTls, model: DownstreamTlsModel): tls.Server {
+    let byName = tlsServers.get(ready);
+    if (!byName) tlsServers.set(ready, (byName = new Map()));
+    let server = byName.get(name);
+    if (server) return server;
+    server = tls.createServer({
+      ...ready.options,
+      requestCert: ready.verify,
+      // Verified below, so that each refusal is counted by its reason.
+      rejectUnauthorized: false,
+      ...(ready.alpn.length ? { ALPNProtocols: ready.alpn } : {}),
+    });
+    server.on('secureConnection', (ts: tls.TLSSocket) => {
+      const raw = (ts as unknown as { _parent?: net.Socket })._parent;
+      if (raw) tlsHandshaking.get(raw)?.();
+      const fail = (result: string, detail: string) => {
+        this.ctx.stats.tlsHandshakes.inc({ side: 'downstream', result });
+        this.logger.warn('downstream TLS refused', { listener: name, result, detail });
+        ts.destroy();
+      };
+      if (ready.verify) {
+        const cert = ts.getPeerCertificate();
+        const presented = cert && Object.keys(cert).length > 0;
+        if (!presented) {
+          if (model.requireClientCertificate) return fail('fail_verify_no_cert', 'no client certificate');
+        } else if (!ts.authorized) return fail('fail_verify_error', String(ts.authorizationError));
+        else if (!sansMatch(ready.sans, cert.subjectaltname)) return fail('fail_verify_san', `SANs ${cert.subjectaltname ?? '(none)'} match no matcher`);
+      }
+      this.ctx.stats.tlsHandshakes.inc({ side: 'downstream', result: 'success' });
+      ts.on('error', () => undefined);
+      this.dispatch(name, ts, this.ctx.snapshot().listeners.get(name));
+      if (!ts.isPaused() || this.ctx.snapshot().listeners.get(name)?.filter.kind !== 'tcp') ts.resume();
+    });
+    server.on('tlsClientError', (err: Error, ts: tls.TLSSocket) => {
+      const result = handshakeFailure(err);
+      this.ctx.stats.tlsHandshakes.inc({ side: 'downstream', result });
+      this.logger.warn('downstream TLS handshake failed', { listener: name, result, error: err.message });
+      ts.destroy();
+    });
+    byName.set(name, server);
+    return server;
+  }
+
+  /** Serves an accepted (or TLS-terminated) connection by the listener's network filter. */
+  private dispatch(name: string, socket: net.Socket, l: ListenerModel | undefined): void {
+    const isTls = socket instanceof tls.TLSSocket;
     const timeouts = l?.filter.kind === 'http' ? l.filter.timeouts : DEFAULT_HTTP_TIMEOUTS;
     if (l?.filter.kind === 'tcp') {
       void handleTcp(this.ctx.clusters, this.ctx.stats, name, l.filter, socket, this.ctx.random);
@@ -414,6 +530,7 @@ export class ListenerManager {
       const isH2 = chunk.subarray(0, H2_PREFACE.length).equals(H2_PREFACE.subarray(0, Math.min(chunk.length, H2_PREFACE.length)));
       if (!isH2 && !NODE_SERVER) {
         const conn = new LeanConnection(socket, this.hooksFor(name), timeouts);
+        if (isTls) tlsLean.add(conn);
         this.lean.set(conn, name);
         socket.once('close', () => this.lean.delete(conn));
         socket.resume();
@@ -442,9 +559,10 @@ export class ListenerManager {
       // The HTTP/2 session reads the buffered preface itself and then consumes the socket natively.
       if (!isH2) socket.resume();
     };
-    this.sniffing.set(socket, { name, onFirst, silent });
+    // A TLS connection cannot move to another process (its session state is here): it is not offered.
+    if (!isTls) this.sniffing.set(socket, { name, onFirst, silent });
     socket.once('data', onFirst);
-    if (this.retireSilent) this.retireSilent(socket);
+    if (this.retireSilent && !isTls) this.retireSilent(socket);
   }
 
   /**
@@ -608,7 +726,7 @@ export class ListenerManager {
     const handing = new Set<Promise<void>>();
     this.retireLean = (c, name) =>
       later(() => {
-        if (!give) return c.close(handover);
+        if (!give || tlsLean.has(c)) return c.close(handover);
         c.handOver((socket) => {
           this.lean.delete(c);
           this.sockets.delete(socket);

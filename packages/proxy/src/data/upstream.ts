@@ -52,6 +52,8 @@ export class AttemptError extends Error {
   constructor(
     readonly kind: 'connect-failure' | 'reset' | 'timeout',
     message: string,
+    /** The local reply's reason when this attempt is the last one (default by kind), e.g. `upstream-tls-fail-verify-san`. */
+    readonly reason?: string,
   ) {
     super(message);
   }
@@ -139,6 +141,14 @@ export function requestH1WithNode(): void {
 
 /** Starts an attempt over the cluster's pool for its protocol. */
 export function startAttempt(c: ClusterRuntime, host: Host, req: UpstreamRequest): Attempt {
+  if (c.model.tls) {
+    // A cluster whose TLS secrets are not there yet is warming (Envoy serves no traffic to it).
+    const why = c.tlsWarming();
+    if (why) return failedAttempt(new AttemptError('connect-failure', `upstream TLS not ready: ${why}`, 'upstream-tls-warming'));
+    // TLS upstreams always use the lean HTTP/1.1 client (its connections are made by ClusterRuntime.tlsConnect).
+    if (c.model.protocol === 'http2') return h2Attempt(c, host, req);
+    return c.h1.request(host.key, host.address, req);
+  }
   if (c.model.protocol === 'http2') return h2Attempt(c, host, req);
   return NODE_CODEC ? h1Attempt(c, host, req) : c.h1.request(host.key, host.address, req);
 }
@@ -201,7 +211,7 @@ function h2Attempt(c: ClusterRuntime, host: Host, r: UpstreamRequest): Attempt {
       clearTimeout(connectTimer);
     });
   }
-  const stream = session.request({ ...r.headers, ':method': r.method, ':path': r.path, ':authority': r.authority, ':scheme': 'http' });
+  const stream = session.request({ ...r.headers, ':method': r.method, ':path': r.path, ':authority': r.authority, ':scheme': c.model.tls ? 'https' : 'http' });
   let trailers: Headers | undefined;
   stream.on('trailers', (t) => {
     trailers = t as Headers;
@@ -215,10 +225,14 @@ function h2Attempt(c: ClusterRuntime, host: Host, r: UpstreamRequest): Attempt {
   stream.on('error', (err) => {
     clearTimeout(connectTimer);
     if (err instanceof AttemptError) return outcome.reject(err);
+    const tlsErr = c.sessionError(session);
+    if (tlsErr) return outcome.reject(tlsErr);
     outcome.reject(new AttemptError(connected ? 'reset' : 'connect-failure', `upstream ${connected ? 'reset' : 'connect error'}: ${err.message}`));
   });
   stream.on('close', () => {
     clearTimeout(connectTimer);
+    const tlsErr = c.sessionError(session);
+    if (tlsErr) return outcome.reject(tlsErr);
     // A stream closed before any response (RST_STREAM without error, session gone).
     outcome.reject(new AttemptError(connected ? 'reset' : 'connect-failure', `upstream ${connected ? 'reset' : 'connect error'}: stream closed (code ${stream.rstCode ?? 0})`));
   });

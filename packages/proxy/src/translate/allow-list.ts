@@ -52,6 +52,18 @@ import {
   HttpProtocolOptions,
   HttpProtocolOptions_ExplicitHttpConfig,
 } from '@octo-mesh/proto/gen/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
+import { PathConfigSource } from '@octo-mesh/proto/gen/envoy/config/core/v3/config_source.js';
+import { TransportSocket } from '@octo-mesh/proto/gen/envoy/config/core/v3/base.js';
+import { FilterChainMatch, ListenerFilter } from '@octo-mesh/proto/gen/envoy/config/listener/v3/listener_components.js';
+import { TlsInspector } from '@octo-mesh/proto/gen/envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.js';
+import {
+  CommonTlsContext,
+  CommonTlsContext_CombinedCertificateValidationContext,
+  DownstreamTlsContext,
+  UpstreamTlsContext,
+} from '@octo-mesh/proto/gen/envoy/extensions/transport_sockets/tls/v3/tls.js';
+import { CertificateValidationContext, SubjectAltNameMatcher, TlsCertificate } from '@octo-mesh/proto/gen/envoy/extensions/transport_sockets/tls/v3/common.js';
+import { SdsSecretConfig, Secret } from '@octo-mesh/proto/gen/envoy/extensions/transport_sockets/tls/v3/secret.js';
 import { RBAC as RbacFilter } from '@octo-mesh/proto/gen/envoy/extensions/filters/http/rbac/v3/rbac.js';
 import { Permission, Permission_Set, Policy, Principal, Principal_Authenticated, Principal_Set, RBAC as RbacRules } from '@octo-mesh/proto/gen/envoy/config/rbac/v3/rbac.js';
 import { PathMatcher } from '@octo-mesh/proto/gen/envoy/type/matcher/v3/path.js';
@@ -286,6 +298,54 @@ export const ROUTE_CONFIGURATION = rule(
   { metadata: METADATA },
 );
 
+// --- TLS (transport sockets and SDS secrets) -------------------------------------------------------
+
+const TLS_DATA_SOURCE = {
+  ...rule('envoy.config.core.v3.DataSource', DataSource, { inline_string: true, inline_bytes: true, filename: true }),
+  context: 'TLS certificates, keys and trust bundles',
+};
+const SDS_CONFIG_SOURCE = {
+  ...rule(
+    'envoy.config.core.v3.ConfigSource',
+    ConfigSource,
+    { path_config_source: rule('envoy.config.core.v3.PathConfigSource', PathConfigSource, { path: true }) },
+    { resource_api_version: 'only v3 exists' },
+  ),
+  context: 'SDS (`sds_config`): secrets come from files only',
+};
+const SDS_SECRET_CONFIG = rule('envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig', SdsSecretConfig, { name: true, sds_config: SDS_CONFIG_SOURCE });
+export const TLS_CERTIFICATE = rule('envoy.extensions.transport_sockets.tls.v3.TlsCertificate', TlsCertificate, { certificate_chain: TLS_DATA_SOURCE, private_key: TLS_DATA_SOURCE });
+export const VALIDATION_CONTEXT = rule('envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext', CertificateValidationContext, {
+  trusted_ca: TLS_DATA_SOURCE,
+  match_typed_subject_alt_names: rule('envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher', SubjectAltNameMatcher, { san_type: true, matcher: STRING_MATCHER }),
+});
+const COMMON_TLS_CONTEXT = rule('envoy.extensions.transport_sockets.tls.v3.CommonTlsContext', CommonTlsContext, {
+  tls_certificates: TLS_CERTIFICATE,
+  tls_certificate_sds_secret_configs: SDS_SECRET_CONFIG,
+  validation_context: VALIDATION_CONTEXT,
+  validation_context_sds_secret_config: SDS_SECRET_CONFIG,
+  combined_validation_context: rule('envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.CombinedCertificateValidationContext', CommonTlsContext_CombinedCertificateValidationContext, {
+    default_validation_context: VALIDATION_CONTEXT,
+    validation_context_sds_secret_config: SDS_SECRET_CONFIG,
+  }),
+  alpn_protocols: true,
+});
+export const UPSTREAM_TLS_CONTEXT = rule('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', UpstreamTlsContext, { common_tls_context: COMMON_TLS_CONTEXT, sni: true });
+export const DOWNSTREAM_TLS_CONTEXT = rule('envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext', DownstreamTlsContext, {
+  common_tls_context: COMMON_TLS_CONTEXT,
+  require_client_certificate: true,
+});
+/** An SDS resource in a file (`sds_config.path_config_source`). */
+export const SECRET = rule('envoy.extensions.transport_sockets.tls.v3.Secret', Secret, { name: true, tls_certificate: TLS_CERTIFICATE, validation_context: VALIDATION_CONTEXT });
+/** `transport_socket` of a Cluster or FilterChain: `typed_config` is checked against the TLS context rules above. */
+const TRANSPORT_SOCKET = rule('envoy.config.core.v3.TransportSocket', TransportSocket, { name: true, typed_config: true });
+export const TLS_INSPECTOR = rule(
+  'envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
+  TlsInspector,
+  {},
+  { enable_ja3_fingerprinting: STATS, initial_read_buffer_size: 'the first read decides: a TLS record starts with 0x16' },
+);
+
 // --- Listener and its network filters ----------------------------------------------------------
 
 export const HTTP_CONNECTION_MANAGER = rule(
@@ -334,9 +394,14 @@ export const LISTENER = rule(
     filter_chains: rule(
       'envoy.config.listener.v3.FilterChain',
       FilterChain,
-      { filters: rule('envoy.config.listener.v3.Filter', Filter, { name: true, typed_config: true }) },
-      { name: 'a single filter chain needs no name', metadata: METADATA },
+      {
+        filters: rule('envoy.config.listener.v3.Filter', Filter, { name: true, typed_config: true }),
+        filter_chain_match: rule('envoy.config.listener.v3.FilterChainMatch', FilterChainMatch, { transport_protocol: true }),
+        transport_socket: TRANSPORT_SOCKET,
+      },
+      { name: 'chains are told apart by their match', metadata: METADATA },
     ),
+    listener_filters: rule('envoy.config.listener.v3.ListenerFilter', ListenerFilter, { name: true, typed_config: true }),
   },
   { stat_prefix: STATS, metadata: METADATA, access_log: ACCESS_LOG, traffic_direction: 'the listener name says which side it serves' },
 );
@@ -427,6 +492,7 @@ export const CLUSTER = rule(
     ring_hash_lb_config: rule('envoy.config.cluster.v3.Cluster.RingHashLbConfig', Cluster_RingHashLbConfig, { minimum_ring_size: true }),
     least_request_lb_config: rule('envoy.config.cluster.v3.Cluster.LeastRequestLbConfig', Cluster_LeastRequestLbConfig, { choice_count: true }),
     common_lb_config: rule('envoy.config.cluster.v3.Cluster.CommonLbConfig', Cluster_CommonLbConfig, { healthy_panic_threshold: true }),
+    transport_socket: TRANSPORT_SOCKET,
   },
   {
     alt_stat_name: STATS,
@@ -453,6 +519,10 @@ export const TOP_LEVEL_RULES: Readonly<Record<string, MessageRule>> = {
   Cluster: CLUSTER,
   HttpProtocolOptions: UPSTREAM_HTTP_PROTOCOL_OPTIONS,
   ClusterLoadAssignment: CLUSTER_LOAD_ASSIGNMENT,
+  UpstreamTlsContext: UPSTREAM_TLS_CONTEXT,
+  DownstreamTlsContext: DOWNSTREAM_TLS_CONTEXT,
+  Secret: SECRET,
+  TlsInspector: TLS_INSPECTOR,
 };
 
 // --- checking ----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import type { CircuitBreakerSpec, ClusterModel, EndpointHealth, EndpointSet, LbP
 import { HttpProtocolOptions } from '@octo-mesh/proto/gen/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
 import { CLUSTER, CLUSTER_LOAD_ASSIGNMENT, UPSTREAM_HTTP_PROTOCOL_OPTIONS, checkFields } from './allow-list.js';
 import { durationMs, guard, invalid, socketAddr } from './common.js';
+import { upstreamTls } from './tls.js';
 
 /** The one `typed_extension_protocol_options` key (and its type URL's message) the proxy reads. */
 export const UPSTREAM_HTTP_OPTIONS_KEY = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
@@ -56,6 +57,7 @@ export function translateCluster(c: Cluster): Result<ClusterModel> {
       circuitBreakers: circuitBreakers(c),
     };
     if (c.outlierDetection) out.outlier = outlier(c);
+    if (c.transportSocket) out.tls = upstreamTls(c.transportSocket, 'transport_socket');
     if (out.discovery === 'static') {
       if (!c.loadAssignment) invalid('load_assignment', 'is required for a STATIC cluster');
       const eps = endpointSet(c.loadAssignment, 'load_assignment');

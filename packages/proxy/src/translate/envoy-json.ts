@@ -10,6 +10,10 @@ import { TcpProxy } from '@octo-mesh/proto/gen/envoy/extensions/filters/network/
 import { TYPE_URL } from '@octo-mesh/proto/type-urls.js';
 import { HttpProtocolOptions } from '@octo-mesh/proto/gen/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
 import type { Result } from '../model.js';
+import { DownstreamTlsContext, UpstreamTlsContext } from '@octo-mesh/proto/gen/envoy/extensions/transport_sockets/tls/v3/tls.js';
+import { Secret } from '@octo-mesh/proto/gen/envoy/extensions/transport_sockets/tls/v3/secret.js';
+import { TlsInspector } from '@octo-mesh/proto/gen/envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.js';
+import { TLS_TYPE_URL } from './tls.js';
 import { UPSTREAM_HTTP_OPTIONS_TYPE_URL } from './cluster.js';
 import { FILTER_TYPE_URL } from './common.js';
 import { RBAC } from '@octo-mesh/proto/gen/envoy/extensions/filters/http/rbac/v3/rbac.js';
@@ -37,6 +41,10 @@ const CODECS: Record<string, JsonCodec> = {
   [FILTER_TYPE_URL.fault]: HTTPFault as JsonCodec,
   [RBAC_TYPE_URL]: RBAC as JsonCodec,
   [UPSTREAM_HTTP_OPTIONS_TYPE_URL]: HttpProtocolOptions as JsonCodec,
+  [TLS_TYPE_URL.upstream]: UpstreamTlsContext as JsonCodec,
+  [TLS_TYPE_URL.downstream]: DownstreamTlsContext as JsonCodec,
+  [TLS_TYPE_URL.secret]: Secret as JsonCodec,
+  [TLS_TYPE_URL.tlsInspector]: TlsInspector as JsonCodec,
 };
 
 /** Fields that hold a google.protobuf.Duration in the messages above. */

@@ -9,6 +9,11 @@ import { DEFAULT_HTTP_TIMEOUTS, type HttpFilterChain, type ListenerModel, type R
 import { FILTER, FILTER_TYPE_URL, durationMs, faultSpec, guard, invalid, rateLimitSpec, socketAddr } from './common.js';
 import { routeTable } from './route.js';
 import { RBAC_FILTER, rbacSpec } from './rbac.js';
+import { Filter, type FilterChain } from '@octo-mesh/proto/gen/envoy/config/listener/v3/listener_components.js';
+import { TlsInspector } from '@octo-mesh/proto/gen/envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.js';
+import { TLS_INSPECTOR } from './allow-list.js';
+import { TLS_INSPECTOR_FILTER, TLS_TYPE_URL, downstreamTls } from './tls.js';
+import type { DownstreamTlsModel, ListenerTransport } from '../model.js';
 
 /**
  * Translates one Listener. Only the first filter chain is used and it must hold exactly one
@@ -19,17 +24,70 @@ export function translateListener(l: Listener): Result<ListenerModel> {
   return guard(`listener ${JSON.stringify(l.name)}`, () => {
     if (!l.name) invalid('name', 'must not be empty');
     checkFields(LISTENER, l, '');
-    const chains = l.filterChains.length ? l.filterChains : l.defaultFilterChain ? [l.defaultFilterChain] : [];
-    if (chains.length !== 1) invalid('filter_chains', `exactly one filter chain is supported, got ${chains.length}`);
+    const chains = [...l.filterChains, ...(l.defaultFilterChain ? [l.defaultFilterChain] : [])];
+    if (chains.length === 0) invalid('filter_chains', 'a filter chain is required');
     const filters = chains[0]!.filters;
     if (filters.length !== 1) invalid('filter_chains[0].filters', `exactly one network filter is supported, got ${filters.length}`);
     const f = filters[0]!;
     const fp = 'filter_chains[0].filters[0]';
     if (!f.typedConfig) return invalid(`${fp}.typed_config`, 'is required');
+    const transport = listenerTransport(l, chains);
     const out: ListenerModel = { name: l.name, filter: networkFilter(f.typedConfig, fp) };
+    if (transport) out.transport = transport;
     if (l.address) out.address = socketAddr(l.address, 'address');
     return out;
   });
+}
+
+/**
+ * Filter chains chosen by transport: with the TLS inspector, a chain matching
+ * `transport_protocol: tls` (with a DownstreamTlsContext) and/or one matching `raw_buffer` (or
+ * any transport). Chains may differ only in transport: their network filters must be the same.
+ * Undefined for the plain single-chain listener.
+ */
+function listenerTransport(l: Listener, chains: FilterChain[]): ListenerTransport | undefined {
+  let inspector = false;
+  l.listenerFilters.forEach((lf, i) => {
+    const p = `listener_filters[${i}]`;
+    if (lf.name !== TLS_INSPECTOR_FILTER) invalid(`${p}.name`, `unsupported listener filter ${JSON.stringify(lf.name)} (only ${TLS_INSPECTOR_FILTER} is implemented)`);
+    if (lf.typedConfig) {
+      if (lf.typedConfig.typeUrl !== TLS_TYPE_URL.tlsInspector) invalid(`${p}.typed_config.type_url`, `expected ${TLS_TYPE_URL.tlsInspector}, got ${lf.typedConfig.typeUrl}`);
+      checkFields(TLS_INSPECTOR, decode(lf.typedConfig, TlsInspector, p), `${p}.typed_config`);
+    }
+    inspector = true;
+  });
+  const first = Filter.encode(chains[0]!.filters[0]!).finish();
+  let tls: DownstreamTlsModel | undefined;
+  let plaintext = false;
+  let tlsChain = -1;
+  let plainChain = -1;
+  const nChains = l.filterChains.length;
+  chains.forEach((c, i) => {
+    const cp = i < nChains ? `filter_chains[${i}]` : 'default_filter_chain';
+    if (i > 0 && (c.filters.length !== 1 || !Buffer.from(Filter.encode(c.filters[0]!).finish()).equals(Buffer.from(first))))
+      invalid(`${cp}.filters`, 'filter chains that differ in their network filters are not implemented: every chain must carry the same one (chains differ in transport only)');
+    const proto = c.filterChainMatch?.transportProtocol ?? '';
+    if (proto !== '' && proto !== 'tls' && proto !== 'raw_buffer') invalid(`${cp}.filter_chain_match.transport_protocol`, `must be tls or raw_buffer, got ${JSON.stringify(proto)}`);
+    if (proto !== '' && !inspector) invalid(`${cp}.filter_chain_match.transport_protocol`, `needs the ${TLS_INSPECTOR_FILTER} listener filter to detect the transport`);
+    const isTls = c.transportSocket !== undefined;
+    if (proto === 'tls' && !isTls) invalid(`${cp}.transport_socket`, 'is required on a chain matching tls (TLS passthrough is not implemented)');
+    if (proto === 'raw_buffer' && isTls) invalid(`${cp}.transport_socket`, 'a chain matching raw_buffer cannot terminate TLS');
+    const dup = (which: number) => {
+      if (which >= 0) invalid(`${cp}.filter_chain_match`, `matches the same connections as chain ${which}`);
+    };
+    if (isTls) {
+      // Without a transport_protocol match, a TLS chain takes every connection (plaintext fails its handshake).
+      dup(tlsChain);
+      tlsChain = i;
+      tls = downstreamTls(c.transportSocket!, `${cp}.transport_socket`);
+    } else {
+      dup(plainChain);
+      plainChain = i;
+      plaintext = true;
+    }
+  });
+  if (!tls && !inspector) return undefined;
+  return tls ? { tls, plaintext } : { plaintext };
 }
 
 function networkFilter(any: Any, path: string): HttpFilterChain | TcpFilterChain {

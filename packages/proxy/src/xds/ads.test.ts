@@ -87,9 +87,9 @@ describe.each(['sotw', 'delta'] as const)('ADS (%s)', (mode) => {
 
   it('NACKs a cluster that sets a field the proxy does not implement, naming it, and keeps the clusters in force', async () => {
     const { xds, upstreamOf } = await setup(mode);
-    xds.set(TYPE_URL.cluster, 'c2-bad', [pack(TYPE_URL.cluster, edsCluster('v1', { transport_socket: { name: 'envoy.transport_sockets.tls' } })), pack(TYPE_URL.cluster, edsCluster('v2'))]);
+    xds.set(TYPE_URL.cluster, 'c2-bad', [pack(TYPE_URL.cluster, edsCluster('v1', { transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', common_tls_context: { tls_params: { tls_minimum_protocol_version: 'TLSv1_3' } } } } })), pack(TYPE_URL.cluster, edsCluster('v2'))]);
     const nack = await xds.waitFor<DiscoveryRequest & DeltaDiscoveryRequest>((r) => r.typeUrl === TYPE_URL.cluster && r.errorDetail !== undefined);
-    expect(nack.errorDetail?.message).toContain('cluster "v1": transport_socket: not implemented by this proxy');
+    expect(nack.errorDetail?.message).toContain('cluster "v1": transport_socket.typed_config.common_tls_context.tls_params: not implemented by this proxy');
     if (mode === 'sotw') expect(nack.versionInfo).toBe('c1');
     for (let i = 0; i < 5; i++) expect(await upstreamOf()).toBe('v1');
   });
