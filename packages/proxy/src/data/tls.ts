@@ -1,7 +1,7 @@
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import tls from 'node:tls';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createHash } from 'node:crypto';
 import { recordError, type Logger } from '@octo-mesh/runtime';
 import type { DataSourceModel, SanMatcherModel, SdsRef, SecretModel, StringMatch, TlsCertificateModel, TlsContextModel, ValidationModel } from '../model.js';
 import { parseSdsFile, sdsRefs } from '../translate/tls.js';
@@ -104,6 +104,8 @@ interface SdsFile {
   error: string | null;
   /** Bumped on every accepted change: contexts built from an older generation are rebuilt. */
   generation: number;
+  /** Hash of the content in force. */
+  digest?: string;
 }
 
 /**
@@ -205,8 +207,15 @@ export class SecretStore {
         return;
       }
     }
-    const version = r.value.version || `sha:${hash(text)}`;
-    if (version === f.version && f.error === null) return;
+    // Unchanged content (a watch event for a neighbour, a touch) changes nothing; a changed one
+    // is taken even when its version_info is the same.
+    const digest = hash(text);
+    if (digest === f.digest) {
+      f.error = null;
+      return;
+    }
+    f.digest = digest;
+    const version = r.value.version || `sha256:${digest}`;
     f.secrets = new Map(r.value.secrets.map((s) => [s.name, s]));
     f.version = version;
     f.loadedAt = new Date().toISOString();
@@ -238,9 +247,7 @@ export class SecretStore {
 }
 
 function hash(s: string): string {
-  let h = 2166136261;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
-  return (h >>> 0).toString(16);
+  return createHash('sha256').update(s).digest('hex').slice(0, 16);
 }
 
 function read(d: DataSourceModel): string {
