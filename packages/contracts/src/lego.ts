@@ -68,6 +68,22 @@ export const AgentStatus = z.object({
    */
   badVersions: z.array(z.object({ version: z.string(), sha256: z.string(), reason: z.string() })),
   lastChange: z.string(),
+  /**
+   * The workload certificate, sent by an agent that has a mesh CA configured (optional: agents
+   * without one, and older agents, leave it out). `ready`: a certificate valid now is held; the
+   * agent's `/readyz` needs it besides `ready` above.
+   */
+  identity: z
+    .object({
+      spiffeId: z.string().nullable(),
+      serialNumber: z.string().nullable(),
+      expiresAt: z.string().nullable(),
+      renewAt: z.string().nullable(),
+      ready: z.boolean(),
+      /** The last failed attempt to obtain or renew it; null once one succeeds. */
+      lastError: z.object({ message: z.string(), at: z.string() }).nullable(),
+    })
+    .optional(),
 });
 export type AgentStatus = z.infer<typeof AgentStatus>;
 
