@@ -5,11 +5,21 @@ import type { LegoAgent } from './agent.js';
 
 /**
  * The agent's admin endpoint, stable across swaps (default 15000, the proxy admin port users
- * know): its own `/healthz`, `/readyz` (200 while a proxy child serves and is ready), `/metrics`,
+ * know): its own `/healthz`, `/readyz` (200 while a proxy child serves and is ready and, with a
+ * CA configured, a certificate valid now is held; else 503 with the reasons), `/metrics`,
  * `/status` (AgentStatus JSON), `/proxy` (`{pid, adminPort, version}` of the serving child); every other path is proxied to the serving child's admin (which
  * listens on 127.0.0.1 at a port of its own): `/ready`, `/config_dump`, `/clusters`, `/stats`, …
  */
-export async function startAgentAdmin(opts: { host: string; port: number; agent: LegoAgent; registry: Registry; logger: Logger; onError: () => void }): Promise<{ port: number; close(): Promise<void> }> {
+export async function startAgentAdmin(opts: {
+  host: string;
+  port: number;
+  agent: LegoAgent;
+  registry: Registry;
+  logger: Logger;
+  onError: () => void;
+  /** The workload certificate (with a CA): null when a valid one is held, else why not. */
+  identity?: { notReady(): string | null };
+}): Promise<{ port: number; close(): Promise<void> }> {
   const { agent, registry, logger } = opts;
   const send = (res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8') => {
     res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
@@ -18,7 +28,13 @@ export async function startAgentAdmin(opts: { host: string; port: number; agent:
   const server = http.createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://admin').pathname;
     if (path === '/healthz') return send(res, 200, 'ok\n');
-    if (path === '/readyz') return agent.status.ready ? send(res, 200, 'ok\n') : send(res, 503, `not ready\nproxy: ${agent.status.phase === 'Idle' ? 'not ready' : agent.status.phase}\n`);
+    if (path === '/readyz') {
+      const reasons: string[] = [];
+      if (!agent.status.ready) reasons.push(`proxy: ${agent.status.phase === 'Idle' ? (agent.childPid ? 'not ready' : 'not started') : agent.status.phase}`);
+      const identity = opts.identity?.notReady();
+      if (identity) reasons.push(`identity: ${identity}`);
+      return reasons.length ? send(res, 503, `not ready\n${reasons.join('\n')}\n`) : send(res, 200, 'ok\n');
+    }
     if (path === '/status') return send(res, 200, `${JSON.stringify(agent.status, null, 2)}\n`, 'application/json');
     // Not part of the status contract: which process serves now (for operators and tests).
     if (path === '/proxy') return send(res, 200, `${JSON.stringify({ pid: agent.childPid ?? null, adminPort: agent.childAdminPort ?? null, version: agent.status.runningVersion })}\n`, 'application/json');

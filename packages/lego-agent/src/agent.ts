@@ -8,7 +8,7 @@ import { PackageStore, packageDirName, type InstalledPackage } from '@octo-mesh/
 import { ProxyChild } from './child.js';
 import type { AgentConfig } from './config.js';
 import type { ListeningSockets } from './sockets.js';
-import type { AgentPhase, AgentReason, AgentStatus } from './status.js';
+import type { AgentIdentityStatus, AgentPhase, AgentReason, AgentStatus } from './status.js';
 import { sameTarget, type UpgradeTarget } from './target.js';
 
 /** What a proxy child runs: a package, or the local bootstrap proxy (`sha256` ''). */
@@ -36,6 +36,8 @@ export interface LegoAgentOptions {
   trustedKeys: readonly KeyObject[];
   /** The bootstrap file every proxy child gets (`--config`). */
   bootstrapFile: string;
+  /** Passed to every proxy child as `--tls-dir` (the directory the agent's certificate rotator publishes into). */
+  tlsDir?: string;
 }
 
 /**
@@ -122,6 +124,8 @@ export class LegoAgent {
 
   /** Starts the first proxy: the package last promoted (after an agent restart), else the local proxy. */
   async start(): Promise<void> {
+    // Stopped while main waited for the first certificate: no proxy to start.
+    if (this.stopped) return;
     await mkdir(this.opts.config.stateDir, { recursive: true });
     let pkg: RunningPackage = { version: 'bootstrap', sha256: '', entry: this.opts.config.proxyEntry };
     try {
@@ -135,6 +139,7 @@ export class LegoAgent {
         this.log.warn('cannot resume the last promoted package; starting the local proxy', { error: (err as Error).message });
       }
     }
+    if (this.stopped) return;
     this.serve(this.spawn(pkg), pkg);
     await this.current!.child.started;
     this.probe();
@@ -147,7 +152,7 @@ export class LegoAgent {
   private spawn(pkg: RunningPackage): ProxyChild {
     const child = new ProxyChild({
       entry: pkg.entry,
-      args: proxyChildArgs(this.opts.bootstrapFile),
+      args: proxyChildArgs(this.opts.bootstrapFile, this.opts.tlsDir),
       execArgv: this.opts.config.proxyNodeFlags,
       sockets: this.opts.sockets,
       logger: this.log,
@@ -256,6 +261,12 @@ export class LegoAgent {
     this.status.lastChange = new Date().toISOString();
     this.status.badVersions = [...this.bad.values()];
     this.current?.child.send({ type: 'octo.agent.status', status: this.status });
+  }
+
+  /** The workload certificate's state (from AgentIdentity), reported in the status. */
+  setIdentity(identity: AgentIdentityStatus): void {
+    this.status.identity = identity;
+    this.changed();
   }
 
   /** The desired target (null: stay on what runs). Level-triggered; repeated calls are cheap. */
@@ -466,8 +477,23 @@ type ProbeError = (what: string, err: Error) => void;
  * container (service links). Flags win over env. The listener ports are unused with sockets from
  * the parent; pinned so such a link cannot fail the child's config either.
  */
-export function proxyChildArgs(bootstrapFile: string): string[] {
-  return ['--config', bootstrapFile, '--sockets-from', 'parent', '--admin-host', '127.0.0.1', '--admin-port', '0', '--outbound-port', '0', '--inbound-port', '0'];
+export function proxyChildArgs(bootstrapFile: string, tlsDir?: string): string[] {
+  return [
+    '--config',
+    bootstrapFile,
+    '--sockets-from',
+    'parent',
+    '--admin-host',
+    '127.0.0.1',
+    '--admin-port',
+    '0',
+    '--outbound-port',
+    '0',
+    '--inbound-port',
+    '0',
+    // The certificate files the agent keeps current (`proxyTlsDir`): the proxy watches them.
+    ...(tlsDir ? ['--tls-dir', tlsDir] : []),
+  ];
 }
 
 async function readyProbe(adminPort: number, onError?: ProbeError): Promise<boolean> {

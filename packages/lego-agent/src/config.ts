@@ -72,7 +72,62 @@ export const AgentConfigSchema = z
       .pipe(z.array(z.string().regex(/^--[a-z0-9-]+(=\S+)?$/, 'must be a Node flag such as --max-semi-space-size=1')))
       .default(DEFAULT_PROXY_NODE_FLAGS),
     proxy: z.record(z.string(), z.unknown()).default({}),
+    /**
+     * The mesh CA (`https://…`): with it the agent obtains the workload's certificate before the
+     * first proxy starts and keeps it fresh (packages/identity, `CertificateRotator`). All CA
+     * settings or none: `caTrustBundleFile` and `caTokenFile` are required with it.
+     */
+    caUrl: z
+      .url({ protocol: /^https$/, error: 'must be an https:// URL of the mesh CA' })
+      .optional(),
+    /** PEM roots the CA's serving certificate chains to (read once at start). */
+    caTrustBundleFile: z.string().min(1).optional(),
+    /** The bootstrap token or projected ServiceAccount token presented to the CA; re-read at each use. */
+    caTokenFile: z.string().min(1).optional(),
+    /** Where the certificate files are published (created 0700); default `<stateDir>/certs`. */
+    certDir: z.string().min(1).optional(),
+    /** The certificate lifetime asked of the CA; default the CA's. */
+    certTtlSeconds: z.coerce.number().int().min(1).optional(),
+    /** How long the first proxy waits for the first certificate; past it the proxy starts without one (the agent stays unready). */
+    certWaitMs: ms.default(30_000),
+    /** Failed CA requests are retried with exponential backoff and jitter from 500 ms up to this. */
+    caRetryMaxMs: z.coerce.number().int().min(500).default(30_000),
+    /**
+     * With a CA, pass `--tls-dir <certDir>` to every proxy child (mTLS to the meta server and
+     * pilot, the SDS directory in its node metadata). `false` only for a proxy older than that
+     * flag, which refuses to start with it.
+     */
+    proxyTlsDir: bool.default(true),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.caUrl) {
+      for (const field of ['caTrustBundleFile', 'caTokenFile'] as const) {
+        if (!c[field]) ctx.addIssue({ code: 'custom', path: [field], message: `required with caUrl (${c.caUrl})` });
+      }
+      return;
+    }
+    for (const field of ['caTrustBundleFile', 'caTokenFile', 'certDir', 'certTtlSeconds'] as const) {
+      if (c[field] !== undefined) ctx.addIssue({ code: 'custom', path: ['caUrl'], message: `required with ${field} (the CA settings go together)` });
+    }
+  })
+  .transform((c) => (c.caUrl ? { ...c, certDir: c.certDir ?? join(c.stateDir, 'certs') } : c));
 
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
+
+/** The CA settings of a config that has `caUrl` (the schema makes them all-or-nothing). */
+export interface CaSettings {
+  caUrl: string;
+  caTrustBundleFile: string;
+  caTokenFile: string;
+  certDir: string;
+  certTtlSeconds: number | undefined;
+  certWaitMs: number;
+  caRetryMaxMs: number;
+}
+
+/** The CA settings, or undefined when the agent has no CA. */
+export function caSettings(c: AgentConfig): CaSettings | undefined {
+  if (!c.caUrl) return undefined;
+  return { caUrl: c.caUrl, caTrustBundleFile: c.caTrustBundleFile!, caTokenFile: c.caTokenFile!, certDir: c.certDir!, certTtlSeconds: c.certTtlSeconds, certWaitMs: c.certWaitMs, caRetryMaxMs: c.caRetryMaxMs };
+}

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createRoot } from '@octo-mesh/identity';
 import { bundleProxy } from '@octo-mesh/proxy-package/build.js';
 import { AGENT_MAIN, alive, buildAgent, get1, proxySection, startAgent, upstreams } from './test-support/harness.js';
 
@@ -23,6 +24,8 @@ describe('octo-lego-agent executable', () => {
     buildAgent();
     mkdirSync(join(dir, 'boot'));
     writeFileSync(join(dir, 'boot', 'proxy.mjs'), await bundleProxy('1.0.0'));
+    writeFileSync(join(dir, 'ca.pem'), createRoot({ trustDomain: 'cluster.local', now: new Date() }).certPem);
+    writeFileSync(join(dir, 'token'), 'a-token\n');
   }, 120_000);
 
   it.each([
@@ -32,6 +35,13 @@ describe('octo-lego-agent executable', () => {
     [['--trusted-keys', '/nonexistent.pem', '--state-dir', dir], {}, 'trustedKeys', ''],
     // A Service named octo-agent-admin collides with a field (the injector passes ports as flags).
     [[], { OCTO_AGENT_ADMIN_PORT: 'tcp://10.0.0.9:80' }, 'adminPort', 'service link of a Service named "octo-agent-admin"'],
+    // The mesh CA's settings: all or none, an https URL, files that are there.
+    [['--ca-url', 'http://127.0.0.1:15016', '--ca-trust-bundle-file', join(dir, 'ca.pem'), '--ca-token-file', join(dir, 'token')], {}, 'caUrl: must be an https:// URL', 'flag --ca-url'],
+    [['--ca-url', 'https://127.0.0.1:15016', '--ca-trust-bundle-file', join(dir, 'ca.pem')], {}, 'caTokenFile: required with caUrl', ''],
+    [['--ca-token-file', join(dir, 'token')], {}, 'caUrl: required with caTokenFile', ''],
+    [['--ca-url', 'https://127.0.0.1:15016', '--ca-trust-bundle-file', join(dir, 'nonexistent.pem'), '--ca-token-file', join(dir, 'token'), '--state-dir', dir], {}, 'caTrustBundleFile: cannot read', 'nonexistent.pem'],
+    [['--ca-url', 'https://127.0.0.1:15016', '--ca-trust-bundle-file', join(dir, 'token'), '--ca-token-file', join(dir, 'token'), '--state-dir', dir], {}, 'caTrustBundleFile', 'no PEM certificate'],
+    [['--ca-url', 'https://127.0.0.1:15016', '--ca-trust-bundle-file', join(dir, 'ca.pem'), '--ca-token-file', join(dir, 'no-token'), '--state-dir', dir], {}, 'caTokenFile: cannot read', 'no-token'],
   ])('refuses %j %j naming the field (exit 2)', async (args, env, field, source) => {
     const r = await runBad(args as string[], env);
     expect(r.code).toBe(2);

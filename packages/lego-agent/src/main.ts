@@ -1,12 +1,13 @@
 #!/usr/bin/env node
-import { watchFile } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { constants, watchFile } from 'node:fs';
+import { access, chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError, Counter, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig } from '@octo-mesh/runtime';
 import { publicKeys } from '@octo-mesh/proxy-package/signing.js';
 import { startAgentAdmin } from './admin.js';
 import { LegoAgent } from './agent.js';
-import { AgentConfigSchema, type AgentConfig } from './config.js';
+import { AgentConfigSchema, caSettings, type AgentConfig } from './config.js';
+import { AgentIdentity, readTrustBundleFile } from './identity.js';
 import { ListeningSockets } from './sockets.js';
 import { parseTarget, readTargetFile } from './target.js';
 
@@ -33,6 +34,26 @@ async function main(): Promise<void> {
     process.stderr.write('octo-lego-agent: invalid configuration: trustedKeys: no PEM public key in the files\n');
     process.exit(2);
   }
+  // The CA's files are checked now, so a wrong path stops the agent naming the field (the token
+  // is read again at each use: a projected token is rewritten by the kubelet).
+  const ca = caSettings(cfg);
+  let caTrustBundle: string[] = [];
+  if (ca) {
+    try {
+      caTrustBundle = await readTrustBundleFile(ca.caTrustBundleFile);
+      await access(ca.caTokenFile, constants.R_OK).catch((err: Error) => {
+        throw new Error(`caTokenFile: cannot read ${ca.caTokenFile}: ${err.message}`);
+      });
+      await mkdir(ca.certDir, { recursive: true, mode: 0o700 });
+      // It holds the private key: only the agent (and the proxy, same user) may read it.
+      await chmod(ca.certDir, 0o700).catch((err: Error) => {
+        throw new Error(`certDir: cannot make ${ca.certDir} private (0700): ${err.message}`);
+      });
+    } catch (err) {
+      process.stderr.write(`octo-lego-agent: invalid configuration: ${(err as Error).message}\n`);
+      process.exit(2);
+    }
+  }
 
   // The sockets: bound once, held for the agent's life, handed to every proxy child.
   const sockets = new ListeningSockets();
@@ -56,7 +77,9 @@ async function main(): Promise<void> {
     }),
   );
 
-  const agent = new LegoAgent({ config: cfg, sockets, logger, registry, trustedKeys: keys, bootstrapFile });
+  const agent = new LegoAgent({ config: cfg, sockets, logger, registry, trustedKeys: keys, bootstrapFile, ...(ca && cfg.proxyTlsDir ? { tlsDir: ca.certDir } : {}) });
+  const identity = ca ? new AgentIdentity({ settings: ca, trustBundle: caTrustBundle, logger, registry, onChange: (s) => agent.setIdentity(s) }) : undefined;
+  if (identity) agent.setIdentity(identity.status);
   agent.onPilotTarget = (raw) => {
     try {
       agent.setTarget(parseTarget(raw), 'pilot');
@@ -65,12 +88,20 @@ async function main(): Promise<void> {
       logger.error('ignoring an upgrade target from the pilot', { error: (err as Error).message });
     }
   };
-  const admin = await startAgentAdmin({ host: cfg.adminHost, port: cfg.adminPort, agent, registry, logger, onError: () => errors.inc({ where: 'admin' }) });
-  new GracefulShutdown({ logger, timeoutMs: cfg.drainTimeoutMs + 10_000 })
+  const admin = await startAgentAdmin({ host: cfg.adminHost, port: cfg.adminPort, agent, registry, logger, onError: () => errors.inc({ where: 'admin' }), ...(identity ? { identity } : {}) });
+  const shutdown = new GracefulShutdown({ logger, timeoutMs: cfg.drainTimeoutMs + 10_000 })
     .add('sockets', () => sockets.close())
-    .add('admin', () => admin.close())
-    .add('proxy', () => agent.stop())
-    .install();
+    .add('admin', () => admin.close());
+  if (identity) shutdown.add('identity', () => identity.stop());
+  shutdown.add('proxy', () => agent.stop()).install();
+  if (identity && ca) {
+    // The first proxy starts with its certificate in place when the CA answers within
+    // certWaitMs; past that it starts without one (plaintext service goes on; the proxy picks the
+    // files up when they appear) and /readyz says why the agent is not ready.
+    identity.start();
+    if (await identity.waitFirst(ca.certWaitMs)) logger.info('workload certificate obtained', { ...identity.status, certDir: ca.certDir });
+    else logger.warn('no workload certificate within certWaitMs; starting the proxy without one, not ready until one arrives', { certWaitMs: ca.certWaitMs, caUrl: ca.caUrl, reason: identity.notReady() });
+  }
   await agent.start();
 
   if (cfg.targetFile) {

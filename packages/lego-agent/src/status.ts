@@ -44,4 +44,20 @@ export interface AgentStatus {
   badVersions: { version: string; sha256: string; reason: AgentReason }[];
   /** ISO time of the last change to any field above. */
   lastChange: string;
+  /** The workload certificate, when the agent has a CA (`caUrl`); absent without one. */
+  identity?: AgentIdentityStatus;
+}
+
+/** The certificate the agent holds for its workload (times ISO). */
+export interface AgentIdentityStatus {
+  /** The certificate's SPIFFE ID; null before the first certificate. */
+  spiffeId: string | null;
+  serialNumber: string | null;
+  expiresAt: string | null;
+  /** When the rotator plans to renew it (50–70 % of its lifetime). */
+  renewAt: string | null;
+  /** A certificate valid now is held (and published in `certDir`); `/readyz` needs it. */
+  ready: boolean;
+  /** The last attempt to obtain or renew one, when it failed; null once one succeeds. */
+  lastError: { message: string; at: string } | null;
 }
