@@ -33,7 +33,7 @@ export const caConfig = z
     trustDomain: z.string().regex(/^[a-z0-9]([a-z0-9._-]{0,253}[a-z0-9])?$/, 'must be a lower-case DNS-like name').default('cluster.local'),
     host: z.string().default('0.0.0.0').describe('Address the HTTPS API listens on.'),
     port: z.coerce.number().int().min(0).max(65535).default(15016),
-    adminHost: z.string().default('0.0.0.0'),
+    adminHost: z.string().default('127.0.0.1').describe('Address of /healthz, /readyz, /metrics: loopback unless told otherwise (in Kubernetes the pod IP, for probes).'),
     adminPort: z.coerce.number().int().min(0).max(65535).default(15014),
     roots: list(rootEntry).default([]).describe('Roots the CA holds; their unexpired certificates are the trust bundle.'),
     signing: z.string().min(1).optional().describe('Name of the root that signs; required with more than one root.'),

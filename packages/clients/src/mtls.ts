@@ -18,7 +18,8 @@ import {
   status,
   type ServerInterceptor,
 } from '@grpc/grpc-js';
-import { MESH_TLS_FILES, decideAccess, formatSpiffeId, type ControlRole, type MeshTls } from '@octo-mesh/contracts/access.js';
+import { MESH_TLS_FILES, decideAccess, type ControlRole, type MeshTls } from '@octo-mesh/contracts/access.js';
+import { spiffeId } from '@octo-mesh/contracts/spiffe.js';
 import { Counter, type Logger, type Registry } from '@octo-mesh/runtime';
 
 export { MESH_TLS_FILES, meshTlsConfigFields, meshTlsOf, type MeshTls } from '@octo-mesh/contracts/access.js';
@@ -65,7 +66,7 @@ export const MESH_CHANNEL_OPTIONS = { 'grpc.ssl_target_name_override': 'octo-mes
 export function meshChannelCredentials(tls: MeshTls | undefined, server: ControlRole): ChannelCredentials {
   if (!tls) return credentials.createInsecure();
   const p = provider(tls);
-  const expected = formatSpiffeId({ trustDomain: TD(tls), namespace: CNS(tls), serviceAccount: `octo-${server}` });
+  const expected = spiffeId({ trustDomain: TD(tls), namespace: CNS(tls), serviceAccount: `octo-${server}` });
   return experimental.createCertificateProviderChannelCredentials(p, p, {
     checkServerIdentity: (_host, cert) => {
       const id = uriSan(cert);

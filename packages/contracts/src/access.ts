@@ -7,30 +7,16 @@
  */
 
 import { z } from 'zod';
+import { parseSpiffeId, type WorkloadIdentity } from './spiffe.js';
 
-/** A parsed `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`. */
-export interface SpiffeId {
-  trustDomain: string;
-  namespace: string;
-  serviceAccount: string;
+/** A SPIFFE ID parsed, or why it is not one of the mesh's (the message names the part). */
+export function spiffeIdOrError(uri: string): WorkloadIdentity | { error: string } {
+  try {
+    return parseSpiffeId(uri);
+  } catch (err) {
+    return { error: `${JSON.stringify(uri)}: ${(err as Error).message}` };
+  }
 }
-
-const LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const TRUST_DOMAIN = /^[a-z0-9]([-a-z0-9.]{0,253}[a-z0-9])?$/;
-
-/** Parses a workload SPIFFE ID; the error names the part that is wrong. */
-export function parseSpiffeId(uri: string): SpiffeId | { error: string } {
-  if (!uri.startsWith('spiffe://')) return { error: `${JSON.stringify(uri)}: not a spiffe:// URI` };
-  const [trustDomain = '', ...path] = uri.slice('spiffe://'.length).split('/');
-  if (!TRUST_DOMAIN.test(trustDomain)) return { error: `${JSON.stringify(uri)}: trust domain ${JSON.stringify(trustDomain)} is not a lower-case DNS name` };
-  if (path.length !== 4 || path[0] !== 'ns' || path[2] !== 'sa') return { error: `${JSON.stringify(uri)}: path must be /ns/<namespace>/sa/<service-account>` };
-  const [, namespace = '', , serviceAccount = ''] = path;
-  if (!LABEL.test(namespace)) return { error: `${JSON.stringify(uri)}: namespace ${JSON.stringify(namespace)} is not a DNS label` };
-  if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(serviceAccount)) return { error: `${JSON.stringify(uri)}: service account ${JSON.stringify(serviceAccount)} is not a DNS subdomain` };
-  return { trustDomain, namespace, serviceAccount };
-}
-
-export const formatSpiffeId = (id: SpiffeId): string => `spiffe://${id.trustDomain}/ns/${id.namespace}/sa/${id.serviceAccount}`;
 
 /** Control-plane roles, each the service account `octo-<role>` in the control plane's namespace. */
 export const CONTROL_ROLES = ['pilot', 'dispatcher', 'meta-server', 'health', 'operator', 'ca', 'admin'] as const;
@@ -78,11 +64,11 @@ export interface AccessOptions {
 }
 
 export type AccessDecision =
-  | { allowed: true; identity: SpiffeId; role: ControlRole | undefined }
+  | { allowed: true; identity: WorkloadIdentity; role: ControlRole | undefined }
   | { allowed: false; code: 'unauthenticated' | 'permission-denied'; reason: string };
 
 /** The role a control-plane identity holds, if any. */
-export function roleOf(id: SpiffeId, controlNamespace: string): ControlRole | undefined {
+export function roleOf(id: WorkloadIdentity, controlNamespace: string): ControlRole | undefined {
   if (id.namespace !== controlNamespace || !id.serviceAccount.startsWith('octo-')) return undefined;
   const role = id.serviceAccount.slice('octo-'.length);
   return (CONTROL_ROLES as readonly string[]).includes(role) ? (role as ControlRole) : undefined;
@@ -94,7 +80,7 @@ export function roleOf(id: SpiffeId, controlNamespace: string): ControlRole | un
  */
 export function decideAccess(method: string, uri: string | undefined, opts: AccessOptions): AccessDecision {
   if (!uri) return { allowed: false, code: 'unauthenticated', reason: `${method} requires a client certificate from the mesh CA` };
-  const id = parseSpiffeId(uri);
+  const id = spiffeIdOrError(uri);
   if ('error' in id) return { allowed: false, code: 'unauthenticated', reason: `${method}: the client certificate's identity is unusable: ${id.error}` };
   if (id.trustDomain !== opts.trustDomain) return { allowed: false, code: 'unauthenticated', reason: `${method}: ${uri} is not of trust domain ${opts.trustDomain}` };
   const allowed = (opts.table ?? METHOD_ACCESS)[method];

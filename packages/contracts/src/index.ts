@@ -6,4 +6,5 @@ export * from './lego.js';
 export * from './embedded-state.js';
 export * from './ring.js';
 export * from './endpoint-health.js';
+export * from './spiffe.js';
 export * from './access.js';

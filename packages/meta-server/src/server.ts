@@ -1,7 +1,7 @@
 import { status, type sendUnaryData, type ServiceError } from '@grpc/grpc-js';
 import { DispatcherConnection, SOURCE_ANNOTATION, uriSan, type MeshTls } from '@octo-mesh/clients';
 import type { MeshResource } from '@octo-mesh/api';
-import { parseSpiffeId, type MetaPilotView, type MetaSidecarView } from '@octo-mesh/contracts';
+import { spiffeIdOrError, type MetaPilotView, type MetaSidecarView } from '@octo-mesh/contracts';
 import { MetaServerService, ServiceRegistryService, type MetaServerServer, type ServiceRegistryServer } from '@octo-mesh/proto';
 import { Backoff, Counter, ForbiddenError, Gauge, NotFoundError, UnavailableError, ValidationError, grpcStatusOf, isNotFound, recordError, sleep, type Logger, type Registry } from '@octo-mesh/runtime';
 import type { LeasePilots } from './lease-membership.js';
@@ -480,7 +480,7 @@ export class MetaServer {
     const ownNamespace = (call: { getAuthContext?: () => { sslPeerCertificate?: { subjectaltname?: string } } }, namespace: string) => {
       if (!this.opts.tls) return;
       const uri = uriSan(call.getAuthContext?.().sslPeerCertificate);
-      const id = uri ? parseSpiffeId(uri) : undefined;
+      const id = uri ? spiffeIdOrError(uri) : undefined;
       const mine = id && !('error' in id) ? id.namespace : undefined;
       if (mine !== (namespace || 'default')) throw new ForbiddenError(`${uri ?? 'a caller without identity'} may not register instances in namespace ${namespace || 'default'}`);
     };

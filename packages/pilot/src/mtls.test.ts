@@ -55,7 +55,7 @@ describe('pilot ADS over mTLS', () => {
     [`${TD}/ns/demo/sa/web`, undefined, /node.metadata.namespace "default" is not the namespace of .*ns\/demo\/sa\/web/],
     [`${TD}/ns/shop/sa/web`, { namespace: 'demo' }, /"demo" is not the namespace/],
     [undefined, { namespace: 'demo' }, /no workload identity/],
-    ['spiffe://cluster.local/not-a-workload', { namespace: 'demo' }, /no workload identity .*path must be/],
+    ['spiffe://cluster.local/not-a-workload', { namespace: 'demo' }, /no workload identity .*path: /],
   ])('a caller %s claiming %j: %s', (uri, metadata, refused) => {
     const why = nodeNamespaceDenied(uri, metadata);
     if (refused) expect(why).toMatch(refused);

@@ -3,7 +3,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { meshServerCredentials, uriSan, type MeshServerSecurity } from '@octo-mesh/clients';
-import { parseSpiffeId } from '@octo-mesh/contracts';
+import { spiffeIdOrError } from '@octo-mesh/contracts';
 import { AggregatedDiscoveryServiceService, DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse } from '@octo-mesh/proto';
 import type { SnapshotCache } from '../xds/cache.js';
 import { StreamAdmission, type AdmissionOptions } from './admission.js';
@@ -51,7 +51,7 @@ export interface AdsServerOptions {
 
 /** Why a node may not open this stream, or undefined: the namespace it claims must be its certificate's. */
 export function nodeNamespaceDenied(uri: string | undefined, metadata: Record<string, unknown> | undefined): string | undefined {
-  const id = uri ? parseSpiffeId(uri) : undefined;
+  const id = uri ? spiffeIdOrError(uri) : undefined;
   if (!id || 'error' in id) return `the client certificate carries no workload identity${id ? ` (${id.error})` : ''}`;
   const claimed = typeof metadata?.['namespace'] === 'string' && metadata['namespace'] ? metadata['namespace'] : 'default';
   return claimed === id.namespace ? undefined : `node.metadata.namespace ${JSON.stringify(claimed)} is not the namespace of the caller's identity ${uri}`;
