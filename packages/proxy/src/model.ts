@@ -264,6 +264,11 @@ export interface ClusterModel {
   /** Percent; below this share of healthy hosts a priority level load-balances over all hosts. */
   panicThreshold: number;
   protocol: 'http1' | 'http2';
+  /**
+   * `auto_config` (TLS clusters): each host is spoken to in HTTP/2 when it agrees to `h2` by ALPN,
+   * else in HTTP/1.1 (`protocol` is then `http1`, the circuit breakers' view until a host is known).
+   */
+  alpnAuto?: boolean;
   maxRequestsPerConnection: number;
   circuitBreakers: CircuitBreakerSpec;
   outlier?: OutlierSpec;

@@ -72,7 +72,7 @@ export class ClusterRuntime {
     const t = this.model.tls!;
     const want = this.model.protocol === 'http2' ? 'h2' : 'http/1.1';
     // Offer only the protocol this cluster speaks (HTTP/2 always offers h2, as Envoy does).
-    const offer = alpn ?? (want === 'h2' || r.alpn.includes(want) ? [want] : []);
+    const offer = alpn ?? (want === 'h2' || this.model.alpnAuto || r.alpn.includes(want) ? [want] : []);
     const s = tls.connect({
       ...(addr.kind === 'tcp' ? { host: addr.host, port: addr.port } : { path: addr.path }),
       secureContext: r.secureContext,
@@ -95,6 +95,43 @@ export class ClusterRuntime {
       tlsErrors.set(s, new AttemptError('connect-failure', `upstream connect error: TLS ${result}: ${err.message}`, `upstream-tls-${result.replace(/_/g, '-')}`));
     });
     return s;
+  }
+
+  /** `auto_config`: the protocol each host agreed to by ALPN. */
+  readonly negotiated = new Map<string, 'h2' | 'http/1.1'>();
+  private readonly negotiating = new Map<string, Promise<void>>();
+
+  /**
+   * `auto_config`: one TLS connection to `host` offering `h2` and `http/1.1`; the host's answer
+   * is remembered. An `h2` connection becomes the host's HTTP/2 session; an `http/1.1` one is
+   * closed (the lean client's pool makes its own: one extra handshake per host).
+   */
+  negotiate(host: Host): Promise<void> {
+    let p = this.negotiating.get(host.key);
+    if (p) return p;
+    p = new Promise<void>((resolve, reject) => {
+      let s: tls.TLSSocket;
+      try {
+        s = this.tlsConnect(host.address, ['h2', 'http/1.1'])!;
+      } catch (err) {
+        return reject(err);
+      }
+      const timer = setTimeout(() => s.destroy(new AttemptError('connect-failure', 'upstream connect timeout')), this.model.connectTimeoutMs);
+      s.once('secureConnect', () => {
+        clearTimeout(timer);
+        const proto = s.alpnProtocol === 'h2' ? 'h2' : 'http/1.1';
+        this.negotiated.set(host.key, proto);
+        if (proto === 'h2') this.session(host, s);
+        else s.destroy();
+        resolve();
+      });
+      s.once('close', () => {
+        clearTimeout(timer);
+        reject(tlsFailure(s) ?? new AttemptError('connect-failure', 'upstream connect error'));
+      });
+    }).finally(() => this.negotiating.delete(host.key));
+    this.negotiating.set(host.key, p);
+    return p;
   }
 
   /** The TLS failure that ended an HTTP/2 session's connection, if that is what ended it. */
@@ -176,12 +213,12 @@ export class ClusterRuntime {
   }
 
   /** The HTTP/2 session to a host, opened on first use and reopened after it closes. */
-  session(host: Host): http2.ClientHttp2Session {
+  session(host: Host, connected?: tls.TLSSocket): http2.ClientHttp2Session {
     let s = this.sessions.get(host.key);
-    if (s && !s.closed && !s.destroyed) return s;
+    if (s && !s.closed && !s.destroyed && !connected) return s;
     const a = host.address;
     if (this.model.tls) {
-      const socket = this.tlsConnect(a, ['h2'])!;
+      const socket = connected ?? this.tlsConnect(a, ['h2'])!;
       s = http2.connect(a.kind === 'tcp' ? `https://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}` : 'https://localhost', { createConnection: () => socket });
     } else
       s =
@@ -192,6 +229,8 @@ export class ClusterRuntime {
     session.on('error', () => undefined);
     session.on('close', () => {
       if (this.sessions.get(host.key) === session) this.sessions.delete(host.key);
+      // auto_config: the next connection asks by ALPN again (the host may speak otherwise now).
+      if (this.model.alpnAuto) this.negotiated.delete(host.key);
     });
     session.on('goaway', () => {
       if (this.sessions.get(host.key) === session) this.sessions.delete(host.key);

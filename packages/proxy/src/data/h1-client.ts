@@ -357,8 +357,8 @@ export class H1Pool {
   }
 }
 
-/** An attempt waiting for a pooled connection: buffers the request body meanwhile. */
-class PendingAttempt extends EventEmitter implements Attempt, BodySink {
+/** An attempt waiting for a pooled connection (or a protocol choice): buffers the request body meanwhile. */
+export class PendingAttempt extends EventEmitter implements Attempt, BodySink {
   private chunks: Buffer[] = [];
   private ended = false;
   private inner: Attempt | undefined;
@@ -392,5 +392,9 @@ class PendingAttempt extends EventEmitter implements Attempt, BodySink {
     this.aborted = true;
     if (this.inner) this.inner.abort();
     else this.outcome.reject(new AttemptError('reset', 'aborted while waiting for a connection'));
+  }
+  /** No attempt could start (e.g. the connection that was to choose the protocol failed). */
+  fail(err: AttemptError): void {
+    if (!this.inner) this.outcome.reject(err);
   }
 }

@@ -243,3 +243,63 @@ describe('TLS and mTLS through standard xDS', () => {
     }
   });
 });
+
+describe('auto_config: HTTP/2 or HTTP/1.1 to each upstream as ALPN agrees', () => {
+  const pki = new TestPki();
+  const dir = mkdtempSync(join(tmpdir(), 'octo-sds-auto-'));
+  let root: KeyPair;
+  let proxy: Proxy & { port: number };
+  const seen: string[] = [];
+  const servers: { close(): void }[] = [];
+
+  beforeAll(async () => {
+    root = pki.root('auto-root');
+    const client = pki.leaf(root, ID_A);
+    const server = pki.leaf(root, ID_B);
+    writeAtomic(join(dir, 'default.json'), certificateSds(client));
+    writeAtomic(join(dir, 'ROOTCA.json'), rootSds([root]));
+    const opts = { cert: server.cert, key: server.key, ca: root.cert, requestCert: true, rejectUnauthorized: true };
+    // One upstream that speaks h2 (and 1.1), one that only speaks HTTP/1.1 over TLS.
+    const h2 = http2.createSecureServer({ ...opts, allowHTTP1: true }, (req, res) => {
+      seen.push(`h2-server ${req.httpVersion} ${req.url}`);
+      res.end('ok');
+    });
+    const h1 = https.createServer(opts, (req, res) => {
+      seen.push(`h1-server ${req.httpVersion} ${req.url}`);
+      res.end('ok');
+    });
+    const listen = (srv: net.Server) => new Promise<number>((r) => srv.listen(0, '127.0.0.1', () => r((srv.address() as net.AddressInfo).port)));
+    const [p2, p1] = [await listen(h2), await listen(h1)];
+    servers.push(h2, h1);
+    const HPO = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+    const auto = { typed_extension_protocol_options: { [HPO]: { '@type': `type.googleapis.com/${HPO}`, auto_config: { http_protocol_options: {}, http2_protocol_options: {} } } } };
+    proxy = await startProxy(
+      {
+        listeners: [
+          httpListener('outbound', {
+            route_config: routeConfig('out', [
+              { match: { prefix: '/to-h2/' }, route: { cluster: 'speaks-h2' } },
+              { match: { prefix: '/to-h1/' }, route: { cluster: 'speaks-h1' } },
+            ]),
+          }),
+        ],
+        clusters: [
+          staticCluster('speaks-h2', [p2], { ...upstreamTransport(sdsTlsContext(dir, [], { exact: ID_B })), ...auto }),
+          staticCluster('speaks-h1', [p1], { ...upstreamTransport(sdsTlsContext(dir, [], { exact: ID_B })), ...auto }),
+        ],
+      },
+      { registry: new Registry() },
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    await proxy?.stop(100);
+    for (const s of servers) s.close();
+  });
+
+  it('speaks HTTP/2 to the upstream that agrees to h2 and HTTP/1.1 to the one that does not, each time', async () => {
+    for (const path of ['/to-h2/1', '/to-h1/1', '/to-h2/2', '/to-h1/2']) expect((await request(proxy.port, { path })).status).toBe(200);
+    expect(seen).toEqual(['h2-server 2.0 /to-h2/1', 'h1-server 1.1 /to-h1/1', 'h2-server 2.0 /to-h2/2', 'h1-server 1.1 /to-h1/2']);
+  });
+});
+

@@ -2,6 +2,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import type { ClusterRuntime } from './cluster-manager.js';
 import { LEAN_CODEC } from './lean-http.js';
+import { PendingAttempt } from './h1-client.js';
 import type { Host } from './load-balancer.js';
 
 export type Headers = Record<string, string | string[]>;
@@ -147,6 +148,19 @@ export function startAttempt(c: ClusterRuntime, host: Host, req: UpstreamRequest
     if (why) return failedAttempt(new AttemptError('connect-failure', `upstream TLS not ready: ${why}`, 'upstream-tls-warming'));
     // TLS upstreams always use the lean HTTP/1.1 client (its connections are made by ClusterRuntime.tlsConnect).
     if (c.model.protocol === 'http2') return h2Attempt(c, host, req);
+    if (c.model.alpnAuto) {
+      const proto = c.negotiated.get(host.key);
+      if (proto === 'h2') return h2Attempt(c, host, req);
+      if (proto === undefined) {
+        // auto_config: the first connection to a host asks for h2 and http/1.1 by ALPN; its answer holds for the host.
+        const pending = new PendingAttempt();
+        c.negotiate(host).then(
+          () => pending.start(startAttempt(c, host, req)),
+          (err: unknown) => pending.fail(err instanceof AttemptError ? err : new AttemptError('connect-failure', `upstream connect error: ${String(err)}`)),
+        );
+        return pending;
+      }
+    }
     return c.h1.request(host.key, host.address, req);
   }
   if (c.model.protocol === 'http2') return h2Attempt(c, host, req);

@@ -50,6 +50,7 @@ import { FaultDelay } from '@octo-mesh/proto/gen/envoy/extensions/filters/common
 import { LocalRateLimit } from '@octo-mesh/proto/gen/envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.js';
 import {
   HttpProtocolOptions,
+  HttpProtocolOptions_AutoHttpConfig,
   HttpProtocolOptions_ExplicitHttpConfig,
 } from '@octo-mesh/proto/gen/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
 import { PathConfigSource } from '@octo-mesh/proto/gen/envoy/config/core/v3/config_source.js';
@@ -442,6 +443,10 @@ const HTTP2_OPTIONS = rule('envoy.config.core.v3.Http2ProtocolOptions', Http2Pro
 /** `typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]`. */
 export const UPSTREAM_HTTP_PROTOCOL_OPTIONS = rule('envoy.extensions.upstreams.http.v3.HttpProtocolOptions', HttpProtocolOptions, {
   explicit_http_config: rule('envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig', HttpProtocolOptions_ExplicitHttpConfig, {
+    http_protocol_options: rule('envoy.config.core.v3.Http1ProtocolOptions', Http1ProtocolOptions, {}),
+    http2_protocol_options: HTTP2_OPTIONS,
+  }),
+  auto_config: rule('envoy.extensions.upstreams.http.v3.HttpProtocolOptions.AutoHttpConfig', HttpProtocolOptions_AutoHttpConfig, {
     http_protocol_options: rule('envoy.config.core.v3.Http1ProtocolOptions', Http1ProtocolOptions, {}),
     http2_protocol_options: HTTP2_OPTIONS,
   }),

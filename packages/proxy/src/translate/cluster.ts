@@ -73,8 +73,9 @@ export function translateCluster(c: Cluster): Result<ClusterModel> {
  * `http2_protocol_options`; HTTP/1.1 otherwise. `common_http_protocol_options
  * .max_requests_per_connection` there wins over the deprecated cluster-level field.
  */
-function upstreamProtocol(c: Cluster): Pick<ClusterModel, 'protocol' | 'maxRequestsPerConnection'> {
+function upstreamProtocol(c: Cluster): Pick<ClusterModel, 'protocol' | 'maxRequestsPerConnection' | 'alpnAuto'> {
   let protocol: ClusterModel['protocol'] = c.http2ProtocolOptions ? 'http2' : 'http1';
+  let auto = false;
   let maxRequestsPerConnection = c.maxRequestsPerConnection ?? 0;
   for (const [key, any] of Object.entries(c.typedExtensionProtocolOptions)) {
     const path = `typed_extension_protocol_options["${key}"]`;
@@ -87,7 +88,17 @@ function upstreamProtocol(c: Cluster): Pick<ClusterModel, 'protocol' | 'maxReque
       return invalid(path, `cannot decode: ${(err as Error).message}`);
     }
     checkFields(UPSTREAM_HTTP_PROTOCOL_OPTIONS, o, path);
-    if (!o.explicitHttpConfig) invalid(`${path}.explicit_http_config`, 'is required (auto_config and use_downstream_protocol_config are not implemented)');
+    if (o.autoConfig) {
+      // Envoy's AutoHttpConfig: HTTP/2 when the upstream agrees by ALPN, else HTTP/1.1 — which needs TLS.
+      if (!c.transportSocket) invalid(`${path}.auto_config`, 'needs a TLS transport_socket: the protocol is chosen by ALPN');
+      if (c.http2ProtocolOptions) invalid(`${path}.auto_config`, 'conflicts with http2_protocol_options on the cluster');
+      protocol = 'http1';
+      auto = true;
+      const max = o.commonHttpProtocolOptions?.maxRequestsPerConnection;
+      if (max !== undefined) maxRequestsPerConnection = max;
+      continue;
+    }
+    if (!o.explicitHttpConfig) invalid(`${path}.explicit_http_config`, 'is required (or auto_config; use_downstream_protocol_config is not implemented)');
     const explicit = o.explicitHttpConfig;
     if (explicit.http2ProtocolOptions) protocol = 'http2';
     else if (explicit.httpProtocolOptions) {
@@ -97,7 +108,7 @@ function upstreamProtocol(c: Cluster): Pick<ClusterModel, 'protocol' | 'maxReque
     const max = o.commonHttpProtocolOptions?.maxRequestsPerConnection;
     if (max !== undefined) maxRequestsPerConnection = max;
   }
-  return { protocol, maxRequestsPerConnection };
+  return auto ? { protocol, maxRequestsPerConnection, alpnAuto: true } : { protocol, maxRequestsPerConnection };
 }
 
 function circuitBreakers(c: Cluster): CircuitBreakerSpec {
