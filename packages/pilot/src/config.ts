@@ -69,6 +69,12 @@ export const pilotConfig = z
       .enum(['true', 'false'])
       .default('false')
       .transform((v) => v === 'true'),
+    /**
+     * mTLS between sidecars (translate/mtls.ts), for sidecars whose agents hold certificates (node
+     * metadata `octo.io/sds-dir`): `permissive` — they call mesh services over mTLS and their
+     * inbound accepts mTLS and plaintext; `strict` — inbound accepts mTLS only; `off` — plaintext.
+     */
+    mtlsMode: z.enum(['off', 'permissive', 'strict']).default('permissive'),
   })
   .strict()
   .refine((c) => !c.xdsMtls || c.tlsDir !== undefined, { message: 'requires tlsDir (the certificate ADS clients are checked against)', path: ['xdsMtls'] })

@@ -129,7 +129,13 @@ export async function startPilot(config: PilotConfig, logger: Logger, source?: M
       });
     },
   );
-  const pilot = (held.pilot = new Pilot({ source, logger, metrics, debounce: { quietMs: config.debounceQuietMs, maxDelayMs: config.debounceMaxMs } }));
+  const pilot = (held.pilot = new Pilot({
+    source,
+    logger,
+    metrics,
+    debounce: { quietMs: config.debounceQuietMs, maxDelayMs: config.debounceMaxMs },
+    mtls: { mode: config.mtlsMode, trustDomain: config.trustDomain },
+  }));
   pilot.setProxyVersions(held.proxyVersions ?? proxyVersions);
   const tls = meshTlsOf(config);
   const ads = (held.ads = new AdsServer({

@@ -33,6 +33,8 @@ export interface NodeIdentity {
   dependencies: ServiceKey[];
   outboundPort?: number;
   appPort?: number;
+  /** Where its agent keeps its certificate as SDS files (`octo.io/sds-dir`): the data plane's TLS reads them. */
+  sdsDir?: string;
 }
 
 /** A metadata value under its snake_case or camelCase key. */
@@ -83,5 +85,6 @@ export function nodeIdentity(node: Node): NodeIdentity {
     dependencies: [...new Set(dependencies)].sort(),
     ...(outboundPort !== undefined ? { outboundPort } : {}),
     ...(appPort !== undefined ? { appPort } : {}),
+    ...(typeof md['octo.io/sds-dir'] === 'string' && md['octo.io/sds-dir'].startsWith('/') ? { sdsDir: md['octo.io/sds-dir'] } : {}),
   };
 }

@@ -26,6 +26,7 @@ import { rolloutAggregates } from './rollouts.js';
 import { targetFor } from './upgrade.js';
 import { OUTBOUND, parseClusterName } from './translate/common.js';
 import { generateInboundClusters, generateListeners, INBOUND } from './translate/listeners.js';
+import { clusterTransportSocketField, inboundWithTls, type MtlsMode, type NodeTls } from './translate/mtls.js';
 import type { AuthorizationTranslation } from './translate/authz.js';
 import { authorizationPolicyStatus, authorizationProvenance, inboundService } from './authz-status.js';
 import type { AuthorizationPolicyStatus } from '@octo-mesh/api';
@@ -46,6 +47,11 @@ export interface PilotOptions {
   now?: () => number;
   /** Called for each node and type when a change's configuration is ACKed (bench and tests). */
   onPropagated?: (nodeId: string, typeUrl: string, ms: number) => void;
+  /**
+   * The data plane's mTLS (translate/mtls.ts): for nodes with certificates (`octo.io/sds-dir`),
+   * TLS on their inbound listener and on their clusters to mesh services. Default off.
+   */
+  mtls?: { mode: MtlsMode; trustDomain: string };
 }
 
 interface Scope {
@@ -65,6 +71,8 @@ interface Scope {
   snapshot?: Snapshot;
   /** The TCP ports of its dependencies that got no listener (logged when this changes). */
   tcpConflicts: string[];
+  /** The nodes' TLS (same SDS directory): inbound listener and mesh clusters with mTLS. */
+  tls?: NodeTls;
 }
 
 interface NodeEntry {
@@ -94,6 +102,8 @@ export class Pilot {
   private readonly scopes = new Map<string, Scope>();
   private readonly nodes = new Map<string, NodeEntry>();
   private readonly listenersByPorts = new Map<string, { listeners: XdsResource[]; clusters: XdsResource[]; authz?: AuthorizationTranslation }>();
+  /** A service cluster with a node's TLS appended, by SDS directory (see clustersWithTls). */
+  private readonly tlsClusters = new WeakMap<XdsResource, Map<string, XdsResource>>();
   /** Encoded TCP listeners, per listener message of a translation (shared by the scopes that keep it). */
   private readonly tcpResources = new WeakMap<Listener, XdsResource>();
   private readonly debouncer: Debouncer<MeshChange>;
@@ -155,10 +165,12 @@ export class Pilot {
     const appPort = id.appPort ?? 0;
     const apiListeners = [...entry.apiListeners].sort();
     const inbound = inboundService(id);
-    const key = JSON.stringify([deps, id.namespace, localityKey(id.locality), port, appPort, ...(apiListeners.length ? [apiListeners] : []), ...(inbound ? [{ inbound }] : [])]);
+    const mtls = this.opts.mtls;
+    const tls: NodeTls | undefined = mtls && mtls.mode !== 'off' && id.sdsDir ? { mode: mtls.mode, sdsDir: id.sdsDir, trustDomain: mtls.trustDomain } : undefined;
+    const key = JSON.stringify([deps, id.namespace, localityKey(id.locality), port, appPort, ...(apiListeners.length ? [apiListeners] : []), ...(inbound ? [{ inbound }] : []), ...(tls ? [{ sds: tls.sdsDir }] : [])]);
     let scope = this.scopes.get(key);
     if (!scope) {
-      scope = { key, deps, namespace: id.namespace, apiListeners, ...(id.locality ? { locality: id.locality } : {}), port, appPort, ...(inbound ? { inbound } : {}), nodes: new Set(), tcpConflicts: [] };
+      scope = { key, deps, namespace: id.namespace, apiListeners, ...(id.locality ? { locality: id.locality } : {}), port, appPort, ...(inbound ? { inbound } : {}), ...(tls ? { tls } : {}), nodes: new Set(), tcpConflicts: [] };
       this.scopes.set(key, scope);
       for (const d of scopeServices(scope)) this.catalog.entry(d).scopes.add(key);
       this.watchChanged();
@@ -264,15 +276,15 @@ export class Pilot {
    * The node's listeners (and the inbound cluster), shared by every scope with the same ports and
    * own service; the inbound listener carries that service's RBAC filters (translate/authz.ts).
    */
-  private listeners(port: number, appPort: number, inbound?: ServiceKey): { listeners: XdsResource[]; clusters: XdsResource[] } {
+  private listeners(port: number, appPort: number, inbound?: ServiceKey, tls?: NodeTls): { listeners: XdsResource[]; clusters: XdsResource[] } {
     const authz = appPort && inbound ? this.services.get(inbound)?.authz : undefined;
-    const key = `${port}/${appPort}${authz ? `/${inbound}` : ''}`;
+    const key = `${port}/${appPort}${authz ? `/${inbound}` : ''}${tls ? `/${tls.mode}:${tls.sdsDir}` : ''}`;
     let l = this.listenersByPorts.get(key);
     if (!l || l.authz !== authz) {
       // Accepted AuthorizationPolicies shape the inbound listener: its ACKs count for their status.
       const prov = (authz?.verdicts ?? []).filter((v) => v.accepted).map((v) => ({ policy: authorizationProvenance(v.policy), generation: v.generation }));
       l = {
-        listeners: generateListeners({ port, appPort, ...(authz ? { inboundFilters: authz.filters } : {}) }).map((m) =>
+        listeners: generateListeners({ port, appPort, ...(authz ? { inboundFilters: authz.filters } : {}) }).map((m) => (tls && m.name === INBOUND ? inboundWithTls(m, tls) : m)).map((m) =>
           makeResource(TYPE_URL.listener, m.name, Listener, m, 'listeners', m.name === OUTBOUND ? { references: [{ typeUrl: TYPE_URL.route, name: OUTBOUND }] } : m.name === INBOUND ? { provenance: prov } : {}),
         ),
         clusters: generateInboundClusters(appPort).map((c) => makeResource(TYPE_URL.cluster, c.name, Cluster, c, 'listeners')),
@@ -336,15 +348,30 @@ export class Pilot {
     });
     const out: Record<string, XdsResource[]> = {};
     const want = (t: string) => !only || only.has(t);
-    const own = this.listeners(scope.port, scope.appPort, scope.inbound);
+    const own = this.listeners(scope.port, scope.appPort, scope.inbound, scope.tls);
     const api = this.apiListeners(scope, present);
     if (want(TYPE_URL.listener)) out[TYPE_URL.listener] = [...own.listeners, ...this.tcpListeners(scope, present), ...api.listeners];
     if (want(TYPE_URL.route)) out[TYPE_URL.route] = [this.routeConfig(present, scope.namespace), ...api.routes];
-    if (want(TYPE_URL.cluster)) out[TYPE_URL.cluster] = [...present.flatMap((s) => s.clusters), ...own.clusters];
+    if (want(TYPE_URL.cluster)) out[TYPE_URL.cluster] = [...present.flatMap((s) => (scope.tls ? this.clustersWithTls(s.clusters, splitServiceKey(s.key).namespace, scope.tls) : s.clusters)), ...own.clusters];
     if (want(TYPE_URL.endpoint)) out[TYPE_URL.endpoint] = present.flatMap((s) => this.catalog.edsFor(s, scope.locality));
     if (want(GOVERNANCE)) out[GOVERNANCE] = present.flatMap((s) => (s.governance ? [s.governance] : []));
     if (want(UPGRADE)) out[UPGRADE] = [];
     return out;
+  }
+
+  /** A service's clusters for nodes with TLS: each with its transport socket appended, once per cluster version and SDS directory. */
+  private clustersWithTls(clusters: readonly XdsResource[], namespace: string, tls: NodeTls): XdsResource[] {
+    const key = `${tls.mode}:${tls.sdsDir}`;
+    return clusters.map((c) => {
+      let byDir = this.tlsClusters.get(c);
+      if (!byDir) this.tlsClusters.set(c, (byDir = new Map()));
+      let r = byDir.get(key);
+      if (!r) {
+        r = resourceFromBytes(TYPE_URL.cluster, c.name, Buffer.concat([c.any.value, clusterTransportSocketField(tls, namespace)]), c.generator, { references: c.references, provenance: c.provenance });
+        byDir.set(key, r);
+      }
+      return r;
+    });
   }
 
   private buildScopeSnapshot(scope: Scope): Snapshot {

@@ -1,0 +1,44 @@
+import { describe, expect, it } from '@jest/globals';
+import { Cluster, Listener } from '@octo-mesh/proto';
+import { DownstreamTlsContext, UpstreamTlsContext } from '@octo-mesh/proto/gen/envoy/extensions/transport_sockets/tls/v3/tls.js';
+import { generateClusters } from './clusters.js';
+import { generateListeners, INBOUND } from './listeners.js';
+import { clusterTransportSocketField, inboundWithTls, type NodeTls } from './mtls.js';
+
+const tls = (mode: NodeTls['mode']): NodeTls => ({ mode, sdsDir: '/var/run/octo/certs/', trustDomain: 'cluster.local' });
+const inbound = () => generateListeners({ appPort: 8080 }).find((l) => l.name === INBOUND)!;
+
+describe('data-plane mTLS in standard Envoy fields', () => {
+  it.each([
+    ['permissive', ['tls', 'raw_buffer']],
+    ['strict', ['tls']],
+  ] as const)('%s: the inbound listener has a tls_inspector and chains by transport protocol %j', (mode, protocols) => {
+    const l = Listener.fromJSON(Listener.toJSON(inboundWithTls(inbound(), tls(mode))));
+    expect(l.listenerFilters.map((f) => f.name)).toEqual(['envoy.filters.listener.tls_inspector']);
+    expect(l.filterChains.map((c) => c.filterChainMatch?.transportProtocol)).toEqual(protocols);
+    // Both chains serve the same HTTP filters (RBAC, router) as the plaintext listener did.
+    for (const c of l.filterChains) expect(c.filters).toEqual(inbound().filterChains[0]!.filters);
+    const ts = l.filterChains[0]!.transportSocket!;
+    expect(ts.name).toBe('envoy.transport_sockets.tls');
+    const ctx = DownstreamTlsContext.decode(ts.typedConfig!.value);
+    expect(ctx.requireClientCertificate).toBe(true);
+    expect(ctx.commonTlsContext!.tlsCertificateSdsSecretConfigs).toEqual([{ name: 'default', sdsConfig: expect.objectContaining({ pathConfigSource: expect.objectContaining({ path: '/var/run/octo/certs/default.json' }) }) }]);
+    const combined = ctx.commonTlsContext!.combinedValidationContext!;
+    expect(combined.validationContextSdsSecretConfig).toMatchObject({ name: 'ROOTCA', sdsConfig: { pathConfigSource: { path: '/var/run/octo/certs/ROOTCA.json' } } });
+    expect(combined.defaultValidationContext!.matchTypedSubjectAltNames).toEqual([expect.objectContaining({ sanType: 3, matcher: expect.objectContaining({ prefix: 'spiffe://cluster.local/' }) })]);
+    expect(ctx.commonTlsContext!.alpnProtocols).toEqual(['h2', 'http/1.1']);
+    if (mode === 'permissive') expect(l.filterChains[1]!.transportSocket).toBeUndefined();
+  });
+
+  it('appends a transport socket to an encoded cluster that decodes as Envoy would read it, accepting only the callee namespace', () => {
+    const [cluster] = generateClusters({ apiVersion: 'model.mesh.octo.io/v1', kind: 'Service', metadata: { name: 'catalog', namespace: 'shop' }, spec: { ports: [{ name: 'http', port: 8080, protocol: 'http' }] } } as never, undefined);
+    const bytes = Buffer.concat([Buffer.from(Cluster.encode(cluster!).finish()), clusterTransportSocketField(tls('permissive'), 'shop')]);
+    const decoded = Cluster.decode(bytes);
+    expect(decoded.name).toBe(cluster!.name);
+    expect(decoded.edsClusterConfig).toEqual(cluster!.edsClusterConfig);
+    expect(decoded.transportSocket!.name).toBe('envoy.transport_sockets.tls');
+    const ctx = UpstreamTlsContext.decode(decoded.transportSocket!.typedConfig!.value);
+    expect(ctx.commonTlsContext!.combinedValidationContext!.defaultValidationContext!.matchTypedSubjectAltNames[0]!.matcher!.prefix).toBe('spiffe://cluster.local/ns/shop/');
+    expect(ctx.commonTlsContext!.tlsCertificateSdsSecretConfigs[0]!.name).toBe('default');
+  });
+});
