@@ -72,7 +72,28 @@ export function urlPath(path: string): string {
   return path.slice(0, end);
 }
 
-export function permissionMatches(p: RbacPermission, req: RbacRequest): boolean {
+/** A request with its URL path worked out once, however many `url_path` matchers read it. */
+type Facts = RbacRequest & { urlPath?: string };
+const pathOf = (req: Facts): string => (req.urlPath ??= urlPath(req.path));
+
+// A regex over the principal is the costly part of a decision (re2js, linear but ~1 us), and a
+// callee sees few distinct callers: each matcher remembers its verdicts per principal (bounded).
+const MEMO_LIMIT = 1024;
+const principalMemo = new WeakMap<StringMatch, Map<string, boolean>>();
+function principalNameMatches(m: StringMatch, principal: string): boolean {
+  if (m.kind !== 'regex') return stringMatches(m, principal);
+  let memo = principalMemo.get(m);
+  if (!memo) principalMemo.set(m, (memo = new Map()));
+  let v = memo.get(principal);
+  if (v === undefined) {
+    v = stringMatches(m, principal);
+    if (memo.size >= MEMO_LIMIT) memo.clear();
+    memo.set(principal, v);
+  }
+  return v;
+}
+
+export function permissionMatches(p: RbacPermission, req: Facts): boolean {
   switch (p.kind) {
     case 'any':
       return true;
@@ -85,11 +106,11 @@ export function permissionMatches(p: RbacPermission, req: RbacRequest): boolean 
     case 'header':
       return headerMatches(p.match, req);
     case 'urlPath':
-      return stringMatches(p.match, urlPath(req.path));
+      return stringMatches(p.match, pathOf(req));
   }
 }
 
-export function principalMatches(p: RbacPrincipal, req: RbacRequest): boolean {
+export function principalMatches(p: RbacPrincipal, req: Facts): boolean {
   switch (p.kind) {
     case 'any':
       return true;
@@ -100,23 +121,24 @@ export function principalMatches(p: RbacPrincipal, req: RbacRequest): boolean {
     case 'not':
       return !principalMatches(p.id, req);
     case 'authenticated':
-      return req.principal !== undefined && (p.name === undefined || stringMatches(p.name, req.principal));
+      return req.principal !== undefined && (p.name === undefined || principalNameMatches(p.name, req.principal));
     case 'header':
       return headerMatches(p.match, req);
     case 'urlPath':
-      return stringMatches(p.match, urlPath(req.path));
+      return stringMatches(p.match, pathOf(req));
   }
 }
 
 /** The first policy (in name order) that matches the request. */
-export function matchingPolicy(filter: RbacFilterModel, req: RbacRequest): string | undefined {
+export function matchingPolicy(filter: RbacFilterModel, req: Facts): string | undefined {
   for (const pol of filter.policies)
     if (pol.permissions.some((p) => permissionMatches(p, req)) && pol.principals.some((p) => principalMatches(p, req))) return pol.name;
   return undefined;
 }
 
 /** Runs the filters in order; the first that denies decides. */
-export function evaluateRbac(filters: readonly RbacFilterModel[], req: RbacRequest): RbacDecision {
+export function evaluateRbac(filters: readonly RbacFilterModel[], request: RbacRequest): RbacDecision {
+  const req: Facts = { ...request };
   let allowedBy: string | undefined;
   for (const f of filters) {
     const matched = matchingPolicy(f, req);

@@ -4,8 +4,8 @@
  * is the allow-list's (`RBAC`, `RBAC_POLICY` in allow-list.ts): actions ALLOW and DENY; permissions
  * `any`, `and_rules`, `or_rules`, `not_rule`, `header`, `url_path`; principals `any`, `and_ids`,
  * `or_ids`, `not_id`, `authenticated` (with an optional `principal_name`), `header`, `url_path`.
- * Anything else — a CEL `condition`, `destination_port`, `source_ip`, shadow rules, the `matcher`
- * API, action LOG — is refused by name, so a policy is never half enforced.
+ * Anything else (a CEL `condition`, `destination_port`, `source_ip`, shadow rules, the `matcher`
+ * API, action LOG) is refused by name, so a policy is never half enforced.
  */
 import { RBAC } from '@octo-mesh/proto/gen/envoy/extensions/filters/http/rbac/v3/rbac.js';
 import { RBAC_Action, type Permission, type Principal } from '@octo-mesh/proto/gen/envoy/config/rbac/v3/rbac.js';
