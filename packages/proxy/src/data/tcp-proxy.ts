@@ -118,6 +118,12 @@ export async function handleTcp(
     down.destroy();
     return;
   }
+  if (c.model.tls) {
+    // TCP proxying does not originate TLS: refused (counted) rather than sent in cleartext to a peer expecting TLS.
+    stats.tlsHandshakes.inc({ side: 'upstream', result: 'tcp_proxy_not_implemented' });
+    down.destroy();
+    return;
+  }
   c.active++;
   down.once('close', () => c.active--);
   let prev: Host | undefined;

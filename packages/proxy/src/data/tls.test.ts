@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from '@octo-mesh/runtime';
-import { httpListener, routeConfig, staticCluster } from '../test-support/resources.js';
+import { httpListener, routeConfig, staticCluster, tcpListener } from '../test-support/resources.js';
 import { httpUpstream, request, type Upstream } from '../test-support/upstreams.js';
 import { startProxy } from '../test-support/proxy.js';
 import { TestPki, certificateSds, inboundListener, rootSds, sdsTlsContext, upstreamTransport, writeAtomic, type KeyPair } from '../test-support/pki.js';
@@ -103,6 +103,7 @@ describe('TLS and mTLS through standard xDS', () => {
             { name: 'b', match: { prefix: '/' }, route: { cluster: 'b' } },
           ]),
         }),
+        tcpListener('tcp-to-tls', 'b'),
       ],
       clusters: [
         staticCluster('b', [strictPort], upstreamTransport(sdsTlsContext(dirA, ['h2', 'http/1.1'], { exact: ID_B }))),
@@ -180,6 +181,20 @@ describe('TLS and mTLS through standard xDS', () => {
     });
     expect(got).toBe('');
     expect(await counter(b, 'octo_proxy_no_filter_chain_total', { listener: 'inbound', transport: 'raw_buffer' })).toBe(before + 1);
+  });
+
+  it('closes a TCP-proxied connection to a TLS cluster instead of sending it in cleartext', async () => {
+    const port = Number(a.listening().find((l) => l.name === 'tcp-to-tls')?.address.split(':').pop());
+    const before = await counter(a, 'octo_proxy_tls_handshakes_total', { side: 'upstream', result: 'tcp_proxy_not_implemented' });
+    const got = await new Promise<string>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => s.write('hello'));
+      let data = '';
+      s.on('data', (d) => (data += d.toString()));
+      s.on('error', () => undefined);
+      s.on('close', () => resolve(data));
+    });
+    expect(got).toBe('');
+    expect(await counter(a, 'octo_proxy_tls_handshakes_total', { side: 'upstream', result: 'tcp_proxy_not_implemented' })).toBe(before + 1);
   });
 
   it('PERMISSIVE accepts plaintext and mTLS on one port', async () => {
