@@ -189,6 +189,8 @@ export class ListenerManager {
   private stillAccepting: ((listener: string) => boolean) | undefined;
   /** node:http connections past `max_connection_duration`: their next response closes them. */
   private readonly expiring = new WeakSet<net.Socket>();
+  /** Warming TLS chains already logged (listener and reason). */
+  private readonly warnedWarming = new Set<string>();
   /** Connections closed at accept: over the listener's limit, or overloaded. */
   readonly refused = { limit: 0, overload: 0 };
 
@@ -448,7 +450,12 @@ export class ListenerManager {
       const ready = contexts.resolve(transport.tls);
       if (isWarming(ready)) {
         this.ctx.stats.tlsHandshakes.inc({ side: 'downstream', result: 'warming' });
-        this.logger.warn('TLS connection closed: the filter chain is warming', { listener: name, why: ready.warming });
+        // Once per listener and reason: a warming listener may refuse many connections.
+        const key = `${name}\0${ready.warming}`;
+        if (!this.warnedWarming.has(key)) {
+          this.warnedWarming.add(key);
+          this.logger.warn('TLS connections closed while the filter chain is warming (counted in octo_proxy_tls_handshakes_total{result="warming"})', { listener: name, why: ready.warming });
+        }
         socket.destroy();
         return;
       }

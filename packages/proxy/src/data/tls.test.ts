@@ -250,8 +250,11 @@ describe('TLS and mTLS through standard xDS', () => {
       const port = x?.kind === 'tcp' ? x.port : 0;
       expect(late.ready()).toMatch(/^TLS warming: listener inbound: waiting for SDS secrets: default \(tls_certificate in .*default\.json\)/);
       expect((await tlsGet(port, rootA.cert, certA)).error).toBeDefined();
+      expect(await counter(late, 'octo_proxy_tls_handshakes_total', { side: 'downstream', result: 'warming' })).toBe(1);
+      expect(late.tlsWarming()).toEqual([expect.stringMatching(/^listener inbound: waiting for SDS secrets: default/)]);
       writeAtomic(join(dir, 'default.json'), certificateSds(certB));
       await waitFor('the listener to warm', () => late.ready() === true);
+      expect(late.secrets.status().find((f) => f.path.endsWith('default.json'))).toMatchObject({ version: certB.serial, secrets: ['default'], error: null });
       expect(await tlsGet(port, rootA.cert, certA)).toEqual({ status: 200, serverSerial: certB.serial });
     } finally {
       await late.stop(100);
