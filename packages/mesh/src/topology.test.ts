@@ -50,13 +50,13 @@ describe('planEmbedded', () => {
 });
 
 describe('sidecarBootstrap', () => {
-  it('declares identity, dependencies and the meta server, and routes inbound to the local app', async () => {
+  it('declares identity, dependencies, the meta server and the app port (Pilot then sends the inbound listener to the local app)', async () => {
     const plan = await planEmbedded({ pilots: 1, fixed: false, alloc: counter() });
     const frontend = plan.sidecars[0]!;
-    const b = sidecarBootstrap(frontend, '127.0.0.1:15011') as { dependencies: string[]; inboundPort: number; staticResources: { clusters: { load_assignment: unknown }[] } };
-    expect(b).toMatchObject({ metaAddress: '127.0.0.1:15011', nodeId: 'frontend-v1-0.demo', workload: 'frontend', namespace: 'demo', version: 'v1', outboundPort: frontend.outboundPort, inboundPort: frontend.inboundPort });
+    const b = sidecarBootstrap(frontend, '127.0.0.1:15011') as { dependencies: string[]; staticResources?: unknown };
+    expect(b).toMatchObject({ metaAddress: '127.0.0.1:15011', nodeId: 'frontend-v1-0.demo', workload: 'frontend', namespace: 'demo', version: 'v1', outboundPort: frontend.outboundPort, inboundPort: frontend.inboundPort, appPort: frontend.appPort });
     expect(b.dependencies).toEqual(['catalog.demo.svc', 'ratings.demo.svc']);
-    expect(JSON.stringify(b.staticResources.clusters[0]!.load_assignment)).toContain(`"port_value":${frontend.appPort}`);
+    expect(b.staticResources).toBeUndefined();
   });
 });
 

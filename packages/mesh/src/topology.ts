@@ -155,7 +155,6 @@ export function portsOf(plan: EmbeddedPlan): { port: number; use: string }[] {
  * app needs nothing from the control plane. Outbound configuration comes from its pilot over ADS.
  */
 export function sidecarBootstrap(s: SidecarPlan, metaAddress: string): Record<string, unknown> {
-  const local = `inbound|${SERVICE_PORT}||${s.service}.${DEMO_NAMESPACE}.svc`;
   return {
     metaAddress,
     nodeId: s.nodeId,
@@ -165,6 +164,9 @@ export function sidecarBootstrap(s: SidecarPlan, metaAddress: string): Record<st
     version: s.version,
     instanceId: s.instanceId,
     dependencies: s.calls.map((c) => `${c}.${DEMO_NAMESPACE}.svc`),
+    // The inbound listener comes from Pilot, as in Kubernetes: it forwards to the app's port and
+    // carries what governs the callee side (AuthorizationPolicy RBAC, mTLS with the sidecar's certificate).
+    appPort: s.appPort,
     adminHost: '127.0.0.1',
     adminPort: s.adminPort,
     outboundHost: '127.0.0.1',
@@ -173,36 +175,6 @@ export function sidecarBootstrap(s: SidecarPlan, metaAddress: string): Record<st
     inboundPort: s.inboundPort,
     accessLog: 'off',
     drainTimeoutMs: 2000,
-    staticResources: {
-      listeners: [
-        {
-          name: 'inbound',
-          filter_chains: [
-            {
-              filters: [
-                {
-                  name: 'envoy.filters.network.http_connection_manager',
-                  typed_config: {
-                    '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-                    stat_prefix: 'inbound',
-                    route_config: { name: 'inbound', virtual_hosts: [{ name: 'inbound', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: local } }] }] },
-                    http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
-                  },
-                },
-              ],
-            },
-          ],
-        },
-      ],
-      clusters: [
-        {
-          name: local,
-          type: 'STATIC',
-          connect_timeout: '1s',
-          load_assignment: { cluster_name: local, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: s.appPort } } } }] }] },
-        },
-      ],
-    },
   };
 }
 

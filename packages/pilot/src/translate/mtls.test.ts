@@ -13,7 +13,8 @@ describe('data-plane mTLS in standard Envoy fields', () => {
     ['permissive', ['tls', 'raw_buffer']],
     ['strict', ['tls']],
   ] as const)('%s: the inbound listener has a tls_inspector and chains by transport protocol %j', (mode, protocols) => {
-    const l = Listener.fromJSON(Listener.toJSON(inboundWithTls(inbound(), tls(mode))));
+    // Through the wire, as a proxy reads it.
+    const l = Listener.decode(Listener.encode(inboundWithTls(inbound(), tls(mode))).finish());
     expect(l.listenerFilters.map((f) => f.name)).toEqual(['envoy.filters.listener.tls_inspector']);
     expect(l.filterChains.map((c) => c.filterChainMatch?.transportProtocol)).toEqual(protocols);
     // Both chains serve the same HTTP filters (RBAC, router) as the plaintext listener did.

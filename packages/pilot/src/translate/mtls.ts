@@ -9,10 +9,10 @@
  *   certificate and accepts only a peer of the callee's namespace (`spiffe://<td>/ns/<ns>/`).
  * Private keys never pass through Pilot: only the file paths do.
  */
-import type { Any } from '@octo-mesh/proto/gen/google/protobuf/any.js';
 import { ConfigSource } from '@octo-mesh/proto/gen/envoy/config/core/v3/config_source.js';
 import { TransportSocket } from '@octo-mesh/proto/gen/envoy/config/core/v3/base.js';
 import type { Listener, FilterChain } from '@octo-mesh/proto';
+import { FilterChainMatch, ListenerFilter } from '@octo-mesh/proto/gen/envoy/config/listener/v3/listener_components.js';
 import { CertificateValidationContext, SubjectAltNameMatcher_SanType } from '@octo-mesh/proto/gen/envoy/extensions/transport_sockets/tls/v3/common.js';
 import { CommonTlsContext, DownstreamTlsContext, UpstreamTlsContext } from '@octo-mesh/proto/gen/envoy/extensions/transport_sockets/tls/v3/tls.js';
 import { TlsInspector } from '@octo-mesh/proto/gen/envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.js';
@@ -85,13 +85,13 @@ export function inboundWithTls(listener: Listener, t: NodeTls): Listener {
   const tlsChain: FilterChain = {
     ...chain,
     name: 'inbound-tls',
-    filterChainMatch: { transportProtocol: 'tls' } as FilterChain['filterChainMatch'],
-    transportSocket: { name: TLS_TRANSPORT_SOCKET, typedConfig: pack(TYPE_DOWNSTREAM_TLS, DownstreamTlsContext, downstream) as Any },
+    filterChainMatch: FilterChainMatch.fromPartial({ transportProtocol: 'tls' }),
+    transportSocket: { name: TLS_TRANSPORT_SOCKET, typedConfig: pack(TYPE_DOWNSTREAM_TLS, DownstreamTlsContext, downstream) },
   };
-  const plain: FilterChain = { ...chain, name: 'inbound-plaintext', filterChainMatch: { transportProtocol: 'raw_buffer' } as FilterChain['filterChainMatch'] };
+  const plain: FilterChain = { ...chain, name: 'inbound-plaintext', filterChainMatch: FilterChainMatch.fromPartial({ transportProtocol: 'raw_buffer' }) };
   return {
     ...listener,
-    listenerFilters: [{ name: TLS_INSPECTOR, typedConfig: pack(TYPE_TLS_INSPECTOR, TlsInspector, TlsInspector.fromPartial({})) } as Listener['listenerFilters'][number]],
+    listenerFilters: [ListenerFilter.fromPartial({ name: TLS_INSPECTOR, typedConfig: pack(TYPE_TLS_INSPECTOR, TlsInspector, TlsInspector.fromPartial({})) })],
     filterChains: t.mode === 'strict' ? [tlsChain] : [tlsChain, plain],
   };
 }
