@@ -15,7 +15,7 @@
  *   identity, so an ALLOW policy naming identities denies plaintext callers.
  */
 import { z } from 'zod';
-import { API_VERSION, condition, dnsLabel, objectMeta } from './common.js';
+import { API_VERSION, dnsLabel, objectMeta, policyStatus } from './common.js';
 import { withRules } from './rules.js';
 
 /** HTTP methods a rule may name (gRPC calls are POST). */
@@ -122,20 +122,7 @@ export const authorizationPolicySpec = z
   })
   .strict();
 
-export const authorizationPolicyStatus = z
-  .object({
-    observedGeneration: z.number().int().min(0).optional(),
-    accepted: z.boolean().optional().meta({ description: 'Whether the control plane accepted the policy.' }),
-    conditions: z.array(condition).max(8).optional(),
-    sidecars: z
-      .object({
-        total: z.number().int().min(0).default(0).meta({ description: 'Sidecars that should enforce the policy.' }),
-        acked: z.number().int().min(0).default(0).meta({ description: 'Sidecars that ACKed its current generation.' }),
-        nacked: z.number().int().min(0).default(0).meta({ description: 'Sidecars that NACKed it.' }),
-      })
-      .optional(),
-  })
-  .meta({ description: 'What the control plane made of the policy.' });
+export const authorizationPolicyStatus = policyStatus('enforce');
 
 export const authorizationPolicy = z
   .object({

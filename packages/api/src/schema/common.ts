@@ -92,6 +92,26 @@ export const condition = z
 
 export type Condition = z.infer<typeof condition>;
 
+/**
+ * The status of a governance policy (RoutePolicy, AuthorizationPolicy): accepted or why not,
+ * and how many of the sidecars that should `enforce` it ACKed its current generation.
+ */
+export const policyStatus = (enforce: string) =>
+  z
+    .object({
+      observedGeneration: z.number().int().min(0).optional(),
+      accepted: z.boolean().optional().meta({ description: 'Whether the control plane accepted the policy.' }),
+      conditions: z.array(condition).max(8).optional(),
+      sidecars: z
+        .object({
+          total: z.number().int().min(0).default(0).meta({ description: `Sidecars that should ${enforce} the policy.` }),
+          acked: z.number().int().min(0).default(0).meta({ description: 'Sidecars that ACKed its current generation.' }),
+          nacked: z.number().int().min(0).default(0).meta({ description: 'Sidecars that NACKed it.' }),
+        })
+        .optional(),
+    })
+    .meta({ description: 'What the control plane made of the policy.' });
+
 /** Object metadata as far as the mesh validates it (the API server owns the rest). */
 export const objectMeta = z
   .object({

@@ -3,13 +3,13 @@ import { parseDuration } from '../duration.js';
 import {
   API_VERSION,
   celExactlyOne,
-  condition,
   countPresent,
   dnsLabel,
   duration,
   labels,
   objectMeta,
   percent,
+  policyStatus,
   regexString,
 } from './common.js';
 import { RETRY_ON } from '../retry-on.js';
@@ -355,20 +355,7 @@ export const routePolicySpec = withRules(
   if (new Set(names).size !== names.length) ctx.addIssue({ code: 'custom', message: 'subset names must be unique', path: ['subsets'] });
 });
 
-export const routePolicyStatus = z
-  .object({
-    observedGeneration: z.number().int().min(0).optional(),
-    accepted: z.boolean().optional().meta({ description: 'Whether the control plane accepted the policy.' }),
-    conditions: z.array(condition).max(8).optional(),
-    sidecars: z
-      .object({
-        total: z.number().int().min(0).default(0).meta({ description: 'Sidecars that should run the policy.' }),
-        acked: z.number().int().min(0).default(0).meta({ description: 'Sidecars that ACKed its current generation.' }),
-        nacked: z.number().int().min(0).default(0).meta({ description: 'Sidecars that NACKed it.' }),
-      })
-      .optional(),
-  })
-  .meta({ description: 'What the control plane made of the policy.' });
+export const routePolicyStatus = policyStatus('run');
 
 export const routePolicy = z
   .object({

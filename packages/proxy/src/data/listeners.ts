@@ -420,14 +420,7 @@ export class ListenerManager {
    * keep theirs) and then served as a plaintext one is.
    */
   private inspect(name: string, socket: net.Socket, t: ListenerTransport, timeouts: HttpTimeouts, contexts: TlsContexts): void {
-    const silent = timeouts.idleMs > 0 ? deadline(timeouts.idleMs, () => socket.destroy()) : undefined;
-    socket.once('close', () => {
-      silent?.cancel();
-      this.sniffing.delete(socket);
-    });
-    const onFirst = (chunk: Buffer) => {
-      silent?.cancel();
-      this.sniffing.delete(socket);
+    this.onFirstBytes(name, socket, timeouts, true, (chunk) => {
       socket.pause();
       socket.unshift(chunk);
       const current = this.ctx.snapshot().listeners.get(name) ?? this.pending?.listeners.get(name);
@@ -464,10 +457,7 @@ export class ListenerManager {
       const hs = timeouts.headersMs > 0 ? deadline(timeouts.headersMs, () => socket.destroy()) : undefined;
       if (hs) socket.once('close', () => hs.cancel());
       tlsHandshaking.set(socket, () => hs?.cancel());
-    };
-    this.sniffing.set(socket, { name, onFirst, silent });
-    socket.once('data', onFirst);
-    if (this.retireSilent) this.retireSilent(socket);
+    });
   }
 
   /** One `tls.Server` per listener and TLS context in force; it never listens, connections are handed to it. */
@@ -522,16 +512,9 @@ export class ListenerManager {
       void handleTcp(this.ctx.clusters, this.ctx.stats, name, l.filter, socket, this.ctx.random);
       return;
     }
-    // A connection that never sends a byte is idle too (the HTTP servers below see it only once it does).
-    const silent = timeouts.idleMs > 0 ? deadline(timeouts.idleMs, () => socket.destroy()) : undefined;
-    socket.once('close', () => {
-      silent?.cancel();
-      this.sniffing.delete(socket);
-    });
     // HTTP: HTTP/2 with prior knowledge starts with the connection preface, anything else is 1.x.
-    const onFirst = (chunk: Buffer) => {
-      silent?.cancel();
-      this.sniffing.delete(socket);
+    // A TLS connection cannot move to another process (its session state is here): it is not offered.
+    this.onFirstBytes(name, socket, timeouts, !isTls, (chunk) => {
       socket.pause();
       socket.unshift(chunk);
       const isH2 = chunk.subarray(0, H2_PREFACE.length).equals(H2_PREFACE.subarray(0, Math.min(chunk.length, H2_PREFACE.length)));
@@ -565,11 +548,28 @@ export class ListenerManager {
       server.emit('connection', socket);
       // The HTTP/2 session reads the buffered preface itself and then consumes the socket natively.
       if (!isH2) socket.resume();
+    });
+  }
+
+  /**
+   * Waits for a connection's first bytes. One that never sends a byte is idle too (the HTTP
+   * servers see it only once it does) and is closed at the idle timeout; until it sends, a
+   * handover drain may move it to the next proxy (`movable`, see handOverSilent).
+   */
+  private onFirstBytes(name: string, socket: net.Socket, timeouts: HttpTimeouts, movable: boolean, then: (chunk: Buffer) => void): void {
+    const silent = timeouts.idleMs > 0 ? deadline(timeouts.idleMs, () => socket.destroy()) : undefined;
+    socket.once('close', () => {
+      silent?.cancel();
+      this.sniffing.delete(socket);
+    });
+    const onFirst = (chunk: Buffer) => {
+      silent?.cancel();
+      this.sniffing.delete(socket);
+      then(chunk);
     };
-    // A TLS connection cannot move to another process (its session state is here): it is not offered.
-    if (!isTls) this.sniffing.set(socket, { name, onFirst, silent });
+    if (movable) this.sniffing.set(socket, { name, onFirst, silent });
     socket.once('data', onFirst);
-    if (this.retireSilent && !isTls) this.retireSilent(socket);
+    if (movable) this.retireSilent?.(socket);
   }
 
   /**

@@ -3,9 +3,10 @@ import { basename, dirname } from 'node:path';
 import tls from 'node:tls';
 import { X509Certificate, createHash } from 'node:crypto';
 import { recordError, type Logger } from '@octo-mesh/runtime';
-import type { DataSourceModel, SanMatcherModel, SdsRef, SecretModel, StringMatch, TlsCertificateModel, TlsContextModel, ValidationModel } from '../model.js';
+import type { DataSourceModel, SanMatcherModel, SdsRef, SecretModel, TlsCertificateModel, TlsContextModel, ValidationModel } from '../model.js';
 import { parseSdsFile, sdsRefs } from '../translate/tls.js';
 import type { ProxyStats } from '../stats.js';
+import { stringMatches } from './router.js';
 import type { AttemptError } from './upstream.js';
 
 /**
@@ -14,22 +15,6 @@ import type { AttemptError } from './upstream.js';
  * connections; connections already open keep theirs (Envoy does the same on an SDS update).
  */
 
-/** Whether a SAN string matches (the model's StringMatch; RE2 for regex). */
-export function stringMatches(m: StringMatch, value: string): boolean {
-  if (m.kind === 'regex') return m.regex.test(value);
-  const v = m.ignoreCase ? value.toLowerCase() : value;
-  const want = m.ignoreCase ? m.value.toLowerCase() : m.value;
-  switch (m.kind) {
-    case 'exact':
-      return v === want;
-    case 'prefix':
-      return v.startsWith(want);
-    case 'suffix':
-      return v.endsWith(want);
-    case 'contains':
-      return v.includes(want);
-  }
-}
 
 /** The URI and DNS SANs of a peer certificate (`subjectaltname` as Node prints it). */
 export function subjectAltNames(subjectaltname: string | undefined): { URI: string[]; DNS: string[] } {
