@@ -359,7 +359,11 @@ describe('helm upgrade and uninstall', () => {
     // Pods go with their ReplicaSets, through the garbage collector and a graceful stop.
     await until('control-plane pods gone', () => left('pods', NS).length === 0, 90_000);
     for (const kind of ['clusterrole', 'clusterrolebinding', 'mutatingwebhookconfiguration']) expect(left(kind)).toEqual([]);
-    expect(left('crd').sort()).toEqual(['customresourcedefinition.apiextensions.k8s.io/proxyversions.mesh.octo.io', 'customresourcedefinition.apiextensions.k8s.io/routepolicies.mesh.octo.io']);
+    expect(left('crd').sort()).toEqual([
+      'customresourcedefinition.apiextensions.k8s.io/authorizationpolicies.mesh.octo.io',
+      'customresourcedefinition.apiextensions.k8s.io/proxyversions.mesh.octo.io',
+      'customresourcedefinition.apiextensions.k8s.io/routepolicies.mesh.octo.io',
+    ]);
     expect(left('secret', NS)).toEqual([`secret/${RELEASE}-injector-tls`]);
   }, 300_000);
 });

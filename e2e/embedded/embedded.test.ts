@@ -220,4 +220,40 @@ describe('embedded mesh', () => {
     expect(got.stderr).toBe('');
     expect(got.stdout).toMatch(/demo\s+catalog/);
   }, 60_000);
+
+  it('denies a caller by identity over mTLS with an AuthorizationPolicy, and lets it through again once deleted (issue 21)', async () => {
+    const octoctl = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'packages/octoctl/dist/main.js'), ...args, '--state', join(stateDir, 'state.json')], { encoding: 'utf8' });
+    const frontend = (state as unknown as { sidecars: { nodeId: string; inbound: string }[] }).sidecars.find((s) => s.nodeId === 'frontend-v1-0.demo')!.inbound;
+    type Reply = { calls?: Record<string, { error?: string; service?: string }> };
+    const ask = async () => (await (await fetch(`http://${frontend}/`, { headers: { host: 'frontend.demo.svc:8080' }, signal: AbortSignal.timeout(10_000) })).json()) as Reply;
+    const policy = join(work, 'deny-frontend.yaml');
+    writeFileSync(
+      policy,
+      [
+        'apiVersion: mesh.octo.io/v1alpha1',
+        'kind: AuthorizationPolicy',
+        'metadata: { name: no-frontend, namespace: demo }',
+        'spec:',
+        '  service: catalog',
+        '  action: DENY',
+        '  rules: [{ from: [{ serviceAccounts: [demo/frontend] }] }]',
+        '',
+      ].join('\n'),
+    );
+    const applied = octoctl('apply', '-f', policy);
+    expect(applied.stderr).toBe('');
+    // The catalog sidecars judge the caller by the certificate frontend's sidecar presented.
+    const denied = await until(ask, (r) => /HTTP 403/.test(r.calls?.['catalog']?.error ?? ''), "frontend's calls to catalog refused with 403", 30_000);
+    expect(denied.calls!['catalog']!.error).toContain('RBAC: access denied');
+    expect(denied.calls!['ratings']!.service).toBe('ratings'); // another service is not governed by it
+    const got = await until(
+      async () => octoctl('get', 'authorizationpolicies', '-n', 'demo').stdout,
+      (out) => /no-frontend\s+catalog\s+DENY\s+true\s+2\s/.test(out), // both catalog sidecars ACKed it
+      'the policy accepted, and ACKed by both catalog sidecars, in its status',
+      30_000,
+    );
+    expect(got).toMatch(/no-frontend/);
+    expect(octoctl('delete', 'authorizationpolicy', 'no-frontend', '-n', 'demo').status).toBe(0);
+    await until(ask, (r) => r.calls?.['catalog']?.service === 'catalog', 'frontend calling catalog again', 30_000);
+  }, 120_000);
 });

@@ -198,7 +198,9 @@ describe('octo-proxy executable', () => {
     // it has warmed up (a listening net.Server from a parent accepts at once, with no warm-up).
     const createServerHandle = (net as unknown as { _createServerHandle: (h: string, p: number, t: number) => { getsockname(o: object): void; close(): void } })._createServerHandle;
     const handles = new Map(['outbound', 'inbound'].map((n) => [n, createServerHandle('127.0.0.1', 0, 4)]));
-    const s = run(['--config', bootstrap, '--sockets-from', 'parent', '--warm-up-requests', '40'], (m, child) => {
+    // The full budget allowed, so the 40 round trips finish on a busy machine too (the default
+    // 300 ms stops earlier there, by design).
+    const s = run(['--config', bootstrap, '--sockets-from', 'parent', '--warm-up-requests', '40', '--warm-up-budget-ms', '5000'], (m, child) => {
       const msg = m as { type?: string; name?: string; id?: string };
       if (msg.type === 'octo.listener.request') child.send({ type: 'octo.listener', name: msg.name, id: msg.id }, handles.get(msg.name!) as never);
     }, [], { OCTO_LOG_LEVEL: 'info' });

@@ -4,7 +4,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { ProxyStats } from '../stats.js';
 import { AttemptError } from './upstream.js';
-import { SAN_MISMATCH, handshakeFailure, isWarming, sansMatch, tlsErrors, tlsFailure, type ReadyTls, type TlsContexts } from './tls.js';
+import { SAN_MISMATCH, TLS_HANDSHAKE_ALLOWANCE_MS, handshakeFailure, isWarming, sansMatch, tlsErrors, tlsFailure, type ReadyTls, type TlsContexts } from './tls.js';
 import type { SocketAddr } from '../model.js';
 import type { ClusterModel, ProxySnapshot } from '../model.js';
 import { endpointsOf } from '../model.js';
@@ -116,7 +116,7 @@ export class ClusterRuntime {
       } catch (err) {
         return reject(err);
       }
-      const timer = setTimeout(() => s.destroy(new AttemptError('connect-failure', 'upstream connect timeout')), this.model.connectTimeoutMs);
+      const timer = setTimeout(() => s.destroy(new AttemptError('connect-failure', 'upstream connect timeout (TCP and TLS handshake)')), this.model.connectTimeoutMs + TLS_HANDSHAKE_ALLOWANCE_MS);
       s.once('secureConnect', () => {
         clearTimeout(timer);
         const proto = s.alpnProtocol === 'h2' ? 'h2' : 'http/1.1';

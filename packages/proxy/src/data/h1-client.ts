@@ -5,7 +5,7 @@ import { parseResponseHead } from './h1-fast.js';
 import { FAST_PARSE, HTTPParser, LeanBody, Outbox, readDirect, toHeaders, type Parser } from './lean-http.js';
 import { AttemptError, Outcome, type Attempt, type BodySink, type Headers, type Settled, type UpstreamRequest, type UpstreamResponse } from './upstream.js';
 import { contained } from './contain.js';
-import { tlsFailure } from './tls.js';
+import { TLS_HANDSHAKE_ALLOWANCE_MS, tlsFailure } from './tls.js';
 
 /**
  * A lean HTTP/1.1 client for upstream requests: our own keep-alive pool per host and Node's
@@ -115,7 +115,10 @@ class Connection {
       if (!readDirect(secure, READ_BUFFER, onread.callback)) secure.on('data', (b: Buffer) => onread.callback(b.length, b));
     } else this.socket = addr.kind === 'tcp' ? net.connect({ host: addr.host, port: addr.port, noDelay: true, onread }) : net.connect({ path: addr.path, onread });
     this.out = new Outbox(this.socket);
-    const timer = setTimeout(() => this.socket.destroy(new AttemptError('connect-failure', 'upstream connect timeout')), connectTimeoutMs);
+    const timer = setTimeout(
+      () => this.socket.destroy(new AttemptError('connect-failure', secure ? 'upstream connect timeout (TCP and TLS handshake)' : 'upstream connect timeout')),
+      secure ? connectTimeoutMs + TLS_HANDSHAKE_ALLOWANCE_MS : connectTimeoutMs,
+    );
     this.socket.once(secure ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
       this.connected = true;

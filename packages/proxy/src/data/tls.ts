@@ -58,6 +58,14 @@ export function tlsFailure(s: object): AttemptError | undefined {
 }
 
 /**
+ * Added to a cluster's connect timeout for a TLS connection, whose handshake (two signatures and
+ * a chain verification on this event loop) must also finish in it: Envoy counts the handshake in
+ * `connect_timeout` too, but finishes it in about a millisecond; here, on a busy machine, a
+ * handshake behind other work took over a second (Pilot's clusters allow 1 s) and failed requests.
+ */
+export const TLS_HANDSHAKE_ALLOWANCE_MS = 5000;
+
+/**
  * Why a TLS handshake failed, in Envoy's stat names: `fail_verify_san` (the peer's SANs match no
  * matcher), `fail_verify_error` (the chain does not verify: wrong root, expired, ...),
  * `fail_verify_no_cert` (no client certificate where one is required), else `connection_error`.
