@@ -34,9 +34,15 @@ async function runUntilExit(fail: string): Promise<{ code: number | null; lines:
   writeFileSync(file, script(fail));
   const child = spawn(process.execPath, [file], { stdio: ['pipe', 'pipe', 'inherit'] });
   let out = '';
+  let told = false;
+  // Told once: every later chunk still contains "up", and by then the child may be gone (EPIPE).
+  child.stdin.on('error', () => undefined);
   child.stdout.on('data', (c: Buffer) => {
     out += c.toString();
-    if (out.includes('"up"')) child.stdin.write('go\n');
+    if (!told && out.includes('"up"')) {
+      told = true;
+      child.stdin.write('go\n');
+    }
   });
   const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
   return { code, lines: out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
