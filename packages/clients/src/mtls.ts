@@ -6,7 +6,6 @@
  * (`decideAccess` in @octo-mesh/contracts).
  */
 import { join } from 'node:path';
-import type { PeerCertificate } from 'node:tls';
 import {
   ChannelCredentials,
   ResponderBuilder,
@@ -18,11 +17,11 @@ import {
   status,
   type ServerInterceptor,
 } from '@grpc/grpc-js';
-import { MESH_TLS_FILES, decideAccess, type ControlRole, type MeshTls } from '@octo-mesh/contracts/access.js';
+import { MESH_TLS_FILES, decideAccess, uriSan, type ControlRole, type MeshTls } from '@octo-mesh/contracts/access.js';
 import { spiffeId } from '@octo-mesh/contracts/spiffe.js';
 import { Counter, type Logger, type Registry } from '@octo-mesh/runtime';
 
-export { MESH_TLS_FILES, meshTlsConfigFields, meshTlsOf, type MeshTls } from '@octo-mesh/contracts/access.js';
+export { MESH_TLS_FILES, meshTlsConfigFields, meshTlsOf, uriSan, type MeshTls } from '@octo-mesh/contracts/access.js';
 
 const TD = (tls: MeshTls) => tls.trustDomain ?? 'cluster.local';
 const CNS = (tls: MeshTls) => tls.controlNamespace ?? 'octo-system';
@@ -41,14 +40,6 @@ function provider(tls: MeshTls): experimental.CertificateProvider {
   });
 }
 
-/** The URI SAN (SPIFFE ID) of a peer certificate, if it has one. */
-export function uriSan(cert: Pick<PeerCertificate, 'subjectaltname'> | undefined): string | undefined {
-  for (const part of cert?.subjectaltname?.split(',') ?? []) {
-    const p = part.trim();
-    if (p.startsWith('URI:')) return p.slice(4);
-  }
-  return undefined;
-}
 
 /**
  * Channel options every mesh client passes (harmless in plaintext): the TLS server name. Mesh

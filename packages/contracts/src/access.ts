@@ -9,6 +9,15 @@
 import { z } from 'zod';
 import { parseSpiffeId, type WorkloadIdentity } from './spiffe.js';
 
+/** The URI SAN (SPIFFE ID) of a certificate as Node describes it (`subjectaltname`), if it has one. */
+export function uriSan(cert: { subjectaltname?: string | undefined } | undefined): string | undefined {
+  for (const part of cert?.subjectaltname?.split(',') ?? []) {
+    const p = part.trim();
+    if (p.startsWith('URI:')) return p.slice(4);
+  }
+  return undefined;
+}
+
 /** A SPIFFE ID parsed, or why it is not one of the mesh's (the message names the part). */
 export function spiffeIdOrError(uri: string): WorkloadIdentity | { error: string } {
   try {

@@ -6,6 +6,7 @@
 import type { AuthorizationPolicyStatus } from '@octo-mesh/api';
 import type { ServiceKey } from './model.js';
 import type { NodeIdentity } from './node-meta.js';
+import { policyStatus } from './status.js';
 import type { AuthorizationVerdict } from './translate/authz.js';
 
 /**
@@ -33,30 +34,13 @@ export interface SidecarAuthorizationView {
 }
 
 export function authorizationPolicyStatus(verdict: AuthorizationVerdict & { target: ServiceKey }, sidecars: Iterable<SidecarAuthorizationView>): AuthorizationPolicyStatus {
-  const key = authorizationProvenance(verdict.policy);
-  let total = 0;
-  let acked = 0;
-  let nacked = 0;
-  for (const s of sidecars) {
-    if (s.inbound !== verdict.target) continue;
-    total++;
-    if (!verdict.accepted) continue;
-    if (s.nacked.get(key) === verdict.generation) nacked++;
-    else if (s.acked.get(key) === verdict.generation) acked++;
-  }
-  return {
-    observedGeneration: verdict.generation,
-    accepted: verdict.accepted,
-    conditions: [
-      {
-        type: 'Accepted',
-        status: verdict.accepted ? 'True' : 'False',
-        reason: verdict.accepted ? 'Translated' : 'Invalid',
-        message: verdict.accepted
-          ? 'translated to RBAC filters of the service\'s inbound listeners'
-          : `${verdict.reason ?? 'rejected'}; enforced fail-closed (${verdict.action === 'ALLOW' ? 'allows nothing' : 'denies everything'})`,
-      },
-    ],
-    sidecars: { total, acked, nacked },
-  };
+  return policyStatus(
+    verdict,
+    authorizationProvenance(verdict.policy),
+    sidecars,
+    (s) => s.inbound === verdict.target,
+    verdict.accepted
+      ? 'translated to RBAC filters of the service\'s inbound listeners'
+      : `${verdict.reason ?? 'rejected'}; enforced fail-closed (${verdict.action === 'ALLOW' ? 'allows nothing' : 'denies everything'})`,
+  );
 }

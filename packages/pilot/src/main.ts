@@ -37,7 +37,7 @@ function joinMesh(config: PilotConfig, running: { pilot: Pilot; ads: AdsServer; 
   const advertised = advertisedAddresses(config, running.xdsPort, running.adminPort);
   const membership = new PilotMembership({
     metaAddress: config.metaServerAddress!,
-    ...(meshTlsOf(config) ? { tls: meshTlsOf(config)! } : {}),
+    tls: meshTlsOf(config),
     pilotId: config.pilotId,
     xdsAddress: advertised.xds,
     adminAddress: advertised.admin,

@@ -16,28 +16,37 @@ export interface SidecarPolicyView {
   nacked: ReadonlyMap<string, number>;
 }
 
-export function routePolicyStatus(verdict: PolicyVerdict & { target: ServiceKey }, sidecars: Iterable<SidecarPolicyView>): RoutePolicyStatus {
+/**
+ * A governance policy's status: `Accepted` (or why not), and of the sidecars that should run it
+ * (`runs`), how many ACKed or NACKed its current generation (`key`: its provenance on their
+ * resources). Shared by RoutePolicy and AuthorizationPolicy (authz-status.ts), whose statuses have
+ * one shape.
+ */
+export function policyStatus<S extends { acked: ReadonlyMap<string, number>; nacked: ReadonlyMap<string, number> }>(
+  verdict: { accepted: boolean; generation: number },
+  key: string,
+  sidecars: Iterable<S>,
+  runs: (s: S) => boolean,
+  message: string,
+): RoutePolicyStatus {
   let total = 0;
   let acked = 0;
   let nacked = 0;
   for (const s of sidecars) {
-    if (!s.dependsOn.has(verdict.target)) continue;
+    if (!runs(s)) continue;
     total++;
     if (!verdict.accepted) continue;
-    if (s.nacked.get(verdict.policy) === verdict.generation) nacked++;
-    else if (s.acked.get(verdict.policy) === verdict.generation) acked++;
+    if (s.nacked.get(key) === verdict.generation) nacked++;
+    else if (s.acked.get(key) === verdict.generation) acked++;
   }
   return {
     observedGeneration: verdict.generation,
     accepted: verdict.accepted,
-    conditions: [
-      {
-        type: 'Accepted',
-        status: verdict.accepted ? 'True' : 'False',
-        reason: verdict.accepted ? 'Translated' : 'Invalid',
-        message: verdict.accepted ? 'translated to xDS' : (verdict.reason ?? 'rejected'),
-      },
-    ],
+    conditions: [{ type: 'Accepted', status: verdict.accepted ? 'True' : 'False', reason: verdict.accepted ? 'Translated' : 'Invalid', message }],
     sidecars: { total, acked, nacked },
   };
+}
+
+export function routePolicyStatus(verdict: PolicyVerdict & { target: ServiceKey }, sidecars: Iterable<SidecarPolicyView>): RoutePolicyStatus {
+  return policyStatus(verdict, verdict.policy, sidecars, (s) => s.dependsOn.has(verdict.target), verdict.accepted ? 'translated to xDS' : (verdict.reason ?? 'rejected'));
 }

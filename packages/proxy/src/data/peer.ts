@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
+import { uriSan } from '@octo-mesh/contracts/access.js';
 
 /**
  * The identity of the peer on a downstream connection: the URI SAN (a SPIFFE ID) of the client
@@ -10,11 +11,5 @@ import type tls from 'node:tls';
 export function peerPrincipal(socket: net.Socket | undefined): string | undefined {
   const t = socket as tls.TLSSocket | undefined;
   if (!t || typeof t.getPeerCertificate !== 'function' || !t.authorized) return undefined;
-  const san = t.getPeerCertificate()?.subjectaltname;
-  if (!san) return undefined;
-  for (const part of san.split(',')) {
-    const p = part.trim();
-    if (p.startsWith('URI:')) return p.slice(4);
-  }
-  return undefined;
+  return uriSan(t.getPeerCertificate());
 }
