@@ -76,6 +76,8 @@ const requests: [name: string, text: string, fast: boolean][] = [
   ['control char in target → llhttp', req('GET /a\x01b HTTP/1.1', 'host: h'), false],
   ['lower-case version → llhttp', req('GET / http/1.1', 'host: h'), false],
   ['two spaces after method → llhttp', req('GET  / HTTP/1.1', 'host: h'), false],
+  ['no host → llhttp (which answers 400, h1-strict.ts)', req('GET / HTTP/1.1', 'x-a: b'), false],
+  ['absolute-form without host → llhttp', req('GET http://reviews/x HTTP/1.1'), false],
   ['head not complete → llhttp', 'GET / HTTP/1.1\r\nhost: h\r\n', false],
   ['garbage → llhttp', 'NOT HTTP AT ALL\r\n\r\n', false],
   ['head over 16 KiB → llhttp', req('GET / HTTP/1.1', 'host: h', `x-big: ${'a'.repeat(17 * 1024)}`), false],
@@ -156,8 +158,8 @@ describe('HTTP/1.1 fast path heads', () => {
     const text = res('HTTP/1.1 200 OK', 'Set-Cookie: a=1', 'set-cookie: b=2', 'Vary: a', 'vary: b', 'Connection: keep-alive', 'Keep-Alive: timeout=5', 'content-length: 0');
     const h = parseResponseHead(Buffer.from(text, 'latin1'), 0, new Set(['connection', 'keep-alive']));
     expect(h?.headers).toEqual({ 'set-cookie': ['a=1', 'b=2'], vary: 'a, b', 'content-length': '0' });
-    const r = parseRequestHead(Buffer.from(req('GET / HTTP/1.1', 'Cookie: a=1', 'cookie: b=2'), 'latin1'), 0);
-    expect(r?.headers).toEqual({ cookie: 'a=1; b=2' });
+    const r = parseRequestHead(Buffer.from(req('GET / HTTP/1.1', 'Host: h', 'Cookie: a=1', 'cookie: b=2'), 'latin1'), 0);
+    expect(r?.headers).toEqual({ host: 'h', cookie: 'a=1; b=2' });
   });
 
   it('every row llhttp rejects is left to llhttp', () => {

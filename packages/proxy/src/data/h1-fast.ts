@@ -128,6 +128,8 @@ function fields(s: string, from: number, headers: HeaderMap, raw: string[] | und
     if (!skip?.has(lower)) addHeader(headers, lower, value);
     pos = eol + 2;
   }
+  // An HTTP/1.1 request without Host: llhttp's path answers 400 (h1-strict.ts).
+  if (request && !hostSeen) return undefined;
   return { contentLength, keepAlive };
 }
 

@@ -5,7 +5,9 @@
  * and close, as nginx does (RFC 9112 §3.2, §6.1, §6.3):
  *
  * - exactly one `Host` field with one value (a second field, or a list, is ambiguous about which
- *   virtual host — and so which route and which upstream — the request is for);
+ *   virtual host — and so which route and which upstream — the request is for); none at all in
+ *   an HTTP/1.1 request is a 400 too (§3.2: "A server MUST respond with a 400 … to any HTTP/1.1
+ *   request message that lacks a Host header field"), even in absolute-form; HTTP/1.0 may omit it;
  * - `Transfer-Encoding` only in HTTP/1.1, and with `chunked` as its final coding (any other final
  *   coding leaves the body's end unknown; llhttp rejects some such heads only after they were
  *   reported, which the servers handle by not dispatching a request until its read is parsed).
@@ -28,5 +30,6 @@ export function requestFramingError(rawHeaders: readonly string[], httpVersionMi
       if (last !== 'chunked') return 'Transfer-Encoding whose final coding is not chunked';
     }
   }
+  if (hosts === 0 && httpVersionMinor >= 1) return 'no Host field in an HTTP/1.1 request';
   return undefined;
 }

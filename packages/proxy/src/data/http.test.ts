@@ -109,6 +109,25 @@ describe('HTTP data path', () => {
     expect(r.headers['x-path']).toBe('/new/abs?q=1');
   });
 
+  it('answers 400 and closes an HTTP/1.1 request without Host, before anything goes upstream (RFC 9112 §3.2)', async () => {
+    // Absolute-form names a routable destination, so only the missing Host can stop it.
+    const before = v1.hits + v2.hits;
+    for (const head of ['GET http://svc/abs HTTP/1.1\r\n\r\n', 'POST http://svc/abs HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi']) {
+      const raw = await new Promise<string>((resolve, reject) => {
+        const s = net.connect(proxy.port, '127.0.0.1', () => s.write(head));
+        let buf = '';
+        s.on('data', (c: Buffer) => (buf += c.toString('latin1')));
+        s.on('close', () => resolve(buf));
+        s.on('error', reject);
+      });
+      expect(raw).toMatch(/^HTTP\/1\.1 400 /);
+      expect(raw.match(/HTTP\/1\.1 \d{3}/g)).toHaveLength(1);
+    }
+    // The same request with a Host is served (absolute-form wins over the Host for routing).
+    expect((await request(proxy.port, { path: 'http://svc/abs', host: 'x' })).headers['x-upstream']).toBe('v1');
+    expect(v1.hits + v2.hits).toBe(before + 1);
+  });
+
   it('answers 404 with a reason for an unknown service and serves direct responses', async () => {
     const r = await request(proxy.port, { host: 'unknown' });
     expect(r.status).toBe(404);

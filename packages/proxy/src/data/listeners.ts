@@ -675,6 +675,8 @@ export class ListenerManager {
     // headersTimeout and requestTimeout, so it is emitted here.
     s.emit('listening');
     s.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => {
+      // node:http's own Host check (`requireHostHeader`) skips upgrades: the same rules as above.
+      if (requestFramingError(req.rawHeaders, req.httpVersionMinor) !== undefined) return reject(socket as net.Socket, BAD_REQUEST);
       handleUpgrade(this.ctx, name, req, socket, head).catch(() => socket.destroy());
     });
     s.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) =>

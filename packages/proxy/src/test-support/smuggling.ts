@@ -29,6 +29,12 @@ export const SMUGGLING_SHAPES: [string, string, number[]][] = [
   ['two Host fields', 'GET / HTTP/1.1\r\nHost: svc\r\nHost: evil\r\n\r\n', [400]],
   ['two identical Host fields', 'GET / HTTP/1.1\r\nHost: svc\r\nHost: svc\r\n\r\n', [400]],
   ['Host with two values', 'GET / HTTP/1.1\r\nHost: svc, evil\r\n\r\n', [400]],
+  // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without a Host field.
+  ['HTTP/1.1 request without Host', 'GET / HTTP/1.1\r\nX-A: b\r\n\r\n', [400]],
+  ['HTTP/1.1 request without Host, with a body', 'POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello', [400]],
+  ['HTTP/1.1 chunked request without Host', `POST / HTTP/1.1\r\n${TE}\r\n5\r\nhello\r\n0\r\n\r\n`, [400]],
+  ['Upgrade request with two Host fields', 'GET / HTTP/1.1\r\nHost: svc\r\nHost: evil\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n', [400]],
+  ['HTTP/1.1 Upgrade request without Host', 'GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n', [400]],
   ['Content-Length and Transfer-Encoding (CL.TE)', `${HEAD}Content-Length: 6\r\n${TE}\r\n0\r\n\r\nG`, [400]],
   ['Transfer-Encoding and Content-Length (TE.CL)', `${HEAD}${TE}Content-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n`, [400]],
   ['two differing Content-Length', `${HEAD}Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!`, [400]],
@@ -133,6 +139,8 @@ export function describeSmuggling(server: string, splitAnswer: number[]): void {
       ['a chunked body', `${HEAD}${TE}\r\n5\r\nhello\r\n0\r\n\r\n`, 'POST / hello'],
       ['a content-length body', `${HEAD}Content-Length: 5\r\n\r\nhello`, 'POST / hello'],
       ['a chunked body with an extension and trailers', `${HEAD}${TE}\r\n5;ext=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\n`, 'POST / hello'],
+      // Host is required of HTTP/1.1 only (RFC 9112 §3.2); an HTTP/1.0 request may lack it.
+      ['an HTTP/1.0 request without Host', 'POST / HTTP/1.0\r\nContent-Length: 5\r\n\r\nhello', 'POST / hello'],
     ])('still serves %s', async (_name, data, body) => {
       seen.requests = 0;
       const r = await exchange(proxy.port, `${data.replace('POST / HTTP/1.1\r\n', 'POST / HTTP/1.1\r\nConnection: close\r\n')}`);
