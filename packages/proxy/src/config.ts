@@ -58,6 +58,15 @@ export const ProxyConfigSchema = z.object({
     .optional(),
   /** The application's port on 127.0.0.1, sent as metadata `app_port` so Pilot builds the inbound listener. */
   appPort: port.optional(),
+  /**
+   * Instead of `appPort`: the absolute path of the Unix socket the application listens on, sent as
+   * metadata `app_socket`; Pilot's inbound cluster then has a `pipe` endpoint with that path.
+   */
+  appSocket: z
+    .string()
+    .startsWith('/', 'must be an absolute path')
+    .refine((p) => Buffer.byteLength(p) <= 107, 'must be at most 107 bytes (a Unix socket path\'s limit)')
+    .optional(),
   /** Locality sent in the node (for locality-aware endpoint priorities). */
   region: z.string().default(''),
   zone: z.string().default(''),

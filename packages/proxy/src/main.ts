@@ -42,6 +42,8 @@ async function main(): Promise<void> {
   let cfg: ProxyConfig;
   try {
     cfg = loadConfig(ProxyConfigSchema, { envPrefix: 'OCTO_PROXY_' });
+    // One application per sidecar: Pilot builds one inbound cluster, to a port or to a socket.
+    if (cfg.appPort !== undefined && cfg.appSocket !== undefined) throw new ConfigError('invalid configuration', [{ path: 'appSocket', message: 'give appPort or appSocket, not both' }]);
   } catch (err) {
     process.stderr.write(`octo-proxy: ${(err as Error).message}\n`);
     process.exit(2);
@@ -67,6 +69,7 @@ async function main(): Promise<void> {
         dependencies: cfg.dependencies,
         labels: cfg.labels,
         ...(cfg.appPort !== undefined ? { app_port: cfg.appPort } : {}),
+        ...(cfg.appSocket !== undefined ? { app_socket: cfg.appSocket } : {}),
         // Where the agent's rotator keeps this sidecar's certificate as SDS files: Pilot configures
         // the data plane's TLS from them (packages/identity/README.md).
         ...(tls ? { 'octo.io/sds-dir': tls.certDir } : {}),
