@@ -52,8 +52,19 @@ const podsOf = (ns: string, selector: string) => json<{ items: Pod[] }>(['get', 
 /** Asks the frontend (from the node, through the bridge) to call catalog through its sidecar. */
 async function drive(query: string): Promise<{ ok: number; failed: number; byVersion: Record<string, number>; errors: string[] }> {
   const ip = podsOf(DEMO, 'app=frontend')[0]!.status.podIP!;
-  const r = await fetch(`http://${ip}:8080/run?target=catalog&${query}`, { signal: AbortSignal.timeout(180_000) });
-  return (await r.json()) as { ok: number; failed: number; byVersion: Record<string, number>; errors: string[] };
+  return fetchJson(`http://${ip}:8080/run?target=catalog&${query}`, 180_000);
+}
+
+/** GET and parse JSON; a failure names the URL and the socket-level cause (undici hides it). */
+async function fetchJson<T>(url: string, timeoutMs = 10_000): Promise<T> {
+  const started = Date.now();
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    return (await r.json()) as T;
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    throw new Error(`GET ${url} failed after ${Date.now() - started} ms: ${(err as Error).message}${cause ? ` (${cause.code ?? ''} ${cause.message ?? ''})` : ''}`);
+  }
 }
 
 async function metaDebug<T>(path: string): Promise<T> {
@@ -182,6 +193,12 @@ describe('sidecar injection', () => {
   }, 240_000);
 
   it('carries traffic app → Unix socket → sidecar → peer sidecar → app', async () => {
+    // Pods are Ready; their endpoints reach frontend's sidecar through EndpointSlice → dispatcher
+    // → pilot → EDS a moment later (and a probe timing out on a loaded node takes one out again):
+    // wait until both versions answer, then no request of a full run may fail.
+    await until('both catalog versions to answer', async () => Object.keys((await drive('n=40&concurrency=4')).byVersion).length === 2, 60_000).catch((err: Error) => {
+      throw new Error(`${err.message}\ncatalog EndpointSlices: ${kubectl(['get', 'endpointslices', '-n', DEMO, '-l', 'kubernetes.io/service-name=catalog', '-o', 'jsonpath={range .items[*].endpoints[*]}{.targetRef.name} {.conditions}{"\\n"}{end}']).stdout}`);
+    });
     const r = await drive('n=200&concurrency=8');
     expect(r.errors).toEqual([]);
     expect(r.ok).toBe(200);
@@ -247,6 +264,7 @@ describe('sidecar injection', () => {
         .sort();
     const before = ids();
     const load = drive('durationMs=30000&rps=50');
+    load.catch(() => undefined); // awaited below; a failure is reported there, not as unhandled
     ok(
       kubectl(
         ['apply', '-f', '-'],
@@ -254,7 +272,7 @@ describe('sidecar injection', () => {
       ),
       'apply ProxyVersion',
     );
-    const agents = () => Promise.all(podsOf(DEMO, 'app in (catalog,frontend)').map(async (p) => (await (await fetch(`http://${p.status.podIP}:15000/status`)).json()) as { runningVersion: string; phase: string; lastError: unknown }));
+    const agents = () => Promise.all(podsOf(DEMO, 'app in (catalog,frontend)').map((p) => fetchJson<{ runningVersion: string; phase: string; lastError: unknown }>(`http://${p.status.podIP}:15000/status`)));
     await until('every sidecar on 0.2.0', async () => (await agents()).every((a) => a.runningVersion === '0.2.0'), 120_000).catch(async (err: Error) => {
       const pv = kubectl(['get', 'proxyversion', 'proxy-0-2-0', '-n', DEMO, '-o', 'jsonpath={.status}']).stdout;
       throw new Error(`${err.message}\nProxyVersion status: ${pv}\nagents: ${JSON.stringify(await agents())}`);
