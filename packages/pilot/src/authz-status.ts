@@ -12,10 +12,10 @@ import type { AuthorizationVerdict } from './translate/authz.js';
 /**
  * The service whose AuthorizationPolicies a node's inbound listener enforces: `<namespace>/<app>`
  * (the workload's app, the name its Service has, as a Workload's `serviceOf` says), when the node
- * has an inbound listener (`app_port`). A node without an app name gets no RBAC filter.
+ * has an inbound listener (`app_port` or `app_socket`). A node without an app name gets no RBAC filter.
  */
-export function inboundService(id: Pick<NodeIdentity, 'namespace' | 'app' | 'appPort'>): ServiceKey | undefined {
-  return id.appPort && id.app ? `${id.namespace}/${id.app}` : undefined;
+export function inboundService(id: Pick<NodeIdentity, 'namespace' | 'app' | 'appPort' | 'appSocket'>): ServiceKey | undefined {
+  return (id.appPort || id.appSocket) && id.app ? `${id.namespace}/${id.app}` : undefined;
 }
 
 /**

@@ -14,6 +14,10 @@
  *   camelCase spellings (`instanceId`, `proxyVersion`, `namespaceLabels`) are accepted too.
  * - `metadata.app_port`: the port the application listens on (127.0.0.1). With it the node gets
  *   an `inbound` listener forwarding peer traffic to `inbound|<app_port>||local`.
+ * - `metadata.app_socket`: instead of `app_port`, the absolute path of the Unix socket the
+ *   application listens on (OCTO's app ↔ sidecar path). The inbound listener then forwards to
+ *   `inbound|unix||local`, whose one endpoint is an Envoy `pipe` address with that path. Giving
+ *   both is refused.
  * - `metadata.outbound_port`: only for standard Envoy clients, which bind listeners themselves:
  *   the outbound listener then carries `0.0.0.0:<port>`. Without it the listener has no address
  *   and an OCTO proxy attaches it to its own `outbound` socket.
@@ -33,6 +37,8 @@ export interface NodeIdentity {
   dependencies: ServiceKey[];
   outboundPort?: number;
   appPort?: number;
+  /** The Unix socket path the application listens on (`app_socket`), instead of `appPort`. */
+  appSocket?: string;
   /** Where its agent keeps its certificate as SDS files (`octo.io/sds-dir`): the data plane's TLS reads them. */
   sdsDir?: string;
 }
@@ -47,6 +53,19 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' && v ? v 
 
 const strMap = (v: unknown): Record<string, string> | undefined =>
   v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, String(x)])) : undefined;
+
+/**
+ * Linux's sockaddr_un holds 108 bytes with the terminating NUL (unix(7)): a longer path cannot be
+ * connected to, so it is refused here rather than failing every request later.
+ */
+const MAX_SOCKET_PATH = 107;
+
+function socketField(raw: unknown): string | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  if (typeof raw !== 'string' || !raw.startsWith('/')) throw new Error(`node.metadata.app_socket: must be an absolute path, got ${JSON.stringify(raw)}`);
+  if (Buffer.byteLength(raw) > MAX_SOCKET_PATH) throw new Error(`node.metadata.app_socket: ${JSON.stringify(raw)} is longer than ${MAX_SOCKET_PATH} bytes (a Unix socket path's limit)`);
+  return raw;
+}
 
 /** @throws Error naming the bad field (the stream is then refused with INVALID_ARGUMENT). */
 export function nodeIdentity(node: Node): NodeIdentity {
@@ -69,6 +88,8 @@ export function nodeIdentity(node: Node): NodeIdentity {
   };
   const outboundPort = portField('outbound_port');
   const appPort = portField('app_port');
+  const appSocket = socketField(field(md, 'app_socket'));
+  if (appSocket !== undefined && appPort !== undefined) throw new Error('node.metadata.app_socket: give app_port or app_socket, not both');
   const loc = node.locality;
   const app = str(md['workload']) ?? str(md['app']);
   const proxyVersion = str(field(md, 'proxy_version'));
@@ -85,6 +106,7 @@ export function nodeIdentity(node: Node): NodeIdentity {
     dependencies: [...new Set(dependencies)].sort(),
     ...(outboundPort !== undefined ? { outboundPort } : {}),
     ...(appPort !== undefined ? { appPort } : {}),
+    ...(appSocket !== undefined ? { appSocket } : {}),
     ...(typeof md['octo.io/sds-dir'] === 'string' && md['octo.io/sds-dir'].startsWith('/') ? { sdsDir: md['octo.io/sds-dir'] } : {}),
   };
 }

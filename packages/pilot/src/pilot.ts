@@ -65,6 +65,8 @@ interface Scope {
   /** Outbound listener port (0: no address) and application port (0: no inbound listener). */
   port: number;
   appPort: number;
+  /** The application's Unix socket (`app_socket`), instead of a port: the inbound cluster's endpoint is a pipe. */
+  appSocket?: string;
   /** The nodes' own service (`<namespace>/<app>`, with an inbound listener): its AuthorizationPolicies guard the inbound listener. */
   inbound?: ServiceKey;
   nodes: Set<string>;
@@ -167,10 +169,11 @@ export class Pilot {
     const inbound = inboundService(id);
     const mtls = this.opts.mtls;
     const tls: NodeTls | undefined = mtls && mtls.mode !== 'off' && id.sdsDir ? { mode: mtls.mode, sdsDir: id.sdsDir, trustDomain: mtls.trustDomain } : undefined;
-    const key = JSON.stringify([deps, id.namespace, localityKey(id.locality), port, appPort, ...(apiListeners.length ? [apiListeners] : []), ...(inbound ? [{ inbound }] : []), ...(tls ? [{ sds: tls.sdsDir }] : [])]);
+    const appSocket = id.appSocket;
+    const key = JSON.stringify([deps, id.namespace, localityKey(id.locality), port, appPort, ...(appSocket ? [{ appSocket }] : []), ...(apiListeners.length ? [apiListeners] : []), ...(inbound ? [{ inbound }] : []), ...(tls ? [{ sds: tls.sdsDir }] : [])]);
     let scope = this.scopes.get(key);
     if (!scope) {
-      scope = { key, deps, namespace: id.namespace, apiListeners, ...(id.locality ? { locality: id.locality } : {}), port, appPort, ...(inbound ? { inbound } : {}), ...(tls ? { tls } : {}), nodes: new Set(), tcpConflicts: [] };
+      scope = { key, deps, namespace: id.namespace, apiListeners, ...(id.locality ? { locality: id.locality } : {}), port, appPort, ...(appSocket ? { appSocket } : {}), ...(inbound ? { inbound } : {}), ...(tls ? { tls } : {}), nodes: new Set(), tcpConflicts: [] };
       this.scopes.set(key, scope);
       for (const d of scopeServices(scope)) this.catalog.entry(d).scopes.add(key);
       this.watchChanged();
@@ -276,18 +279,18 @@ export class Pilot {
    * The node's listeners (and the inbound cluster), shared by every scope with the same ports and
    * own service; the inbound listener carries that service's RBAC filters (translate/authz.ts).
    */
-  private listeners(port: number, appPort: number, inbound?: ServiceKey, tls?: NodeTls): { listeners: XdsResource[]; clusters: XdsResource[] } {
-    const authz = appPort && inbound ? this.services.get(inbound)?.authz : undefined;
-    const key = `${port}/${appPort}${authz ? `/${inbound}` : ''}${tls ? `/${tls.mode}:${tls.sdsDir}` : ''}`;
+  private listeners(port: number, appPort: number, appSocket: string | undefined, inbound?: ServiceKey, tls?: NodeTls): { listeners: XdsResource[]; clusters: XdsResource[] } {
+    const authz = (appPort || appSocket) && inbound ? this.services.get(inbound)?.authz : undefined;
+    const key = `${port}/${appSocket ? `unix:${appSocket}` : appPort}${authz ? `/${inbound}` : ''}${tls ? `/${tls.mode}:${tls.sdsDir}` : ''}`;
     let l = this.listenersByPorts.get(key);
     if (!l || l.authz !== authz) {
       // Accepted AuthorizationPolicies shape the inbound listener: its ACKs count for their status.
       const prov = (authz?.verdicts ?? []).filter((v) => v.accepted).map((v) => ({ policy: authorizationProvenance(v.policy), generation: v.generation }));
       l = {
-        listeners: generateListeners({ port, appPort, ...(authz ? { inboundFilters: authz.filters } : {}) }).map((m) => (tls && m.name === INBOUND ? inboundWithTls(m, tls) : m)).map((m) =>
+        listeners: generateListeners({ port, appPort, ...(appSocket ? { appSocket } : {}), ...(authz ? { inboundFilters: authz.filters } : {}) }).map((m) => (tls && m.name === INBOUND ? inboundWithTls(m, tls) : m)).map((m) =>
           makeResource(TYPE_URL.listener, m.name, Listener, m, 'listeners', m.name === OUTBOUND ? { references: [{ typeUrl: TYPE_URL.route, name: OUTBOUND }] } : m.name === INBOUND ? { provenance: prov } : {}),
         ),
-        clusters: generateInboundClusters(appPort).map((c) => makeResource(TYPE_URL.cluster, c.name, Cluster, c, 'listeners')),
+        clusters: generateInboundClusters(appSocket || appPort).map((c) => makeResource(TYPE_URL.cluster, c.name, Cluster, c, 'listeners')),
         ...(authz ? { authz } : {}),
       };
       this.listenersByPorts.set(key, l);
@@ -348,7 +351,7 @@ export class Pilot {
     });
     const out: Record<string, XdsResource[]> = {};
     const want = (t: string) => !only || only.has(t);
-    const own = this.listeners(scope.port, scope.appPort, scope.inbound, scope.tls);
+    const own = this.listeners(scope.port, scope.appPort, scope.appSocket, scope.inbound, scope.tls);
     const api = this.apiListeners(scope, present);
     if (want(TYPE_URL.listener)) out[TYPE_URL.listener] = [...own.listeners, ...this.tcpListeners(scope, present), ...api.listeners];
     if (want(TYPE_URL.route)) out[TYPE_URL.route] = [this.routeConfig(present, scope.namespace), ...api.routes];

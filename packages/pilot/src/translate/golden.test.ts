@@ -18,7 +18,7 @@ const update = process.env['UPDATE_GOLDEN'] === '1';
 
 interface Input {
   /** apiListeners: listener names a proxyless gRPC client asked for. */
-  node: { namespace?: string; dependencies: string[]; locality?: Locality; appPort?: number; apiListeners?: string[] };
+  node: { namespace?: string; dependencies: string[]; locality?: Locality; appPort?: number; appSocket?: string; apiListeners?: string[] };
   /** A second state of the same node with other dependencies (e.g. one removed). */
   after?: { dependencies: string[] };
   resources: { kind: string; metadata: { name: string; namespace?: string } }[];
@@ -51,7 +51,7 @@ function run(input: Input): unknown {
       deps,
       translations,
       (k) => translateEndpoints(data.get(k)!, translations.get(k)!, input.node.locality),
-      input.node.appPort ? { appPort: input.node.appPort } : {},
+      { ...(input.node.appPort ? { appPort: input.node.appPort } : {}), ...(input.node.appSocket ? { appSocket: input.node.appSocket } : {}) },
       ns,
       input.node.apiListeners,
     );
@@ -125,6 +125,7 @@ describe('translation golden files', () => {
     ['14', null], // two dependencies with one TCP port, a TCP port on app_port and on a sidecar port; then the winner removed
     ['15', null], // a TCP dependency removed: its listener and cluster go
     ['16', null], // a proxyless gRPC client's listener names: api_listeners, route configurations reduced to what gRPC acts on
+    ['17', null], // a node whose application listens on a Unix socket: the inbound cluster's endpoint is a pipe address
   ])('%s', (name, expectedError) => {
     const input = parse(readFileSync(join(testdata, `${name}.input.yaml`), 'utf8')) as Input;
     if (expectedError) {

@@ -15,8 +15,20 @@ import { FILTER, msDuration, OUTBOUND, pack, TYPE } from './common.js';
 /** Name of the inbound listener, and of its inline route configuration. */
 export const INBOUND = 'inbound';
 
-/** The cluster of the local application behind the inbound listener: `inbound|<appPort>||local`. */
-export const inboundClusterName = (appPort: number): string => `inbound|${appPort}||local`;
+/**
+ * Where the application listens: a port on 127.0.0.1 (node metadata `app_port`) or the path of a
+ * Unix socket (`app_socket`, OCTO's app ↔ sidecar path).
+ */
+export type AppAddress = number | string;
+
+/**
+ * The cluster of the local application behind the inbound listener: `inbound|<appPort>||local`,
+ * or `inbound|unix||local` for an application on a Unix socket (one application per sidecar).
+ */
+export const inboundClusterName = (app: AppAddress): string => (typeof app === 'number' ? `inbound|${app}||local` : 'inbound|unix||local');
+
+/** The application's address in a listener's options: its socket when it has one, else its port. */
+export const appAddressOf = (opts: { appPort?: number; appSocket?: string }): AppAddress | undefined => opts.appSocket || opts.appPort || undefined;
 
 export interface ListenerOptions {
   /**
@@ -30,6 +42,11 @@ export interface ListenerOptions {
    * address: the proxy's inbound socket) forwards peer traffic to the application.
    */
   appPort?: number;
+  /**
+   * The path of the Unix socket the application listens on, instead of a port: the inbound
+   * cluster's endpoint is then an Envoy `pipe` address (`Address.pipe.path`).
+   */
+  appSocket?: string;
   /**
    * HTTP filters of the inbound listener before its router: the RBAC filters of the
    * AuthorizationPolicies of the node's own service (translate/authz.ts).
@@ -62,36 +79,42 @@ export function generateListeners(opts: ListenerOptions = {}): Listener[] {
       filterChains: [{ filters: [{ name: FILTER.hcm, typedConfig: packAny(TYPE_URL.httpConnectionManager, hcm) }] }],
     }),
   ];
-  if (opts.appPort) listeners.push(inboundListener(opts.appPort, opts.inboundFilters ?? []));
+  const app = appAddressOf(opts);
+  if (app) listeners.push(inboundListener(app, opts.inboundFilters ?? []));
   return listeners;
 }
 
 /**
  * Peer proxies → this proxy → the application: every request on the inbound socket goes to the
- * application's port, with the route timeout off (the caller's sidecar enforces the policy's).
+ * application (its port or its Unix socket), with the route timeout off (the caller's sidecar
+ * enforces the policy's).
  */
-function inboundListener(appPort: number, filters: readonly HttpFilter[]): Listener {
+function inboundListener(app: AppAddress, filters: readonly HttpFilter[]): Listener {
   const hcm = HttpConnectionManager.fromPartial({
     statPrefix: INBOUND,
     routeConfig: {
       name: INBOUND,
-      virtualHosts: [{ name: INBOUND, domains: ['*'], routes: [{ name: 'app', match: { prefix: '/' }, route: { cluster: inboundClusterName(appPort), timeout: msDuration(0) } }] }],
+      virtualHosts: [{ name: INBOUND, domains: ['*'], routes: [{ name: 'app', match: { prefix: '/' }, route: { cluster: inboundClusterName(app), timeout: msDuration(0) } }] }],
     },
     httpFilters: [...filters, { name: FILTER.router, typedConfig: packAny(TYPE_URL.router, Router.fromPartial({})) }],
   });
   return Listener.fromPartial({ name: INBOUND, filterChains: [{ filters: [{ name: FILTER.hcm, typedConfig: packAny(TYPE_URL.httpConnectionManager, hcm) }] }] });
 }
 
-/** The static cluster of the local application (no EDS: its one endpoint is known here). */
-export function generateInboundClusters(appPort: number | undefined): Cluster[] {
-  if (!appPort) return [];
-  const name = inboundClusterName(appPort);
+/**
+ * The static cluster of the local application (no EDS: its one endpoint is known here): a
+ * `socket_address` on 127.0.0.1, or a `pipe` (Envoy v3 `Address.pipe.path`) for a Unix socket.
+ */
+export function generateInboundClusters(app: AppAddress | undefined): Cluster[] {
+  if (!app) return [];
+  const name = inboundClusterName(app);
+  const address = typeof app === 'number' ? { socketAddress: { address: '127.0.0.1', portValue: app } } : { pipe: { path: app } };
   return [
     Cluster.fromPartial({
       name,
       type: Cluster_DiscoveryType.STATIC,
       connectTimeout: msDuration(1000),
-      loadAssignment: { clusterName: name, endpoints: [{ lbEndpoints: [{ endpoint: { address: { socketAddress: { address: '127.0.0.1', portValue: appPort } } } }] }] },
+      loadAssignment: { clusterName: name, endpoints: [{ lbEndpoints: [{ endpoint: { address } }] }] },
     }),
   ];
 }

@@ -8,7 +8,7 @@ import type { ServiceGovernance } from '@octo-mesh/proto/gen/octo/mesh/v1/xds.js
 import { splitServiceKey, type ServiceKey } from '../model.js';
 import { virtualHostsFor } from './routes.js';
 import { OUTBOUND } from './common.js';
-import { generateInboundClusters, generateListeners, type ListenerOptions } from './listeners.js';
+import { appAddressOf, generateInboundClusters, generateListeners, type ListenerOptions } from './listeners.js';
 import type { ServiceTranslation } from './service.js';
 import { selectTcpListeners, type TcpConflict } from './tcp.js';
 import { generateApiListener, resolveApiListener } from './proxyless.js';
@@ -53,7 +53,7 @@ export function composeNode(
       routeConfiguration(present.map((t) => ({ virtualHosts: virtualHostsFor(t.virtualHosts, splitServiceKey(t.key).namespace, callerNamespace) }))),
       ...new Set(api.map((a) => a.route)),
     ],
-    clusters: [...present.flatMap((t) => t.clusters), ...generateInboundClusters(listener.appPort)],
+    clusters: [...present.flatMap((t) => t.clusters), ...generateInboundClusters(appAddressOf(listener))],
     endpoints: present.flatMap((t) => [...endpoints(t.key)]),
     governance: present.map((t) => t.governance),
     tcpConflicts: tcp.conflicts,
