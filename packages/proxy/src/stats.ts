@@ -26,6 +26,12 @@ export class ProxyStats {
   readonly noFilterChain: Counter<'listener' | 'transport'>;
   /** SDS file reads by result (accepted, rejected, error). */
   readonly sdsUpdates: Counter<'result'>;
+  /**
+   * Downstream connections closed as they were accepted, by listener and reason:
+   * `connection_limit` (the listener's `listenerConnectionLimit`; Envoy's `downstream_cx_overflow`)
+   * or `overload` (the overload rule's stop-accepting level; Envoy's `downstream_cx_overload_reject`).
+   */
+  readonly refusedConnections: Counter<'listener' | 'reason'>;
 
   constructor(readonly registry: Registry) {
     const registers = [registry];
@@ -55,6 +61,12 @@ export class ProxyStats {
       name: 'octo_proxy_no_filter_chain_total',
       help: 'Downstream connections closed because no filter chain matches their transport (tls, raw_buffer).',
       labelNames: ['listener', 'transport'],
+      registers,
+    });
+    this.refusedConnections = new Counter({
+      name: 'octo_proxy_downstream_connections_refused_total',
+      help: 'Downstream connections closed at accept, by listener and reason (connection_limit: the listener is at its limit; overload: the overload rule stopped accepting).',
+      labelNames: ['listener', 'reason'],
       registers,
     });
     this.sdsUpdates = new Counter({ name: 'octo_proxy_sds_updates_total', help: 'SDS file reads by result (accepted, rejected, error).', labelNames: ['result'], registers });

@@ -191,8 +191,6 @@ export class ListenerManager {
   private readonly expiring = new WeakSet<net.Socket>();
   /** Warming TLS chains already logged (listener and reason). */
   private readonly warnedWarming = new Set<string>();
-  /** Connections closed at accept: over the listener's limit, or overloaded. */
-  readonly refused = { limit: 0, overload: 0 };
 
   constructor(
     private readonly ctx: HttpContext,
@@ -391,8 +389,7 @@ export class ListenerManager {
     // stop_accepting_connections do the same).
     const open = this.open.get(name) ?? 0;
     if (this.overload.level >= 1 || (this.connectionLimit > 0 && open >= this.connectionLimit)) {
-      if (this.overload.level >= 1) this.refused.overload++;
-      else this.refused.limit++;
+      this.ctx.stats.refusedConnections.inc({ listener: name, reason: this.overload.level >= 1 ? 'overload' : 'connection_limit' });
       socket.on('error', () => undefined);
       socket.destroy();
       return;

@@ -164,6 +164,9 @@ export function describeHygiene(server: string, checkMs: number): void {
       extra.socket.write(GET);
       await extra.closed;
       expect(extra.text()).toBe('');
+      // Counted per listener and reason, in /stats and /metrics alike.
+      expect(await p.stats.text()).toContain('octo_proxy_downstream_connections_refused_total{listener=outbound,reason=connection_limit}: 1\n');
+      expect(await p.registry.metrics()).toMatch(/^octo_proxy_downstream_connections_refused_total\{listener="outbound",reason="connection_limit"\} 1$/m);
       conns[0]!.socket.destroy();
       await conns[0]!.closed;
       await sleep(50);
@@ -188,6 +191,8 @@ export function describeHygiene(server: string, checkMs: number): void {
       refused.socket.write(GET);
       await refused.closed;
       expect(refused.text()).toBe('');
+      expect(await p.stats.text()).toContain('octo_proxy_downstream_connections_refused_total{listener=outbound,reason=overload}: 1\n');
+      expect(await p.registry.metrics()).toMatch(/^octo_proxy_downstream_connections_refused_total\{listener="outbound",reason="overload"\} 1$/m);
       kept.socket.write(GET);
       await sleep(80);
       expect(statuses(kept.text())).toEqual([200, 200]);
