@@ -1,7 +1,7 @@
 // The embedded mesh end to end, as `npm start` runs it but on free ports: every component is a
 // real child process (dispatcher, meta server, two pilots, four octo-proxy sidecars, four demo
 // apps) and traffic flows load generator → frontend sidecar → frontend → its sidecar → catalog /
-// ratings sidecars → apps. We apply an 80/20 split with octoctl, measure it over 2,000 requests,
+// ratings sidecars → apps (frontend and ratings on Unix sockets to their sidecars, catalog on TCP). We apply an 80/20 split with octoctl, measure it over 2,000 requests,
 // then SIGKILL the pilot that serves frontend and require its sidecars to be re-homed within
 // 10 s, the pilot restarted by the supervisor, and no failed request.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -220,6 +220,20 @@ describe('embedded mesh', () => {
     expect(got.stderr).toBe('');
     expect(got.stdout).toMatch(/demo\s+catalog/);
   }, 60_000);
+
+  it('runs frontend and ratings on Unix sockets end to end: each app sees requests on its own socket, frontend calls out through its sidecar\'s (issue 19)', async () => {
+    const frontend = (state as unknown as { sidecars: { nodeId: string; inbound: string }[] }).sidecars.find((s) => s.nodeId === 'frontend-v1-0.demo')!.inbound;
+    type Reply = { via?: string; outbound?: string; calls?: Record<string, { via?: string; error?: string }> };
+    const reply = (await (await fetch(`http://${frontend}/`, { headers: { host: 'frontend.demo.svc:8080' }, signal: AbortSignal.timeout(10_000) })).json()) as Reply;
+    const sockets = join(stateDir, 'sockets');
+    // load generator → frontend's sidecar (TCP) → frontend's app on its socket (a pipe endpoint from Pilot)
+    expect(reply.via).toBe(`unix:${join(sockets, 'frontend-v1-0.app.sock')}`);
+    // frontend's app → its sidecar's outbound Unix socket → ratings' sidecar → ratings' app on its socket
+    expect(reply.outbound).toBe(`unix:${join(sockets, 'frontend-v1-0.out.sock')}`);
+    expect(reply.calls?.['ratings']?.via).toBe(`unix:${join(sockets, 'ratings-v1-0.app.sock')}`);
+    // catalog stays on loopback TCP: both paths side by side
+    expect(reply.calls?.['catalog']?.via).toMatch(/^tcp:\d+$/);
+  }, 30_000);
 
   it('denies a caller by identity over mTLS with an AuthorizationPolicy, and lets it through again once deleted (issue 21)', async () => {
     const octoctl = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'packages/octoctl/dist/main.js'), ...args, '--state', join(stateDir, 'state.json')], { encoding: 'utf8' });

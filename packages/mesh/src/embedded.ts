@@ -1,5 +1,5 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import type { EmbeddedState } from '@octo-mesh/contracts';
 import { PackageRepository } from '@octo-mesh/proxy-package';
@@ -69,7 +69,11 @@ export class EmbeddedMesh {
     const log = opts.logger;
     rmSync(opts.stateDir, { recursive: true, force: true });
     mkdirSync(join(opts.stateDir, 'sidecars'), { recursive: true });
-    this.plan = await planEmbedded({ pilots: opts.pilots, fixed: opts.fixedPorts, alloc: freePort });
+    // The Unix sockets of the demo's socket instances (app and sidecar outbound), absolute: the
+    // proxies and apps are told their paths, and Pilot puts the app's in a pipe address.
+    const socketDir = resolve(opts.stateDir, 'sockets');
+    mkdirSync(socketDir, { recursive: true });
+    this.plan = await planEmbedded({ pilots: opts.pilots, fixed: opts.fixedPorts, alloc: freePort, socketDir });
     if (opts.fixedPorts) {
       const busy = [];
       for (const p of portsOf(this.plan)) if (!(await isFree(p.port))) busy.push(`${p.port} (${p.use})`);
@@ -187,12 +191,14 @@ export class EmbeddedMesh {
           script: this.dist('mesh', 'demo-app.js'),
           args: [
             '--service', s.service, '--version', s.version, '--namespace', DEMO_NAMESPACE, '--instance-id', s.instanceId,
-            '--port', `${s.appPort}`, '--calls', s.calls.join(','), '--outbound', addr(s.outboundPort),
+            ...(s.appSocket ? ['--socket', s.appSocket] : ['--port', `${s.appPort}`]),
+            '--calls', s.calls.join(','),
+            ...(s.outboundSocket ? ['--outbound-socket', s.outboundSocket] : ['--outbound', addr(s.outboundPort)]),
             '--meta-address', addr(plan.meta.grpcPort), '--endpoint-port', `${s.inboundPort}`, '--service-port', `${SERVICE_PORT}`,
             // Registered as the workload, with its sidecar's certificate (the agent's default certDir).
             ...(sec ? ['--tls-dir', join(agentDir(s.instanceId), 'certs')] : []),
           ],
-          readyUrl: `http://${addr(s.appPort)}/healthz`,
+          ...(s.appSocket ? { readyUrl: 'http://localhost/healthz', readySocket: s.appSocket } : { readyUrl: `http://${addr(s.appPort!)}/healthz` }),
         }),
       ),
     );

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { Backoff, type BackoffOptions } from '@octo-mesh/runtime';
 import type { ChildProcess } from 'node:child_process';
@@ -13,6 +14,8 @@ export interface ChildSpec {
   env?: Record<string, string>;
   /** Polled until it answers 2xx: the child is ready. */
   readyUrl?: string;
+  /** A Unix socket path: `readyUrl`'s path is requested over it (an app that listens only on a socket). */
+  readySocket?: string;
   /** Start it again when it exits unasked (default true), as Kubernetes restarts a container. */
   restart?: boolean;
 }
@@ -139,12 +142,11 @@ export class Supervisor {
     for (;;) {
       if (rc.exit) throw new Error(`${rc.spec.name} exited (code ${rc.exit.code}, signal ${rc.exit.signal}) before it was ready:\n  ${rc.stderrTail.join('\n  ')}`);
       try {
-        const res = await fetch(rc.spec.readyUrl!, { signal: AbortSignal.timeout(1000) });
-        if (res.ok) return;
+        if (rc.spec.readySocket ? await okOverSocket(rc.spec.readySocket, new URL(rc.spec.readyUrl!).pathname) : (await fetch(rc.spec.readyUrl!, { signal: AbortSignal.timeout(1000) })).ok) return;
       } catch {
         // not listening yet
       }
-      if (Date.now() > deadline) throw new Error(`${rc.spec.name} not ready at ${rc.spec.readyUrl} after ${timeoutMs} ms`);
+      if (Date.now() > deadline) throw new Error(`${rc.spec.name} not ready at ${rc.spec.readyUrl}${rc.spec.readySocket ? ` over ${rc.spec.readySocket}` : ''} after ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -162,4 +164,17 @@ export class Supervisor {
     }
     await Promise.all([...this.logs.values()].map((l) => new Promise<void>((r) => l.end(() => r()))));
   }
+}
+
+/** Whether a GET of `path` over the Unix socket answers 2xx within a second (fetch cannot use a socket). */
+function okOverSocket(socketPath: string, path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request({ socketPath, path, timeout: 1000, agent: false }, (res) => {
+      res.resume();
+      resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300);
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', () => resolve(false)); // not listening yet
+    req.end();
+  });
 }

@@ -9,15 +9,31 @@ export interface DemoInstance {
   service: string;
   version: string;
   calls: string[];
+  /**
+   * OCTO's app ↔ sidecar path: the app listens on a Unix socket (its sidecar declares
+   * `appSocket`, so Pilot's inbound cluster has a pipe endpoint) and calls out through its
+   * sidecar's outbound Unix socket. Otherwise both are TCP on 127.0.0.1.
+   */
+  unix?: boolean;
 }
 
-/** frontend → catalog (v1 and v2) and ratings: enough to show a split and a shared dependency. */
+/**
+ * frontend → catalog (v1 and v2) and ratings: enough to show a split and a shared dependency.
+ * frontend and ratings talk to their sidecars over Unix sockets (OCTO's default), catalog over
+ * loopback TCP (as Istio's apps do), so the demo runs both paths side by side.
+ */
 export const DEMO_SYSTEM: readonly DemoInstance[] = [
-  { service: 'frontend', version: 'v1', calls: ['catalog', 'ratings'] },
+  { service: 'frontend', version: 'v1', calls: ['catalog', 'ratings'], unix: true },
   { service: 'catalog', version: 'v1', calls: [] },
   { service: 'catalog', version: 'v2', calls: [] },
-  { service: 'ratings', version: 'v1', calls: [] },
+  { service: 'ratings', version: 'v1', calls: [], unix: true },
 ];
+
+/**
+ * Linux's sockaddr_un holds 108 bytes with the terminating NUL (unix(7)); the proxy and Pilot
+ * refuse a longer path, so the plan does first, naming it.
+ */
+export const MAX_SOCKET_PATH = 107;
 
 export const DEMO_NAMESPACE = 'demo';
 /** The port every demo service is called on (the `Service` port in the registry). */
@@ -36,7 +52,12 @@ export interface SidecarPlan {
   service: string;
   version: string;
   calls: string[];
-  appPort: number;
+  /** The app's port on 127.0.0.1 — or, for a Unix-socket instance, `appSocket` instead. */
+  appPort?: number;
+  /** The Unix socket the app listens on (absolute path); its sidecar's inbound cluster is a pipe to it. */
+  appSocket?: string;
+  /** The sidecar's outbound Unix socket the app calls out through (bound by its LEGO agent). */
+  outboundSocket?: string;
   adminPort: number;
   inboundPort: number;
   outboundPort: number;
@@ -77,7 +98,14 @@ export const FIXED_PORTS = {
  * Plans the processes. `fixed` uses {@link FIXED_PORTS} for the control plane (so octoctl and
  * people find it); otherwise every port comes from `alloc` (tests run side by side).
  */
-export async function planEmbedded(opts: { pilots: number; fixed: boolean; alloc: () => Promise<number>; system?: readonly DemoInstance[] }): Promise<EmbeddedPlan> {
+export async function planEmbedded(opts: {
+  pilots: number;
+  fixed: boolean;
+  alloc: () => Promise<number>;
+  system?: readonly DemoInstance[];
+  /** Absolute directory for the Unix sockets of `unix` instances (`<instance>.app.sock`, `<instance>.out.sock`). */
+  socketDir?: string;
+}): Promise<EmbeddedPlan> {
   const { fixed } = opts;
   // A free port is free only until someone binds it: nothing is bound while planning, so an
   // allocator (the OS's ephemeral ports) may hand the same port out twice. Never within one plan.
@@ -112,7 +140,7 @@ export async function planEmbedded(opts: { pilots: number; fixed: boolean; alloc
       service: d.service,
       version: d.version,
       calls: d.calls,
-      appPort: await alloc(),
+      ...(d.unix ? { appSocket: socketPath(opts.socketDir, instanceId, 'app'), outboundSocket: socketPath(opts.socketDir, instanceId, 'out') } : { appPort: await alloc() }),
       adminPort: await alloc(),
       inboundPort: await alloc(),
       outboundPort: await alloc(),
@@ -128,6 +156,13 @@ export async function planEmbedded(opts: { pilots: number; fixed: boolean; alloc
     operatorAdminPort: await pick(FIXED_PORTS.operatorAdmin),
     ca: { port: await pick(FIXED_PORTS.caHttps), adminPort: await pick(FIXED_PORTS.caAdmin) },
   };
+}
+
+function socketPath(dir: string | undefined, instanceId: string, kind: 'app' | 'out'): string {
+  if (!dir?.startsWith('/')) throw new Error(`planEmbedded: socketDir must be an absolute directory for ${instanceId}'s Unix sockets, got ${JSON.stringify(dir)}`);
+  const path = `${dir.replace(/\/+$/, '')}/${instanceId}.${kind}.sock`;
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH) throw new Error(`planEmbedded: ${instanceId}'s Unix socket ${path} is longer than ${MAX_SOCKET_PATH} bytes; use a shorter state directory`);
+  return path;
 }
 
 /** Every port of a plan with what uses it, to report a busy one by name. */
@@ -164,13 +199,15 @@ export function sidecarBootstrap(s: SidecarPlan, metaAddress: string): Record<st
     version: s.version,
     instanceId: s.instanceId,
     dependencies: s.calls.map((c) => `${c}.${DEMO_NAMESPACE}.svc`),
-    // The inbound listener comes from Pilot, as in Kubernetes: it forwards to the app's port and
-    // carries what governs the callee side (AuthorizationPolicy RBAC, mTLS with the sidecar's certificate).
-    appPort: s.appPort,
+    // The inbound listener comes from Pilot, as in Kubernetes: it forwards to the app's port (or
+    // its Unix socket, a pipe address) and carries what governs the callee side
+    // (AuthorizationPolicy RBAC, mTLS with the sidecar's certificate).
+    ...(s.appSocket ? { appSocket: s.appSocket } : { appPort: s.appPort }),
     adminHost: '127.0.0.1',
     adminPort: s.adminPort,
     outboundHost: '127.0.0.1',
     outboundPort: s.outboundPort,
+    ...(s.outboundSocket ? { outboundSocket: s.outboundSocket } : {}),
     inboundHost: '127.0.0.1',
     inboundPort: s.inboundPort,
     accessLog: 'off',
@@ -179,7 +216,7 @@ export function sidecarBootstrap(s: SidecarPlan, metaAddress: string): Record<st
 }
 
 /** What the LEGO agent owns of a sidecar; the rest of its bootstrap is the proxy's. */
-const AGENT_OWNED = ['adminHost', 'adminPort', 'outboundHost', 'outboundPort', 'inboundHost', 'inboundPort'] as const;
+const AGENT_OWNED = ['adminHost', 'adminPort', 'outboundHost', 'outboundPort', 'outboundSocket', 'inboundHost', 'inboundPort'] as const;
 
 /**
  * The LEGO agent's configuration for a sidecar: it binds the sidecar's listeners and serves the
@@ -196,7 +233,7 @@ export interface AgentCa {
 export function agentConfig(s: SidecarPlan, metaAddress: string, stateDir: string, ca?: AgentCa): Record<string, unknown> {
   const bootstrap = sidecarBootstrap(s, metaAddress);
   const proxy = Object.fromEntries(Object.entries(bootstrap).filter(([k]) => !(AGENT_OWNED as readonly string[]).includes(k)));
-  const owned = Object.fromEntries(AGENT_OWNED.map((k) => [k, bootstrap[k]]));
+  const owned = Object.fromEntries(AGENT_OWNED.flatMap((k) => (bootstrap[k] === undefined ? [] : [[k, bootstrap[k]]])));
   return {
     instanceId: s.instanceId,
     ...owned,
