@@ -12,6 +12,13 @@ import { isUnreachable, type PilotLocation } from './locate.js';
 /** Reconnect backoff of the xDS stream: 250 ms doubling to at most 5 s, half of it jitter. */
 export const DEFAULT_XDS_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 5000, jitter: 0.5 };
 
+/**
+ * How long a CDS ACK waits for the endpoints of the clusters it brought: Envoy's default
+ * `ConfigSource.initial_fetch_timeout` (15 s), after which Envoy ends a cluster's warming
+ * without them. The clusters stay out of force until their endpoints come; only the ACK stops waiting.
+ */
+export const DEFAULT_WARMING_TIMEOUT_MS = 15_000;
+
 /** gRPC INVALID_ARGUMENT: the code a NACK's error_detail carries. */
 const INVALID_ARGUMENT = 3;
 
@@ -52,6 +59,17 @@ export interface AdsClientOptions {
    * services again before it answers CDS (a CDS answer first would drop their clusters for a moment).
    */
   learning?: { endpointNames(fromClusters: readonly string[]): string[]; readonly asking: boolean };
+  /** Longest wait of a CDS ACK for its clusters' endpoints (see {@link DEFAULT_WARMING_TIMEOUT_MS}). */
+  warmingTimeoutMs?: number;
+}
+
+/** A CDS ACK (or delta ACK) held until the clusters of its response have their endpoints. */
+interface HeldAck {
+  call: object;
+  /** The EDS clusters of the response that were warming when it was put in force. */
+  clusters: Set<string>;
+  send: () => void;
+  timer: NodeJS.Timeout;
 }
 
 /** Subscription order: clusters before listeners (so routes find warm clusters), as Envoy does. */
@@ -68,6 +86,12 @@ interface TypeState {
  * (the previous version, the nonce, and an `error_detail`) and the last good config stays. When
  * the stream breaks, the proxy keeps serving and reconnects with jittered exponential backoff.
  * RDS and EDS names follow the listeners and clusters in force.
+ *
+ * Envoy's initial fetch order: a CDS response is put in force, the EDS request for its new
+ * clusters goes out, and the CDS ACK only once those clusters have their endpoints (they warm, as
+ * Envoy's do: a cluster is not used before its ClusterLoadAssignment) or the warming timeout
+ * passed — so a control plane that waits for EDS before it counts CDS as done sees the same
+ * sequence as with Envoy (xDS protocol, "Resource warming").
  */
 export class AdsClient {
   private client: AggregatedDiscoveryServiceClient | undefined;
@@ -83,6 +107,7 @@ export class AdsClient {
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
   private sentNode = false;
+  private held: HeldAck | undefined;
   /**
    * The current stream is up: the pilot sent its response headers (Pilot does at once) or a
    * response; false from the moment the stream breaks.
@@ -106,6 +131,8 @@ export class AdsClient {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    if (this.held) clearTimeout(this.held.timer);
+    this.held = undefined;
     this.call?.cancel();
     this.client?.close();
   }
@@ -183,6 +210,8 @@ export class AdsClient {
     call.on('error', (e: ServiceError) => onEnd(e.message, e));
     call.on('end', () => onEnd('stream ended'));
     call.on('status', () => undefined);
+    if (this.held) clearTimeout(this.held.timer);
+    this.held = undefined; // an ACK held for the last stream has no one to go to
     if (this.opts.learning?.asking) this.resubscribeDependent();
     for (const t of WILDCARD_TYPES) this.subscribe(t, []);
     this.resubscribeDependent();
@@ -283,6 +312,7 @@ export class AdsClient {
 
   private async onSotw(res: DiscoveryResponse, call: ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>): Promise<void> {
     const t = res.typeUrl;
+    const warmingBefore = new Set(this.opts.store.warmingClusters());
     const undo = this.opts.store.checkpoint();
     const r = await this.commit(t, this.opts.store.applySotw(t, res.versionInfo, res.resources), undo);
     if (this.call !== call) return; // the stream is gone: the next one gets the state anew
@@ -290,13 +320,56 @@ export class AdsClient {
     st.nonce = res.nonce;
     this.state.set(t, st);
     // ACK carries the new version, NACK the previous one; both carry the response's nonce.
-    this.sendSotw(t, this.opts.store.version(t), res.nonce, r.ok ? undefined : r.error);
+    const version = this.opts.store.version(t);
+    this.answer(t, r.ok, call, () => this.sendSotw(t, version, res.nonce, r.ok ? undefined : r.error), warmingBefore);
     this.accepted(t, r);
-    if (r.ok) this.resubscribeDependent();
+  }
+
+  /**
+   * Answers a response: at once, except the ACK of a CDS response that left clusters warming,
+   * which waits for their endpoints (after the EDS request for them, sent here first). Every
+   * accepted EDS response may release a held CDS ACK. An ACK still held when another CDS
+   * response comes is sent first, so each response is answered once, in order.
+   */
+  private answer(typeUrl: string, ok: boolean, call: object, send: () => void, warmingBefore: ReadonlySet<string>): void {
+    if (typeUrl === TYPE_URL.cluster) this.release();
+    if (!ok) return send();
+    this.resubscribeDependent();
+    // The clusters this response brought that wait for endpoints (not those already waiting before it).
+    const warming = typeUrl === TYPE_URL.cluster ? this.opts.store.warmingClusters().filter((c) => !warmingBefore.has(c)) : [];
+    if (warming.length === 0) {
+      send();
+      if (typeUrl === TYPE_URL.endpoint) this.settle();
+      return;
+    }
+    const timeoutMs = this.opts.warmingTimeoutMs ?? DEFAULT_WARMING_TIMEOUT_MS;
+    const timer = setTimeout(() => {
+      const still = this.held ? [...this.held.clusters].filter((c) => this.opts.store.warmingClusters().includes(c)) : [];
+      this.opts.logger.warn('clusters still warming: ACKing CDS without their endpoints', { clusters: still, timeoutMs });
+      this.release();
+    }, timeoutMs);
+    this.held = { call, clusters: new Set(warming), send, timer };
+  }
+
+  /** Sends the held CDS ACK once none of its clusters is warming any more. */
+  private settle(): void {
+    const h = this.held;
+    if (!h) return;
+    const warming = new Set(this.opts.store.warmingClusters());
+    if (![...h.clusters].some((c) => warming.has(c))) this.release();
+  }
+
+  private release(): void {
+    const h = this.held;
+    if (!h) return;
+    this.held = undefined;
+    clearTimeout(h.timer);
+    if (this.call === h.call) h.send();
   }
 
   private async onDelta(res: DeltaDiscoveryResponse, call: ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>): Promise<void> {
     const t = res.typeUrl;
+    const warmingBefore = new Set(this.opts.store.warmingClusters());
     const undo = this.opts.store.checkpoint();
     const r = await this.commit(
       t,
@@ -309,14 +382,16 @@ export class AdsClient {
       undo,
     );
     if (this.call !== call) return;
-    call.write(
-      DeltaDiscoveryRequest.fromPartial({
-        typeUrl: t,
-        responseNonce: res.nonce,
-        ...(r.ok ? {} : { errorDetail: { code: INVALID_ARGUMENT, message: r.error, details: [] } }),
-      }),
+    this.answer(t, r.ok, call, () =>
+      call.write(
+        DeltaDiscoveryRequest.fromPartial({
+          typeUrl: t,
+          responseNonce: res.nonce,
+          ...(r.ok ? {} : { errorDetail: { code: INVALID_ARGUMENT, message: r.error, details: [] } }),
+        }),
+      ),
+      warmingBefore,
     );
     this.accepted(t, r);
-    if (r.ok) this.resubscribeDependent();
   }
 }
