@@ -76,12 +76,19 @@ export interface HttpTimeouts {
   idleMs: number;
   /** `request_timeout`: from a request's first byte until it was received in full; then 408 and close. */
   requestMs: number;
-  /** `common_http_protocol_options.max_connection_duration`: then the connection closes after its response in progress. */
+  /** `common_http_protocol_options.max_connection_duration`: then the connection closes after its response in progress (HTTP/2: GOAWAY). */
   maxConnectionMs: number;
+  /** `stream_idle_timeout`: an HTTP/2 stream without a frame either way; then 408 (no response head yet) or a reset. */
+  streamIdleMs: number;
+  /** `common_http_protocol_options.max_stream_duration`: an HTTP/2 stream's whole life; then 408 or a reset as above. */
+  maxStreamMs: number;
 }
 
-/** Defaults: a head within 10 s (Envoy's edge best practice), idle kept-alive connections 60 s. */
-export const DEFAULT_HTTP_TIMEOUTS: HttpTimeouts = { headersMs: 10_000, idleMs: 60_000, requestMs: 0, maxConnectionMs: 0 };
+/**
+ * Defaults: a head within 10 s (Envoy's edge best practice), idle kept-alive connections 60 s,
+ * an HTTP/2 stream idle for 5 min (Envoy's `stream_idle_timeout` default).
+ */
+export const DEFAULT_HTTP_TIMEOUTS: HttpTimeouts = { headersMs: 10_000, idleMs: 60_000, requestMs: 0, maxConnectionMs: 0, streamIdleMs: 300_000, maxStreamMs: 0 };
 
 export interface TcpFilterChain {
   kind: 'tcp';
@@ -270,6 +277,13 @@ export interface ClusterModel {
    */
   alpnAuto?: boolean;
   maxRequestsPerConnection: number;
+  /**
+   * `typed_extension_protocol_options[…HttpProtocolOptions].common_http_protocol_options`: an
+   * upstream connection (HTTP/1.1 pooled, HTTP/2 session) without a request for `idleMs` closes
+   * (Envoy's default 1 h; 0: never); an upstream request/response exchange longer than
+   * `maxStreamMs` is abandoned (0: no bound).
+   */
+  upstreamTimeouts: { idleMs: number; maxStreamMs: number };
   circuitBreakers: CircuitBreakerSpec;
   outlier?: OutlierSpec;
   /** Endpoints of a STATIC cluster (from `load_assignment`). */

@@ -102,6 +102,9 @@ class AttemptRun {
   private routeTimer: Deadline | undefined;
   private perTry: Deadline | undefined;
   private perTryFired = false;
+  /** The cluster's `max_stream_duration` for the attempt in progress (covers its response body too). */
+  private maxStream: Deadline | undefined;
+  private maxStreamFired = false;
   /** A retry's backoff in progress. */
   private backoff: NodeJS.Timeout | undefined;
   private last: { status: number; reason: string } = { status: 503, reason: 'no-healthy-upstream' };
@@ -171,6 +174,12 @@ class AttemptRun {
     this.current = a;
     this.tap.attach(a);
     this.perTryFired = false;
+    const maxMs = this.cluster.model.upstreamTimeouts.maxStreamMs;
+    if (maxMs > 0)
+      this.maxStream = deadline(maxMs, () => {
+        this.maxStreamFired = true;
+        a.abort();
+      });
     const retry = this.retry;
     if (retry && retry.perTryTimeoutMs > 0)
       this.perTry = deadline(retry.perTryTimeoutMs, () => {
@@ -189,8 +198,15 @@ class AttemptRun {
       const gs = res.headers['grpc-status'];
       outcome = { kind: 'response', status: res.status, ...(gs !== undefined ? { grpcStatus: Number(gs) } : {}) };
       // Every body emits 'close' once, after 'end' (Readable's autoDestroy, LeanBody) or alone when cut.
-      res.body.on('close', () => host.active--);
+      const maxStream = this.maxStream;
+      if (maxStream)
+        res.body.on('close', () => {
+          host.active--;
+          maxStream.cancel();
+        });
+      else res.body.on('close', () => host.active--);
     } else {
+      this.maxStream?.cancel();
       outcome = this.perTryFired || this.routeTimedOut ? { kind: 'timeout' } : { kind: err instanceof AttemptError ? err.kind : 'reset' };
       this.failReason = err instanceof AttemptError ? err.reason : undefined;
       host.active--;
@@ -204,6 +220,10 @@ class AttemptRun {
     if (this.routeTimedOut) {
       res?.body.destroy();
       return this.finish({ local: { status: 504, reason: 'upstream-timeout' } });
+    }
+    if (this.maxStreamFired && !res) {
+      // Envoy's router: 504 once the request was received in full, else 408; never retried.
+      return this.finish({ local: { status: this.tap.ended ? 504 : 408, reason: 'upstream-max-stream-duration' } });
     }
     const retry = this.retry;
     const retriable = retry !== undefined && this.attempt + 1 < this.maxAttempts && isRetriable(retry, outcome);

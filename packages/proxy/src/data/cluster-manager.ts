@@ -9,6 +9,7 @@ import type { SocketAddr } from '../model.js';
 import type { ClusterModel, ProxySnapshot } from '../model.js';
 import { endpointsOf } from '../model.js';
 import { H1Pool } from './h1-client.js';
+import { deadline, type Deadline } from './timer-list.js';
 import { HostSet, type Host } from './load-balancer.js';
 import { decay, isEjected, recordResult, type HostResult } from './outlier.js';
 
@@ -39,7 +40,7 @@ export class ClusterRuntime {
   ) {
     this.hosts = new HostSet(model);
     this.agent = makeAgent(model);
-    this.h1 = new H1Pool(model.circuitBreakers.maxConnections, model.connectTimeoutMs, model.maxRequestsPerConnection);
+    this.h1 = new H1Pool(model.circuitBreakers.maxConnections, model.connectTimeoutMs, model.maxRequestsPerConnection, model.upstreamTimeouts.idleMs);
     this.h1.connect = (addr) => this.tlsConnect(addr);
     this.scheduleSweep();
   }
@@ -141,13 +142,15 @@ export class ClusterRuntime {
   }
 
   setModel(m: ClusterModel): void {
-    const poolChanged = m.circuitBreakers.maxConnections !== this.model.circuitBreakers.maxConnections || m.protocol !== this.model.protocol;
+    const poolChanged =
+      m.circuitBreakers.maxConnections !== this.model.circuitBreakers.maxConnections || m.protocol !== this.model.protocol || m.upstreamTimeouts.idleMs !== this.model.upstreamTimeouts.idleMs;
     const intervalChanged = m.outlier?.intervalMs !== this.model.outlier?.intervalMs;
     this.model = m;
     this.hosts.cluster = m;
     this.h1.maxConnections = m.circuitBreakers.maxConnections;
     this.h1.connectTimeoutMs = m.connectTimeoutMs;
     this.h1.maxRequestsPerConnection = m.maxRequestsPerConnection;
+    this.h1.idleMs = m.upstreamTimeouts.idleMs;
     if (poolChanged) {
       const old = this.agent;
       this.agent = makeAgent(m);
@@ -228,6 +231,7 @@ export class ClusterRuntime {
     const session = s;
     session.on('error', () => undefined);
     session.on('close', () => {
+      this.idleTimers.get(session)?.cancel();
       if (this.sessions.get(host.key) === session) this.sessions.delete(host.key);
       // auto_config: the next connection asks by ALPN again (the host may speak otherwise now).
       if (this.model.alpnAuto) this.negotiated.delete(host.key);
@@ -237,7 +241,42 @@ export class ClusterRuntime {
     });
     session.unref();
     this.sessions.set(host.key, session);
+    this.streams.set(session, 0);
+    this.armIdle(session);
     return session;
+  }
+
+  /** Open streams per upstream HTTP/2 session and, while it has none, its idle deadline. */
+  private readonly streams = new WeakMap<http2.ClientHttp2Session, number>();
+  private readonly idleTimers = new WeakMap<http2.ClientHttp2Session, Deadline>();
+
+  /**
+   * Counts a stream opened on one of this cluster's HTTP/2 sessions: a session without an open
+   * stream for the upstream `idle_timeout` is closed (Envoy: "no active requests or streams";
+   * the next request opens a new one).
+   */
+  trackStream(session: http2.ClientHttp2Session, stream: http2.ClientHttp2Stream): void {
+    this.idleTimers.get(session)?.cancel();
+    this.idleTimers.delete(session);
+    this.streams.set(session, (this.streams.get(session) ?? 0) + 1);
+    stream.once('close', () => {
+      const n = (this.streams.get(session) ?? 1) - 1;
+      this.streams.set(session, n);
+      if (n === 0) this.armIdle(session);
+    });
+  }
+
+  private armIdle(session: http2.ClientHttp2Session): void {
+    const ms = this.model.upstreamTimeouts.idleMs;
+    if (ms <= 0 || session.closed || session.destroyed) return;
+    this.idleTimers.set(
+      session,
+      deadline(ms, () => {
+        this.idleTimers.delete(session);
+        // Closed at once (no stream is open); `session()` opens a new one for the next request.
+        session.close();
+      }),
+    );
   }
 
   summary(): unknown {
@@ -280,6 +319,9 @@ function makeAgent(m: ClusterModel): http.Agent {
     maxTotalSockets: m.circuitBreakers.maxConnections,
     maxFreeSockets: 1024,
     scheduling: 'lifo',
+    // The upstream `idle_timeout`: Node's Agent closes a free socket at its socket timeout (an
+    // active one only gets a 'timeout' event, which nothing here acts on).
+    ...(m.upstreamTimeouts.idleMs > 0 ? { timeout: m.upstreamTimeouts.idleMs } : {}),
   });
 }
 

@@ -6,6 +6,7 @@ import { FAST_PARSE, HTTPParser, LeanBody, Outbox, readDirect, toHeaders, type P
 import { AttemptError, Outcome, type Attempt, type BodySink, type Headers, type Settled, type UpstreamRequest, type UpstreamResponse } from './upstream.js';
 import { contained } from './contain.js';
 import { TLS_HANDSHAKE_ALLOWANCE_MS, tlsFailure } from './tls.js';
+import { deadline, type Deadline } from './timer-list.js';
 
 /**
  * A lean HTTP/1.1 client for upstream requests: our own keep-alive pool per host and Node's
@@ -86,6 +87,8 @@ class Connection {
   private trailers: { t?: Headers } = {};
   private keepAlive = false;
   private head = false;
+  /** While in the pool's idle list: closes the connection at the cluster's upstream `idle_timeout`. */
+  idleTimer: Deadline | undefined;
 
   constructor(
     private readonly pool: H1Pool,
@@ -160,6 +163,7 @@ class Connection {
       this.body?.fail(err);
       this.body = undefined;
       this.parser.close();
+      this.idleTimer?.cancel();
       this.pool.remove(this);
     });
   }
@@ -289,12 +293,16 @@ export class H1Pool {
     public connectTimeoutMs: number,
     /** 0 = unlimited. */
     public maxRequestsPerConnection = 0,
+    /** Closes a connection idle in the pool this long (0: never). */
+    public idleMs = 0,
   ) {}
 
   private acquire(key: string, addr: SocketAddr): Connection | Promise<Connection> {
     const idle = this.idleByHost.get(key);
     while (idle && idle.length) {
       const c = idle.pop()!;
+      c.idleTimer?.cancel();
+      c.idleTimer = undefined;
       if (!c.socket.destroyed) return c;
     }
     if (this.total < this.maxConnections) {
@@ -317,6 +325,9 @@ export class H1Pool {
     let idle = this.idleByHost.get(key);
     if (!idle) this.idleByHost.set(key, (idle = []));
     idle.push(c);
+    // Envoy's upstream `idle_timeout`: a connection without a request for this long is closed
+    // (its 'close' takes it out of the pool).
+    if (this.idleMs > 0) c.idleTimer = deadline(this.idleMs, () => c.socket.destroy());
   }
 
   private readonly keys = new WeakMap<Connection, string>();

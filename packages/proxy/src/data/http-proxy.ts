@@ -99,7 +99,7 @@ export interface DownstreamResponse {
 }
 
 /** gRPC status for a locally generated HTTP status (Envoy's mapping). */
-function grpcStatusFor(status: number): number {
+export function grpcStatusFor(status: number): number {
   if (status === 400) return 13;
   if (status === 401) return 16;
   if (status === 403) return 7;

@@ -14,6 +14,7 @@ import { requestFramingError } from './h1-strict.js';
 import { reportContainedErrors } from './contain.js';
 import { DEFAULT_OVERLOAD, OverloadMonitor, type OverloadThresholds } from './overload.js';
 import { deadline } from './timer-list.js';
+import { boundH2Session, boundH2Stream } from './h2-hygiene.js';
 import { DEFAULT_HTTP_TIMEOUTS, type DownstreamTlsModel, type HttpTimeouts, type ListenerModel, type ListenerTransport } from '../model.js';
 import { handshakeFailure, isWarming, sansMatch, type ReadyTls, type TlsContexts } from './tls.js';
 
@@ -161,6 +162,8 @@ export class ListenerManager {
   private readonly sockets = new Set<net.Socket>();
   /** HTTP/2 sessions, by the listener that accepted them. */
   private readonly sessions = new Map<http2.Http2Session, string>();
+  /** The listener's timeouts for the HTTP/2 session being created (set around its `connection` emit). */
+  private h2Timeouts: HttpTimeouts | undefined;
   /** Lean HTTP/1.1 connections, by the listener that accepted them. */
   private readonly lean = new Map<LeanConnection, string>();
   /**
@@ -542,7 +545,10 @@ export class ListenerManager {
         }
       }
       const server = isH2 ? this.h2Server(name) : this.h1Server(name);
+      // The session is created within this emit (its 'session' event reads these bounds).
+      this.h2Timeouts = timeouts;
       server.emit('connection', socket);
+      this.h2Timeouts = undefined;
       // The HTTP/2 session reads the buffered preface itself and then consumes the socket natively.
       if (!isH2) socket.resume();
     });
@@ -687,10 +693,12 @@ export class ListenerManager {
     let s = this.h2.get(name);
     if (s) return s;
     s = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, (req, h2res) => {
+      boundH2Stream(req);
       this.serve(name, req, h2res as unknown as DownstreamResponse, String(req.headers['content-type'] ?? '').startsWith('application/grpc'));
     });
     s.on('sessionError', () => undefined);
     s.on('session', (session: http2.ServerHttp2Session) => {
+      boundH2Session(session, this.h2Timeouts ?? DEFAULT_HTTP_TIMEOUTS);
       this.sessions.set(session, name);
       session.once('close', () => this.sessions.delete(session));
       this.retireH2?.(session);

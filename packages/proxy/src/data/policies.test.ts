@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { ClusterModel, EndpointSet, OutlierSpec, RetrySpec, RouteTable } from '../model.js';
-import { DEFAULT_CIRCUIT_BREAKERS } from '../translate/cluster.js';
+import { DEFAULT_CIRCUIT_BREAKERS, DEFAULT_UPSTREAM_TIMEOUTS } from '../translate/cluster.js';
 import { HostSet } from './load-balancer.js';
 import { isEjected, newOutlierState, recordResult, decay } from './outlier.js';
 import { TokenBucket } from './rate-limit.js';
@@ -19,6 +19,7 @@ const cluster = (over: Partial<ClusterModel> = {}): ClusterModel => ({
   panicThreshold: 50,
   protocol: 'http1',
   maxRequestsPerConnection: 0,
+  upstreamTimeouts: DEFAULT_UPSTREAM_TIMEOUTS,
   circuitBreakers: DEFAULT_CIRCUIT_BREAKERS,
   ...over,
 });

@@ -226,6 +226,7 @@ function h2Attempt(c: ClusterRuntime, host: Host, r: UpstreamRequest): Attempt {
     });
   }
   const stream = session.request({ ...r.headers, ':method': r.method, ':path': r.path, ':authority': r.authority, ':scheme': c.model.tls ? 'https' : 'http' });
+  c.trackStream(session, stream);
   let trailers: Headers | undefined;
   stream.on('trailers', (t) => {
     trailers = t as Headers;

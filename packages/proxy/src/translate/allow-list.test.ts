@@ -15,6 +15,13 @@ const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3
 const FAULT_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault';
 const RL_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
 
+/** An HCM listener with extra HttpConnectionManager fields. */
+function hcmListener(hcm: Record<string, unknown>): unknown {
+  const l = httpListener('l', { rds: 'r' }) as { filter_chains: { filters: { typed_config: Record<string, unknown> }[] }[] };
+  Object.assign(l.filter_chains[0]!.filters[0]!.typed_config, hcm);
+  return l;
+}
+
 function translate(typeUrl: ResourceTypeUrl, obj: unknown) {
   const msg = fromEnvoyJson(typeUrl, obj);
   if (!msg.ok) throw new Error(msg.error);
@@ -32,7 +39,10 @@ describe('xDS allow-list', () => {
     ['protocol from the downstream', TYPE_URL.cluster, edsCluster('c', hpo({ use_downstream_protocol_config: {} })), `typed_extension_protocol_options["${HPO}"].use_downstream_protocol_config: not implemented`],
     ['HTTP/3 upstream', TYPE_URL.cluster, edsCluster('c', hpo({ explicit_http_config: { http3_protocol_options: {} } })), `typed_extension_protocol_options["${HPO}"].explicit_http_config.http3_protocol_options: not implemented`],
     ['an HTTP/2 setting', TYPE_URL.cluster, edsCluster('c', hpo({ explicit_http_config: { http2_protocol_options: { max_concurrent_streams: 100 } } })), 'explicit_http_config.http2_protocol_options.max_concurrent_streams: not implemented'],
-    ['an upstream idle timeout', TYPE_URL.cluster, edsCluster('c', hpo({ explicit_http_config: { http2_protocol_options: {} }, common_http_protocol_options: { idle_timeout: '1s' } })), 'common_http_protocol_options.idle_timeout: not implemented'],
+    ['an upstream connection lifetime', TYPE_URL.cluster, edsCluster('c', hpo({ explicit_http_config: { http2_protocol_options: {} }, common_http_protocol_options: { max_connection_duration: '1s' } })), 'common_http_protocol_options.max_connection_duration: not implemented'],
+    ['a negative upstream idle timeout', TYPE_URL.cluster, edsCluster('c', hpo({ explicit_http_config: { http2_protocol_options: {} }, common_http_protocol_options: { idle_timeout: '-1s' } })), 'common_http_protocol_options.idle_timeout: must not be negative'],
+    ['a negative stream idle timeout', TYPE_URL.listener, hcmListener({ stream_idle_timeout: '-1s' }), 'stream_idle_timeout: must not be negative'],
+    ['a negative downstream max stream duration', TYPE_URL.listener, hcmListener({ common_http_protocol_options: { max_stream_duration: '-2s' } }), 'common_http_protocol_options.max_stream_duration: must not be negative'],
     ['a deprecated HTTP/2 setting', TYPE_URL.cluster, edsCluster('c', { http2_protocol_options: { initial_stream_window_size: 65535 } }), 'cluster "c": http2_protocol_options.initial_stream_window_size: not implemented'],
     ['success-rate outlier detection', TYPE_URL.cluster, edsCluster('c', { outlier_detection: { enforcing_success_rate: 100 } }), 'cluster "c": outlier_detection.enforcing_success_rate: not implemented'],
     ['EDS from another config source', TYPE_URL.cluster, edsCluster('c', { eds_cluster_config: { eds_config: { path_config_source: { path: '/etc/eds.yaml' } } } }), 'eds_cluster_config.eds_config.path_config_source: not implemented'],
@@ -62,9 +72,22 @@ describe('xDS allow-list', () => {
     ['runtime keys of the rate limit', TYPE_URL.listener, httpListener('l', { rds: 'r' }, { filters: [{ name: 'envoy.filters.http.local_ratelimit', typed_config: { '@type': RL_TYPE, stat_prefix: 'rl', token_bucket: { max_tokens: 1, fill_interval: '1s' }, filter_enabled: { default_value: { numerator: 100 }, runtime_key: 'rl_enabled' } } }] })],
     ['RDS over ADS', TYPE_URL.listener, { name: 'l', filter_chains: [{ filters: [{ name: 'hcm', typed_config: { '@type': TYPE_URL.httpConnectionManager, stat_prefix: 'l', codec_type: 'AUTO', rds: { route_config_name: 'r', config_source: { ads: {}, resource_api_version: 'V3' } }, http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER_TYPE, suppress_envoy_headers: true } }] } }] }] }],
     ['an explicitly empty message of an implemented field', TYPE_URL.cluster, staticCluster('c', [1], { http2_protocol_options: {}, common_lb_config: {} })],
+    // Istio sets it on every listener; in Envoy it is informational too.
+    ['a listener traffic_direction', TYPE_URL.listener, { ...(httpListener('l', { rds: 'r' }) as object), traffic_direction: 'OUTBOUND' }],
   ])('accepts %s', (_what, typeUrl, obj) => {
     const r = translate(typeUrl, obj);
     expect(r.ok ? '(accepted)' : r.error).toBe('(accepted)');
+  });
+
+  it('reads the HTTP/2 timeouts: stream_idle_timeout and max_stream_duration downstream, idle_timeout and max_stream_duration upstream (defaults beside Envoy\'s)', () => {
+    const l = translate(TYPE_URL.listener, hcmListener({ stream_idle_timeout: '2s', common_http_protocol_options: { idle_timeout: '3s', max_stream_duration: '4s' } }));
+    expect(l.ok && (l.value as { filter: { timeouts: unknown } }).filter.timeouts).toMatchObject({ streamIdleMs: 2000, idleMs: 3000, maxStreamMs: 4000 });
+    const d = translate(TYPE_URL.listener, hcmListener({}));
+    expect(d.ok && (d.value as { filter: { timeouts: unknown } }).filter.timeouts).toMatchObject({ streamIdleMs: 300_000, maxStreamMs: 0 });
+    const c = translate(TYPE_URL.cluster, edsCluster('c', hpo({ explicit_http_config: { http2_protocol_options: {} }, common_http_protocol_options: { idle_timeout: '5s', max_stream_duration: '6s' } })));
+    expect(c.ok && (c.value as ClusterModel).upstreamTimeouts).toEqual({ idleMs: 5000, maxStreamMs: 6000 });
+    const cd = translate(TYPE_URL.cluster, edsCluster('c'));
+    expect(cd.ok && (cd.value as ClusterModel).upstreamTimeouts).toEqual({ idleMs: 3_600_000, maxStreamMs: 0 });
   });
 
   it('asks for HTTP/2 upstreams through typed_extension_protocol_options', () => {

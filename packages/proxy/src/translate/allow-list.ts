@@ -367,7 +367,11 @@ export const HTTP_CONNECTION_MANAGER = rule(
     }),
     request_headers_timeout: true,
     request_timeout: true,
-    common_http_protocol_options: { ...rule('envoy.config.core.v3.HttpProtocolOptions', CommonHttpProtocolOptions, { idle_timeout: true, max_connection_duration: true }), context: 'downstream, in HttpConnectionManager' },
+    stream_idle_timeout: true,
+    common_http_protocol_options: {
+      ...rule('envoy.config.core.v3.HttpProtocolOptions', CommonHttpProtocolOptions, { idle_timeout: true, max_connection_duration: true, max_stream_duration: true }),
+      context: 'downstream, in HttpConnectionManager',
+    },
   },
   { stat_prefix: STATS, codec_type: 'HTTP/1.1 and HTTP/2 are detected per connection', access_log: ACCESS_LOG },
 );
@@ -450,7 +454,7 @@ export const UPSTREAM_HTTP_PROTOCOL_OPTIONS = rule('envoy.extensions.upstreams.h
     http_protocol_options: rule('envoy.config.core.v3.Http1ProtocolOptions', Http1ProtocolOptions, {}),
     http2_protocol_options: HTTP2_OPTIONS,
   }),
-  common_http_protocol_options: rule('envoy.config.core.v3.HttpProtocolOptions', CommonHttpProtocolOptions, { max_requests_per_connection: true }),
+  common_http_protocol_options: rule('envoy.config.core.v3.HttpProtocolOptions', CommonHttpProtocolOptions, { max_requests_per_connection: true, idle_timeout: true, max_stream_duration: true }),
 });
 
 export const CLUSTER = rule(

@@ -20,6 +20,12 @@ const LB: Partial<Record<Cluster_LbPolicy, LbPolicy>> = {
   [Cluster_LbPolicy.RING_HASH]: 'ring_hash',
 };
 
+/**
+ * Upstream connection and stream bounds when the cluster sets none: idle connections close after
+ * 1 h (Envoy's `idle_timeout` default for upstream connections), streams are not bounded.
+ */
+export const DEFAULT_UPSTREAM_TIMEOUTS: ClusterModel['upstreamTimeouts'] = { idleMs: 3_600_000, maxStreamMs: 0 };
+
 /** Envoy's defaults for the DEFAULT priority's thresholds. */
 export const DEFAULT_CIRCUIT_BREAKERS: CircuitBreakerSpec = {
   maxConnections: 1024,
@@ -73,10 +79,11 @@ export function translateCluster(c: Cluster): Result<ClusterModel> {
  * `http2_protocol_options`; HTTP/1.1 otherwise. `common_http_protocol_options
  * .max_requests_per_connection` there wins over the deprecated cluster-level field.
  */
-function upstreamProtocol(c: Cluster): Pick<ClusterModel, 'protocol' | 'maxRequestsPerConnection' | 'alpnAuto'> {
+function upstreamProtocol(c: Cluster): Pick<ClusterModel, 'protocol' | 'maxRequestsPerConnection' | 'alpnAuto' | 'upstreamTimeouts'> {
   let protocol: ClusterModel['protocol'] = c.http2ProtocolOptions ? 'http2' : 'http1';
   let auto = false;
   let maxRequestsPerConnection = c.maxRequestsPerConnection ?? 0;
+  const upstreamTimeouts = { ...DEFAULT_UPSTREAM_TIMEOUTS };
   for (const [key, any] of Object.entries(c.typedExtensionProtocolOptions)) {
     const path = `typed_extension_protocol_options["${key}"]`;
     if (key !== UPSTREAM_HTTP_OPTIONS_KEY) invalid(path, `not implemented by this proxy (only ${UPSTREAM_HTTP_OPTIONS_KEY} is)`);
@@ -88,6 +95,11 @@ function upstreamProtocol(c: Cluster): Pick<ClusterModel, 'protocol' | 'maxReque
       return invalid(path, `cannot decode: ${(err as Error).message}`);
     }
     checkFields(UPSTREAM_HTTP_PROTOCOL_OPTIONS, o, path);
+    const common = o.commonHttpProtocolOptions;
+    upstreamTimeouts.idleMs = durationMs(common?.idleTimeout, DEFAULT_UPSTREAM_TIMEOUTS.idleMs);
+    upstreamTimeouts.maxStreamMs = durationMs(common?.maxStreamDuration, DEFAULT_UPSTREAM_TIMEOUTS.maxStreamMs);
+    if (upstreamTimeouts.idleMs < 0) invalid(`${path}.common_http_protocol_options.idle_timeout`, 'must not be negative');
+    if (upstreamTimeouts.maxStreamMs < 0) invalid(`${path}.common_http_protocol_options.max_stream_duration`, 'must not be negative');
     if (o.autoConfig) {
       // Envoy's AutoHttpConfig: HTTP/2 when the upstream agrees by ALPN, else HTTP/1.1 — which needs TLS.
       if (!c.transportSocket) invalid(`${path}.auto_config`, 'needs a TLS transport_socket: the protocol is chosen by ALPN');
@@ -108,7 +120,7 @@ function upstreamProtocol(c: Cluster): Pick<ClusterModel, 'protocol' | 'maxReque
     const max = o.commonHttpProtocolOptions?.maxRequestsPerConnection;
     if (max !== undefined) maxRequestsPerConnection = max;
   }
-  return auto ? { protocol, maxRequestsPerConnection, alpnAuto: true } : { protocol, maxRequestsPerConnection };
+  return auto ? { protocol, maxRequestsPerConnection, upstreamTimeouts, alpnAuto: true } : { protocol, maxRequestsPerConnection, upstreamTimeouts };
 }
 
 function circuitBreakers(c: Cluster): CircuitBreakerSpec {

@@ -65,6 +65,7 @@ const DURATION_FIELDS = new Set(
     'max_connection_duration',
     'drain_timeout',
     'stream_idle_timeout',
+    'max_stream_duration',
     'request_timeout',
   ].flatMap((s) => [s, s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())]),
 );

@@ -120,9 +120,18 @@ function hcm(h: HttpConnectionManager, path: string): HttpFilterChain {
       idleMs: durationMs(h.commonHttpProtocolOptions?.idleTimeout, DEFAULT_HTTP_TIMEOUTS.idleMs),
       requestMs: durationMs(h.requestTimeout, DEFAULT_HTTP_TIMEOUTS.requestMs),
       maxConnectionMs: durationMs(h.commonHttpProtocolOptions?.maxConnectionDuration, DEFAULT_HTTP_TIMEOUTS.maxConnectionMs),
+      streamIdleMs: durationMs(h.streamIdleTimeout, DEFAULT_HTTP_TIMEOUTS.streamIdleMs),
+      maxStreamMs: durationMs(h.commonHttpProtocolOptions?.maxStreamDuration, DEFAULT_HTTP_TIMEOUTS.maxStreamMs),
     },
   };
-  const fields = { headersMs: 'request_headers_timeout', idleMs: 'common_http_protocol_options.idle_timeout', requestMs: 'request_timeout', maxConnectionMs: 'common_http_protocol_options.max_connection_duration' } as const;
+  const fields = {
+    headersMs: 'request_headers_timeout',
+    idleMs: 'common_http_protocol_options.idle_timeout',
+    requestMs: 'request_timeout',
+    maxConnectionMs: 'common_http_protocol_options.max_connection_duration',
+    streamIdleMs: 'stream_idle_timeout',
+    maxStreamMs: 'common_http_protocol_options.max_stream_duration',
+  } as const;
   for (const [k, field] of Object.entries(fields)) if (out.timeouts[k as keyof typeof fields] < 0) invalid(`${path}.${field}`, 'must not be negative');
   if (h.rds) {
     if (!h.rds.routeConfigName) invalid(`${path}.rds.route_config_name`, 'must not be empty');
