@@ -17,14 +17,15 @@ import {
   status,
   type ServerInterceptor,
 } from '@grpc/grpc-js';
-import { MESH_TLS_FILES, decideAccess, uriSan, type ControlRole, type MeshTls } from '@octo-mesh/contracts/access.js';
+import { DEFAULT_ROLE_PREFIX, MESH_TLS_FILES, decideAccess, uriSan, type ControlRole, type MeshTls } from '@octo-mesh/contracts/access.js';
 import { spiffeId } from '@octo-mesh/contracts/spiffe.js';
 import { Counter, type Logger, type Registry } from '@octo-mesh/runtime';
 
-export { MESH_TLS_FILES, meshTlsConfigFields, meshTlsOf, uriSan, type MeshTls } from '@octo-mesh/contracts/access.js';
+export { MESH_TLS_FILES, meshCaSettingsError, meshTlsConfigFields, meshTlsOf, refineMeshCa, uriSan, type MeshTls } from '@octo-mesh/contracts/access.js';
 
 const TD = (tls: MeshTls) => tls.trustDomain ?? 'cluster.local';
 const CNS = (tls: MeshTls) => tls.controlNamespace ?? 'octo-system';
+const PREFIX = (tls: MeshTls) => tls.rolePrefix ?? DEFAULT_ROLE_PREFIX;
 
 /**
  * One file watcher for the three files, passed as both the CA and the identity provider: grpc-js
@@ -57,7 +58,7 @@ export const MESH_CHANNEL_OPTIONS = { 'grpc.ssl_target_name_override': 'octo-mes
 export function meshChannelCredentials(tls: MeshTls | undefined, server: ControlRole): ChannelCredentials {
   if (!tls) return credentials.createInsecure();
   const p = provider(tls);
-  const expected = spiffeId({ trustDomain: TD(tls), namespace: CNS(tls), serviceAccount: `octo-${server}` });
+  const expected = spiffeId({ trustDomain: TD(tls), namespace: CNS(tls), serviceAccount: `${PREFIX(tls)}${server}` });
   return experimental.createCertificateProviderChannelCredentials(p, p, {
     checkServerIdentity: (_host, cert) => {
       const id = uriSan(cert);
@@ -80,7 +81,7 @@ export interface MeshServerSecurity {
 export function meshServerCredentials(security: MeshServerSecurity | undefined): ServerCredentials {
   if (!security) return ServerCredentials.createInsecure();
   const p = provider(security.tls);
-  const access = { trustDomain: TD(security.tls), controlNamespace: CNS(security.tls), ...(security.tls.table ? { table: security.tls.table } : {}) };
+  const access = { trustDomain: TD(security.tls), controlNamespace: CNS(security.tls), rolePrefix: PREFIX(security.tls), ...(security.tls.table ? { table: security.tls.table } : {}) };
   const denied = new Counter({
     name: 'octo_grpc_access_denied_total',
     help: 'gRPC calls refused by the control-plane access table, by method and status.',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { decideAccess, roleOf, spiffeIdOrError } from './access.js';
+import { decideAccess, meshCaSettingsError, roleOf, spiffeIdOrError } from './access.js';
 import { parseSpiffeId } from './spiffe.js';
 
 const opts = { trustDomain: 'cluster.local', controlNamespace: 'octo-system' };
@@ -25,6 +25,35 @@ describe('control-plane access', () => {
     [id('octo-system', 'pilot'), undefined],
   ])('%s holds role %s', (uri, role) => {
     expect(roleOf(parseSpiffeId(uri) as never, 'octo-system')).toBe(role);
+  });
+
+  // The chart names its service accounts <release>-<role>: the prefix is configuration.
+  it.each([
+    [id('mesh', 'prod-pilot'), 'prod-', 'pilot'],
+    [id('mesh', 'prod-meta-server'), 'prod-', 'meta-server'],
+    [id('mesh', 'octo-pilot'), 'prod-', undefined], // the default prefix holds nothing once another is set
+    [id('mesh', 'prod-pilot'), 'octo-', undefined],
+  ])('%s with prefix %s holds role %s', (uri, prefix, role) => {
+    expect(roleOf(parseSpiffeId(uri) as never, 'mesh', prefix)).toBe(role);
+  });
+
+  it('names the prefixed account a method needs when it refuses', () => {
+    const d = decideAccess('/octo.mesh.v1.MetaServer/RegisterPilot', id('mesh', 'prod-dispatcher'), { trustDomain: 'cluster.local', controlNamespace: 'mesh', rolePrefix: 'prod-' });
+    expect(d).toMatchObject({ allowed: false, code: 'permission-denied' });
+    expect((d as { reason: string }).reason).toContain('ns/mesh/sa/prod-pilot');
+    expect(decideAccess('/octo.mesh.v1.MetaServer/RegisterPilot', id('mesh', 'prod-pilot'), { trustDomain: 'cluster.local', controlNamespace: 'mesh', rolePrefix: 'prod-' })).toMatchObject({ allowed: true, role: 'pilot' });
+  });
+
+  it.each([
+    [{}, undefined],
+    [{ tlsDir: '/t' }, undefined],
+    [{ caUrl: 'https://ca:15016', tlsDir: '/t', caTrustBundleFile: '/b', caTokenFile: '/k' }, undefined],
+    [{ caUrl: 'https://ca:15016', caTrustBundleFile: '/b', caTokenFile: '/k' }, 'tlsDir'],
+    [{ caUrl: 'https://ca:15016', tlsDir: '/t', caTokenFile: '/k' }, 'caTrustBundleFile'],
+    [{ caUrl: 'https://ca:15016', tlsDir: '/t', caTrustBundleFile: '/b' }, 'caTokenFile'],
+    [{ tlsDir: '/t', caTokenFile: '/k' }, 'caUrl'],
+  ])('CA settings %j → error on %s', (c, field) => {
+    expect(meshCaSettingsError(c)?.field).toBe(field);
   });
 
   it.each([

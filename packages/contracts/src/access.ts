@@ -68,6 +68,8 @@ export interface AccessOptions {
   trustDomain: string;
   /** The control plane's namespace (`octo-system`): where `sa/octo-<role>` identities live. */
   controlNamespace: string;
+  /** The service accounts' prefix before the role (default `octo-`; the chart's is `<release>-`). */
+  rolePrefix?: string;
   /** Defaults to {@link METHOD_ACCESS}. */
   table?: Readonly<Record<string, Allowed>>;
 }
@@ -76,10 +78,13 @@ export type AccessDecision =
   | { allowed: true; identity: WorkloadIdentity; role: ControlRole | undefined }
   | { allowed: false; code: 'unauthenticated' | 'permission-denied'; reason: string };
 
-/** The role a control-plane identity holds, if any. */
-export function roleOf(id: WorkloadIdentity, controlNamespace: string): ControlRole | undefined {
-  if (id.namespace !== controlNamespace || !id.serviceAccount.startsWith('octo-')) return undefined;
-  const role = id.serviceAccount.slice('octo-'.length);
+/** The default prefix of the control plane's service accounts: `octo-<role>`. */
+export const DEFAULT_ROLE_PREFIX = 'octo-';
+
+/** The role a control-plane identity holds, if any: `sa/<prefix><role>` in the control namespace. */
+export function roleOf(id: WorkloadIdentity, controlNamespace: string, rolePrefix = DEFAULT_ROLE_PREFIX): ControlRole | undefined {
+  if (id.namespace !== controlNamespace || !id.serviceAccount.startsWith(rolePrefix)) return undefined;
+  const role = id.serviceAccount.slice(rolePrefix.length);
   return (CONTROL_ROLES as readonly string[]).includes(role) ? (role as ControlRole) : undefined;
 }
 
@@ -94,9 +99,10 @@ export function decideAccess(method: string, uri: string | undefined, opts: Acce
   if (id.trustDomain !== opts.trustDomain) return { allowed: false, code: 'unauthenticated', reason: `${method}: ${uri} is not of trust domain ${opts.trustDomain}` };
   const allowed = (opts.table ?? METHOD_ACCESS)[method];
   if (!allowed) return { allowed: false, code: 'permission-denied', reason: `${method} is not callable over the mesh's mTLS (no access rule)` };
-  const role = roleOf(id, opts.controlNamespace);
+  const prefix = opts.rolePrefix ?? DEFAULT_ROLE_PREFIX;
+  const role = roleOf(id, opts.controlNamespace, prefix);
   if (allowed.includes('mesh') || (role && allowed.includes(role))) return { allowed: true, identity: id, role };
-  const who = allowed.map((r) => (r === 'mesh' ? 'any mesh identity' : `ns/${opts.controlNamespace}/sa/octo-${r}`)).join(', ');
+  const who = allowed.map((r) => (r === 'mesh' ? 'any mesh identity' : `ns/${opts.controlNamespace}/sa/${prefix}${r}`)).join(', ');
   return { allowed: false, code: 'permission-denied', reason: `${method} is for ${who}; ${uri} may not call it` };
 }
 
@@ -110,6 +116,8 @@ export interface MeshTls {
   trustDomain?: string;
   /** Where the control plane's `sa/octo-<role>` identities live; default `octo-system`. */
   controlNamespace?: string;
+  /** The control plane's service accounts are `<rolePrefix><role>`; default `octo-`. */
+  rolePrefix?: string;
   /** How often the files are re-read for a rotated certificate (default 5 s). */
   refreshMs?: number;
   /** The access table, default METHOD_ACCESS (servers only). */
@@ -124,10 +132,37 @@ export const meshTlsConfigFields = {
   tlsDir: z.string().min(1).optional().describe('Directory of cert-chain.pem, key.pem and root-cert.pem (kept current by a certificate rotator): mTLS on every gRPC server and client.'),
   trustDomain: z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,253}[a-z0-9])?$/, 'must be a lower-case DNS name').default('cluster.local'),
   controlNamespace: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a namespace name (DNS label)').default('octo-system'),
+  rolePrefix: z
+    .string()
+    .regex(/^[a-z0-9][-a-z0-9.]*-$/, 'must be the start of a service account name, ending in "-" (e.g. "octo-")')
+    .default(DEFAULT_ROLE_PREFIX)
+    .describe('The control plane\'s service accounts are <rolePrefix><role> (the chart\'s: "<release>-").'),
+  caUrl: z.url({ protocol: /^https$/, error: 'must be an https:// URL of the mesh CA' }).optional().describe('The mesh CA: with it, the component obtains its own certificate into tlsDir and keeps it fresh (caTrustBundleFile and caTokenFile required).'),
+  caTrustBundleFile: z.string().min(1).optional().describe('PEM roots the CA\'s serving certificate chains to.'),
+  caTokenFile: z.string().min(1).optional().describe('The credential for first issuance: a projected ServiceAccount token (audience octo-ca) or a bootstrap token; read at each use.'),
 };
 
 /** The MeshTls of a config with {@link meshTlsConfigFields}, or undefined (plaintext). */
-export function meshTlsOf(c: { tlsDir?: string | undefined; trustDomain: string; controlNamespace: string }): MeshTls | undefined {
-  return c.tlsDir ? { certDir: c.tlsDir, trustDomain: c.trustDomain, controlNamespace: c.controlNamespace } : undefined;
+export function meshTlsOf(c: { tlsDir?: string | undefined; trustDomain: string; controlNamespace: string; rolePrefix?: string | undefined }): MeshTls | undefined {
+  return c.tlsDir ? { certDir: c.tlsDir, trustDomain: c.trustDomain, controlNamespace: c.controlNamespace, ...(c.rolePrefix && c.rolePrefix !== DEFAULT_ROLE_PREFIX ? { rolePrefix: c.rolePrefix } : {}) } : undefined;
 }
 
+/**
+ * Why a config's CA settings do not go together (field, message), or undefined: with `caUrl`,
+ * `tlsDir`, `caTrustBundleFile` and `caTokenFile` are required; without it, the CA files are
+ * meaningless. Pure; components report it as a configuration error naming the field.
+ */
+export function meshCaSettingsError(c: { caUrl?: string | undefined; tlsDir?: string | undefined; caTrustBundleFile?: string | undefined; caTokenFile?: string | undefined }): { field: string; message: string } | undefined {
+  if (c.caUrl) {
+    for (const field of ['tlsDir', 'caTrustBundleFile', 'caTokenFile'] as const) if (!c[field]) return { field, message: `required with caUrl (${c.caUrl}): where the certificate goes and how the CA is trusted and asked` };
+    return undefined;
+  }
+  for (const field of ['caTrustBundleFile', 'caTokenFile'] as const) if (c[field]) return { field: 'caUrl', message: `required with ${field} (the CA settings go together)` };
+  return undefined;
+}
+
+/** {@link meshCaSettingsError} as a zod refinement, for the configs that spread {@link meshTlsConfigFields}. */
+export function refineMeshCa(c: Parameters<typeof meshCaSettingsError>[0], ctx: z.RefinementCtx): void {
+  const e = meshCaSettingsError(c);
+  if (e) ctx.addIssue({ code: 'custom', path: [e.field], message: e.message });
+}

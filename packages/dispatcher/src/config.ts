@@ -1,4 +1,4 @@
-import { meshTlsConfigFields } from '@octo-mesh/clients';
+import { meshTlsConfigFields, refineMeshCa } from '@octo-mesh/clients';
 import { z } from 'zod';
 
 /** The dispatcher's configuration: flags (`--grpc-port`), env (`OCTO_DISPATCHER_GRPC_PORT`) or a file (`--config`). */
@@ -29,6 +29,7 @@ export const dispatcherConfig = z
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
     ...meshTlsConfigFields,
   })
-  .strict();
+  .strict()
+  .superRefine(refineMeshCa);
 
 export type DispatcherConfig = z.infer<typeof dispatcherConfig>;

@@ -9,6 +9,7 @@ import { KubernetesSource } from './kube-source.js';
 import { KUBE_KINDS, KubernetesStore } from './kube-store.js';
 import { MemoryStore } from './memory-store.js';
 import { meshTlsOf, startGrpcServer } from '@octo-mesh/clients';
+import { keepMeshCertificateOf } from '@octo-mesh/identity';
 import type { DispatcherWatcherView } from '@octo-mesh/contracts';
 import { DispatcherGrpc, DispatcherService, type DispatcherServiceOptions } from './server.js';
 
@@ -97,6 +98,7 @@ async function main(): Promise<void> {
     if (graceMs) logger.info('registry grace period over; answering watchers', { graceMs });
   });
   const service = new DispatcherGrpc({ store, logger, registry, coalesceMs: config.coalesceMs, synced, ...(writeThrough ? { writeThrough } : {}) });
+  const keeper = await keepMeshCertificateOf(config, { logger, registry, onStarted: (k) => shutdown.add('certificate rotator', () => k.stop()) });
   const tls = meshTlsOf(config);
   const grpc = await startGrpcServer(config.host, config.grpcPort, (s) => s.addService(DispatcherService, service.implementation()), tls && { tls, logger, registry });
   shutdown.add('grpc server', () => grpc.close());
@@ -109,6 +111,7 @@ async function main(): Promise<void> {
       ...Object.fromEntries(Object.keys(ready).map((k) => [k, () => ready[k] === true || `${k} source not synced`])),
       ...(kubeHealth ? { 'kubernetes informers': kubeHealth } : {}),
       registry: () => barrierPassed || 'waiting for the meta server to publish its registry again (in-memory store)',
+      ...(keeper ? { certificate: () => keeper.readiness() } : {}),
     },
     routes: {
       '/debug/watchers': (): DispatcherWatcherView[] => service.list(),

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { hostname } from 'node:os';
 import { CheckerMembership, DispatcherConnection, meshTlsOf } from '@octo-mesh/clients';
+import { keepMeshCertificateOf } from '@octo-mesh/identity';
 import { ConfigError, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig, startAdminServer } from '@octo-mesh/runtime';
 import { HealthChecker } from './checker.js';
 import { healthCheckerConfig } from './config.js';
@@ -20,6 +21,7 @@ async function main(): Promise<void> {
   const logger = createLogger('health-checker', config.logLevel);
   const registry = createMetricsRegistry('health-checker');
   const shutdown = new GracefulShutdown({ logger, timeoutMs: config.shutdownGraceSeconds * 1000 + 5000 }).install();
+  const keeper = await keepMeshCertificateOf(config, { logger, registry, onStarted: (k) => shutdown.add('certificate rotator', () => k.stop()) });
   const tls = meshTlsOf(config);
   const connection = new DispatcherConnection(config.dispatcherAddress, tls);
   const checker = new HealthChecker({
@@ -39,6 +41,7 @@ async function main(): Promise<void> {
     readiness: {
       dispatcher: () => (checker.informer.synced ? checker.health() : 'dispatcher not listed yet'),
       ...(config.metaServerAddress ? { membership: () => (membership!.lastAnsweredAt > 0 ? true : 'not yet a member (meta server not answered)') } : {}),
+      ...(keeper ? { certificate: () => keeper.readiness() } : {}),
     },
     routes: { '/debug/checks': () => checker.debugView() },
   });

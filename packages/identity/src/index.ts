@@ -8,3 +8,5 @@ export * from './credentials.js';
 export * from './sds.js';
 export * from './client.js';
 export * from './rotator.js';
+export * from './trust-bundle.js';
+export * from './keeper.js';

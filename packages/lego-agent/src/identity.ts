@@ -4,31 +4,12 @@
  * proxy watches itself. Here: reading the CA settings' files, whether the agent may call itself
  * ready as far as its identity goes, and what the status reports.
  */
-import { X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { CertificateRotator, credentialFromFile, type CertificateRotatorOptions, type WorkloadCredential } from '@octo-mesh/identity';
 import { Gauge, sleep, type Logger, type Registry } from '@octo-mesh/runtime';
 import type { CaSettings } from './config.js';
 import type { AgentIdentityStatus } from './status.js';
 
-const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
-
-/**
- * The PEM certificates of a trust bundle file, each checked to parse; throws naming what is wrong
- * (the caller adds the field). A file with other blocks (keys, comments) keeps only certificates.
- */
-export function parseTrustBundle(text: string): string[] {
-  const pems = text.match(PEM_CERT) ?? [];
-  if (pems.length === 0) throw new Error('no PEM certificate (-----BEGIN CERTIFICATE-----) in the file');
-  return pems.map((pem, i) => {
-    try {
-      new X509Certificate(pem);
-    } catch (err) {
-      throw new Error(`certificate ${i + 1} of ${pems.length} does not parse: ${(err as Error).message}`);
-    }
-    return `${pem}\n`;
-  });
-}
+export { parseTrustBundle, readTrustBundleFile } from '@octo-mesh/identity';
 
 /** What readiness is decided from: the certificate held (if any) and the last attempt's error. */
 export interface IdentityState {
@@ -186,20 +167,5 @@ export class AgentIdentity {
     this.snapshot = identityStatus(this.state, Date.now());
     this.readyGauge.set(this.snapshot.ready ? 1 : 0);
     this.opts.onChange(this.snapshot);
-  }
-}
-
-/** Reads `caTrustBundleFile`; throws naming the field. */
-export async function readTrustBundleFile(file: string): Promise<string[]> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new Error(`caTrustBundleFile: cannot read ${file}: ${(err as Error).message}`);
-  }
-  try {
-    return parseTrustBundle(text);
-  } catch (err) {
-    throw new Error(`caTrustBundleFile: ${file}: ${(err as Error).message}`);
   }
 }

@@ -1,4 +1,4 @@
-import { meshTlsConfigFields } from '@octo-mesh/clients';
+import { meshTlsConfigFields, refineMeshCa } from '@octo-mesh/clients';
 import { z } from 'zod';
 
 /** The meta server's configuration: flags (`--grpc-port`), env (`OCTO_META_GRPC_PORT`) or a file (`--config`). */
@@ -29,6 +29,7 @@ export const metaServerConfig = z
     ...meshTlsConfigFields,
   })
   .strict()
+  .superRefine(refineMeshCa)
   .refine((c) => c.heartbeatIntervalMs * 2 <= c.pilotTtlMs, { path: ['heartbeatIntervalMs'], message: 'must be at most half of pilotTtlMs, or a single late heartbeat kills a pilot' })
   .refine((c) => c.kubernetes || (c.kubeconfig === undefined && c.namespace === undefined), { path: ['kubernetes'], message: 'must be true when kubeconfig or namespace is set' });
 

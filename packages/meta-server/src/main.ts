@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { KubeConfig } from '@kubernetes/client-node';
 import { meshTlsOf, startGrpcServer } from '@octo-mesh/clients';
+import { keepMeshCertificateOf } from '@octo-mesh/identity';
 import { ConfigError, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig, startAdminServer } from '@octo-mesh/runtime';
 import { metaServerConfig } from './config.js';
 import { LeasePilots } from './lease-membership.js';
@@ -20,6 +21,7 @@ async function main(): Promise<void> {
   const logger = createLogger('meta-server', config.logLevel);
   const registry = createMetricsRegistry('meta-server');
   const shutdown = new GracefulShutdown({ logger }).install();
+  const keeper = await keepMeshCertificateOf(config, { logger, registry, onStarted: (k) => shutdown.add('certificate rotator', () => k.stop()) });
   let leases: LeasePilots | undefined;
   let namespace: string | undefined;
   if (config.kubernetes) {
@@ -53,6 +55,7 @@ async function main(): Promise<void> {
       pilots: () => meta.hasPilots() || 'no pilot registered',
       dispatcher: () => meta.dispatcherHealth(),
       ...(leases ? { leases: () => leases!.health() } : {}),
+      ...(keeper ? { certificate: () => keeper.readiness() } : {}),
     },
     routes: meta.debugRoutes(),
   });

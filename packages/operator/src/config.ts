@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { meshTlsConfigFields } from '@octo-mesh/clients';
+import { meshTlsConfigFields, refineMeshCa } from '@octo-mesh/clients';
 import { z } from 'zod';
 
 const bool = z.union([z.boolean(), z.enum(['true', 'false']).transform((s) => s === 'true')]);
@@ -50,6 +50,7 @@ export const operatorConfig = z
     ...meshTlsConfigFields,
   })
   .strict()
+  .superRefine(refineMeshCa)
   .refine((c) => !c.repositoryOnly || c.repositoryDir !== undefined, { path: ['repositoryDir'], message: 'is required with repositoryOnly (where the packages are stored)' })
   .refine((c) => c.repositoryDir === undefined || c.repositoryPort === 0 || c.repositoryPort !== c.adminPort, { path: ['repositoryPort'], message: 'must differ from adminPort' })
   .refine((c) => c.renewDeadlineMs < c.leaseDurationMs, { path: ['renewDeadlineMs'], message: 'must be shorter than leaseDurationMs, or two replicas can lead at once' })

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { KubeConfig } from '@kubernetes/client-node';
 import { meshTlsOf } from '@octo-mesh/clients';
+import { keepMeshCertificateOf } from '@octo-mesh/identity';
 import { PackageRepository } from '@octo-mesh/proxy-package';
 import { ConfigError, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig, startAdminServer, type Logger, type Registry } from '@octo-mesh/runtime';
 import { operatorConfig, type OperatorConfig } from './config.js';
@@ -94,6 +95,7 @@ async function runEmbedded(
   deps: { logger: Logger; registry: Registry; metrics: OperatorMetrics; shutdown: GracefulShutdown; fleet: FleetPoller; repositoryReady: Record<string, () => true | string> },
 ): Promise<void> {
   const { logger, registry, metrics, shutdown, fleet, repositoryReady } = deps;
+  const keeper = await keepMeshCertificateOf(config, { logger, registry, onStarted: (k) => shutdown.add('certificate rotator', () => k.stop()) });
   const tls = meshTlsOf(config);
   const store = new DispatcherOperatorStore({ address: dispatcherAddress, clientId: config.identity, logger, ...(tls ? { tls } : {}) });
   const operator = new Operator({ store, fleet, events: new LogEventRecorder(logger), metrics, logger, pollIntervalMs: config.pollIntervalMs, statusMinIntervalMs: config.statusMinIntervalMs, routePolicyResyncMs: config.routePolicyResyncMs });
@@ -102,7 +104,7 @@ async function runEmbedded(
     host: config.host,
     port: config.adminPort,
     registry,
-    readiness: { caches: () => synced || 'not synced with the dispatcher yet', ...repositoryReady },
+    readiness: { caches: () => synced || 'not synced with the dispatcher yet', ...repositoryReady, ...(keeper ? { certificate: () => keeper.readiness() } : {}) },
     routes: { '/debug/leader': () => ({ identity: config.identity, leading: operator.isLeading }) },
   });
   shutdown.add('admin server', () => admin.close());

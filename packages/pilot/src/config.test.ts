@@ -6,6 +6,14 @@ describe('pilot config', () => {
     expect(pilotConfig.parse({}).adminHost).toBe('127.0.0.1');
   });
 
+  it('takes the CA settings together, naming the missing one', () => {
+    const r = pilotConfig.safeParse({ caUrl: 'https://octo-ca.octo-system.svc:15016', caTrustBundleFile: '/etc/octo/ca/root-cert.pem', caTokenFile: '/var/run/secrets/octo/token' });
+    expect(r.success).toBe(false);
+    expect(r.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([['tlsDir', expect.stringContaining('required with caUrl')]]);
+    expect(pilotConfig.safeParse({ caUrl: 'http://octo-ca:15016', tlsDir: '/t', caTrustBundleFile: '/b', caTokenFile: '/k' }).error?.issues[0]?.path).toEqual(['caUrl']);
+    expect(pilotConfig.parse({ caUrl: 'https://octo-ca:15016', tlsDir: '/t', caTrustBundleFile: '/b', caTokenFile: '/k', rolePrefix: 'prod-' })).toMatchObject({ caUrl: 'https://octo-ca:15016', rolePrefix: 'prod-' });
+  });
+
   it.each([
     // [advertiseHost, xdsHost, adminHost, expected xds, expected admin]
     [undefined, '127.0.0.1', '127.0.0.1', '127.0.0.1:15010', '127.0.0.1:15014'],

@@ -3,7 +3,7 @@
  * Flags are the kebab-case field names: `--xds-port 15010 --admin-port 15014 --pilot-id p-1`.
  */
 import { hostname } from 'node:os';
-import { meshTlsConfigFields } from '@octo-mesh/clients';
+import { meshTlsConfigFields, refineMeshCa } from '@octo-mesh/clients';
 import { LOG_LEVELS } from '@octo-mesh/runtime';
 import { z } from 'zod';
 
@@ -77,6 +77,7 @@ export const pilotConfig = z
     mtlsMode: z.enum(['off', 'permissive', 'strict']).default('permissive'),
   })
   .strict()
+  .superRefine(refineMeshCa)
   .refine((c) => !c.xdsMtls || c.tlsDir !== undefined, { message: 'requires tlsDir (the certificate ADS clients are checked against)', path: ['xdsMtls'] })
   .refine((c) => c.debounceMaxMs >= c.debounceQuietMs, { message: 'must be at least debounceQuietMs', path: ['debounceMaxMs'] })
   .refine((c) => !c.metaServerAddress || c.advertiseHost || !isWildcard(c.xdsHost), {

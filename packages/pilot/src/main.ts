@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, createLogger, createMetricsRegistry, GracefulShutdown, loadConfig, startAdminServer, type AdminServer, type Logger } from '@octo-mesh/runtime';
 import type { ProxyVersion } from '@octo-mesh/api';
 import { SidecarStatusServiceService } from '@octo-mesh/proto';
+import { keepMeshCertificateOf } from '@octo-mesh/identity';
 import { DispatcherConnection, DispatcherInformer, DispatcherMeshSource, PilotMembership, meshTlsOf, type MeshTls } from '@octo-mesh/clients';
 import { advertisedAddresses, pilotConfig, type PilotConfig } from './config.js';
 import { debugRoutes } from './debug.js';
@@ -89,6 +90,8 @@ async function dispatcherSource(
  */
 export async function startPilot(config: PilotConfig, logger: Logger, source?: MeshSource): Promise<RunningPilot> {
   const registry = createMetricsRegistry('pilot');
+  // With a CA: our own certificate first (every mesh connection below needs it).
+  const keeper = await keepMeshCertificateOf(config, { logger, registry });
   let proxyVersions: Parameters<Pilot['setProxyVersions']>[0] = [];
   let closeSource = async () => {};
   let tracked: TrackedMeshSource | undefined;
@@ -153,7 +156,7 @@ export async function startPilot(config: PilotConfig, logger: Logger, source?: M
     host: config.adminHost,
     port: config.adminPort,
     registry,
-    readiness: { xds: () => xdsPort > 0 || 'xds server not listening', ...(tracked ? { 'mesh source': () => tracked.health() } : {}) },
+    readiness: { xds: () => xdsPort > 0 || 'xds server not listening', ...(tracked ? { 'mesh source': () => tracked.health() } : {}), ...(keeper ? { certificate: () => keeper.readiness() } : {}) },
     routes: debugRoutes(pilot, config.pilotId),
   });
   const membership = config.metaServerAddress ? joinMesh(config, { pilot, ads, xdsPort, adminPort: admin.port }, logger) : undefined;
@@ -171,6 +174,7 @@ export async function startPilot(config: PilotConfig, logger: Logger, source?: M
       await ads.close(config.shutdownGraceSeconds * 1000);
       await admin.close();
       await closeSource();
+      await keeper?.stop();
     },
   };
 }
