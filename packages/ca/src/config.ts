@@ -47,6 +47,8 @@ export const caConfig = z
       .describe('`kubernetes` (ServiceAccount tokens checked by TokenReview) or the path of a bootstrap credentials file.'),
     tokenAudience: z.string().min(1).default('octo-ca').describe('Audience a ServiceAccount token must carry (kubernetes mode).'),
     kubeconfig: z.string().min(1).optional().describe('kubeconfig file (kubernetes mode); default: in-cluster, then ~/.kube/config.'),
+    rootSecret: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a Secret name').optional().describe('Kubernetes mode: the Secret (in `namespace`) holding the root — created with a new root when absent — copied into stateDir at start.'),
+    trustBundleConfigMap: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a ConfigMap name').optional().describe('Kubernetes mode: the ConfigMap (in `namespace`) the CA keeps its trust bundle in (key root-cert.pem) for pods to mount.'),
     allowedNamespaces: list(z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a namespace name')).default([]).describe('Namespaces that may have certificates; empty: all.'),
     namespace: z.string().default('octo-system').describe('The CA\'s own namespace (its serving certificate is sa/octo-ca there).'),
     servingDnsNames: list(z.string().min(1)).default(['localhost', 'octo-ca', 'octo-ca.octo-system.svc', 'octo-ca.octo-system.svc.cluster.local']),
@@ -59,6 +61,9 @@ export const caConfig = z
   .strict()
   .superRefine((c, ctx) => {
     if (c.defaultTtlSeconds > c.maxTtlSeconds) ctx.addIssue({ code: 'custom', path: ['defaultTtlSeconds'], message: `${c.defaultTtlSeconds} exceeds maxTtlSeconds ${c.maxTtlSeconds}` });
+    for (const field of ['rootSecret', 'trustBundleConfigMap'] as const) if (c[field] && c.credentials !== 'kubernetes') ctx.addIssue({ code: 'custom', path: [field], message: 'needs credentials: kubernetes' });
+    if (c.rootSecret && c.roots.length) ctx.addIssue({ code: 'custom', path: ['rootSecret'], message: 'give roots or rootSecret, not both' });
+    if (c.rootSecret && !c.stateDir) ctx.addIssue({ code: 'custom', path: ['stateDir'], message: 'required with rootSecret (where the root is copied for loading)' });
     if (c.roots.length === 0 && !c.stateDir) ctx.addIssue({ code: 'custom', path: ['roots'], message: 'no roots: list roots, or give stateDir to generate one' });
     if (c.roots.length > 1 && !c.signing) ctx.addIssue({ code: 'custom', path: ['signing'], message: `required with ${c.roots.length} roots (one of ${c.roots.map((r) => r.name).join(', ')})` });
     if (c.signing && c.roots.length && !c.roots.some((r) => r.name === c.signing)) ctx.addIssue({ code: 'custom', path: ['signing'], message: `no root named ${JSON.stringify(c.signing)}` });
