@@ -82,6 +82,8 @@ export const AgentConfigSchema = z
       .optional(),
     /** PEM roots the CA's serving certificate chains to (read once at start). */
     caTrustBundleFile: z.string().min(1).optional(),
+    /** The same roots inline (PEM text) instead of a file: the injector passes them in the env, as an app namespace has no ConfigMap of the control plane's to mount. */
+    caTrustBundle: z.string().min(1).optional(),
     /** The bootstrap token or projected ServiceAccount token presented to the CA; re-read at each use. */
     caTokenFile: z.string().min(1).optional(),
     /** Where the certificate files are published (created 0700); default `<stateDir>/certs`. */
@@ -102,12 +104,12 @@ export const AgentConfigSchema = z
   .strict()
   .superRefine((c, ctx) => {
     if (c.caUrl) {
-      for (const field of ['caTrustBundleFile', 'caTokenFile'] as const) {
-        if (!c[field]) ctx.addIssue({ code: 'custom', path: [field], message: `required with caUrl (${c.caUrl})` });
-      }
+      if (!c.caTrustBundleFile && !c.caTrustBundle) ctx.addIssue({ code: 'custom', path: ['caTrustBundleFile'], message: `required with caUrl (${c.caUrl}), or caTrustBundle` });
+      if (c.caTrustBundleFile && c.caTrustBundle) ctx.addIssue({ code: 'custom', path: ['caTrustBundle'], message: 'give caTrustBundleFile or caTrustBundle, not both' });
+      if (!c.caTokenFile) ctx.addIssue({ code: 'custom', path: ['caTokenFile'], message: `required with caUrl (${c.caUrl})` });
       return;
     }
-    for (const field of ['caTrustBundleFile', 'caTokenFile', 'certDir', 'certTtlSeconds'] as const) {
+    for (const field of ['caTrustBundleFile', 'caTrustBundle', 'caTokenFile', 'certDir', 'certTtlSeconds'] as const) {
       if (c[field] !== undefined) ctx.addIssue({ code: 'custom', path: ['caUrl'], message: `required with ${field} (the CA settings go together)` });
     }
   })
@@ -118,7 +120,9 @@ export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 /** The CA settings of a config that has `caUrl` (the schema makes them all-or-nothing). */
 export interface CaSettings {
   caUrl: string;
-  caTrustBundleFile: string;
+  /** The roots: a file, or inline PEM (exactly one is set). */
+  caTrustBundleFile: string | undefined;
+  caTrustBundle: string | undefined;
   caTokenFile: string;
   certDir: string;
   certTtlSeconds: number | undefined;
@@ -129,5 +133,5 @@ export interface CaSettings {
 /** The CA settings, or undefined when the agent has no CA. */
 export function caSettings(c: AgentConfig): CaSettings | undefined {
   if (!c.caUrl) return undefined;
-  return { caUrl: c.caUrl, caTrustBundleFile: c.caTrustBundleFile!, caTokenFile: c.caTokenFile!, certDir: c.certDir!, certTtlSeconds: c.certTtlSeconds, certWaitMs: c.certWaitMs, caRetryMaxMs: c.caRetryMaxMs };
+  return { caUrl: c.caUrl, caTrustBundleFile: c.caTrustBundleFile, caTrustBundle: c.caTrustBundle, caTokenFile: c.caTokenFile!, certDir: c.certDir!, certTtlSeconds: c.certTtlSeconds, certWaitMs: c.certWaitMs, caRetryMaxMs: c.caRetryMaxMs };
 }

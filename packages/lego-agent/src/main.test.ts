@@ -42,6 +42,8 @@ describe('octo-lego-agent executable', () => {
     [['--ca-url', 'https://127.0.0.1:15016', '--ca-trust-bundle-file', join(dir, 'nonexistent.pem'), '--ca-token-file', join(dir, 'token'), '--state-dir', dir], {}, 'caTrustBundleFile: cannot read', 'nonexistent.pem'],
     [['--ca-url', 'https://127.0.0.1:15016', '--ca-trust-bundle-file', join(dir, 'token'), '--ca-token-file', join(dir, 'token'), '--state-dir', dir], {}, 'caTrustBundleFile', 'no PEM certificate'],
     [['--ca-url', 'https://127.0.0.1:15016', '--ca-trust-bundle-file', join(dir, 'ca.pem'), '--ca-token-file', join(dir, 'no-token'), '--state-dir', dir], {}, 'caTokenFile: cannot read', 'no-token'],
+    // Inline roots (as the injector passes them in the env): parsed at start like the file.
+    [['--ca-url', 'https://127.0.0.1:15016', '--ca-token-file', join(dir, 'token'), '--state-dir', dir], { OCTO_AGENT_CA_TRUST_BUNDLE: 'not a PEM' }, 'caTrustBundle:', 'no PEM certificate'],
   ])('refuses %j %j naming the field (exit 2)', async (args, env, field, source) => {
     const r = await runBad(args as string[], env);
     expect(r.code).toBe(2);

@@ -7,7 +7,7 @@ import { publicKeys } from '@octo-mesh/proxy-package/signing.js';
 import { startAgentAdmin } from './admin.js';
 import { LegoAgent } from './agent.js';
 import { AgentConfigSchema, caSettings, type AgentConfig } from './config.js';
-import { AgentIdentity, readTrustBundleFile } from './identity.js';
+import { AgentIdentity, parseTrustBundle, readTrustBundleFile } from './identity.js';
 import { ListeningSockets } from './sockets.js';
 import { parseTarget, readTargetFile } from './target.js';
 
@@ -40,7 +40,14 @@ async function main(): Promise<void> {
   let caTrustBundle: string[] = [];
   if (ca) {
     try {
-      caTrustBundle = await readTrustBundleFile(ca.caTrustBundleFile);
+      if (ca.caTrustBundleFile) caTrustBundle = await readTrustBundleFile(ca.caTrustBundleFile);
+      else {
+        try {
+          caTrustBundle = parseTrustBundle(ca.caTrustBundle!);
+        } catch (err) {
+          throw new Error(`caTrustBundle: ${(err as Error).message}`);
+        }
+      }
       await access(ca.caTokenFile, constants.R_OK).catch((err: Error) => {
         throw new Error(`caTokenFile: cannot read ${ca.caTokenFile}: ${err.message}`);
       });
