@@ -25,8 +25,14 @@ export const injectorConfig = z
     sidecarMemoryRequest: quantity.default('64Mi'),
     sidecarMemoryLimit: quantity.default('256Mi'),
     sidecarUid: z.coerce.number().int().min(1).max(2_147_483_647).default(65532).describe('Non-root uid/gid of the sidecar.'),
+    caUrl: z.url({ protocol: /^https$/, error: 'must be an https:// URL of the mesh CA' }).optional().describe('The mesh CA sidecars get their certificates from (mTLS mesh); needs caTrustBundleConfigMap.'),
+    caTrustBundleConfigMap: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a ConfigMap name').optional().describe('ConfigMap (in namespace, key root-cert.pem) the CA publishes its roots in; passed to each sidecar.'),
     logLevel: z.enum(LOG_LEVELS).default('info'),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.caUrl && !c.caTrustBundleConfigMap) ctx.addIssue({ code: 'custom', path: ['caTrustBundleConfigMap'], message: `required with caUrl (${c.caUrl}): where the CA's roots are read` });
+    if (!c.caUrl && c.caTrustBundleConfigMap) ctx.addIssue({ code: 'custom', path: ['caUrl'], message: 'required with caTrustBundleConfigMap' });
+  });
 
 export type InjectorConfig = z.infer<typeof injectorConfig>;

@@ -5,8 +5,8 @@
  * --admin-port. Ready once it serves a certificate the webhook's caBundle trusts.
  */
 import { createServer } from 'node:https';
-import { KubeConfig } from '@kubernetes/client-node';
-import { ConfigError, Counter, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig, startAdminServer } from '@octo-mesh/runtime';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { ConfigError, Counter, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig, recordError, startAdminServer } from '@octo-mesh/runtime';
 import { injectorConfig, type InjectorConfig } from './config.js';
 import type { InjectionSettings } from './patch.js';
 import { TlsKeeper } from './tls-keeper.js';
@@ -42,6 +42,24 @@ async function main(): Promise<void> {
     cluster: config.cluster,
     resources: { requests: { cpu: config.sidecarCpuRequest, memory: config.sidecarMemoryRequest }, limits: { memory: config.sidecarMemoryLimit } },
     runAsUser: config.sidecarUid,
+    ...(config.caUrl ? { ca: { url: config.caUrl, trustBundle: undefined, configMap: `${config.namespace}/${config.caTrustBundleConfigMap!}` } } : {}),
+  };
+  const core = kc.makeApiClient(CoreV1Api);
+  let trustBundleError: string | undefined;
+  /** Reads the CA's roots (each certificate round): new pods get the current ones. */
+  const readTrustBundle = async () => {
+    if (!settings.ca) return;
+    try {
+      const cm = await core.readNamespacedConfigMap({ name: config.caTrustBundleConfigMap!, namespace: config.namespace });
+      const pem = cm.data?.['root-cert.pem'];
+      if (!pem?.includes('BEGIN CERTIFICATE')) throw new Error('data["root-cert.pem"] holds no PEM certificate');
+      if (pem !== settings.ca.trustBundle) logger.info('mesh CA roots read', { configMap: settings.ca.configMap });
+      settings.ca.trustBundle = pem;
+      trustBundleError = undefined;
+    } catch (err) {
+      trustBundleError = `ConfigMap ${settings.ca.configMap}: ${(err as Error).message}`;
+      recordError(logger, 'injector trust bundle read', err, { configMap: settings.ca.configMap });
+    }
   };
 
   const server = createServer({}, (req, res) => {
@@ -83,6 +101,7 @@ async function main(): Promise<void> {
   });
   let listening = false;
   const round = async () => {
+    await readTrustBundle();
     try {
       const did = await keeper.reconcile();
       if (!listening) {
@@ -103,14 +122,17 @@ async function main(): Promise<void> {
     host: config.host,
     port: config.adminPort,
     registry,
-    readiness: { certificate: () => (keeper.ready && listening) || (keeper.lastError ?? 'no certificate yet') },
+    readiness: {
+      certificate: () => (keeper.ready && listening) || (keeper.lastError ?? 'no certificate yet'),
+      ...(settings.ca ? { 'mesh CA roots': () => !!settings.ca!.trustBundle || (trustBundleError ?? 'not read yet') } : {}),
+    },
   });
   shutdown.add('admin server', () => admin.close());
   await round();
   // Retry fast until the first certificate is served, then every certCheckIntervalMs.
   let timer: NodeJS.Timeout;
   const schedule = () => {
-    timer = setTimeout(() => void round().then(schedule), keeper.ready ? config.certCheckIntervalMs : 1000);
+    timer = setTimeout(() => void round().then(schedule), keeper.ready && (!settings.ca || settings.ca.trustBundle) ? config.certCheckIntervalMs : 1000);
   };
   schedule();
   shutdown.add('certificate rounds', () => clearTimeout(timer));

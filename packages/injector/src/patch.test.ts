@@ -91,6 +91,26 @@ describe('planInjection: inject', () => {
     expect(names.indexOf('POD_NAME')).toBeLessThan(names.indexOf('OCTO_PROXY_INSTANCE_ID'));
   });
 
+  it('gives the agent the mesh CA: URL, roots inline, and a projected token for audience octo-ca only', () => {
+    const ca = { url: 'https://octo-ca.octo-system.svc:15016', trustBundle: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', configMap: 'octo-system/octo-ca-root-cert' };
+    const v = planInjection(pod({ spec: { automountServiceAccountToken: false } as never }), { ...settings, ca });
+    if (v.action !== 'inject') throw new Error(v.action);
+    const s = sidecarOf(v.patch);
+    expect(envOf(s)).toMatchObject({ OCTO_AGENT_CA_URL: ca.url, OCTO_AGENT_CA_TRUST_BUNDLE: ca.trustBundle, OCTO_AGENT_CA_TOKEN_FILE: '/var/run/secrets/octo-ca/token' });
+    expect(s['volumeMounts']).toContainEqual({ name: 'octo-ca-token', mountPath: '/var/run/secrets/octo-ca', readOnly: true });
+    const volumes = v.patch.find((p) => p.path === '/spec/volumes')!.value as Record<string, unknown>[];
+    expect(volumes).toContainEqual({ name: 'octo-ca-token', projected: { sources: [{ serviceAccountToken: { audience: 'octo-ca', expirationSeconds: 3600, path: 'token' } }] } });
+    // Without a CA, none of it.
+    const plain = planInjection(pod(), settings);
+    if (plain.action !== 'inject') throw new Error(plain.action);
+    expect(Object.keys(envOf(sidecarOf(plain.patch))).filter((k) => k.startsWith('OCTO_AGENT_CA'))).toEqual([]);
+  });
+
+  it('refuses a pod while the CA\'s roots are not known, naming the ConfigMap (its sidecar could get no certificate)', () => {
+    const v = planInjection(pod(), { ...settings, ca: { url: 'https://octo-ca.octo-system.svc:15016', trustBundle: undefined, configMap: 'octo-system/octo-ca-root-cert' } });
+    expect(v).toEqual({ action: 'deny', message: expect.stringContaining('ConfigMap octo-system/octo-ca-root-cert') });
+  });
+
   it('appends to what the pod already has, never replacing it', () => {
     const v = planInjection(
       pod({

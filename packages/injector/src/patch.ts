@@ -48,12 +48,22 @@ export interface InjectionSettings {
   resources: { requests: { cpu: string; memory: string }; limits: { memory: string } };
   /** uid/gid the sidecar runs as (non-root). */
   runAsUser: number;
+  /**
+   * The mesh CA, when the mesh runs mTLS: the agent gets its URL, the CA's roots inline (from the
+   * CA's ConfigMap; undefined until read — pods are refused meanwhile, as they could not get a
+   * certificate) and a projected ServiceAccount token for audience `octo-ca`.
+   */
+  ca?: { url: string; trustBundle: string | undefined; configMap: string };
 }
 
 export const SIDECAR_NAME = 'octo-sidecar';
 export const SOCKET_VOLUME = 'octo-socket';
 export const AGENT_VOLUME = 'octo-agent-state';
 export const SOCKET_DIR = '/var/run/octo';
+export const CA_TOKEN_VOLUME = 'octo-ca-token';
+export const CA_TOKEN_DIR = '/var/run/secrets/octo-ca';
+/** Lifetime asked of the kubelet for the projected token (it rotates it at 80 %). */
+export const CA_TOKEN_SECONDS = 3600;
 export const OUTBOUND_SOCKET = `${SOCKET_DIR}/outbound.sock`;
 /** The ports the sidecar takes in the pod's network namespace. */
 export const SIDECAR_PORTS = { admin: 15000, outbound: 15001, inbound: 15006 } as const;
@@ -135,6 +145,7 @@ export function planInjection(pod: PodSpecLike, s: InjectionSettings): Injection
     return { action: 'deny', message: `metadata.annotations["${ANNOTATIONS.dependencies}"]: "${deps}" must be service names separated by commas` };
   }
   if (containers.length === 0) return { action: 'deny', message: 'spec.containers: a pod without containers has nothing to carry traffic for' };
+  if (s.ca && !s.ca.trustBundle) return { action: 'deny', message: `the mesh CA's roots (ConfigMap ${s.ca.configMap}) are not available to the injector yet, so the sidecar could not get a certificate; retry shortly` };
 
   const workload = workloadOf(pod);
   const serviceAccount = spec.serviceAccountName ?? 'default';
@@ -160,6 +171,13 @@ export function planInjection(pod: PodSpecLike, s: InjectionSettings): Injection
     ...(labels['version'] ? [{ name: 'OCTO_PROXY_VERSION', value: labels['version'] }] : []),
     ...(appPort ? [{ name: 'OCTO_PROXY_APP_PORT', value: String(appPort) }] : []),
     ...(deps ? [{ name: 'OCTO_PROXY_DEPENDENCIES', value: deps.replace(/\s+/g, '') }] : []),
+    ...(s.ca
+      ? [
+          { name: 'OCTO_AGENT_CA_URL', value: s.ca.url },
+          { name: 'OCTO_AGENT_CA_TRUST_BUNDLE', value: s.ca.trustBundle },
+          { name: 'OCTO_AGENT_CA_TOKEN_FILE', value: `${CA_TOKEN_DIR}/token` },
+        ]
+      : []),
   ];
   const probe = (failureThreshold: number, periodSeconds: number) => ({ httpGet: { path: '/readyz', port: SIDECAR_PORTS.admin }, periodSeconds, failureThreshold, timeoutSeconds: 2 });
   const sidecar = {
@@ -202,6 +220,7 @@ export function planInjection(pod: PodSpecLike, s: InjectionSettings): Injection
     volumeMounts: [
       { name: SOCKET_VOLUME, mountPath: SOCKET_DIR },
       { name: AGENT_VOLUME, mountPath: '/var/lib/octo-agent' },
+      ...(s.ca ? [{ name: CA_TOKEN_VOLUME, mountPath: CA_TOKEN_DIR, readOnly: true }] : []),
     ],
   };
 
@@ -210,6 +229,9 @@ export function planInjection(pod: PodSpecLike, s: InjectionSettings): Injection
   const volumes = [
     { name: SOCKET_VOLUME, emptyDir: {} },
     { name: AGENT_VOLUME, emptyDir: {} },
+    // The pod's own ServiceAccount token for the CA only (audience octo-ca), whatever the pod's
+    // automountServiceAccountToken says: the kubelet rotates it.
+    ...(s.ca ? [{ name: CA_TOKEN_VOLUME, projected: { sources: [{ serviceAccountToken: { audience: 'octo-ca', expirationSeconds: CA_TOKEN_SECONDS, path: 'token' } }] } }] : []),
   ];
   if (spec.volumes) for (const v of volumes) patch.push({ op: 'add', path: '/spec/volumes/-', value: v });
   else patch.push({ op: 'add', path: '/spec/volumes', value: volumes });
