@@ -12,6 +12,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Metadata, credentials, type ServiceError } from '@grpc/grpc-js';
+import { MetaServerClient } from '@octo-mesh/proto';
 import { buildMeshImages } from '@octo-mesh/images';
 import { REPO_ROOT, clusterCommand, clusterCommandAsync, kubeBinDir, nodeClusterInfo } from '@octo-mesh/testing';
 import { demoImage, demoJob, demoManifests, routePolicy } from './demo.js';
@@ -127,7 +129,7 @@ describe('helm install', () => {
     ok(r, 'helm install');
     type Deploys = { items: { metadata: { name: string }; spec: { replicas: number }; status: { readyReplicas?: number } }[] };
     const notReady = () => json<Deploys>(['get', 'deploy', '-n', NS]).items.filter((d) => d.status.readyReplicas !== d.spec.replicas).map((d) => `${d.metadata.name} ${d.status.readyReplicas ?? 0}/${d.spec.replicas}`);
-    expect(json<Deploys>(['get', 'deploy', '-n', NS]).items.map((d) => d.metadata.name).sort()).toEqual(['octo-dispatcher', 'octo-injector', 'octo-meta-server', 'octo-operator', 'octo-package-repository', 'octo-pilot']);
+    expect(json<Deploys>(['get', 'deploy', '-n', NS]).items.map((d) => d.metadata.name).sort()).toEqual(['octo-ca', 'octo-dispatcher', 'octo-injector', 'octo-meta-server', 'octo-operator', 'octo-package-repository', 'octo-pilot']);
     // helm --wait counts a Deployment done at replicas − maxUnavailable; give stragglers (and a
     // replica that flapped on a loaded machine) a moment, and say which it was.
     const lagging = notReady();
@@ -173,6 +175,15 @@ describe('helm install', () => {
     ['injector', 'update', `mutatingwebhookconfigurations/${NS}-${RELEASE}-injector`, [], 'yes'],
     ['injector', 'update', 'mutatingwebhookconfigurations/someone-else', [], 'no'],
     ['injector', 'create', 'pods', ['-n', DEMO], 'no'],
+    ['ca', 'create', 'tokenreviews.authentication.k8s.io', [], 'yes'],
+    ['ca', 'get', `secrets/${RELEASE}-ca-root`, ['-n', NS], 'yes'],
+    ['ca', 'update', `secrets/${RELEASE}-ca-root`, ['-n', NS], 'no'],
+    ['ca', 'get', 'secrets/other', ['-n', NS], 'no'],
+    ['ca', 'list', 'secrets', ['-n', NS], 'no'],
+    ['ca', 'update', `configmaps/${RELEASE}-ca-root-cert`, ['-n', NS], 'yes'],
+    ['injector', 'get', `configmaps/${RELEASE}-ca-root-cert`, ['-n', NS], 'yes'],
+    ['injector', 'get', `secrets/${RELEASE}-ca-root`, ['-n', NS], 'no'],
+    ['pilot', 'create', 'tokenreviews.authentication.k8s.io', [], 'no'],
     ['package-repository', 'get', 'pods', ['-n', NS], 'no'],
     ['package-repository', 'get', 'proxyversions.mesh.octo.io', ['-n', DEMO], 'no'],
   ])('kubectl auth can-i: %s %s %s %j → %s', (sa, verb, resource, extra, want) => {
@@ -204,6 +215,36 @@ describe('sidecar injection', () => {
     expect(r.ok).toBe(200);
     expect(Object.keys(r.byVersion).sort()).toEqual(['v1', 'v2']);
   }, 200_000);
+
+  // Issue 21 in pods: every sidecar holds a certificate from the mesh CA (TokenReview of its
+  // projected token), sidecars call each other over mTLS, and the control plane refuses a
+  // plaintext stranger — a fake pilot registration is what an attacker on the pod network tries.
+  it('secures the mesh: workload certificates from the mesh CA, mTLS between sidecars, a plaintext stranger refused', async () => {
+    const pods = podsOf(DEMO, 'app in (catalog,frontend)');
+    for (const p of pods) {
+      const s = await fetchJson<{ identity?: { spiffeId: string | null; ready: boolean } }>(`http://${p.status.podIP}:15000/status`);
+      expect(s.identity).toMatchObject({ spiffeId: `spiffe://cluster.local/ns/${DEMO}/sa/default`, ready: true });
+    }
+    // Callee side: catalog's sidecars accepted TLS handshakes from frontend's (the traffic above).
+    let handshakes = 0;
+    for (const p of pods.filter((q) => q.metadata.labels?.['app'] === 'catalog')) {
+      const text = await (await fetch(`http://${p.status.podIP}:15000/stats/prometheus`)).text();
+      handshakes += Number(/octo_proxy_tls_handshakes_total\{side="downstream",result="success"\} (\d+)/.exec(text)?.[1] ?? 0);
+    }
+    expect(handshakes).toBeGreaterThan(0);
+    // A pilot registration in plaintext from the node: no handshake, no registration.
+    const meta = podsOf(NS, 'app.kubernetes.io/name=meta-server')[0]!.status.podIP!;
+    const err = await new Promise<ServiceError | null>((resolve) => {
+      const c = new MetaServerClient(`${meta}:15011`, credentials.createInsecure());
+      c.registerPilot({ pilotId: 'evil', xdsAddress: '10.0.0.66:15010', adminAddress: '', zone: '' }, new Metadata(), { deadline: Date.now() + 10_000 }, (e) => {
+        c.close();
+        resolve(e);
+      });
+    });
+    expect(err).toMatchObject({ code: 14 });
+    const assigned = await metaDebug<{ workloads: Record<string, string> }>('/debug/assignments');
+    expect(JSON.stringify(assigned)).not.toContain('evil');
+  }, 60_000);
 
   it('splits 80/20 within ±3 % over 2,000 requests once the RoutePolicy is applied', async () => {
     ok(kubectl(['apply', '-f', '-'], routePolicy(DEMO, 80, 20)), 'apply RoutePolicy');
@@ -366,7 +407,7 @@ describe('helm upgrade and uninstall', () => {
     expect(pilots.status.readyReplicas).toBe(3);
   }, 400_000);
 
-  it('uninstall leaves only the CRDs, the injector Secret and the Leases', async () => {
+  it('uninstall leaves only the CRDs, the injector Secret, the CA root and its ConfigMap, and the Leases', async () => {
     ok(kubectl(['delete', 'namespace', DEMO, '--wait=true', '--timeout=120s']), 'delete demo namespace');
     ok(await helm(['uninstall', RELEASE, '-n', NS, '--wait', '--timeout', '3m']), 'helm uninstall');
     const left = (kind: string, ns?: string) =>
@@ -382,6 +423,9 @@ describe('helm upgrade and uninstall', () => {
       'customresourcedefinition.apiextensions.k8s.io/proxyversions.mesh.octo.io',
       'customresourcedefinition.apiextensions.k8s.io/routepolicies.mesh.octo.io',
     ]);
-    expect(left('secret', NS)).toEqual([`secret/${RELEASE}-injector-tls`]);
+    // The mesh CA's root stays (a reinstall keeps trusting the certificates pods hold), as do its
+    // public roots; both are created by the CA, not by helm.
+    expect(left('secret', NS).sort()).toEqual([`secret/${RELEASE}-ca-root`, `secret/${RELEASE}-injector-tls`]);
+    expect(left('configmap', NS)).toEqual([`configmap/${RELEASE}-ca-root-cert`]);
   }, 300_000);
 });

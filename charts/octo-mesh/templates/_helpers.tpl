@@ -39,6 +39,54 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 {{- define "octo.dispatcherAddress" -}}
 {{- printf "%s-dispatcher.%s.svc:15012" .Release.Name .Release.Namespace -}}
 {{- end -}}
+{{- define "octo.caUrl" -}}
+{{- printf "https://%s-ca.%s.svc:15016" .Release.Name .Release.Namespace -}}
+{{- end -}}
+
+{{/*
+mTLS for a control-plane container (security.enabled): its certificate from the mesh CA into an
+emptyDir, trusting the CA by the roots ConfigMap, asking with a projected token for audience
+octo-ca; its peers are checked by role: <release>-<role> in the release namespace.
+*/}}
+{{- define "octo.meshTlsArgs" -}}
+{{- if .Values.security.enabled }}
+- --tls-dir
+- /var/run/octo/tls
+- --ca-url
+- {{ include "octo.caUrl" . }}
+- --ca-trust-bundle-file
+- /var/run/octo/ca/root-cert.pem
+- --ca-token-file
+- /var/run/octo/ca-token/token
+- --trust-domain
+- {{ .Values.security.trustDomain }}
+- --control-namespace
+- {{ .Release.Namespace }}
+- --role-prefix
+- {{ printf "%s-" .Release.Name }}
+{{- end }}
+{{- end -}}
+{{- define "octo.meshTlsMounts" -}}
+- {name: tmp, mountPath: /tmp}
+{{- if .Values.security.enabled }}
+- {name: tls, mountPath: /var/run/octo/tls}
+- {name: ca-root, mountPath: /var/run/octo/ca, readOnly: true}
+- {name: ca-token, mountPath: /var/run/octo/ca-token, readOnly: true}
+{{- end }}
+{{- end -}}
+{{- define "octo.meshTlsVolumes" -}}
+- {name: tmp, emptyDir: {}}
+{{- if .Values.security.enabled }}
+- {name: tls, emptyDir: {medium: Memory, sizeLimit: 1Mi}}
+- name: ca-root
+  configMap: {name: {{ printf "%s-ca-root-cert" .Release.Name }}}
+- name: ca-token
+  projected:
+    sources:
+    - serviceAccountToken: {audience: octo-ca, expirationSeconds: 3600, path: token}
+{{- end }}
+{{- end -}}
+
 {{- define "octo.metaServerAddress" -}}
 {{- printf "%s-meta-server.%s.svc:15011" .Release.Name .Release.Namespace -}}
 {{- end -}}

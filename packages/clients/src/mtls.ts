@@ -21,7 +21,7 @@ import { DEFAULT_ROLE_PREFIX, MESH_TLS_FILES, decideAccess, uriSan, type Control
 import { spiffeId } from '@octo-mesh/contracts/spiffe.js';
 import { Counter, type Logger, type Registry } from '@octo-mesh/runtime';
 
-export { MESH_TLS_FILES, meshCaSettingsError, meshTlsConfigFields, meshTlsOf, refineMeshCa, uriSan, type MeshTls } from '@octo-mesh/contracts/access.js';
+export { MESH_TLS_FILES, meshCaConfigFields, meshCaSettingsError, meshTlsConfigFields, meshTlsOf, refineMeshCa, uriSan, type MeshTls } from '@octo-mesh/contracts/access.js';
 
 const TD = (tls: MeshTls) => tls.trustDomain ?? 'cluster.local';
 const CNS = (tls: MeshTls) => tls.controlNamespace ?? 'octo-system';

@@ -137,6 +137,13 @@ export const meshTlsConfigFields = {
     .regex(/^[a-z0-9][-a-z0-9.]*-$/, 'must be the start of a service account name, ending in "-" (e.g. "octo-")')
     .default(DEFAULT_ROLE_PREFIX)
     .describe('The control plane\'s service accounts are <rolePrefix><role> (the chart\'s: "<release>-").'),
+};
+
+/**
+ * The settings of a control-plane component that obtains its own certificate from the mesh CA
+ * (spread beside {@link meshTlsConfigFields}, checked by {@link refineMeshCa}).
+ */
+export const meshCaConfigFields = {
   caUrl: z.url({ protocol: /^https$/, error: 'must be an https:// URL of the mesh CA' }).optional().describe('The mesh CA: with it, the component obtains its own certificate into tlsDir and keeps it fresh (caTrustBundleFile and caTokenFile required).'),
   caTrustBundleFile: z.string().min(1).optional().describe('PEM roots the CA\'s serving certificate chains to.'),
   caTokenFile: z.string().min(1).optional().describe('The credential for first issuance: a projected ServiceAccount token (audience octo-ca) or a bootstrap token; read at each use.'),

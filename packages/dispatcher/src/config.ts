@@ -1,4 +1,4 @@
-import { meshTlsConfigFields, refineMeshCa } from '@octo-mesh/clients';
+import { meshCaConfigFields, meshTlsConfigFields, refineMeshCa } from '@octo-mesh/clients';
 import { z } from 'zod';
 
 /** The dispatcher's configuration: flags (`--grpc-port`), env (`OCTO_DISPATCHER_GRPC_PORT`) or a file (`--config`). */
@@ -28,6 +28,7 @@ export const dispatcherConfig = z
     historySize: z.coerce.number().int().min(10).max(10_000_000).default(10_000),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
     ...meshTlsConfigFields,
+    ...meshCaConfigFields,
   })
   .strict()
   .superRefine(refineMeshCa);

@@ -1,4 +1,4 @@
-import { meshTlsConfigFields, refineMeshCa } from '@octo-mesh/clients';
+import { meshCaConfigFields, meshTlsConfigFields, refineMeshCa } from '@octo-mesh/clients';
 import { z } from 'zod';
 
 /** The health checker's configuration: flags (`--dispatcher-address`), env (`OCTO_HEALTH_DISPATCHER_ADDRESS`) or a file (`--config`). */
@@ -25,6 +25,7 @@ export const healthCheckerConfig = z
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
     shutdownGraceSeconds: z.coerce.number().min(0).max(300).default(5),
     ...meshTlsConfigFields,
+    ...meshCaConfigFields,
   })
   .strict()
   .superRefine(refineMeshCa);

@@ -2,7 +2,7 @@
  * The mesh's two images, built from the workspace without a daemon: each deployable bundled by
  * esbuild into one ESM file under /app (no node_modules in the image), on the runtime layer.
  *
- * - control plane: /app/{dispatcher,meta-server,pilot,operator,injector}.mjs — the chart picks
+ * - control plane: /app/{dispatcher,meta-server,pilot,operator,injector,ca}.mjs — the chart picks
  *   one per Deployment by its command (`node /app/pilot.mjs …`); the package repository is
  *   operator.mjs with `--repository-only` (no app of its own);
  * - sidecar: /app/lego-agent.mjs, which starts /app/proxy.mjs (the bootstrap proxy version).
@@ -23,7 +23,7 @@ export interface MeshImageOptions {
   repository: string;
 }
 
-export const CONTROL_PLANE_APPS = ['dispatcher', 'meta-server', 'pilot', 'operator', 'injector'] as const;
+export const CONTROL_PLANE_APPS = ['dispatcher', 'meta-server', 'pilot', 'operator', 'injector', 'ca'] as const;
 export const SIDECAR_APPS = ['lego-agent', 'proxy'] as const;
 
 /** Workspace imports resolve to TypeScript sources, as under jest: no prior `tsc` needed. */

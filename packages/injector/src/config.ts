@@ -27,6 +27,8 @@ export const injectorConfig = z
     sidecarUid: z.coerce.number().int().min(1).max(2_147_483_647).default(65532).describe('Non-root uid/gid of the sidecar.'),
     caUrl: z.url({ protocol: /^https$/, error: 'must be an https:// URL of the mesh CA' }).optional().describe('The mesh CA sidecars get their certificates from (mTLS mesh); needs caTrustBundleConfigMap.'),
     caTrustBundleConfigMap: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a ConfigMap name').optional().describe('ConfigMap (in namespace, key root-cert.pem) the CA publishes its roots in; passed to each sidecar.'),
+    trustDomain: z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,253}[a-z0-9])?$/, 'must be a lower-case DNS name').default('cluster.local').describe('With caUrl: the trust domain sidecars check the control plane in.'),
+    rolePrefix: z.string().regex(/^[a-z0-9][-a-z0-9.]*-$/, 'must be the start of a service account name, ending in "-"').default('octo-').describe('With caUrl: the control plane\'s service accounts are <rolePrefix><role> in namespace.'),
     logLevel: z.enum(LOG_LEVELS).default('info'),
   })
   .strict()

@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     cluster: config.cluster,
     resources: { requests: { cpu: config.sidecarCpuRequest, memory: config.sidecarMemoryRequest }, limits: { memory: config.sidecarMemoryLimit } },
     runAsUser: config.sidecarUid,
-    ...(config.caUrl ? { ca: { url: config.caUrl, trustBundle: undefined, configMap: `${config.namespace}/${config.caTrustBundleConfigMap!}` } } : {}),
+    ...(config.caUrl ? { ca: { url: config.caUrl, trustBundle: undefined, configMap: `${config.namespace}/${config.caTrustBundleConfigMap!}`, trustDomain: config.trustDomain, controlNamespace: config.namespace, rolePrefix: config.rolePrefix } } : {}),
   };
   const core = kc.makeApiClient(CoreV1Api);
   let trustBundleError: string | undefined;

@@ -92,11 +92,11 @@ describe('planInjection: inject', () => {
   });
 
   it('gives the agent the mesh CA: URL, roots inline, and a projected token for audience octo-ca only', () => {
-    const ca = { url: 'https://octo-ca.octo-system.svc:15016', trustBundle: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', configMap: 'octo-system/octo-ca-root-cert' };
+    const ca = { url: 'https://octo-ca.octo-system.svc:15016', trustBundle: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', configMap: 'octo-system/octo-ca-root-cert', trustDomain: 'cluster.local', controlNamespace: 'mesh', rolePrefix: 'prod-' };
     const v = planInjection(pod({ spec: { automountServiceAccountToken: false } as never }), { ...settings, ca });
     if (v.action !== 'inject') throw new Error(v.action);
     const s = sidecarOf(v.patch);
-    expect(envOf(s)).toMatchObject({ OCTO_AGENT_CA_URL: ca.url, OCTO_AGENT_CA_TRUST_BUNDLE: ca.trustBundle, OCTO_AGENT_CA_TOKEN_FILE: '/var/run/secrets/octo-ca/token' });
+    expect(envOf(s)).toMatchObject({ OCTO_AGENT_CA_URL: ca.url, OCTO_AGENT_CA_TRUST_BUNDLE: ca.trustBundle, OCTO_AGENT_CA_TOKEN_FILE: '/var/run/secrets/octo-ca/token', OCTO_PROXY_CONTROL_NAMESPACE: 'mesh', OCTO_PROXY_ROLE_PREFIX: 'prod-', OCTO_PROXY_TRUST_DOMAIN: 'cluster.local' });
     expect(s['volumeMounts']).toContainEqual({ name: 'octo-ca-token', mountPath: '/var/run/secrets/octo-ca', readOnly: true });
     const volumes = v.patch.find((p) => p.path === '/spec/volumes')!.value as Record<string, unknown>[];
     expect(volumes).toContainEqual({ name: 'octo-ca-token', projected: { sources: [{ serviceAccountToken: { audience: 'octo-ca', expirationSeconds: 3600, path: 'token' } }] } });
@@ -107,7 +107,7 @@ describe('planInjection: inject', () => {
   });
 
   it('refuses a pod while the CA\'s roots are not known, naming the ConfigMap (its sidecar could get no certificate)', () => {
-    const v = planInjection(pod(), { ...settings, ca: { url: 'https://octo-ca.octo-system.svc:15016', trustBundle: undefined, configMap: 'octo-system/octo-ca-root-cert' } });
+    const v = planInjection(pod(), { ...settings, ca: { url: 'https://octo-ca.octo-system.svc:15016', trustBundle: undefined, configMap: 'octo-system/octo-ca-root-cert', trustDomain: 'cluster.local', controlNamespace: 'octo-system', rolePrefix: 'octo-' } });
     expect(v).toEqual({ action: 'deny', message: expect.stringContaining('ConfigMap octo-system/octo-ca-root-cert') });
   });
 

@@ -53,7 +53,15 @@ export interface InjectionSettings {
    * CA's ConfigMap; undefined until read — pods are refused meanwhile, as they could not get a
    * certificate) and a projected ServiceAccount token for audience `octo-ca`.
    */
-  ca?: { url: string; trustBundle: string | undefined; configMap: string };
+  ca?: {
+    url: string;
+    trustBundle: string | undefined;
+    configMap: string;
+    /** How the proxy checks the meta server and pilots: spiffe://<trustDomain>/ns/<controlNamespace>/sa/<rolePrefix><role>. */
+    trustDomain: string;
+    controlNamespace: string;
+    rolePrefix: string;
+  };
 }
 
 export const SIDECAR_NAME = 'octo-sidecar';
@@ -176,6 +184,9 @@ export function planInjection(pod: PodSpecLike, s: InjectionSettings): Injection
           { name: 'OCTO_AGENT_CA_URL', value: s.ca.url },
           { name: 'OCTO_AGENT_CA_TRUST_BUNDLE', value: s.ca.trustBundle },
           { name: 'OCTO_AGENT_CA_TOKEN_FILE', value: `${CA_TOKEN_DIR}/token` },
+          { name: 'OCTO_PROXY_TRUST_DOMAIN', value: s.ca.trustDomain },
+          { name: 'OCTO_PROXY_CONTROL_NAMESPACE', value: s.ca.controlNamespace },
+          { name: 'OCTO_PROXY_ROLE_PREFIX', value: s.ca.rolePrefix },
         ]
       : []),
   ];

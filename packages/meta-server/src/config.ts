@@ -1,4 +1,4 @@
-import { meshTlsConfigFields, refineMeshCa } from '@octo-mesh/clients';
+import { meshCaConfigFields, meshTlsConfigFields, refineMeshCa } from '@octo-mesh/clients';
 import { z } from 'zod';
 
 /** The meta server's configuration: flags (`--grpc-port`), env (`OCTO_META_GRPC_PORT`) or a file (`--config`). */
@@ -27,6 +27,7 @@ export const metaServerConfig = z
     joinRampMs: z.coerce.number().int().min(0).max(3_600_000).default(60_000).describe('Kubernetes mode: a joining pilot takes over its share of workloads linearly over this long.'),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
     ...meshTlsConfigFields,
+    ...meshCaConfigFields,
   })
   .strict()
   .superRefine(refineMeshCa)

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { meshTlsConfigFields, refineMeshCa } from '@octo-mesh/clients';
+import { meshCaConfigFields, meshTlsConfigFields, refineMeshCa } from '@octo-mesh/clients';
 import { z } from 'zod';
 
 const bool = z.union([z.boolean(), z.enum(['true', 'false']).transform((s) => s === 'true')]);
@@ -48,6 +48,7 @@ export const operatorConfig = z
       .describe('Serve only the package repository and the admin endpoints: no store, no Lease, no reconciling (the chart runs the repository this way).'),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
     ...meshTlsConfigFields,
+    ...meshCaConfigFields,
   })
   .strict()
   .superRefine(refineMeshCa)
