@@ -1,5 +1,6 @@
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import type { KeyObject } from 'node:crypto';
+import http from 'node:http';
 import type net from 'node:net';
 import { join } from 'node:path';
 import { Backoff, Counter, Gauge, Histogram, sleep, type Logger, type Registry } from '@octo-mesh/runtime';
@@ -496,11 +497,28 @@ export function proxyChildArgs(bootstrapFile: string, tlsDir?: string): string[]
   ];
 }
 
+/**
+ * GET of the child's admin over node:http, which the admin server has loaded already. `fetch`
+ * would load undici (its 0.8 MB source, a WebAssembly llhttp) into the agent for two probes:
+ * ~7 MB RSS (issue 22). A fresh connection per probe (`agent: false`): a kept-alive socket to a
+ * child that just exited would fail the next probe for a reason that is not the new child's.
+ */
+function adminGet(adminPort: number, path: string, timeoutMs = 2_000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port: adminPort, path, agent: false, signal: AbortSignal.timeout(timeoutMs) }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
+}
+
 async function readyProbe(adminPort: number, onError?: ProbeError): Promise<boolean> {
   try {
-    const r = await fetch(`http://127.0.0.1:${adminPort}/ready`, { signal: AbortSignal.timeout(2_000) });
-    await r.body?.cancel();
-    return r.status === 200;
+    return (await adminGet(adminPort, '/ready')).status === 200;
   } catch (err) {
     onError?.('ready', err as Error);
     return false;
@@ -510,13 +528,10 @@ async function readyProbe(adminPort: number, onError?: ProbeError): Promise<bool
 async function syncProbe(adminPort: number, onError?: ProbeError): Promise<{ ready: boolean; synced: boolean; nacked: { typeUrl: string; error: string } | null }> {
   const ready = await readyProbe(adminPort, onError);
   try {
-    const r = await fetch(`http://127.0.0.1:${adminPort}/sync`, { signal: AbortSignal.timeout(2_000) });
-    if (r.status !== 200) {
-      await r.body?.cancel();
-      // A proxy without /sync (older than this seam): ready is all it can say.
-      return { ready, synced: ready, nacked: null };
-    }
-    const s = (await r.json()) as { synced: boolean; nacked: { typeUrl: string; error: string } | null };
+    const r = await adminGet(adminPort, '/sync');
+    // A proxy without /sync (older than this seam): ready is all it can say.
+    if (r.status !== 200) return { ready, synced: ready, nacked: null };
+    const s = JSON.parse(r.body) as { synced: boolean; nacked: { typeUrl: string; error: string } | null };
     return { ready, synced: s.synced, nacked: s.nacked };
   } catch (err) {
     onError?.('sync', err as Error);
