@@ -7,7 +7,6 @@ import { publicKeys } from '@octo-mesh/proxy-package/signing.js';
 import { startAgentAdmin } from './admin.js';
 import { LegoAgent } from './agent.js';
 import { AgentConfigSchema, caSettings, type AgentConfig } from './config.js';
-import { AgentIdentity, parseTrustBundle, readTrustBundleFile } from './identity.js';
 import { ListeningSockets } from './sockets.js';
 import { parseTarget, readTargetFile } from './target.js';
 
@@ -38,7 +37,11 @@ async function main(): Promise<void> {
   // is read again at each use: a projected token is rewritten by the kubelet).
   const ca = caSettings(cfg);
   let caTrustBundle: string[] = [];
-  if (ca) {
+  // The identity library (X.509, CSR, the CA client, the rotator) loads only with a CA: an
+  // agent without one never uses it (issue 22, the sidecar's footprint).
+  const idm = ca ? await import('./identity.js') : undefined;
+  if (ca && idm) {
+    const { parseTrustBundle, readTrustBundleFile } = idm;
     try {
       if (ca.caTrustBundleFile) caTrustBundle = await readTrustBundleFile(ca.caTrustBundleFile);
       else {
@@ -85,7 +88,7 @@ async function main(): Promise<void> {
   );
 
   const agent = new LegoAgent({ config: cfg, sockets, logger, registry, trustedKeys: keys, bootstrapFile, ...(ca && cfg.proxyTlsDir ? { tlsDir: ca.certDir } : {}) });
-  const identity = ca ? new AgentIdentity({ settings: ca, trustBundle: caTrustBundle, logger, registry, onChange: (s) => agent.setIdentity(s) }) : undefined;
+  const identity = ca && idm ? new idm.AgentIdentity({ settings: ca, trustBundle: caTrustBundle, logger, registry, onChange: (s) => agent.setIdentity(s) }) : undefined;
   if (identity) agent.setIdentity(identity.status);
   agent.onPilotTarget = (raw) => {
     try {
