@@ -1,7 +1,16 @@
-import http from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger, Registry } from '@octo-mesh/runtime';
 import type { LegoAgent } from './agent.js';
+
+/**
+ * node:http as its CommonJS object, not an ESM import: Node 24 builds an ESM facade of a built-in
+ * by reading every export, and node:http's lazy `WebSocket`/`CloseEvent`/`MessageEvent` getters
+ * then load undici — measured +16 MB RSS (+7 MB anonymous) and ~70 ms of CPU for a process that
+ * never uses them (issue 22). Every ESM `import … from 'node:http'` in the process triggers it,
+ * so the agent has none.
+ */
+const http = process.getBuiltinModule('node:http');
 
 /**
  * The agent's admin endpoint, stable across swaps (default 15000, the proxy admin port users
@@ -21,7 +30,7 @@ export async function startAgentAdmin(opts: {
   identity?: { notReady(): string | null };
 }): Promise<{ port: number; close(): Promise<void> }> {
   const { agent, registry, logger } = opts;
-  const send = (res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8') => {
+  const send = (res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8') => {
     res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
     res.end(body);
   };

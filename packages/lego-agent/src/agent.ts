@@ -1,9 +1,10 @@
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import type { KeyObject } from 'node:crypto';
-import http from 'node:http';
 import type net from 'node:net';
 import { join } from 'node:path';
-import { Backoff, Counter, Gauge, Histogram, sleep, type Logger, type Registry } from '@octo-mesh/runtime';
+import type { Logger, Registry } from '@octo-mesh/runtime';
+import { Backoff, sleep } from '@octo-mesh/runtime/backoff.js';
+import { Counter, Gauge, Histogram } from '@octo-mesh/runtime/metrics.js';
 import { isPackageError } from '@octo-mesh/proxy-package/errors.js';
 import { PackageStore, packageDirName, type InstalledPackage } from '@octo-mesh/proxy-package/store.js';
 import { ProxyChild } from './child.js';
@@ -503,6 +504,8 @@ export function proxyChildArgs(bootstrapFile: string, tlsDir?: string): string[]
  * ~7 MB RSS (issue 22). A fresh connection per probe (`agent: false`): a kept-alive socket to a
  * child that just exited would fail the next probe for a reason that is not the new child's.
  */
+const http = process.getBuiltinModule('node:http'); // not an ESM import: see admin.ts
+
 function adminGet(adminPort: number, path: string, timeoutMs = 2_000): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port: adminPort, path, agent: false, signal: AbortSignal.timeout(timeoutMs) }, (res) => {

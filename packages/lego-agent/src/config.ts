@@ -1,7 +1,7 @@
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LOG_LEVELS } from '@octo-mesh/runtime';
+import { LOG_LEVELS } from '@octo-mesh/runtime/logger.js';
 import { z } from 'zod';
 
 /** The proxy child's Node flags unless `proxyNodeFlags` says otherwise (see docs/footprint.md). */

@@ -5,7 +5,9 @@
  * ready as far as its identity goes, and what the status reports.
  */
 import { CertificateRotator, credentialFromFile, type CertificateRotatorOptions, type WorkloadCredential } from '@octo-mesh/identity';
-import { Gauge, sleep, type Logger, type Registry } from '@octo-mesh/runtime';
+import type { Logger, Registry } from '@octo-mesh/runtime';
+import { sleep } from '@octo-mesh/runtime/backoff.js';
+import { Gauge } from '@octo-mesh/runtime/metrics.js';
 import type { CaSettings } from './config.js';
 import type { AgentIdentityStatus } from './status.js';
 

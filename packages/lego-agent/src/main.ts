@@ -2,7 +2,13 @@
 import { constants, watchFile } from 'node:fs';
 import { access, chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ConfigError, Counter, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig } from '@octo-mesh/runtime';
+// The runtime's modules one by one, not its index: the index also loads its admin server, whose
+// ESM import of node:http costs ~16 MB RSS (see admin.ts), for an agent that has its own admin.
+import { loadConfig } from '@octo-mesh/runtime/config.js';
+import { ConfigError } from '@octo-mesh/runtime/errors.js';
+import { createLogger } from '@octo-mesh/runtime/logger.js';
+import { Counter, createMetricsRegistry } from '@octo-mesh/runtime/metrics.js';
+import { GracefulShutdown } from '@octo-mesh/runtime/shutdown.js';
 import { publicKeys } from '@octo-mesh/proxy-package/signing.js';
 import { startAgentAdmin } from './admin.js';
 import { LegoAgent } from './agent.js';
