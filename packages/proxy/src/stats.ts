@@ -6,6 +6,7 @@ import { Counter, type Registry } from '@octo-mesh/runtime';
  */
 export class ProxyStats {
   readonly retries: Counter<'cluster'>;
+  readonly staleConnectionRetries: Counter<'cluster'>;
   readonly overflow: Counter<'cluster' | 'reason'>;
   readonly rateLimited: Counter<'listener'>;
   readonly ejections: Counter<'cluster'>;
@@ -38,6 +39,12 @@ export class ProxyStats {
     registry.registerMetric(this.requestMetrics.counter() as never);
     registry.registerMetric(this.requestMetrics.histogram() as never);
     this.retries = new Counter({ name: 'octo_proxy_upstream_retries_total', help: 'Retries sent per cluster.', labelNames: ['cluster'], registers });
+    this.staleConnectionRetries = new Counter({
+      name: 'octo_proxy_upstream_stale_connection_retries_total',
+      help: 'Safe requests (GET, HEAD, OPTIONS, TRACE) sent again on a new connection because the kept-alive one they went out on was closed by the upstream before any response byte (not counted as retries or host failures).',
+      labelNames: ['cluster'],
+      registers,
+    });
     this.overflow = new Counter({
       name: 'octo_proxy_circuit_breaker_overflow_total',
       help: 'Requests or retries refused by a circuit breaker threshold.',

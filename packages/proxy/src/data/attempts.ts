@@ -13,6 +13,9 @@ import { deadline, type Deadline } from './timer-list.js';
  * and outlier detection fed with every attempt's outcome.
  */
 
+/** Methods whose request may be sent again when a kept-alive connection turned out closed (as Go's http.Transport: RFC 9110 §9.2.1 safe methods). */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
 /** Request bodies up to this size are kept so that a retry can resend them. */
 const RETRY_BUFFER_LIMIT = 1 << 20;
 
@@ -120,6 +123,8 @@ class AttemptRun {
    */
   private pending: UpstreamResponse | undefined;
   private finished = false;
+  /** A request re-sent once because its kept-alive connection was found closed (see AttemptError.staleConnection). */
+  private staleResent = false;
 
   constructor(
     private readonly ctx: HttpContext,
@@ -159,7 +164,7 @@ class AttemptRun {
   };
 
   /** Starts the next attempt on a host, unless there is none to try. */
-  private launch(): void {
+  private launch(fresh = false): void {
     const host = this.cluster.hosts.choose(this.hashKey, this.prev);
     if (!host) {
       this.last = { status: 503, reason: 'no-healthy-upstream' };
@@ -170,7 +175,7 @@ class AttemptRun {
     this.st.host = host;
     this.st.attempts++;
     host.active++;
-    const a = startAttempt(this.cluster, host, this.upstreamReq);
+    const a = startAttempt(this.cluster, host, fresh ? { ...this.upstreamReq, fresh } : this.upstreamReq);
     this.current = a;
     this.tap.attach(a);
     this.perTryFired = false;
@@ -207,6 +212,16 @@ class AttemptRun {
       else res.body.on('close', () => host.active--);
     } else {
       this.maxStream?.cancel();
+      if (err?.staleConnection && !this.staleResent && !this.perTryFired && !this.routeTimedOut && !this.downstreamGone && this.tap.replayable && SAFE_METHODS.has(this.upstreamReq.method)) {
+        // The upstream's idle close crossed our reuse: the request never reached it. Sent again
+        // at once on a new connection, once; neither a retry of the policy nor a host failure.
+        this.staleResent = true;
+        host.active--;
+        this.st.attempts--;
+        this.ctx.stats.staleConnectionRetries.inc({ cluster: this.cluster.model.name });
+        this.prev = undefined;
+        return this.launch(true);
+      }
       outcome = this.perTryFired || this.routeTimedOut ? { kind: 'timeout' } : { kind: err instanceof AttemptError ? err.kind : 'reset' };
       this.failReason = err instanceof AttemptError ? err.reason : undefined;
       host.active--;

@@ -158,6 +158,8 @@ class Connection {
       clearTimeout(timer);
       this.parser.finish();
       const err = (secure && tlsFailure(secure)) || new AttemptError(this.connected ? 'reset' : 'connect-failure', this.connected ? 'upstream reset' : 'upstream connect error');
+      // Reused (an earlier request completed on it) and nothing of this response read.
+      if (this.outcome && err.kind === 'reset' && this.seq > 1 && this.inHeaders && !this.inLlhttp && this.fastLeft === 0 && !this.ready) err.staleConnection = true;
       this.outcome?.reject(err);
       this.outcome = undefined;
       this.body?.fail(err);
@@ -297,9 +299,9 @@ export class H1Pool {
     public idleMs = 0,
   ) {}
 
-  private acquire(key: string, addr: SocketAddr): Connection | Promise<Connection> {
+  private acquire(key: string, addr: SocketAddr, fresh = false): Connection | Promise<Connection> {
     const idle = this.idleByHost.get(key);
-    while (idle && idle.length) {
+    while (idle && idle.length && !(fresh && this.total < this.maxConnections)) {
       const c = idle.pop()!;
       c.idleTimer?.cancel();
       c.idleTimer = undefined;
@@ -351,7 +353,7 @@ export class H1Pool {
 
   /** Starts one request to `addr` (keyed by `key`), on an idle connection when there is one. */
   request(key: string, addr: SocketAddr, r: UpstreamRequest): Attempt {
-    const got = this.acquire(key, addr);
+    const got = this.acquire(key, addr, r.fresh);
     if (!(got instanceof Promise)) {
       this.keys.set(got, key);
       return got.request(r);

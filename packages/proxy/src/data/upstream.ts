@@ -15,6 +15,8 @@ export interface UpstreamRequest {
   headers: Headers;
   /** How an HTTP/1.1 upstream request carries the body: none, `content-length` (in headers) or chunked. */
   framing: 'none' | 'length' | 'chunked';
+  /** Open a new connection rather than reuse an idle one (the re-send after a stale connection; idle ones as old may be stale too). */
+  fresh?: boolean;
 }
 
 /** Where an attempt's request body goes (a `ClientRequest`, an HTTP/2 stream, or our own). */
@@ -58,6 +60,14 @@ export class AttemptError extends Error {
   ) {
     super(message);
   }
+
+  /**
+   * The upstream closed a kept-alive connection as this request went out on it: the connection
+   * had carried earlier requests and not a byte of this one's response came. Almost always the
+   * upstream's idle close (Node's server closes after 5 s) crossing our reuse, noticed late when
+   * the event loop is busy — the request never reached the application.
+   */
+  staleConnection = false;
 }
 
 /** What an attempt ends in: the response head, or why there is none. */
