@@ -6,7 +6,7 @@ import { FAST_PARSE, HTTPParser, LeanBody, Outbox, readDirect, toHeaders, type P
 import { AttemptError, Outcome, type Attempt, type BodySink, type Headers, type Settled, type UpstreamRequest, type UpstreamResponse } from './upstream.js';
 import { contained } from './contain.js';
 import { TLS_HANDSHAKE_ALLOWANCE_MS, tlsFailure } from './tls.js';
-import { deadline, type Deadline } from './timer-list.js';
+import { idleSweep, type IdleSweep } from './idle-sweep.js';
 
 /**
  * A lean HTTP/1.1 client for upstream requests: our own keep-alive pool per host and Node's
@@ -87,14 +87,19 @@ class Connection {
   private trailers: { t?: Headers } = {};
   private keepAlive = false;
   private head = false;
-  /** While in the pool's idle list: closes the connection at the cluster's upstream `idle_timeout`. */
-  idleTimer: Deadline | undefined;
+  /**
+   * The cluster's upstream `idle_timeout` (Envoy's default 1 h): one shared sweep closes a
+   * connection that waited in the pool that long (see idle-sweep.ts; no timer per request).
+   */
+  private readonly sweep: IdleSweep | undefined;
+  lastTick = 0;
 
   constructor(
     private readonly pool: H1Pool,
     addr: SocketAddr,
     connectTimeoutMs: number,
   ) {
+    this.sweep = pool.idleMs > 0 ? idleSweep(pool.idleMs) : undefined;
     // `onread` hands reads straight to the parser, past the Readable machinery; the buffer is
     // reused, which is safe because the parser binding copies every body piece it reports.
     const onread = {
@@ -154,6 +159,7 @@ class Connection {
       else this.onComplete();
     };
     this.socket.on('error', () => undefined);
+    this.sweep?.add(this);
     this.socket.on('close', () => {
       clearTimeout(timer);
       this.parser.finish();
@@ -165,7 +171,7 @@ class Connection {
       this.body?.fail(err);
       this.body = undefined;
       this.parser.close();
-      this.idleTimer?.cancel();
+      this.sweep?.delete(this);
       this.pool.remove(this);
     });
   }
@@ -239,7 +245,7 @@ class Connection {
     body?.finish();
     // Reusable only when the request went out whole (an early response, e.g. a 413 before the
     // upload ended, leaves the connection mid-request).
-    if (this.keepAlive && this.sink?.finished) this.idle();
+    if (this.keepAlive && this.sink?.finished) this.toPool();
     else this.socket.destroy();
   }
 
@@ -267,8 +273,18 @@ class Connection {
     return { body: sink, settle: (cb) => outcome.settle(cb), abort: () => void (this.seq === seq && this.busy && this.socket.destroy()) };
   }
 
-  private idle(): void {
+  /** In the pool and not carrying a request (the sweep may close it). */
+  get idle(): boolean {
+    return !this.busy;
+  }
+
+  expire(): void {
+    this.socket.destroy();
+  }
+
+  private toPool(): void {
     this.busy = false;
+    if (this.sweep) this.lastTick = this.sweep.tick;
     // max_requests_per_connection: retire the connection once it carried that many.
     if (this.pool.maxRequestsPerConnection > 0 && this.seq >= this.pool.maxRequestsPerConnection) {
       this.socket.destroy();
@@ -303,8 +319,6 @@ export class H1Pool {
     const idle = this.idleByHost.get(key);
     while (idle && idle.length && !(fresh && this.total < this.maxConnections)) {
       const c = idle.pop()!;
-      c.idleTimer?.cancel();
-      c.idleTimer = undefined;
       if (!c.socket.destroyed) return c;
     }
     if (this.total < this.maxConnections) {
@@ -327,9 +341,6 @@ export class H1Pool {
     let idle = this.idleByHost.get(key);
     if (!idle) this.idleByHost.set(key, (idle = []));
     idle.push(c);
-    // Envoy's upstream `idle_timeout`: a connection without a request for this long is closed
-    // (its 'close' takes it out of the pool).
-    if (this.idleMs > 0) c.idleTimer = deadline(this.idleMs, () => c.socket.destroy());
   }
 
   private readonly keys = new WeakMap<Connection, string>();

@@ -1,5 +1,6 @@
 /**
- * Idle timeouts for kept-alive downstream connections without a Node timer per connection.
+ * Idle timeouts for kept-alive connections (downstream, and the upstream HTTP/1.1 pool) without a
+ * Node timer per connection.
  * `socket.setTimeout` re-arms a timer on every read and every write — once or twice per proxied
  * request, for a timeout that almost never fires. Here a connection marks itself active by
  * copying a counter (no clock read, no timer), and one unref'd interval per timeout, ticking four
