@@ -24,7 +24,9 @@
 //                                                             NODE_FLAGS="--max-semi-space-size=8" to
 //                                                             try V8 flags on every proxy measured directly;
 //                                                             the agent forks with its own proxyNodeFlags;
-//                                                             AGENT_NODE_FLAGS: Node flags of the agent itself)
+//                                                             AGENT_NODE_FLAGS: Node flags of the agent itself,
+//                                                             '|' between variants measured one after the other;
+//                                                             PARTS=imports,idle,starts,load,agent: the sections to run)
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -41,7 +43,8 @@ const CONNS = Number(process.env.CONNS ?? 32);
 const STARTS = Number(process.env.STARTS ?? 5);
 const IDLE = Number(process.env.IDLE ?? 5);
 const NODE_FLAGS = (process.env.NODE_FLAGS ?? '').split(' ').filter(Boolean);
-const AGENT_NODE_FLAGS = (process.env.AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+const AGENT_VARIANTS = (process.env.AGENT_NODE_FLAGS ?? '').split('|').map((v) => v.split(' ').filter(Boolean));
+const PARTS = new Set((process.env.PARTS ?? 'imports,idle,starts,load,agent').split(','));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const MB = (b) => (b / 1048576).toFixed(1);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
@@ -59,6 +62,13 @@ function rssOf(pid) {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? 0) * 1024;
   return { rss: kb('VmRSS'), anon: kb('RssAnon'), hwm: kb('VmHWM') };
+}
+
+/** CPU time (user + system, all threads) a process has used so far, in ms: a start's cost that a
+ * busy machine does not inflate the way it inflates wall time. */
+function cpuMsOf(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
 function run(args, opts = {}) {
@@ -176,7 +186,8 @@ async function startProxy(entry, cfgOf, upPorts, env = {}, flags = NODE_FLAGS) {
     }
     await sleep(2);
   }
-  return { proc, adminPort, outboundPort, readyMs: performance.now() - t0 };
+  const readyMs = performance.now() - t0;
+  return { proc, adminPort, outboundPort, readyMs, readyCpuMs: cpuMsOf(proc.pid) };
 }
 
 async function stop(proc) {
@@ -247,12 +258,23 @@ say(`# octo-mesh sidecar footprint — ${new Date().toISOString()}`);
 say(`tree: ${ROOT}`);
 say(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${MB(totalmem())} MB RAM, Node ${process.version}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 if (NODE_FLAGS.length) say(`NODE_FLAGS for the proxies started directly: ${NODE_FLAGS.join(' ')}`);
-if (AGENT_NODE_FLAGS.length) say(`AGENT_NODE_FLAGS for the agent: ${AGENT_NODE_FLAGS.join(' ')}`);
+if (process.env.AGENT_NODE_FLAGS) say(`AGENT_NODE_FLAGS for the agent: ${AGENT_VARIANTS.map((v) => v.join(' ') || '(none)').join(' | ')}`);
 
 const bundlePath = join(dir, 'proxy.mjs');
 const bundle = await bundleProxy('0.0.0-footprint');
 writeFileSync(bundlePath, bundle);
 say(`bundle: ${(bundle.length / 1024).toFixed(0)} KiB (packages/proxy-package bundleProxy)`);
+// The same bundle with its ESM imports of node:http turned into process.getBuiltinModule (what a
+// bundler plugin could do): Node 24's ESM facade of node:http reads the module's lazy
+// WebSocket/CloseEvent/MessageEvent getters, which load undici. Measured beside the bundle as is.
+const noFacadePath = join(dir, 'proxy-no-esm-http.mjs');
+writeFileSync(
+  noFacadePath,
+  bundle
+    .toString()
+    .replace(/^import \{ ([^}]*) \} from "node:http";$/gm, (_, names) => `const { ${names.replace(/ as /g, ': ')} } = process.getBuiltinModule("node:http");`)
+    .replace(/^import ([\w$]+) from "node:http";$/gm, 'const $1 = process.getBuiltinModule("node:http");'),
+);
 
 // 1. baseline
 const bare = run(['-e', 'setInterval(() => {}, 1 << 30)']);
@@ -275,138 +297,153 @@ async function importCost(spec) {
   for (let i = 0; i < 3; i++) res.push(JSON.parse(execFileSync(NODE, ['--expose-gc', '--input-type=module', '-e', code], { cwd: join(ROOT, 'packages/proxy') }).toString()));
   return { rss: median(res.map((r) => r.rss)), heap: median(res.map((r) => r.heap)), ms: median(res.map((r) => r.ms)) };
 }
-const nothing = await importCost('');
-say('\n## import costs (a process that imports only that module, after gc; minus the same with nothing imported)');
-say('| module | RSS MB | heap MB | import ms |\n| --- | ---: | ---: | ---: |');
-say(`| (nothing) | ${MB(nothing.rss)} | ${MB(nothing.heap)} | 0 |`);
-const IMPORTS = [
-  ['@octo-mesh/proto (index: every codec)', '@octo-mesh/proto'],
-  ['@octo-mesh/proto/codecs.js (codecs and type URLs, no gRPC)', '@octo-mesh/proto/codecs.js'],
-  ['@grpc/grpc-js', '@grpc/grpc-js'],
-  ['@octo-mesh/runtime (winston, prom-client, yaml)', '@octo-mesh/runtime'],
-  ['zod', 'zod'],
-  ['re2js', 're2js'],
-  ['proxy code (dist/proxy.js + everything it imports)', join(ROOT, 'packages/proxy/dist/proxy.js')],
-  ['proxy bundle (proxy.mjs, without running main)', null],
-];
-for (const [label, spec] of IMPORTS) {
-  let r;
-  try {
-    if (spec === null) {
-      // The bundle runs main() on import: load a copy with the call removed.
-      const lib = join(dir, 'proxy-lib.mjs');
-      writeFileSync(lib, bundle.toString().replace(/\nmain\(\)\.catch\([\s\S]*$/, '\n'));
-      r = await importCost(lib);
-    } else r = await importCost(spec);
-  } catch {
-    say(`| ${label} | — | — | — |`);
-    continue;
+if (PARTS.has('imports')) {
+  const nothing = await importCost('');
+  say('\n## import costs (a process that imports only that module, after gc; minus the same with nothing imported)');
+  say('| module | RSS MB | heap MB | import ms |\n| --- | ---: | ---: | ---: |');
+  say(`| (nothing) | ${MB(nothing.rss)} | ${MB(nothing.heap)} | 0 |`);
+  const IMPORTS = [
+    ['@octo-mesh/proto (index: every codec)', '@octo-mesh/proto'],
+    ['@octo-mesh/proto/codecs.js (codecs and type URLs, no gRPC)', '@octo-mesh/proto/codecs.js'],
+    ['@grpc/grpc-js', '@grpc/grpc-js'],
+    ['@octo-mesh/runtime (winston, prom-client, yaml)', '@octo-mesh/runtime'],
+    ['zod', 'zod'],
+    ['re2js', 're2js'],
+    ['proxy code (dist/proxy.js + everything it imports)', join(ROOT, 'packages/proxy/dist/proxy.js')],
+    ['proxy bundle (proxy.mjs, without running main)', null],
+  ];
+  for (const [label, spec] of IMPORTS) {
+    let r;
+    try {
+      if (spec === null) {
+        // The bundle runs main() on import: load a copy with the call removed.
+        const lib = join(dir, 'proxy-lib.mjs');
+        writeFileSync(lib, bundle.toString().replace(/\nmain\(\)\.catch\([\s\S]*$/, '\n'));
+        r = await importCost(lib);
+      } else r = await importCost(spec);
+    } catch {
+      say(`| ${label} | — | — | — |`);
+      continue;
+    }
+    say(`| ${label} | +${MB(r.rss - nothing.rss)} | +${MB(r.heap - nothing.heap)} | ${r.ms.toFixed(0)} |`);
   }
-  say(`| ${label} | +${MB(r.rss - nothing.rss)} | +${MB(r.heap - nothing.heap)} | ${r.ms.toFixed(0)} |`);
 }
 
 // 3. the proxy idle
 const upPorts = await Promise.all(Array.from({ length: 5 }, freePort));
 const upstream = await startUpstream(upPorts);
 const row = (label, f) => `| ${label} | ${MB(f.rss)} | ${MB(f.anon)} | ${MB(f.heap.used)} / ${MB(f.heap.total)} | ${MB(f.heap.external)} | ${f.readyMs.toFixed(0)} |`;
-say(`\n## proxy idle (${IDLE} s after ready)`);
-say('| proxy, config | RSS MB | anon MB | V8 heap used / total MB | external MB | spawn → /ready ms |\n| --- | ---: | ---: | ---: | ---: | ---: |');
-const ENTRIES = [
-  ['bundle', bundlePath],
-  ['dist/main.js', join(ROOT, 'packages/proxy/dist/main.js')],
-];
 const CONFIGS = [
   ['1 route', oneRoute],
   ['1,000 routes', thousandRoutes],
 ];
-for (const [el, entry] of ENTRIES)
-  for (const [cl, cfg] of CONFIGS) {
-    const p = await startProxy(entry, cfg, upPorts);
-    say(row(`${el}, ${cl}`, await idleFigures(p)));
-    await stop(p.proc);
-  }
-
-// start-to-ready, several starts; compile cache cold (none) and warm (as the agent sets it)
-say('\n## start-to-ready (spawn → /ready 200), bundle, median of ' + STARTS);
-const cacheDir = join(dir, 'compile-cache');
-mkdirSync(cacheDir);
-for (const [cl, cfg] of CONFIGS)
-  for (const [label, env] of [
-    ['no compile cache', {}],
-    ['NODE_COMPILE_CACHE warm', { NODE_COMPILE_CACHE: cacheDir }],
-  ]) {
-    if (env.NODE_COMPILE_CACHE) await stop((await startProxy(bundlePath, cfg, upPorts, env)).proc); // fills the cache
-    const ms = [];
-    for (let i = 0; i < STARTS; i++) {
-      const p = await startProxy(bundlePath, cfg, upPorts, env);
-      ms.push(p.readyMs);
+if (PARTS.has('idle')) {
+  say(`\n## proxy idle (${IDLE} s after ready)`);
+  say('| proxy, config | RSS MB | anon MB | V8 heap used / total MB | external MB | spawn → /ready ms |\n| --- | ---: | ---: | ---: | ---: | ---: |');
+  const ENTRIES = [
+    ['bundle', bundlePath],
+    ['bundle, node:http not imported as ESM (experiment)', noFacadePath],
+    ['dist/main.js', join(ROOT, 'packages/proxy/dist/main.js')],
+  ];
+  for (const [el, entry] of ENTRIES)
+    for (const [cl, cfg] of CONFIGS) {
+      const p = await startProxy(entry, cfg, upPorts);
+      say(row(`${el}, ${cl}`, await idleFigures(p)));
       await stop(p.proc);
     }
-    say(`- ${cl}, ${label}: ${median(ms).toFixed(0)} ms (${ms.map((x) => x.toFixed(0)).join(', ')})`);
-  }
+}
+
+if (PARTS.has('starts')) {
+  // start-to-ready, several starts; compile cache cold (none) and warm (as the agent sets it)
+  say(`\n## start-to-ready (spawn → /ready 200, and the proxy's CPU time until then), bundle, median of ${STARTS}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  const cacheDir = join(dir, 'compile-cache');
+  mkdirSync(cacheDir);
+  for (const [cl, cfg] of CONFIGS)
+    for (const [label, env, entry] of [
+      ['no compile cache', {}, bundlePath],
+      ['NODE_COMPILE_CACHE warm', { NODE_COMPILE_CACHE: cacheDir }, bundlePath],
+      ['node:http not imported as ESM (experiment), no compile cache', {}, noFacadePath],
+    ]) {
+      if (env.NODE_COMPILE_CACHE) await stop((await startProxy(entry, cfg, upPorts, env)).proc); // fills the cache
+      const ms = [];
+      const cpu = [];
+      for (let i = 0; i < STARTS; i++) {
+        const p = await startProxy(entry, cfg, upPorts, env);
+        ms.push(p.readyMs);
+        cpu.push(p.readyCpuMs);
+        await stop(p.proc);
+      }
+      say(`- ${cl}, ${label}: ${median(ms).toFixed(0)} ms (${ms.map((x) => x.toFixed(0)).join(', ')}); CPU used until ready ${median(cpu).toFixed(0)} ms (${cpu.join(', ')})`);
+    }
+}
 
 // 4. under load
-say(`\n## bundle, 1,000 routes, after ${LOAD} s at ${RPS} rps over ${CONNS} connections (all 1,000 routes)`);
-{
-  const p = await startProxy(bundlePath, thousandRoutes, upPorts);
-  const before = await idleFigures(p);
-  const seriesBefore = (await get(p.adminPort, '/stats/prometheus')).text.split('\n').filter((l) => l && !l.startsWith('#')).length;
-  let peak = 0;
-  const sampler = setInterval(() => (peak = Math.max(peak, rssOf(p.proc.pid).rss)), 500);
-  const l = await load(p.outboundPort, LOAD);
-  clearInterval(sampler);
-  await sleep(1000);
-  const after = rssOf(p.proc.pid);
-  const heap = await heapOf(p.adminPort);
-  const seriesAfter = (await get(p.adminPort, '/stats/prometheus')).text.split('\n').filter((l) => l && !l.startsWith('#')).length;
-  say(`requests ${l.sent} sent, ${l.done} answered, ${l.errors} not 200, in ${l.seconds.toFixed(1)} s`);
-  say(`RSS ${MB(after.rss)} MB (anon ${MB(after.anon)} MB; peak sampled ${MB(peak)} MB, VmHWM ${MB(after.hwm)} MB), V8 heap used / total ${MB(heap.used)} / ${MB(heap.total)} MB, external ${MB(heap.external)} MB`);
-  say(`idle before the load: RSS ${MB(before.rss)} MB, heap used ${MB(before.heap.used)} MB; metric series ${seriesBefore} → ${seriesAfter} (stats: +${MB(heap.used - before.heap.used)} MB heap with everything else the load left)`);
-  await stop(p.proc);
+if (PARTS.has('load')) {
+  say(`\n## bundle, 1,000 routes, after ${LOAD} s at ${RPS} rps over ${CONNS} connections (all 1,000 routes)`);
+  {
+    const p = await startProxy(bundlePath, thousandRoutes, upPorts);
+    const before = await idleFigures(p);
+    const seriesBefore = (await get(p.adminPort, '/stats/prometheus')).text.split('\n').filter((l) => l && !l.startsWith('#')).length;
+    let peak = 0;
+    const sampler = setInterval(() => (peak = Math.max(peak, rssOf(p.proc.pid).rss)), 500);
+    const l = await load(p.outboundPort, LOAD);
+    clearInterval(sampler);
+    await sleep(1000);
+    const after = rssOf(p.proc.pid);
+    const heap = await heapOf(p.adminPort);
+    const seriesAfter = (await get(p.adminPort, '/stats/prometheus')).text.split('\n').filter((l) => l && !l.startsWith('#')).length;
+    say(`requests ${l.sent} sent, ${l.done} answered, ${l.errors} not 200, in ${l.seconds.toFixed(1)} s`);
+    say(`RSS ${MB(after.rss)} MB (anon ${MB(after.anon)} MB; peak sampled ${MB(peak)} MB, VmHWM ${MB(after.hwm)} MB), V8 heap used / total ${MB(heap.used)} / ${MB(heap.total)} MB, external ${MB(heap.external)} MB`);
+    say(`idle before the load: RSS ${MB(before.rss)} MB, heap used ${MB(before.heap.used)} MB; metric series ${seriesBefore} → ${seriesAfter} (stats: +${MB(heap.used - before.heap.used)} MB heap with everything else the load left)`);
+    await stop(p.proc);
+  }
 }
 
 // 5. the agent
-say('\n## LEGO agent running the bundle (one route), 3 s after ready');
-{
-  const stateDir = join(dir, 'agent');
-  const adminPort = await freePort();
-  const agentCfg = {
-    adminPort,
-    outboundPort: await freePort(),
-    inboundHost: '127.0.0.1',
-    inboundPort: await freePort(),
-    proxyEntry: bundlePath,
-    stateDir,
-    logLevel: 'warn',
-    proxy: (({ adminPort: _a, outboundPort: _o, inboundHost: _h, inboundPort: _i, ...rest }) => rest)(oneRoute(0, 0, upPorts)),
-  };
-  const file = join(dir, 'agent.json');
-  writeFileSync(file, JSON.stringify(agentCfg));
-  const t0 = performance.now();
-  const agent = run([...AGENT_NODE_FLAGS, join(ROOT, 'packages/lego-agent/dist/main.js'), '--config', file]);
-  for (;;) {
-    if (agent.exitCode !== null) throw new Error(`agent exited: ${agent.stderrText()}`);
-    try {
-      if ((await get(adminPort, '/readyz')).status === 200) break;
-    } catch {
-      /* not yet */
+if (PARTS.has('agent')) {
+  say('\n## LEGO agent running the bundle (one route), 3 s after ready');
+  for (const AGENT_NODE_FLAGS of AGENT_VARIANTS) {
+    const stateDir = join(dir, `agent-${AGENT_VARIANTS.indexOf(AGENT_NODE_FLAGS)}`);
+    const adminPort = await freePort();
+    const agentCfg = {
+      adminPort,
+      outboundPort: await freePort(),
+      inboundHost: '127.0.0.1',
+      inboundPort: await freePort(),
+      proxyEntry: bundlePath,
+      stateDir,
+      logLevel: 'warn',
+      proxy: (({ adminPort: _a, outboundPort: _o, inboundHost: _h, inboundPort: _i, ...rest }) => rest)(oneRoute(0, 0, upPorts)),
+    };
+    const file = join(dir, 'agent.json');
+    writeFileSync(file, JSON.stringify(agentCfg));
+    const t0 = performance.now();
+    const agent = run([...AGENT_NODE_FLAGS, join(ROOT, 'packages/lego-agent/dist/main.js'), '--config', file]);
+    for (;;) {
+      if (agent.exitCode !== null) throw new Error(`agent exited: ${agent.stderrText()}`);
+      try {
+        if ((await get(adminPort, '/readyz')).status === 200) break;
+      } catch {
+        /* not yet */
+      }
+      await sleep(5);
     }
-    await sleep(5);
+    const readyMs = performance.now() - t0;
+    await sleep(3000);
+    const proxyPid = JSON.parse((await get(adminPort, '/proxy')).text).pid;
+    const a = rssOf(agent.pid);
+    const c = rssOf(proxyPid);
+    const ah = await heapOf(adminPort);
+    say(`${AGENT_NODE_FLAGS.length ? `with ${AGENT_NODE_FLAGS.join(' ')}: ` : ''}agent RSS ${MB(a.rss)} MB (anon ${MB(a.anon)} MB, V8 heap used / total ${MB(ah.used)} / ${MB(ah.total)} MB, external ${MB(ah.external)} MB); its proxy child RSS ${MB(c.rss)} MB (anon ${MB(c.anon)} MB); agent spawn → /readyz 200 (proxy ready and synced) ${readyMs.toFixed(0)} ms`);
+    try {
+      const args = readFileSync(`/proc/${proxyPid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      say(`proxy child command line: ${args.map((x) => x.replace(ROOT, '').replace(dir, '<tmp>')).join(' ')}`);
+    } catch {
+      /* gone */
+    }
+    agent.kill('SIGTERM');
+    await new Promise((r) => (agent.exitCode !== null ? r() : agent.once('exit', r)));
   }
-  const readyMs = performance.now() - t0;
-  await sleep(3000);
-  const proxyPid = JSON.parse((await get(adminPort, '/proxy')).text).pid;
-  const a = rssOf(agent.pid);
-  const c = rssOf(proxyPid);
-  say(`agent RSS ${MB(a.rss)} MB (anon ${MB(a.anon)} MB); its proxy child RSS ${MB(c.rss)} MB (anon ${MB(c.anon)} MB); agent spawn → /readyz 200 (proxy ready and synced) ${readyMs.toFixed(0)} ms`);
-  try {
-    const args = readFileSync(`/proc/${proxyPid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-    say(`proxy child command line: ${args.map((x) => x.replace(ROOT, '').replace(dir, '<tmp>')).join(' ')}`);
-  } catch {
-    /* gone */
-  }
-  agent.kill('SIGTERM');
-  await new Promise((r) => (agent.exitCode !== null ? r() : agent.once('exit', r)));
 }
 upstream.kill();
 const base2 = run(['-e', 'setInterval(() => {}, 1 << 30)']);
