@@ -35,15 +35,17 @@ export function boundH2Session(session: http2.ServerHttp2Session, t: HttpTimeout
   let open = 0;
   let idle: Deadline | undefined = idleMs > 0 ? deadline(idleMs, close) : undefined;
   const life = maxConnectionMs > 0 ? deadline(maxConnectionMs, close) : undefined;
+  // One listener function per session, not a closure per stream ('close' comes once per stream).
+  const onStreamClose = () => {
+    if (--open === 0 && idleMs > 0 && !session.closed && !session.destroyed) idle = deadline(idleMs, close);
+  };
   session.on('stream', (stream: http2.ServerHttp2Stream) => {
     open++;
     if (idle) {
       idle.cancel();
       idle = undefined;
     }
-    stream.once('close', () => {
-      if (--open === 0 && idleMs > 0 && !session.closed && !session.destroyed) idle = deadline(idleMs, close);
-    });
+    stream.on('close', onStreamClose);
   });
   session.once('close', () => {
     idle?.cancel();
@@ -70,7 +72,7 @@ export function boundH2Stream(req: http2.Http2ServerRequest): void {
   const idle = t.streamIdleMs > 0 ? deadline(t.streamIdleMs, () => stream.setTimeout(t.streamIdleMs, () => end('stream-idle-timeout'))) : undefined;
   const max = t.maxStreamMs > 0 ? deadline(t.maxStreamMs, () => end('max-stream-duration')) : undefined;
   if (idle || max)
-    stream.once('close', () => {
+    stream.on('close', () => {
       idle?.cancel();
       max?.cancel();
     });
