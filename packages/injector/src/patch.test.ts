@@ -65,6 +65,7 @@ describe('planInjection: inject', () => {
     expect(s['startupProbe'].httpGet).toEqual({ path: '/readyz', port: 15000 });
     expect(s['securityContext']).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
     expect(s['args']).toEqual(expect.arrayContaining(['--outbound-socket', OUTBOUND_SOCKET, '--proxy-entry', '/app/proxy.mjs']));
+    expect(s['command']).toEqual(['/usr/local/bin/node', '--max-semi-space-size=1', '/app/lego-agent.mjs']);
     // Ports as flags, which win over service links (OCTO_AGENT_ADMIN_PORT=tcp://… of a Service octo-agent-admin).
     const args = s['args'] as string[];
     for (const [flag, port] of [['--admin-port', '15000'], ['--outbound-port', '15001'], ['--inbound-port', '15006']]) expect(args[args.indexOf(flag!) + 1]).toBe(port);
@@ -104,6 +105,30 @@ describe('planInjection: inject', () => {
     const plain = planInjection(pod(), settings);
     if (plain.action !== 'inject') throw new Error(plain.action);
     expect(Object.keys(envOf(sidecarOf(plain.patch))).filter((k) => k.startsWith('OCTO_AGENT_CA'))).toEqual([]);
+  });
+
+  it('points the sidecar at an app on a Unix socket in the shared directory (sidecar.octo.io/app-socket), instead of a port', () => {
+    const v = planInjection(pod({ metadata: { annotations: { 'sidecar.octo.io/app-socket': '/var/run/octo/app.sock' } } }), settings);
+    if (v.action !== 'inject') throw new Error(v.action);
+    const env = envOf(sidecarOf(v.patch));
+    expect(env['OCTO_PROXY_APP_SOCKET']).toBe('/var/run/octo/app.sock');
+    expect(env['OCTO_PROXY_APP_PORT']).toBeUndefined(); // the proxy refuses both at once
+  });
+
+  it.each([
+    ['/tmp/app.sock', 'must be a file directly in /var/run/octo'],
+    ['/var/run/octo/sub/app.sock', 'must be a file directly in /var/run/octo'],
+    ['/var/run/octo/..', 'must be a file directly in /var/run/octo'],
+    ['/var/run/octo/outbound.sock', "is the sidecar's own outbound socket"],
+  ])('denies app-socket %s, naming the annotation', (path, why) => {
+    const v = planInjection(pod({ metadata: { annotations: { 'sidecar.octo.io/app-socket': path } } }), settings);
+    expect(v).toEqual({ action: 'deny', message: expect.stringContaining(`metadata.annotations["sidecar.octo.io/app-socket"]`) });
+    expect((v as { message: string }).message).toContain(why);
+  });
+
+  it('denies app-socket together with app-port', () => {
+    const v = planInjection(pod({ metadata: { annotations: { 'sidecar.octo.io/app-socket': '/var/run/octo/app.sock', 'sidecar.octo.io/app-port': '8080' } } }), settings);
+    expect(v).toEqual({ action: 'deny', message: expect.stringContaining('give sidecar.octo.io/app-port or sidecar.octo.io/app-socket, not both') });
   });
 
   it('refuses a pod while the CA\'s roots are not known, naming the ConfigMap (its sidecar could get no certificate)', () => {
