@@ -7,7 +7,7 @@
 // With MODE=job it makes REQUESTS requests to TARGET once and exits 0 only if all succeeded.
 import { createServer, request } from 'node:http';
 
-const { SERVICE = 'demo', VERSION = 'v0', HOSTNAME = 'unknown', PORT = '8080', OCTO_OUTBOUND_SOCKET: socket } = process.env;
+const { SERVICE = 'demo', VERSION = 'v0', HOSTNAME = 'unknown', PORT = '8080', OCTO_OUTBOUND_SOCKET: socket, LISTEN_SOCKET } = process.env;
 
 function call(target) {
   return new Promise((resolve) => {
@@ -19,7 +19,8 @@ function call(target) {
       res.on('end', () => {
         if (res.statusCode !== 200) return resolve({ ok: false, error: `HTTP ${res.statusCode} ${body.slice(0, 120)}` });
         try {
-          resolve({ ok: true, version: JSON.parse(body).version, ms: Date.now() - started });
+          const reply = JSON.parse(body);
+          resolve({ ok: true, version: reply.version, via: reply.via, ms: Date.now() - started });
         } catch {
           resolve({ ok: false, error: `not JSON: ${body.slice(0, 120)}` });
         }
@@ -32,11 +33,12 @@ function call(target) {
 }
 
 async function run({ target, n, concurrency, durationMs, rps }) {
-  const result = { ok: 0, failed: 0, byVersion: {}, errors: [] };
+  const result = { ok: 0, failed: 0, byVersion: {}, byVia: {}, errors: [] };
   const record = (r) => {
     if (r.ok) {
       result.ok++;
       result.byVersion[r.version] = (result.byVersion[r.version] ?? 0) + 1;
+      result.byVia[r.via] = (result.byVia[r.via] ?? 0) + 1;
     } else {
       result.failed++;
       if (result.errors.length < 10) result.errors.push(r.error);
@@ -69,7 +71,9 @@ if (process.env.MODE === 'job') {
   process.exit(r.failed === 0 && r.ok > 0 ? 0 : 1);
 }
 
-const server = createServer(async (req, res) => {
+// Every reply says how it was reached: the TCP port (probes, or a sidecar pointed at the port) or
+// the Unix socket LISTEN_SOCKET (a sidecar pointed at it with sidecar.octo.io/app-socket).
+const handler = (via) => async (req, res) => {
   const url = new URL(req.url ?? '/', 'http://x');
   if (url.pathname === '/run') {
     const q = (k, d) => Number(url.searchParams.get(k) ?? d);
@@ -77,7 +81,13 @@ const server = createServer(async (req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(r));
     return;
   }
-  res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ service: SERVICE, version: VERSION, instance: HOSTNAME }));
-});
+  res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ service: SERVICE, version: VERSION, instance: HOSTNAME, via }));
+};
+const server = createServer(handler('tcp'));
 server.listen(Number(PORT), '0.0.0.0');
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+const unix = LISTEN_SOCKET ? createServer(handler('unix')) : undefined;
+unix?.listen(LISTEN_SOCKET);
+process.on('SIGTERM', () => {
+  unix?.close();
+  server.close(() => process.exit(0));
+});

@@ -19,7 +19,7 @@ export function demoImage(): BuiltImage {
   });
 }
 
-const deployment = (ns: string, name: string, app: string, version: string, extra: { annotations?: Record<string, string> } = {}) => `---
+const deployment = (ns: string, name: string, app: string, version: string, extra: { annotations?: Record<string, string>; socket?: string } = {}) => `---
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: ${name}, namespace: ${ns}}
@@ -29,7 +29,7 @@ spec:
   template:
     metadata:
       labels: {app: ${app}, version: ${version}}
-      annotations: ${JSON.stringify({ 'sidecar.octo.io/app-port': '8080', ...extra.annotations })}
+      annotations: ${JSON.stringify(extra.socket ? { 'sidecar.octo.io/app-socket': extra.socket } : { 'sidecar.octo.io/app-port': '8080', ...extra.annotations })}
     spec:
       terminationGracePeriodSeconds: 5
       containers:
@@ -38,7 +38,7 @@ spec:
         imagePullPolicy: IfNotPresent
         env:
         - {name: SERVICE, value: ${app}}
-        - {name: VERSION, value: ${version}}
+        - {name: VERSION, value: ${version}}${extra.socket ? `\n        - {name: LISTEN_SOCKET, value: ${extra.socket}}` : ''}
         ports: [{containerPort: 8080}]
         readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
         resources: {requests: {cpu: 10m, memory: 32Mi}, limits: {memory: 128Mi}}
@@ -59,6 +59,17 @@ spec:
   # Mesh traffic enters a pod through its sidecar's inbound listener.
   ports: [{name: http, port: 80, targetPort: 15006}]
 ${deployment(ns, 'catalog-v1', 'catalog', 'v1')}${deployment(ns, 'catalog-v2', 'catalog', 'v2')}${deployment(ns, 'frontend', 'frontend', 'v1', { annotations: { 'sidecar.octo.io/dependencies': 'catalog' } })}`;
+}
+
+/** `reviews`: an app whose sidecar reaches it on a Unix socket (OCTO's default), behind a Service like catalog's. */
+export function socketAppManifests(ns: string): string {
+  return `apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: ${ns}}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 80, targetPort: 15006}]
+${deployment(ns, 'reviews', 'reviews', 'v1', { socket: '/var/run/octo/app.sock' })}`;
 }
 
 export function routePolicy(ns: string, v1: number, v2: number): string {

@@ -1,7 +1,8 @@
 // The mesh on a real single-node Kubernetes cluster, end to end, in pods: images imported
 // without a registry → `helm install` → control plane Ready → least-privilege RBAC as documented
 // → a labelled namespace gets native sidecars → demo traffic app → Unix socket → sidecar → peer
-// sidecar → app → an 80/20 RoutePolicy splits 2,000 requests within ±3 % → the pilot serving the
+// sidecar → app → every sidecar holds a mesh-CA certificate and sidecars talk mTLS → an app on
+// a Unix socket is reached through its sidecar → an 80/20 RoutePolicy splits 2,000 requests within ±3 % → the pilot serving the
 // demo is deleted while traffic flows: sidecars re-home, 0 requests fail → `octoctl package push`
 // to the chart's package repository and a ProxyVersion naming it upgrade every sidecar in place
 // → a Job with a sidecar completes → bad pods are denied, opted-out pods are left alone → `helm upgrade` → `helm
@@ -16,7 +17,7 @@ import { Metadata, credentials, type ServiceError } from '@grpc/grpc-js';
 import { MetaServerClient } from '@octo-mesh/proto';
 import { buildMeshImages } from '@octo-mesh/images';
 import { REPO_ROOT, clusterCommand, clusterCommandAsync, kubeBinDir, nodeClusterInfo } from '@octo-mesh/testing';
-import { demoImage, demoJob, demoManifests, routePolicy } from './demo.js';
+import { demoImage, demoJob, demoManifests, routePolicy, socketAppManifests } from './demo.js';
 import { mib, workingSetBytes } from './measure.js';
 
 const NS = 'octo-system';
@@ -52,9 +53,9 @@ interface Pod {
 const podsOf = (ns: string, selector: string) => json<{ items: Pod[] }>(['get', 'pods', '-n', ns, '-l', selector]).items;
 
 /** Asks the frontend (from the node, through the bridge) to call catalog through its sidecar. */
-async function drive(query: string): Promise<{ ok: number; failed: number; byVersion: Record<string, number>; errors: string[] }> {
+async function drive(query: string, target = 'catalog'): Promise<{ ok: number; failed: number; byVersion: Record<string, number>; byVia: Record<string, number>; errors: string[] }> {
   const ip = podsOf(DEMO, 'app=frontend')[0]!.status.podIP!;
-  return fetchJson(`http://${ip}:8080/run?target=catalog&${query}`, 180_000);
+  return fetchJson(`http://${ip}:8080/run?target=${target}&${query}`, 180_000);
 }
 
 /** GET and parse JSON; a failure names the URL and the socket-level cause (undici hides it). */
@@ -245,6 +246,24 @@ describe('sidecar injection', () => {
     const assigned = await metaDebug<{ workloads: Record<string, string> }>('/debug/assignments');
     expect(JSON.stringify(assigned)).not.toContain('evil');
   }, 60_000);
+
+  // Issue 19 in pods: an app that listens only for its sidecar on a Unix socket in the pod's
+  // shared directory (annotation sidecar.octo.io/app-socket): Pilot gives its sidecar an inbound
+  // cluster with a pipe address, and frontend's calls reach the app on the socket, not its port.
+  it('reaches an app on a Unix socket (sidecar.octo.io/app-socket) through its sidecar', async () => {
+    ok(kubectl(['apply', '-f', '-'], socketAppManifests(DEMO)), 'apply reviews');
+    ok(kubectl(['rollout', 'status', 'deploy/reviews', '-n', DEMO, '--timeout=180s']), 'rollout reviews');
+    const pod = podsOf(DEMO, 'app=reviews')[0]!;
+    const env = (json<{ spec: { initContainers: { name: string; env?: { name: string; value?: string }[] }[] } }>(['get', 'pod', pod.metadata.name, '-n', DEMO]).spec.initContainers[0]!.env ?? []).filter((e) => e.name.startsWith('OCTO_PROXY_APP_'));
+    expect(env).toEqual([{ name: 'OCTO_PROXY_APP_SOCKET', value: '/var/run/octo/app.sock' }]);
+    // The endpoint reaches frontend's sidecar a moment after the pod is Ready (as for catalog).
+    await until('reviews to answer', async () => (await drive('n=5&concurrency=1', 'reviews')).ok === 5, 60_000);
+    const r = await drive('n=100&concurrency=4', 'reviews');
+    expect(r.errors).toEqual([]);
+    expect(r.ok).toBe(100);
+    expect(r.byVia).toEqual({ unix: 100 });
+    ok(kubectl(['delete', '-f', '-', '--wait=true'], socketAppManifests(DEMO)), 'delete reviews');
+  }, 240_000);
 
   it('splits 80/20 within ±3 % over 2,000 requests once the RoutePolicy is applied', async () => {
     ok(kubectl(['apply', '-f', '-'], routePolicy(DEMO, 80, 20)), 'apply RoutePolicy');
