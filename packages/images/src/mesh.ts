@@ -12,6 +12,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build, type Plugin } from 'esbuild';
+import { asciiOnly } from '@octo-mesh/proxy-package/build.js';
 import { buildImage, prepareLayer, type BuiltImage, type PreparedLayer } from './oci.js';
 import { NONROOT, runtimeLayer } from './runtime-layer.js';
 
@@ -55,7 +56,8 @@ export async function bundleApp(root: string, app: string, version: string): Pro
     logLevel: 'error',
     plugins: [workspaceSources(root)],
   });
-  return Buffer.from(r.outputFiles[0]!.contents);
+  // ASCII only, or V8 holds the whole source as a two-byte string (see asciiOnly).
+  return Buffer.from(asciiOnly(r.outputFiles[0]!.text), 'latin1');
 }
 
 async function appImage(o: MeshImageOptions, image: string, apps: readonly string[], runtime: { layer: PreparedLayer; nodeVersion: string }): Promise<BuiltImage & { apps: string[] }> {
