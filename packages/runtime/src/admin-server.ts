@@ -1,8 +1,12 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { httpStatusOf } from './errors.js';
 import { processFailure } from './process-errors.js';
+
+// node:http as its CommonJS object, not an ESM import: an ESM import of node:http makes Node 24
+// load undici through its lazy WebSocket getters (~5 MB RSS in every process; lego-agent/src/admin.ts).
+const { createServer } = process.getBuiltinModule('node:http');
 
 /** A readiness check: resolves to true when ready, or to a reason string when not. */
 export type ReadinessCheck = () => boolean | string | Promise<boolean | string>;

@@ -1,4 +1,4 @@
-import http from 'node:http';
+import type * as HttpT from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -13,6 +13,10 @@ import { deadline, type Deadline } from './timer-list.js';
 import { HostSet, type Host } from './load-balancer.js';
 import { decay, isEjected, recordResult, type HostResult } from './outlier.js';
 
+// node:http as its CommonJS object, not an ESM import (see lego-agent/src/admin.ts: an ESM import
+// of node:http makes Node 24 load undici through its lazy WebSocket getters, ~5 MB per proxy).
+const http = process.getBuiltinModule('node:http');
+
 /** Why the circuit breaker refused a request, or undefined when it may go. */
 export type Overflow = 'max-requests' | 'max-pending' | undefined;
 
@@ -23,7 +27,7 @@ export type Overflow = 'max-requests' | 'max-pending' | undefined;
  */
 export class ClusterRuntime {
   readonly hosts: HostSet;
-  agent: http.Agent;
+  agent: HttpT.Agent;
   /** The lean HTTP/1.1 client's keep-alive pool (see h1-client.ts). */
   readonly h1: H1Pool;
   private readonly sessions = new Map<string, http2.ClientHttp2Session>();
@@ -311,7 +315,7 @@ export class ClusterRuntime {
   }
 }
 
-function makeAgent(m: ClusterModel): http.Agent {
+function makeAgent(m: ClusterModel): HttpT.Agent {
   return new http.Agent({
     keepAlive: true,
     keepAliveMsecs: 1000,

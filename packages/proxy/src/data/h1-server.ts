@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http';
+import type { OutgoingHttpHeaders } from 'node:http';
 import type net from 'node:net';
 import { parseRequestHead } from './h1-fast.js';
 import { contained } from './contain.js';
@@ -9,6 +9,10 @@ import { DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts } from '../model.js';
 import { idleSweep, type IdleSweep, type Sweepable } from './idle-sweep.js';
 import { DOWNSTREAM_READ_BUFFER, FAST_PARSE, HTTPParser, LeanBody, METHODS, Outbox, readDirect, toHeaders, type Parser } from './lean-http.js';
 import type { DownstreamRequest, DownstreamResponse } from './http-proxy.js';
+
+// node:http as its CommonJS object, not an ESM import (see lego-agent/src/admin.ts: an ESM import
+// of node:http makes Node 24 load undici through its lazy WebSocket getters, ~5 MB per proxy).
+const { STATUS_CODES } = process.getBuiltinModule('node:http');
 
 /**
  * The lean HTTP/1.1 server side of a listener: llhttp over the raw socket, a light request

@@ -1,4 +1,4 @@
-import http from 'node:http';
+import type * as HttpT from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -17,6 +17,10 @@ import { deadline } from './timer-list.js';
 import { boundH2Session, boundH2Stream } from './h2-hygiene.js';
 import { DEFAULT_HTTP_TIMEOUTS, type DownstreamTlsModel, type HttpTimeouts, type ListenerModel, type ListenerTransport } from '../model.js';
 import { handshakeFailure, isWarming, sansMatch, type ReadyTls, type TlsContexts } from './tls.js';
+
+// node:http as its CommonJS object, not an ESM import (see lego-agent/src/admin.ts: an ESM import
+// of node:http makes Node 24 load undici through its lazy WebSocket getters, ~5 MB per proxy).
+const http = process.getBuiltinModule('node:http');
 
 /** tls.Servers by the TLS context they serve (a new context after a rotation gets a new one). */
 const tlsServers = new WeakMap<ReadyTls, Map<string, tls.Server>>();
@@ -157,7 +161,7 @@ export function receiveFromParent(name: string, timeoutMs = 10_000, id = name): 
  */
 export class ListenerManager {
   private readonly attachments: Attachment[] = [];
-  private readonly h1 = new Map<string, http.Server>();
+  private readonly h1 = new Map<string, HttpT.Server>();
   private readonly h2 = new Map<string, http2.Http2Server>();
   private readonly sockets = new Set<net.Socket>();
   /** HTTP/2 sessions, by the listener that accepted them. */
@@ -538,7 +542,7 @@ export class ListenerManager {
           const life = deadline(timeouts.maxConnectionMs, () => {
             // This response, or the next one, says `connection: close` (see the request handler).
             this.expiring.add(socket);
-            const current = (socket as net.Socket & { _httpMessage?: http.ServerResponse })._httpMessage;
+            const current = (socket as net.Socket & { _httpMessage?: HttpT.ServerResponse })._httpMessage;
             if (current) current.shouldKeepAlive = false;
           });
           socket.once('close', () => life.cancel());
@@ -647,7 +651,7 @@ export class ListenerManager {
     return h;
   }
 
-  private h1Server(name: string): http.Server {
+  private h1Server(name: string): HttpT.Server {
     let s = this.h1.get(name);
     if (s) return s;
     // `node:http` reports a request from inside the parser, before it has parsed the rest of the
@@ -656,10 +660,10 @@ export class ListenerManager {
     // request goes upstream. Responses already being served are tracked to tell whether a 400 can
     // still be written in order.
     const rejected = new WeakSet<net.Socket>();
-    const served = new WeakSet<http.ServerResponse>();
+    const served = new WeakSet<HttpT.ServerResponse>();
     const reject = (socket: net.Socket, answer: string) => {
       rejected.add(socket);
-      const current = (socket as net.Socket & { _httpMessage?: http.ServerResponse })._httpMessage;
+      const current = (socket as net.Socket & { _httpMessage?: HttpT.ServerResponse })._httpMessage;
       if (!socket.writable || (current && served.has(current))) socket.destroy();
       else socket.end(answer, 'latin1');
     };
@@ -677,7 +681,7 @@ export class ListenerManager {
     // starts node:http's connection tracking and the once-a-second check that enforces
     // headersTimeout and requestTimeout, so it is emitted here.
     s.emit('listening');
-    s.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => {
+    s.on('upgrade', (req: HttpT.IncomingMessage, socket, head: Buffer) => {
       // node:http's own Host check (`requireHostHeader`) skips upgrades: the same rules as above.
       if (requestFramingError(req.rawHeaders, req.httpVersionMinor) !== undefined) return reject(socket as net.Socket, BAD_REQUEST);
       handleUpgrade(this.ctx, name, req, socket, head).catch(() => socket.destroy());

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import http from 'node:http';
+import type * as HttpT from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { TYPE_URL } from '@octo-mesh/proto/type-urls.js';
 import { Counter, Gauge, Registry, type Logger } from '@octo-mesh/runtime';
@@ -11,6 +11,10 @@ import { ClusterManager } from './cluster-manager.js';
 import { ListenerManager, downstreamH1Codec, serveH1WithNode } from './listeners.js';
 import { RateLimiter } from './rate-limit.js';
 import { requestH1WithNode, upstreamH1Codec } from './upstream.js';
+
+// node:http as its CommonJS object, not an ESM import (see lego-agent/src/admin.ts: an ESM import
+// of node:http makes Node 24 load undici through its lazy WebSocket getters, ~5 MB per proxy).
+const http = process.getBuiltinModule('node:http');
 
 /**
  * The HTTP/1.1 fast path's start-up self-test, and the LEGO warm-up built on it.
@@ -40,7 +44,7 @@ export type H1Codec = 'lean' | 'node';
 /** What the client saw of one response, before it is compared (a test's `fault` may change it). */
 export interface Observed {
   status: number;
-  headers: http.IncomingHttpHeaders;
+  headers: HttpT.IncomingHttpHeaders;
   body: string;
   /** Whether the request went on a connection a previous one used (keep-alive). */
   reused: boolean;
@@ -74,7 +78,7 @@ const sum = (s: string | Buffer) => createHash('sha256').update(s).digest('hex')
 const BODY_SUM = sum(BODY);
 
 /** The in-process upstream: answers by path; echoes what it received in `x-echo-*` headers. */
-function upstreamHandler(req: http.IncomingMessage, res: http.ServerResponse): void {
+function upstreamHandler(req: HttpT.IncomingMessage, res: HttpT.ServerResponse): void {
   const parts: Buffer[] = [];
   req.on('data', (c: Buffer) => parts.push(c));
   req.on('end', () => {
@@ -158,7 +162,7 @@ function resources(upstreamPort: number): ConfigStore {
  */
 export class SelfTestPath {
   private constructor(
-    private readonly upstream: http.Server,
+    private readonly upstream: HttpT.Server,
     private readonly listeners: ListenerManager,
     private readonly clusters: ClusterManager,
     readonly port: number,
@@ -218,9 +222,9 @@ export class SelfTestPath {
     }
   }
 
-  private send(agent: http.Agent, p: Probe): Promise<Observed> {
+  private send(agent: HttpT.Agent, p: Probe): Promise<Observed> {
     return new Promise((resolve, reject) => {
-      const headers: http.OutgoingHttpHeaders = { 'x-probe': p.name };
+      const headers: HttpT.OutgoingHttpHeaders = { 'x-probe': p.name };
       if (p.body !== undefined && !p.chunked) headers['content-length'] = Buffer.byteLength(p.body);
       const req = http.request({ host: '127.0.0.1', port: this.port, method: p.method, path: p.path, agent, headers }, (res) => {
         const parts: Buffer[] = [];

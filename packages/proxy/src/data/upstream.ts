@@ -1,9 +1,12 @@
-import http from 'node:http';
 import http2 from 'node:http2';
 import type { ClusterRuntime } from './cluster-manager.js';
 import { LEAN_CODEC } from './lean-http.js';
 import { PendingAttempt } from './h1-client.js';
 import type { Host } from './load-balancer.js';
+
+// node:http as its CommonJS object, not an ESM import (see lego-agent/src/admin.ts: an ESM import
+// of node:http makes Node 24 load undici through its lazy WebSocket getters, ~5 MB per proxy).
+const http = process.getBuiltinModule('node:http');
 
 export type Headers = Record<string, string | string[]>;
 
