@@ -87,7 +87,7 @@ export function describeHygiene(server: string, checkMs: number): void {
       }
       const ms = await c.closed;
       expect(ms).toBeGreaterThanOrEqual(1400);
-      expect(ms).toBeLessThan(1500 + checkMs + 700);
+      expect(ms).toBeLessThan(1500 + checkMs + 2000); // headroom for timers late on a loaded machine
       expect(statuses(c.text())).toEqual([408]);
       expect(seen.bytes).toBe(0);
     });
@@ -105,7 +105,7 @@ export function describeHygiene(server: string, checkMs: number): void {
       }
       const ms = await c.closed;
       expect(ms).toBeGreaterThanOrEqual(9900);
-      expect(ms).toBeLessThan(10_000 + checkMs + 1000);
+      expect(ms).toBeLessThan(10_000 + checkMs + 2500);
       expect(statuses(c.text())).toEqual([408]);
       expect(seen.bytes).toBe(0);
     }, 20_000);
@@ -120,7 +120,7 @@ export function describeHygiene(server: string, checkMs: number): void {
       const [a, b] = await Promise.all([silent.closed, kept.closed]);
       for (const ms of [a, b]) {
         expect(ms).toBeGreaterThanOrEqual(550);
-        expect(ms).toBeLessThan(600 * 1.25 + checkMs + 500);
+        expect(ms).toBeLessThan(600 * 1.25 + checkMs + 2000);
       }
     });
 
@@ -130,7 +130,7 @@ export function describeHygiene(server: string, checkMs: number): void {
       c.socket.write('POST / HTTP/1.1\r\nHost: svc\r\nContent-Length: 10\r\n\r\nab');
       const ms = await c.closed;
       expect(ms).toBeGreaterThanOrEqual(450);
-      expect(ms).toBeLessThan(500 + checkMs + 700);
+      expect(ms).toBeLessThan(500 + checkMs + 2000);
       expect(statuses(c.text()).length).toBeLessThanOrEqual(1);
       if (server === 'lean') expect(statuses(c.text())).toEqual([408]);
     });
@@ -148,7 +148,7 @@ export function describeHygiene(server: string, checkMs: number): void {
       }
       const ms = await c.closed;
       expect(ms).toBeGreaterThanOrEqual(450);
-      expect(ms).toBeLessThan(1500);
+      expect(ms).toBeLessThan(2500);
       // Every request written before the close was answered, the last with `connection: close`.
       expect(statuses(c.text()).every((s) => s === 200)).toBe(true);
       expect(c.text()).toMatch(/connection: close/i);
