@@ -9,13 +9,14 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CoreV1Api, type KubeConfig, type V1ConfigMap, type V1Secret } from '@kubernetes/client-node';
-import { createRoot, writeAtomically } from '@octo-mesh/identity';
+import { MESH_TLS_FILES, createRoot, writeAtomically } from '@octo-mesh/identity';
 import type { Logger } from '@octo-mesh/runtime';
 import { GENERATED_ROOT } from './roots.js';
 
 const LABELS = { 'app.kubernetes.io/part-of': 'octo-mesh', 'app.kubernetes.io/component': 'ca' };
 export const ROOT_SECRET_KEYS = { cert: 'cert.pem', key: 'key.pem' } as const;
-export const TRUST_BUNDLE_KEY = 'root-cert.pem';
+/** The ConfigMap's key: the mesh's roots file name, as pods mount the ConfigMap as their trust bundle. */
+export const TRUST_BUNDLE_KEY = MESH_TLS_FILES.roots;
 
 const status = (err: unknown) => (err as { code?: number; statusCode?: number }).code ?? (err as { statusCode?: number }).statusCode;
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');

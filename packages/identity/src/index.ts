@@ -10,3 +10,4 @@ export * from './client.js';
 export * from './rotator.js';
 export * from './trust-bundle.js';
 export * from './keeper.js';
+export { MESH_TLS_FILES } from '@octo-mesh/contracts/access.js';

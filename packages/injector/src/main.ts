@@ -7,6 +7,7 @@
 import { createServer } from 'node:https';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { ConfigError, Counter, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig, recordError, startAdminServer } from '@octo-mesh/runtime';
+import { MESH_TLS_FILES } from '@octo-mesh/identity';
 import { injectorConfig, type InjectorConfig } from './config.js';
 import type { InjectionSettings } from './patch.js';
 import { TlsKeeper } from './tls-keeper.js';
@@ -51,8 +52,8 @@ async function main(): Promise<void> {
     if (!settings.ca) return;
     try {
       const cm = await core.readNamespacedConfigMap({ name: config.caTrustBundleConfigMap!, namespace: config.namespace });
-      const pem = cm.data?.['root-cert.pem'];
-      if (!pem?.includes('BEGIN CERTIFICATE')) throw new Error('data["root-cert.pem"] holds no PEM certificate');
+      const pem = cm.data?.[MESH_TLS_FILES.roots];
+      if (!pem?.includes('BEGIN CERTIFICATE')) throw new Error(`data["${MESH_TLS_FILES.roots}"] holds no PEM certificate`);
       if (pem !== settings.ca.trustBundle) logger.info('mesh CA roots read', { configMap: settings.ca.configMap });
       settings.ca.trustBundle = pem;
       trustBundleError = undefined;
