@@ -37,4 +37,27 @@ describe('parseManifests', () => {
     expect(issues[0]).toMatchObject({ path });
     expect(issues[0]!.message).toContain(message);
   });
+  // healthCheck shape, expected issue (path: message fragment) or undefined when valid
+  it.each([
+    ['{ http: { path: /healthz } }', undefined],
+    ['{ tcp: {} }', undefined],
+    ['{ grpc: {} }', undefined],
+    ['{ grpc: { service: shop.v1.Catalog } }', undefined],
+    ['{ grpc: { service: shop.Catalog, authority: "catalog.shop.svc:8080" } }', undefined],
+    ['{}', 'spec.healthCheck: exactly one of http, tcp, grpc must be set for a health check'],
+    ['{ grpc: {}, http: { path: /healthz } }', 'spec.healthCheck: exactly one of http, tcp, grpc must be set for a health check'],
+    ['{ grpc: { service: "shop/Catalog" } }', 'spec.healthCheck.grpc.service: must be a fully-qualified gRPC service name'],
+    ['{ grpc: { service: "1shop.Catalog" } }', 'spec.healthCheck.grpc.service: must be a fully-qualified gRPC service name'],
+    ['{ grpc: { authority: "http://catalog" } }', 'spec.healthCheck.grpc.authority: must be host or host:port'],
+    ['{ grpc: { port: 9090 } }', 'spec.healthCheck.grpc: Unrecognized key'],
+  ])('healthCheck %s → %s', (shape, issue) => {
+    const { objects, issues } = parseManifests(rp('hc', `  healthCheck: ${shape}`));
+    if (issue === undefined) {
+      expect(issues).toEqual([]);
+      expect(objects).toHaveLength(1);
+      return;
+    }
+    expect(objects).toEqual([]);
+    expect(issues.map((i) => `${i.path}: ${i.message}`)).toContainEqual(expect.stringContaining(issue));
+  });
 });

@@ -286,6 +286,24 @@ const healthCheck = withRules(
         .strict()
         .optional(),
       tcp: z.object({}).strict().optional().meta({ description: 'Healthy when a TCP connection opens.' }),
+      grpc: z
+        .object({
+          service: z
+            .string()
+            .max(256)
+            .regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/, 'must be a fully-qualified gRPC service name (package.Service)')
+            .optional()
+            .meta({ description: 'The service asked about in grpc.health.v1.Health/Check; absent = the whole server ("").' }),
+          authority: z
+            .string()
+            .max(261)
+            .regex(/^[A-Za-z0-9]([-.A-Za-z0-9]*[A-Za-z0-9])?(:[0-9]{1,5})?$/, 'must be host or host:port')
+            .optional()
+            .meta({ description: 'The :authority of the check; default: the service\'s host (name.namespace.svc).' }),
+        })
+        .strict()
+        .optional()
+        .meta({ description: 'Standard gRPC health check (grpc.health.v1.Health/Check over h2c): healthy when the answer is SERVING; the timeout is the deadline.' }),
       interval: duration('Time between checks.').default('10s'),
       timeout: duration('Time a check may take.').default('1s'),
       healthyThreshold: z.number().int().min(1).max(100).default(1),
@@ -294,7 +312,7 @@ const healthCheck = withRules(
     .strict()
     .meta({ description: 'Active health checking, done centrally by the control plane and published with endpoints.' }),
   [
-    exactlyOne(['http', 'tcp'], 'a health check'),
+    exactlyOne(['http', 'tcp', 'grpc'], 'a health check'),
     {
       cel: 'duration(self.timeout) < duration(self.interval)',
       message: 'timeout must be shorter than interval',

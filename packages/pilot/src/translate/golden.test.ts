@@ -126,6 +126,7 @@ describe('translation golden files', () => {
     ['15', null], // a TCP dependency removed: its listener and cluster go
     ['16', null], // a proxyless gRPC client's listener names: api_listeners, route configurations reduced to what gRPC acts on
     ['17', null], // a node whose application listens on a Unix socket: the inbound cluster's endpoint is a pipe address
+    ['18', null], // a central gRPC health check: the governance resource carries its grpc variant
   ])('%s', (name, expectedError) => {
     const input = parse(readFileSync(join(testdata, `${name}.input.yaml`), 'utf8')) as Input;
     if (expectedError) {

@@ -20,6 +20,7 @@ export function generateGovernance(service: Service, policy: RoutePolicy | undef
           healthCheck: {
             httpPath: hc.http?.path ?? '',
             tcp: !!hc.tcp,
+            ...(hc.grpc ? { grpc: { service: hc.grpc.service ?? '', authority: hc.grpc.authority ?? '' } } : {}),
             expectedStatuses: hc.http?.expectedStatuses ?? [],
             intervalMs: ms(hc.interval, 'spec.healthCheck.interval'),
             timeoutMs: ms(hc.timeout, 'spec.healthCheck.timeout'),

@@ -70,7 +70,7 @@ export interface ServiceGovernance {
 
 /** An active health check, as declared in RoutePolicy.spec.healthCheck. */
 export interface ActiveHealthCheck {
-  /** Exactly one of http_path and tcp is set. */
+  /** Exactly one of http_path, tcp and grpc is set. */
   httpPath: string;
   tcp: boolean;
   /** HTTP statuses counted healthy; empty means 200-399. */
@@ -79,6 +79,15 @@ export interface ActiveHealthCheck {
   timeoutMs: number;
   healthyThreshold: number;
   unhealthyThreshold: number;
+  /** The standard grpc.health.v1.Health/Check over h2c; healthy when the answer is SERVING. */
+  grpc?: GrpcHealthCheck | undefined;
+}
+
+export interface GrpcHealthCheck {
+  /** The service asked about; empty means the whole server. */
+  service: string;
+  /** The :authority of the check; empty means the service's host. */
+  authority: string;
 }
 
 function createBaseUpgradeTarget(): UpgradeTarget {
@@ -657,6 +666,7 @@ function createBaseActiveHealthCheck(): ActiveHealthCheck {
     timeoutMs: 0,
     healthyThreshold: 0,
     unhealthyThreshold: 0,
+    grpc: undefined,
   };
 }
 
@@ -686,6 +696,9 @@ export const ActiveHealthCheck: MessageFns<ActiveHealthCheck> = {
     }
     if (message.unhealthyThreshold !== 0) {
       writer.uint32(56).uint32(message.unhealthyThreshold);
+    }
+    if (message.grpc !== undefined) {
+      GrpcHealthCheck.encode(message.grpc, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -769,6 +782,14 @@ export const ActiveHealthCheck: MessageFns<ActiveHealthCheck> = {
             message.unhealthyThreshold = reader.uint32();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.grpc = GrpcHealthCheck.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -814,6 +835,7 @@ export const ActiveHealthCheck: MessageFns<ActiveHealthCheck> = {
         : isSet(object.unhealthy_threshold)
         ? globalThis.Number(object.unhealthy_threshold)
         : 0,
+      grpc: isSet(object.grpc) ? GrpcHealthCheck.fromJSON(object.grpc) : undefined,
     };
   },
 
@@ -840,6 +862,9 @@ export const ActiveHealthCheck: MessageFns<ActiveHealthCheck> = {
     if (message.unhealthyThreshold !== 0) {
       obj.unhealthyThreshold = Math.round(message.unhealthyThreshold);
     }
+    if (message.grpc !== undefined) {
+      obj.grpc = GrpcHealthCheck.toJSON(message.grpc);
+    }
     return obj;
   },
 
@@ -855,6 +880,94 @@ export const ActiveHealthCheck: MessageFns<ActiveHealthCheck> = {
     message.timeoutMs = object.timeoutMs ?? 0;
     message.healthyThreshold = object.healthyThreshold ?? 0;
     message.unhealthyThreshold = object.unhealthyThreshold ?? 0;
+    message.grpc = (object.grpc !== undefined && object.grpc !== null)
+      ? GrpcHealthCheck.fromPartial(object.grpc)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGrpcHealthCheck(): GrpcHealthCheck {
+  return { service: "", authority: "" };
+}
+
+export const GrpcHealthCheck: MessageFns<GrpcHealthCheck> = {
+  encode(message: GrpcHealthCheck, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.service !== "") {
+      writer.uint32(10).string(message.service);
+    }
+    if (message.authority !== "") {
+      writer.uint32(18).string(message.authority);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GrpcHealthCheck {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGrpcHealthCheck();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.service = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.authority = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GrpcHealthCheck {
+    return {
+      service: isSet(object.service) ? globalThis.String(object.service) : "",
+      authority: isSet(object.authority) ? globalThis.String(object.authority) : "",
+    };
+  },
+
+  toJSON(message: GrpcHealthCheck): unknown {
+    const obj: any = {};
+    if (message.service !== "") {
+      obj.service = message.service;
+    }
+    if (message.authority !== "") {
+      obj.authority = message.authority;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GrpcHealthCheck>, I>>(base?: I): GrpcHealthCheck {
+    return GrpcHealthCheck.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GrpcHealthCheck>, I>>(object: I): GrpcHealthCheck {
+    const message = createBaseGrpcHealthCheck();
+    message.service = object.service ?? "";
+    message.authority = object.authority ?? "";
     return message;
   },
 };
