@@ -13,6 +13,7 @@ import { MODEL_API_VERSION, parseDuration, type EndpointHealth, type RoutePolicy
 import { DispatcherInformer, SOURCE_ANNOTATION, type DispatcherConnection } from '@octo-mesh/clients';
 import { endpointId, policyKey, policyTarget, splitServiceKey } from '@octo-mesh/contracts';
 import { Counter, Gauge, Histogram, recordError, type Logger, type Registry } from '@octo-mesh/runtime';
+import { GrpcHealthChannels } from './grpc-probe.js';
 import { probe, type ProbeResult, type ProbeSpec } from './probe.js';
 import { ServiceShards } from './shard.js';
 import { initialState, maxUnhealthyShare, observe, planPublish, type EndpointState } from './verdict.js';
@@ -38,6 +39,8 @@ export interface CheckPlan {
   healthyThreshold: number;
   unhealthyThreshold: number;
   http?: { path: string; expectedStatuses?: number[] };
+  /** gRPC health (`grpc.health.v1.Health/Check`); authority absent = the service's host. */
+  grpc?: { service: string; authority?: string };
   /** Share of endpoints the panic rule lets be unhealthy. */
   maxUnhealthyShare: number;
 }
@@ -65,11 +68,15 @@ export function checkPlans(policies: readonly RoutePolicy[], defaultMaxUnhealthy
       healthyThreshold: hc.healthyThreshold,
       unhealthyThreshold: hc.unhealthyThreshold,
       ...(hc.http ? { http: { path: hc.http.path, ...(hc.http.expectedStatuses ? { expectedStatuses: hc.http.expectedStatuses } : {}) } } : {}),
+      ...(hc.grpc ? { grpc: { service: hc.grpc.service ?? '', ...(hc.grpc.authority ? { authority: hc.grpc.authority } : {}) } } : {}),
       maxUnhealthyShare: maxUnhealthyShare(p.spec.loadBalancer?.panicThreshold, defaultMaxUnhealthyPercent),
     });
   }
   return out;
 }
+
+/** The `protocol` label of a plan's checks. */
+export const protocolOf = (plan: Pick<CheckPlan, 'http' | 'grpc'>): 'http' | 'grpc' | 'tcp' => (plan.grpc ? 'grpc' : plan.http ? 'http' : 'tcp');
 
 /** A bound on probes in flight, over all services. */
 class Slots {
@@ -102,6 +109,8 @@ class ServiceRun {
   /** What this run wrote last (the informer may not have seen it yet). */
   lastWritten: EndpointHealth | undefined;
   suspect = false;
+  /** gRPC checks: one channel per endpoint, kept across rounds, closed when the endpoint goes. */
+  grpc: GrpcHealthChannels | undefined;
 
   constructor(
     readonly key: string,
@@ -191,7 +200,7 @@ export class HealthChecker {
       if (!run) {
         const fresh = new ServiceRun(key, plan);
         this.runs.set(key, fresh);
-        this.opts.logger.info('checking service', { service: key, policy: plan.policy, intervalMs: plan.intervalMs, protocol: plan.http ? 'http' : 'tcp' });
+        this.opts.logger.info('checking service', { service: key, policy: plan.policy, intervalMs: plan.intervalMs, protocol: protocolOf(plan) });
         // Spread first rounds over the interval (at most 1 s), so a takeover is not a burst.
         this.schedule(fresh, Math.random() * Math.min(plan.intervalMs, 1000));
       } else run.plan = plan;
@@ -230,6 +239,10 @@ export class HealthChecker {
   private stopRun(run: ServiceRun): void {
     run.stopped = true;
     clearTimeout(run.timer);
+    // A round in flight still finishes its calls (they end by their deadline); closing a
+    // channel fails them at once, which a stopped run ignores.
+    run.grpc?.close();
+    run.grpc = undefined;
   }
 
   /** One round of a service: probe every endpoint, step the state machines, publish what changed. */
@@ -240,8 +253,25 @@ export class HealthChecker {
     const previous = run.lastWritten ?? inCache;
     const published = publishedOf(previous);
     const host = `${splitServiceKey(key).name}.${splitServiceKey(key).namespace}.svc`;
+    const grpc = plan.grpc;
+    if (grpc) run.grpc ??= new GrpcHealthChannels(plan.intervalMs);
+    else if (run.grpc) {
+      run.grpc.close();
+      run.grpc = undefined;
+    }
+    const channels = run.grpc;
+    if (grpc && channels) {
+      // Channels of endpoints that went away (or of an authority no longer asked for) are closed.
+      const authority = grpc.authority ?? host;
+      const closed = channels.retain(new Set(endpoints.map((e) => GrpcHealthChannels.key({ address: e.address, port: e.port, authority }))));
+      if (closed) this.opts.logger.debug('gRPC health channels closed', { service: key, closed, open: channels.size });
+    }
     const results = await Promise.all(
       endpoints.map((e) => {
+        if (grpc && channels) {
+          const spec = { address: e.address, port: e.port, timeoutMs: plan.timeoutMs, service: grpc.service, authority: grpc.authority ?? host };
+          return this.slots.run(() => channels.check(spec)).then((r): [string, ProbeResult] => [endpointId(e), r]);
+        }
         const spec: ProbeSpec = {
           address: e.address,
           port: e.port,
@@ -253,7 +283,7 @@ export class HealthChecker {
     );
     if (run.stopped) return;
     const now = Date.now();
-    const protocol = plan.http ? 'http' : 'tcp';
+    const protocol = protocolOf(plan);
     const states = new Map<string, EndpointState>();
     for (const [id, r] of results) {
       this.checks.inc({ protocol, result: r.ok ? 'ok' : 'fail' });
