@@ -1,0 +1,32 @@
+/**
+ * The proxy's entry (`@octo-mesh/proto/proxy-codecs.js`): `TYPE_URL`, `packAny` and `unpackAny`
+ * over the proxy's trimmed tree (`src/gen/proxy`, see scripts/gen-proto.mjs `PROXY_READS`),
+ * in which a field the proxy does not read decodes to `google.protobuf.Empty` (present or not,
+ * its content skipped). The OCTO resources come from the full tree: they are small and import
+ * nothing of Envoy's. Same behaviour as `type-urls.ts` otherwise: an unknown type URL is an
+ * error, never a throw.
+ */
+import { Listener } from './gen/proxy/envoy/config/listener/v3/listener.js';
+import { RouteConfiguration } from './gen/proxy/envoy/config/route/v3/route.js';
+import { Cluster } from './gen/proxy/envoy/config/cluster/v3/cluster.js';
+import { ClusterLoadAssignment } from './gen/proxy/envoy/config/endpoint/v3/endpoint.js';
+import { HttpConnectionManager } from './gen/proxy/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.js';
+import { TcpProxy } from './gen/proxy/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.js';
+import { Router } from './gen/proxy/envoy/extensions/filters/http/router/v3/router.js';
+import { UpgradeTarget, NodeStatus, ServiceGovernance } from './gen/octo/mesh/v1/xds.js';
+import { TYPE_URL, anyCodecs, type MessageCodec } from './any-codec.js';
+
+export { TYPE_URL, type XdsTypeUrl } from './any-codec.js';
+
+export const { packAny, unpackAny } = anyCodecs({
+  [TYPE_URL.listener]: Listener as MessageCodec,
+  [TYPE_URL.route]: RouteConfiguration as MessageCodec,
+  [TYPE_URL.cluster]: Cluster as MessageCodec,
+  [TYPE_URL.endpoint]: ClusterLoadAssignment as MessageCodec,
+  [TYPE_URL.httpConnectionManager]: HttpConnectionManager as MessageCodec,
+  [TYPE_URL.tcpProxy]: TcpProxy as MessageCodec,
+  [TYPE_URL.router]: Router as MessageCodec,
+  [TYPE_URL.upgradeTarget]: UpgradeTarget as MessageCodec,
+  [TYPE_URL.nodeStatus]: NodeStatus as MessageCodec,
+  [TYPE_URL.serviceGovernance]: ServiceGovernance as MessageCodec,
+});
