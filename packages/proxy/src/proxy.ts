@@ -1,7 +1,7 @@
 import type net from 'node:net';
 import type { MeshTls } from '@octo-mesh/contracts/access.js';
-import type { Node } from '@octo-mesh/proto/gen/envoy/config/core/v3/base.js';
-import { TYPE_URL } from '@octo-mesh/proto/type-urls.js';
+import type { Node } from '@octo-mesh/proto/gen/proxy/envoy/config/core/v3/base.js';
+import { TYPE_URL } from '@octo-mesh/proto/proxy-codecs.js';
 import { UnavailableError, ValidationError, createLogger, recordError, createMetricsRegistry, startAdminServer, type AdminServer, type Logger, type Registry } from '@octo-mesh/runtime';
 import type { SocketAddr, ProxySnapshot, ListenerModel, ClusterModel, RouteTable, EndpointSet } from './model.js';
 import { addrKey } from './model.js';

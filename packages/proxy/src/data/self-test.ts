@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type * as HttpT from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { TYPE_URL } from '@octo-mesh/proto/type-urls.js';
+import { TYPE_URL } from '@octo-mesh/proto/proxy-codecs.js';
 import { Counter, Gauge, Registry, type Logger } from '@octo-mesh/runtime';
 import type { ClusterModel, ListenerModel, RouteTable } from '../model.js';
 import { ProxyStats } from '../stats.js';

@@ -1,21 +1,21 @@
-import { Address, Pipe, SocketAddress } from '@octo-mesh/proto/gen/envoy/config/core/v3/address.js';
-import { DataSource, HeaderValue, HeaderValueOption, Locality, RuntimeFractionalPercent } from '@octo-mesh/proto/gen/envoy/config/core/v3/base.js';
-import { ConfigSource } from '@octo-mesh/proto/gen/envoy/config/core/v3/config_source.js';
-import { Http1ProtocolOptions, Http2ProtocolOptions, HttpProtocolOptions as CommonHttpProtocolOptions } from '@octo-mesh/proto/gen/envoy/config/core/v3/protocol.js';
+import { Address, Pipe, SocketAddress } from '@octo-mesh/proto/gen/proxy/envoy/config/core/v3/address.js';
+import { DataSource, HeaderValue, HeaderValueOption, Locality, RuntimeFractionalPercent } from '@octo-mesh/proto/gen/proxy/envoy/config/core/v3/base.js';
+import { ConfigSource } from '@octo-mesh/proto/gen/proxy/envoy/config/core/v3/config_source.js';
+import { Http1ProtocolOptions, Http2ProtocolOptions, HttpProtocolOptions as CommonHttpProtocolOptions } from '@octo-mesh/proto/gen/proxy/envoy/config/core/v3/protocol.js';
 import {
   Cluster,
   Cluster_CommonLbConfig,
   Cluster_EdsClusterConfig,
   Cluster_LeastRequestLbConfig,
   Cluster_RingHashLbConfig,
-} from '@octo-mesh/proto/gen/envoy/config/cluster/v3/cluster.js';
-import { CircuitBreakers, CircuitBreakers_Thresholds, CircuitBreakers_Thresholds_RetryBudget } from '@octo-mesh/proto/gen/envoy/config/cluster/v3/circuit_breaker.js';
-import { OutlierDetection } from '@octo-mesh/proto/gen/envoy/config/cluster/v3/outlier_detection.js';
-import { ClusterLoadAssignment, ClusterLoadAssignment_Policy } from '@octo-mesh/proto/gen/envoy/config/endpoint/v3/endpoint.js';
-import { Endpoint, LbEndpoint, LocalityLbEndpoints } from '@octo-mesh/proto/gen/envoy/config/endpoint/v3/endpoint_components.js';
-import { Listener } from '@octo-mesh/proto/gen/envoy/config/listener/v3/listener.js';
-import { Filter, FilterChain } from '@octo-mesh/proto/gen/envoy/config/listener/v3/listener_components.js';
-import { RouteConfiguration } from '@octo-mesh/proto/gen/envoy/config/route/v3/route.js';
+} from '@octo-mesh/proto/gen/proxy/envoy/config/cluster/v3/cluster.js';
+import { CircuitBreakers, CircuitBreakers_Thresholds, CircuitBreakers_Thresholds_RetryBudget } from '@octo-mesh/proto/gen/proxy/envoy/config/cluster/v3/circuit_breaker.js';
+import { OutlierDetection } from '@octo-mesh/proto/gen/proxy/envoy/config/cluster/v3/outlier_detection.js';
+import { ClusterLoadAssignment, ClusterLoadAssignment_Policy } from '@octo-mesh/proto/gen/proxy/envoy/config/endpoint/v3/endpoint.js';
+import { Endpoint, LbEndpoint, LocalityLbEndpoints } from '@octo-mesh/proto/gen/proxy/envoy/config/endpoint/v3/endpoint_components.js';
+import { Listener } from '@octo-mesh/proto/gen/proxy/envoy/config/listener/v3/listener.js';
+import { Filter, FilterChain } from '@octo-mesh/proto/gen/proxy/envoy/config/listener/v3/listener_components.js';
+import { RouteConfiguration } from '@octo-mesh/proto/gen/proxy/envoy/config/route/v3/route.js';
 import {
   DirectResponseAction,
   HeaderMatcher,
@@ -34,40 +34,40 @@ import {
   VirtualHost,
   WeightedCluster,
   WeightedCluster_ClusterWeight,
-} from '@octo-mesh/proto/gen/envoy/config/route/v3/route_components.js';
-import { StringMatcher } from '@octo-mesh/proto/gen/envoy/type/matcher/v3/string.js';
-import { RegexMatcher } from '@octo-mesh/proto/gen/envoy/type/matcher/v3/regex.js';
+} from '@octo-mesh/proto/gen/proxy/envoy/config/route/v3/route_components.js';
+import { StringMatcher } from '@octo-mesh/proto/gen/proxy/envoy/type/matcher/v3/string.js';
+import { RegexMatcher } from '@octo-mesh/proto/gen/proxy/envoy/type/matcher/v3/regex.js';
 import {
   HttpConnectionManager,
   HttpConnectionManager_UpgradeConfig,
   HttpFilter,
   Rds,
-} from '@octo-mesh/proto/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.js';
-import { TcpProxy, TcpProxy_WeightedCluster, TcpProxy_WeightedCluster_ClusterWeight } from '@octo-mesh/proto/gen/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.js';
-import { Router } from '@octo-mesh/proto/gen/envoy/extensions/filters/http/router/v3/router.js';
-import { FaultAbort, HTTPFault } from '@octo-mesh/proto/gen/envoy/extensions/filters/http/fault/v3/fault.js';
-import { FaultDelay } from '@octo-mesh/proto/gen/envoy/extensions/filters/common/fault/v3/fault.js';
-import { LocalRateLimit } from '@octo-mesh/proto/gen/envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.js';
+} from '@octo-mesh/proto/gen/proxy/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.js';
+import { TcpProxy, TcpProxy_WeightedCluster, TcpProxy_WeightedCluster_ClusterWeight } from '@octo-mesh/proto/gen/proxy/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.js';
+import { Router } from '@octo-mesh/proto/gen/proxy/envoy/extensions/filters/http/router/v3/router.js';
+import { FaultAbort, HTTPFault } from '@octo-mesh/proto/gen/proxy/envoy/extensions/filters/http/fault/v3/fault.js';
+import { FaultDelay } from '@octo-mesh/proto/gen/proxy/envoy/extensions/filters/common/fault/v3/fault.js';
+import { LocalRateLimit } from '@octo-mesh/proto/gen/proxy/envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.js';
 import {
   HttpProtocolOptions,
   HttpProtocolOptions_AutoHttpConfig,
   HttpProtocolOptions_ExplicitHttpConfig,
-} from '@octo-mesh/proto/gen/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
-import { PathConfigSource } from '@octo-mesh/proto/gen/envoy/config/core/v3/config_source.js';
-import { TransportSocket } from '@octo-mesh/proto/gen/envoy/config/core/v3/base.js';
-import { FilterChainMatch, ListenerFilter } from '@octo-mesh/proto/gen/envoy/config/listener/v3/listener_components.js';
-import { TlsInspector } from '@octo-mesh/proto/gen/envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.js';
+} from '@octo-mesh/proto/gen/proxy/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
+import { PathConfigSource } from '@octo-mesh/proto/gen/proxy/envoy/config/core/v3/config_source.js';
+import { TransportSocket } from '@octo-mesh/proto/gen/proxy/envoy/config/core/v3/base.js';
+import { FilterChainMatch, ListenerFilter } from '@octo-mesh/proto/gen/proxy/envoy/config/listener/v3/listener_components.js';
+import { TlsInspector } from '@octo-mesh/proto/gen/proxy/envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.js';
 import {
   CommonTlsContext,
   CommonTlsContext_CombinedCertificateValidationContext,
   DownstreamTlsContext,
   UpstreamTlsContext,
-} from '@octo-mesh/proto/gen/envoy/extensions/transport_sockets/tls/v3/tls.js';
-import { CertificateValidationContext, SubjectAltNameMatcher, TlsCertificate } from '@octo-mesh/proto/gen/envoy/extensions/transport_sockets/tls/v3/common.js';
-import { SdsSecretConfig, Secret } from '@octo-mesh/proto/gen/envoy/extensions/transport_sockets/tls/v3/secret.js';
-import { RBAC as RbacFilter } from '@octo-mesh/proto/gen/envoy/extensions/filters/http/rbac/v3/rbac.js';
-import { Permission, Permission_Set, Policy, Principal, Principal_Authenticated, Principal_Set, RBAC as RbacRules } from '@octo-mesh/proto/gen/envoy/config/rbac/v3/rbac.js';
-import { PathMatcher } from '@octo-mesh/proto/gen/envoy/type/matcher/v3/path.js';
+} from '@octo-mesh/proto/gen/proxy/envoy/extensions/transport_sockets/tls/v3/tls.js';
+import { CertificateValidationContext, SubjectAltNameMatcher, TlsCertificate } from '@octo-mesh/proto/gen/proxy/envoy/extensions/transport_sockets/tls/v3/common.js';
+import { SdsSecretConfig, Secret } from '@octo-mesh/proto/gen/proxy/envoy/extensions/transport_sockets/tls/v3/secret.js';
+import { RBAC as RbacFilter } from '@octo-mesh/proto/gen/proxy/envoy/extensions/filters/http/rbac/v3/rbac.js';
+import { Permission, Permission_Set, Policy, Principal, Principal_Authenticated, Principal_Set, RBAC as RbacRules } from '@octo-mesh/proto/gen/proxy/envoy/config/rbac/v3/rbac.js';
+import { PathMatcher } from '@octo-mesh/proto/gen/proxy/envoy/type/matcher/v3/path.js';
 import { invalid } from './common.js';
 
 /**

@@ -1,10 +1,10 @@
-import { Cluster_DiscoveryType, Cluster_LbPolicy } from '@octo-mesh/proto/gen/envoy/config/cluster/v3/cluster.js';
-import { HealthStatus } from '@octo-mesh/proto/gen/envoy/config/core/v3/health_check.js';
-import { RoutingPriority } from '@octo-mesh/proto/gen/envoy/config/core/v3/base.js';
-import type { Cluster } from '@octo-mesh/proto/gen/envoy/config/cluster/v3/cluster.js';
-import type { ClusterLoadAssignment } from '@octo-mesh/proto/gen/envoy/config/endpoint/v3/endpoint.js';
+import { Cluster_DiscoveryType, Cluster_LbPolicy } from '@octo-mesh/proto/gen/proxy/envoy/config/cluster/v3/cluster.js';
+import { HealthStatus } from '@octo-mesh/proto/gen/proxy/envoy/config/core/v3/health_check.js';
+import { RoutingPriority } from '@octo-mesh/proto/gen/proxy/envoy/config/core/v3/base.js';
+import type { Cluster } from '@octo-mesh/proto/gen/proxy/envoy/config/cluster/v3/cluster.js';
+import type { ClusterLoadAssignment } from '@octo-mesh/proto/gen/proxy/envoy/config/endpoint/v3/endpoint.js';
 import type { CircuitBreakerSpec, ClusterModel, EndpointHealth, EndpointSet, LbPolicy, OutlierSpec, Result } from '../model.js';
-import { HttpProtocolOptions } from '@octo-mesh/proto/gen/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
+import { HttpProtocolOptions } from '@octo-mesh/proto/gen/proxy/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
 import { CLUSTER, CLUSTER_LOAD_ASSIGNMENT, UPSTREAM_HTTP_PROTOCOL_OPTIONS, checkFields } from './allow-list.js';
 import { durationMs, guard, invalid, socketAddr } from './common.js';
 import { upstreamTls } from './tls.js';

@@ -1,22 +1,22 @@
-import { Cluster } from '@octo-mesh/proto/gen/envoy/config/cluster/v3/cluster.js';
-import { ClusterLoadAssignment } from '@octo-mesh/proto/gen/envoy/config/endpoint/v3/endpoint.js';
-import { HTTPFault } from '@octo-mesh/proto/gen/envoy/extensions/filters/http/fault/v3/fault.js';
-import { HttpConnectionManager } from '@octo-mesh/proto/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.js';
-import { Listener } from '@octo-mesh/proto/gen/envoy/config/listener/v3/listener.js';
-import { LocalRateLimit } from '@octo-mesh/proto/gen/envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.js';
-import { RouteConfiguration } from '@octo-mesh/proto/gen/envoy/config/route/v3/route.js';
-import { Router } from '@octo-mesh/proto/gen/envoy/extensions/filters/http/router/v3/router.js';
-import { TcpProxy } from '@octo-mesh/proto/gen/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.js';
-import { TYPE_URL } from '@octo-mesh/proto/type-urls.js';
-import { HttpProtocolOptions } from '@octo-mesh/proto/gen/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
+import { Cluster } from '@octo-mesh/proto/gen/proxy/envoy/config/cluster/v3/cluster.js';
+import { ClusterLoadAssignment } from '@octo-mesh/proto/gen/proxy/envoy/config/endpoint/v3/endpoint.js';
+import { HTTPFault } from '@octo-mesh/proto/gen/proxy/envoy/extensions/filters/http/fault/v3/fault.js';
+import { HttpConnectionManager } from '@octo-mesh/proto/gen/proxy/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.js';
+import { Listener } from '@octo-mesh/proto/gen/proxy/envoy/config/listener/v3/listener.js';
+import { LocalRateLimit } from '@octo-mesh/proto/gen/proxy/envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.js';
+import { RouteConfiguration } from '@octo-mesh/proto/gen/proxy/envoy/config/route/v3/route.js';
+import { Router } from '@octo-mesh/proto/gen/proxy/envoy/extensions/filters/http/router/v3/router.js';
+import { TcpProxy } from '@octo-mesh/proto/gen/proxy/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.js';
+import { TYPE_URL } from '@octo-mesh/proto/proxy-codecs.js';
+import { HttpProtocolOptions } from '@octo-mesh/proto/gen/proxy/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
 import type { Result } from '../model.js';
-import { DownstreamTlsContext, UpstreamTlsContext } from '@octo-mesh/proto/gen/envoy/extensions/transport_sockets/tls/v3/tls.js';
-import { Secret } from '@octo-mesh/proto/gen/envoy/extensions/transport_sockets/tls/v3/secret.js';
-import { TlsInspector } from '@octo-mesh/proto/gen/envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.js';
+import { DownstreamTlsContext, UpstreamTlsContext } from '@octo-mesh/proto/gen/proxy/envoy/extensions/transport_sockets/tls/v3/tls.js';
+import { Secret } from '@octo-mesh/proto/gen/proxy/envoy/extensions/transport_sockets/tls/v3/secret.js';
+import { TlsInspector } from '@octo-mesh/proto/gen/proxy/envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.js';
 import { TLS_TYPE_URL } from './tls.js';
 import { UPSTREAM_HTTP_OPTIONS_TYPE_URL } from './cluster.js';
 import { FILTER_TYPE_URL } from './common.js';
-import { RBAC } from '@octo-mesh/proto/gen/envoy/extensions/filters/http/rbac/v3/rbac.js';
+import { RBAC } from '@octo-mesh/proto/gen/proxy/envoy/extensions/filters/http/rbac/v3/rbac.js';
 import { RBAC_TYPE_URL } from './rbac.js';
 
 /**

@@ -1,8 +1,8 @@
-import { TYPE_URL } from '@octo-mesh/proto/type-urls.js';
-import type { Cluster } from '@octo-mesh/proto/gen/envoy/config/cluster/v3/cluster.js';
-import type { ClusterLoadAssignment } from '@octo-mesh/proto/gen/envoy/config/endpoint/v3/endpoint.js';
-import type { Listener } from '@octo-mesh/proto/gen/envoy/config/listener/v3/listener.js';
-import type { RouteConfiguration } from '@octo-mesh/proto/gen/envoy/config/route/v3/route.js';
+import { TYPE_URL } from '@octo-mesh/proto/proxy-codecs.js';
+import type { Cluster } from '@octo-mesh/proto/gen/proxy/envoy/config/cluster/v3/cluster.js';
+import type { ClusterLoadAssignment } from '@octo-mesh/proto/gen/proxy/envoy/config/endpoint/v3/endpoint.js';
+import type { Listener } from '@octo-mesh/proto/gen/proxy/envoy/config/listener/v3/listener.js';
+import type { RouteConfiguration } from '@octo-mesh/proto/gen/proxy/envoy/config/route/v3/route.js';
 import type { ClusterModel, EndpointSet, ListenerModel, Result, RouteTable } from '../model.js';
 import { translateCluster, translateClusterLoadAssignment } from './cluster.js';
 import { translateListener } from './listener.js';

@@ -7,9 +7,9 @@
  * Anything else (a CEL `condition`, `destination_port`, `source_ip`, shadow rules, the `matcher`
  * API, action LOG) is refused by name, so a policy is never half enforced.
  */
-import { RBAC } from '@octo-mesh/proto/gen/envoy/extensions/filters/http/rbac/v3/rbac.js';
-import { RBAC_Action, type Permission, type Principal } from '@octo-mesh/proto/gen/envoy/config/rbac/v3/rbac.js';
-import type { Any } from '@octo-mesh/proto/gen/google/protobuf/any.js';
+import { RBAC } from '@octo-mesh/proto/gen/proxy/envoy/extensions/filters/http/rbac/v3/rbac.js';
+import { RBAC_Action, type Permission, type Principal } from '@octo-mesh/proto/gen/proxy/envoy/config/rbac/v3/rbac.js';
+import type { Any } from '@octo-mesh/proto/gen/proxy/google/protobuf/any.js';
 import type { RbacFilterModel, RbacPermission, RbacPolicyModel, RbacPrincipal } from '../data/rbac.js';
 import { RBAC as RBAC_RULE, RBAC_POLICY, checkFields } from './allow-list.js';
 import { invalid, stringMatch } from './common.js';

@@ -1,6 +1,6 @@
-import type { RouteConfiguration } from '@octo-mesh/proto/gen/envoy/config/route/v3/route.js';
-import type { VirtualHost, Route, RouteMatch, RouteAction, HeaderMatcher, RetryPolicy } from '@octo-mesh/proto/gen/envoy/config/route/v3/route_components.js';
-import type { Any } from '@octo-mesh/proto/gen/google/protobuf/any.js';
+import type { RouteConfiguration } from '@octo-mesh/proto/gen/proxy/envoy/config/route/v3/route.js';
+import type { VirtualHost, Route, RouteMatch, RouteAction, HeaderMatcher, RetryPolicy } from '@octo-mesh/proto/gen/proxy/envoy/config/route/v3/route_components.js';
+import type { Any } from '@octo-mesh/proto/gen/proxy/google/protobuf/any.js';
 import type {
   ClusterAction,
   FaultSpec,

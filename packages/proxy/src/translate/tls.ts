@@ -1,10 +1,10 @@
 import { parse as parseYaml } from 'yaml';
-import type { DataSource, TransportSocket } from '@octo-mesh/proto/gen/envoy/config/core/v3/base.js';
-import type { ConfigSource } from '@octo-mesh/proto/gen/envoy/config/core/v3/config_source.js';
-import { DownstreamTlsContext, UpstreamTlsContext, type CommonTlsContext } from '@octo-mesh/proto/gen/envoy/extensions/transport_sockets/tls/v3/tls.js';
-import { SubjectAltNameMatcher_SanType, type CertificateValidationContext, type TlsCertificate } from '@octo-mesh/proto/gen/envoy/extensions/transport_sockets/tls/v3/common.js';
-import { Secret, type SdsSecretConfig } from '@octo-mesh/proto/gen/envoy/extensions/transport_sockets/tls/v3/secret.js';
-import type { Any } from '@octo-mesh/proto/gen/google/protobuf/any.js';
+import type { DataSource, TransportSocket } from '@octo-mesh/proto/gen/proxy/envoy/config/core/v3/base.js';
+import type { ConfigSource } from '@octo-mesh/proto/gen/proxy/envoy/config/core/v3/config_source.js';
+import { DownstreamTlsContext, UpstreamTlsContext, type CommonTlsContext } from '@octo-mesh/proto/gen/proxy/envoy/extensions/transport_sockets/tls/v3/tls.js';
+import { SubjectAltNameMatcher_SanType, type CertificateValidationContext, type TlsCertificate } from '@octo-mesh/proto/gen/proxy/envoy/extensions/transport_sockets/tls/v3/common.js';
+import { Secret, type SdsSecretConfig } from '@octo-mesh/proto/gen/proxy/envoy/extensions/transport_sockets/tls/v3/secret.js';
+import type { Any } from '@octo-mesh/proto/gen/proxy/google/protobuf/any.js';
 import {
   Redacted,
   type DataSourceModel,

@@ -1,9 +1,9 @@
 import { type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { MESH_CHANNEL_OPTIONS, meshChannelCredentials, type MeshTls } from '@octo-mesh/clients/mtls.js';
-import { AggregatedDiscoveryServiceClient } from '@octo-mesh/proto/gen/envoy/service/discovery/v3/ads.js';
-import { TYPE_URL } from '@octo-mesh/proto/type-urls.js';
-import { DeltaDiscoveryRequest, type DeltaDiscoveryResponse, DiscoveryRequest, type DiscoveryResponse } from '@octo-mesh/proto/gen/envoy/service/discovery/v3/discovery.js';
-import type { Node } from '@octo-mesh/proto/gen/envoy/config/core/v3/base.js';
+import { AggregatedDiscoveryServiceClient } from '@octo-mesh/proto/gen/proxy/envoy/service/discovery/v3/ads.js';
+import { TYPE_URL } from '@octo-mesh/proto/proxy-codecs.js';
+import { DeltaDiscoveryRequest, type DeltaDiscoveryResponse, DiscoveryRequest, type DiscoveryResponse } from '@octo-mesh/proto/gen/proxy/envoy/service/discovery/v3/discovery.js';
+import type { Node } from '@octo-mesh/proto/gen/proxy/envoy/config/core/v3/base.js';
 import { Backoff, type BackoffOptions, type Logger } from '@octo-mesh/runtime';
 import type { ProxySnapshot, Result } from '../model.js';
 import type { ConfigStore } from './config-store.js';

@@ -1,5 +1,5 @@
-import { TYPE_URL, unpackAny } from '@octo-mesh/proto/type-urls.js';
-import type { Any } from '@octo-mesh/proto/gen/google/protobuf/any.js';
+import { TYPE_URL, unpackAny } from '@octo-mesh/proto/proxy-codecs.js';
+import type { Any } from '@octo-mesh/proto/gen/proxy/google/protobuf/any.js';
 import { ServiceGovernance } from '@octo-mesh/proto/gen/octo/mesh/v1/xds.js';
 
 /** OCTO's per-service governance that Envoy's types lack (policy identity, central health check). */
