@@ -9,20 +9,37 @@ import type { Endpoint, EndpointHealth } from '@octo-mesh/api';
 export const endpointId = (e: { address: string; port: number }): string => (e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`);
 
 /**
+ * The central checker's verdict on an endpoint whose health it decides (its source says healthy),
+ * as pilots carry it to sidecars in the endpoint's `filter_metadata["octo.mesh"]`: a sidecar's
+ * selective peer-to-peer checks read its age to tell a stale verdict from a fresh one.
+ */
+export interface CentralVerdict {
+  healthy: boolean;
+  /** When the verdict last changed (RFC 3339), if the checker said. */
+  since?: string;
+}
+
+/** An endpoint as a pilot receives it: the source's endpoint, plus the checker's verdict when one decides it. */
+export type CheckedEndpoint = Endpoint & { verdict?: CentralVerdict };
+
+/**
  * The endpoints with the checker's verdicts applied: an endpoint is healthy when its source says
  * so and no verdict says otherwise. A verdict for an endpoint the source no longer lists is
  * ignored; an endpoint without a verdict keeps its source's health (never checked, or its
- * checker is new and has not decided yet). Returns the input array when nothing changes.
+ * checker is new and has not decided yet). An endpoint its source calls healthy and that has a
+ * verdict also gets `verdict` (healthy or not, and since when); one its source calls unhealthy
+ * does not (the source keeps it out, whatever the checker says). Returns the input array when
+ * there is no verdict.
  */
-export function applyEndpointHealth(endpoints: Endpoint[], health: EndpointHealth | undefined): Endpoint[] {
+export function applyEndpointHealth(endpoints: Endpoint[], health: EndpointHealth | undefined): CheckedEndpoint[] {
   if (!health || health.spec.endpoints.length === 0) return endpoints;
-  const unhealthy = new Set(health.spec.endpoints.filter((v) => !v.healthy).map(endpointId));
-  if (unhealthy.size === 0) return endpoints;
+  const verdicts = new Map(health.spec.endpoints.map((v) => [endpointId(v), v]));
   let changed = false;
-  const out = endpoints.map((e) => {
-    if (!e.healthy || !unhealthy.has(endpointId(e))) return e;
+  const out = endpoints.map((e): CheckedEndpoint => {
+    const v = e.healthy ? verdicts.get(endpointId(e)) : undefined;
+    if (!v) return e;
     changed = true;
-    return { ...e, healthy: false };
+    return { ...e, healthy: v.healthy, verdict: { healthy: v.healthy, ...(v.since ? { since: v.since } : {}) } };
   });
   return changed ? out : endpoints;
 }

@@ -5,9 +5,14 @@
  * do not probe (see ServiceGovernance). With locality preference on (the default) and a caller
  * locality known, localities get Envoy priorities — 0 the caller's zone, 1 its region, 2 the
  * rest — so traffic stays in the zone and fails over by priority when too few are healthy there.
+ * An endpoint whose health the central checker decides carries that verdict and since when in
+ * `filter_metadata["octo.mesh"]` (`health_verdict`, `health_since`): octo-proxy's selective
+ * peer-to-peer checks tell a stale verdict from a fresh one by it. It changes only when the
+ * verdict changes, so it adds no push.
  */
 import { isIP } from 'node:net';
 import type { RoutePolicy } from '@octo-mesh/api';
+import type { CheckedEndpoint } from '@octo-mesh/contracts';
 import { ClusterLoadAssignment, HealthStatus } from '@octo-mesh/proto';
 import type { Endpoint, Locality, Service } from '../model.js';
 import { clusterName, fieldError, serviceHost } from './common.js';
@@ -90,6 +95,7 @@ function assignment(name: string, members: readonly Endpoint[], caller: Locality
             endpoint: { address: { socketAddress: { address: e.address, portValue: e.port } } },
             healthStatus: e.healthy ? HealthStatus.HEALTHY : HealthStatus.UNHEALTHY,
             loadBalancingWeight: e.weight ?? 1,
+            ...verdictMetadata(e),
           })),
       };
     });
@@ -97,4 +103,14 @@ function assignment(name: string, members: readonly Endpoint[], caller: Locality
   const used = [...new Set(localities.map((l) => l.priority))].sort((a, b) => a - b);
   for (const l of localities) l.priority = used.indexOf(l.priority);
   return ClusterLoadAssignment.fromPartial({ clusterName: name, endpoints: localities });
+}
+
+/** The `filter_metadata` key under which pilots tell sidecars about the central checker's verdict. */
+export const OCTO_METADATA_KEY = 'octo.mesh';
+
+/** The central verdict of an endpoint it decides, as LbEndpoint metadata (see the file comment). */
+function verdictMetadata(e: CheckedEndpoint): { metadata?: { filterMetadata: Record<string, Record<string, unknown>> } } {
+  const v = e.verdict;
+  if (!v) return {};
+  return { metadata: { filterMetadata: { [OCTO_METADATA_KEY]: { health_verdict: v.healthy ? 'healthy' : 'unhealthy', ...(v.since ? { health_since: v.since } : {}) } } } };
 }
