@@ -364,6 +364,12 @@ export interface EndpointModel {
   address: SocketAddr;
   weight: number;
   health: EndpointHealth;
+  /**
+   * The central health checker decides this endpoint's health (`filter_metadata["octo.mesh"]`
+   * `health_verdict`), and since when (`health_since`, epoch ms) — what selective P2P checks read
+   * to tell a stale verdict. Absent: the source decides (or nobody checks it).
+   */
+  central?: { healthy: boolean; since?: number };
 }
 
 export interface LocalityGroup {

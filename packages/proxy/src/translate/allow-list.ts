@@ -68,6 +68,7 @@ import { SdsSecretConfig, Secret } from '@octo-mesh/proto/gen/proxy/envoy/extens
 import { RBAC as RbacFilter } from '@octo-mesh/proto/gen/proxy/envoy/extensions/filters/http/rbac/v3/rbac.js';
 import { Permission, Permission_Set, Policy, Principal, Principal_Authenticated, Principal_Set, RBAC as RbacRules } from '@octo-mesh/proto/gen/proxy/envoy/config/rbac/v3/rbac.js';
 import { PathMatcher } from '@octo-mesh/proto/gen/proxy/envoy/type/matcher/v3/path.js';
+import { Metadata } from '@octo-mesh/proto/gen/proxy/envoy/config/core/v3/base.js';
 import { invalid } from './common.js';
 
 /**
@@ -428,8 +429,9 @@ const LB_ENDPOINT = rule(
     ),
     health_status: true,
     load_balancing_weight: true,
+    // filter_metadata["octo.mesh"]: the central checker's verdict and its age (selective P2P checks); other keys are not read.
+    metadata: rule('envoy.config.core.v3.Metadata', Metadata, { filter_metadata: true }, { typed_filter_metadata: METADATA }),
   },
-  { metadata: METADATA },
 );
 export const CLUSTER_LOAD_ASSIGNMENT = rule('envoy.config.endpoint.v3.ClusterLoadAssignment', ClusterLoadAssignment, {
   cluster_name: true,

@@ -3,7 +3,7 @@ import { HealthStatus } from '@octo-mesh/proto/gen/proxy/envoy/config/core/v3/he
 import { RoutingPriority } from '@octo-mesh/proto/gen/proxy/envoy/config/core/v3/base.js';
 import type { Cluster } from '@octo-mesh/proto/gen/proxy/envoy/config/cluster/v3/cluster.js';
 import type { ClusterLoadAssignment } from '@octo-mesh/proto/gen/proxy/envoy/config/endpoint/v3/endpoint.js';
-import type { CircuitBreakerSpec, ClusterModel, EndpointHealth, EndpointSet, LbPolicy, OutlierSpec, Result } from '../model.js';
+import type { CircuitBreakerSpec, ClusterModel, EndpointHealth, EndpointModel, EndpointSet, LbPolicy, OutlierSpec, Result } from '../model.js';
 import { HttpProtocolOptions } from '@octo-mesh/proto/gen/proxy/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
 import { CLUSTER, CLUSTER_LOAD_ASSIGNMENT, UPSTREAM_HTTP_PROTOCOL_OPTIONS, checkFields } from './allow-list.js';
 import { durationMs, guard, invalid, socketAddr } from './common.js';
@@ -200,7 +200,8 @@ function endpointSet(cla: ClusterLoadAssignment, path: string): EndpointSet {
         if (!(w >= 1)) invalid(`${ep}.load_balancing_weight`, 'must be at least 1');
         const health = HEALTH[e.healthStatus];
         if (!health) invalid(`${ep}.health_status`, `unknown ${e.healthStatus}`);
-        return { address: socketAddr(e.endpoint?.address, `${ep}.endpoint.address`), weight: w, health };
+        const central = centralVerdict(e.metadata?.filterMetadata[OCTO_METADATA_KEY], `${ep}.metadata.filter_metadata["${OCTO_METADATA_KEY}"]`);
+        return { address: socketAddr(e.endpoint?.address, `${ep}.endpoint.address`), weight: w, health, ...(central ? { central } : {}) };
       }),
     };
   });
@@ -210,4 +211,23 @@ function endpointSet(cla: ClusterLoadAssignment, path: string): EndpointSet {
     if (pr !== i) invalid(p('endpoints'), `priorities must be contiguous from 0, got ${sorted.join(',')}`);
   });
   return { cluster: cla.clusterName, localities, overprovisioningFactor: factor / 100 };
+}
+
+/** The `filter_metadata` key under which pilots carry the central checker's verdict (see pilot's translate/endpoints.ts). */
+export const OCTO_METADATA_KEY = 'octo.mesh';
+
+/**
+ * The central verdict from an endpoint's `filter_metadata["octo.mesh"]`: `health_verdict`
+ * (`healthy` | `unhealthy`) and `health_since` (RFC 3339). Other keys there are not read.
+ */
+function centralVerdict(md: Record<string, unknown> | undefined, path: string): EndpointModel['central'] {
+  if (md === undefined) return undefined;
+  const verdict = md['health_verdict'];
+  if (verdict === undefined) return undefined;
+  if (verdict !== 'healthy' && verdict !== 'unhealthy') invalid(`${path}.health_verdict`, `must be "healthy" or "unhealthy", got ${JSON.stringify(verdict)}`);
+  const sinceText = md['health_since'];
+  if (sinceText === undefined) return { healthy: verdict === 'healthy' };
+  const since = typeof sinceText === 'string' ? Date.parse(sinceText) : NaN;
+  if (!Number.isFinite(since)) invalid(`${path}.health_since`, `must be an RFC 3339 time, got ${JSON.stringify(sinceText)}`);
+  return { healthy: verdict === 'healthy', since };
 }
