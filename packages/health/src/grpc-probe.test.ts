@@ -117,6 +117,33 @@ describe('gRPC health check on real servers', () => {
     }
   });
 
+  it('a reused channel sees its server die (UNAVAILABLE) and the same channel sees it back on the same port', async () => {
+    const first = new HealthServer(true);
+    first.statuses.set('', 1);
+    await first.listen();
+    const port = first.port;
+    const ch = new GrpcHealthChannels(500);
+    const again = new HealthServer(true);
+    again.statuses.set('', 1);
+    try {
+      expect(await ch.check(spec(port))).toMatchObject({ ok: true });
+      first.kill();
+      const down = await waitFor('a failed check', () => ch.check(spec(port)), (r) => !r.ok, { timeoutMs: 5000, intervalMs: 50 });
+      expect(down.reason).toMatch(/^gRPC UNAVAILABLE/);
+      expect(down.reason).not.toMatch(/Resolution note/);
+      await again.listen(port);
+      const back = Date.now();
+      // The checker would ask once per interval; the channel's backoff is capped at 500 ms here.
+      await waitFor('a passing check on the same channel', () => ch.check(spec(port)), (r) => r.ok, { timeoutMs: 500 + 3000, intervalMs: 100 });
+      expect(Date.now() - back).toBeLessThan(500 + 3000);
+      expect(ch.size).toBe(1);
+    } finally {
+      ch.close();
+      first.kill();
+      again.kill();
+    }
+  });
+
   it('reuses one connection per endpoint across rounds and closes it when the endpoint goes away', async () => {
     const ch = new GrpcHealthChannels();
     const before = relay.opened;

@@ -133,7 +133,9 @@ export class GrpcHealthChannels {
           (err: ServiceError | null, value?: number) => {
             if (err) {
               if (err.code === grpcStatus.DEADLINE_EXCEEDED) return resolve(done(false, `timeout after ${spec.timeoutMs} ms`));
-              const details = err.details ? `: ${err.details.slice(0, 120)}` : '';
+              // grpc-js ends a connect failure's details with an empty "Resolution note: ".
+              const text = err.details?.replace(/\s*Resolution note:\s*$/, '').slice(0, 160);
+              const details = text ? `: ${text}` : '';
               return resolve(done(false, `gRPC ${grpcStatus[err.code] ?? err.code}${details}`));
             }
             resolve(value === 1 ? done(true) : done(false, SERVING_STATUS[value ?? 0] ?? `status ${value}`));

@@ -49,13 +49,17 @@ export class HealthServer {
       });
     else this.server.addService(otherService, { Get: (_c: ServerUnaryCall<{ service: string }, number>, cb: sendUnaryData<number>) => cb(null, 1) });
   }
-  async listen(): Promise<void> {
+  async listen(port = 0): Promise<void> {
     this.port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+      this.server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
     );
   }
   stop(): Promise<void> {
     return new Promise((r) => this.server.tryShutdown(() => r()));
+  }
+  /** Closes every connection at once (the process died). */
+  kill(): void {
+    this.server.forceShutdown();
   }
 }
 
