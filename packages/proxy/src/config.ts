@@ -106,6 +106,13 @@ export const ProxyConfigSchema = z.object({
    */
   warmUpRequests: z.coerce.number().int().min(0).max(10_000).default(400),
   warmUpBudgetMs: z.coerce.number().int().min(0).max(5_000).default(300),
+  /**
+   * Selective peer-to-peer health checks (data/p2p-check.ts): at most this many probes in flight
+   * (0: off — the central verdict and outlier detection alone), and the number of the service's
+   * check intervals after which a central verdict is stale and the sidecar's own evidence ages out.
+   */
+  p2pMaxConcurrentProbes: z.coerce.number().int().min(0).max(256).default(4),
+  p2pStaleIntervals: z.coerce.number().int().min(1).max(1000).default(3),
   /** `stdout`, `off`, or a file path. */
   accessLog: z.string().default('stdout'),
   logLevel: z.enum(LOG_LEVELS).default('info'),

@@ -90,6 +90,7 @@ async function main(): Promise<void> {
         : {}),
     ...(cfg.staticResources ? { staticResources: cfg.staticResources } : {}),
     learning: { timeoutMs: cfg.learnTimeoutMs, ttlMs: cfg.learnTtlMs },
+    peerChecks: { enabled: cfg.p2pMaxConcurrentProbes > 0, maxConcurrent: cfg.p2pMaxConcurrentProbes, staleFactor: cfg.p2pStaleIntervals },
     admin: { host: cfg.adminHost, port: cfg.adminPort },
     limits: {
       connectionsPerListener: cfg.listenerConnectionLimit,

@@ -6,6 +6,7 @@ import { UnavailableError, ValidationError, createLogger, recordError, createMet
 import type { SocketAddr, ProxySnapshot, ListenerModel, ClusterModel, RouteTable, EndpointSet } from './model.js';
 import { addrKey } from './model.js';
 import { ClusterManager } from './data/cluster-manager.js';
+import { DEFAULT_PEER_CHECKS, PeerChecker, type PeerCheckSettings } from './data/p2p-check.js';
 import type { AccessLogEntry, HttpContext } from './data/http-proxy.js';
 import { ListenerManager, type DrainMode, type HandOff, type ListenerLimits, type SocketSpec } from './data/listeners.js';
 import { RateLimiter } from './data/rate-limit.js';
@@ -79,6 +80,8 @@ export interface ProxyOptions {
    * agent's sockets, at most `requests` or `budgetMs` (settings `warmUpRequests`, `warmUpBudgetMs`).
    */
   warmUp?: { requests: number; budgetMs: number };
+  /** Selective peer-to-peer health checks (data/p2p-check.ts); on by default with these settings. */
+  peerChecks?: Partial<PeerCheckSettings>;
 }
 
 /** Reads the bootstrap's static resources; a bad one throws ValidationError naming its path. */
@@ -119,6 +122,8 @@ export class Proxy {
   readonly stats: ProxyStats;
   readonly store: ConfigStore;
   readonly clusters = new ClusterManager();
+  /** Selective P2P health checks of the hosts this sidecar calls (data/p2p-check.ts). */
+  readonly peerChecks: PeerChecker;
   private readonly listeners: ListenerManager;
   /** SDS secrets from files and the TLS contexts built from them (data/tls.ts). */
   readonly secrets: SecretStore;
@@ -149,6 +154,7 @@ export class Proxy {
     this.tls = new TlsContexts(this.secrets, this.logger);
     this.clusters.tls = this.tls;
     this.clusters.stats = this.stats;
+    this.peerChecks = new PeerChecker(this.clusters, () => this.store.serviceGovernance, this.registry, this.logger, { ...DEFAULT_PEER_CHECKS, ...opts.peerChecks });
     const ctx: HttpContext = {
       tls: this.tls,
       snapshot: () => this.current,
@@ -175,6 +181,7 @@ export class Proxy {
     const st = await selfTestH1({ logger: this.logger, registry: this.registry, ...(this.opts.selfTestFault ? { fault: this.opts.selfTestFault } : {}) });
     this.logger.debug('HTTP/1.1 self-test', { ...st.codec, ms: Math.round(st.ms) });
     this.apply(this.current);
+    this.peerChecks.start();
     for (const s of this.opts.sockets) {
       const addr = await this.listeners.attach(s.name, s.spec);
       if (addr && !this.addresses.has(s.name)) this.addresses.set(s.name, addr);
@@ -399,6 +406,7 @@ export class Proxy {
     this.ads?.stop();
     this.learner?.stop();
     this.statusReporter?.stop();
+    this.peerChecks.stop();
     await this.listeners.drain(drainMs, mode, spreadMs, handOff);
     this.clusters.close();
     this.secrets.close();

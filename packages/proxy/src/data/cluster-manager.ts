@@ -302,6 +302,8 @@ export class ClusterRuntime {
         ejected: isEjected(h.outlier, now),
         ejected_until: h.outlier.ejectedUntil > now ? new Date(h.outlier.ejectedUntil).toISOString() : undefined,
         ejection_count: h.outlier.ejections,
+        ...(h.central ? { central_verdict: { healthy: h.central.healthy, ...(h.central.since !== undefined ? { since: new Date(h.central.since).toISOString() } : {}) } } : {}),
+        ...(h.p2p ? { p2p: { local: h.p2p.healthy === undefined ? 'undecided' : h.p2p.healthy ? 'healthy' : 'unhealthy', confirmed_at: h.p2p.at ? new Date(h.p2p.at).toISOString() : undefined, override: h.override } } : {}),
       })),
     };
   }

@@ -1,6 +1,7 @@
-import type { ClusterModel, EndpointHealth, EndpointSet, SocketAddr } from '../model.js';
+import type { ClusterModel, EndpointHealth, EndpointModel, EndpointSet, SocketAddr } from '../model.js';
 import { addrKey } from '../model.js';
 import { isEjected, newOutlierState, type OutlierState } from './outlier.js';
+import type { PeerEvidence } from './p2p-decision.js';
 
 /** An upstream endpoint with the runtime state that survives config updates (keyed by address). */
 export class Host {
@@ -16,12 +17,26 @@ export class Host {
   requests = 0;
   failures = 0;
   readonly outlier: OutlierState = newOutlierState();
+  /** The central checker's verdict when it decides this host's health (EDS metadata). */
+  central: EndpointModel['central'];
+  /**
+   * Selective P2P checks' state for this host (p2p-decision.ts); dropped when the central verdict
+   * changes, since fresh local evidence wins only until then.
+   */
+  p2p: PeerEvidence | undefined;
+  /** What this sidecar's own probes decided against the central verdict, while fresh (p2p-check.ts). */
+  override: 'healthy' | 'unhealthy' | undefined;
   constructor(address: SocketAddr) {
     this.address = address;
     this.key = addrKey(address);
   }
   get healthy(): boolean {
     return this.health === 'healthy' || this.health === 'degraded';
+  }
+  /** In rotation: not ejected, and healthy by the central verdict unless this sidecar's fresh evidence overrides it. */
+  available(now: number): boolean {
+    if (isEjected(this.outlier, now)) return false;
+    return this.override === undefined ? this.healthy : this.override === 'healthy';
   }
 }
 
@@ -78,9 +93,15 @@ export class HostSet {
       for (const e of loc.endpoints) {
         const key = addrKey(e.address);
         const h = old.get(key) ?? new Host(e.address);
+        if (h.p2p && (h.health !== e.health || h.central?.healthy !== e.central?.healthy || h.central?.since !== e.central?.since)) {
+          // A new central verdict: local evidence gathered against the old one no longer wins.
+          h.p2p = undefined;
+          h.override = undefined;
+        }
         h.address = e.address;
         h.weight = e.weight;
         h.health = e.health;
+        h.central = e.central;
         h.priority = loc.priority;
         h.locality = loc.locality;
         h.lbWeight = e.weight * share;
@@ -116,7 +137,7 @@ export class HostSet {
     this.levels = [...byPriority.entries()]
       .sort((a, b) => a[0] - b[0])
       .map(([priority, hosts]) => {
-        const available = hosts.filter((h) => h.healthy && !isEjected(h.outlier, now));
+        const available = hosts.filter((h) => h.available(now));
         return { priority, hosts, available, healthyPct: (available.length / hosts.length) * 100 };
       });
     // Priority load: each level takes min(100, health·overprovisioning) of what is left.

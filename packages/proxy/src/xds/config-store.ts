@@ -35,7 +35,7 @@ export class ConfigStore {
   private current: ProxySnapshot;
   /** The OCTO UpgradeTarget last received, as JSON. */
   upgradeTarget: unknown;
-  /** OCTO ServiceGovernance by service host, as JSON (shown in /config_dump; no data-path effect). */
+  /** OCTO ServiceGovernance by service host, as JSON (shown in /config_dump; its health check drives the P2P checks). */
   private governance = new Map<string, unknown>();
 
   constructor(
@@ -71,6 +71,11 @@ export class ConfigStore {
       this.upgradeTarget = upgradeTarget;
       this.governance = governance;
     };
+  }
+
+  /** The OCTO ServiceGovernance in force, as JSON by service host (the P2P checks read its health check). */
+  get serviceGovernance(): ReadonlyMap<string, unknown> {
+    return this.governance;
   }
 
   version(typeUrl: string): string {
