@@ -17,7 +17,7 @@
 //
 //   npx tsc -b packages/health packages/mock-sidecar && node bench/health/check-rate.mjs \
 //     [--endpoints 1000] [--sidecars 1000] [--services 100] [--interval 1000] [--timeout 500] \
-//     [--window 15] [--probers 1,2] [--disagree 0,1000,10000]
+//     [--window 15] [--probers 1,2] [--disagree 0,1000,10000] [--protocol http|grpc]
 import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -38,6 +38,8 @@ const TIMEOUT = Number(arg('timeout', 500));
 const WINDOW_S = Number(arg('window', 15));
 const PROBERS = String(arg('probers', '1,2')).split(',').map(Number);
 const DISAGREE = String(arg('disagree', '0,1000,10000')).split(',').map(Number);
+const PROTOCOL = arg('protocol', 'http');
+if (!['http', 'grpc'].includes(PROTOCOL)) throw new Error(`--protocol: must be http or grpc, not ${PROTOCOL}`);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const CLK_TCK = 100; // getconf CLK_TCK on Linux
@@ -85,7 +87,7 @@ async function measure(pids, count, endpointsPid) {
 }
 
 const load0 = loadavg();
-const endpoints = fork(join(import.meta.dirname, 'endpoints.mjs'), [String(E)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+const endpoints = fork(join(import.meta.dirname, 'endpoints.mjs'), [String(E), PROTOCOL], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 const { ports } = await new Promise((r) => endpoints.once('message', r));
 const results = {};
 let cp;
@@ -111,7 +113,7 @@ try {
       apiVersion: 'mesh.octo.io/v1alpha1',
       kind: 'RoutePolicy',
       metadata: { name, namespace: 'bench' },
-      spec: { targetRef: { service: name }, healthCheck: { http: { path: '/health' }, interval: `${INTERVAL}ms`, timeout: `${TIMEOUT}ms` } },
+      spec: { targetRef: { service: name }, healthCheck: { ...(PROTOCOL === 'grpc' ? { grpc: {} } : { http: { path: '/health' } }), interval: `${INTERVAL}ms`, timeout: `${TIMEOUT}ms` } },
     });
   }
   const checker = startProcess('packages/health/dist/main.js', [
@@ -143,11 +145,17 @@ try {
   results.probers = [];
   for (const k of PROBERS) {
     const probers = Array.from({ length: k }, () =>
-      fork(join(import.meta.dirname, 'prober.mjs'), [JSON.stringify({ ports, intervalMs: INTERVAL, timeoutMs: TIMEOUT })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+      fork(join(import.meta.dirname, 'prober.mjs'), [JSON.stringify({ ports, intervalMs: INTERVAL, timeoutMs: TIMEOUT, protocol: PROTOCOL })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
     );
-    const count = async () => (await Promise.all(probers.map((p) => ask(p, 'count')))).reduce((a, b) => ({ checks: a.checks + b.checks, ok: a.ok + b.ok }), { checks: 0, ok: 0 });
+    let reasons = {};
+    const count = async () => {
+      const each = await Promise.all(probers.map((p) => ask(p, 'count')));
+      reasons = Object.assign({}, ...each.map((e) => e.reasons));
+      return each.reduce((a, b) => ({ checks: a.checks + b.checks, ok: a.ok + b.ok }), { checks: 0, ok: 0 });
+    };
     await until(`${k} prober(s) ran two rounds`, async () => (await count()).checks >= 2 * E * k);
     results.probers.push({ k, ...(await measure(probers.map((p) => p.pid), count, endpoints.pid)), rssMb: rssMb(probers[0].pid) });
+    if (Object.keys(reasons).length) console.error(`${k} prober(s): failures by reason (from the start): ${JSON.stringify(reasons)}`);
     for (const p of probers) p.disconnect();
     await sleep(500);
   }
@@ -166,7 +174,7 @@ const oneRate = one.rate / one.k;
 const oneCpu = one.cpuPct / one.k;
 const every = { rate: oneRate * S, cores: (oneCpu * S) / 100 };
 const ideal = (E * 1000) / INTERVAL;
-console.log(`check rate: ${E} endpoints (${SERVICES} services), ${S} sidecars; HTTP checks, interval ${INTERVAL} ms, timeout ${TIMEOUT} ms; window ${WINDOW_S} s each`);
+console.log(`check rate: ${E} endpoints (${SERVICES} services), ${S} sidecars; ${PROTOCOL === 'grpc' ? 'gRPC (grpc.health.v1, one channel per endpoint)' : 'HTTP (a connection per check)'} checks, interval ${INTERVAL} ms, timeout ${TIMEOUT} ms; window ${WINDOW_S} s each`);
 console.log(`machine: ${cpus().length} cores (shared), load average 1/5/15 min before ${load0.map((x) => x.toFixed(2)).join(' / ')}, after ${load1.map((x) => x.toFixed(2)).join(' / ')}`);
 console.log('');
 console.log(`central checker (1 real replica, measured): ${fmt(c.rate)} checks/s (ideal E/interval = ${fmt(ideal)}; ${fmt(c.okShare * 100, 1)} % ok)`);

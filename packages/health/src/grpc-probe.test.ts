@@ -71,7 +71,7 @@ describe('gRPC health check on real servers', () => {
       expect(await ch.check(spec(healthy.port, { service: 'shop.Catalog' }))).toMatchObject({ ok: false, reason: 'SERVICE_UNKNOWN' });
       healthy.statuses.set('shop.Catalog', 1);
       expect(await ch.check(spec(healthy.port, { service: 'shop.Catalog' }))).toMatchObject({ ok: true });
-      expect(healthy.authorities.at(-1)).toBe('catalog.shop.svc');
+      expect(healthy.lastAuthority).toBe('catalog.shop.svc');
     } finally {
       ch.close();
     }
