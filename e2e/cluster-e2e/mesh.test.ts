@@ -9,11 +9,15 @@
 // uninstall` leaves only what docs/kubernetes.md lists. The steps share the cluster and run in
 // order; figures for the docs are printed and written to dist/cluster-e2e-figures.json.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Metadata, credentials, type ServiceError } from '@grpc/grpc-js';
+import { adminGet, type MeshTls } from '@octo-mesh/clients';
+import { createCsr, requestCertificate } from '@octo-mesh/identity';
 import { MetaServerClient } from '@octo-mesh/proto';
 import { buildMeshImages } from '@octo-mesh/images';
 import { REPO_ROOT, clusterCommand, clusterCommandAsync, kubeBinDir, nodeClusterInfo } from '@octo-mesh/testing';
@@ -70,9 +74,44 @@ async function fetchJson<T>(url: string, timeoutMs = 10_000): Promise<T> {
   }
 }
 
+/**
+ * An administrator's certificate (`sa/octo-admin`, issue 21) as an operator of the cluster gets
+ * one: a ServiceAccount, a token for audience octo-ca, a CSR to the mesh CA. The control plane's
+ * debug endpoints answer only such a certificate (or the operator's).
+ */
+let adminCert: MeshTls | undefined;
+async function adminTls(): Promise<MeshTls> {
+  if (adminCert) return adminCert;
+  kubectl(['create', 'serviceaccount', `${RELEASE}-admin`, '-n', NS]); // exists on a second call: fine
+  const token = ok(kubectl(['create', 'token', `${RELEASE}-admin`, '-n', NS, '--audience', 'octo-ca', '--duration', '1h']), 'create token').trim();
+  const roots = json<{ data: Record<string, string> }>(['get', 'configmap', `${RELEASE}-ca-root-cert`, '-n', NS]).data['root-cert.pem']!;
+  const ca = podsOf(NS, 'app.kubernetes.io/name=ca')[0]!.status.podIP!;
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const got = await requestCertificate({ url: `https://${ca}:15016`, trustBundle: [roots], serverName: `${RELEASE}-ca.${NS}.svc` }, { csrPem: createCsr(privateKey), token });
+  expect(got.spiffeId).toBe(`spiffe://cluster.local/ns/${NS}/sa/${RELEASE}-admin`);
+  const dir = mkdtempSync(join(tmpdir(), 'octo-e2e-admin-'));
+  writeFileSync(join(dir, 'cert-chain.pem'), got.certificateChain.join(''));
+  writeFileSync(join(dir, 'key.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  writeFileSync(join(dir, 'root-cert.pem'), got.trustBundle.join(''));
+  return (adminCert = { certDir: dir, controlNamespace: NS, rolePrefix: `${RELEASE}-` });
+}
+
+/** The status of a GET over TLS with no client certificate (as a probe or a stranger asks); the server's certificate is not checked. */
+function anonymousStatus(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    httpsGet(url, { rejectUnauthorized: false, servername: 'octo-mesh', agent: false, timeout: 10_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    }).on('error', (err) => reject(new Error(`GET ${url}: ${err.message}`)));
+  });
+}
+
+/** A debug read from the meta server's admin port: HTTPS, the administrator's certificate, the server checked by its identity. */
 async function metaDebug<T>(path: string): Promise<T> {
   const ip = podsOf(NS, 'app.kubernetes.io/name=meta-server')[0]!.status.podIP!;
-  return (await (await fetch(`http://${ip}:15014${path}`)).json()) as T;
+  const r = await adminGet(`${ip}:15014`, path, { tls: await adminTls(), timeoutMs: 10_000 }, 'meta-server');
+  if (!r.ok) throw new Error(`GET ${r.url}: HTTP ${r.status} ${r.text}`);
+  return JSON.parse(r.text) as T;
 }
 
 beforeAll(async () => {
@@ -233,6 +272,9 @@ describe('sidecar injection', () => {
       handshakes += Number(/octo_proxy_tls_handshakes_total\{side="downstream",result="success"\} (\d+)/.exec(text)?.[1] ?? 0);
     }
     expect(handshakes).toBeGreaterThan(0);
+    // A sidecar's admin port (pod IP, for the kubelet) gives a stranger probes and stats, not its configuration.
+    const dump = await fetch(`http://${pods[0]!.status.podIP}:15000/config_dump`, { signal: AbortSignal.timeout(10_000) });
+    expect([dump.status, (await dump.text()).trim()]).toEqual([403, expect.stringContaining("GET /config_dump answers only on the pod's loopback")]);
     // A pilot registration in plaintext from the node: no handshake, no registration.
     const meta = podsOf(NS, 'app.kubernetes.io/name=meta-server')[0]!.status.podIP!;
     const err = await new Promise<ServiceError | null>((resolve) => {
@@ -245,6 +287,13 @@ describe('sidecar injection', () => {
     expect(err).toMatchObject({ code: 14 });
     const assigned = await metaDebug<{ workloads: Record<string, string> }>('/debug/assignments');
     expect(JSON.stringify(assigned)).not.toContain('evil');
+    // The control plane's admin ports serve HTTPS: probes and metrics for anyone (the pods are
+    // Ready through HTTPS probes), debug reads only for an administrator or the operator.
+    for (const app of ['meta-server', 'pilot', 'dispatcher', 'operator']) {
+      const ip = podsOf(NS, `app.kubernetes.io/name=${app}`)[0]!.status.podIP!;
+      const anonymous = await Promise.all(['/readyz', '/metrics', '/debug/syncz', '/debug/pilots'].map((path) => anonymousStatus(`https://${ip}:15014${path}`)));
+      expect([app, anonymous]).toEqual([app, [200, 200, 401, 401]]);
+    }
   }, 60_000);
 
   // Issue 19 in pods: an app that listens only for its sidecar on a Unix socket in the pod's

@@ -64,6 +64,8 @@ octo-ca; its peers are checked by role: <release>-<role> in the release namespac
 - {{ .Release.Namespace }}
 - --role-prefix
 - {{ printf "%s-" .Release.Name }}
+- --admin-mtls
+- "true"
 {{- end }}
 {{- end -}}
 {{- define "octo.meshTlsMounts" -}}
@@ -114,17 +116,27 @@ securityContext:
   capabilities: {drop: [ALL]}
 {{- end -}}
 
+{{/*
+With security.enabled the components that take octo.meshTlsArgs serve their admin port over
+HTTPS (--admin-mtls): probes there use HTTPS (the kubelet does not verify the certificate and
+/healthz, /readyz, /metrics need none); /debug/* wants an admin or operator certificate.
+*/}}
+{{- define "octo.adminScheme" -}}
+{{- if and .root.Values.security.enabled (has .component (list "dispatcher" "meta-server" "pilot" "operator")) -}}HTTPS{{- else -}}HTTP{{- end -}}
+{{- end -}}
+
 {{- define "octo.probes" -}}
+{{- $scheme := include "octo.adminScheme" . }}
 readinessProbe:
-  httpGet: {path: /readyz, port: http}
+  httpGet: {path: /readyz, port: http, scheme: {{ $scheme }}}
   periodSeconds: 2
   failureThreshold: 3
 livenessProbe:
-  httpGet: {path: /healthz, port: http}
+  httpGet: {path: /healthz, port: http, scheme: {{ $scheme }}}
   periodSeconds: 10
   failureThreshold: 3
 startupProbe:
-  httpGet: {path: /healthz, port: http}
+  httpGet: {path: /healthz, port: http, scheme: {{ $scheme }}}
   periodSeconds: 1
   failureThreshold: 60
 {{- end -}}

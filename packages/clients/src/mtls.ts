@@ -5,6 +5,7 @@
  * lets a call through only when the caller's verified identity may call that method
  * (`decideAccess` in @octo-mesh/contracts).
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   ChannelCredentials,
@@ -17,11 +18,11 @@ import {
   status,
   type ServerInterceptor,
 } from '@grpc/grpc-js';
-import { DEFAULT_ROLE_PREFIX, MESH_TLS_FILES, decideAccess, uriSan, type ControlRole, type MeshTls } from '@octo-mesh/contracts/access.js';
+import { DEFAULT_ROLE_PREFIX, MESH_TLS_FILES, decideAccess, decideAdminAccess, uriSan, type ControlRole, type MeshTls } from '@octo-mesh/contracts/access.js';
 import { spiffeId } from '@octo-mesh/contracts/spiffe.js';
-import { Counter, type Logger, type Registry } from '@octo-mesh/runtime';
+import { Counter, type AdminTls, type AdminTlsMaterial, type Logger, type Registry } from '@octo-mesh/runtime';
 
-export { MESH_TLS_FILES, meshCaConfigFields, meshCaSettingsError, meshTlsConfigFields, meshTlsOf, refineMeshCa, uriSan, type MeshTls } from '@octo-mesh/contracts/access.js';
+export { MESH_TLS_FILES, meshAdminTlsConfigFields, meshCaConfigFields, meshCaSettingsError, meshTlsConfigFields, meshTlsOf, refineMeshCa, uriSan, type MeshTls } from '@octo-mesh/contracts/access.js';
 
 const TD = (tls: MeshTls) => tls.trustDomain ?? 'cluster.local';
 const CNS = (tls: MeshTls) => tls.controlNamespace ?? 'octo-system';
@@ -101,4 +102,60 @@ export function meshServerCredentials(security: MeshServerSecurity | undefined):
     return new ServerInterceptingCall(call, new ResponderBuilder().withStart((next) => next(listener)).build());
   };
   return experimental.createServerCredentialsWithInterceptors(experimental.createCertificateProviderServerCredentials(p, p, true), [interceptor]);
+}
+
+/** The SPIFFE ID a control-plane server of `role` must present to a mesh client. */
+export const controlPlaneId = (tls: MeshTls, role: ControlRole): string => spiffeId({ trustDomain: TD(tls), namespace: CNS(tls), serviceAccount: `${PREFIX(tls)}${role}` });
+
+/** Reads the certificate files of `tls.certDir` as PEM text (throws naming the file). */
+export function readMeshTlsMaterial(tls: MeshTls): AdminTlsMaterial {
+  const read = (file: string) => {
+    const path = join(tls.certDir, file);
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new Error(`${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  return { key: read(MESH_TLS_FILES.key), cert: read(MESH_TLS_FILES.chain), ca: read(MESH_TLS_FILES.roots) };
+}
+
+/**
+ * The admin port over mTLS (`adminMtls`): the component's mesh certificate, re-read every
+ * `refreshMs` (a rotated one serves new connections), and `/debug/*` only for a verified client
+ * certificate of role admin or operator (`decideAdminAccess`). A refusal answers 401 (no or an
+ * unverified certificate) or 403 (another identity), is logged and counted
+ * (`octo_admin_access_denied_total{code}`); a reload that fails keeps the last certificate, logged
+ * and counted (`octo_admin_tls_reload_errors_total`).
+ */
+export function meshAdminTls(tls: MeshTls, deps: { logger: Logger; registry: Registry }): AdminTls {
+  const access = { trustDomain: TD(tls), controlNamespace: CNS(tls), rolePrefix: PREFIX(tls) };
+  const denied = new Counter({ name: 'octo_admin_access_denied_total', help: 'Admin (debug) requests refused for want of a client certificate of role admin or operator.', labelNames: ['code'], registers: [deps.registry] });
+  const reloadErrors = new Counter({ name: 'octo_admin_tls_reload_errors_total', help: "Failed re-reads of the admin port's certificate files (the last certificate stays in use).", registers: [deps.registry] });
+  let last: AdminTlsMaterial | undefined;
+  return {
+    material() {
+      try {
+        const next = readMeshTlsMaterial(tls);
+        if (last && next.key === last.key && next.cert === last.cert && next.ca === last.ca) return undefined;
+        if (last) deps.logger.info('admin TLS certificate reloaded', { certDir: tls.certDir });
+        return (last = next);
+      } catch (err) {
+        if (!last) throw err;
+        reloadErrors.inc();
+        deps.logger.warn('admin TLS certificate reload failed; keeping the last one', { certDir: tls.certDir, error: (err as Error).message });
+        return undefined;
+      }
+    },
+    ...(tls.refreshMs ? { refreshMs: tls.refreshMs } : {}),
+    authorize(peer, path) {
+      const d = peer.authorized
+        ? decideAdminAccess(path, uriSan({ subjectaltname: peer.subjectAltName }), access)
+        : ({ allowed: false, code: 'unauthenticated', reason: `GET ${path} requires a client certificate from the mesh CA${peer.authorizationError ? ` (${peer.authorizationError})` : ''}` } as const);
+      if (d.allowed) return true;
+      denied.inc({ code: d.code });
+      deps.logger.warn('admin request refused', { path, code: d.code, reason: d.reason });
+      return { status: d.code === 'unauthenticated' ? 401 : 403, reason: d.reason };
+    },
+  };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { decideAccess, meshCaSettingsError, roleOf, spiffeIdOrError } from './access.js';
+import { decideAccess, decideAdminAccess, meshCaSettingsError, roleOf, spiffeIdOrError } from './access.js';
 import { parseSpiffeId } from './spiffe.js';
 
 const opts = { trustDomain: 'cluster.local', controlNamespace: 'octo-system' };
@@ -52,8 +52,30 @@ describe('control-plane access', () => {
     [{ caUrl: 'https://ca:15016', tlsDir: '/t', caTokenFile: '/k' }, 'caTrustBundleFile'],
     [{ caUrl: 'https://ca:15016', tlsDir: '/t', caTrustBundleFile: '/b' }, 'caTokenFile'],
     [{ tlsDir: '/t', caTokenFile: '/k' }, 'caUrl'],
+    [{ adminMtls: true }, 'adminMtls'],
+    [{ adminMtls: true, tlsDir: '/t' }, undefined],
+    [{ adminMtls: false }, undefined],
   ])('CA settings %j → error on %s', (c, field) => {
     expect(meshCaSettingsError(c)?.field).toBe(field);
+  });
+
+  // Debug reads over an mTLS admin port: administrators and the operator's fleet poller only.
+  it.each([
+    ['/debug/syncz', id('octo-system', 'octo-admin'), true, 'admin'],
+    ['/debug/rollouts', id('octo-system', 'octo-operator'), true, 'operator'],
+    ['/debug/syncz', id('octo-system', 'octo-pilot'), false, 'permission-denied'],
+    ['/debug/syncz', id('demo', 'octo-admin'), false, 'permission-denied'], // the role's name in another namespace is no role
+    ['/debug/syncz', id('default', 'reviews'), false, 'permission-denied'],
+    ['/debug/syncz', id('octo-system', 'octo-admin', 'other.domain'), false, 'unauthenticated'],
+    ['/debug/syncz', undefined, false, 'unauthenticated'],
+  ])('admin route %s for %s: allowed %s (%s)', (path, uri, allowed, codeOrRole) => {
+    const d = decideAdminAccess(path, uri, opts);
+    expect(d.allowed).toBe(allowed);
+    if (d.allowed) expect(d.role).toBe(codeOrRole);
+    else {
+      expect(d.code).toBe(codeOrRole);
+      expect(d.reason).toContain(`GET ${path}`);
+    }
   });
 
   it.each([

@@ -106,6 +106,26 @@ export function decideAccess(method: string, uri: string | undefined, opts: Acce
   return { allowed: false, code: 'permission-denied', reason: `${method} is for ${who}; ${uri} may not call it` };
 }
 
+/**
+ * Who may read a control-plane component's debug endpoints (`/debug/*`) when its admin port
+ * serves mTLS (`adminMtls`): administrators (octoctl) and the operator (its fleet poller). Probes,
+ * `/healthz`, `/readyz` and `/metrics` stay open on that port (kubelet and Prometheus present no
+ * mesh certificate); outside Kubernetes the admin port binds loopback instead.
+ */
+export const ADMIN_DEBUG_ACCESS: Allowed = ['admin', 'operator'];
+
+/** The name a debug read goes by in the access decision and its reasons: `GET <path>`. */
+export const adminRoute = (path: string) => `GET ${path}`;
+
+/**
+ * May the caller whose verified client certificate carries `uri` read the admin route `path`?
+ * {@link decideAccess} over {@link ADMIN_DEBUG_ACCESS}.
+ */
+export function decideAdminAccess(path: string, uri: string | undefined, opts: Omit<AccessOptions, 'table'>): AccessDecision {
+  const route = adminRoute(path);
+  return decideAccess(route, uri, { ...opts, table: { [route]: ADMIN_DEBUG_ACCESS } });
+}
+
 /** The files a certificate rotator keeps current in its directory (see the identity README). */
 export const MESH_TLS_FILES = { chain: 'cert-chain.pem', key: 'key.pem', roots: 'root-cert.pem' } as const;
 
@@ -140,6 +160,20 @@ export const meshTlsConfigFields = {
 };
 
 /**
+ * A control-plane component's admin port over mTLS (spread beside {@link meshTlsConfigFields},
+ * checked by {@link refineMeshCa}: it needs `tlsDir`). The component serves HTTPS with its mesh
+ * certificate; debug routes need a client certificate of {@link ADMIN_DEBUG_ACCESS}; and it reads
+ * other components' debug routes (the operator's fleet poller) over HTTPS with its certificate.
+ */
+export const meshAdminTlsConfigFields = {
+  adminMtls: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true')
+    .describe('Serve the admin port over HTTPS with the mesh certificate; /debug/* need a client certificate of role admin or operator (needs tlsDir).'),
+};
+
+/**
  * The settings of a control-plane component that obtains its own certificate from the mesh CA
  * (spread beside {@link meshTlsConfigFields}, checked by {@link refineMeshCa}).
  */
@@ -159,7 +193,8 @@ export function meshTlsOf(c: { tlsDir?: string | undefined; trustDomain: string;
  * `tlsDir`, `caTrustBundleFile` and `caTokenFile` are required; without it, the CA files are
  * meaningless. Pure; components report it as a configuration error naming the field.
  */
-export function meshCaSettingsError(c: { caUrl?: string | undefined; tlsDir?: string | undefined; caTrustBundleFile?: string | undefined; caTokenFile?: string | undefined }): { field: string; message: string } | undefined {
+export function meshCaSettingsError(c: { caUrl?: string | undefined; tlsDir?: string | undefined; caTrustBundleFile?: string | undefined; caTokenFile?: string | undefined; adminMtls?: boolean | undefined }): { field: string; message: string } | undefined {
+  if (c.adminMtls && !c.tlsDir) return { field: 'adminMtls', message: 'requires tlsDir (the admin port serves the mesh certificate kept there)' };
   if (c.caUrl) {
     for (const field of ['tlsDir', 'caTrustBundleFile', 'caTokenFile'] as const) if (!c[field]) return { field, message: `required with caUrl (${c.caUrl}): where the certificate goes and how the CA is trusted and asked` };
     return undefined;

@@ -1,4 +1,4 @@
-import { meshCaConfigFields, meshTlsConfigFields, refineMeshCa } from '@octo-mesh/clients';
+import { meshAdminTlsConfigFields, meshCaConfigFields, meshTlsConfigFields, refineMeshCa } from '@octo-mesh/clients';
 import { z } from 'zod';
 
 /** The dispatcher's configuration: flags (`--grpc-port`), env (`OCTO_DISPATCHER_GRPC_PORT`) or a file (`--config`). */
@@ -29,6 +29,7 @@ export const dispatcherConfig = z
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
     ...meshTlsConfigFields,
     ...meshCaConfigFields,
+    ...meshAdminTlsConfigFields,
   })
   .strict()
   .superRefine(refineMeshCa);

@@ -8,7 +8,7 @@ import { DirectorySource } from './dir-source.js';
 import { KubernetesSource } from './kube-source.js';
 import { KUBE_KINDS, KubernetesStore } from './kube-store.js';
 import { MemoryStore } from './memory-store.js';
-import { meshTlsOf, startGrpcServer } from '@octo-mesh/clients';
+import { meshAdminTls, meshTlsOf, startGrpcServer } from '@octo-mesh/clients';
 import { keepMeshCertificateOf } from '@octo-mesh/identity';
 import type { DispatcherWatcherView } from '@octo-mesh/contracts';
 import { DispatcherGrpc, DispatcherService, type DispatcherServiceOptions } from './server.js';
@@ -104,6 +104,7 @@ async function main(): Promise<void> {
   shutdown.add('grpc server', () => grpc.close());
 
   const admin = await startAdminServer({
+    ...(tls && config.adminMtls ? { tls: meshAdminTls(tls, { logger, registry }) } : {}),
     host: config.host,
     port: config.adminPort,
     registry,

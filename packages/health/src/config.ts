@@ -1,4 +1,4 @@
-import { meshCaConfigFields, meshTlsConfigFields, refineMeshCa } from '@octo-mesh/clients';
+import { meshAdminTlsConfigFields, meshCaConfigFields, meshTlsConfigFields, refineMeshCa } from '@octo-mesh/clients';
 import { z } from 'zod';
 
 /** The health checker's configuration: flags (`--dispatcher-address`), env (`OCTO_HEALTH_DISPATCHER_ADDRESS`) or a file (`--config`). */
@@ -26,6 +26,7 @@ export const healthCheckerConfig = z
     shutdownGraceSeconds: z.coerce.number().min(0).max(300).default(5),
     ...meshTlsConfigFields,
     ...meshCaConfigFields,
+    ...meshAdminTlsConfigFields,
   })
   .strict()
   .superRefine(refineMeshCa);

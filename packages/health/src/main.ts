@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { hostname } from 'node:os';
-import { CheckerMembership, DispatcherConnection, meshTlsOf } from '@octo-mesh/clients';
+import { CheckerMembership, DispatcherConnection, meshAdminTls, meshTlsOf } from '@octo-mesh/clients';
 import { keepMeshCertificateOf } from '@octo-mesh/identity';
 import { ConfigError, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig, startAdminServer } from '@octo-mesh/runtime';
 import { HealthChecker } from './checker.js';
@@ -35,6 +35,7 @@ async function main(): Promise<void> {
   });
   let membership: CheckerMembership | undefined;
   const admin = await startAdminServer({
+    ...(tls && config.adminMtls ? { tls: meshAdminTls(tls, { logger, registry }) } : {}),
     host: config.adminHost,
     port: config.adminPort,
     registry,

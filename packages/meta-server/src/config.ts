@@ -1,4 +1,4 @@
-import { meshCaConfigFields, meshTlsConfigFields, refineMeshCa } from '@octo-mesh/clients';
+import { meshAdminTlsConfigFields, meshCaConfigFields, meshTlsConfigFields, refineMeshCa } from '@octo-mesh/clients';
 import { z } from 'zod';
 
 /** The meta server's configuration: flags (`--grpc-port`), env (`OCTO_META_GRPC_PORT`) or a file (`--config`). */
@@ -28,6 +28,7 @@ export const metaServerConfig = z
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
     ...meshTlsConfigFields,
     ...meshCaConfigFields,
+    ...meshAdminTlsConfigFields,
   })
   .strict()
   .superRefine(refineMeshCa)

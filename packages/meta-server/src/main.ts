@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { KubeConfig } from '@kubernetes/client-node';
-import { meshTlsOf, startGrpcServer } from '@octo-mesh/clients';
+import { meshAdminTls, meshTlsOf, startGrpcServer } from '@octo-mesh/clients';
 import { keepMeshCertificateOf } from '@octo-mesh/identity';
 import { ConfigError, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig, startAdminServer } from '@octo-mesh/runtime';
 import { metaServerConfig } from './config.js';
@@ -48,6 +48,7 @@ async function main(): Promise<void> {
   }, tls && { tls, logger, registry });
   shutdown.add('grpc server', () => grpc.close());
   const admin = await startAdminServer({
+    ...(tls && config.adminMtls ? { tls: meshAdminTls(tls, { logger, registry }) } : {}),
     host: config.host,
     port: config.adminPort,
     registry,

@@ -1,15 +1,18 @@
 // The meta server executable over mTLS (issue 21): a client that reaches its port cannot
 // register a pilot without a pilot's certificate from the mesh CA — the attack where a fake
-// pilot was handed new workloads. Certificates come from openssl (packages/testing), not from the
-// CA under test; handshakes, the access interceptor and the server are all real.
+// pilot was handed new workloads — and its admin port (`--admin-mtls`) answers probes and metrics
+// to anyone but debug reads only to an administrator or the operator. Certificates come from
+// openssl (packages/testing), not from the CA under test; handshakes, the access interceptor and
+// the server are all real.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
+import { get } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Metadata, credentials, type ServiceError } from '@grpc/grpc-js';
-import { meshChannelCredentials, type MeshTls } from '@octo-mesh/clients';
+import { MetaAdminClient, PilotAdminClient, meshChannelCredentials, readMeshTlsMaterial, type MeshTls } from '@octo-mesh/clients';
 import { MetaServerClient, ServiceRegistryClient } from '@octo-mesh/proto';
 import { meshTestPki } from '@octo-mesh/testing/mesh-pki.js';
 
@@ -24,6 +27,18 @@ let child: ReturnType<typeof spawn>;
 let out = '';
 let grpcPort = 0;
 let adminPort = 0;
+
+/** GET on the admin port over TLS, with a client certificate from `certDir` or none; the server's certificate is not checked here. */
+function admin(path: string, certDir?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const m = certDir ? readMeshTlsMaterial(tlsOf(certDir)) : {};
+    get({ host: '127.0.0.1', port: adminPort, path, ...m, servername: 'octo-mesh', rejectUnauthorized: false, agent: false, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on('error', reject);
+  });
+}
 
 type Call<Req, Res> = (req: Req, cb: (err: ServiceError | null, res?: Res) => void) => unknown;
 const call = <Req, Res>(fn: Call<Req, Res>, req: Req) =>
@@ -44,7 +59,7 @@ function meta(creds: ReturnType<typeof credentials.createInsecure>) {
 beforeAll(async () => {
   execFileSync(join(ROOT, 'node_modules/.bin/tsc'), ['-b', 'packages/meta-server'], { cwd: ROOT });
   const server = pki.issue('meta', `${TD}/ns/octo-system/sa/octo-meta-server`);
-  child = spawn(process.execPath, [MAIN, '--grpc-port', '0', '--admin-port', '0', '--tls-dir', server], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child = spawn(process.execPath, [MAIN, '--grpc-port', '0', '--admin-port', '0', '--tls-dir', server, '--admin-mtls', 'true'], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
   for (let i = 0; i < 400 && !grpcPort; i++) {
@@ -88,7 +103,7 @@ describe('meta server over mTLS', () => {
     pilot.close();
     workload.close();
 
-    const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    const metrics = (await admin('/metrics')).body;
     expect(metrics).toMatch(/octo_grpc_access_denied_total\{method="\/octo.mesh.v1.MetaServer\/RegisterPilot",code="permission-denied"\} 1/);
     expect(out).toMatch(/"message":"gRPC call refused".*RegisterPilot/);
   }, 60_000);
@@ -102,6 +117,42 @@ describe('meta server over mTLS', () => {
     expect(other).toMatchObject({ ok: false, code: 7 });
     if (!other.ok) expect(other.details).toContain('may not register instances in namespace payments');
     c.close();
+  }, 60_000);
+
+  it('serves probes and metrics to anyone over TLS, debug reads only to an administrator or the operator', async () => {
+    // Probes and Prometheus present no mesh certificate.
+    for (const path of ['/healthz', '/readyz', '/metrics']) expect((await admin(path)).status).toBe(200);
+    // Plain HTTP to the admin port gets no answer from it.
+    await expect(fetch(`http://127.0.0.1:${adminPort}/debug/pilots`, { signal: AbortSignal.timeout(10_000) })).rejects.toThrow();
+
+    const anonymous = await admin('/debug/pilots');
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.body).toContain('GET /debug/pilots requires a client certificate from the mesh CA');
+    const workload = await admin('/debug/pilots', pki.issue('reviews-admin', `${TD}/ns/default/sa/reviews`));
+    expect(workload.status).toBe(403);
+    expect(workload.body).toMatch(/GET \/debug\/pilots is for ns\/octo-system\/sa\/octo-admin, ns\/octo-system\/sa\/octo-operator; spiffe:\/\/cluster.local\/ns\/default\/sa\/reviews may not call it/);
+    expect((await admin('/debug/pilots', pki.issue('pilot-admin', `${TD}/ns/octo-system/sa/octo-pilot`))).status).toBe(403);
+    // An administrator's certificate from another root is not verified: as good as none.
+    const foreign = await admin('/debug/pilots', pki.foreign().issue('admin', `${TD}/ns/octo-system/sa/octo-admin`));
+    expect(foreign.status).toBe(401);
+    expect(foreign.body).toMatch(/requires a client certificate from the mesh CA \(\w+/);
+    // Unknown paths are refused before anything is said about them.
+    expect((await admin('/debug/nothing-here')).status).toBe(401);
+
+    // The typed clients over mTLS, checking the server's identity: an administrator and the operator read it…
+    for (const role of ['admin', 'operator']) {
+      const pilots = await new MetaAdminClient(`127.0.0.1:${adminPort}`, { tls: tlsOf(pki.issue(`${role}-client`, `${TD}/ns/octo-system/sa/octo-${role}`)) }).pilots();
+      expect(Array.isArray(pilots)).toBe(true);
+    }
+    // …and a client that expects a pilot there refuses the meta server's certificate.
+    await expect(new PilotAdminClient(`127.0.0.1:${adminPort}`, { tls: tlsOf(pki.issue('admin-client2', `${TD}/ns/octo-system/sa/octo-admin`)) }).syncz()).rejects.toThrow(
+      /the server's identity is spiffe:\/\/cluster.local\/ns\/octo-system\/sa\/octo-meta-server, expected spiffe:\/\/cluster.local\/ns\/octo-system\/sa\/octo-pilot/,
+    );
+
+    const metrics = (await admin('/metrics')).body;
+    expect(metrics).toMatch(/octo_admin_access_denied_total\{code="unauthenticated"\} [3-9]/);
+    expect(metrics).toMatch(/octo_admin_access_denied_total\{code="permission-denied"\} 2/);
+    expect(out).toMatch(/"message":"admin request refused".*\/debug\/pilots/);
   }, 60_000);
 
   it('checks the server too: a client expecting the meta server refuses a server with another identity', async () => {

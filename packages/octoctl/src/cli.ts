@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { formatIssue, kindInfo, parseManifests, type MeshResource, type ResourceKind } from '@octo-mesh/api';
-import { DispatcherConnection, MetaAdminClient, PilotAdminClient, type MeshTls } from '@octo-mesh/clients';
+import { DispatcherConnection, MetaAdminClient, PilotAdminClient, adminGet, type AdminClientOptions, type MeshTls } from '@octo-mesh/clients';
 import { worstSyncState } from '@octo-mesh/contracts';
 import { parseFlags } from '@octo-mesh/runtime';
 import { ago, table } from './format.js';
@@ -37,7 +37,8 @@ Where the mesh is: flags --dispatcher host:port (gRPC), --meta-admin host:port (
 --repository URL, else the embedded mesh's .octo/embedded/state.json (written by \`npm start\`),
 else 127.0.0.1 default ports. --tls-dir DIR: an administrator's certificate (sa/octo-admin:
 cert-chain.pem, key.pem, root-cert.pem) for a control plane that speaks mTLS; the embedded
-mesh's is used by default.
+mesh's is used by default. --admin-mtls: the admin ports serve HTTPS and want that certificate
+(the chart's control plane with security.enabled).
 `;
 
 const KIND_ALIASES: Record<string, ResourceKind> = {
@@ -108,16 +109,24 @@ function endpoints(flags: Record<string, string>, state: EmbeddedState | undefin
   };
 }
 
+/** How the admin (debug) ports are read: over mTLS with the administrator's certificate with --admin-mtls, else plain HTTP. */
+function adminOptions(flags: Record<string, string>, state: EmbeddedState | undefined): AdminClientOptions {
+  if (flags['adminMtls'] === undefined || flags['adminMtls'] === 'false') return {};
+  const tls = adminTls(flags, state);
+  if (!tls) throw new Error('--admin-mtls needs an administrator certificate: --tls-dir DIR');
+  return { tls };
+}
+
 /**
  * Each connected node's sync state on one pilot, the worst of its types (as istioctl
  * proxy-status shows it). A pilot that does not answer yields an error per pilot, shown in the
  * table rather than hidden.
  */
-async function pilotSync(admin: string): Promise<{ states: Map<string, string>; notReady?: string } | { error: string }> {
+async function pilotSync(admin: string, opts: AdminClientOptions): Promise<{ states: Map<string, string>; notReady?: string } | { error: string }> {
   try {
     const [nodes, ready] = await Promise.all([
-      new PilotAdminClient(admin).syncz(),
-      fetch(`http://${admin}/readyz`, { signal: AbortSignal.timeout(3000) }).then(async (r) => (r.ok ? undefined : (await r.text()).replace(/^not ready\n/, '').trim().replace(/\n/g, '; '))),
+      new PilotAdminClient(admin, opts).syncz(),
+      adminGet(admin, '/readyz', opts).then((r) => (r.ok ? undefined : r.text.replace(/^not ready\n/, '').trim().replace(/\n/g, '; '))),
     ]);
     // A pilot that is not ready (its mesh source failing) serves what it had: acknowledged, but
     // possibly stale — never shown as SYNCED.
@@ -129,9 +138,10 @@ async function pilotSync(admin: string): Promise<{ states: Map<string, string>; 
 }
 
 async function status(flags: Record<string, string>, io: Io, state: EmbeddedState | undefined): Promise<number> {
-  const meta = new MetaAdminClient(endpoints(flags, state).metaAdmin);
+  const opts = adminOptions(flags, state);
+  const meta = new MetaAdminClient(endpoints(flags, state).metaAdmin, opts);
   const [pilots, sidecars] = await Promise.all([meta.pilots(), meta.sidecars()]);
-  const syncs = new Map(await Promise.all(pilots.map(async (p) => [p.id, p.adminAddress ? await pilotSync(p.adminAddress) : { error: 'no admin address advertised' }] as const)));
+  const syncs = new Map(await Promise.all(pilots.map(async (p) => [p.id, p.adminAddress ? await pilotSync(p.adminAddress, opts) : { error: 'no admin address advertised' }] as const)));
   for (const [id, s] of syncs) if ('error' in s) io.err(`octoctl status: sync state of pilot ${id} unknown: ${s.error}\n`);
   for (const [id, s] of syncs) if ('notReady' in s && s.notReady) io.err(`octoctl status: pilot ${id} is not ready (its sidecars may be stale): ${s.notReady}\n`);
   const syncOf = (pilot: string, node: string) => {

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { meshCaConfigFields, meshTlsConfigFields, refineMeshCa } from '@octo-mesh/clients';
+import { meshAdminTlsConfigFields, meshCaConfigFields, meshTlsConfigFields, refineMeshCa } from '@octo-mesh/clients';
 import { z } from 'zod';
 
 const bool = z.union([z.boolean(), z.enum(['true', 'false']).transform((s) => s === 'true')]);
@@ -49,6 +49,7 @@ export const operatorConfig = z
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
     ...meshTlsConfigFields,
     ...meshCaConfigFields,
+    ...meshAdminTlsConfigFields,
   })
   .strict()
   .superRefine(refineMeshCa)

@@ -4,7 +4,7 @@
  * `maxAgeMs` (concurrent askers share the poll in flight), so N rollouts cost one round of
  * requests, not N.
  */
-import { MetaAdminClient, PilotAdminClient } from '@octo-mesh/clients';
+import { MetaAdminClient, PilotAdminClient, type MeshTls } from '@octo-mesh/clients';
 import type { PilotPolicyView } from '@octo-mesh/contracts';
 import type { Logger } from '@octo-mesh/runtime';
 import type { FleetClient, FleetSnapshot, PilotRef, PilotRollouts, PilotRoutePolicies, RoutePolicyView } from './aggregate.js';
@@ -13,12 +13,14 @@ import type { OperatorMetrics } from './metrics.js';
 /**
  * The fleet over HTTP with the typed clients: the meta server lists the live pilots, each pilot
  * answers `/debug/rollouts` (the contract, parsed as such) and `/debug/routepolicyz`, read here
- * as the operator's per-policy views.
+ * as the operator's per-policy views. With `tls` (the components' `adminMtls`), over HTTPS with
+ * the operator's certificate, each server checked by its control-plane identity.
  */
-export function httpFleetClient(metaServerUrl: string, timeoutMs: number): FleetClient {
+export function httpFleetClient(metaServerUrl: string, timeoutMs: number, tls?: MeshTls): FleetClient {
   const address = (url: string) => url.replace(/^https?:\/\//, '').replace(/\/+$/, '');
-  const meta = new MetaAdminClient(address(metaServerUrl), { timeoutMs });
-  const pilot = (p: PilotRef) => new PilotAdminClient(address(p.adminAddress), { timeoutMs });
+  const opts = { timeoutMs, ...(tls ? { tls } : {}) };
+  const meta = new MetaAdminClient(address(metaServerUrl), opts);
+  const pilot = (p: PilotRef) => new PilotAdminClient(address(p.adminAddress), opts);
   return {
     async listPilots() {
       return (await meta.pilots()).filter((p) => p.adminAddress).map((p) => ({ id: p.id, adminAddress: p.adminAddress }));

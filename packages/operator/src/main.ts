@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { KubeConfig } from '@kubernetes/client-node';
-import { meshTlsOf } from '@octo-mesh/clients';
+import { meshAdminTls, meshTlsOf, type MeshTls } from '@octo-mesh/clients';
 import { keepMeshCertificateOf } from '@octo-mesh/identity';
 import { PackageRepository } from '@octo-mesh/proxy-package';
 import { ConfigError, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig, startAdminServer, type Logger, type Registry } from '@octo-mesh/runtime';
@@ -31,8 +31,14 @@ async function main(): Promise<void> {
   if (config.repositoryOnly) return runRepositoryOnly(config, repository!, { logger, registry, shutdown });
   const metrics = new OperatorMetrics(registry);
   const repositoryReady: Record<string, () => true | string> = repository ? { repository: () => repository.port > 0 || 'package repository not listening' } : {};
-  const fleet = new FleetPoller(httpFleetClient(config.metaServerUrl, config.fleetTimeoutMs), logger, metrics);
-  if (config.dispatcherAddress) return runEmbedded(config, config.dispatcherAddress, { logger, registry, metrics, shutdown, fleet, repositoryReady });
+  // The operator's own certificate (with --ca-url): for the dispatcher in embedded mode, and for
+  // reading the pilots' and the meta server's debug endpoints over mTLS (--admin-mtls).
+  const keeper = await keepMeshCertificateOf(config, { logger, registry, onStarted: (k) => shutdown.add('certificate rotator', () => k.stop()) });
+  const tls = meshTlsOf(config);
+  const adminTls = tls && config.adminMtls ? tls : undefined;
+  const certificateReady: Record<string, () => true | string> = keeper ? { certificate: () => keeper.readiness() } : {};
+  const fleet = new FleetPoller(httpFleetClient(config.metaServerUrl, config.fleetTimeoutMs, adminTls), logger, metrics);
+  if (config.dispatcherAddress) return runEmbedded(config, config.dispatcherAddress, { logger, registry, metrics, shutdown, fleet, repositoryReady: { ...repositoryReady, ...certificateReady }, tls, adminTls });
   const kc = new KubeConfig();
   try {
     if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
@@ -49,10 +55,11 @@ async function main(): Promise<void> {
   let synced = false;
 
   const admin = await startAdminServer({
+    ...(adminTls ? { tls: meshAdminTls(adminTls, { logger, registry }) } : {}),
     host: config.host,
     port: config.adminPort,
     registry,
-    readiness: { caches: () => synced || 'informer caches not synced', ...repositoryReady },
+    readiness: { caches: () => synced || 'informer caches not synced', ...repositoryReady, ...certificateReady },
     routes: {
       '/debug/leader': () => ({ identity: config.identity, leading: operator.isLeading }),
     },
@@ -92,19 +99,18 @@ async function main(): Promise<void> {
 async function runEmbedded(
   config: OperatorConfig,
   dispatcherAddress: string,
-  deps: { logger: Logger; registry: Registry; metrics: OperatorMetrics; shutdown: GracefulShutdown; fleet: FleetPoller; repositoryReady: Record<string, () => true | string> },
+  deps: { logger: Logger; registry: Registry; metrics: OperatorMetrics; shutdown: GracefulShutdown; fleet: FleetPoller; repositoryReady: Record<string, () => true | string>; tls: MeshTls | undefined; adminTls: MeshTls | undefined },
 ): Promise<void> {
-  const { logger, registry, metrics, shutdown, fleet, repositoryReady } = deps;
-  const keeper = await keepMeshCertificateOf(config, { logger, registry, onStarted: (k) => shutdown.add('certificate rotator', () => k.stop()) });
-  const tls = meshTlsOf(config);
+  const { logger, registry, metrics, shutdown, fleet, repositoryReady, tls, adminTls } = deps;
   const store = new DispatcherOperatorStore({ address: dispatcherAddress, clientId: config.identity, logger, ...(tls ? { tls } : {}) });
   const operator = new Operator({ store, fleet, events: new LogEventRecorder(logger), metrics, logger, pollIntervalMs: config.pollIntervalMs, statusMinIntervalMs: config.statusMinIntervalMs, routePolicyResyncMs: config.routePolicyResyncMs });
   let synced = false;
   const admin = await startAdminServer({
+    ...(adminTls ? { tls: meshAdminTls(adminTls, { logger, registry }) } : {}),
     host: config.host,
     port: config.adminPort,
     registry,
-    readiness: { caches: () => synced || 'not synced with the dispatcher yet', ...repositoryReady, ...(keeper ? { certificate: () => keeper.readiness() } : {}) },
+    readiness: { caches: () => synced || 'not synced with the dispatcher yet', ...repositoryReady },
     routes: { '/debug/leader': () => ({ identity: config.identity, leading: operator.isLeading }) },
   });
   shutdown.add('admin server', () => admin.close());

@@ -3,7 +3,7 @@
  * Flags are the kebab-case field names: `--xds-port 15010 --admin-port 15014 --pilot-id p-1`.
  */
 import { hostname } from 'node:os';
-import { meshCaConfigFields, meshTlsConfigFields, refineMeshCa } from '@octo-mesh/clients';
+import { meshAdminTlsConfigFields, meshCaConfigFields, meshTlsConfigFields, refineMeshCa } from '@octo-mesh/clients';
 import { LOG_LEVELS } from '@octo-mesh/runtime';
 import { z } from 'zod';
 
@@ -61,6 +61,7 @@ export const pilotConfig = z
     zone: z.string().max(253).optional(),
     ...meshTlsConfigFields,
     ...meshCaConfigFields,
+    ...meshAdminTlsConfigFields,
     /**
      * With `tlsDir`: ADS streams need a client certificate from the mesh CA too, and a node may
      * only speak for its certificate's namespace. Off, sidecars without certificates still connect

@@ -8,7 +8,7 @@ import { ConfigError, createLogger, createMetricsRegistry, GracefulShutdown, loa
 import type { ProxyVersion } from '@octo-mesh/api';
 import { SidecarStatusServiceService } from '@octo-mesh/proto';
 import { keepMeshCertificateOf } from '@octo-mesh/identity';
-import { DispatcherConnection, DispatcherInformer, DispatcherMeshSource, PilotMembership, meshTlsOf, type MeshTls } from '@octo-mesh/clients';
+import { DispatcherConnection, DispatcherInformer, DispatcherMeshSource, PilotMembership, meshAdminTls, meshTlsOf, type MeshTls } from '@octo-mesh/clients';
 import { advertisedAddresses, pilotConfig, type PilotConfig } from './config.js';
 import { debugRoutes } from './debug.js';
 import { loadResources } from './load-resources.js';
@@ -153,6 +153,7 @@ export async function startPilot(config: PilotConfig, logger: Logger, source?: M
   );
   const xdsPort = await ads.listen(config.xdsPort, config.xdsHost);
   const admin = await startAdminServer({
+    ...(tls && config.adminMtls ? { tls: meshAdminTls(tls, { logger, registry }) } : {}),
     host: config.adminHost,
     port: config.adminPort,
     registry,
