@@ -81,6 +81,13 @@ const handler = (via) => async (req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(r));
     return;
   }
+  // A health-check path that fails for one version: /unhealthy-if/<version> (the central
+  // health checker's step of the cluster e2e).
+  if (url.pathname.startsWith('/unhealthy-if/')) {
+    const sick = url.pathname.slice('/unhealthy-if/'.length) === VERSION;
+    res.writeHead(sick ? 503 : 200, { 'content-type': 'text/plain' }).end(sick ? 'sick\n' : 'ok\n');
+    return;
+  }
   res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ service: SERVICE, version: VERSION, instance: HOSTNAME, via }));
 };
 const server = createServer(handler('tcp'));

@@ -89,6 +89,21 @@ spec:
 `;
 }
 
+/** catalog's RoutePolicy with only a central health check, which `sickVersion`'s instances fail. */
+export function healthCheckPolicy(ns: string, sickVersion: string): string {
+  return `apiVersion: mesh.octo.io/v1alpha1
+kind: RoutePolicy
+metadata: {name: catalog, namespace: ${ns}}
+spec:
+  targetRef: {service: catalog}
+  healthCheck:
+    http: {path: /unhealthy-if/${sickVersion}}
+    interval: 1s
+    timeout: 500ms
+    unhealthyThreshold: 2
+`;
+}
+
 /** A Job whose pod gets the sidecar, calls catalog through it and exits. */
 export function demoJob(ns: string, name: string): string {
   return `apiVersion: batch/v1

@@ -21,7 +21,7 @@ import { createCsr, requestCertificate } from '@octo-mesh/identity';
 import { MetaServerClient } from '@octo-mesh/proto';
 import { buildMeshImages } from '@octo-mesh/images';
 import { REPO_ROOT, clusterCommand, clusterCommandAsync, kubeBinDir, nodeClusterInfo } from '@octo-mesh/testing';
-import { demoImage, demoJob, demoManifests, routePolicy, socketAppManifests } from './demo.js';
+import { demoImage, demoJob, demoManifests, healthCheckPolicy, routePolicy, socketAppManifests } from './demo.js';
 import { mib, workingSetBytes } from './measure.js';
 
 const NS = 'octo-system';
@@ -169,7 +169,7 @@ describe('helm install', () => {
     ok(r, 'helm install');
     type Deploys = { items: { metadata: { name: string }; spec: { replicas: number }; status: { readyReplicas?: number } }[] };
     const notReady = () => json<Deploys>(['get', 'deploy', '-n', NS]).items.filter((d) => d.status.readyReplicas !== d.spec.replicas).map((d) => `${d.metadata.name} ${d.status.readyReplicas ?? 0}/${d.spec.replicas}`);
-    expect(json<Deploys>(['get', 'deploy', '-n', NS]).items.map((d) => d.metadata.name).sort()).toEqual(['octo-ca', 'octo-dispatcher', 'octo-injector', 'octo-meta-server', 'octo-operator', 'octo-package-repository', 'octo-pilot']);
+    expect(json<Deploys>(['get', 'deploy', '-n', NS]).items.map((d) => d.metadata.name).sort()).toEqual(['octo-ca', 'octo-dispatcher', 'octo-health', 'octo-injector', 'octo-meta-server', 'octo-operator', 'octo-package-repository', 'octo-pilot']);
     // helm --wait counts a Deployment done at replicas − maxUnavailable; give stragglers (and a
     // replica that flapped on a loaded machine) a moment, and say which it was.
     const lagging = notReady();
@@ -226,6 +226,8 @@ describe('helm install', () => {
     ['pilot', 'create', 'tokenreviews.authentication.k8s.io', [], 'no'],
     ['package-repository', 'get', 'pods', ['-n', NS], 'no'],
     ['package-repository', 'get', 'proxyversions.mesh.octo.io', ['-n', DEMO], 'no'],
+    ['health', 'list', 'endpointslices.discovery.k8s.io', ['-A'], 'no'], // it reads the mesh through the dispatcher
+    ['health', 'get', 'leases.coordination.k8s.io', ['-n', NS], 'no'],
   ])('kubectl auth can-i: %s %s %s %j → %s', (sa, verb, resource, extra, want) => {
     const r = kubectl(['auth', 'can-i', verb, resource, ...extra, `--as=system:serviceaccount:${NS}:${RELEASE}-${sa}`]);
     expect(r.stdout.trim()).toBe(want);
@@ -289,7 +291,7 @@ describe('sidecar injection', () => {
     expect(JSON.stringify(assigned)).not.toContain('evil');
     // The control plane's admin ports serve HTTPS: probes and metrics for anyone (the pods are
     // Ready through HTTPS probes), debug reads only for an administrator or the operator.
-    for (const app of ['meta-server', 'pilot', 'dispatcher', 'operator']) {
+    for (const app of ['meta-server', 'pilot', 'dispatcher', 'operator', 'health']) {
       const ip = podsOf(NS, `app.kubernetes.io/name=${app}`)[0]!.status.podIP!;
       const anonymous = await Promise.all(['/readyz', '/metrics', '/debug/syncz', '/debug/pilots'].map((path) => anonymousStatus(`https://${ip}:15014${path}`)));
       expect([app, anonymous]).toEqual([app, [200, 200, 401, 401]]);
@@ -347,6 +349,32 @@ describe('sidecar injection', () => {
     expect(moved).not.toBe(pilot);
     figures['pilotFailover.requests'] = r.ok;
   }, 200_000);
+
+  // Issue 20 in pods: the central health checker (its own Deployment) probes catalog's instances
+  // as the RoutePolicy's healthCheck says; the one that fails is published unhealthy (dispatcher
+  // → pilots → EDS) and frontend's sidecar stops sending it requests — none of which fail.
+  it('takes an instance the central health checker finds failing out of traffic, and back', async () => {
+    ok(kubectl(['apply', '-f', '-'], healthCheckPolicy(DEMO, 'v2')), 'apply the health check');
+    const started = Date.now();
+    await until('catalog v2 out of traffic', async () => {
+      const probe = await drive('n=50&concurrency=4');
+      return probe.ok === 50 && !probe.byVersion['v2'];
+    }, 90_000);
+    figures['healthCheck.ejectSeconds'] = (Date.now() - started) / 1000;
+    const r = await drive('n=400&concurrency=8');
+    expect(r.errors).toEqual([]);
+    expect(r.byVersion).toEqual({ v1: 400 });
+    // The verdict, read from the checker's debug port with the administrator's certificate.
+    const checker = podsOf(NS, 'app.kubernetes.io/name=health')[0]!.status.podIP!;
+    const view = await adminGet(`${checker}:15014`, '/debug/checks', { tls: await adminTls(), timeoutMs: 10_000 }, 'health');
+    expect(view.status).toBe(200);
+    const catalog = (JSON.parse(view.text) as { services: { service: string; endpoints: Record<string, { healthy: boolean }> }[] }).services.find((x) => x.service === `${DEMO}/catalog`);
+    expect(Object.values(catalog?.endpoints ?? {}).map((e) => e.healthy).sort()).toEqual([false, true]);
+    // Once its checks pass again (the path now fails for no version), v2 is back.
+    ok(kubectl(['apply', '-f', '-'], healthCheckPolicy(DEMO, 'none')), 'a health check every instance passes');
+    await until('catalog v2 back in traffic', async () => ((await drive('n=100&concurrency=4')).byVersion['v2'] ?? 0) > 0, 90_000);
+    ok(kubectl(['apply', '-f', '-'], routePolicy(DEMO, 80, 20)), 'restore the split');
+  }, 300_000);
 
   // A ProxyVersion rollout upgrades every sidecar in place: the operator advances it, the pilots
   // target the batches (they see the status the operator writes, mirrored by the dispatcher), each

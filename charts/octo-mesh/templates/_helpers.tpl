@@ -122,7 +122,7 @@ HTTPS (--admin-mtls): probes there use HTTPS (the kubelet does not verify the ce
 /healthz, /readyz, /metrics need none); /debug/* wants an admin or operator certificate.
 */}}
 {{- define "octo.adminScheme" -}}
-{{- if and .root.Values.security.enabled (has .component (list "dispatcher" "meta-server" "pilot" "operator")) -}}HTTPS{{- else -}}HTTP{{- end -}}
+{{- if and .root.Values.security.enabled (has .component (list "dispatcher" "meta-server" "pilot" "operator" "health")) -}}HTTPS{{- else -}}HTTP{{- end -}}
 {{- end -}}
 
 {{- define "octo.probes" -}}

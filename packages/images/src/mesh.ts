@@ -24,7 +24,7 @@ export interface MeshImageOptions {
   repository: string;
 }
 
-export const CONTROL_PLANE_APPS = ['dispatcher', 'meta-server', 'pilot', 'operator', 'injector', 'ca'] as const;
+export const CONTROL_PLANE_APPS = ['dispatcher', 'meta-server', 'pilot', 'operator', 'injector', 'ca', 'health'] as const;
 export const SIDECAR_APPS = ['lego-agent', 'proxy'] as const;
 
 /** Workspace imports resolve to TypeScript sources, as under jest: no prior `tsc` needed. */
