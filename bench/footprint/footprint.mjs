@@ -26,16 +26,20 @@
 //                                                             the agent forks with its own proxyNodeFlags;
 //                                                             AGENT_NODE_FLAGS: Node flags of the agent itself,
 //                                                             '|' between variants measured one after the other;
-//                                                             PARTS=imports,idle,starts,load,agent: the sections to run)
+//                                                             PARTS=imports,idle,starts,load,agent: the sections to run;
+//                                                             BASELINE=<a built checkout> to measure beside this tree)
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bundleProxy } from '../../packages/proxy-package/dist/build.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+// BASELINE=<another checkout, built>: every proxy section measures it too, interleaved with this
+// tree (same run, same load), its rows marked "baseline".
+const TREES = [...(process.env.BASELINE ? [{ name: 'baseline', root: process.env.BASELINE }] : []), { name: process.env.BASELINE ? 'this tree' : '', root: ROOT }];
+const tag = (t, label) => (t.name ? `${t.name}: ${label}` : label);
 const NODE = process.execPath;
 const LOAD = Number(process.env.LOAD ?? 60);
 const RPS = Number(process.env.RPS ?? 1000);
@@ -171,14 +175,18 @@ async function startUpstream(ports) {
 
 // ---- proxy runs --------------------------------------------------------------------------------
 /** Spawns a proxy; resolves with the process, its admin port and spawn → /ready 200 in ms. */
-async function startProxy(entry, cfgOf, upPorts, env = {}, flags = NODE_FLAGS) {
+async function startProxy(entry, cfgOf, upPorts, env = {}, flags = NODE_FLAGS, attempt = 1) {
   const [adminPort, outboundPort] = [await freePort(), await freePort()];
   const file = join(dir, `proxy-${adminPort}.json`);
   writeFileSync(file, JSON.stringify(cfgOf(adminPort, outboundPort, upPorts)));
   const t0 = performance.now();
   const proc = run([...flags, entry, '--config', file], { env: { ...process.env, ...env } });
   for (;;) {
-    if (proc.exitCode !== null) throw new Error(`proxy exited: ${proc.stderrText()}`);
+    if (proc.exitCode !== null) {
+      // Another process on this shared machine took a port between freePort() and the bind.
+      if (attempt < 3 && proc.stderrText().includes('EADDRINUSE')) return startProxy(entry, cfgOf, upPorts, env, flags, attempt + 1);
+      throw new Error(`proxy exited: ${proc.stderrText()}`);
+    }
     try {
       if ((await get(adminPort, '/ready')).status === 200) break;
     } catch {
@@ -255,27 +263,22 @@ const say = (line = '') => {
   console.log(line);
 };
 say(`# octo-mesh sidecar footprint — ${new Date().toISOString()}`);
-say(`tree: ${ROOT}`);
+say(`tree: ${ROOT}${process.env.BASELINE ? `; baseline: ${process.env.BASELINE}` : ''}`);
 say(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${MB(totalmem())} MB RAM, Node ${process.version}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 if (NODE_FLAGS.length) say(`NODE_FLAGS for the proxies started directly: ${NODE_FLAGS.join(' ')}`);
 if (process.env.AGENT_NODE_FLAGS) say(`AGENT_NODE_FLAGS for the agent: ${AGENT_VARIANTS.map((v) => v.join(' ') || '(none)').join(' | ')}`);
 
-const bundlePath = join(dir, 'proxy.mjs');
-const bundle = await bundleProxy('0.0.0-footprint');
-writeFileSync(bundlePath, bundle);
-say(`bundle: ${(bundle.length / 1024).toFixed(0)} KiB (packages/proxy-package bundleProxy)`);
-// The same bundle with its ESM imports of node:http turned into process.getBuiltinModule (what a
-// bundler plugin could do): Node 24's ESM facade of node:http reads the module's lazy
-// WebSocket/CloseEvent/MessageEvent getters, which load undici. Measured beside the bundle as is.
-const noFacadePath = join(dir, 'proxy-no-esm-http.mjs');
-writeFileSync(
-  noFacadePath,
-  bundle
-    .toString()
-    .replace(/^import \{ ([^}]*) \} from "node:http";$/gm, (_, names) => `const { ${names.replace(/ as /g, ': ')} } = process.getBuiltinModule("node:http");`)
-    .replace(/^import ([\w$]+) from "node:http";$/gm, 'const $1 = process.getBuiltinModule("node:http");'),
-);
-
+for (const [i, t] of TREES.entries()) {
+  const { bundleProxy } = await import(join(t.root, 'packages/proxy-package/dist/build.js'));
+  t.bundle = await bundleProxy('0.0.0-footprint');
+  t.bundlePath = join(dir, `proxy-${i}.mjs`);
+  writeFileSync(t.bundlePath, t.bundle);
+  // esbuild starts each module's code with a `// <path>` line: sum the generated protobuf code.
+  const parts = t.bundle.toString('latin1').split(/^(?=\/\/ \S+\.[cm]?js$)/m);
+  const gen = parts.filter((p) => /^\/\/ \S*proto\/dist\/gen\//.test(p));
+  say(tag(t, `bundle: ${(t.bundle.length / 1024).toFixed(0)} KiB (packages/proxy-package bundleProxy), of which generated protobuf code ${(gen.reduce((n, p) => n + p.length, 0) / 1024).toFixed(0)} KiB in ${gen.length} files`));
+}
+const { bundlePath } = TREES.at(-1);
 // 1. baseline
 const bare = run(['-e', 'setInterval(() => {}, 1 << 30)']);
 await sleep(1000);
@@ -291,10 +294,10 @@ say(`\n## baseline: bare node -e\nRSS ${MB(base.rss)} MB (anon ${MB(base.anon)} 
 
 // 2. import costs
 const REPORT = `globalThis.gc(); globalThis.gc(); const m = process.memoryUsage(); const s = require('node:fs').readFileSync('/proc/self/status', 'utf8'); process.stdout.write(JSON.stringify({ ms: performance.now() - t0, rss: Number(/VmRSS:\\s+(\\d+)/.exec(s)[1]) * 1024, heap: m.heapUsed, ab: m.arrayBuffers }));`;
-async function importCost(spec) {
+async function importCost(spec, root = ROOT) {
   const code = `const { createRequire } = await import('node:module'); const require = createRequire(import.meta.url); const t0 = performance.now(); ${spec ? `await import(${JSON.stringify(spec)});` : ''} ${REPORT}`;
   const res = [];
-  for (let i = 0; i < 3; i++) res.push(JSON.parse(execFileSync(NODE, ['--expose-gc', '--input-type=module', '-e', code], { cwd: join(ROOT, 'packages/proxy') }).toString()));
+  for (let i = 0; i < 3; i++) res.push(JSON.parse(execFileSync(NODE, ['--expose-gc', '--input-type=module', '-e', code], { cwd: join(root, 'packages/proxy'), stdio: ['ignore', 'pipe', 'ignore'] }).toString()));
   return { rss: median(res.map((r) => r.rss)), heap: median(res.map((r) => r.heap)), ms: median(res.map((r) => r.ms)) };
 }
 if (PARTS.has('imports')) {
@@ -302,9 +305,11 @@ if (PARTS.has('imports')) {
   say('\n## import costs (a process that imports only that module, after gc; minus the same with nothing imported)');
   say('| module | RSS MB | heap MB | import ms |\n| --- | ---: | ---: | ---: |');
   say(`| (nothing) | ${MB(nothing.rss)} | ${MB(nothing.heap)} | 0 |`);
-  const IMPORTS = [
+  const IMPORTS = (ROOT) => [
     ['@octo-mesh/proto (index: every codec)', '@octo-mesh/proto'],
     ['@octo-mesh/proto/codecs.js (codecs and type URLs, no gRPC)', '@octo-mesh/proto/codecs.js'],
+    ['@octo-mesh/proto/proxy-codecs.js (the proxy\'s trimmed tree: resources, typed configs)', '@octo-mesh/proto/proxy-codecs.js'],
+    ['the proxy\'s translators (dist/translate/index.js + all they import)', join(ROOT, 'packages/proxy/dist/translate/index.js')],
     ['@grpc/grpc-js', '@grpc/grpc-js'],
     ['@octo-mesh/runtime (winston, prom-client, yaml)', '@octo-mesh/runtime'],
     ['zod', 'zod'],
@@ -312,21 +317,22 @@ if (PARTS.has('imports')) {
     ['proxy code (dist/proxy.js + everything it imports)', join(ROOT, 'packages/proxy/dist/proxy.js')],
     ['proxy bundle (proxy.mjs, without running main)', null],
   ];
-  for (const [label, spec] of IMPORTS) {
-    let r;
-    try {
-      if (spec === null) {
-        // The bundle runs main() on import: load a copy with the call removed.
-        const lib = join(dir, 'proxy-lib.mjs');
-        writeFileSync(lib, bundle.toString().replace(/\nmain\(\)\.catch\([\s\S]*$/, '\n'));
-        r = await importCost(lib);
-      } else r = await importCost(spec);
-    } catch {
-      say(`| ${label} | — | — | — |`);
-      continue;
+  for (const t of TREES)
+    for (const [label, spec] of IMPORTS(t.root)) {
+      let r;
+      try {
+        if (spec === null) {
+          // The bundle runs main() on import: load a copy with the call removed.
+          const lib = join(dir, 'proxy-lib.mjs');
+          writeFileSync(lib, t.bundle.toString().replace(/\nmain\(\)\.catch\([\s\S]*$/, '\n'));
+          r = await importCost(lib, t.root);
+        } else r = await importCost(spec, t.root);
+      } catch {
+        say(`| ${tag(t, label)} | — | — | — |`);
+        continue;
+      }
+      say(`| ${tag(t, label)} | +${MB(r.rss - nothing.rss)} | +${MB(r.heap - nothing.heap)} | ${r.ms.toFixed(0)} |`);
     }
-    say(`| ${label} | +${MB(r.rss - nothing.rss)} | +${MB(r.heap - nothing.heap)} | ${r.ms.toFixed(0)} |`);
-  }
 }
 
 // 3. the proxy idle
@@ -341,47 +347,50 @@ if (PARTS.has('idle')) {
   say(`\n## proxy idle (${IDLE} s after ready)`);
   say('| proxy, config | RSS MB | anon MB | V8 heap used / total MB | external MB | spawn → /ready ms |\n| --- | ---: | ---: | ---: | ---: | ---: |');
   const ENTRIES = [
-    ['bundle', bundlePath],
-    ['bundle, node:http not imported as ESM (experiment)', noFacadePath],
-    ['dist/main.js', join(ROOT, 'packages/proxy/dist/main.js')],
+    ['bundle', (t) => t.bundlePath],
+    ['dist/main.js', (t) => join(t.root, 'packages/proxy/dist/main.js')],
   ];
   for (const [el, entry] of ENTRIES)
-    for (const [cl, cfg] of CONFIGS) {
-      const p = await startProxy(entry, cfg, upPorts);
-      say(row(`${el}, ${cl}`, await idleFigures(p)));
-      await stop(p.proc);
-    }
+    for (const [cl, cfg] of CONFIGS)
+      for (const t of TREES) {
+        const p = await startProxy(entry(t), cfg, upPorts);
+        say(row(tag(t, `${el}, ${cl}`), await idleFigures(p)));
+        await stop(p.proc);
+      }
 }
 
 if (PARTS.has('starts')) {
   // start-to-ready, several starts; compile cache cold (none) and warm (as the agent sets it)
   say(`\n## start-to-ready (spawn → /ready 200, and the proxy's CPU time until then), bundle, median of ${STARTS}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  const cacheDir = join(dir, 'compile-cache');
-  mkdirSync(cacheDir);
+  for (const i of TREES.keys()) mkdirSync(join(dir, `compile-cache-${i}`));
   for (const [cl, cfg] of CONFIGS)
-    for (const [label, env, entry] of [
-      ['no compile cache', {}, bundlePath],
-      ['NODE_COMPILE_CACHE warm', { NODE_COMPILE_CACHE: cacheDir }, bundlePath],
-      ['node:http not imported as ESM (experiment), no compile cache', {}, noFacadePath],
+    for (const [label, cache] of [
+      ['no compile cache', false],
+      ['NODE_COMPILE_CACHE warm', true],
     ]) {
-      if (env.NODE_COMPILE_CACHE) await stop((await startProxy(entry, cfg, upPorts, env)).proc); // fills the cache
-      const ms = [];
-      const cpu = [];
-      for (let i = 0; i < STARTS; i++) {
-        const p = await startProxy(entry, cfg, upPorts, env);
-        ms.push(p.readyMs);
-        cpu.push(p.readyCpuMs);
-        await stop(p.proc);
-      }
-      say(`- ${cl}, ${label}: ${median(ms).toFixed(0)} ms (${ms.map((x) => x.toFixed(0)).join(', ')}); CPU used until ready ${median(cpu).toFixed(0)} ms (${cpu.join(', ')})`);
+      const envOf = (i) => (cache ? { NODE_COMPILE_CACHE: join(dir, `compile-cache-${i}`) } : {});
+      if (cache) for (const [i, t] of TREES.entries()) await stop((await startProxy(t.bundlePath, cfg, upPorts, envOf(i))).proc); // fills the cache
+      const ms = TREES.map(() => []);
+      const cpu = TREES.map(() => []);
+      // The trees take turns, so a change in the machine's load hits both.
+      for (let i = 0; i < STARTS; i++)
+        for (const [j, t] of TREES.entries()) {
+          const p = await startProxy(t.bundlePath, cfg, upPorts, envOf(j));
+          ms[j].push(p.readyMs);
+          cpu[j].push(p.readyCpuMs);
+          await stop(p.proc);
+        }
+      for (const [j, t] of TREES.entries())
+        say(`- ${tag(t, `${cl}, ${label}`)}: ${median(ms[j]).toFixed(0)} ms (${ms[j].map((x) => x.toFixed(0)).join(', ')}); CPU used until ready ${median(cpu[j]).toFixed(0)} ms (${cpu[j].join(', ')})`);
     }
 }
 
 // 4. under load
 if (PARTS.has('load')) {
   say(`\n## bundle, 1,000 routes, after ${LOAD} s at ${RPS} rps over ${CONNS} connections (all 1,000 routes)`);
-  {
-    const p = await startProxy(bundlePath, thousandRoutes, upPorts);
+  for (const t of TREES) {
+    if (t.name) say(`${t.name}:`);
+    const p = await startProxy(t.bundlePath, thousandRoutes, upPorts);
     const before = await idleFigures(p);
     const seriesBefore = (await get(p.adminPort, '/stats/prometheus')).text.split('\n').filter((l) => l && !l.startsWith('#')).length;
     let peak = 0;
@@ -392,7 +401,14 @@ if (PARTS.has('load')) {
     const after = rssOf(p.proc.pid);
     const heap = await heapOf(p.adminPort);
     const seriesAfter = (await get(p.adminPort, '/stats/prometheus')).text.split('\n').filter((l) => l && !l.startsWith('#')).length;
+    // One sample falls anywhere in the GC cycle: the range over the next IDLE seconds, idle.
+    const later = [];
+    for (let i = 0; i < IDLE * 2; i++) {
+      await sleep(500);
+      later.push(rssOf(p.proc.pid).rss);
+    }
     say(`requests ${l.sent} sent, ${l.done} answered, ${l.errors} not 200, in ${l.seconds.toFixed(1)} s`);
+    say(`RSS sampled every 0.5 s over the ${IDLE} s after that: ${MB(Math.min(...later))}–${MB(Math.max(...later))} MB (last ${MB(later.at(-1))} MB)`);
     say(`RSS ${MB(after.rss)} MB (anon ${MB(after.anon)} MB; peak sampled ${MB(peak)} MB, VmHWM ${MB(after.hwm)} MB), V8 heap used / total ${MB(heap.used)} / ${MB(heap.total)} MB, external ${MB(heap.external)} MB`);
     say(`idle before the load: RSS ${MB(before.rss)} MB, heap used ${MB(before.heap.used)} MB; metric series ${seriesBefore} → ${seriesAfter} (stats: +${MB(heap.used - before.heap.used)} MB heap with everything else the load left)`);
     await stop(p.proc);
