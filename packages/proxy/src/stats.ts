@@ -11,6 +11,8 @@ export class ProxyStats {
   readonly rateLimited: Counter<'listener'>;
   readonly ejections: Counter<'cluster'>;
   readonly tcpConnections: Counter<'listener' | 'cluster'>;
+  /** tcp_proxy connection attempts that failed, by reason (`upstream-connect-failure`, `upstream-tls-<result>`). */
+  readonly tcpConnectFailures: Counter<'listener' | 'cluster' | 'reason'>;
   readonly xdsUpdates: Counter<'type' | 'result'>;
   /** LEGO agent status reports forwarded to the pilot, by result (sent, failed). */
   readonly agentStatusReports: Counter<'result'>;
@@ -84,6 +86,12 @@ export class ProxyStats {
       name: 'octo_proxy_tcp_connections_total',
       help: 'Proxied TCP connections.',
       labelNames: ['listener', 'cluster'],
+      registers,
+    });
+    this.tcpConnectFailures = new Counter({
+      name: 'octo_proxy_tcp_connect_failures_total',
+      help: 'tcp_proxy upstream connection attempts that failed, by reason (a TLS handshake refusal is upstream-tls-<result>).',
+      labelNames: ['listener', 'cluster', 'reason'],
       registers,
     });
     this.xdsUpdates = new Counter({

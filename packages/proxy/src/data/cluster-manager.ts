@@ -65,12 +65,12 @@ export class ClusterRuntime {
   }
 
   /**
-   * A new TLS connection to `addr` for the lean HTTP/1.1 client or an HTTP/2 session (undefined:
-   * plaintext). The peer must chain to the trust bundle and, with SAN matchers, carry a matching
+   * A new TLS connection to `addr` for the lean HTTP/1.1 client, an HTTP/2 session or tcp_proxy
+   * (undefined: plaintext; `socket.allowHalfOpen` for tcp_proxy's half-close). The peer must chain to the trust bundle and, with SAN matchers, carry a matching
    * URI/DNS SAN (the host name is not checked otherwise: mesh peers are named by SPIFFE ID).
    * A refusal is counted by Envoy's reason and fails the attempt with it.
    */
-  tlsConnect(addr: SocketAddr, alpn?: string[]): tls.TLSSocket | undefined {
+  tlsConnect(addr: SocketAddr, alpn?: string[], socket: { allowHalfOpen?: boolean } = {}): tls.TLSSocket | undefined {
     const r = this.tlsReady();
     if (r === undefined) return undefined;
     if (typeof r === 'string') throw new AttemptError('connect-failure', `upstream TLS not ready: ${r}`, 'upstream-tls-warming');
@@ -84,6 +84,7 @@ export class ClusterRuntime {
       rejectUnauthorized: r.verify,
       ...(t.sni ? { servername: t.sni } : {}),
       ...(offer.length ? { ALPNProtocols: offer } : {}),
+      ...(socket.allowHalfOpen ? { allowHalfOpen: true } : {}),
       checkServerIdentity: (_host, cert) =>
         sansMatch(r.sans, cert.subjectaltname) ? undefined : Object.assign(new Error(`upstream certificate SANs (${cert.subjectaltname ?? 'none'}) match no subject_alt_names matcher`), { code: SAN_MISMATCH }),
     });

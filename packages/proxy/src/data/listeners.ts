@@ -513,7 +513,7 @@ export class ListenerManager {
     const isTls = socket instanceof tls.TLSSocket;
     const timeouts = l?.filter.kind === 'http' ? l.filter.timeouts : DEFAULT_HTTP_TIMEOUTS;
     if (l?.filter.kind === 'tcp') {
-      void handleTcp(this.ctx.clusters, this.ctx.stats, name, l.filter, socket, this.ctx.random);
+      void handleTcp(this.ctx.clusters, this.ctx.stats, name, l.filter, socket, this.ctx.random, this.logger);
       return;
     }
     // HTTP: HTTP/2 with prior knowledge starts with the connection preface, anything else is 1.x.

@@ -1,7 +1,11 @@
 import net from 'node:net';
+import type tls from 'node:tls';
 import type { Duplex } from 'node:stream';
+import type { Logger } from '@octo-mesh/runtime';
 import type { TcpFilterChain } from '../model.js';
-import type { ClusterManager } from './cluster-manager.js';
+import type { ClusterManager, ClusterRuntime } from './cluster-manager.js';
+import { TLS_HANDSHAKE_ALLOWANCE_MS, tlsFailure } from './tls.js';
+import { AttemptError } from './upstream.js';
 import { matchRoute, pickWeighted, selectVirtualHost } from './router.js';
 import type { HttpContext } from './http-proxy.js';
 import type { ProxyStats } from '../stats.js';
@@ -40,6 +44,39 @@ function connectTo(h: Host, timeoutMs: number, to: Duplex): Promise<net.Socket> 
     s.once('error', (e) => {
       clearTimeout(t);
       reject(e);
+    });
+  });
+}
+
+/**
+ * `connectTo` for a cluster with a TLS transport socket: the connection is made by the cluster
+ * (ClusterRuntime.tlsConnect, the HTTP path's TLS: its SNI, trust bundle, SAN matchers and client
+ * certificate, the handshake counted by result) and is ready once the handshake is done, within
+ * the connect timeout plus the TLS allowance. ALPN offers what the context lists (Envoy's
+ * tcp_proxy: no HTTP layer to choose). What the host sends goes to `to` from then on. A refused
+ * handshake rejects with its reason (`AttemptError.reason`, e.g. `upstream-tls-fail-verify-san`).
+ */
+function tlsConnectTo(c: ClusterRuntime, h: Host, to: Duplex): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    let s: tls.TLSSocket;
+    try {
+      s = c.tlsConnect(h.address, c.model.tls!.alpn, { allowHalfOpen: true })!;
+    } catch (err) {
+      return reject(err);
+    }
+    const t = setTimeout(() => s.destroy(new AttemptError('connect-failure', 'upstream connect timeout (TCP and TLS handshake)')), c.model.connectTimeoutMs + TLS_HANDSHAKE_ALLOWANCE_MS);
+    s.once('secureConnect', () => {
+      clearTimeout(t);
+      s.on('data', (chunk: Buffer) => {
+        if (to.destroyed || to.write(chunk)) return;
+        s.pause();
+        to.once('drain', () => s.resume());
+      });
+      resolve(s);
+    });
+    s.once('error', (e) => {
+      clearTimeout(t);
+      reject(tlsFailure(s) ?? e);
     });
   });
 }
@@ -107,6 +144,7 @@ export async function handleTcp(
   f: TcpFilterChain,
   down: net.Socket,
   random: () => number = Math.random,
+  logger?: Logger,
 ): Promise<void> {
   hold(down);
   down.on('error', () => undefined);
@@ -119,10 +157,14 @@ export async function handleTcp(
     return;
   }
   if (c.model.tls) {
-    // TCP proxying does not originate TLS: refused (counted) rather than sent in cleartext to a peer expecting TLS.
-    stats.tlsHandshakes.inc({ side: 'upstream', result: 'tcp_proxy_not_implemented' });
-    down.destroy();
-    return;
+    // A TLS cluster whose secrets are not there yet is warming: nothing is sent, least of all in cleartext.
+    const why = c.tlsWarming();
+    if (why) {
+      stats.tlsHandshakes.inc({ side: 'upstream', result: 'warming' });
+      logTcpFailure(logger, listener, name, undefined, `upstream TLS not ready: ${why}`);
+      down.destroy();
+      return;
+    }
   }
   c.active++;
   down.once('close', () => c.active--);
@@ -132,7 +174,7 @@ export async function handleTcp(
     if (!host) break;
     prev = host;
     try {
-      const up = await connectTo(host, c.model.connectTimeoutMs, down);
+      const up = c.model.tls ? await tlsConnectTo(c, host, down) : await connectTo(host, c.model.connectTimeoutMs, down);
       if (down.destroyed) {
         up.destroy();
         return;
@@ -142,11 +184,19 @@ export async function handleTcp(
       up.once('close', () => host.active--);
       splice(down, up, f.idleTimeoutMs);
       return;
-    } catch {
+    } catch (err) {
+      // A failed TLS handshake is already counted by its reason (octo_proxy_tls_handshakes_total).
       c.report(host, 'local-failure');
+      stats.tcpConnectFailures.inc({ listener, cluster: name, reason: err instanceof AttemptError && err.reason ? err.reason : 'upstream-connect-failure' });
+      logTcpFailure(logger, listener, name, host.key, err instanceof Error ? err.message : String(err));
     }
   }
   down.destroy();
+}
+
+/** A TCP connection that could not reach its cluster, logged with where it was going. */
+function logTcpFailure(logger: Logger | undefined, listener: string, cluster: string, host: string | undefined, error: string): void {
+  logger?.warn('tcp_proxy: upstream connection failed', { listener, cluster, ...(host ? { host } : {}), error });
 }
 
 /**

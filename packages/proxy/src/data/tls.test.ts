@@ -99,6 +99,7 @@ describe('TLS and mTLS through standard xDS', () => {
         httpListener('outbound', {
           route_config: routeConfig('out', [
             { name: 'h2', match: { prefix: '/h2/' }, route: { cluster: 'b-h2' } },
+            { name: 'auto', match: { prefix: '/auto/' }, route: { cluster: 'b-auto' } },
             { name: 'wrong-san', match: { prefix: '/wrong-san/' }, route: { cluster: 'b-wrong-san' } },
             { name: 'b', match: { prefix: '/' }, route: { cluster: 'b' } },
           ]),
@@ -108,6 +109,11 @@ describe('TLS and mTLS through standard xDS', () => {
       clusters: [
         staticCluster('b', [strictPort], upstreamTransport(sdsTlsContext(dirA, ['h2', 'http/1.1'], { exact: ID_B }))),
         staticCluster('b-wrong-san', [strictPort], upstreamTransport(sdsTlsContext(dirA, ['h2', 'http/1.1'], { exact: `${TD}/someone-else` }))),
+        // What Pilot serves for an HTTP port between sidecars: ALPN decides (translate/mtls.ts).
+        staticCluster('b-auto', [strictPort], {
+          ...upstreamTransport(sdsTlsContext(dirA, ['h2', 'http/1.1'], { prefix: 'spiffe://cluster.local/' })),
+          typed_extension_protocol_options: { [HPO]: { '@type': `type.googleapis.com/${HPO}`, auto_config: { http_protocol_options: {}, http2_protocol_options: {} } } },
+        }),
         staticCluster('b-h2', [strictPort], {
           ...upstreamTransport(sdsTlsContext(dirA, ['h2', 'http/1.1'], { prefix: 'spiffe://cluster.local/' })),
           typed_extension_protocol_options: { [HPO]: { '@type': `type.googleapis.com/${HPO}`, explicit_http_config: { http2_protocol_options: {} } } },
@@ -139,6 +145,18 @@ describe('TLS and mTLS through standard xDS', () => {
     const r = await request(a.port, { path: '/h2/x' });
     expect(r.status).toBe(200);
     expect(logB.slice(before).find((x) => x.path === '/h2/x')?.protocol).toBe('HTTP/2');
+  });
+
+  it('auto_config between two proxies: ALPN picks h2 with the inbound, and concurrent requests share one connection', async () => {
+    const before = logB.length;
+    const handshakes = await counter(b, 'octo_proxy_tls_handshakes_total', { side: 'downstream', result: 'success' });
+    const rs = await Promise.all(Array.from({ length: 50 }, (_, i) => request(a.port, { path: `/auto/${i}` })));
+    expect(rs.map((r) => r.status)).toEqual(rs.map(() => 200));
+    const seen = logB.slice(before).filter((x) => x.path.startsWith('/auto/'));
+    expect(seen).toHaveLength(50);
+    expect(new Set(seen.map((x) => x.protocol))).toEqual(new Set(['HTTP/2']));
+    // One TLS connection from A to B carried all 50 (the negotiating one became the HTTP/2 session).
+    expect(await counter(b, 'octo_proxy_tls_handshakes_total', { side: 'downstream', result: 'success' })).toBe(handshakes + 1);
   });
 
   it('answers HTTP/2 chosen by ALPN from a direct TLS client', async () => {
@@ -183,18 +201,19 @@ describe('TLS and mTLS through standard xDS', () => {
     expect(await counter(b, 'octo_proxy_no_filter_chain_total', { listener: 'inbound', transport: 'raw_buffer' })).toBe(before + 1);
   });
 
-  it('closes a TCP-proxied connection to a TLS cluster instead of sending it in cleartext', async () => {
+  it('TCP-proxies over mTLS to a STRICT inbound (the bytes arrive only through the TLS chain)', async () => {
     const port = Number(a.listening().find((l) => l.name === 'tcp-to-tls')?.address.split(':').pop());
-    const before = await counter(a, 'octo_proxy_tls_handshakes_total', { side: 'upstream', result: 'tcp_proxy_not_implemented' });
+    const before = await counter(b, 'octo_proxy_tls_handshakes_total', { side: 'downstream', result: 'success' });
     const got = await new Promise<string>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => s.write('hello'));
+      const s = net.connect(port, '127.0.0.1', () => s.write('GET /over-tcp HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n'));
       let data = '';
       s.on('data', (d) => (data += d.toString()));
       s.on('error', () => undefined);
       s.on('close', () => resolve(data));
     });
-    expect(got).toBe('');
-    expect(await counter(a, 'octo_proxy_tls_handshakes_total', { side: 'upstream', result: 'tcp_proxy_not_implemented' })).toBe(before + 1);
+    expect(got).toMatch(/^HTTP\/1\.1 200 /);
+    expect(got).toContain('\r\n\r\n3\r\napp\r\n0\r\n\r\n');
+    expect(await counter(b, 'octo_proxy_tls_handshakes_total', { side: 'downstream', result: 'success' })).toBe(before + 1);
   });
 
   it('PERMISSIVE accepts plaintext and mTLS on one port', async () => {
