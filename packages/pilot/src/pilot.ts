@@ -26,7 +26,7 @@ import { rolloutAggregates } from './rollouts.js';
 import { targetFor } from './upgrade.js';
 import { OUTBOUND, parseClusterName } from './translate/common.js';
 import { generateInboundClusters, generateListeners, INBOUND } from './translate/listeners.js';
-import { clusterTransportSocketField, inboundWithTls, type MtlsMode, type NodeTls } from './translate/mtls.js';
+import { clusterTlsFields, inboundWithTls, type MtlsMode, type NodeTls } from './translate/mtls.js';
 import type { AuthorizationTranslation } from './translate/authz.js';
 import { authorizationPolicyStatus, authorizationProvenance, inboundService } from './authz-status.js';
 import type { AuthorizationPolicyStatus } from '@octo-mesh/api';
@@ -355,22 +355,29 @@ export class Pilot {
     const api = this.apiListeners(scope, present);
     if (want(TYPE_URL.listener)) out[TYPE_URL.listener] = [...own.listeners, ...this.tcpListeners(scope, present), ...api.listeners];
     if (want(TYPE_URL.route)) out[TYPE_URL.route] = [this.routeConfig(present, scope.namespace), ...api.routes];
-    if (want(TYPE_URL.cluster)) out[TYPE_URL.cluster] = [...present.flatMap((s) => (scope.tls ? this.clustersWithTls(s.clusters, splitServiceKey(s.key).namespace, scope.tls) : s.clusters)), ...own.clusters];
+    if (want(TYPE_URL.cluster)) out[TYPE_URL.cluster] = [...present.flatMap((s) => (scope.tls ? this.clustersWithTls(s, scope.tls) : s.clusters)), ...own.clusters];
     if (want(TYPE_URL.endpoint)) out[TYPE_URL.endpoint] = present.flatMap((s) => this.catalog.edsFor(s, scope.locality));
     if (want(GOVERNANCE)) out[GOVERNANCE] = present.flatMap((s) => (s.governance ? [s.governance] : []));
     if (want(UPGRADE)) out[UPGRADE] = [];
     return out;
   }
 
-  /** A service's clusters for nodes with TLS: each with its transport socket appended, once per cluster version and SDS directory. */
-  private clustersWithTls(clusters: readonly XdsResource[], namespace: string, tls: NodeTls): XdsResource[] {
+  /**
+   * A service's clusters for nodes with TLS: each with its transport socket (and, for an HTTP
+   * port, `auto_config`) appended, once per cluster version and SDS directory.
+   */
+  private clustersWithTls(s: ServiceEntry, tls: NodeTls): XdsResource[] {
     const key = `${tls.mode}:${tls.sdsDir}`;
-    return clusters.map((c) => {
+    const namespace = splitServiceKey(s.key).namespace;
+    const protocols = new Map((s.data?.service.spec.ports ?? []).map((p) => [p.port, p.protocol]));
+    return s.clusters.map((c) => {
       let byDir = this.tlsClusters.get(c);
       if (!byDir) this.tlsClusters.set(c, (byDir = new Map()));
       let r = byDir.get(key);
       if (!r) {
-        r = resourceFromBytes(TYPE_URL.cluster, c.name, Buffer.concat([c.any.value, clusterTransportSocketField(tls, namespace)]), c.generator, { references: c.references, provenance: c.provenance });
+        // A cluster name Pilot did not make has no port to look up: TLS only, no ALPN, no protocol choice.
+        const protocol = protocols.get(parseClusterName(c.name)?.port ?? 0) ?? 'tcp';
+        r = resourceFromBytes(TYPE_URL.cluster, c.name, Buffer.concat([c.any.value, clusterTlsFields(tls, namespace, protocol)]), c.generator, { references: c.references, provenance: c.provenance });
         byDir.set(key, r);
       }
       return r;

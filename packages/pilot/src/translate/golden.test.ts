@@ -6,7 +6,10 @@ import { service as serviceSchema, serviceEndpoints as endpointsSchema, type Rou
 import { Cluster, HttpConnectionManager, Listener, RouteConfiguration, TYPE_URL } from '@octo-mesh/proto';
 import { parse, stringify } from 'yaml';
 import { keyOf, nameOf, parseDependency, serviceKey, type Locality, type ServiceData } from '../model.js';
-import { composeNode } from './node.js';
+import { composeNode, type NodeConfig } from './node.js';
+import { clusterTlsFields, inboundWithTls, type NodeTls } from './mtls.js';
+import { INBOUND } from './listeners.js';
+import { parseClusterName } from './common.js';
 import { readable } from './readable.js';
 import { translateEndpoints, translateService, type ServiceTranslation } from './service.js';
 import { tcpProxyCluster } from './tcp.js';
@@ -18,7 +21,8 @@ const update = process.env['UPDATE_GOLDEN'] === '1';
 
 interface Input {
   /** apiListeners: listener names a proxyless gRPC client asked for. */
-  node: { namespace?: string; dependencies: string[]; locality?: Locality; appPort?: number; appSocket?: string; apiListeners?: string[] };
+  /** tls: the node holds a mesh certificate (what Pilot reads from `octo.io/sds-dir` and its mTLS mode). */
+  node: { namespace?: string; dependencies: string[]; locality?: Locality; appPort?: number; appSocket?: string; apiListeners?: string[]; tls?: NodeTls };
   /** A second state of the same node with other dependencies (e.g. one removed). */
   after?: { dependencies: string[] };
   resources: { kind: string; metadata: { name: string; namespace?: string } }[];
@@ -56,7 +60,7 @@ function run(input: Input): unknown {
       input.node.apiListeners,
     );
     assertConsistent(cfg.listeners, cfg.clusters, cfg.routes);
-    return cfg;
+    return input.node.tls ? withTls(cfg, input.node.tls, data) : cfg;
   };
   const cfg = compose(input.node.dependencies);
   const after = input.after && compose(input.after.dependencies);
@@ -77,6 +81,24 @@ function run(input: Input): unknown {
           },
         }
       : {}),
+  };
+}
+
+/**
+ * A node's configuration as Pilot serves it to a node with a certificate (pilot.ts): the inbound
+ * listener with TLS chains, and each mesh cluster with the fields Pilot appends to its encoded
+ * bytes, decoded as a proxy reads them.
+ */
+function withTls(cfg: NodeConfig, t: NodeTls, data: ReadonlyMap<string, ServiceData>): NodeConfig {
+  return {
+    ...cfg,
+    listeners: cfg.listeners.map((l) => (l.name === INBOUND ? inboundWithTls(l, t) : l)),
+    clusters: cfg.clusters.map((c) => {
+      const parsed = parseClusterName(c.name);
+      if (!parsed) return c;
+      const port = data.get(parsed.service)!.service.spec.ports.find((p) => p.port === parsed.port)!;
+      return Cluster.decode(Buffer.concat([Cluster.encode(c).finish(), clusterTlsFields(t, parsed.service.split('/')[0]!, port.protocol)]));
+    }),
   };
 }
 
@@ -127,6 +149,7 @@ describe('translation golden files', () => {
     ['16', null], // a proxyless gRPC client's listener names: api_listeners, route configurations reduced to what gRPC acts on
     ['17', null], // a node whose application listens on a Unix socket: the inbound cluster's endpoint is a pipe address
     ['18', null], // a central gRPC health check: the governance resource carries its grpc variant
+    ['19', null], // a node with a mesh certificate: TLS on every mesh cluster, auto_config (ALPN h2/http1.1) on HTTP ports only
   ])('%s', (name, expectedError) => {
     const input = parse(readFileSync(join(testdata, `${name}.input.yaml`), 'utf8')) as Input;
     if (expectedError) {

@@ -3,7 +3,8 @@ import { Cluster, Listener } from '@octo-mesh/proto';
 import { DownstreamTlsContext, UpstreamTlsContext } from '@octo-mesh/proto/gen/envoy/extensions/transport_sockets/tls/v3/tls.js';
 import { generateClusters } from './clusters.js';
 import { generateListeners, INBOUND } from './listeners.js';
-import { clusterTransportSocketField, inboundWithTls, type NodeTls } from './mtls.js';
+import { HttpProtocolOptions } from '@octo-mesh/proto/gen/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
+import { clusterTlsFields, clusterTransportSocketField, inboundWithTls, UPSTREAM_HTTP_OPTIONS, type NodeTls } from './mtls.js';
 
 const tls = (mode: NodeTls['mode']): NodeTls => ({ mode, sdsDir: '/var/run/octo/certs/', trustDomain: 'cluster.local' });
 const inbound = () => generateListeners({ appPort: 8080 }).find((l) => l.name === INBOUND)!;
@@ -41,5 +42,26 @@ describe('data-plane mTLS in standard Envoy fields', () => {
     const ctx = UpstreamTlsContext.decode(decoded.transportSocket!.typedConfig!.value);
     expect(ctx.commonTlsContext!.combinedValidationContext!.defaultValidationContext!.matchTypedSubjectAltNames[0]!.matcher!.prefix).toBe('spiffe://cluster.local/ns/shop/');
     expect(ctx.commonTlsContext!.tlsCertificateSdsSecretConfigs[0]!.name).toBe('default');
+  });
+
+  // columns: port protocol, auto_config expected, http2_protocol_options kept
+  it.each([
+    ['http', true, false],
+    ['http2', false, true],
+    ['grpc', false, true],
+    ['tcp', false, false],
+  ] as const)('a %s port: auto_config %s, explicit HTTP/2 %s; TLS in every case (ALPN only for HTTP)', (protocol, auto, h2) => {
+    const [cluster] = generateClusters({ apiVersion: 'model.mesh.octo.io/v1', kind: 'Service', metadata: { name: 'catalog', namespace: 'shop' }, spec: { ports: [{ name: 'p', port: 8080, protocol }] } } as never, undefined);
+    const decoded = Cluster.decode(Buffer.concat([Buffer.from(Cluster.encode(cluster!).finish()), clusterTlsFields(tls('strict'), 'shop', protocol)]));
+    expect(decoded.transportSocket!.name).toBe('envoy.transport_sockets.tls');
+    const ctx = UpstreamTlsContext.decode(decoded.transportSocket!.typedConfig!.value);
+    expect(ctx.commonTlsContext!.alpnProtocols).toEqual(protocol === 'tcp' ? [] : ['h2', 'http/1.1']);
+    expect(decoded.http2ProtocolOptions !== undefined).toBe(h2);
+    const any = decoded.typedExtensionProtocolOptions[UPSTREAM_HTTP_OPTIONS];
+    if (!auto) return expect(decoded.typedExtensionProtocolOptions).toEqual({});
+    expect(any!.typeUrl).toBe('type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions');
+    const o = HttpProtocolOptions.decode(any!.value);
+    expect(o.autoConfig).toEqual({ httpProtocolOptions: expect.anything(), http2ProtocolOptions: expect.anything() });
+    expect(o.explicitHttpConfig).toBeUndefined();
   });
 });

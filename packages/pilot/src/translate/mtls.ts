@@ -6,7 +6,12 @@
  *   (a DownstreamTlsContext requiring a client certificate) always, `raw_buffer` (plaintext)
  *   only in PERMISSIVE mode; in STRICT a plaintext connection matches no chain and is closed;
  * - each outbound cluster to a mesh service: an UpstreamTlsContext that presents the node's
- *   certificate and accepts only a peer of the callee's namespace (`spiffe://<td>/ns/<ns>/`).
+ *   certificate and accepts only a peer of the callee's namespace (`spiffe://<td>/ns/<ns>/`);
+ *   TCP ports' clusters too (the caller's tcp_proxy originates the same mTLS, without ALPN);
+ * - an HTTP port's cluster also gets `auto_config` (HttpProtocolOptions): the caller offers `h2`
+ *   and `http/1.1` and speaks what the callee's inbound TLS listener picks, so two sidecars talk
+ *   HTTP/2 (one multiplexed connection) whatever the application speaks. A port declared
+ *   `http2`/`grpc` keeps its explicit HTTP/2; a `tcp` port carries no HTTP.
  * Private keys never pass through Pilot: only the file paths do.
  */
 import { ConfigSource } from '@octo-mesh/proto/gen/envoy/config/core/v3/config_source.js';
@@ -16,6 +21,8 @@ import { FilterChainMatch, ListenerFilter } from '@octo-mesh/proto/gen/envoy/con
 import { CertificateValidationContext, SubjectAltNameMatcher_SanType } from '@octo-mesh/proto/gen/envoy/extensions/transport_sockets/tls/v3/common.js';
 import { CommonTlsContext, DownstreamTlsContext, UpstreamTlsContext } from '@octo-mesh/proto/gen/envoy/extensions/transport_sockets/tls/v3/tls.js';
 import { TlsInspector } from '@octo-mesh/proto/gen/envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.js';
+import { HttpProtocolOptions } from '@octo-mesh/proto/gen/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
+import type { ServicePort } from '../model.js';
 import { lengthDelimited } from '../server/encode.js';
 import { pack } from './common.js';
 
@@ -24,9 +31,12 @@ export type MtlsMode = 'off' | 'permissive' | 'strict';
 
 export const TLS_TRANSPORT_SOCKET = 'envoy.transport_sockets.tls';
 export const TLS_INSPECTOR = 'envoy.filters.listener.tls_inspector';
-const TYPE_UPSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
-const TYPE_DOWNSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
-const TYPE_TLS_INSPECTOR = 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
+export const TYPE_UPSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
+export const TYPE_DOWNSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
+export const TYPE_TLS_INSPECTOR = 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
+/** The `typed_extension_protocol_options` key of upstream HTTP options (Envoy's extension name). */
+export const UPSTREAM_HTTP_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+export const TYPE_UPSTREAM_HTTP_OPTIONS = `type.googleapis.com/${UPSTREAM_HTTP_OPTIONS}`;
 /** SDS secret names and files the agent's rotator writes (identity README). */
 export const SDS_CERT = { name: 'default', file: 'default.json' } as const;
 export const SDS_ROOTS = { name: 'ROOTCA', file: 'ROOTCA.json' } as const;
@@ -44,7 +54,7 @@ const file = (dir: string, name: string) => `${dir.replace(/\/+$/, '')}/${name}`
 const sds = (name: string, path: string) => ({ name, sdsConfig: ConfigSource.fromPartial({ pathConfigSource: { path } }) });
 
 /** The node's certificate and the mesh roots by SDS from its files; peers matched by SPIFFE ID prefix. */
-export function commonTlsContext(sdsDir: string, peerPrefix?: string): CommonTlsContext {
+export function commonTlsContext(sdsDir: string, peerPrefix?: string, alpn: readonly string[] = MESH_ALPN): CommonTlsContext {
   return CommonTlsContext.fromPartial({
     tlsCertificateSdsSecretConfigs: [sds(SDS_CERT.name, file(sdsDir, SDS_CERT.file))],
     combinedValidationContext: {
@@ -53,22 +63,56 @@ export function commonTlsContext(sdsDir: string, peerPrefix?: string): CommonTls
       }),
       validationContextSdsSecretConfig: sds(SDS_ROOTS.name, file(sdsDir, SDS_ROOTS.file)),
     },
-    alpnProtocols: MESH_ALPN,
+    alpnProtocols: [...alpn],
   });
 }
 
 /** Peers of the trust domain in `namespace` (SPIFFE IDs `spiffe://<td>/ns/<namespace>/sa/…`). */
 export const namespacePrefix = (trustDomain: string, namespace: string): string => `spiffe://${trustDomain}/ns/${namespace}/`;
 
-/** A cluster's transport socket to a mesh service in `namespace`. */
-export function upstreamTransportSocket(t: NodeTls, namespace: string): TransportSocket {
-  const ctx = UpstreamTlsContext.fromPartial({ commonTlsContext: commonTlsContext(t.sdsDir, namespacePrefix(t.trustDomain, namespace)) });
+/** A cluster's transport socket to a mesh service in `namespace`, offering `alpn`. */
+export function upstreamTransportSocket(t: NodeTls, namespace: string, alpn: readonly string[] = MESH_ALPN): TransportSocket {
+  const ctx = UpstreamTlsContext.fromPartial({ commonTlsContext: commonTlsContext(t.sdsDir, namespacePrefix(t.trustDomain, namespace), alpn) });
   return { name: TLS_TRANSPORT_SOCKET, typedConfig: pack(TYPE_UPSTREAM_TLS, UpstreamTlsContext, ctx) };
 }
 
 /** Encoded `transport_socket` (Cluster field 24), to append to an encoded Cluster: protobuf merges a repeated singular message field, and Pilot's clusters carry none. */
-export function clusterTransportSocketField(t: NodeTls, namespace: string): Buffer {
-  return lengthDelimited(24, Buffer.from(TransportSocket.encode(upstreamTransportSocket(t, namespace)).finish()));
+export function clusterTransportSocketField(t: NodeTls, namespace: string, alpn: readonly string[] = MESH_ALPN): Buffer {
+  return lengthDelimited(24, Buffer.from(TransportSocket.encode(upstreamTransportSocket(t, namespace, alpn)).finish()));
+}
+
+/**
+ * Whether a mesh cluster of a port speaking `protocol` lets ALPN choose HTTP/2 or HTTP/1.1: only
+ * `http` ports. `http2` and `grpc` ports are HTTP/2 already (explicit, and an h2-only peer must
+ * not be asked for HTTP/1.1); `tcp` ports carry no HTTP.
+ */
+export const negotiatesHttpProtocol = (protocol: ServicePort['protocol']): boolean => protocol === 'http';
+
+/** Envoy's AutoHttpConfig with HTTP/1.1 and HTTP/2 options left at their defaults. */
+export function autoHttpProtocolOptions(): HttpProtocolOptions {
+  return HttpProtocolOptions.fromPartial({ autoConfig: { httpProtocolOptions: {}, http2ProtocolOptions: {} } });
+}
+
+/**
+ * Encoded `typed_extension_protocol_options` (Cluster field 36, a map: one entry message of key 1
+ * and value 2) holding {@link autoHttpProtocolOptions}, to append like the transport socket.
+ */
+export function clusterAutoConfigField(): Buffer {
+  const any = pack(TYPE_UPSTREAM_HTTP_OPTIONS, HttpProtocolOptions, autoHttpProtocolOptions());
+  const value = Buffer.concat([lengthDelimited(1, Buffer.from(any.typeUrl)), lengthDelimited(2, Buffer.from(any.value))]);
+  return lengthDelimited(36, Buffer.concat([lengthDelimited(1, Buffer.from(UPSTREAM_HTTP_OPTIONS)), lengthDelimited(2, value)]));
+}
+
+/**
+ * What a node with TLS appends to an encoded mesh cluster of a port speaking `protocol`: the
+ * transport socket, and for an HTTP port `auto_config`. Pilot's clusters carry neither field, and
+ * a port's explicit protocol (`http2`/`grpc`: `http2_protocol_options`) is left as it is. A TCP
+ * port's context offers no ALPN: its bytes are neither HTTP/2 nor HTTP/1.1 (tcp_proxy offers what
+ * the context lists, as Envoy does).
+ */
+export function clusterTlsFields(t: NodeTls, namespace: string, protocol: ServicePort['protocol']): Buffer {
+  const socket = clusterTransportSocketField(t, namespace, protocol === 'tcp' ? [] : MESH_ALPN);
+  return negotiatesHttpProtocol(protocol) ? Buffer.concat([socket, clusterAutoConfigField()]) : socket;
 }
 
 /**

@@ -8,6 +8,10 @@ import { TYPE_URL } from '@octo-mesh/proto';
 import { TYPE } from './common.js';
 import { RBAC } from '@octo-mesh/proto/gen/envoy/extensions/filters/http/rbac/v3/rbac.js';
 import { RBAC_TYPE_URL } from './authz.js';
+import { DownstreamTlsContext, UpstreamTlsContext } from '@octo-mesh/proto/gen/envoy/extensions/transport_sockets/tls/v3/tls.js';
+import { TlsInspector } from '@octo-mesh/proto/gen/envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.js';
+import { HttpProtocolOptions } from '@octo-mesh/proto/gen/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
+import { TYPE_DOWNSTREAM_TLS, TYPE_TLS_INSPECTOR, TYPE_UPSTREAM_HTTP_OPTIONS, TYPE_UPSTREAM_TLS } from './mtls.js';
 
 interface Codec {
   decode(input: Uint8Array): unknown;
@@ -27,6 +31,10 @@ const CODECS: Record<string, Codec> = {
   [TYPE.localRateLimit]: LocalRateLimit,
   [RBAC_TYPE_URL]: RBAC,
   [TYPE_URL.serviceGovernance]: ServiceGovernance,
+  [TYPE_UPSTREAM_TLS]: UpstreamTlsContext,
+  [TYPE_DOWNSTREAM_TLS]: DownstreamTlsContext,
+  [TYPE_TLS_INSPECTOR]: TlsInspector,
+  [TYPE_UPSTREAM_HTTP_OPTIONS]: HttpProtocolOptions,
 };
 
 /** The codec of a resource type this package serves, or undefined. */
