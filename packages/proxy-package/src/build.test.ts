@@ -32,6 +32,16 @@ describe('package:proxy', () => {
     expect(opened.files.find((f) => f.path === 'proxy.mjs')!.data.toString()).toContain('"1.2.4"');
   }, 120_000);
 
+  it('leaves out @grpc/proto-loader and what it loads (protobufjs, long): grpc-js needs them only for channelz and ORCA', () => {
+    const { path } = packageProxy('1.2.5', 'e');
+    const bundle = openPackage(readFileSync(path), { version: '1.2.5' }).files.find((f) => f.path === 'proxy.mjs')!.data.toString('latin1');
+    // esbuild starts each bundled module with a `// <path>` line.
+    const modules = [...bundle.matchAll(/^\/\/ (\S+\.[cm]?js)$/gm)].map((m) => m[1]!);
+    expect(modules.some((m) => m.includes('node_modules/@grpc/grpc-js/'))).toBe(true);
+    expect(modules.filter((m) => /node_modules\/(@grpc\/proto-loader|protobufjs|@protobufjs|long)\//.test(m))).toEqual([]);
+    expect(bundle).toContain('__require("@grpc/proto-loader")');
+  }, 120_000);
+
   it('refuses a version that is not semver (exit 2)', () => {
     expect(() => execFileSync(process.execPath, [CLI, '--version', 'latest'], { cwd: ROOT, stdio: 'pipe' })).toThrow(/--version must be a semantic version/);
   });
