@@ -52,6 +52,8 @@ export interface EmbeddedOptions {
   logLevel?: string;
   /** Node binary for the children; default this process's. */
   nodeBinary?: string;
+  /** Extra flags per role, after the runner's own (e.g. `{ 'meta-server': ['--pilot-ttl-ms', '10000'] }` in a bench). */
+  extraArgs?: Partial<Record<'dispatcher' | 'meta-server' | 'pilot', string[]>>;
 }
 
 /** Control planes started and not stopped yet, for {@link stopEmbeddedControlPlanes}. */
@@ -92,14 +94,14 @@ export class EmbeddedControlPlane implements ControlPlane {
       name: 'dispatcher',
       role: 'dispatcher',
       script: dist('dispatcher'),
-      args: ['--grpc-port', `${dg}`, '--admin-port', `${da}`, '--data-dir', join(this.workDir, 'dispatcher'), ...level],
+      args: ['--grpc-port', `${dg}`, '--admin-port', `${da}`, '--data-dir', join(this.workDir, 'dispatcher'), ...level, ...(this.opts.extraArgs?.dispatcher ?? [])],
       readyUrl: `http://${a(da)}/readyz`,
     });
     await this.launch({
       name: 'meta-server',
       role: 'meta-server',
       script: dist('meta-server'),
-      args: ['--grpc-port', `${mg}`, '--admin-port', `${ma}`, '--dispatcher-address', this.dispatcherAddress, ...level],
+      args: ['--grpc-port', `${mg}`, '--admin-port', `${ma}`, '--dispatcher-address', this.dispatcherAddress, ...level, ...(this.opts.extraArgs?.['meta-server'] ?? [])],
       readyUrl: `http://${a(ma)}/healthz`,
     });
     const pilots = [];
@@ -117,6 +119,7 @@ export class EmbeddedControlPlane implements ControlPlane {
           '--meta-server-address', this.metaAddress,
           '--shutdown-grace-seconds', '1',
           ...level,
+          ...(this.opts.extraArgs?.pilot ?? []),
         ],
         readyUrl: `http://${a(admin)}/readyz`,
       });
