@@ -6,7 +6,7 @@ import type { ClientDuplexStream } from '@grpc/grpc-js';
 import type { AuthorizationPolicy, EndpointHealth, RoutePolicy, Service, ServiceEndpoints } from '@octo-mesh/api';
 import { DispatcherWatchEventType, type DispatcherWatchEvent, type DispatcherWatchRequest } from '@octo-mesh/proto';
 import { Backoff, NotFoundError, recordError, sleep, type Logger } from '@octo-mesh/runtime';
-import { applyEndpointHealth, authorizationTarget, compareVersions, policyTarget, splitServiceKey, type MeshChange, type MeshSource, type MeshWatch, type ServiceData, type ServiceKey } from '@octo-mesh/contracts';
+import { applyEndpointHealth, authorizationTarget, backingOf, compareVersions, policyTarget, splitServiceKey, type MeshChange, type MeshSource, type MeshWatch, type ServiceBacking, type ServiceData, type ServiceKey } from '@octo-mesh/contracts';
 import type { DispatcherConnection } from './dispatcher.js';
 
 const CHANGE_KIND: Record<string, MeshChange['kind'] | undefined> = {
@@ -80,13 +80,29 @@ export class DispatcherMeshSource implements MeshSource {
     return out;
   }
 
+  /** Services and ServiceEndpoints of the namespace, listed (paged) and joined by service. */
+  async backing(namespace: string): Promise<ServiceBacking[]> {
+    const { connection } = this.opts;
+    const [services, endpoints] = await Promise.all([connection.list('Service', namespace), connection.list('ServiceEndpoints', namespace)]);
+    const byKey = new Map((endpoints.items as ServiceEndpoints[]).map((e) => [`${e.metadata.namespace ?? 'default'}/${e.metadata.name}`, e.spec.endpoints]));
+    return (services.items as Service[]).map((s) => {
+      const key = `${s.metadata.namespace ?? 'default'}/${s.metadata.name}`;
+      return backingOf(key, { service: s, endpoints: byKey.get(key) ?? [] });
+    });
+  }
+
   watch(services: Iterable<ServiceKey>, onChange: (changes: MeshChange[]) => void): MeshWatch {
     let watched = new Set(services);
+    let namespaces = new Set<string>();
     let closed = false;
     let stream: ClientDuplexStream<DispatcherWatchRequest, DispatcherWatchEvent> | undefined;
     let version = '';
     const backoff = new Backoff({ initialMs: 100, maxMs: 3000, jitter: 0.5 });
-    const subscriptions = () => [...watched].map((service) => ({ kind: '', namespace: '', name: '', service }));
+    const subscriptions = () => [
+      ...[...watched].map((service) => ({ kind: '', namespace: '', name: '', service })),
+      // Every service of these namespaces: which services a sidecar's workload backs (backing()).
+      ...[...namespaces].flatMap((namespace) => ['Service', 'ServiceEndpoints'].map((kind) => ({ kind, namespace, name: '', service: '' }))),
+    ];
     const deliver = (changes: MeshChange[]) => setImmediate(() => !closed && changes.length && onChange(changes));
 
     const once = () =>
@@ -113,7 +129,8 @@ export class DispatcherMeshSource implements MeshSource {
           } else if (ev.type === DispatcherWatchEventType.NOTIFY) {
             if (compareVersions(ev.version, version) > 0) version = ev.version;
             const kind = CHANGE_KIND[ev.kind];
-            if (kind && ev.service && watched.has(ev.service)) deliver([{ kind, service: ev.service }]);
+            const byNamespace = (ev.kind === 'Service' || ev.kind === 'ServiceEndpoints') && namespaces.has(ev.namespace);
+            if (kind && ev.service && (watched.has(ev.service) || byNamespace)) deliver([{ kind, service: ev.service }]);
           }
         });
         s.on('error', (err: Error) => {
@@ -134,8 +151,9 @@ export class DispatcherMeshSource implements MeshSource {
     })();
 
     return {
-      update: (next) => {
+      update: (next, ns) => {
         watched = new Set(next);
+        namespaces = new Set(ns ?? []);
         // Replaces the subscriptions on the open stream; a reconnect sends the current set anyway.
         stream?.write({ clientId: this.opts.clientId, subscriptions: subscriptions(), resumeVersion: version });
       },

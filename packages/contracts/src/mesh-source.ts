@@ -7,16 +7,50 @@
 import type { ServiceData, ServiceKey } from './service.js';
 
 /**
+ * Who backs one service: what Pilot needs to tell which services a sidecar's workload serves,
+ * so its inbound listener enforces the AuthorizationPolicies of every one of them
+ * (packages/pilot/README.md, "AuthorizationPolicy").
+ */
+export interface ServiceBacking {
+  service: ServiceKey;
+  /** The Service's `spec.selector`: instances with all of these labels back it. */
+  selector?: Record<string, string>;
+  /** `namespace/workload` of its endpoints (Kubernetes: the pod's app; registry: the instance's workload), sorted. */
+  workloads: string[];
+  /** Instance ids of its endpoints (pod names, registered instance ids), sorted. */
+  instances: string[];
+}
+
+/** The backing of one service from its data (endpoints without a workload or instance add nothing). */
+export function backingOf(key: ServiceKey, data: Pick<ServiceData, 'service' | 'endpoints'>): ServiceBacking {
+  const workloads = new Set<string>();
+  const instances = new Set<string>();
+  for (const e of data.endpoints) {
+    if (e.workload) workloads.add(e.workload);
+    if (e.instance) instances.add(e.instance);
+  }
+  const selector = data.service.spec.selector;
+  return { service: key, ...(selector && Object.keys(selector).length ? { selector } : {}), workloads: [...workloads].sort(), instances: [...instances].sort() };
+}
+
+/**
  * A lightweight change notification: it says *what* changed, never the new data (notify, then
  * fetch). `resync` means the source lost track (e.g. its connection to the dispatcher was
  * re-established) and every watched service must be fetched again.
  */
 export type MeshChange = { kind: 'service' | 'endpoints' | 'routePolicy' | 'authorizationPolicy'; service: ServiceKey } | { kind: 'resync' };
 
+/** The namespace of a change's service (`namespace/name`), or undefined for a resync. */
+export const changeNamespace = (c: MeshChange): string | undefined => (c.kind === 'resync' ? undefined : c.service.slice(0, c.service.indexOf('/')));
+
 /** A live subscription. */
 export interface MeshWatch {
-  /** Replaces the watched set. Changes to services added here are delivered from now on; there is no initial event. */
-  update(services: Iterable<ServiceKey>): void;
+  /**
+   * Replaces the watched set. Changes to services added here are delivered from now on; there is
+   * no initial event. `namespaces`: also deliver the `service` and `endpoints` changes of every
+   * service of these namespaces (what {@link MeshSource.backing} reads), watched or not.
+   */
+  update(services: Iterable<ServiceKey>, namespaces?: Iterable<string>): void;
   /** Stops delivery; idempotent. */
   close(): void;
 }
@@ -42,5 +76,12 @@ export interface MeshWatch {
  */
 export interface MeshSource {
   fetch(services: readonly ServiceKey[]): Promise<Map<ServiceKey, ServiceData>>;
+  /**
+   * Who backs each service of a namespace (one entry per existing service, any order): Pilot
+   * reads it for the namespaces of its sidecars with an inbound listener, then keeps it current
+   * from the namespace's `service`/`endpoints` changes (watched with `update(…, namespaces)`)
+   * and a `fetch` of the changed service. Rejects only when the source is unreachable.
+   */
+  backing(namespace: string): Promise<ServiceBacking[]>;
   watch(services: Iterable<ServiceKey>, onChange: (changes: MeshChange[]) => void): MeshWatch;
 }

@@ -76,6 +76,36 @@ describe('DispatcherMeshSource (pilot MeshSource over the dispatcher)', () => {
     }
   });
 
+  it('tells who backs each service of a namespace, and notifies the namespace\'s service and endpoints changes when asked to', async () => {
+    const backed = (name: string, workload: string): ServiceEndpoints => ({
+      ...endpoints(name, [1001]),
+      spec: { endpoints: [{ address: '10.0.0.7', port: 15006, labels: {}, healthy: true, instance: `${workload}-0`, workload: `demo/${workload}` }] },
+    });
+    await store.put(serviceFixture('catalog'));
+    await store.put(serviceFixture('catalog-api'));
+    await store.put(backed('catalog-api', 'catalog'));
+    await store.put(serviceFixture('elsewhere', 'other'));
+    const source = new DispatcherMeshSource({ connection: conn, clientId: 'pilot-1' });
+    const got = (await source.backing('demo')).sort((a, b) => a.service.localeCompare(b.service));
+    expect(got).toEqual([
+      { service: 'demo/catalog', workloads: [], instances: [] },
+      { service: 'demo/catalog-api', workloads: ['demo/catalog'], instances: ['catalog-0'] },
+    ]);
+    const changes: MeshChange[] = [];
+    const w = source.watch([], (c) => changes.push(...c));
+    try {
+      await until(() => changes.length === 1, 'initial resync');
+      w.update([], ['demo']);
+      // Another namespace's change first: it must not be delivered; the later demo one must.
+      await store.put(serviceFixture('elsewhere2', 'other'));
+      await store.put(backed('catalog-v2', 'catalog'));
+      await until(() => changes.length === 2, 'the endpoints change of an unwatched service of a watched namespace');
+      expect(changes[1]).toEqual({ kind: 'endpoints', service: 'demo/catalog-v2' });
+    } finally {
+      w.close();
+    }
+  });
+
   it('notifies changes of watched services only, by kind; update() changes the set', async () => {
     const source = new DispatcherMeshSource({ connection: conn, clientId: 'pilot-1' });
     const changes: MeshChange[] = [];

@@ -3,7 +3,7 @@
  * @octo-mesh/contracts) and its in-memory implementation for tests, benches and a pilot run alone.
  */
 import type { AuthorizationPolicy, RoutePolicy } from '@octo-mesh/api';
-import { authorizationTarget, policyTarget, type MeshChange, type MeshSource, type MeshWatch } from '@octo-mesh/contracts';
+import { authorizationTarget, backingOf, changeNamespace, policyTarget, type MeshChange, type MeshSource, type MeshWatch, type ServiceBacking } from '@octo-mesh/contracts';
 import { Counter, Gauge, type Registry } from '@octo-mesh/runtime';
 import { keyOf, type Endpoint, type Service, type ServiceData, type ServiceKey } from './model.js';
 
@@ -11,6 +11,8 @@ export { policyTarget, type MeshChange, type MeshSource, type MeshWatch } from '
 
 interface Watcher {
   services: Set<ServiceKey>;
+  /** Namespaces whose service and endpoints changes are delivered for every service. */
+  namespaces: Set<string>;
   onChange: (changes: MeshChange[]) => void;
   pending: MeshChange[];
   closed: boolean;
@@ -43,11 +45,20 @@ export class MemoryMeshSource implements MeshSource {
     return out;
   }
 
+  async backing(namespace: string): Promise<ServiceBacking[]> {
+    const out: ServiceBacking[] = [];
+    for (const [key, service] of this.services) if (key.startsWith(`${namespace}/`)) out.push(backingOf(key, { service, endpoints: this.endpoints.get(key) ?? [] }));
+    return out;
+  }
+
   watch(services: Iterable<ServiceKey>, onChange: (changes: MeshChange[]) => void): MeshWatch {
-    const w: Watcher = { services: new Set(services), onChange, pending: [], closed: false };
+    const w: Watcher = { services: new Set(services), namespaces: new Set(), onChange, pending: [], closed: false };
     this.watchers.add(w);
     return {
-      update: (next) => void (w.services = new Set(next)),
+      update: (next, namespaces) => {
+        w.services = new Set(next);
+        w.namespaces = new Set(namespaces ?? []);
+      },
       close: () => {
         w.closed = true;
         this.watchers.delete(w);
@@ -110,7 +121,8 @@ export class MemoryMeshSource implements MeshSource {
 
   private notify(change: MeshChange): void {
     for (const w of this.watchers) {
-      if (change.kind !== 'resync' && !w.services.has(change.service)) continue;
+      const byNamespace = (change.kind === 'service' || change.kind === 'endpoints') && w.namespaces.has(changeNamespace(change)!);
+      if (change.kind !== 'resync' && !w.services.has(change.service) && !byNamespace) continue;
       if (w.pending.push(change) > 1) continue;
       queueMicrotask(() => {
         if (w.closed) return;
@@ -167,6 +179,19 @@ export class TrackedMeshSource implements MeshSource {
   async fetch(keys: readonly ServiceKey[]): Promise<Map<ServiceKey, ServiceData>> {
     try {
       const r = await this.inner.fetch(keys);
+      this.failingSince = undefined;
+      return r;
+    } catch (err) {
+      this.failingSince ??= this.now();
+      this.lastError = (err as Error).message;
+      this.failures?.inc();
+      throw err;
+    }
+  }
+
+  async backing(namespace: string): Promise<ServiceBacking[]> {
+    try {
+      const r = await this.inner.backing(namespace);
       this.failingSince = undefined;
       return r;
     } catch (err) {

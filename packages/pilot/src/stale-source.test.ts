@@ -29,6 +29,7 @@ describe('TrackedMeshSource', () => {
         if (failing) throw new Error('UNAVAILABLE: connection refused');
         return new Map();
       },
+      backing: async () => [],
       watch: () => ({ update: () => {}, close: () => {} }),
     };
     const t = new TrackedMeshSource(inner, { graceMs: 5000, now: () => now });
