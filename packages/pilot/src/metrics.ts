@@ -9,6 +9,8 @@ export interface PilotMetrics {
   translations: Counter;
   rejectedPolicies: Gauge;
   rejectedAuthorizationPolicies: Gauge;
+  /** Failures reading who backs a namespace's services (each retried or kept until the next change), by where. */
+  backingFailures: Counter;
   queuedStreams: Gauge;
   syncStates: Gauge;
   /** Sidecar status reports, by result (accepted, invalid, not-connected). */
@@ -34,6 +36,7 @@ export function createPilotMetrics(registry: Registry, queued: () => number = ()
     translations: new Counter({ name: 'pilot_service_translations_total', help: 'Service translations, by what was rebuilt (full, endpoints).', labelNames: ['kind'], registers }),
     sidecarStatusReports: new Counter({ name: 'pilot_sidecar_status_reports_total', help: 'LEGO agent status reports forwarded by sidecars, by result.', labelNames: ['result'], registers }),
     rejectedPolicies: new Gauge({ name: 'pilot_rejected_route_policies', help: 'RoutePolicies currently rejected.', registers }),
+    backingFailures: new Counter({ name: 'pilot_backing_failures_total', help: 'Failures reading which services a namespace\'s workloads back (for their inbound RBAC), by where; each is retried.', labelNames: ['where'], registers }),
     rejectedAuthorizationPolicies: new Gauge({ name: 'pilot_rejected_authorization_policies', help: 'AuthorizationPolicies currently rejected (enforced fail-closed).', registers }),
     syncStates: new Gauge({
       name: 'pilot_xds_sync_state',

@@ -27,8 +27,9 @@ import { targetFor } from './upgrade.js';
 import { OUTBOUND, parseClusterName } from './translate/common.js';
 import { generateInboundClusters, generateListeners, INBOUND } from './translate/listeners.js';
 import { clusterTlsFields, inboundWithTls, type MtlsMode, type NodeTls } from './translate/mtls.js';
-import type { AuthorizationTranslation } from './translate/authz.js';
-import { authorizationPolicyStatus, authorizationProvenance, inboundService } from './authz-status.js';
+import { inboundAuthorization, type AuthorizationTranslation } from './translate/authz.js';
+import { authorizationPolicyStatus, authorizationProvenance, backedServices } from './authz-status.js';
+import { backingOf, changeNamespace, type ServiceBacking } from '@octo-mesh/contracts';
 import type { AuthorizationPolicyStatus } from '@octo-mesh/api';
 import { generateApiListener, parseListenerName, resolveApiListener } from './translate/proxyless.js';
 import type { PolicyVerdict } from './translate/policy.js';
@@ -67,8 +68,11 @@ interface Scope {
   appPort: number;
   /** The application's Unix socket (`app_socket`), instead of a port: the inbound cluster's endpoint is a pipe. */
   appSocket?: string;
-  /** The nodes' own service (`<namespace>/<app>`, with an inbound listener): its AuthorizationPolicies guard the inbound listener. */
-  inbound?: ServiceKey;
+  /**
+   * The services the nodes' workload backs (authz-status.ts backedServices), when they have an
+   * inbound listener: the AuthorizationPolicies of all of them guard it (inboundAuthorization).
+   */
+  inbound?: ServiceKey[];
   nodes: Set<string>;
   snapshot?: Snapshot;
   /** The TCP ports of its dependencies that got no listener (logged when this changes). */
@@ -103,7 +107,13 @@ export class Pilot {
   private readonly services: Map<ServiceKey, ServiceEntry>;
   private readonly scopes = new Map<string, Scope>();
   private readonly nodes = new Map<string, NodeEntry>();
-  private readonly listenersByPorts = new Map<string, { listeners: XdsResource[]; clusters: XdsResource[]; authz?: AuthorizationTranslation }>();
+  private readonly listenersByPorts = new Map<string, { listeners: XdsResource[]; clusters: XdsResource[]; authz: (AuthorizationTranslation | undefined)[] }>();
+  /**
+   * Per namespace of a node with an inbound listener, who backs each of its services
+   * (MeshSource.backing, then kept current from the namespace's service and endpoints changes).
+   */
+  private readonly backings = new Map<string, Map<ServiceKey, ServiceBacking>>();
+  private readonly backingLoads = new Map<string, Promise<void>>();
   /** A service cluster with a node's TLS appended, by SDS directory (see clustersWithTls). */
   private readonly tlsClusters = new WeakMap<XdsResource, Map<string, XdsResource>>();
   /** Encoded TCP listeners, per listener message of a translation (shared by the scopes that keep it). */
@@ -166,7 +176,12 @@ export class Pilot {
     const port = id.outboundPort ?? 0;
     const appPort = id.appPort ?? 0;
     const apiListeners = [...entry.apiListeners].sort();
-    const inbound = inboundService(id);
+    if (id.appPort || id.appSocket) {
+      await this.loadBacking(id.namespace);
+      if (this.nodes.get(id.id) !== entry) return; // gone or replaced meanwhile
+    }
+    const backed = backedServices(id, this.backings.get(id.namespace)?.values() ?? []);
+    const inbound = backed.length ? backed : undefined;
     const mtls = this.opts.mtls;
     const tls: NodeTls | undefined = mtls && mtls.mode !== 'off' && id.sdsDir ? { mode: mtls.mode, sdsDir: id.sdsDir, trustDomain: mtls.trustDomain } : undefined;
     const appSocket = id.appSocket;
@@ -279,19 +294,21 @@ export class Pilot {
    * The node's listeners (and the inbound cluster), shared by every scope with the same ports and
    * own service; the inbound listener carries that service's RBAC filters (translate/authz.ts).
    */
-  private listeners(port: number, appPort: number, appSocket: string | undefined, inbound?: ServiceKey, tls?: NodeTls): { listeners: XdsResource[]; clusters: XdsResource[] } {
-    const authz = (appPort || appSocket) && inbound ? this.services.get(inbound)?.authz : undefined;
-    const key = `${port}/${appSocket ? `unix:${appSocket}` : appPort}${authz ? `/${inbound}` : ''}${tls ? `/${tls.mode}:${tls.sdsDir}` : ''}`;
+  private listeners(port: number, appPort: number, appSocket: string | undefined, inbound?: readonly ServiceKey[], tls?: NodeTls): { listeners: XdsResource[]; clusters: XdsResource[] } {
+    const guarded = (appPort || appSocket) && inbound ? inbound : [];
+    const authz = guarded.map((k) => this.services.get(k)?.authz);
+    const key = `${port}/${appSocket ? `unix:${appSocket}` : appPort}${authz.some(Boolean) ? `/${guarded.join(',')}` : ''}${tls ? `/${tls.mode}:${tls.sdsDir}` : ''}`;
     let l = this.listenersByPorts.get(key);
-    if (!l || l.authz !== authz) {
+    if (!l || l.authz.length !== authz.length || l.authz.some((a, i) => a !== authz[i])) {
       // Accepted AuthorizationPolicies shape the inbound listener: its ACKs count for their status.
-      const prov = (authz?.verdicts ?? []).filter((v) => v.accepted).map((v) => ({ policy: authorizationProvenance(v.policy), generation: v.generation }));
+      const prov = authz.flatMap((a) => a?.verdicts ?? []).filter((v) => v.accepted).map((v) => ({ policy: authorizationProvenance(v.policy), generation: v.generation }));
+      const filters = inboundAuthorization(guarded.map((k, i) => ({ key: k, authz: authz[i] })));
       l = {
-        listeners: generateListeners({ port, appPort, ...(appSocket ? { appSocket } : {}), ...(authz ? { inboundFilters: authz.filters } : {}) }).map((m) => (tls && m.name === INBOUND ? inboundWithTls(m, tls) : m)).map((m) =>
+        listeners: generateListeners({ port, appPort, ...(appSocket ? { appSocket } : {}), ...(filters.length ? { inboundFilters: filters } : {}) }).map((m) => (tls && m.name === INBOUND ? inboundWithTls(m, tls) : m)).map((m) =>
           makeResource(TYPE_URL.listener, m.name, Listener, m, 'listeners', m.name === OUTBOUND ? { references: [{ typeUrl: TYPE_URL.route, name: OUTBOUND }] } : m.name === INBOUND ? { provenance: prov } : {}),
         ),
         clusters: generateInboundClusters(appSocket || appPort).map((c) => makeResource(TYPE_URL.cluster, c.name, Cluster, c, 'listeners')),
-        ...(authz ? { authz } : {}),
+        authz,
       };
       this.listenersByPorts.set(key, l);
     }
@@ -403,12 +420,31 @@ export class Pilot {
 
   private async applyChanges(batch: MeshChange[], firstAt: number): Promise<void> {
     const kinds = new Map<ServiceKey, 'endpoints' | 'full'>();
+    /** Services of a backing namespace whose Service or endpoints changed: who backs them is fetched again. */
+    const backingChanged = new Set<ServiceKey>();
+    let resync = false;
     for (const c of batch) {
-      if (c.kind === 'resync') for (const k of this.services.keys()) kinds.set(k, 'full');
-      else if (this.services.has(c.service)) kinds.set(c.service, c.kind === 'endpoints' && kinds.get(c.service) !== 'full' ? 'endpoints' : 'full');
+      if (c.kind === 'resync') {
+        resync = true;
+        for (const k of this.services.keys()) kinds.set(k, 'full');
+        continue;
+      }
+      if ((c.kind === 'service' || c.kind === 'endpoints') && this.backings.has(changeNamespace(c)!)) backingChanged.add(c.service);
+      if (this.services.has(c.service)) kinds.set(c.service, c.kind === 'endpoints' && kinds.get(c.service) !== 'full' ? 'endpoints' : 'full');
     }
-    if (!kinds.size) return;
-    const data = await this.catalog.fetch([...kinds.keys()]);
+    if (resync) await this.reloadBackings();
+    if (!kinds.size && !backingChanged.size) return;
+    const data = await this.catalog.fetch([...new Set([...kinds.keys(), ...backingChanged])]);
+    if (!resync && backingChanged.size) {
+      for (const k of backingChanged) {
+        const byService = this.backings.get(changeNamespace({ kind: 'service', service: k })!);
+        const d = data.get(k);
+        if (!byService) continue;
+        if (d) byService.set(k, backingOf(k, d));
+        else byService.delete(k);
+      }
+      this.replaceMovedNodes(new Set([...backingChanged].map((k) => k.slice(0, k.indexOf('/')))));
+    }
     const changedTypes = new Map<string, Set<string>>(); // scope → types to rebuild
     for (const [key, kind] of kinds) {
       const s = this.services.get(key);
@@ -467,8 +503,83 @@ export class Pilot {
     this.watchDirty = true;
     queueMicrotask(() => {
       this.watchDirty = false;
-      this.watch.update(this.services.keys());
+      this.watch.update(this.services.keys(), this.backings.keys());
     });
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Which services a node's workload backs (its inbound listener enforces their policies)
+
+  /** Loads who backs the services of a namespace, once; later changes arrive as service/endpoints changes. */
+  private loadBacking(namespace: string): Promise<void> {
+    if (this.backings.has(namespace)) return Promise.resolve();
+    let p = this.backingLoads.get(namespace);
+    if (!p) {
+      // Watch the namespace first: a change committed while the list is in flight is then
+      // notified after it, and its fetch (applied after this load) is at least as new.
+      this.backings.set(namespace, new Map());
+      this.watchChanged();
+      p = this.listBacking(namespace).finally(() => this.backingLoads.delete(namespace));
+      this.backingLoads.set(namespace, p);
+    }
+    return p;
+  }
+
+  private async listBacking(namespace: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const list = await this.opts.source.backing(namespace);
+        const byService = this.backings.get(namespace);
+        if (!byService) return;
+        // Changes applied meanwhile are newer than the list: keep them, add what they did not touch.
+        for (const b of list) if (!byService.has(b.service)) byService.set(b.service, b);
+        return;
+      } catch (err) {
+        const wait = Math.min(5000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2);
+        this.opts.metrics?.backingFailures.inc({ where: 'list' });
+        this.opts.logger?.warn('listing who backs the services of a namespace failed; retrying', { namespace, error: (err as Error).message, waitMs: Math.round(wait) });
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  /** After a resync: every backing namespace listed again, and the nodes whose services changed re-placed. */
+  private async reloadBackings(): Promise<void> {
+    const namespaces = [...this.backings.keys()];
+    await Promise.all(
+      namespaces.map(async (ns) => {
+        try {
+          const list = await this.opts.source.backing(ns);
+          if (this.backings.has(ns)) this.backings.set(ns, new Map(list.map((b) => [b.service, b])));
+        } catch (err) {
+          // Changes may have been missed: keep the last view and resync again shortly.
+          this.opts.metrics?.backingFailures.inc({ where: 'resync' });
+          this.opts.logger?.warn('listing who backs the services of a namespace after a resync failed; resyncing again in 1 s', { namespace: ns, error: (err as Error).message });
+          setTimeout(() => this.debouncer.add({ kind: 'resync' }), 1000).unref();
+        }
+      }),
+    );
+    this.replaceMovedNodes(new Set(namespaces));
+  }
+
+  /**
+   * Re-places each node of these namespaces whose backed services changed: its scope (and so its
+   * inbound listener's RBAC) changes, and only it gets a new snapshot.
+   */
+  private replaceMovedNodes(namespaces: ReadonlySet<string>): void {
+    for (const entry of [...this.nodes.values()]) {
+      const id = entry.identity;
+      if (!namespaces.has(id.namespace) || !(id.appPort || id.appSocket)) continue;
+      const now = backedServices(id, this.backings.get(id.namespace)?.values() ?? []);
+      const was = this.scopes.get(entry.scope)?.inbound ?? [];
+      if (now.join(',') === was.join(',')) continue;
+      this.opts.logger?.info('services a sidecar guards changed', { node: id.id, workload: id.app ?? '', was, now });
+      this.leaveScope(id.id, entry.scope);
+      void this.placeNode(entry).catch((err: unknown) => {
+        this.opts.metrics?.backingFailures.inc({ where: 'place' });
+        this.opts.logger?.error('re-placing a node whose guarded services changed failed', { node: id.id, error: (err as Error).message });
+      });
+    }
   }
 
   // ---------------------------------------------------------------------------------------
@@ -540,7 +651,7 @@ export class Pilot {
    * or why not; of those instances' sidecars, how many ACKed/NACKed its generation).
    */
   authorizationPolicyStatuses(): { policy: string; target: ServiceKey; status: AuthorizationPolicyStatus }[] {
-    const views = [...this.nodes.values()].map((n) => ({ inbound: this.scopes.get(n.scope)?.inbound, acked: n.acked, nacked: n.nacked }));
+    const views = [...this.nodes.values()].map((n) => ({ inbound: this.scopes.get(n.scope)?.inbound ?? [], acked: n.acked, nacked: n.nacked }));
     const out: { policy: string; target: ServiceKey; status: AuthorizationPolicyStatus }[] = [];
     let rejected = 0;
     for (const s of this.services.values())
@@ -592,8 +703,8 @@ export class Pilot {
   }
 }
 
-/** Every service a scope needs loaded: its dependencies and its own (for the inbound listener's RBAC). */
-const scopeServices = (scope: Scope): ServiceKey[] => (scope.inbound && !scope.deps.includes(scope.inbound) ? [...scope.deps, scope.inbound] : scope.deps);
+/** Every service a scope needs loaded: its dependencies and those its workload backs (for the inbound listener's RBAC). */
+const scopeServices = (scope: Scope): ServiceKey[] => (scope.inbound ? [...new Set([...scope.deps, ...scope.inbound])] : scope.deps);
 
 const shortName = (typeUrl: string) => typeUrl.slice(typeUrl.lastIndexOf('.') + 1);
 

@@ -11,6 +11,9 @@
  * - per service: any matching DENY policy denies; otherwise, when there is at least one ALLOW
  *   policy, a request no ALLOW policy matches is denied; otherwise it is allowed. An ALLOW policy
  *   without rules therefore denies everything (Istio: it matches nothing);
+ * - a sidecar whose workload backs several services (a Service named unlike its workload) enforces
+ *   the DENY policies of all of them on every request, and each one's ALLOW policies on requests
+ *   naming it (packages/pilot/README.md, "Authorization");
  * - a plaintext caller has no identity: it matches only rules whose sources say nothing about
  *   identity, so an ALLOW policy naming identities denies plaintext callers.
  */

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import type { AuthorizationPolicy } from '@octo-mesh/api';
 import { HttpFilter } from '@octo-mesh/proto';
 import { Permission, Principal } from '@octo-mesh/proto/gen/envoy/config/rbac/v3/rbac.js';
-import { pathPermission, sourcePrincipal, operationPermission, translateAuthorization } from './authz.js';
+import { authorityRegex, inboundAuthorization, pathPermission, sourcePrincipal, operationPermission, translateAuthorization } from './authz.js';
 import { openAnys } from './readable.js';
 
 const policy = (name: string, spec: Record<string, unknown>, generation = 1): AuthorizationPolicy =>
@@ -113,5 +113,88 @@ describe('translateAuthorization', () => {
       return `${rules.action ?? 'ALLOW'}:${Object.keys(rules.policies ?? {}).join(',')}`;
     });
     expect(summary).toEqual(enforced);
+  });
+});
+
+describe('inboundAuthorization: the services one workload backs', () => {
+  /** Each filter as `ACTION: policy → permissions (JSON)`, short enough to read in a table. */
+  const summary = (filters: HttpFilter[]) =>
+    readable(filters).map((f) => {
+      const rules = (f as { typedConfig: { rules: { action?: string; policies?: Record<string, { permissions: unknown[] }> } } }).typedConfig.rules;
+      return { action: rules.action ?? 'ALLOW', policies: Object.fromEntries(Object.entries(rules.policies ?? {}).map(([k, v]) => [k, v.permissions])) };
+    });
+  const authority = (key: string) => ({ header: { name: ':authority', stringMatch: { safeRegex: { regex: authorityRegex(key) } } } });
+  const none = (...keys: string[]) => ({ notRule: { orRules: { rules: keys.map(authority) } } });
+  const get = { header: { name: ':method', stringMatch: { exact: 'GET' } } };
+  const deny = policy('no-batch', { service: 'catalog-api', action: 'DENY', rules: [{ from: [{ serviceAccounts: ['demo/batch'] }] }] });
+  const allowApi = policy('api-readers', { service: 'catalog-api', rules: [{ to: [{ methods: ['GET'] }] }] });
+  const allowCatalog = policy('catalog-callers', { service: 'catalog', rules: [{ from: [{ namespaces: ['demo'] }] }] });
+  const svc = (key: string, ...ps: AuthorizationPolicy[]) => ({ key, authz: ps.length ? translateAuthorization(ps) : undefined });
+
+  it('keeps one service\'s filters as they are', () => {
+    const one = translateAuthorization([allowCatalog]);
+    expect(inboundAuthorization([{ key: 'demo/catalog', authz: one }])).toBe(one.filters);
+    expect(inboundAuthorization([svc('demo/catalog'), svc('demo/catalog-api')])).toEqual([]);
+  });
+
+  // services (with their policies), filters as summary
+  it.each<[string, ReturnType<typeof svc>[], unknown]>([
+    [
+      'a DENY of a service named unlike the workload applies to every request, whatever the Host',
+      [svc('demo/catalog'), svc('demo/catalog-api', deny)],
+      [{ action: 'DENY', policies: { 'demo/no-batch[rule 0]': [{ any: true }] } }],
+    ],
+    [
+      'the one service with ALLOW policies decides its Host and unknown Hosts; the other admits its own',
+      [svc('demo/catalog'), svc('demo/catalog-api', allowApi)],
+      [
+        {
+          action: 'ALLOW',
+          policies: {
+            'demo/api-readers[rule 0]': [{ andRules: { rules: [{ orRules: { rules: [authority('demo/catalog-api'), none('demo/catalog', 'demo/catalog-api')] } }, get] } }],
+            'demo/catalog[no ALLOW policy]': [authority('demo/catalog')],
+          },
+        },
+      ],
+    ],
+    [
+      'two services with ALLOW policies: each by its Host, an unknown Host matches neither (denied)',
+      [svc('demo/catalog', allowCatalog), svc('demo/catalog-api', allowApi, deny)],
+      [
+        { action: 'DENY', policies: { 'demo/no-batch[rule 0]': [{ any: true }] } },
+        {
+          action: 'ALLOW',
+          policies: {
+            'demo/api-readers[rule 0]': [{ andRules: { rules: [authority('demo/catalog-api'), get] } }],
+            'demo/catalog-callers[rule 0]': [{ andRules: { rules: [authority('demo/catalog'), { any: true }] } }],
+          },
+        },
+      ],
+    ],
+    [
+      'an invalid DENY of any backed service denies everything on the workload',
+      [svc('demo/catalog', allowCatalog), svc('demo/catalog-api', policy('bad', { service: 'catalog-api', action: 'DENY', rules: [{ to: [{ methods: ['FETCH'] }] }] }))],
+      [
+        { action: 'DENY', policies: { 'demo/bad[rule 0]': [{ any: true }] } },
+        { action: 'ALLOW', policies: { 'demo/catalog-callers[rule 0]': [{ andRules: { rules: [{ orRules: { rules: [authority('demo/catalog'), none('demo/catalog', 'demo/catalog-api')] } }, { any: true }] } }], 'demo/catalog-api[no ALLOW policy]': [authority('demo/catalog-api')] } },
+      ],
+    ],
+  ])('%s', (_name, services, want) => {
+    expect(summary(inboundAuthorization(services))).toEqual(want);
+  });
+
+  // authority, names service (true/false)
+  it.each<[string, boolean]>([
+    ['catalog-api', true],
+    ['catalog-api:8080', true],
+    ['catalog-api.demo', true],
+    ['catalog-api.demo.svc:80', true],
+    ['catalog-api.demo.svc.cluster.local', true],
+    ['catalog-api.other', false],
+    ['catalog-apix', false],
+    ['catalog-api.demo.svc.cluster.local.evil', false],
+    ['10.0.0.7:15006', false],
+  ])('authority %s names demo/catalog-api: %s', (host, want) => {
+    expect(new RegExp(`^(?:${authorityRegex('demo/catalog-api')})$`).test(host)).toBe(want);
   });
 });

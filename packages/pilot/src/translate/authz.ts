@@ -46,6 +46,11 @@ export interface AuthorizationTranslation {
   /** The RBAC filters for the inbound HTTP connection manager, before its router: DENY, then ALLOW. */
   filters: HttpFilter[];
   verdicts: AuthorizationVerdict[];
+  /**
+   * The RBAC policies per action, each present when the service has a policy of that action
+   * (an ALLOW policy without rules: present and empty), for {@link inboundAuthorization}.
+   */
+  rules?: { ALLOW?: Record<string, Policy>; DENY?: Record<string, Policy> };
 }
 
 /** The key of an RBAC policy made from rule `i` of a policy. */
@@ -149,11 +154,80 @@ export function translateAuthorization(policies: readonly AuthorizationPolicy[])
     Object.assign(rules[p.spec.action], rbacPolicies(p));
     verdicts.push({ policy: key, generation, action: p.spec.action, accepted: true });
   }
+  const kept = { ...(present.ALLOW ? { ALLOW: rules.ALLOW } : {}), ...(present.DENY ? { DENY: rules.DENY } : {}) };
+  return { filters: rbacFilters(kept), verdicts, ...(verdicts.length ? { rules: kept } : {}) };
+}
+
+function rbacFilters(rules: { ALLOW?: Record<string, Policy>; DENY?: Record<string, Policy> }): HttpFilter[] {
   const filters: HttpFilter[] = [];
   for (const action of ['DENY', 'ALLOW'] as const) {
-    if (!present[action]) continue;
-    const config = RBAC.fromPartial({ rules: { action: action === 'DENY' ? RBAC_Action.DENY : RBAC_Action.ALLOW, policies: rules[action] } });
+    const policies = rules[action];
+    if (!policies) continue;
+    const config = RBAC.fromPartial({ rules: { action: action === 'DENY' ? RBAC_Action.DENY : RBAC_Action.ALLOW, policies } });
     filters.push(HttpFilter.fromPartial({ name: RBAC_FILTER, typedConfig: pack(RBAC_TYPE_URL, RBAC, config) }));
   }
-  return { filters, verdicts };
+  return filters;
+}
+
+/** One service a sidecar's workload backs, with its translated policies (absent: it has none). */
+export interface BackedService {
+  /** `namespace/name`. */
+  key: string;
+  authz?: AuthorizationTranslation | undefined;
+}
+
+/**
+ * An RE2 for the `:authority` (Host) of a request to a service: the names a caller's sidecar
+ * routes by (translate/routes.ts hostAliases), with any port. Only lower case: a request naming
+ * the service otherwise matches no service and gets the strictest treatment (below).
+ */
+export function authorityRegex(key: string): string {
+  const slash = key.indexOf('/');
+  const ns = key.slice(0, slash);
+  const name = key.slice(slash + 1);
+  return `(${name}|${name}\\.${ns}|${name}\\.${ns}\\.svc|${name}\\.${ns}\\.svc\\.cluster\\.local)(:[0-9]+)?`;
+}
+
+const authority = (key: string): Permission => ({ header: { name: ':authority', stringMatch: { safeRegex: { regex: authorityRegex(key) } } } }) as Permission;
+
+/** The name of the ALLOW-filter policy that admits a backed service without ALLOW policies. */
+export const openServicePolicyName = (key: string): string => `${key}[no ALLOW policy]`;
+
+/**
+ * The RBAC filters of the inbound listener of a sidecar whose workload backs these services (in
+ * any order; Pilot's backedServices decides them from the endpoints). One service: its filters,
+ * unchanged. Several (Istio's workload semantics for DENY, the service the caller named for ALLOW):
+ *
+ * - DENY: every DENY policy of every service applies to every request, whatever its Host. The
+ *   Host is the caller's choice, so a DENY scoped by it could be bypassed by naming another
+ *   service of the same workload; the price is that a DENY rule of one service also denies the
+ *   same request to the others (make the rule name paths or methods to narrow it).
+ * - ALLOW, when any service has ALLOW policies: a request whose `:authority` names service S
+ *   (authorityRegex) needs an ALLOW policy of S to match when S has any; a service without
+ *   ALLOW policies admits requests naming it. A request naming none of the services (a pod
+ *   address, an upper-case name, another Host) is ambiguous and must pass every service's ALLOW
+ *   set: the rules of the one service with ALLOW policies, or nothing (denied) when several have.
+ *
+ * Fails closed: an invalid policy keeps the fail-closed rules translateAuthorization gave it.
+ */
+export function inboundAuthorization(services: readonly BackedService[]): HttpFilter[] {
+  const withPolicies = [...services].filter((s) => s.authz?.rules).sort((a, b) => a.key.localeCompare(b.key));
+  if (!withPolicies.length) return [];
+  if (services.length === 1) return withPolicies[0]!.authz!.filters;
+  const DENY: Record<string, Policy> = {};
+  for (const s of withPolicies) Object.assign(DENY, s.authz!.rules!.DENY ?? {});
+  const allowing = withPolicies.filter((s) => s.authz!.rules!.ALLOW);
+  let ALLOW: Record<string, Policy> | undefined;
+  if (allowing.length) {
+    ALLOW = {};
+    const keys = [...new Set(services.map((s) => s.key))].sort();
+    const named = (key: string): Permission =>
+      // The one service with ALLOW policies also decides requests that name no service.
+      allowing.length === 1 && allowing[0]!.key === key ? ({ orRules: { rules: [authority(key), { notRule: { orRules: { rules: keys.map(authority) } } }] } } as Permission) : authority(key);
+    for (const s of allowing)
+      for (const [name, p] of Object.entries(s.authz!.rules!.ALLOW!))
+        ALLOW[name] = { ...p, permissions: p.permissions.map((perm) => ({ andRules: { rules: [named(s.key), perm] } }) as Permission) } as Policy;
+    for (const key of keys) if (!allowing.some((s) => s.key === key)) ALLOW[openServicePolicyName(key)] = { permissions: [authority(key)], principals: [any as Principal] } as Policy;
+  }
+  return rbacFilters({ ...(Object.keys(DENY).length || withPolicies.some((s) => s.authz!.rules!.DENY) ? { DENY } : {}), ...(ALLOW ? { ALLOW } : {}) });
 }
