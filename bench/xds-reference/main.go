@@ -8,8 +8,9 @@
 // endpoints or a route policy; each change sets new snapshots on exactly the nodes whose
 // workload depends on the changed service, with a new version only for the types that changed
 // (EDS for endpoints, CDS+RDS for a policy), so a push here carries what a pilot push carries.
+// Changes are coalesced for --debounce (100 ms, the pilot's default) before they are pushed.
 //
-// Usage: xds-reference --xds-port 0 --http-port 0   (prints "ready xds=HOST:PORT http=HOST:PORT")
+// Usage: xds-reference --xds-port 0 --http-port 0 [--debounce 100ms]   (prints "ready xds=HOST:PORT http=HOST:PORT")
 //
 //	PUT    /services            {"services":[{"namespace","name","port","endpoints":[…]}]}
 //	PUT    /endpoints/NS/NAME   [{"address","port","labels","locality":{"region","zone"},"healthy"}]
@@ -116,8 +117,14 @@ type group struct {
 	res       [types.UnknownType]cachev3.Resources
 }
 
+// changes says which types of a service's resources changed since the last flush.
+type changes struct{ cds, eds, rds bool }
+
 type mesh struct {
 	mu       sync.Mutex
+	debounce time.Duration
+	dirty    map[string]changes
+	pending  bool
 	services map[string]*Service
 	policies map[string]*Policy
 	built    map[string]*built
@@ -344,20 +351,53 @@ func (m *mesh) set(node string, g *group) {
 	m.setCount.Add(1)
 }
 
-// changed rebuilds the service and pushes to the groups that depend on it.
+// changed records a change of a service (caller holds mu); the push follows after the debounce
+// window (as the pilot's does), coalescing what changed meanwhile, or at once without one.
+// It returns how many nodes depend on the service.
 func (m *mesh) changed(k string, cds, eds, rds bool) int {
-	m.built[k] = m.build(k)
+	c := m.dirty[k]
+	m.dirty[k] = changes{c.cds || cds, c.eds || eds, c.rds || rds}
 	nodes := 0
 	for _, g := range m.groups {
 		for _, d := range g.deps {
 			if d == k {
-				m.rebuild(g, cds, eds, rds)
 				nodes += len(g.nodes)
 				break
 			}
 		}
 	}
+	if m.debounce <= 0 {
+		m.flushLocked()
+	} else if !m.pending {
+		m.pending = true
+		time.AfterFunc(m.debounce, func() {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			m.flushLocked()
+		})
+	}
 	return nodes
+}
+
+// flushLocked rebuilds the changed services and sets new snapshots on the groups that depend on them.
+func (m *mesh) flushLocked() {
+	m.pending = false
+	dirty := m.dirty
+	m.dirty = map[string]changes{}
+	for k := range dirty {
+		m.built[k] = m.build(k)
+	}
+	for _, g := range m.groups {
+		var c changes
+		for _, d := range g.deps {
+			if f, ok := dirty[d]; ok {
+				c = changes{c.cds || f.cds, c.eds || f.eds, c.rds || f.rds}
+			}
+		}
+		if c.cds || c.eds || c.rds {
+			m.rebuild(g, c.cds, c.eds, c.rds)
+		}
+	}
 }
 
 // onNode places a node in its group on its first request (so its snapshot exists before the
@@ -493,10 +533,11 @@ func main() {
 	xdsPort := flag.Int("xds-port", 0, "ADS gRPC port (0 = any free)")
 	httpPort := flag.Int("http-port", 0, "control API port (0 = any free)")
 	hostFlag := flag.String("host", "127.0.0.1", "address to listen on")
+	debounce := flag.Duration("debounce", 100*time.Millisecond, "coalesce changes for this long before pushing (the pilot's default); 0 = push at once")
 	flag.Parse()
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
 
-	m := &mesh{services: map[string]*Service{}, policies: map[string]*Policy{}, built: map[string]*built{}, groups: map[string]*group{}, nodeOf: map[string]*group{}}
+	m := &mesh{debounce: *debounce, dirty: map[string]changes{}, services: map[string]*Service{}, policies: map[string]*Policy{}, built: map[string]*built{}, groups: map[string]*group{}, nodeOf: map[string]*group{}}
 	m.cache = cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil)
 	var streams atomic.Int64
 	callbacks := serverv3.CallbackFuncs{
