@@ -1,0 +1,139 @@
+// One share of bench/scale's simulated sidecars: a child process holding MockSidecars
+// (packages/mock-sidecar; each a real ADS stream on its own gRPC connection) so that 10,000 of
+// them spread over several processes and the simulator is not one event loop the control plane
+// waits on. The parent asks questions over IPC; every time crossing the process boundary is
+// absolute (performance.timeOrigin + performance.now(), ms), so the parent's "change applied at"
+// and a sidecar's "response arrived at" are on one clock.
+//
+// Parent → child: {cmd: 'start', specs, discovery, perTick, tickMs}, {cmd: 'synced'},
+//   {cmd: 'pushed', since, types, deps?} (first arrival of each type since `since`, per sidecar
+//   that depends on `deps`; latency = last required type − since), {cmd: 'victims', pilotId},
+//   {cmd: 'rehomed', pilotId, at}, {cmd: 'reconnect', count, at}, {cmd: 'back', at},
+//   {cmd: 'churn', from, to, deps?, windowMs}, {cmd: 'trim'}, {cmd: 'usage'}, {cmd: 'exit'}
+// Child → parent: {id, ...answer} for each command that carries an id.
+import { MockSidecar } from '@octo-mesh/mock-sidecar';
+
+const abs = (t) => performance.timeOrigin + t;
+/** @type {MockSidecar[]} */
+let sidecars = [];
+/** Sidecars that a kill or a storm cut off, with when they lost their stream. */
+let victims = [];
+
+const depends = (s, dep) => !dep || s.spec.dependencies.includes(dep);
+
+function firstSince(s, since, types) {
+  let latest = 0;
+  for (const t of types) {
+    const r = s.received.find((x) => x.type === t && abs(x.at) >= since);
+    if (!r) return undefined;
+    latest = Math.max(latest, abs(r.at));
+  }
+  return latest - since;
+}
+
+const handlers = {
+  async start({ specs, discovery, perTick = 50, tickMs = 50 }) {
+    for (let i = 0; i < specs.length; i += perTick) {
+      for (const spec of specs.slice(i, i + perTick)) {
+        const s = new MockSidecar(spec, discovery);
+        sidecars.push(s);
+        s.start();
+      }
+      await new Promise((r) => setTimeout(r, tickMs));
+    }
+    return { started: sidecars.length };
+  },
+  synced() {
+    const done = sidecars.filter((s) => s.synced);
+    const errors = [...new Set(sidecars.filter((s) => !s.synced && s.lastError).map((s) => s.lastError))].slice(0, 3);
+    const byPilot = {};
+    for (const s of done) byPilot[s.pilotId] = (byPilot[s.pilotId] ?? 0) + 1;
+    return { done: done.length, synced: done.length, total: sidecars.length, byPilot, errors, bytes: sidecars.reduce((n, s) => n + s.bytes, 0) };
+  },
+  pushed({ since, types, deps, final }) {
+    const chosen = sidecars.filter((s) => depends(s, deps));
+    const lat = chosen.map((s) => firstSince(s, since, types)).filter((x) => x !== undefined);
+    return { done: lat.length, total: chosen.length, latencies: final ? lat : undefined };
+  },
+  victims({ pilotId }) {
+    victims = sidecars.filter((s) => s.connected && s.pilotId === pilotId);
+    return { victims: victims.length };
+  },
+  rehomed({ pilotId, at, final }) {
+    const home = (s) => s.synced && s.pilotId !== pilotId && abs(s.syncedAt) > at;
+    const done = victims.filter(home);
+    const out = { done: done.length, total: victims.length };
+    if (final) {
+      out.sinceKill = done.map((s) => abs(s.syncedAt) - at);
+      // From the moment this sidecar saw its stream end to synced on the new pilot: locate +
+      // connect + the whole initial configuration — the control plane's response to it.
+      out.response = done.map((s) => s.syncedAt - s.lostAt);
+      out.errors = [...new Set(victims.filter((s) => !home(s)).map((s) => s.lastError))].slice(0, 3);
+    }
+    return out;
+  },
+  reconnect({ count }) {
+    victims = sidecars.slice(0, count);
+    for (const s of victims) s.reconnectNow();
+    return { victims: victims.length };
+  },
+  back({ at, final }) {
+    const back = (s) => s.synced && abs(s.syncedAt) > at;
+    const done = victims.filter(back);
+    return { done: done.length, total: victims.length, latencies: final ? done.map((s) => abs(s.syncedAt) - at) : undefined };
+  },
+  churn({ from, to, deps, windowMs }) {
+    const chosen = sidecars.filter((s) => deps.some((d) => depends(s, d)));
+    let pushes = 0;
+    let windows = 0;
+    let crowded = 0; // windows with more than one EDS push
+    let maxInWindow = 0;
+    for (const s of chosen) {
+      const per = new Map();
+      for (const r of s.received) {
+        const t = abs(r.at);
+        if (r.type !== 'eds' || t < from || t > to) continue;
+        pushes++;
+        const w = Math.floor((t - from) / windowMs);
+        per.set(w, (per.get(w) ?? 0) + 1);
+      }
+      windows += Math.ceil((to - from) / windowMs);
+      for (const n of per.values()) {
+        if (n > 1) crowded++;
+        maxInWindow = Math.max(maxInWindow, n);
+      }
+    }
+    return { sidecars: chosen.length, pushes, windows, crowded, maxInWindow };
+  },
+  /** When each sidecar last received EDS (to see a storm settle). */
+  lastEds() {
+    let last = 0;
+    for (const s of sidecars) for (let i = s.received.length - 1; i >= 0; i--) if (s.received[i].type === 'eds') { last = Math.max(last, abs(s.received[i].at)); break; }
+    return { last };
+  },
+  trim() {
+    for (const s of sidecars) s.received.length = 0;
+    return {};
+  },
+  usage() {
+    const c = process.cpuUsage();
+    return { cpuMs: (c.user + c.system) / 1000, rss: process.memoryUsage().rss };
+  },
+  exit() {
+    for (const s of sidecars) s.close();
+    sidecars = [];
+    setTimeout(() => process.exit(0), 200);
+    return {};
+  },
+};
+
+process.on('message', async (m) => {
+  try {
+    const answer = await handlers[m.cmd](m);
+    process.send({ id: m.id, ...answer });
+  } catch (err) {
+    console.error(`fleet ${process.pid}: ${m.cmd} failed: ${err.stack}`);
+    process.send({ id: m.id, error: `${m.cmd}: ${err.message}` });
+  }
+});
+process.send({ ready: true });
