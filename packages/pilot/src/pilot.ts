@@ -503,6 +503,9 @@ export class Pilot {
     this.watchDirty = true;
     queueMicrotask(() => {
       this.watchDirty = false;
+      // Namespaces no node with an inbound listener is in any more are forgotten (read again when one comes).
+      const used = new Set([...this.nodes.values()].filter((n) => n.identity.appPort || n.identity.appSocket).map((n) => n.identity.namespace));
+      for (const ns of [...this.backings.keys()]) if (!used.has(ns) && !this.backingLoads.has(ns)) this.backings.delete(ns);
       this.watch.update(this.services.keys(), this.backings.keys());
     });
   }
@@ -512,8 +515,10 @@ export class Pilot {
 
   /** Loads who backs the services of a namespace, once; later changes arrive as service/endpoints changes. */
   private loadBacking(namespace: string): Promise<void> {
-    if (this.backings.has(namespace)) return Promise.resolve();
+    // While the first list is in flight the namespace's map exists but is incomplete: wait for it
+    // (a node placed from it would guard too few services — fail open).
     let p = this.backingLoads.get(namespace);
+    if (!p && this.backings.has(namespace)) return Promise.resolve();
     if (!p) {
       // Watch the namespace first: a change committed while the list is in flight is then
       // notified after it, and its fetch (applied after this load) is at least as new.
