@@ -165,6 +165,8 @@ describe('AuthorizationPolicy of every service a workload backs', () => {
     expect(listenerVersion('catalog-0')).not.toBe(before.catalog);
     // The callers' listeners did not change (catalog-v2 is an HTTP dependency: its routes and clusters did).
     expect({ frontend: listenerVersion('frontend-0'), batch: listenerVersion('batch-0') }).toEqual({ frontend: before.frontend, batch: before.batch });
+    const pilotz = (await (await fetch(`http://127.0.0.1:${pilot.admin.port}/debug/pilotz`)).json()) as { nodes: { id: string; guards?: string[] }[] };
+    expect(pilotz.nodes.find((n) => n.id === 'catalog-0')?.guards).toEqual(['demo/catalog', 'demo/catalog-api', 'demo/catalog-v2']);
     // And it stops when the endpoints no longer name the workload.
     source.setEndpoints('demo/catalog-v2', []);
     await until('batch allowed on catalog again', async () => ((await call('batch', 'catalog', '/items')).status === 200 ? true : undefined), 30_000);

@@ -670,7 +670,7 @@ export class Pilot {
 
   /** For the debug API. */
   describe(): {
-    nodes: { id: string; namespace: string; workload: string; scope: string[]; learned: string[]; apiListeners?: string[]; streamId: number; tcpConflicts?: string[] }[];
+    nodes: { id: string; namespace: string; workload: string; scope: string[]; guards?: string[]; learned: string[]; apiListeners?: string[]; streamId: number; tcpConflicts?: string[] }[];
     services: { key: string; error?: string; clusters: number; verdicts: PolicyVerdict[] }[];
     scopes: number;
   } {
@@ -682,6 +682,8 @@ export class Pilot {
           namespace: n.identity.namespace,
           workload: n.identity.app ?? '',
           scope: scope?.deps ?? [],
+          // The services whose AuthorizationPolicies its inbound listener enforces.
+          ...(scope?.inbound ? { guards: scope.inbound } : {}),
           learned: [...n.learned],
           ...(n.apiListeners.size ? { apiListeners: [...n.apiListeners] } : {}),
           streamId: n.streamId,
