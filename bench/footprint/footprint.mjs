@@ -26,7 +26,8 @@
 //                                                             the agent forks with its own proxyNodeFlags;
 //                                                             AGENT_NODE_FLAGS: Node flags of the agent itself,
 //                                                             '|' between variants measured one after the other;
-//                                                             PARTS=imports,idle,starts,load,agent: the sections to run;
+//                                                             PARTS=imports,idle,starts,load,agent,gc: the sections to run
+//                                                             (gc, not run by default: RSS after a full GC forced over the inspector);
 //                                                             BASELINE=<a built checkout> to measure beside this tree)
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -383,6 +384,36 @@ if (PARTS.has('starts')) {
       for (const [j, t] of TREES.entries())
         say(`- ${tag(t, `${cl}, ${label}`)}: ${median(ms[j]).toFixed(0)} ms (${ms[j].map((x) => x.toFixed(0)).join(', ')}); CPU used until ready ${median(cpu[j]).toFixed(0)} ms (${cpu[j].join(', ')})`);
     }
+}
+
+// What a full GC once the config is loaded would give (an experiment: the proxy does not do it).
+// The proxy runs with --inspect and the bench asks for the GC over the inspector protocol; the
+// inspector itself costs some memory, hence the "before" column measured the same way.
+if (PARTS.has('gc')) {
+  say(`\n## bundle idle ${IDLE} s, then a full GC forced over the inspector protocol (experiment; --inspect adds its own memory)`);
+  say('| config | RSS MB before | after two full GCs | V8 heap used / total after MB |\n| --- | ---: | ---: | ---: |');
+  for (const [cl, cfg] of CONFIGS) {
+    const p = await startProxy(bundlePath, cfg, upPorts, {}, [...NODE_FLAGS, '--inspect=127.0.0.1:0']);
+    await sleep(IDLE * 1000);
+    const before = rssOf(p.proc.pid).rss;
+    const ws = new WebSocket(/ws:\/\/\S+/.exec(p.proc.stderrText())[0]);
+    await new Promise((r, j) => (ws.addEventListener('open', r), ws.addEventListener('error', j)));
+    const replies = new Map();
+    ws.addEventListener('message', (e) => {
+      const m = JSON.parse(e.data);
+      replies.get(m.id)?.(m);
+    });
+    let id = 0;
+    const call = (method) => new Promise((r) => (replies.set(++id, r), ws.send(JSON.stringify({ id, method }))));
+    await call('HeapProfiler.collectGarbage');
+    await call('HeapProfiler.collectGarbage');
+    await sleep(2000);
+    const after = rssOf(p.proc.pid).rss;
+    const heap = await heapOf(p.adminPort);
+    ws.close();
+    say(`| ${cl} | ${MB(before)} | ${MB(after)} | ${MB(heap.used)} / ${MB(heap.total)} |`);
+    await stop(p.proc);
+  }
 }
 
 // 4. under load
