@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { ServiceBacking } from '@octo-mesh/contracts';
-import { backedServices } from './authz-status.js';
+import { BackingIndex, backedServices } from './authz-status.js';
 
 describe('backedServices: which services a sidecar\'s inbound listener guards', () => {
   const node = { namespace: 'demo', app: 'catalog', appPort: 8080, instanceId: 'catalog-7d9f-abcde', labels: { app: 'catalog', tier: 'backend' } };
@@ -20,5 +20,18 @@ describe('backedServices: which services a sidecar\'s inbound listener guards', 
   ])('%s', (_name, overrides, backings, want) => {
     const id = { ...node, ...overrides } as Parameters<typeof backedServices>[0];
     expect(backedServices(id, backings)).toEqual(want);
+    // The index pilot keeps per namespace answers the same.
+    expect(new BackingIndex(backings).guarded(id)).toEqual(want);
+  });
+
+  it('keeps its index right as backings change and go', () => {
+    const index = new BackingIndex([b('demo/catalog-api', { workloads: ['demo/catalog'] })]);
+    expect(index.guarded(node)).toEqual(['demo/catalog', 'demo/catalog-api']);
+    index.set(b('demo/catalog-api', { workloads: ['demo/orders'] }));
+    expect(index.guarded(node)).toEqual(['demo/catalog']);
+    index.set(b('demo/legacy', { instances: ['catalog-7d9f-abcde'] }));
+    expect(index.guarded(node)).toEqual(['demo/catalog', 'demo/legacy']);
+    index.delete('demo/legacy');
+    expect(index.guarded(node)).toEqual(['demo/catalog']);
   });
 });

@@ -28,7 +28,7 @@ import { OUTBOUND, parseClusterName } from './translate/common.js';
 import { generateInboundClusters, generateListeners, INBOUND } from './translate/listeners.js';
 import { clusterTlsFields, inboundWithTls, type MtlsMode, type NodeTls } from './translate/mtls.js';
 import { inboundAuthorization, type AuthorizationTranslation } from './translate/authz.js';
-import { authorizationPolicyStatus, authorizationProvenance, backedServices } from './authz-status.js';
+import { authorizationPolicyStatus, authorizationProvenance, backs, BackingIndex } from './authz-status.js';
 import { backingOf, changeNamespace, type ServiceBacking } from '@octo-mesh/contracts';
 import type { AuthorizationPolicyStatus } from '@octo-mesh/api';
 import { generateApiListener, parseListenerName, resolveApiListener } from './translate/proxyless.js';
@@ -112,7 +112,7 @@ export class Pilot {
    * Per namespace of a node with an inbound listener, who backs each of its services
    * (MeshSource.backing, then kept current from the namespace's service and endpoints changes).
    */
-  private readonly backings = new Map<string, Map<ServiceKey, ServiceBacking>>();
+  private readonly backings = new Map<string, BackingIndex>();
   private readonly backingLoads = new Map<string, Promise<void>>();
   /** A service cluster with a node's TLS appended, by SDS directory (see clustersWithTls). */
   private readonly tlsClusters = new WeakMap<XdsResource, Map<string, XdsResource>>();
@@ -180,7 +180,7 @@ export class Pilot {
       await this.loadBacking(id.namespace);
       if (this.nodes.get(id.id) !== entry) return; // gone or replaced meanwhile
     }
-    const backed = backedServices(id, this.backings.get(id.namespace)?.values() ?? []);
+    const backed = this.backings.get(id.namespace)?.guarded(id) ?? [];
     const inbound = backed.length ? backed : undefined;
     const mtls = this.opts.mtls;
     const tls: NodeTls | undefined = mtls && mtls.mode !== 'off' && id.sdsDir ? { mode: mtls.mode, sdsDir: id.sdsDir, trustDomain: mtls.trustDomain } : undefined;
@@ -436,14 +436,20 @@ export class Pilot {
     if (!kinds.size && !backingChanged.size) return;
     const data = await this.catalog.fetch([...new Set([...kinds.keys(), ...backingChanged])]);
     if (!resync && backingChanged.size) {
+      // Only the nodes a changed backing concerns, before or after, are looked at again: endpoint
+      // churn that keeps the same workloads and instances costs nothing per node.
+      const moved: ServiceBacking[] = [];
       for (const k of backingChanged) {
         const byService = this.backings.get(changeNamespace({ kind: 'service', service: k })!);
-        const d = data.get(k);
         if (!byService) continue;
-        if (d) byService.set(k, backingOf(k, d));
+        const d = data.get(k);
+        const was = byService.get(k);
+        const now = d ? backingOf(k, d) : undefined;
+        if (now) byService.set(now);
         else byService.delete(k);
+        if (JSON.stringify(was) !== JSON.stringify(now)) moved.push(...(was ? [was] : []), ...(now ? [now] : []));
       }
-      this.replaceMovedNodes(new Set([...backingChanged].map((k) => k.slice(0, k.indexOf('/')))));
+      if (moved.length) this.replaceMovedNodes(new Set(moved.map((b) => b.service.slice(0, b.service.indexOf('/')))), (id) => moved.some((b) => backs(id, b)));
     }
     const changedTypes = new Map<string, Set<string>>(); // scope → types to rebuild
     for (const [key, kind] of kinds) {
@@ -522,7 +528,7 @@ export class Pilot {
     if (!p) {
       // Watch the namespace first: a change committed while the list is in flight is then
       // notified after it, and its fetch (applied after this load) is at least as new.
-      this.backings.set(namespace, new Map());
+      this.backings.set(namespace, new BackingIndex());
       this.watchChanged();
       p = this.listBacking(namespace).finally(() => this.backingLoads.delete(namespace));
       this.backingLoads.set(namespace, p);
@@ -537,7 +543,7 @@ export class Pilot {
         const byService = this.backings.get(namespace);
         if (!byService) return;
         // Changes applied meanwhile are newer than the list: keep them, add what they did not touch.
-        for (const b of list) if (!byService.has(b.service)) byService.set(b.service, b);
+        for (const b of list) if (!byService.has(b.service)) byService.set(b);
         return;
       } catch (err) {
         const wait = Math.min(5000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2);
@@ -555,7 +561,7 @@ export class Pilot {
       namespaces.map(async (ns) => {
         try {
           const list = await this.opts.source.backing(ns);
-          if (this.backings.has(ns)) this.backings.set(ns, new Map(list.map((b) => [b.service, b])));
+          if (this.backings.has(ns)) this.backings.set(ns, new BackingIndex(list));
         } catch (err) {
           // Changes may have been missed: keep the last view and resync again shortly.
           this.opts.metrics?.backingFailures.inc({ where: 'resync' });
@@ -571,11 +577,11 @@ export class Pilot {
    * Re-places each node of these namespaces whose backed services changed: its scope (and so its
    * inbound listener's RBAC) changes, and only it gets a new snapshot.
    */
-  private replaceMovedNodes(namespaces: ReadonlySet<string>): void {
+  private replaceMovedNodes(namespaces: ReadonlySet<string>, concerned: (id: NodeIdentity) => boolean = () => true): void {
     for (const entry of [...this.nodes.values()]) {
       const id = entry.identity;
-      if (!namespaces.has(id.namespace) || !(id.appPort || id.appSocket)) continue;
-      const now = backedServices(id, this.backings.get(id.namespace)?.values() ?? []);
+      if (!namespaces.has(id.namespace) || !(id.appPort || id.appSocket) || !concerned(id)) continue;
+      const now = this.backings.get(id.namespace)?.guarded(id) ?? [];
       const was = this.scopes.get(entry.scope)?.inbound ?? [];
       if (now.join(',') === was.join(',')) continue;
       this.opts.logger?.info('services a sidecar guards changed', { node: id.id, workload: id.app ?? '', was, now });
