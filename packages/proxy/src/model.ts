@@ -37,6 +37,13 @@ export interface ListenerModel {
    * they differ in how the connection is carried.
    */
   transport?: ListenerTransport;
+  /**
+   * TCP chains picked by the TLS client's SNI (`filter_chain_match.server_names`, exact names):
+   * a TLS connection whose server name is listed goes to that chain's tcp_proxy instead of
+   * `filter`. They share the listener's `tls` chain's DownstreamTlsContext (one handshake, then
+   * the choice), so mesh TCP ports ride the same inbound port as HTTP.
+   */
+  sniTcp?: { serverNames: string[]; filter: TcpFilterChain }[];
 }
 
 /** How a listener's connections are carried: which transports match a chain, and its TLS. */

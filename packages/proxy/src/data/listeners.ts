@@ -495,7 +495,14 @@ export class ListenerManager {
       }
       this.ctx.stats.tlsHandshakes.inc({ side: 'downstream', result: 'success' });
       ts.on('error', () => undefined);
-      this.dispatch(name, ts, this.ctx.snapshot().listeners.get(name));
+      // A TCP chain chosen by the client's SNI (a mesh TCP port on the inbound listener) takes the connection as it is.
+      const current = this.ctx.snapshot().listeners.get(name);
+      const sni = typeof ts.servername === 'string' && current?.sniTcp?.find((c) => c.serverNames.includes(ts.servername as string));
+      if (sni) {
+        void handleTcp(this.ctx.clusters, this.ctx.stats, name, sni.filter, ts, this.ctx.random, this.logger);
+        return;
+      }
+      this.dispatch(name, ts, current);
       if (!ts.isPaused() || this.ctx.snapshot().listeners.get(name)?.filter.kind !== 'tcp') ts.resume();
     });
     server.on('tlsClientError', (err: Error, ts: tls.TLSSocket) => {

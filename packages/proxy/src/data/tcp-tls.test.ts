@@ -5,9 +5,10 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from '@octo-mesh/runtime';
-import { staticCluster, tcpListener } from '../test-support/resources.js';
+import { httpListener, routeConfig, staticCluster, tcpListener } from '../test-support/resources.js';
+import { httpUpstream, type Upstream } from '../test-support/upstreams.js';
 import { startProxy } from '../test-support/proxy.js';
-import { TestPki, certificateSds, rootSds, sdsTlsContext, upstreamTransport, writeAtomic, type KeyPair } from '../test-support/pki.js';
+import { DOWNSTREAM_TLS, TLS_INSPECTOR, TestPki, certificateSds, rootSds, sdsTlsContext, upstreamTransport, writeAtomic, type KeyPair } from '../test-support/pki.js';
 import type { Proxy } from '../proxy.js';
 
 // tcp_proxy to a cluster with a TLS transport socket (issue 21): the proxy originates mTLS with
@@ -112,5 +113,100 @@ describe('tcp_proxy to a TLS cluster', () => {
     expect(await exchange(port('to-missing-sds'), 'secret')).toBe('');
     expect(seen.length).toBe(n);
     expect(await counter(proxy, 'octo_proxy_tls_handshakes_total', { side: 'upstream', result: 'warming' })).toBe(before + 1);
+  });
+});
+
+describe('TCP between two proxies over mTLS: the callee picks the TCP chain by SNI on its inbound', () => {
+  const pki = new TestPki();
+  const dirA = mkdtempSync(join(tmpdir(), 'octo-sds-sni-a-'));
+  const dirB = mkdtempSync(join(tmpdir(), 'octo-sds-sni-b-'));
+  const SNI = 'outbound_.5432_._.db.demo.svc';
+  let app: net.Server;
+  let http: Upstream;
+  let a: Proxy;
+  let b: Proxy;
+  let inboundPort = 0;
+  let root: KeyPair;
+  const appConns: string[] = [];
+
+  beforeAll(async () => {
+    root = pki.root('sni-root');
+    writeAtomic(join(dirA, 'default.json'), certificateSds(pki.leaf(root, ID_PROXY)));
+    writeAtomic(join(dirA, 'ROOTCA.json'), rootSds([root]));
+    writeAtomic(join(dirB, 'default.json'), certificateSds(pki.leaf(root, ID_ECHO)));
+    writeAtomic(join(dirB, 'ROOTCA.json'), rootSds([root]));
+    // The callee's application: a plaintext TCP server on its loopback, and an HTTP one.
+    app = net.createServer({ allowHalfOpen: true }, (s) => {
+      const i = appConns.push('') - 1;
+      s.on('data', (d: Buffer) => {
+        appConns[i] += d.toString();
+        s.write(d);
+      });
+      s.on('end', () => s.end('|eof'));
+      s.on('error', () => undefined);
+    });
+    const appPort = await new Promise<number>((r) => app.listen(0, '127.0.0.1', () => r((app.address() as net.AddressInfo).port)));
+    http = await httpUpstream('http-app');
+    const hcm = (httpListener('inbound', { route_config: routeConfig('in', [{ match: { prefix: '/' }, route: { cluster: 'inbound-http' } }]) }) as { filter_chains: { filters: unknown[] }[] }).filter_chains[0]!.filters;
+    const tcp = (tcpListener('x', 'inbound-db') as { filter_chains: { filters: unknown[] }[] }).filter_chains[0]!.filters;
+    const downstream = { name: 'envoy.transport_sockets.tls', typed_config: { '@type': DOWNSTREAM_TLS, require_client_certificate: true, common_tls_context: sdsTlsContext(dirB, ['h2', 'http/1.1'], { prefix: 'spiffe://cluster.local/' }) } };
+    b = await startProxy(
+      {
+        listeners: [
+          {
+            name: 'inbound',
+            listener_filters: [TLS_INSPECTOR],
+            filter_chains: [
+              { filter_chain_match: { transport_protocol: 'tls' }, filters: hcm, transport_socket: downstream },
+              { filter_chain_match: { transport_protocol: 'tls', server_names: [SNI] }, filters: tcp, transport_socket: downstream },
+            ],
+          },
+        ],
+        clusters: [staticCluster('inbound-http', [http.port]), staticCluster('inbound-db', [appPort])],
+      },
+      { sockets: [{ name: 'inbound', spec: { kind: 'bind', address: { kind: 'tcp', host: '127.0.0.1', port: 0 } } }], registry: new Registry() },
+    );
+    const x = b.addresses.get('inbound');
+    inboundPort = x?.kind === 'tcp' ? x.port : 0;
+    a = await startProxy(
+      {
+        listeners: [tcpListener('to-db', 'db'), tcpListener('to-db-no-sni', 'db-no-sni')],
+        clusters: [
+          staticCluster('db', [inboundPort], upstreamTransport(sdsTlsContext(dirA, [], { exact: ID_ECHO }), SNI)),
+          staticCluster('db-no-sni', [inboundPort], upstreamTransport(sdsTlsContext(dirA, [], { exact: ID_ECHO }))),
+        ],
+      },
+      { sockets: [], registry: new Registry() },
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    await a?.stop(100);
+    await b?.stop(100);
+    app?.close();
+    await http?.close();
+  });
+
+  const portOf = (p: Proxy, name: string) => Number(p.listening().find((l) => l.name === name)?.address.split(':').pop());
+
+  it('carries the bytes and the half-close from a TCP listener through both proxies to the application', async () => {
+    const n = appConns.length;
+    expect(await exchange(portOf(a, 'to-db'), 'select 1')).toBe('select 1|eof');
+    expect(appConns.slice(n)).toEqual(['select 1']);
+    expect(await counter(b, 'octo_proxy_tcp_connections_total', { listener: 'inbound', cluster: 'inbound-db' })).toBe(1);
+  });
+
+  it('serves HTTP on the same port to a TLS client that sends no (or another) server name', async () => {
+    const n = appConns.length;
+    // Without SNI the connection reaches the HTTP chain (the request is written without a half-close: HTTP/1.1 takes a FIN as the end).
+    const got = await new Promise<string>((resolve) => {
+      let data = '';
+      const s = net.connect(portOf(a, 'to-db-no-sni'), '127.0.0.1', () => s.write('GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n'));
+      s.on('data', (d: Buffer) => (data += d.toString()));
+      s.on('error', () => undefined);
+      s.on('close', () => resolve(data));
+    });
+    expect(got).toMatch(/^HTTP\/1\.1 200 /);
+    expect(appConns.length).toBe(n);
   });
 });

@@ -402,7 +402,7 @@ export const LISTENER = rule(
       FilterChain,
       {
         filters: rule('envoy.config.listener.v3.Filter', Filter, { name: true, typed_config: true }),
-        filter_chain_match: rule('envoy.config.listener.v3.FilterChainMatch', FilterChainMatch, { transport_protocol: true }),
+        filter_chain_match: rule('envoy.config.listener.v3.FilterChainMatch', FilterChainMatch, { transport_protocol: true, server_names: true }),
         transport_socket: TRANSPORT_SOCKET,
       },
       { name: 'chains are told apart by their match', metadata: METADATA },

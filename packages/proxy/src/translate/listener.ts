@@ -10,22 +10,27 @@ import { FILTER, FILTER_TYPE_URL, durationMs, faultSpec, guard, invalid, rateLim
 import { routeTable } from './route.js';
 import { RBAC_FILTER, rbacSpec } from './rbac.js';
 import { Filter, type FilterChain } from '@octo-mesh/proto/gen/proxy/envoy/config/listener/v3/listener_components.js';
+import { TransportSocket } from '@octo-mesh/proto/gen/proxy/envoy/config/core/v3/base.js';
 import { TlsInspector } from '@octo-mesh/proto/gen/proxy/envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.js';
 import { TLS_INSPECTOR } from './allow-list.js';
 import { TLS_INSPECTOR_FILTER, TLS_TYPE_URL, downstreamTls } from './tls.js';
 import type { DownstreamTlsModel, ListenerTransport } from '../model.js';
 
 /**
- * Translates one Listener. Only the first filter chain is used and it must hold exactly one
- * network filter: an HTTP connection manager or a TCP proxy. A listener without an address
+ * Translates one Listener. Its chains carry one network filter, the same in each (an HTTP
+ * connection manager or a TCP proxy), and differ in transport; besides them, TCP chains matched
+ * by SNI (see {@link sniTcpChains}). A listener without an address
  * attaches to a socket the proxy was handed by name (`outbound`, `inbound`).
  */
 export function translateListener(l: Listener): Result<ListenerModel> {
   return guard(`listener ${JSON.stringify(l.name)}`, () => {
     if (!l.name) invalid('name', 'must not be empty');
     checkFields(LISTENER, l, '');
-    const chains = [...l.filterChains, ...(l.defaultFilterChain ? [l.defaultFilterChain] : [])];
-    if (chains.length === 0) invalid('filter_chains', 'a filter chain is required');
+    const all = [...l.filterChains, ...(l.defaultFilterChain ? [l.defaultFilterChain] : [])];
+    // Chains matched by SNI are set apart: the others choose by transport and share one network filter.
+    const bySni = (c: FilterChain) => (c.filterChainMatch?.serverNames.length ?? 0) > 0;
+    const chains = all.filter((c) => !bySni(c));
+    if (chains.length === 0) invalid('filter_chains', all.length ? 'a chain without server_names is required (SNI-matched chains only add to one)' : 'a filter chain is required');
     const filters = chains[0]!.filters;
     if (filters.length !== 1) invalid('filter_chains[0].filters', `exactly one network filter is supported, got ${filters.length}`);
     const f = filters[0]!;
@@ -34,6 +39,8 @@ export function translateListener(l: Listener): Result<ListenerModel> {
     const transport = listenerTransport(l, chains);
     const out: ListenerModel = { name: l.name, filter: networkFilter(f.typedConfig, fp) };
     if (transport) out.transport = transport;
+    const sni = sniTcpChains(l, all, chains);
+    if (sni.length) out.sniTcp = sni;
     if (l.address) out.address = socketAddr(l.address, 'address');
     return out;
   });
@@ -88,6 +95,43 @@ function listenerTransport(l: Listener, chains: FilterChain[]): ListenerTranspor
   });
   if (!tls && !inspector) return undefined;
   return tls ? { tls, plaintext } : { plaintext };
+}
+
+/**
+ * TCP chains matched by SNI (`server_names`, exact): each matches `transport_protocol: tls`,
+ * carries the listener's `tls` chain's transport socket byte for byte (the handshake happens
+ * before the choice, with that one context) and a single tcp_proxy. Wildcard names, other
+ * network filters and a name claimed twice are refused by name.
+ */
+function sniTcpChains(l: Listener, all: FilterChain[], rest: FilterChain[]): { serverNames: string[]; filter: TcpFilterChain }[] {
+  const tlsChain = rest.find((c) => c.transportSocket !== undefined);
+  const tlsSocket = tlsChain?.transportSocket ? Buffer.from(TransportSocket.encode(tlsChain.transportSocket).finish()) : undefined;
+  const seen = new Map<string, string>();
+  const out: { serverNames: string[]; filter: TcpFilterChain }[] = [];
+  all.forEach((c, i) => {
+    const names = c.filterChainMatch?.serverNames ?? [];
+    if (!names.length) return;
+    const cp = i < l.filterChains.length ? `filter_chains[${i}]` : 'default_filter_chain';
+    if (i >= l.filterChains.length) invalid(`${cp}.filter_chain_match.server_names`, 'the default chain cannot match by SNI');
+    if (c.filterChainMatch?.transportProtocol !== 'tls') invalid(`${cp}.filter_chain_match.transport_protocol`, 'must be tls on a chain matched by server_names');
+    if (!tlsSocket) invalid(`${cp}.filter_chain_match.server_names`, 'needs a tls chain without server_names (its DownstreamTlsContext terminates the connection first)');
+    if (!c.transportSocket || !Buffer.from(TransportSocket.encode(c.transportSocket).finish()).equals(tlsSocket))
+      invalid(`${cp}.transport_socket`, "must be the tls chain's transport_socket (one TLS context per listener)");
+    names.forEach((n, j) => {
+      if (!n || n.includes('*')) invalid(`${cp}.filter_chain_match.server_names[${j}]`, `only exact names are implemented, got ${JSON.stringify(n)}`);
+      const prev = seen.get(n);
+      if (prev) invalid(`${cp}.filter_chain_match.server_names[${j}]`, `${JSON.stringify(n)} is already matched by ${prev}`);
+      seen.set(n, cp);
+    });
+    const fp = `${cp}.filters`;
+    if (c.filters.length !== 1) invalid(fp, `exactly one network filter is supported, got ${c.filters.length}`);
+    const f = c.filters[0]!;
+    if (!f.typedConfig) return invalid(`${fp}[0].typed_config`, 'is required');
+    const filter = networkFilter(f.typedConfig, `${fp}[0]`);
+    if (filter.kind !== 'tcp') invalid(`${fp}[0].typed_config.type_url`, 'a chain matched by server_names carries tcp_proxy only (HTTP is routed by the listener\'s own chain)');
+    out.push({ serverNames: [...names], filter: filter as TcpFilterChain });
+  });
+  return out;
 }
 
 function networkFilter(any: Any, path: string): HttpFilterChain | TcpFilterChain {

@@ -23,6 +23,9 @@ const tlsChain = (ctx: Record<string, unknown>, match: string | undefined = 'tls
   ...(match ? { filter_chain_match: { transport_protocol: match } } : {}),
   transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: { '@type': DOWNSTREAM_TLS, common_tls_context: CERT, ...ctx } },
 });
+const tcpChain = () => ({ filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', stat_prefix: 't', cluster: 'db' } }] });
+/** A TCP chain matched by SNI, with the transport socket of `tlsChain({})`. */
+const sniChain = (names: string[], chain: { filters: unknown[] } = tcpChain()) => ({ ...chain, filter_chain_match: { transport_protocol: 'tls', server_names: names }, transport_socket: tlsChain({}).transport_socket });
 const listener = (chains: unknown[], inspector = true) => ({ name: 'l', ...(inspector ? { listener_filters: [TLS_INSPECTOR] } : {}), filter_chains: chains });
 
 describe('TLS by standard xDS: refused by name', () => {
@@ -48,7 +51,12 @@ describe('TLS by standard xDS: refused by name', () => {
     ['an unknown transport protocol', TYPE_URL.listener, listener([{ ...hcmChain(), filter_chain_match: { transport_protocol: 'quic' } }]), 'filter_chain_match.transport_protocol: must be tls or raw_buffer'],
     ['a tls chain without a transport socket (passthrough)', TYPE_URL.listener, listener([{ ...hcmChain(), filter_chain_match: { transport_protocol: 'tls' } }]), 'filter_chains[0].transport_socket: is required on a chain matching tls'],
     ['two chains for one transport', TYPE_URL.listener, listener([tlsChain({}), tlsChain({})]), 'filter_chains[1].filter_chain_match: matches the same connections as chain 0'],
-    ['matching on server names', TYPE_URL.listener, listener([{ ...tlsChain({}), filter_chain_match: { transport_protocol: 'tls', server_names: ['a'] } }]), 'filter_chain_match.server_names: not implemented'],
+    ['an SNI chain alone', TYPE_URL.listener, listener([{ ...tcpChain(), filter_chain_match: { transport_protocol: 'tls', server_names: ['a'] } }]), 'filter_chains: a chain without server_names is required'],
+    ['an SNI chain carrying HTTP', TYPE_URL.listener, listener([tlsChain({}), sniChain(['a'], hcmChain())]), 'filter_chains[1].filters[0].typed_config.type_url: a chain matched by server_names carries tcp_proxy only'],
+    ['an SNI chain with its own TLS context', TYPE_URL.listener, listener([tlsChain({}), { ...sniChain(['a']), transport_socket: tlsChain({ require_client_certificate: false }).transport_socket }]), "filter_chains[1].transport_socket: must be the tls chain's transport_socket"],
+    ['an SNI chain on plaintext', TYPE_URL.listener, listener([tlsChain({}), { ...sniChain(['a']), filter_chain_match: { transport_protocol: 'raw_buffer', server_names: ['a'] } }]), 'filter_chains[1].filter_chain_match.transport_protocol: must be tls on a chain matched by server_names'],
+    ['a wildcard server name', TYPE_URL.listener, listener([tlsChain({}), sniChain(['*.demo.svc'])]), 'filter_chains[1].filter_chain_match.server_names[0]: only exact names are implemented'],
+    ['a server name matched twice', TYPE_URL.listener, listener([tlsChain({}), sniChain(['a']), sniChain(['b', 'a'])]), 'filter_chains[2].filter_chain_match.server_names[1]: "a" is already matched by filter_chains[1]'],
   ])('refuses %s', (_what, typeUrl, obj, error) => {
     const r = translate(typeUrl, obj);
     expect(r.ok ? '(accepted)' : r.error).toContain(error);
@@ -61,6 +69,18 @@ describe('TLS by standard xDS: refused by name', () => {
     expect(strict.ok && (strict.value as ListenerModel).transport).toMatchObject({ plaintext: false, tls: { requireClientCertificate: false } });
     expect(permissive.ok && (permissive.value as ListenerModel).transport).toMatchObject({ plaintext: true, tls: { alpn: [] } });
     expect(plain.ok && (plain.value as ListenerModel).transport).toBeUndefined();
+  });
+
+  it('reads TCP chains matched by SNI beside the HTTP chains (STRICT and PERMISSIVE), in any order', () => {
+    const raw = { ...hcmChain(), filter_chain_match: { transport_protocol: 'raw_buffer' } };
+    for (const chains of [[tlsChain({}), raw, sniChain(['outbound_.5432_._.db.demo.svc'])], [sniChain(['outbound_.5432_._.db.demo.svc']), tlsChain({}), raw], [tlsChain({}), sniChain(['outbound_.5432_._.db.demo.svc'])]]) {
+      const r = translate(TYPE_URL.listener, listener(chains));
+      if (!r.ok) throw new Error(r.error);
+      const m = r.value as ListenerModel;
+      expect(m.filter.kind).toBe('http');
+      expect(m.transport).toMatchObject({ plaintext: chains.includes(raw), tls: {} });
+      expect(m.sniTcp).toEqual([{ serverNames: ['outbound_.5432_._.db.demo.svc'], filter: expect.objectContaining({ kind: 'tcp', clusters: [{ cluster: 'db', weight: 1 }] }) }]);
+    }
   });
 
   it('reads the HTTP/2 cluster with TLS as HTTP/2 (offered as h2 by ALPN)', () => {
