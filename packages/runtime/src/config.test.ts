@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
-import { envValues, formatPath, loadConfig, parseFlags, schemaKeys, serviceLinkOf } from './config.js';
+import { envValues, formatPath, loadConfig, parseFile, parseFlags, schemaKeys, serviceLinkOf } from './config.js';
 
 const schema = z.object({
   xdsPort: z.coerce.number().int().min(1).max(65535).default(15010),
@@ -101,4 +101,21 @@ describe('loadConfig and a shared environment (Kubernetes service links, other t
     ['preprocessed', z.preprocess((x) => x, z.object({ a: z.string() })), ['a']],
     ['not an object', z.string(), undefined],
   ])('schemaKeys of %s', (_, schema, keys) => expect(keys === undefined ? schemaKeys(schema) : [...schemaKeys(schema)!].sort()).toEqual(keys));
+});
+
+describe('parseFile', () => {
+  // columns: what, file content, what it reads as (or the error it throws, as a RegExp)
+  it.each<[string, string, unknown]>([
+    ['JSON', '{"pilotId": "p", "xdsPort": 1, "nested": {"list": [1, "2", null, true]}}', { pilotId: 'p', xdsPort: 1, nested: { list: [1, '2', null, true] } }],
+    ['JSON after blank lines', '\n\n  {"a": "\\u00e9"}\n', { a: 'é' }],
+    ['YAML', 'pilotId: p\nxdsPort: 1\n', { pilotId: 'p', xdsPort: 1 }],
+    ['a YAML flow mapping (starts like JSON, is not)', '{a: 1, b: [x, y]}', { a: 1, b: ['x', 'y'] }],
+    ['empty', '', null],
+    ['a JSON key twice: the last value, as JSON.parse reads it', '{"a": 1, "a": 2}', { a: 2 }],
+    ['neither', '{"a": 1,, }', /./],
+    ['a YAML key twice', 'a: 1\na: 2\n', /unique/],
+  ])('%s', (_what, text, want) => {
+    if (want instanceof RegExp) expect(() => parseFile(text)).toThrow(want);
+    else expect(parseFile(text)).toEqual(want);
+  });
 });
