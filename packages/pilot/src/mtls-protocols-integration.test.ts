@@ -23,6 +23,10 @@ import { buildProxy, startSidecar, stopChild, until } from './test-support/sidec
 // from an openssl-made mesh PKI: an HTTP/2-capable one (as a sidecar's inbound: h2 and
 // http/1.1), an HTTP/1.1-only one, a TCP echo server, and a TCP server whose certificate names
 // another namespace than its service's. The callees see what the caller's sidecar negotiated.
+// The callee's side of TCP: a second sidecar whose workload backs a TCP service serves it on its
+// inbound port by SNI, to a TLS client with a mesh certificate (the two sidecars cannot be
+// chained here: both would bind 127.0.0.1:<the service port>, the caller's TCP listener and the
+// callee's application).
 
 const TD = 'spiffe://cluster.local';
 const SECRET = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret';
@@ -101,6 +105,7 @@ describe('mesh mTLS between sidecars: HTTP/2 by ALPN, HTTP/1.1 fallback, TCP', (
   const source = new MemoryMeshSource();
   let pilot: RunningPilot;
   let child: ChildProcess | undefined;
+  const children: ChildProcess[] = [];
   let outbound = 0;
   let admin = 0;
   const servers: net.Server[] = [];
@@ -108,12 +113,13 @@ describe('mesh mTLS between sidecars: HTTP/2 by ALPN, HTTP/1.1 fallback, TCP', (
   const h2Versions: string[] = [];
   const h1Conns: Seen[] = [];
   const h1Versions: string[] = [];
-  const tcpConns: (Seen & { bytes: string })[] = [];
-  const ports = { ledger: 0, vault: 0 };
+  const tcpConns: (Seen & { sni: string | false | null; bytes: string })[] = [];
+  const ports = { ledger: 0, vault: 0, store: 0, storeInbound: 0 };
+  const storeConns: string[] = [];
 
   const tcpEcho = (certDir: string) => {
     const s = tls.createServer({ ...serverTls(certDir), allowHalfOpen: true }, (c) => {
-      const seen = { alpn: c.alpnProtocol, peer: c.getPeerCertificate().subjectaltname, bytes: '' };
+      const seen = { alpn: c.alpnProtocol, peer: c.getPeerCertificate().subjectaltname, sni: c.servername, bytes: '' };
       tcpConns.push(seen);
       c.on('data', (d: Buffer) => {
         seen.bytes += d.toString();
@@ -172,6 +178,23 @@ describe('mesh mTLS between sidecars: HTTP/2 by ALPN, HTTP/1.1 fallback, TCP', (
     source.upsertService(svc('ledger', ports.ledger, 'tcp'), at(pLedger));
     source.upsertService(svc('vault', ports.vault, 'tcp'), at(pVault));
 
+    // store: a plaintext TCP application behind its own sidecar (app_port: the service's port).
+    const storeApp = net.createServer({ allowHalfOpen: true }, (c) => {
+      const i = storeConns.push('') - 1;
+      c.on('data', (d: Buffer) => {
+        storeConns[i] += d.toString();
+        c.write(d);
+      });
+      c.on('end', () => c.end('|eof'));
+      c.on('error', () => undefined);
+    });
+    servers.push(storeApp);
+    ports.store = await listen(storeApp);
+    const store = await startSidecar(pilot.xdsPort, { nodeId: 'store-0', workload: 'store', args: ['--tls-dir', withSdsFiles(pki.issue('store', `${TD}/ns/demo/sa/store`)), '--app-port', String(ports.store)] });
+    children.push(store.child);
+    ports.storeInbound = Number(store.started.listeners.find((l) => l.name === 'inbound')!.address.split(':').pop());
+    source.upsertService(svc('store', ports.store, 'tcp'), [{ address: '127.0.0.1', port: ports.storeInbound, labels: {}, healthy: true, workload: 'demo/store' }]);
+
     const s = await startSidecar(pilot.xdsPort, { nodeId: 'web-0', workload: 'web', dependencies: 'catalog,legacy,ledger,vault', args: ['--tls-dir', withSdsFiles(pki.issue('web', WEB))] });
     child = s.child;
     admin = s.started.adminPort;
@@ -181,6 +204,7 @@ describe('mesh mTLS between sidecars: HTTP/2 by ALPN, HTTP/1.1 fallback, TCP', (
 
   afterAll(async () => {
     await stopChild(child);
+    for (const c of children) await stopChild(c);
     await pilot?.stop();
     for (const s of servers) s.close();
   });
@@ -211,7 +235,7 @@ describe('mesh mTLS between sidecars: HTTP/2 by ALPN, HTTP/1.1 fallback, TCP', (
   it('carries a TCP service over mTLS: the callee verifies the caller, no ALPN is offered', async () => {
     const n = tcpConns.length;
     expect(await exchangeWhenBound(ports.ledger, 'debit 10')).toEqual({ data: 'debit 10|eof' });
-    expect(tcpConns.slice(n)).toEqual([{ alpn: false, peer: `URI:${WEB}`, bytes: 'debit 10' }]);
+    expect(tcpConns.slice(n)).toEqual([{ alpn: false, peer: `URI:${WEB}`, sni: `outbound_.${ports.ledger}_._.ledger.demo.svc`, bytes: 'debit 10' }]);
   }, 40_000);
 
   it('refuses a TCP callee whose certificate is not of its service namespace: nothing sent, counted', async () => {
@@ -223,5 +247,27 @@ describe('mesh mTLS between sidecars: HTTP/2 by ALPN, HTTP/1.1 fallback, TCP', (
     expect(tcpConns.slice(n).map((c) => c.bytes).join('')).toBe('');
     expect(await stat('octo_proxy_tls_handshakes_total', { side: 'upstream', result: 'fail_verify_san' })).toBeGreaterThan(0);
     expect(await stat('octo_proxy_tcp_connect_failures_total', { cluster, reason: 'upstream-tls-fail-verify-san' })).toBeGreaterThan(before);
+  }, 40_000);
+
+  it('serves a backed TCP service on the callee sidecar\'s inbound port by SNI, to mesh identities only', async () => {
+    const web = pki.issue('web-client', WEB);
+    const read = (f: string) => readFileSync(join(web, f));
+    const sni = `outbound_.${ports.store}_._.store.demo.svc`;
+    const viaTls = (cert: boolean) =>
+      new Promise<{ data: string; error?: string }>((resolve) => {
+        let data = '';
+        let error: string | undefined;
+        const s = tls.connect({ port: ports.storeInbound, host: '127.0.0.1', servername: sni, ca: read('root-cert.pem'), ...(cert ? { cert: read('cert-chain.pem'), key: read('key.pem') } : {}), checkServerIdentity: () => undefined }, () => s.end('put k v'));
+        s.on('data', (d: Buffer) => (data += d.toString()));
+        s.on('error', (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
+        s.on('close', () => resolve({ data, ...(error ? { error } : {}) }));
+      });
+    // The store sidecar gets its TCP chain once pilot sees that its workload backs the service.
+    expect(await until('the store TCP chain', async () => ((await viaTls(true)).data === 'put k v|eof' ? true : undefined), 30_000)).toBe(true);
+    expect(storeConns.at(-1)).toBe('put k v');
+    const n = storeConns.length;
+    // No client certificate: refused by the inbound's TLS context, nothing reaches the application.
+    expect((await viaTls(false)).data).toBe('');
+    expect(storeConns.length).toBe(n);
   }, 40_000);
 });

@@ -26,7 +26,7 @@ import { rolloutAggregates } from './rollouts.js';
 import { targetFor } from './upgrade.js';
 import { OUTBOUND, parseClusterName } from './translate/common.js';
 import { generateInboundClusters, generateListeners, INBOUND } from './translate/listeners.js';
-import { clusterTlsFields, inboundWithTls, type MtlsMode, type NodeTls } from './translate/mtls.js';
+import { clusterTlsFields, inboundTcpClusters, inboundTcpPortsOf, inboundWithTls, type InboundTcpPort, type MtlsMode, type NodeTls } from './translate/mtls.js';
 import { inboundAuthorization, type AuthorizationTranslation } from './translate/authz.js';
 import { authorizationPolicyStatus, authorizationProvenance, backs, BackingIndex } from './authz-status.js';
 import { backingOf, changeNamespace, type ServiceBacking } from '@octo-mesh/contracts';
@@ -297,22 +297,35 @@ export class Pilot {
   private listeners(port: number, appPort: number, appSocket: string | undefined, inbound?: readonly ServiceKey[], tls?: NodeTls): { listeners: XdsResource[]; clusters: XdsResource[] } {
     const guarded = (appPort || appSocket) && inbound ? inbound : [];
     const authz = guarded.map((k) => this.services.get(k)?.authz);
-    const key = `${port}/${appSocket ? `unix:${appSocket}` : appPort}${authz.some(Boolean) ? `/${guarded.join(',')}` : ''}${tls ? `/${tls.mode}:${tls.sdsDir}` : ''}`;
+    // With mTLS, the TCP ports of the services the workload backs are served on its inbound listener by SNI.
+    const { ports: tcpPorts, withheld } = tls ? this.inboundTcpPorts(guarded) : { ports: [], withheld: [] };
+    const key = `${port}/${appSocket ? `unix:${appSocket}` : appPort}${authz.some(Boolean) ? `/${guarded.join(',')}` : ''}${tls ? `/${tls.mode}:${tls.sdsDir}` : ''}${tcpPorts.length ? `/tcp:${tcpPorts.map((p) => `${p.port}@${p.host}`).join(',')}` : ''}`;
     let l = this.listenersByPorts.get(key);
     if (!l || l.authz.length !== authz.length || l.authz.some((a, i) => a !== authz[i])) {
       // Accepted AuthorizationPolicies shape the inbound listener: its ACKs count for their status.
       const prov = authz.flatMap((a) => a?.verdicts ?? []).filter((v) => v.accepted).map((v) => ({ policy: authorizationProvenance(v.policy), generation: v.generation }));
       const filters = inboundAuthorization(guarded.map((k, i) => ({ key: k, authz: authz[i] })));
+      if (withheld.length) this.opts.logger?.warn('TCP ports not served on the inbound listener: their service has AuthorizationPolicies, which raw TCP would bypass', { services: withheld });
       l = {
-        listeners: generateListeners({ port, appPort, ...(appSocket ? { appSocket } : {}), ...(filters.length ? { inboundFilters: filters } : {}) }).map((m) => (tls && m.name === INBOUND ? inboundWithTls(m, tls) : m)).map((m) =>
+        listeners: generateListeners({ port, appPort, ...(appSocket ? { appSocket } : {}), ...(filters.length ? { inboundFilters: filters } : {}) }).map((m) => (tls && m.name === INBOUND ? inboundWithTls(m, tls, tcpPorts) : m)).map((m) =>
           makeResource(TYPE_URL.listener, m.name, Listener, m, 'listeners', m.name === OUTBOUND ? { references: [{ typeUrl: TYPE_URL.route, name: OUTBOUND }] } : m.name === INBOUND ? { provenance: prov } : {}),
         ),
-        clusters: generateInboundClusters(appSocket || appPort).map((c) => makeResource(TYPE_URL.cluster, c.name, Cluster, c, 'listeners')),
+        clusters: [...generateInboundClusters(appSocket || appPort), ...inboundTcpClusters(tcpPorts, appSocket ? undefined : appPort)].map((c) => makeResource(TYPE_URL.cluster, c.name, Cluster, c, 'listeners')),
         authz,
       };
       this.listenersByPorts.set(key, l);
     }
     return l;
+  }
+
+  /** TCP ports of the services a workload backs, in a stable order (translate/mtls.ts serves them on its inbound listener). */
+  private inboundTcpPorts(services: readonly ServiceKey[]): { ports: InboundTcpPort[]; withheld: string[] } {
+    return inboundTcpPortsOf(
+      [...services].sort().flatMap((k) => {
+        const s = this.services.get(k);
+        return s?.data ? [{ service: s.data.service, guarded: s.authz !== undefined }] : [];
+      }),
+    );
   }
 
   /** The scope's TCP listeners (one per address, see translate/tcp.ts); conflicts are logged when they change. */
@@ -393,8 +406,9 @@ export class Pilot {
       let r = byDir.get(key);
       if (!r) {
         // A cluster name Pilot did not make has no port to look up: TLS only, no ALPN, no protocol choice.
-        const protocol = protocols.get(parseClusterName(c.name)?.port ?? 0) ?? 'tcp';
-        r = resourceFromBytes(TYPE_URL.cluster, c.name, Buffer.concat([c.any.value, clusterTlsFields(tls, namespace, protocol)]), c.generator, { references: c.references, provenance: c.provenance });
+        const parsed = parseClusterName(c.name);
+        const protocol = protocols.get(parsed?.port ?? 0) ?? 'tcp';
+        r = resourceFromBytes(TYPE_URL.cluster, c.name, Buffer.concat([c.any.value, clusterTlsFields(tls, namespace, protocol, parsed)]), c.generator, { references: c.references, provenance: c.provenance });
         byDir.set(key, r);
       }
       return r;

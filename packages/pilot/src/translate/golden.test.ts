@@ -7,7 +7,7 @@ import { Cluster, HttpConnectionManager, Listener, RouteConfiguration, TYPE_URL 
 import { parse, stringify } from 'yaml';
 import { keyOf, nameOf, parseDependency, serviceKey, type Locality, type ServiceData } from '../model.js';
 import { composeNode, type NodeConfig } from './node.js';
-import { clusterTlsFields, inboundWithTls, type NodeTls } from './mtls.js';
+import { clusterTlsFields, inboundTcpClusters, inboundTcpPortsOf, inboundWithTls, type NodeTls } from './mtls.js';
 import { INBOUND } from './listeners.js';
 import { parseClusterName } from './common.js';
 import { readable } from './readable.js';
@@ -21,8 +21,12 @@ const update = process.env['UPDATE_GOLDEN'] === '1';
 
 interface Input {
   /** apiListeners: listener names a proxyless gRPC client asked for. */
-  /** tls: the node holds a mesh certificate (what Pilot reads from `octo.io/sds-dir` and its mTLS mode). */
-  node: { namespace?: string; dependencies: string[]; locality?: Locality; appPort?: number; appSocket?: string; apiListeners?: string[]; tls?: NodeTls };
+  /**
+   * tls: the node holds a mesh certificate (what Pilot reads from `octo.io/sds-dir` and its mTLS
+   * mode); backs: services its workload backs (dependency syntax), whose TCP ports its inbound
+   * listener serves by SNI.
+   */
+  node: { namespace?: string; dependencies: string[]; locality?: Locality; appPort?: number; appSocket?: string; apiListeners?: string[]; tls?: NodeTls; backs?: string[] };
   /** A second state of the same node with other dependencies (e.g. one removed). */
   after?: { dependencies: string[] };
   resources: { kind: string; metadata: { name: string; namespace?: string } }[];
@@ -60,7 +64,8 @@ function run(input: Input): unknown {
       input.node.apiListeners,
     );
     assertConsistent(cfg.listeners, cfg.clusters, cfg.routes);
-    return input.node.tls ? withTls(cfg, input.node.tls, data) : cfg;
+    const backs = (input.node.backs ?? []).map((d) => parseDependency(d, ns) ?? `invalid:${d}`);
+    return input.node.tls ? withTls(cfg, input.node.tls, data, backs, input.node.appPort) : cfg;
   };
   const cfg = compose(input.node.dependencies);
   const after = input.after && compose(input.after.dependencies);
@@ -89,16 +94,20 @@ function run(input: Input): unknown {
  * listener with TLS chains, and each mesh cluster with the fields Pilot appends to its encoded
  * bytes, decoded as a proxy reads them.
  */
-function withTls(cfg: NodeConfig, t: NodeTls, data: ReadonlyMap<string, ServiceData>): NodeConfig {
+function withTls(cfg: NodeConfig, t: NodeTls, data: ReadonlyMap<string, ServiceData>, backs: string[], appPort: number | undefined): NodeConfig {
+  const tcpPorts = inboundTcpPortsOf(backs.map((k) => ({ service: data.get(k)!.service, guarded: false }))).ports;
   return {
     ...cfg,
-    listeners: cfg.listeners.map((l) => (l.name === INBOUND ? inboundWithTls(l, t) : l)),
-    clusters: cfg.clusters.map((c) => {
-      const parsed = parseClusterName(c.name);
-      if (!parsed) return c;
-      const port = data.get(parsed.service)!.service.spec.ports.find((p) => p.port === parsed.port)!;
-      return Cluster.decode(Buffer.concat([Cluster.encode(c).finish(), clusterTlsFields(t, parsed.service.split('/')[0]!, port.protocol)]));
-    }),
+    listeners: cfg.listeners.map((l) => (l.name === INBOUND ? inboundWithTls(l, t, tcpPorts) : l)),
+    clusters: [
+      ...cfg.clusters.map((c) => {
+        const parsed = parseClusterName(c.name);
+        if (!parsed) return c;
+        const port = data.get(parsed.service)!.service.spec.ports.find((p) => p.port === parsed.port)!;
+        return Cluster.decode(Buffer.concat([Cluster.encode(c).finish(), clusterTlsFields(t, parsed.service.split('/')[0]!, port.protocol, parsed)]));
+      }),
+      ...inboundTcpClusters(tcpPorts, appPort),
+    ],
   };
 }
 
@@ -149,7 +158,7 @@ describe('translation golden files', () => {
     ['16', null], // a proxyless gRPC client's listener names: api_listeners, route configurations reduced to what gRPC acts on
     ['17', null], // a node whose application listens on a Unix socket: the inbound cluster's endpoint is a pipe address
     ['18', null], // a central gRPC health check: the governance resource carries its grpc variant
-    ['19', null], // a node with a mesh certificate: TLS on every mesh cluster, auto_config (ALPN h2/http1.1) on HTTP ports only
+    ['19', null], // a node with a mesh certificate: TLS on every mesh cluster, auto_config (ALPN h2/http1.1) on HTTP ports only, SNI on TCP ports; the TCP ports of a service it backs served on its inbound by SNI
   ])('%s', (name, expectedError) => {
     const input = parse(readFileSync(join(testdata, `${name}.input.yaml`), 'utf8')) as Input;
     if (expectedError) {

@@ -22,7 +22,10 @@ import { CertificateValidationContext, SubjectAltNameMatcher_SanType } from '@oc
 import { CommonTlsContext, DownstreamTlsContext, UpstreamTlsContext } from '@octo-mesh/proto/gen/envoy/extensions/transport_sockets/tls/v3/tls.js';
 import { TlsInspector } from '@octo-mesh/proto/gen/envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.js';
 import { HttpProtocolOptions } from '@octo-mesh/proto/gen/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
-import type { ServicePort } from '../model.js';
+import { Cluster, Cluster_DiscoveryType, TcpProxy, TYPE_URL, packAny } from '@octo-mesh/proto';
+import { serviceHost, type Service, type ServicePort } from '../model.js';
+import { msDuration, type ParsedClusterName } from './common.js';
+import { TCP_PROXY } from './tcp.js';
 import { lengthDelimited } from '../server/encode.js';
 import { pack } from './common.js';
 
@@ -70,15 +73,21 @@ export function commonTlsContext(sdsDir: string, peerPrefix?: string, alpn: read
 /** Peers of the trust domain in `namespace` (SPIFFE IDs `spiffe://<td>/ns/<namespace>/sa/…`). */
 export const namespacePrefix = (trustDomain: string, namespace: string): string => `spiffe://${trustDomain}/ns/${namespace}/`;
 
-/** A cluster's transport socket to a mesh service in `namespace`, offering `alpn`. */
-export function upstreamTransportSocket(t: NodeTls, namespace: string, alpn: readonly string[] = MESH_ALPN): TransportSocket {
-  const ctx = UpstreamTlsContext.fromPartial({ commonTlsContext: commonTlsContext(t.sdsDir, namespacePrefix(t.trustDomain, namespace), alpn) });
+/**
+ * The server name a caller sends for a service's TCP port, and that the callee's inbound
+ * listener picks the port's chain by (the form Istio uses: `outbound_.<port>_._.<host>`).
+ */
+export const tcpServerName = (port: number, host: string): string => `outbound_.${port}_._.${host}`;
+
+/** A cluster's transport socket to a mesh service in `namespace`, offering `alpn` (and sending `sni`). */
+export function upstreamTransportSocket(t: NodeTls, namespace: string, alpn: readonly string[] = MESH_ALPN, sni = ''): TransportSocket {
+  const ctx = UpstreamTlsContext.fromPartial({ commonTlsContext: commonTlsContext(t.sdsDir, namespacePrefix(t.trustDomain, namespace), alpn), sni });
   return { name: TLS_TRANSPORT_SOCKET, typedConfig: pack(TYPE_UPSTREAM_TLS, UpstreamTlsContext, ctx) };
 }
 
 /** Encoded `transport_socket` (Cluster field 24), to append to an encoded Cluster: protobuf merges a repeated singular message field, and Pilot's clusters carry none. */
-export function clusterTransportSocketField(t: NodeTls, namespace: string, alpn: readonly string[] = MESH_ALPN): Buffer {
-  return lengthDelimited(24, Buffer.from(TransportSocket.encode(upstreamTransportSocket(t, namespace, alpn)).finish()));
+export function clusterTransportSocketField(t: NodeTls, namespace: string, alpn: readonly string[] = MESH_ALPN, sni = ''): Buffer {
+  return lengthDelimited(24, Buffer.from(TransportSocket.encode(upstreamTransportSocket(t, namespace, alpn, sni)).finish()));
 }
 
 /**
@@ -108,18 +117,72 @@ export function clusterAutoConfigField(): Buffer {
  * transport socket, and for an HTTP port `auto_config`. Pilot's clusters carry neither field, and
  * a port's explicit protocol (`http2`/`grpc`: `http2_protocol_options`) is left as it is. A TCP
  * port's context offers no ALPN: its bytes are neither HTTP/2 nor HTTP/1.1 (tcp_proxy offers what
- * the context lists, as Envoy does).
+ * the context lists, as Envoy does); it sends the port's {@link tcpServerName}, by which the
+ * callee's inbound listener hands the connection to the port.
  */
-export function clusterTlsFields(t: NodeTls, namespace: string, protocol: ServicePort['protocol']): Buffer {
-  const socket = clusterTransportSocketField(t, namespace, protocol === 'tcp' ? [] : MESH_ALPN);
+export function clusterTlsFields(t: NodeTls, namespace: string, protocol: ServicePort['protocol'], cluster?: Pick<ParsedClusterName, 'port' | 'host'>): Buffer {
+  const tcp = protocol === 'tcp';
+  const socket = clusterTransportSocketField(t, namespace, tcp ? [] : MESH_ALPN, tcp && cluster ? tcpServerName(cluster.port, cluster.host) : '');
   return negotiatesHttpProtocol(protocol) ? Buffer.concat([socket, clusterAutoConfigField()]) : socket;
+}
+
+/** A TCP port of a service the node's workload backs: served on the inbound listener by SNI. */
+export interface InboundTcpPort {
+  port: number;
+  /** `<name>.<namespace>.svc` of the service (callers send {@link tcpServerName} of it). */
+  host: string;
+}
+
+/**
+ * The TCP ports a node's inbound listener serves, from the services its workload backs. A service
+ * with AuthorizationPolicies gets none: they are enforced by the HTTP RBAC filter, which raw TCP
+ * never passes (a network-level RBAC filter is not implemented), so its TCP ports stay closed
+ * through the sidecar rather than open to every mesh identity. Those services are returned in
+ * `withheld`, for the log.
+ */
+export function inboundTcpPortsOf(backed: readonly { service: Service; guarded: boolean }[]): { ports: InboundTcpPort[]; withheld: string[] } {
+  const ports: InboundTcpPort[] = [];
+  const withheld: string[] = [];
+  for (const b of backed) {
+    const tcp = b.service.spec.ports.filter((p) => p.protocol === 'tcp');
+    if (!tcp.length) continue;
+    if (b.guarded) withheld.push(serviceHost(b.service));
+    else ports.push(...tcp.map((p) => ({ port: p.port, host: serviceHost(b.service) })));
+  }
+  return { ports, withheld };
+}
+
+/** `inbound|<port>||local`: the application's TCP port on the node's loopback. */
+export const inboundTcpClusterName = (port: number): string => `inbound|${port}||local`;
+
+/**
+ * The inbound clusters of the TCP ports (one per port number): STATIC, 127.0.0.1:<port> — the
+ * application serves a TCP service port on its loopback at the service's port. A port that is
+ * also the HTTP application port (`skip`) already has its cluster.
+ */
+export function inboundTcpClusters(ports: readonly InboundTcpPort[], skip?: number): Cluster[] {
+  return [...new Set(ports.map((p) => p.port))]
+    .filter((p) => p !== skip)
+    .sort((a, b) => a - b)
+    .map((port) =>
+      Cluster.fromPartial({
+        name: inboundTcpClusterName(port),
+        type: Cluster_DiscoveryType.STATIC,
+        connectTimeout: msDuration(1000),
+        loadAssignment: { clusterName: inboundTcpClusterName(port), endpoints: [{ lbEndpoints: [{ endpoint: { address: { socketAddress: { address: '127.0.0.1', portValue: port } } } }] }] },
+      }),
+    );
 }
 
 /**
  * The inbound listener with mTLS: the same HTTP filters behind a `tls` chain (any mesh identity of
  * the trust domain; AuthorizationPolicies narrow it), and in PERMISSIVE a `raw_buffer` chain.
+ * Each TCP port of a service the node backs gets a `tls` chain matched by the callers' server
+ * name for it, with the same TLS context, whose tcp_proxy goes to `inbound|<port>||local`. TCP
+ * comes in over mTLS only, in either mode: plaintext carries no name to tell a port by (and the
+ * HTTP-level RBAC filters do not apply to raw TCP).
  */
-export function inboundWithTls(listener: Listener, t: NodeTls): Listener {
+export function inboundWithTls(listener: Listener, t: NodeTls, tcpPorts: readonly InboundTcpPort[] = []): Listener {
   const chain = listener.filterChains[0];
   if (!chain) return listener;
   const downstream = DownstreamTlsContext.fromPartial({
@@ -133,9 +196,22 @@ export function inboundWithTls(listener: Listener, t: NodeTls): Listener {
     transportSocket: { name: TLS_TRANSPORT_SOCKET, typedConfig: pack(TYPE_DOWNSTREAM_TLS, DownstreamTlsContext, downstream) },
   };
   const plain: FilterChain = { ...chain, name: 'inbound-plaintext', filterChainMatch: FilterChainMatch.fromPartial({ transportProtocol: 'raw_buffer' }) };
+  const byPort = new Map<number, string[]>();
+  for (const p of tcpPorts) byPort.set(p.port, [...(byPort.get(p.port) ?? []), tcpServerName(p.port, p.host)]);
+  const tcpChains: FilterChain[] = [...byPort.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([port, names]) => {
+      const cluster = inboundTcpClusterName(port);
+      return {
+        ...tlsChain,
+        name: `inbound-tcp-${port}`,
+        filterChainMatch: FilterChainMatch.fromPartial({ transportProtocol: 'tls', serverNames: [...new Set(names)].sort() }),
+        filters: [{ name: TCP_PROXY, typedConfig: packAny(TYPE_URL.tcpProxy, TcpProxy.fromPartial({ statPrefix: cluster, cluster })) }],
+      };
+    });
   return {
     ...listener,
     listenerFilters: [ListenerFilter.fromPartial({ name: TLS_INSPECTOR, typedConfig: pack(TYPE_TLS_INSPECTOR, TlsInspector, TlsInspector.fromPartial({})) })],
-    filterChains: t.mode === 'strict' ? [tlsChain] : [tlsChain, plain],
+    filterChains: [...(t.mode === 'strict' ? [tlsChain] : [tlsChain, plain]), ...tcpChains],
   };
 }
