@@ -1,10 +1,10 @@
 /**
- * The Kubernetes I/O of Lease-backed pilot membership: an informer on the pilot Leases of one
- * namespace, and writes (create / replace with resourceVersion, a conflict re-read and retried).
- * What to write and who serves whom is decided by the pure functions in `lease-assign.ts`.
+ * Lease-backed pilot membership: the pilot Leases of one namespace through a {@link LeaseStore}
+ * (informer, read-your-writes, writes with a conflict re-read and retried). What to write and who
+ * serves whom is decided by the pure functions in `lease-assign.ts`.
  */
-import { ApiException, CoordinationV1Api, V1MicroTime, makeInformer, type Informer, type KubeConfig, type ObjectCache, type V1Lease } from '@kubernetes/client-node';
-import { Restarter, UnavailableError, recordError, sleep, type Logger } from '@octo-mesh/runtime';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from '@octo-mesh/runtime';
 import {
   LeaseAssignment,
   PILOT_LEASE_LABEL,
@@ -18,6 +18,7 @@ import {
   type LeaseObject,
   type PilotLeaseRecord,
 } from './lease-assign.js';
+import { LeaseStore } from './lease-store.js';
 import { workloadKey, type Move, type PilotRegistration, type SidecarRef } from './pilots.js';
 import { HashRing } from './ring.js';
 
@@ -34,41 +35,6 @@ export interface LeasePilotsOptions {
   now?: () => number;
 }
 
-const toKube = (l: LeaseObject): V1Lease => {
-  const micro = (d: Date | undefined) => (d === undefined ? undefined : new V1MicroTime(d.getTime()));
-  const { acquireTime, renewTime, ...spec } = l.spec ?? {};
-  return {
-    apiVersion: 'coordination.k8s.io/v1',
-    kind: 'Lease',
-    metadata: l.metadata ?? {},
-    spec: { ...spec, ...(acquireTime ? { acquireTime: micro(acquireTime)! } : {}), ...(renewTime ? { renewTime: micro(renewTime)! } : {}) },
-  };
-};
-
-const fromKube = (l: V1Lease): LeaseObject => {
-  const date = (d: Date | string | undefined) => (d === undefined ? undefined : new Date(d));
-  const { acquireTime, renewTime, ...spec } = l.spec ?? {};
-  const a = date(acquireTime);
-  const r = date(renewTime);
-  return {
-    metadata: { ...(l.metadata as LeaseObject['metadata']) },
-    spec: { ...spec, ...(a ? { acquireTime: a } : {}), ...(r ? { renewTime: r } : {}) },
-  };
-};
-
-/** An API server failure as the error the gRPC edge maps to UNAVAILABLE, naming the Lease and the cause. */
-function unavailable(what: string, err: unknown): Error {
-  if (err instanceof ApiException) {
-    const body = err.body as { message?: string } | string | undefined;
-    const message = typeof body === 'object' && body?.message ? body.message : String(body ?? err.message);
-    const hint = err.code === 403 ? ' (the meta server needs get, list, watch, create, update on leases.coordination.k8s.io in this namespace)' : '';
-    return new UnavailableError(`${what}: HTTP ${err.code} ${message}${hint}`);
-  }
-  return new UnavailableError(`${what}: ${(err as Error).message}`);
-}
-
-const rvNumber = (rv: string | undefined): bigint | undefined => (rv && /^\d+$/.test(rv) ? BigInt(rv) : undefined);
-
 /**
  * Pilot membership for any number of meta-server replicas: each RegisterPilot / PilotHeartbeat /
  * DeregisterPilot writes the pilot's Lease, every replica watches all of them, and Locate is
@@ -76,82 +42,40 @@ const rvNumber = (rv: string | undefined): bigint | undefined => (rv && /^\d+$/.
  * keeps state another would need.
  */
 export class LeasePilots {
-  private readonly api: CoordinationV1Api;
-  private informer: (Informer<V1Lease> & ObjectCache<V1Lease>) | undefined;
-  /** Leases this replica wrote that its informer has not delivered yet (read-your-writes). */
-  private readonly written = new Map<string, LeaseObject>();
+  private readonly store: LeaseStore;
   private ring: HashRing;
   private readonly now: () => number;
-  private stopped = false;
-  private restarter: Restarter | undefined;
   private lastTable = new Map<string, string>();
   private lastLive = new Set<string>();
   /** Unreachable marks being written, per pilot: a failover burst of Locates writes each once. */
   private readonly suspecting = new Map<string, Promise<unknown>>();
-  /** Writes to one Lease from this replica run one at a time (only other replicas can conflict). */
-  private readonly queues = new Map<string, Promise<unknown>>();
-  synced = false;
 
   constructor(private readonly opts: LeasePilotsOptions) {
-    this.api = opts.kubeConfig.makeApiClient(CoordinationV1Api);
+    this.store = new LeaseStore({ kubeConfig: opts.kubeConfig, namespace: opts.namespace, labelSelector: `${PILOT_LEASE_LABEL}=true`, what: 'pilot lease informer', logger: opts.logger });
     this.now = opts.now ?? Date.now;
     this.ring = new HashRing([], opts.vnodes);
   }
 
-  async start(): Promise<void> {
-    const { namespace, logger } = this.opts;
-    const selector = `${PILOT_LEASE_LABEL}=true`;
-    const inf = makeInformer<V1Lease>(
-      this.opts.kubeConfig,
-      `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`,
-      () => this.api.listNamespacedLease({ namespace, labelSelector: selector }),
-      selector,
-    );
-    const seen = (l: V1Lease) => {
-      const name = l.metadata?.name ?? '';
-      const mine = this.written.get(name);
-      const a = rvNumber(l.metadata?.resourceVersion);
-      const b = rvNumber(mine?.metadata?.resourceVersion);
-      if (mine && (a === undefined || b === undefined || a >= b)) this.written.delete(name);
-    };
-    inf.on('add', seen);
-    inf.on('update', seen);
-    inf.on('delete', (l) => this.written.delete(l.metadata?.name ?? ''));
-    // Restarted with backoff and jitter; while it stays down the assignments are computed from
-    // stale Leases, so readiness says so (health()).
-    this.restarter = new Restarter({ name: `pilot lease informer (${namespace})`, start: () => inf.start(), logger, onFailure: (err) => recordError(undefined, 'lease informer', err) });
-    inf.on('error', (err) => {
-      if (!this.stopped) this.restarter?.failed(err);
-    });
-    this.informer = inf;
-    await inf.start();
-    this.synced = true;
+  get synced(): boolean {
+    return this.store.synced;
+  }
+
+  start(): Promise<void> {
+    return this.store.start();
   }
 
   /** A readiness check: true, or why the Leases seen are going stale (informer down past `graceMs`). */
   health(graceMs = 5000): true | string {
-    return this.restarter?.health(graceMs) ?? true;
+    return this.store.health(graceMs);
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    this.restarter?.stop();
-    await this.informer?.stop();
-  }
-
-  private cached(name: string): LeaseObject | undefined {
-    const mine = this.written.get(name);
-    if (mine) return mine;
-    const l = this.informer?.get(name, this.opts.namespace);
-    return l ? fromKube(l) : undefined;
+  stop(): Promise<void> {
+    return this.store.stop();
   }
 
   /** Every pilot Lease as this replica sees it now. */
   records(): PilotLeaseRecord[] {
-    const byName = new Map<string, LeaseObject>();
-    for (const l of this.informer?.list(this.opts.namespace) ?? []) byName.set(l.metadata?.name ?? '', fromKube(l));
-    for (const [name, l] of this.written) byName.set(name, l);
-    return [...byName.values()].flatMap((l) => recordFromLease(l) ?? []);
+    return this.store.list().flatMap((l) => recordFromLease(l) ?? []);
   }
 
   /** Who serves whom at `now`, from the Leases alone (same answer on every replica). */
@@ -162,60 +86,8 @@ export class LeasePilots {
     return a;
   }
 
-  private async read(name: string): Promise<LeaseObject | undefined> {
-    try {
-      return fromKube(await this.api.readNamespacedLease({ name, namespace: this.opts.namespace }));
-    } catch (err) {
-      if (err instanceof ApiException && err.code === 404) return undefined;
-      throw unavailable(`reading lease ${this.opts.namespace}/${name}`, err);
-    }
-  }
-
-  /**
-   * Writes `change(current)` to the Lease: create when absent, replace with its resourceVersion
-   * when present. A conflict (or a decision taken on a cached copy that may be stale) re-reads the
-   * Lease from the API server and decides again. Undefined when `change` declines.
-   */
   private mutate(name: string, change: (current: LeaseObject | undefined) => LeaseObject | undefined): Promise<LeaseObject | undefined> {
-    const run = (this.queues.get(name) ?? Promise.resolve()).then(
-      () => this.write(name, change),
-      () => this.write(name, change),
-    );
-    const tail = run.catch(() => undefined);
-    this.queues.set(name, tail);
-    void tail.then(() => {
-      if (this.queues.get(name) === tail) this.queues.delete(name);
-    });
-    return run;
-  }
-
-  private async write(name: string, change: (current: LeaseObject | undefined) => LeaseObject | undefined): Promise<LeaseObject | undefined> {
-    const namespace = this.opts.namespace;
-    let current = this.cached(name);
-    let fresh = false;
-    for (let attempt = 0; attempt < 8; attempt++) {
-      const next = change(current);
-      if (!next) {
-        if (fresh) return undefined;
-        current = await this.read(name);
-        fresh = true;
-        continue;
-      }
-      try {
-        const rv = current?.metadata?.resourceVersion;
-        const body = toKube({ ...next, metadata: { ...next.metadata, name, namespace, ...(rv ? { resourceVersion: rv } : { resourceVersion: undefined }) } });
-        if (!rv) delete body.metadata!.resourceVersion;
-        const out = fromKube(rv ? await this.api.replaceNamespacedLease({ name, namespace, body }) : await this.api.createNamespacedLease({ namespace, body }));
-        this.written.set(name, out);
-        return out;
-      } catch (err) {
-        if (!(err instanceof ApiException) || (err.code !== 409 && err.code !== 404)) throw unavailable(`writing lease ${namespace}/${name}`, err);
-        if (attempt > 0) await sleep(Math.random() * 20 * 2 ** attempt); // another replica keeps winning: back off, jittered
-        current = await this.read(name);
-        fresh = true;
-      }
-    }
-    throw new UnavailableError(`lease ${namespace}/${name}: still conflicting after 8 attempts`);
+    return this.store.mutate(name, change);
   }
 
   async register(reg: PilotRegistration): Promise<{ joined: boolean }> {
