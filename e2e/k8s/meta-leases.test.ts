@@ -3,14 +3,16 @@
 // in-process — share pilot Leases in one namespace. Pilots register and heartbeat through either;
 // both answer Locate the same; a crashed pilot is dropped once its Lease lapses and only its
 // sidecars move; a joining pilot takes about 1/N of the workloads gradually over the join ramp.
+// Health checkers heartbeating to different replicas are told the same live list (checker Leases).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { ApiException, CoordinationV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
-import { PilotMembership, locatePilot, startGrpcServer, type StartedGrpc } from '@octo-mesh/clients';
+import { CheckerMembership, PilotMembership, locatePilot, startGrpcServer, type StartedGrpc } from '@octo-mesh/clients';
 import { waitFor, createLogger, createMetricsRegistry } from '@octo-mesh/runtime';
 import { adminKubeConfig, clusterInfo, createTestNamespace, REPO_ROOT, RESTRICTED_USER, restrictedKubeConfig } from '@octo-mesh/testing';
+import { LeaseCheckers } from '../../packages/meta-server/src/checker-membership.js';
 import { LeasePilots } from '../../packages/meta-server/src/lease-membership.js';
 import { MetaServer, MetaServerService, ServiceRegistryService } from '../../packages/meta-server/src/server.js';
 
@@ -31,13 +33,15 @@ interface Replica {
   /** Live pilots as this replica sees them, with their share of their ring arc. */
   pilots(): Promise<{ id: string; share: number }[]>;
   pendingMoves(): Promise<number>;
+  /** Live health checkers as this replica sees them (ids, sorted). */
+  checkers(): Promise<string[]>;
 }
 
 let ns = '';
 let child: ChildProcess | undefined;
 let childOut = '';
 let adminA = '';
-let inProcess: { leases: LeasePilots; meta: MetaServer; grpc: StartedGrpc } | undefined;
+let inProcess: { leases: LeasePilots; checkerLeases: LeaseCheckers; meta: MetaServer; grpc: StartedGrpc } | undefined;
 const replicas: Replica[] = [];
 
 beforeAll(async () => {
@@ -87,18 +91,21 @@ beforeAll(async () => {
     address: `127.0.0.1:${grpcPort}`,
     pilots: () => admin('/debug/pilots') as Promise<{ id: string; share: number }[]>,
     pendingMoves: () => (admin('/debug/assignments') as Promise<{ pendingMoves: number }>).then((a) => a.pendingMoves),
+    checkers: () => (admin('/debug/checkers') as Promise<{ id: string }[]>).then((l) => l.map((c) => c.id)),
   });
 
   // Replica B: in process, as the admin.
   const leases = new LeasePilots({ kubeConfig: adminKubeConfig(), namespace: ns, ttlMs: TTL_MS, rampMs: RAMP_MS, logger: quiet() });
   await leases.start();
-  const meta = new MetaServer({ logger: quiet(), registry: createMetricsRegistry('b'), pilotTtlMs: TTL_MS, heartbeatIntervalMs: HEARTBEAT_MS, maxMovesPerSecond: 5, instanceTtlMs: 1000, leases });
+  const checkerLeases = new LeaseCheckers({ kubeConfig: adminKubeConfig(), namespace: ns, ttlMs: TTL_MS, logger: quiet() });
+  await checkerLeases.start();
+  const meta = new MetaServer({ logger: quiet(), registry: createMetricsRegistry('b'), pilotTtlMs: TTL_MS, heartbeatIntervalMs: HEARTBEAT_MS, maxMovesPerSecond: 5, instanceTtlMs: 1000, leases, checkerLeases });
   meta.start();
   const grpc = await startGrpcServer('127.0.0.1', 0, (s) => {
     s.addService(MetaServerService, meta.metaService());
     s.addService(ServiceRegistryService, meta.registryService());
   });
-  inProcess = { leases, meta, grpc };
+  inProcess = { leases, checkerLeases, meta, grpc };
   replicas.push({
     name: 'B (in process)',
     address: `127.0.0.1:${grpc.port}`,
@@ -107,6 +114,7 @@ beforeAll(async () => {
       return a.live.map((p) => ({ id: p.id, share: a.share(p.id) }));
     },
     pendingMoves: async () => leases.assignment().pendingMoves(),
+    checkers: async () => (meta.debugRoutes()['/debug/checkers']!() as { id: string }[]).map((c) => c.id),
   });
 }, 60_000);
 
@@ -120,6 +128,7 @@ afterAll(async () => {
     await inProcess.meta.stop();
     await inProcess.grpc.close();
     await inProcess.leases.stop();
+    await inProcess.checkerLeases.stop();
   }
 });
 
@@ -344,5 +353,62 @@ describe('meta server on pilot Leases', () => {
     }
     expect(agreed).toHaveLength(1);
     await until(() => locate(B(), app), (p) => p === home, 'the pilot to renew and be handed out again', 3000);
+  }, 40_000);
+});
+
+describe('health-checker membership on Leases', () => {
+  /** A checker replica heartbeating to one meta-server replica; `told` is the last live list it got. */
+  const startChecker = (id: string, via: Replica) => {
+    const c = { id, told: [] as string[], m: undefined as unknown as CheckerMembership };
+    c.m = new CheckerMembership({ metaAddress: via.address, checkerId: id, adminAddress: `10.0.1.${id.length}:15014`, onMembers: (ids) => (c.told = ids) });
+    c.m.start();
+    return c;
+  };
+  const both = (ids: string[], what: string, timeoutMs?: number) =>
+    until(() => Promise.all(replicas.map((r) => r.checkers())), (all) => all.every((l) => l.join() === ids.join()), what, timeoutMs);
+
+  it('two checkers on different replicas are both told both; one deregisters: both list the other at once; it stops: gone after its TTL', async () => {
+    const a = startChecker('chk-a', A());
+    const b = startChecker('chk-b', B());
+    try {
+      await both(['chk-a', 'chk-b'], 'both checkers live on both replicas');
+      // What each checker is told (not only what the debug API shows): the same two.
+      await until(() => [a.told.join(), b.told.join()], (t) => t.every((x) => x === 'chk-a,chk-b'), 'both checkers told both');
+      const coord = adminKubeConfig().makeApiClient(CoordinationV1Api);
+      const lease = await coord.readNamespacedLease({ name: 'checker-chk-b', namespace: ns });
+      expect(lease.spec).toMatchObject({ holderIdentity: 'chk-b', leaseDurationSeconds: TTL_MS / 1000 });
+      expect(lease.metadata?.labels).toMatchObject({ 'mesh.octo.io/checker-lease': 'true' });
+      expect(lease.metadata?.annotations).toMatchObject({ 'mesh.octo.io/admin-address': '10.0.1.5:15014' });
+      await until(() => fetch(`${adminA}/metrics`).then((r) => r.text()), (m) => /octo_meta_checkers 2/.test(m), 'octo_meta_checkers on replica A');
+
+      // B deregisters (through replica B): released on its Lease, both replicas drop it before its TTL.
+      const t0 = Date.now();
+      await b.m.stop();
+      await both(['chk-a'], 'chk-b dropped on both replicas', TTL_MS);
+      expect(Date.now() - t0).toBeLessThan(TTL_MS);
+      await until(() => a.told.join(), (t) => t === 'chk-a', 'chk-a told it is alone');
+      expect((await coord.readNamespacedLease({ name: 'checker-chk-b', namespace: ns })).spec?.holderIdentity).toBeUndefined();
+
+      // A crashes (no deregistration, through the executable as the restricted user): kept until
+      // its Lease lapses, then gone from both.
+      const t1 = Date.now();
+      await a.m.stop({ deregister: false });
+      await sleep(TTL_MS / 2);
+      for (const r of replicas) expect(await r.checkers()).toEqual(['chk-a']);
+      await both([], 'chk-a dropped once its Lease lapsed', 8000);
+      expect(Date.now() - t1).toBeGreaterThanOrEqual(TTL_MS - HEARTBEAT_MS);
+
+      // Heartbeating again reuses the lapsed Lease: a new join.
+      const again = startChecker('chk-a', B());
+      await both(['chk-a'], 'chk-a back on both replicas');
+      const back = await coord.readNamespacedLease({ name: 'checker-chk-a', namespace: ns });
+      expect(back.spec?.leaseTransitions).toBe(1);
+      expect(new Date(back.spec!.acquireTime!).getTime()).toBeGreaterThan(t1);
+      await again.m.stop();
+    } finally {
+      await a.m.stop();
+      await b.m.stop();
+    }
+    await both([], 'no live checkers');
   }, 40_000);
 });

@@ -3,9 +3,9 @@
  * alive. Each replica builds the same consistent-hash ring over the live ids the meta server
  * returns (see packages/health), so the meta server only keeps the list; it does not assign.
  *
- * Kept in memory in both modes: in Kubernetes mode each meta-server replica knows the checkers
- * that heartbeat to it, so point checkers at one replica (as for the service registry) until
- * checker membership moves to Leases like the pilots'.
+ * This is the in-memory mode (embedded mesh, one meta-server replica). In Kubernetes mode the
+ * membership is in Leases instead (`checker-lease.ts`, `checker-membership.ts`), so checkers that
+ * heartbeat to different meta-server replicas are told the same list.
  */
 export interface CheckerRecord {
   id: string;

@@ -17,13 +17,13 @@ export const metaServerConfig = z
       .enum(['true', 'false'])
       .default('false')
       .transform((v) => v === 'true')
-      .describe('Keep pilot membership in coordination.k8s.io Leases (any replica answers) instead of in memory.'),
+      .describe('Keep pilot and health-checker membership in coordination.k8s.io Leases (any replica answers) instead of in memory.'),
     kubeconfig: z.string().min(1).optional().describe('Kubeconfig file; default: in-cluster, then $KUBECONFIG, then ~/.kube/config.'),
     namespace: z
       .string()
       .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a Kubernetes namespace name (DNS label)')
       .optional()
-      .describe('Namespace of the pilot Leases; default: the pod namespace in-cluster, else the kubeconfig context namespace, else "default".'),
+      .describe('Namespace of the pilot and checker Leases; default: the pod namespace in-cluster, else the kubeconfig context namespace, else "default".'),
     joinRampMs: z.coerce.number().int().min(0).max(3_600_000).default(60_000).describe('Kubernetes mode: a joining pilot takes over its share of workloads linearly over this long.'),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
     ...meshTlsConfigFields,

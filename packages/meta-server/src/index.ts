@@ -4,3 +4,4 @@ export * from './registry.js';
 export * from './server.js';
 export * from './config.js';
 export * from './lease-assign.js';
+export * from './checker-lease.js';

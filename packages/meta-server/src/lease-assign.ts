@@ -43,14 +43,17 @@ export interface LeaseObject {
 }
 
 /**
- * The Lease name for a pilot id: `pilot-<id>` when the id is a valid DNS label already,
- * else a sanitised form plus a hash of the id, so distinct ids never share a Lease.
+ * A Lease name for an id: `<prefix>-<id>` when the id is a valid DNS label already (of at most 40
+ * characters), else a sanitised form plus a hash of the id, so distinct ids never share a Lease.
  */
-export function leaseName(pilotId: string): string {
-  const clean = pilotId.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40);
-  if (clean === pilotId && clean.length > 0) return `pilot-${clean}`;
-  return `pilot-${clean ? `${clean}-` : ''}${ringHash(pilotId).toString(16).padStart(16, '0').slice(0, 10)}`;
+export function prefixedLeaseName(prefix: string, id: string): string {
+  const clean = id.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40);
+  if (clean === id && clean.length > 0) return `${prefix}-${clean}`;
+  return `${prefix}-${clean ? `${clean}-` : ''}${ringHash(id).toString(16).padStart(16, '0').slice(0, 10)}`;
 }
+
+/** The Lease name for a pilot id: `pilot-<id>` (see {@link prefixedLeaseName}). */
+export const leaseName = (pilotId: string): string => prefixedLeaseName('pilot', pilotId);
 
 const time = (d: Date | string | undefined): number | undefined => {
   if (d === undefined) return undefined;

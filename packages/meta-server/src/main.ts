@@ -4,6 +4,7 @@ import { meshAdminTls, meshTlsOf, startGrpcServer } from '@octo-mesh/clients';
 import { keepMeshCertificateOf } from '@octo-mesh/identity';
 import { ConfigError, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig, startAdminServer } from '@octo-mesh/runtime';
 import { metaServerConfig } from './config.js';
+import { LeaseCheckers } from './checker-membership.js';
 import { LeasePilots } from './lease-membership.js';
 import { MetaServer, MetaServerService, ServiceRegistryService } from './server.js';
 
@@ -23,6 +24,7 @@ async function main(): Promise<void> {
   const shutdown = new GracefulShutdown({ logger }).install();
   const keeper = await keepMeshCertificateOf(config, { logger, registry, onStarted: (k) => shutdown.add('certificate rotator', () => k.stop()) });
   let leases: LeasePilots | undefined;
+  let checkerLeases: LeaseCheckers | undefined;
   let namespace: string | undefined;
   if (config.kubernetes) {
     const kc = new KubeConfig();
@@ -37,9 +39,12 @@ async function main(): Promise<void> {
     leases = new LeasePilots({ kubeConfig: kc, namespace, ttlMs: config.pilotTtlMs, rampMs: config.joinRampMs, vnodes: config.vnodes, logger });
     await leases.start();
     shutdown.add('pilot leases', () => leases!.stop());
+    checkerLeases = new LeaseCheckers({ kubeConfig: kc, namespace, ttlMs: config.pilotTtlMs, logger });
+    await checkerLeases.start();
+    shutdown.add('checker leases', () => checkerLeases!.stop());
   }
   const tls = meshTlsOf(config);
-  const meta = new MetaServer({ logger, registry, ...config, ...(leases ? { leases } : {}), ...(tls ? { tls } : {}) });
+  const meta = new MetaServer({ logger, registry, ...config, ...(leases ? { leases } : {}), ...(checkerLeases ? { checkerLeases } : {}), ...(tls ? { tls } : {}) });
   meta.start();
   shutdown.add('meta server', () => meta.stop());
   const grpc = await startGrpcServer(config.host, config.grpcPort, (s) => {
@@ -56,6 +61,7 @@ async function main(): Promise<void> {
       pilots: () => meta.hasPilots() || 'no pilot registered',
       dispatcher: () => meta.dispatcherHealth(),
       ...(leases ? { leases: () => leases!.health() } : {}),
+      ...(checkerLeases ? { checkerLeases: () => checkerLeases!.health() } : {}),
       ...(keeper ? { certificate: () => keeper.readiness() } : {}),
     },
     routes: meta.debugRoutes(),

@@ -4,6 +4,7 @@ import type { MeshResource } from '@octo-mesh/api';
 import { spiffeIdOrError, type MetaPilotView, type MetaSidecarView } from '@octo-mesh/contracts';
 import { MetaServerService, ServiceRegistryService, type MetaServerServer, type ServiceRegistryServer } from '@octo-mesh/proto';
 import { Backoff, Counter, ForbiddenError, Gauge, NotFoundError, UnavailableError, ValidationError, grpcStatusOf, isNotFound, recordError, sleep, type Logger, type Registry } from '@octo-mesh/runtime';
+import type { LeaseCheckers } from './checker-membership.js';
 import type { LeasePilots } from './lease-membership.js';
 import { isSuspect } from './lease-assign.js';
 import { PilotDirectory, workloadKey, type Move } from './pilots.js';
@@ -26,6 +27,11 @@ export interface MetaServerOptions {
    * answers; `pilots` (the in-memory directory) is then unused.
    */
   leases?: LeasePilots;
+  /**
+   * Kubernetes mode: health-checker membership lives in Leases (started by the caller), so every
+   * replica answers CheckerHeartbeat with the same live list; `checkers` is then unused.
+   */
+  checkerLeases?: LeaseCheckers;
   /**
    * After a start, how long instances get to register again before anything is published
    * (default `instanceTtlMs`): a restarted meta server knows no instance yet, and publishing the
@@ -139,6 +145,16 @@ export class MetaServer {
         this.set(leases ? leases.assignment().pendingMoves() : pilots.pendingMoves());
       },
     });
+    const checkers = this.checkers;
+    const checkerLeases = opts.checkerLeases;
+    new Gauge({
+      name: 'octo_meta_checkers',
+      help: 'Live health-checker replicas.',
+      registers: r,
+      collect() {
+        this.set(checkerLeases ? checkerLeases.live().length : checkers.live(now()).length);
+      },
+    });
     new Gauge({ name: 'octo_meta_registry_instances', help: 'Registered instances of workloads outside Kubernetes.', registers: r, collect() { this.set(instances.list(now()).length); } });
   }
 
@@ -197,7 +213,11 @@ export class MetaServer {
 
   private tick(): void {
     const now = this.now();
-    for (const id of this.checkers.sweep(now)) this.opts.logger.warn('health checker lease lapsed; its services move', { checker: id });
+    if (this.opts.checkerLeases) {
+      const seen = this.opts.checkerLeases.observe();
+      for (const id of seen.joined) this.opts.logger.info('health checker live', { checker: id });
+      for (const id of seen.left) this.opts.logger.warn('health checker lease lapsed or released; its services move', { checker: id });
+    } else for (const id of this.checkers.sweep(now)) this.opts.logger.warn('health checker lease lapsed; its services move', { checker: id });
     if (this.opts.leases) {
       const seen = this.opts.leases.observe();
       for (const id of seen.joined) this.opts.logger.info('pilot live', { pilot: id });
@@ -306,7 +326,9 @@ export class MetaServer {
 
   /** The debug API (served on the admin port): pilots, assignments, sidecars, registry. */
   private checkerTable() {
-    return this.checkers.live(this.now()).map((c) => ({ id: c.id, adminAddress: c.adminAddress, lastHeartbeat: new Date(c.lastHeartbeat).toISOString(), joinedAt: new Date(c.joinedAt).toISOString() }));
+    const iso = (t: number) => new Date(t).toISOString();
+    if (this.opts.checkerLeases) return this.opts.checkerLeases.live().map((c) => ({ id: c.id, adminAddress: c.adminAddress, lastHeartbeat: iso(c.renewTime), joinedAt: iso(c.joinedAt) }));
+    return this.checkers.live(this.now()).map((c) => ({ id: c.id, adminAddress: c.adminAddress, lastHeartbeat: iso(c.lastHeartbeat), joinedAt: iso(c.joinedAt) }));
   }
 
   debugRoutes(): Record<string, () => unknown> {
@@ -359,8 +381,45 @@ export class MetaServer {
     });
   }
 
-  /** CheckerHeartbeat and DeregisterChecker: the same in both modes (see checkers.ts). */
+  /** CheckerHeartbeat and DeregisterChecker: in memory (checkers.ts), or on Leases in Kubernetes mode. */
   private checkerService(): Pick<MetaServerServer, 'checkerHeartbeat' | 'deregisterChecker'> {
+    const leases = this.opts.checkerLeases;
+    if (leases)
+      return {
+        checkerHeartbeat: (call, cb) => {
+          const { checkerId, adminAddress } = call.request;
+          Promise.resolve()
+            .then(async () => {
+              required({ checkerId });
+              const { joined } = await leases.heartbeat(checkerId, adminAddress);
+              if (joined) this.opts.logger.info('health checker joined', { checker: checkerId, adminAddress });
+              return { ttlMs: this.opts.pilotTtlMs, heartbeatIntervalMs: this.opts.heartbeatIntervalMs, liveCheckers: leases.live().map((c) => c.id) };
+            })
+            .then(
+              (res) => cb(null, res),
+              (err: unknown) => {
+                recordError(this.opts.logger, 'checker heartbeat', err, { checker: checkerId });
+                fail(cb as sendUnaryData<never>, err);
+              },
+            );
+        },
+        deregisterChecker: (call, cb) => {
+          const { checkerId } = call.request;
+          Promise.resolve()
+            .then(async () => {
+              required({ checkerId });
+              if (await leases.deregister(checkerId)) this.opts.logger.info('health checker deregistered; its services move', { checker: checkerId });
+              return {};
+            })
+            .then(
+              (res) => cb(null, res),
+              (err: unknown) => {
+                recordError(this.opts.logger, 'checker deregistration', err, { checker: checkerId });
+                fail(cb as sendUnaryData<never>, err);
+              },
+            );
+        },
+      };
     return {
       checkerHeartbeat: (call, cb) => {
         try {
