@@ -364,12 +364,19 @@ describe('sidecar injection', () => {
     const r = await drive('n=400&concurrency=8');
     expect(r.errors).toEqual([]);
     expect(r.byVersion).toEqual({ v1: 400 });
-    // The verdict, read from the checker's debug port with the administrator's certificate.
-    const checker = podsOf(NS, 'app.kubernetes.io/name=health')[0]!.status.podIP!;
-    const view = await adminGet(`${checker}:15014`, '/debug/checks', { tls: await adminTls(), timeoutMs: 10_000 }, 'health');
-    expect(view.status).toBe(200);
-    const catalog = (JSON.parse(view.text) as { services: { service: string; endpoints: Record<string, { healthy: boolean }> }[] }).services.find((x) => x.service === `${DEMO}/catalog`);
-    expect(Object.values(catalog?.endpoints ?? {}).map((e) => e.healthy).sort()).toEqual([false, true]);
+    // The verdict, read from the checkers' debug ports with the administrator's certificate: the
+    // two replicas know each other (membership in Leases) and exactly one checks catalog.
+    type Checks = { members: string[]; services: { service: string; endpoints: Record<string, { healthy: boolean }> }[] };
+    const views: Checks[] = [];
+    for (const p of podsOf(NS, 'app.kubernetes.io/name=health')) {
+      const view = await adminGet(`${p.status.podIP}:15014`, '/debug/checks', { tls: await adminTls(), timeoutMs: 10_000 }, 'health');
+      expect(view.status).toBe(200);
+      views.push(JSON.parse(view.text) as Checks);
+    }
+    expect(views.map((v) => v.members.length)).toEqual([2, 2]);
+    const checking = views.flatMap((v) => v.services.filter((x) => x.service === `${DEMO}/catalog`));
+    expect(checking).toHaveLength(1);
+    expect(Object.values(checking[0]!.endpoints).map((e) => e.healthy).sort()).toEqual([false, true]);
     // Once its checks pass again (the path now fails for no version), v2 is back.
     ok(kubectl(['apply', '-f', '-'], healthCheckPolicy(DEMO, 'none')), 'a health check every instance passes');
     await until('catalog v2 back in traffic', async () => ((await drive('n=100&concurrency=4')).byVersion['v2'] ?? 0) > 0, 90_000);
