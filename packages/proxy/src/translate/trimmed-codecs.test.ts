@@ -1,4 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Cluster, ClusterLoadAssignment, Listener, RouteConfiguration, packAny as packFull, TYPE_URL } from '@octo-mesh/proto';
 import { unpackAny } from '@octo-mesh/proto/proxy-codecs.js';
 import { translateResource, type ResourceTypeUrl } from './index.js';
@@ -43,5 +46,20 @@ describe("the proxy's trimmed codecs", () => {
     expect(unpackAny({ typeUrl: TYPE_URL.listener, value: bytes }, TYPE_URL.cluster)).toEqual({ ok: false, error: `expected ${TYPE_URL.cluster}, got ${TYPE_URL.listener}` });
     const bad = unpackAny({ typeUrl: TYPE_URL.cluster, value: Buffer.from([0x0a, 0x05, 0x61]) });
     expect(bad.ok ? '(decoded)' : bad.error).toMatch(/^type\.googleapis\.com\/envoy\.config\.cluster\.v3\.Cluster: /);
+  });
+});
+
+describe("the proxy's imports of @octo-mesh/proto", () => {
+  it('reach only the trimmed tree, proxy-codecs.js and the OCTO messages (a full-tree import would load its codecs beside the trimmed ones)', () => {
+    const src = fileURLToPath(new URL('..', import.meta.url));
+    const files = (readdirSync(src, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && !f.startsWith('test-support'));
+    expect(files.length).toBeGreaterThan(20);
+    const wrong = files.flatMap((f) =>
+      [...readFileSync(join(src, f), 'utf8').matchAll(/from '(@octo-mesh\/proto[^']*)'/g)]
+        .map((m) => m[1]!)
+        .filter((spec) => !/^@octo-mesh\/proto\/(gen\/proxy\/|proxy-codecs\.js$|gen\/octo\/)/.test(spec))
+        .map((spec) => `${f}: ${spec}`),
+    );
+    expect(wrong).toEqual([]);
   });
 });
