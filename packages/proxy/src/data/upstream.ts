@@ -94,6 +94,11 @@ export class Outcome {
   private err: AttemptError | undefined;
   private done = false;
 
+  /** Whether it has settled (later outcomes are dropped: a caller may skip building them). */
+  get isSettled(): boolean {
+    return this.done;
+  }
+
   settle(cb: Settled): void {
     if (this.done) cb(this.res, this.err);
     else this.cb = cb;
@@ -259,6 +264,8 @@ function h2Attempt(c: ClusterRuntime, host: Host, r: UpstreamRequest): Attempt {
   });
   stream.on('close', () => {
     clearTimeout(connectTimer);
+    // Every stream closes, most after their response: no error (and its stack) to build then.
+    if (outcome.isSettled) return;
     const tlsErr = c.sessionError(session);
     if (tlsErr) return outcome.reject(tlsErr);
     // A stream closed before any response (RST_STREAM without error, session gone).
