@@ -77,6 +77,16 @@ export const pilotConfig = z
      * inbound accepts mTLS and plaintext; `strict` — inbound accepts mTLS only; `off` — plaintext.
      */
     mtlsMode: z.enum(['off', 'permissive', 'strict']).default('permissive'),
+    /**
+     * Sidecars with certificates speak HTTP/2 to each other on `http` ports when the callee's
+     * inbound offers it (ALPN, `auto_config`): one multiplexed connection instead of one per
+     * concurrent request, at more CPU per request in octo-proxy (bench/proxy-tls/alpn.mjs). Off
+     * (default, as Istio's h2UpgradePolicy DO_NOT_UPGRADE): HTTP/1.1 unless the port says http2/grpc.
+     */
+    h2Upgrade: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
   })
   .strict()
   .superRefine(refineMeshCa)

@@ -137,7 +137,7 @@ export async function startPilot(config: PilotConfig, logger: Logger, source?: M
     logger,
     metrics,
     debounce: { quietMs: config.debounceQuietMs, maxDelayMs: config.debounceMaxMs },
-    mtls: { mode: config.mtlsMode, trustDomain: config.trustDomain },
+    mtls: { mode: config.mtlsMode, trustDomain: config.trustDomain, h2Upgrade: config.h2Upgrade },
   }));
   pilot.setProxyVersions(held.proxyVersions ?? proxyVersions);
   const tls = meshTlsOf(config);

@@ -167,6 +167,7 @@ describe('mesh mTLS between sidecars: HTTP/2 by ALPN, HTTP/1.1 fallback, TCP', (
         tlsDir: pki.issue('pilot', `${TD}/ns/octo-system/sa/octo-pilot`),
         xdsMtls: 'true',
         mtlsMode: 'strict',
+        h2Upgrade: 'true',
       }),
       logger,
       source,

@@ -52,7 +52,7 @@ export interface PilotOptions {
    * The data plane's mTLS (translate/mtls.ts): for nodes with certificates (`octo.io/sds-dir`),
    * TLS on their inbound listener and on their clusters to mesh services. Default off.
    */
-  mtls?: { mode: MtlsMode; trustDomain: string };
+  mtls?: { mode: MtlsMode; trustDomain: string; h2Upgrade?: boolean };
 }
 
 interface Scope {
@@ -183,7 +183,7 @@ export class Pilot {
     const backed = this.backings.get(id.namespace)?.guarded(id) ?? [];
     const inbound = backed.length ? backed : undefined;
     const mtls = this.opts.mtls;
-    const tls: NodeTls | undefined = mtls && mtls.mode !== 'off' && id.sdsDir ? { mode: mtls.mode, sdsDir: id.sdsDir, trustDomain: mtls.trustDomain } : undefined;
+    const tls: NodeTls | undefined = mtls && mtls.mode !== 'off' && id.sdsDir ? { mode: mtls.mode, sdsDir: id.sdsDir, trustDomain: mtls.trustDomain, ...(mtls.h2Upgrade ? { h2Upgrade: true } : {}) } : undefined;
     const appSocket = id.appSocket;
     const key = JSON.stringify([deps, id.namespace, localityKey(id.locality), port, appPort, ...(appSocket ? [{ appSocket }] : []), ...(apiListeners.length ? [apiListeners] : []), ...(inbound ? [{ inbound }] : []), ...(tls ? [{ sds: tls.sdsDir }] : [])]);
     let scope = this.scopes.get(key);

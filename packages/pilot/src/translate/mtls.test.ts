@@ -45,15 +45,17 @@ describe('data-plane mTLS in standard Envoy fields', () => {
     expect(ctx.commonTlsContext!.tlsCertificateSdsSecretConfigs[0]!.name).toBe('default');
   });
 
-  // columns: port protocol, auto_config expected, http2_protocol_options kept
+  // columns: port protocol, h2Upgrade, auto_config expected, http2_protocol_options kept
   it.each([
-    ['http', true, false],
-    ['http2', false, true],
-    ['grpc', false, true],
-    ['tcp', false, false],
-  ] as const)('a %s port: auto_config %s, explicit HTTP/2 %s; TLS in every case (ALPN only for HTTP)', (protocol, auto, h2) => {
+    ['http', true, true, false],
+    ['http', false, false, false],
+    ['http2', true, false, true],
+    ['http2', false, false, true],
+    ['grpc', true, false, true],
+    ['tcp', true, false, false],
+  ] as const)('a %s port, h2Upgrade %s: auto_config %s, explicit HTTP/2 %s; TLS in every case (ALPN only for HTTP)', (protocol, h2Upgrade, auto, h2) => {
     const [cluster] = generateClusters({ apiVersion: 'model.mesh.octo.io/v1', kind: 'Service', metadata: { name: 'catalog', namespace: 'shop' }, spec: { ports: [{ name: 'p', port: 8080, protocol }] } } as never, undefined);
-    const decoded = Cluster.decode(Buffer.concat([Buffer.from(Cluster.encode(cluster!).finish()), clusterTlsFields(tls('strict'), 'shop', protocol)]));
+    const decoded = Cluster.decode(Buffer.concat([Buffer.from(Cluster.encode(cluster!).finish()), clusterTlsFields({ ...tls('strict'), h2Upgrade }, 'shop', protocol)]));
     expect(decoded.transportSocket!.name).toBe('envoy.transport_sockets.tls');
     const ctx = UpstreamTlsContext.decode(decoded.transportSocket!.typedConfig!.value);
     expect(ctx.commonTlsContext!.alpnProtocols).toEqual(protocol === 'tcp' ? [] : ['h2', 'http/1.1']);

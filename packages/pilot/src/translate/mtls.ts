@@ -51,6 +51,12 @@ export interface NodeTls {
   /** The node's SDS directory (its `octo.io/sds-dir`). */
   sdsDir: string;
   trustDomain: string;
+  /**
+   * Let two sidecars speak HTTP/2 to each other on `http` ports (auto_config: ALPN picks); off,
+   * they speak what the port declares (HTTP/1.1), like Istio's default `h2UpgradePolicy:
+   * DO_NOT_UPGRADE`. Pilot's setting `h2Upgrade`.
+   */
+  h2Upgrade?: boolean;
 }
 
 const file = (dir: string, name: string) => `${dir.replace(/\/+$/, '')}/${name}`;
@@ -123,7 +129,7 @@ export function clusterAutoConfigField(): Buffer {
 export function clusterTlsFields(t: NodeTls, namespace: string, protocol: ServicePort['protocol'], cluster?: Pick<ParsedClusterName, 'port' | 'host'>): Buffer {
   const tcp = protocol === 'tcp';
   const socket = clusterTransportSocketField(t, namespace, tcp ? [] : MESH_ALPN, tcp && cluster ? tcpServerName(cluster.port, cluster.host) : '');
-  return negotiatesHttpProtocol(protocol) ? Buffer.concat([socket, clusterAutoConfigField()]) : socket;
+  return t.h2Upgrade && negotiatesHttpProtocol(protocol) ? Buffer.concat([socket, clusterAutoConfigField()]) : socket;
 }
 
 /** A TCP port of a service the node's workload backs: served on the inbound listener by SNI. */
