@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { PilotDirectory } from './pilots.js';
+import { PilotDirectory, stallOf } from './pilots.js';
 
 const reg = (id: string) => ({ id, xdsAddress: `127.0.0.1:${id}`, adminAddress: '', zone: '' });
 const WORKLOADS = Array.from({ length: 300 }, (_, i) => `app-${i}`);
@@ -124,5 +124,28 @@ describe('PilotDirectory', () => {
     const again = d.locate('demo', 'catalog', 'p1')!;
     expect(again.pilot.id).toBe(first.pilot.id);
     expect(again.move).toBeUndefined();
+  });
+
+  // A meta server that did not run for a while (CPU starvation, a long GC) does not charge the
+  // stall to the leases: the heartbeats sent meanwhile wait unread in its sockets.
+  it.each([
+    // [last heartbeat, sweep at, stalled ms, expired?]  (TTL 3,000 ms)
+    [0, 2999, 0, false],
+    [0, 3001, 0, true],
+    [0, 6000, 3500, false], // 6 s since the heartbeat, 3.5 s of them stalled: 2.5 s charged
+    [0, 6000, 2999, true], // 3,001 ms charged
+    [0, 60_000, 1000, true], // a pilot that is gone stays gone
+  ])('heartbeat at %d, sweep at %d after a %d ms stall: expired %s', (hb, at, stalled, expired) => {
+    const d = withPilots(['p1']);
+    d.heartbeat('p1', [], hb);
+    expect(d.expire(at, stalled)).toEqual(expired ? ['p1'] : []);
+  });
+
+  it.each([
+    [0, 500, 500, 0],
+    [0, 499, 500, 0],
+    [0, 4500, 500, 4000],
+  ])('stallOf(last sweep %d, now %d, interval %d) = %d', (last, now, interval, want) => {
+    expect(stallOf(last, now, interval)).toBe(want);
   });
 });

@@ -7,7 +7,7 @@ import { Backoff, Counter, ForbiddenError, Gauge, NotFoundError, UnavailableErro
 import type { LeaseCheckers } from './checker-membership.js';
 import type { LeasePilots } from './lease-membership.js';
 import { isSuspect } from './lease-assign.js';
-import { PilotDirectory, workloadKey, type Move } from './pilots.js';
+import { PilotDirectory, stallOf, workloadKey, type Move } from './pilots.js';
 import { InstanceRegistry, type ServiceKey } from './registry.js';
 import { CheckerDirectory } from './checkers.js';
 
@@ -98,6 +98,7 @@ export class MetaServer {
   private lastPublishError = '';
   private readonly publishBackoff = new Backoff({ initialMs: 100, maxMs: 5000, jitter: 0.5 });
   private readonly moves: Counter;
+  private readonly stalls: Counter;
   private readonly locates: Counter;
 
   constructor(private readonly opts: MetaServerOptions) {
@@ -109,6 +110,7 @@ export class MetaServer {
     this.instances = new InstanceRegistry({ defaultTtlMs: opts.instanceTtlMs, maxTtlMs: opts.instanceTtlMs * 10 });
     if (opts.dispatcherAddress) this.dispatcher = new DispatcherConnection(opts.dispatcherAddress, opts.tls);
     const r = [opts.registry];
+    this.stalls = new Counter({ name: 'octo_meta_stalls_total', help: 'Sweeps that ran late because the meta server did not run (CPU starvation, a long GC); the stall is not charged to the leases.', registers: r });
     this.moves = new Counter({ name: 'octo_meta_workload_moves_total', help: 'Workloads assigned to a (new) pilot, by reason.', labelNames: ['reason'], registers: r });
     this.locates = new Counter({ name: 'octo_meta_locate_total', help: 'Locate calls, by result.', labelNames: ['result'], registers: r });
     const pilots = this.pilots;
@@ -159,7 +161,7 @@ export class MetaServer {
   }
 
   start(): void {
-    this.timers.push(setInterval(() => this.tick(), Math.max(100, Math.floor(this.opts.heartbeatIntervalMs / 2))));
+    this.timers.push(setInterval(() => this.tick(), this.tickMs()));
     this.timers.push(setInterval(() => this.rebalanceTick(), 1000));
     this.timers.push(setInterval(() => this.republishAll(), 5000));
     const grace = this.opts.registrationGraceMs ?? this.opts.instanceTtlMs;
@@ -211,13 +213,23 @@ export class MetaServer {
     }
   }
 
+  private tickMs(): number {
+    return Math.max(100, Math.floor(this.opts.heartbeatIntervalMs / 2));
+  }
+
   private tick(): void {
     const now = this.now();
+    // Time this process did not run is not charged to the leases it keeps (stallOf).
+    const stalled = stallOf(this.lastSweep, now, this.tickMs());
+    if (stalled > this.tickMs()) {
+      this.stalls.inc();
+      this.opts.logger.warn('meta server stalled; leases are not charged for the stall', { stalledMs: stalled });
+    }
     if (this.opts.checkerLeases) {
       const seen = this.opts.checkerLeases.observe();
       for (const id of seen.joined) this.opts.logger.info('health checker live', { checker: id });
       for (const id of seen.left) this.opts.logger.warn('health checker lease lapsed or released; its services move', { checker: id });
-    } else for (const id of this.checkers.sweep(now)) this.opts.logger.warn('health checker lease lapsed; its services move', { checker: id });
+    } else for (const id of this.checkers.sweep(now - stalled)) this.opts.logger.warn('health checker lease lapsed; its services move', { checker: id });
     if (this.opts.leases) {
       const seen = this.opts.leases.observe();
       for (const id of seen.joined) this.opts.logger.info('pilot live', { pilot: id });
@@ -231,7 +243,7 @@ export class MetaServer {
     // Forget sidecars no pilot has reported for ten minutes (they went away, or never connected).
     const connected = new Set(this.pilots.list().flatMap((p) => p.sidecars.map((s) => s.nodeId)));
     for (const [id, s] of this.sidecars) if (!connected.has(id) && now - Date.parse(s.locatedAt) > 600_000) this.sidecars.delete(id);
-    for (const id of this.pilots.expire(now)) this.opts.logger.warn('pilot lease lapsed; its sidecars move', { pilot: id });
+    for (const id of this.pilots.expire(now, stalled)) this.opts.logger.warn('pilot lease lapsed; its sidecars move', { pilot: id });
     for (const s of this.instances.sweep(this.lastSweep, now)) this.markDirty(s);
     this.lastSweep = now;
   }
