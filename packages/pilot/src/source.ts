@@ -176,22 +176,18 @@ export class TrackedMeshSource implements MeshSource {
     }
   }
 
-  async fetch(keys: readonly ServiceKey[]): Promise<Map<ServiceKey, ServiceData>> {
-    try {
-      const r = await this.inner.fetch(keys);
-      this.failingSince = undefined;
-      return r;
-    } catch (err) {
-      this.failingSince ??= this.now();
-      this.lastError = (err as Error).message;
-      this.failures?.inc();
-      throw err;
-    }
+  fetch(keys: readonly ServiceKey[]): Promise<Map<ServiceKey, ServiceData>> {
+    return this.tracked(() => this.inner.fetch(keys));
   }
 
-  async backing(namespace: string): Promise<ServiceBacking[]> {
+  backing(namespace: string): Promise<ServiceBacking[]> {
+    return this.tracked(() => this.inner.backing(namespace));
+  }
+
+  /** A call to the source: a success ends a failing streak, a failure starts or continues it (counted, its error kept). */
+  private async tracked<T>(call: () => Promise<T>): Promise<T> {
     try {
-      const r = await this.inner.backing(namespace);
+      const r = await call();
       this.failingSince = undefined;
       return r;
     } catch (err) {
