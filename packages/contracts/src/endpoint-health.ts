@@ -5,6 +5,14 @@
  */
 import type { Endpoint, EndpointHealth } from '@octo-mesh/api';
 
+/**
+ * Whether an HTTP health check's answer counts healthy: one of `expectedStatuses`, or 200–399 when
+ * the RoutePolicy lists none (the API's default). The central checker and a sidecar's P2P probes
+ * both judge by it, so a probe means the same thing on either side.
+ */
+export const httpCheckHealthy = (status: number, expectedStatuses: readonly number[] | undefined): boolean =>
+  expectedStatuses?.length ? expectedStatuses.includes(status) : status >= 200 && status < 400;
+
 /** `address:port`, how a verdict names its endpoint (IPv6 addresses are bracketed). */
 export const endpointId = (e: { address: string; port: number }): string => (e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`);
 

@@ -5,6 +5,7 @@
  */
 import { request } from 'node:http';
 import { connect } from 'node:net';
+import { httpCheckHealthy } from '@octo-mesh/contracts/endpoint-health.js';
 
 export interface ProbeSpec {
   address: string;
@@ -20,8 +21,6 @@ export interface ProbeResult {
   reason?: string;
   ms: number;
 }
-
-const statusOk = (code: number, expected: readonly number[] | undefined) => (expected?.length ? expected.includes(code) : code >= 200 && code < 400);
 
 export function probe(spec: ProbeSpec): Promise<ProbeResult> {
   const started = performance.now();
@@ -59,7 +58,7 @@ export function probe(spec: ProbeSpec): Promise<ProbeResult> {
     req.once('response', (res) => {
       const code = res.statusCode ?? 0;
       res.resume();
-      finish(statusOk(code, http.expectedStatuses) ? done(true) : done(false, `HTTP ${code}`));
+      finish(httpCheckHealthy(code, http.expectedStatuses) ? done(true) : done(false, `HTTP ${code}`));
       req.destroy();
     });
     req.once('error', (err: NodeJS.ErrnoException) => finish(done(false, err.code ?? err.message)));

@@ -147,5 +147,5 @@ export function peerCheckSpec(governance: unknown): PeerCheckSpec | undefined {
   };
 }
 
-/** Whether an HTTP status counts healthy for a check (empty list: 200–399, as the central checker). */
-export const statusHealthy = (status: number, expected: readonly number[]): boolean => (expected.length ? expected.includes(status) : status >= 200 && status < 400);
+/** Whether an HTTP status counts healthy for a check (empty list: 200–399): the central checker's rule. */
+export { httpCheckHealthy as statusHealthy } from '@octo-mesh/contracts/endpoint-health.js';
