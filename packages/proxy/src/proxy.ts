@@ -282,9 +282,9 @@ export class Proxy {
     const w = this.opts.warmUp;
     if (w && w.requests > 0 && w.budgetMs > 0) {
       this.warming = true;
-      const r = await warmUp({ ...w, logger: this.logger });
+      const r = await warmUp({ ...w, logger: this.logger, registry: this.registry });
       this.warming = false;
-      this.logger.info('warmed up before accepting', { requests: r.requests, ms: Math.round(r.ms) });
+      this.logger.info('warmed up before accepting', { requests: r.requests, ...r.byProtocol, ms: Math.round(r.ms) });
     }
     try {
       for (const { name, addr } of await this.listeners.acceptParentSockets()) if (!this.addresses.has(name)) this.addresses.set(name, addr);

@@ -28,12 +28,25 @@ describe('HTTP/1.1 start-up self-test', () => {
     expect(await registry.metrics()).toContain('octo_proxy_http1_codec{side="downstream",codec="lean"} 1');
   });
 
-  it('warms up within its bounds, and not at all with 0 requests', async () => {
-    const { logger } = capture();
-    const r = await warmUp({ requests: 40, budgetMs: 2000, logger });
+  it('warms up within its bounds over HTTP/1.1 and h2c, reports it, and not at all with 0 requests', async () => {
+    const { logger, lines } = capture();
+    const registry = new Registry();
+    const before = Date.now() / 1000;
+    const r = await warmUp({ requests: 40, budgetMs: 2000, logger, registry });
     expect(r.error).toBeUndefined();
+    expect(lines.filter((l) => l['level'] === 'warn' || l['level'] === 'error')).toEqual([]);
     expect(r.requests).toBeGreaterThanOrEqual(40);
     expect(r.requests).toBeLessThan(40 + 4 * 4 + 1); // the rounds in flight finish
+    // Both protocols' paths ran (two lanes each), and the gauges say so.
+    expect(r.byProtocol!.h1).toBeGreaterThanOrEqual(8);
+    expect(r.byProtocol!.h2).toBeGreaterThanOrEqual(6);
+    expect(r.byProtocol!.h1 + r.byProtocol!.h2).toBe(r.requests);
+    const m = await registry.metrics();
+    expect(m).toContain(`octo_proxy_warm_up_requests{protocol="http1"} ${r.byProtocol!.h1}`);
+    expect(m).toContain(`octo_proxy_warm_up_requests{protocol="http2"} ${r.byProtocol!.h2}`);
+    const end = Number(/^octo_proxy_warm_up_end_timestamp_seconds (\S+)$/m.exec(m)?.[1]);
+    expect(end).toBeGreaterThanOrEqual(before);
+    expect(end).toBeLessThanOrEqual(Date.now() / 1000);
     const bounded = await warmUp({ requests: 100_000, budgetMs: 50, logger });
     expect(bounded.ms).toBeLessThan(1000);
     expect(await warmUp({ requests: 0, budgetMs: 300, logger })).toEqual({ requests: 0, ms: 0 });

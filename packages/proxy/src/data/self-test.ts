@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import type * as HttpT from 'node:http';
+import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { TYPE_URL } from '@octo-mesh/proto/proxy-codecs.js';
-import { Counter, Gauge, Registry, type Logger } from '@octo-mesh/runtime';
+import { Counter, Gauge, Registry, recordError, type Logger } from '@octo-mesh/runtime';
 import type { ClusterModel, ListenerModel, RouteTable } from '../model.js';
 import { ProxyStats } from '../stats.js';
 import { fromEnvoyJson, translateResource, type ResourceTypeUrl } from '../translate/index.js';
@@ -120,6 +121,9 @@ const PROBES: Probe[] = [
   { name: 'post-chunked', method: 'POST', path: '/chunked', body: BODY, chunked: true, expect: { status: 201, body: 'chunk-one,chunk-two,end', framing: 'chunked' } },
   { name: 'status-404', method: 'GET', path: '/missing', expect: { status: 404, body: 'ok GET /missing', framing: 'content-length' } },
 ];
+
+/** The warm-up's HTTP/2 streams, multiplexed on one session (framing is HTTP/2's own). */
+const PROBES_H2: Probe[] = PROBES.filter((p) => !p.chunked);
 
 /** Resources of the private path, in Envoy's shape (translated like the bootstrap's). */
 function resources(upstreamPort: number): ConfigStore {
@@ -244,6 +248,45 @@ export class SelfTestPath {
     });
   }
 
+  /**
+   * The warm-up's HTTP/2 round: one h2c session (prior knowledge, as the mesh's h2 clients
+   * connect) to the private listener, PROBES_H2 multiplexed on it, each response checked.
+   * HTTP/2 downstream is node:http2 (no lean codec to test), so this only warms its JS path:
+   * the preface sniffing, the session and stream handlers, the h2 → h1 request translation.
+   */
+  async roundH2(): Promise<void> {
+    const session = http2.connect(`http://127.0.0.1:${this.port}`);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        session.once('connect', () => resolve());
+        session.once('error', (err) => reject(new Mismatch('h2.transport', err.message)));
+      });
+      await Promise.all(PROBES_H2.map((p) => this.sendH2(session, p)));
+    } finally {
+      session.destroy();
+    }
+  }
+
+  private sendH2(session: http2.ClientHttp2Session, p: Probe): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const fail = (check: string, detail: string) => reject(new Mismatch(`h2-${p.name}.${check}`, detail));
+      const stream = session.request({ ':method': p.method, ':path': p.path, 'x-probe': p.name, ...(p.body !== undefined ? { 'content-length': Buffer.byteLength(p.body) } : {}) });
+      let status = 0;
+      const parts: Buffer[] = [];
+      stream.setTimeout(2000, () => stream.close(http2.constants.NGHTTP2_CANCEL));
+      stream.on('response', (h) => (status = Number(h[':status'])));
+      stream.on('data', (c: Buffer) => parts.push(c));
+      stream.on('error', (err) => fail('transport', err.message));
+      stream.on('close', () => {
+        const body = Buffer.concat(parts).toString('latin1');
+        if (status !== p.expect.status) return fail('status', `expected ${p.expect.status}, got ${status} (rst ${stream.rstCode})`);
+        if (body !== p.expect.body) return fail('body', `expected ${JSON.stringify(p.expect.body)}, got ${JSON.stringify(body)}`);
+        resolve();
+      });
+      stream.end(p.body);
+    });
+  }
+
   async close(): Promise<void> {
     await this.listeners.drain(0);
     this.clusters.close();
@@ -339,38 +382,69 @@ export async function selfTestH1(opts: SelfTestOptions): Promise<SelfTestResult>
 export interface WarmUpOptions {
   requests: number;
   budgetMs: number;
-  /** Kept-alive connections used side by side. */
+  /** Connections used side by side: HTTP/1.1 and h2c alternately (at least one of each). */
   connections?: number;
   logger: Logger;
+  /** The proxy's registry: the warm-up's gauges (`octo_proxy_warm_up_*`), set when it ends. */
+  registry?: Registry;
+}
+
+export interface WarmUpResult {
+  /** Round trips done, both protocols. */
+  requests: number;
+  ms: number;
+  byProtocol?: { h1: number; h2: number };
+  error?: string;
 }
 
 /**
- * A bounded burst of round trips through the private path, so V8 compiles the data path before
- * real traffic (the LEGO agent's swap). Stops at `requests` or `budgetMs`, whichever is first
- * (the round in flight finishes); a mismatch or error stops it and is logged, never thrown.
+ * A bounded burst of round trips through the private path, HTTP/1.1 and h2c side by side, so V8
+ * compiles the data path before real traffic (the LEGO agent's swap: kept-alive HTTP/1.1
+ * connections are handed over, HTTP/2 clients reconnect after GOAWAY; both meet the new proxy at
+ * once). Stops at `requests` or `budgetMs`, whichever is first (the rounds in flight finish); a
+ * mismatch or error stops it and is logged and counted (`octo_errors_total{where="warm-up"}`),
+ * never thrown. None of it shows in the proxy's request stats (the private path has its own).
  */
-export async function warmUp(opts: WarmUpOptions): Promise<{ requests: number; ms: number; error?: string }> {
+export async function warmUp(opts: WarmUpOptions): Promise<WarmUpResult> {
   const t0 = performance.now();
   if (opts.requests <= 0 || opts.budgetMs <= 0) return { requests: 0, ms: 0 };
-  let done = 0;
+  const by = { h1: 0, h2: 0 };
   let path: SelfTestPath | undefined;
   let error: string | undefined;
+  const done = () => by.h1 + by.h2;
   try {
     path = await SelfTestPath.open(opts.logger);
-    const lanes = Math.max(1, opts.connections ?? 4);
-    const lane = async () => {
-      while (!error && done < opts.requests && performance.now() - t0 < opts.budgetMs) {
-        done += PROBES.length;
-        await path!.round();
+    const lanes = Math.max(2, opts.connections ?? 4);
+    const lane = async (h2: boolean) => {
+      while (!error && done() < opts.requests && performance.now() - t0 < opts.budgetMs) {
+        if (h2) {
+          by.h2 += PROBES_H2.length;
+          await path!.roundH2();
+        } else {
+          by.h1 += PROBES.length;
+          await path!.round();
+        }
       }
     };
-    await Promise.all(Array.from({ length: lanes }, () => lane().catch((err: Error) => void (error ??= err.message))));
+    await Promise.all(Array.from({ length: lanes }, (_, i) => lane(i % 2 === 1).catch((err: Error) => void (error ??= err.message))));
   } catch (err) {
     error ??= (err as Error).message;
   } finally {
     await path?.close();
   }
   const ms = performance.now() - t0;
-  if (error) opts.logger.warn('warm-up stopped early', { error, requests: done, ms: Math.round(ms) });
-  return { requests: done, ms, ...(error ? { error } : {}) };
+  if (error) recordError(opts.logger, 'warm-up', new Error(error), { requests: done(), ms: Math.round(ms) });
+  if (opts.registry) warmUpGauges(opts.registry, by, ms);
+  return { requests: done(), ms, byProtocol: by, ...(error ? { error } : {}) };
+}
+
+/** What the last warm-up did, for the agent's tests and operators: requests, time, when it ended. */
+function warmUpGauges(registry: Registry, by: { h1: number; h2: number }, ms: number): void {
+  const gauge = (name: string, help: string, labelNames: string[] = []) =>
+    (registry.getSingleMetric(name) as Gauge<string> | undefined) ?? new Gauge({ name, help, labelNames, registers: [registry] });
+  const requests = gauge('octo_proxy_warm_up_requests', 'Round trips of the warm-up before accepting on the LEGO agent\'s sockets, by protocol (private path; not in octo_proxy_requests_total).', ['protocol']);
+  requests.set({ protocol: 'http1' }, by.h1);
+  requests.set({ protocol: 'http2' }, by.h2);
+  gauge('octo_proxy_warm_up_seconds', 'How long the warm-up took.').set(ms / 1000);
+  gauge('octo_proxy_warm_up_end_timestamp_seconds', 'When the warm-up ended (Unix time); the proxy accepts on the agent\'s sockets only after it.').set(Date.now() / 1000);
 }
