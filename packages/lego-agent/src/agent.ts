@@ -151,7 +151,14 @@ export class LegoAgent {
     return join(this.opts.config.stateDir, 'active.json');
   }
 
-  private spawn(pkg: RunningPackage): ProxyChild {
+  /**
+   * Starts a proxy child from `pkg`. `beside`: another proxy serves meanwhile (a swap), so the new
+   * one warms up before it accepts (the proxy's warmUpRequests/warmUpBudgetMs). Otherwise (the
+   * first proxy, a crash restart) nothing else serves and connections wait in the backlog: a
+   * warm-up would only delay them, so it is turned off by env (a proxy older than the setting
+   * ignores it, where an unknown flag would stop it).
+   */
+  private spawn(pkg: RunningPackage, beside = false): ProxyChild {
     const child = new ProxyChild({
       entry: pkg.entry,
       args: proxyChildArgs(this.opts.bootstrapFile, this.opts.tlsDir),
@@ -162,7 +169,7 @@ export class LegoAgent {
       sha256: pkg.sha256,
       // V8's compile cache (per package file): a restart or a rollback to a kept version parses
       // and compiles the bundle without spending the CPU the serving proxy needs.
-      env: { ...process.env, NODE_COMPILE_CACHE: join(this.opts.config.stateDir, 'compile-cache') },
+      env: { ...process.env, NODE_COMPILE_CACHE: join(this.opts.config.stateDir, 'compile-cache'), ...(beside ? {} : { OCTO_PROXY_WARM_UP_REQUESTS: '0' }) },
     });
     this.log.info('proxy started', { pid: child.pid, version: pkg.version, entry: pkg.entry });
     return child;
@@ -342,7 +349,7 @@ export class LegoAgent {
       stage = 'Starting';
       this.setPhase('Starting');
       const running: RunningPackage = { version: pkg.manifest.version, sha256: pkg.sha256, entry: pkg.entry, dir: pkg.dir };
-      child = this.spawn(running);
+      child = this.spawn(running, true);
       await this.qualify(child);
       // Promote: the new one serves (it already accepts); the old one stops accepting and drains.
       this.setPhase('Draining');

@@ -10,6 +10,7 @@ import { PackageRepository } from '@octo-mesh/proxy-package';
 import { createLogger } from '@octo-mesh/runtime';
 import { buildAgent, get1, proxySection, startAgent, upstreams, type RunningAgent, type Upstreams } from './test-support/harness.js';
 import { LoadGenerator } from './test-support/load.js';
+import type { AgentStatus } from './status.js';
 
 // The agent as a real process, real proxy children from real packages served by a real
 // repository, real clients: hot swaps under load, and a proxy killed with SIGKILL.
@@ -255,6 +256,8 @@ describe('LEGO agent hot swap', () => {
         const after = await agent.proxy();
         expect(after.pid).not.toBe(before.pid);
         restarts.push(performance.now() - t0);
+        // Nothing else serves meanwhile, so the restarted proxy does not warm up first.
+        expect((await agent.get('/stats/prometheus')).body).not.toMatch(/^octo_proxy_warm_up_requests\{/m);
         await new Promise((r) => setTimeout(r, 300));
       }
     } finally {
@@ -271,4 +274,43 @@ describe('LEGO agent hot swap', () => {
     expect((await agent.get('/metrics')).body).toMatch(/octo_lego_proxy_crashes_total 2/);
     expect((await get1(agent.outboundPort, '/after-crash')).body).toBe('ok /after-crash');
   }, 120_000);
+
+  it('warms the new proxy up (HTTP/1.1 and h2c, privately) before connections move to it, apart from its traffic stats', async () => {
+    const metric = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    const served = (text: string) => [...text.matchAll(/^octo_proxy_requests_total\{[^}]*\} (\S+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
+    const before = await agent.status();
+    const to = before.runningVersion === '1.0.0' ? '2.0.0' : '1.0.0';
+    // A WebSocket holds the old proxy in Draining long enough to be seen (until DRAIN_MS).
+    const ws = await webSocket(agent.outboundPort);
+    const t0 = Date.now();
+    setTarget(to);
+    let starting: AgentStatus | undefined;
+    let draining: AgentStatus | undefined;
+    await agent.waitStatus(`running ${to}`, (s) => {
+      if (s.phase === 'Starting') starting ??= s;
+      if (s.phase === 'Draining') draining ??= s;
+      return s.runningVersion === to && s.phase === 'Idle';
+    });
+    await ws.closed;
+    expect(starting).toBeDefined();
+    expect(draining).toBeDefined();
+    const m = (await agent.get('/stats/prometheus')).body;
+    expect(m).toContain(`octo_build_info{component="proxy",version="${to}"} 1`);
+    // Both protocols' paths ran, within the default bounds (400 round trips; the rounds in flight finish).
+    const h1 = metric(m, 'octo_proxy_warm_up_requests\\{protocol="http1"\\}');
+    const h2 = metric(m, 'octo_proxy_warm_up_requests\\{protocol="http2"\\}');
+    expect(h1).toBeGreaterThan(0);
+    expect(h2).toBeGreaterThan(0);
+    expect(h1 + h2).toBeLessThanOrEqual(400 + 2 * 4 + 2 * 3);
+    // It ended after the target was set and before the agent sent the old proxy its drain (the
+    // status's lastChange of the first Draining snapshot seen is when that phase began, or later).
+    const endMs = metric(m, 'octo_proxy_warm_up_end_timestamp_seconds') * 1000;
+    expect(endMs).toBeGreaterThanOrEqual(t0);
+    expect(endMs).toBeLessThanOrEqual(Date.parse(draining!.lastChange));
+    expect(Date.parse(starting!.lastChange)).toBeLessThanOrEqual(Date.parse(draining!.lastChange));
+    // None of it counts as traffic: the new proxy has served nothing yet; one request counts once.
+    expect(served(m)).toBe(0);
+    expect((await get1(agent.outboundPort, '/after-warm-up')).body).toBe('ok /after-warm-up');
+    expect(served((await agent.get('/stats/prometheus')).body)).toBe(1);
+  }, 60_000);
 });
