@@ -253,10 +253,10 @@ export class Proxy {
           if (typeUrl === TYPE_URL.upgradeTarget && process.send) process.send({ type: 'octo.upgrade-target', target: this.store.upgradeTarget });
         },
         onStream: (address) => reporter.pilot(address),
-        onResult: (typeUrl, accepted, error) => {
+        onResult: (typeUrl, accepted, error, unchanged) => {
           this.results.set(typeUrl, { accepted, ...(error ? { error } : {}) });
           if (this.listeners.holdingParentSockets && this.sync().synced) void this.acceptParentSockets('the xDS config is in force');
-          this.stats.xdsUpdates.inc({ type: typeUrl.split('.').pop() ?? typeUrl, result: accepted ? 'accepted' : 'rejected' });
+          this.stats.xdsUpdates.inc({ type: typeUrl.split('.').pop() ?? typeUrl, result: !accepted ? 'rejected' : unchanged ? 'unchanged' : 'accepted' });
         },
       });
       this.ads.start();

@@ -96,7 +96,7 @@ export class ProxyStats {
     });
     this.xdsUpdates = new Counter({
       name: 'octo_proxy_xds_updates_total',
-      help: 'xDS responses by type URL and result (accepted, rejected).',
+      help: 'xDS responses by type URL and result: accepted, rejected, or unchanged (accepted, every resource byte for byte one in force: nothing rebuilt).',
       labelNames: ['type', 'result'],
       registers,
     });

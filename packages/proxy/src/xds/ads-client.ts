@@ -5,8 +5,8 @@ import { TYPE_URL } from '@octo-mesh/proto/proxy-codecs.js';
 import { DeltaDiscoveryRequest, type DeltaDiscoveryResponse, DiscoveryRequest, type DiscoveryResponse } from '@octo-mesh/proto/gen/proxy/envoy/service/discovery/v3/discovery.js';
 import type { Node } from '@octo-mesh/proto/gen/proxy/envoy/config/core/v3/base.js';
 import { Backoff, type BackoffOptions, type Logger } from '@octo-mesh/runtime';
-import type { ProxySnapshot, Result } from '../model.js';
-import type { ConfigStore } from './config-store.js';
+import type { ProxySnapshot } from '../model.js';
+import type { ApplyResult, ConfigStore } from './config-store.js';
 import { isUnreachable, type PilotLocation } from './locate.js';
 
 /** Reconnect backoff of the xDS stream: 250 ms doubling to at most 5 s, half of it jitter. */
@@ -41,8 +41,12 @@ export interface AdsClientOptions {
    * back in the store and NACKed with the error's message.
    */
   onUpdate: (s: ProxySnapshot, typeUrl: string) => void | Promise<void>;
-  /** Called with every response's result (for stats). */
-  onResult?: (typeUrl: string, accepted: boolean, error?: string) => void;
+  /**
+   * Called with every response's result (for stats). `unchanged`: accepted without `onUpdate`,
+   * every resource being byte for byte one in force already (a pilot sending what the proxy has,
+   * e.g. after a restart, to a version the proxy did not know).
+   */
+  onResult?: (typeUrl: string, accepted: boolean, error?: string, unchanged?: boolean) => void;
   /**
    * Called once per stream with the pilot's address, right after the stream opened (a pilot may
    * answer a reconnecting proxy that holds current versions with nothing at all, so this cannot
@@ -285,10 +289,11 @@ export class AdsClient {
 
   /**
    * Puts an update the store accepted in force (`onUpdate`); when that fails the store goes back
-   * to its state before the update and the result is the failure (a NACK).
+   * to its state before the update and the result is the failure (a NACK). An unchanged update
+   * (nothing new in it) has nothing to put in force.
    */
-  private async commit(typeUrl: string, r: Result<ProxySnapshot>, undo: () => void): Promise<Result<ProxySnapshot>> {
-    if (!r.ok) return r;
+  private async commit(typeUrl: string, r: ApplyResult, undo: () => void): Promise<ApplyResult> {
+    if (!r.ok || r.unchanged) return r;
     try {
       await this.opts.onUpdate(r.value, typeUrl);
       return r;
@@ -298,12 +303,12 @@ export class AdsClient {
     }
   }
 
-  private accepted(typeUrl: string, r: Result<ProxySnapshot>): void {
+  private accepted(typeUrl: string, r: ApplyResult): void {
     this.backoff.reset();
     this.received.add(typeUrl);
     this.connected = true;
     if (r.ok) {
-      this.opts.onResult?.(typeUrl, true);
+      this.opts.onResult?.(typeUrl, true, undefined, r.unchanged);
     } else {
       this.opts.onResult?.(typeUrl, false, r.error);
       this.opts.logger.warn('xDS update rejected', { typeUrl, error: r.error });

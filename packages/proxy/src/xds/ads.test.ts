@@ -113,6 +113,31 @@ describe.each(['sotw', 'delta'] as const)('ADS (%s)', (mode) => {
     await until(async () => (await upstreamOf()).startsWith('503'), 8000);
   });
 
+  it('ACKs a response with nothing new in it at once, without putting it in force again, and counts it', async () => {
+    // Issue 18: a pilot may send a reconnecting proxy what it has under a version the proxy did not know.
+    const { xds, proxy, upstreamOf } = await setup(mode);
+    await until(() => proxy.sync().synced);
+    const inForce = proxy.snapshot;
+    const from = xds.requests.length;
+    const unchanged = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${proxy.adminPort}/stats/prometheus`)).text();
+      return ['Cluster', 'Listener'].map((t) => Number(new RegExp(`octo_proxy_xds_updates_total\\{type="${t}",result="unchanged"\\} (\\d+)`).exec(text)?.[1] ?? 0));
+    };
+    xds.set(TYPE_URL.cluster, 'c1-again', [pack(TYPE_URL.cluster, edsCluster('v1')), pack(TYPE_URL.cluster, edsCluster('v2'))]);
+    xds.set(TYPE_URL.listener, 'l1-again', [pack(TYPE_URL.listener, httpListener('outbound', { rds: 'outbound-routes' }))]);
+    for (const t of [TYPE_URL.cluster, TYPE_URL.listener]) {
+      const ack = await xds.waitFor<DiscoveryRequest & DeltaDiscoveryRequest>((r) => xds.requests.indexOf(r) >= from && r.typeUrl === t && r.responseNonce !== '' && !r.errorDetail);
+      if (mode === 'sotw') expect(ack.versionInfo).toBe(t === TYPE_URL.cluster ? 'c1-again' : 'l1-again');
+    }
+    await until(async () => (await unchanged()).every((n) => n === 1));
+    expect(proxy.snapshot).toBe(inForce);
+    expect(await upstreamOf()).toBe('v1');
+    // and a response with something new in it is put in force as ever
+    xds.set(TYPE_URL.cluster, 'c2', [pack(TYPE_URL.cluster, edsCluster('v1'))]);
+    await until(() => proxy.snapshot !== inForce);
+    expect(await unchanged()).toEqual([1, 1]);
+  });
+
   it('drops a cluster the control plane removes', async () => {
     const { xds, upstreamOf } = await setup(mode);
     xds.set(TYPE_URL.cluster, 'c2', [pack(TYPE_URL.cluster, edsCluster('v2'))]);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { TYPE_URL, unpackAny } from '@octo-mesh/proto/proxy-codecs.js';
 import type { Any } from '@octo-mesh/proto/gen/proxy/google/protobuf/any.js';
 import { ServiceGovernance } from '@octo-mesh/proto/gen/octo/mesh/v1/xds.js';
@@ -9,11 +10,23 @@ import { RESOURCE_TYPES, resourceName, translateResource, type ResourceTypeUrl, 
 
 type Store<T extends ResourceTypeUrl> = Map<string, Translated[T]>;
 
-/** One resource as received: its name, its translated model and the version it came with. */
+/** One resource as received: its name, its translated model, the version it came with and a digest of its bytes. */
 interface Entry<T> {
   value: T;
   version: string;
+  digest: string;
 }
+
+/**
+ * What applying a response gave: the snapshot, or why it was refused. `unchanged`: every resource
+ * of the response is byte for byte one in force (and, for a listener or cluster response, the set
+ * is the same), so nothing was decoded or rebuilt — only the version moved; the update needs no
+ * putting in force and is ACKed at once.
+ */
+export type ApplyResult = { ok: true; value: ProxySnapshot; unchanged?: true } | { ok: false; error: string };
+
+/** The digest a resource's bytes are compared by (a SHA-1 of its type URL and value: a fingerprint, not a security check). */
+const digestOf = (any: Any): string => createHash('sha1').update(any.typeUrl).update('\n').update(any.value).digest('base64');
 
 /**
  * The configuration the proxy holds: static resources from the bootstrap plus what xDS sent,
@@ -83,28 +96,35 @@ export class ConfigStore {
   }
 
   /** Decodes and translates every resource; the first failure rejects the whole response. */
-  private decodeAll<T extends ResourceTypeUrl>(typeUrl: T, resources: readonly { any: Any; version: string }[]): Result<Map<string, Entry<Translated[T]>>> {
+  private decodeAll<T extends ResourceTypeUrl>(typeUrl: T, resources: readonly { any: Any; version: string; digest: string }[]): Result<Map<string, Entry<Translated[T]>>> {
     const out = new Map<string, Entry<Translated[T]>>();
-    for (const { any, version } of resources) {
+    for (const { any, version, digest } of resources) {
       const msg = unpackAny(any, typeUrl);
       if (!msg.ok) return { ok: false, error: msg.error };
       const name = resourceName(typeUrl, msg.value);
       if (out.has(name)) return { ok: false, error: `duplicate resource ${JSON.stringify(name)}` };
       const r = translateResource(typeUrl, msg.value);
       if (!r.ok) return r;
-      out.set(name, { value: r.value, version });
+      out.set(name, { value: r.value, version, digest });
     }
     return { ok: true, value: out };
   }
 
   /** Applies a state-of-the-world response. On error nothing changes. */
-  applySotw(typeUrl: string, version: string, resources: readonly Any[]): Result<ProxySnapshot> {
+  applySotw(typeUrl: string, version: string, resources: readonly Any[]): ApplyResult {
     if (typeUrl === TYPE_URL.upgradeTarget) return this.applyUpgradeTarget(version, resources);
     if (typeUrl === SERVICE_GOVERNANCE) return this.applyGovernance(version, resources, [], true);
     if (!isResourceType(typeUrl)) return { ok: false, error: `unsupported type ${typeUrl}` };
-    const decoded = this.decodeAll(typeUrl, resources.map((any) => ({ any, version })));
-    if (!decoded.ok) return decoded;
+    const received = resources.map((any) => ({ any, version, digest: digestOf(any) }));
     const store = this.dynamic[typeUrl] as Map<string, Entry<unknown>>;
+    // A listener or cluster response is the whole set: unchanged only when it is the same set.
+    const whole = typeUrl === TYPE_URL.listener || typeUrl === TYPE_URL.cluster;
+    const held = new Map([...store].map(([name, e]) => [e.digest, name]));
+    const digests = new Set(received.map((r) => r.digest));
+    if (digests.size === received.length && (!whole || store.size === received.length) && received.every((r) => r.any.typeUrl === typeUrl && held.has(r.digest)))
+      return this.keep(typeUrl, version, received.map((r) => [held.get(r.digest)!, version]));
+    const decoded = this.decodeAll(typeUrl, received);
+    if (!decoded.ok) return decoded;
     if (typeUrl === TYPE_URL.listener || typeUrl === TYPE_URL.cluster) store.clear();
     for (const [k, v] of decoded.value) store.set(k, v);
     this.versions[typeUrl] = version;
@@ -113,11 +133,19 @@ export class ConfigStore {
   }
 
   /** Applies an incremental (delta xDS) response. On error nothing changes. */
-  applyDelta(typeUrl: string, version: string, resources: readonly { name: string; version: string; any: Any }[], removed: readonly string[]): Result<ProxySnapshot> {
+  applyDelta(typeUrl: string, version: string, resources: readonly { name: string; version: string; any: Any }[], removed: readonly string[]): ApplyResult {
     if (typeUrl === TYPE_URL.upgradeTarget) return this.applyUpgradeTarget(version, resources.map((r) => r.any));
     if (typeUrl === SERVICE_GOVERNANCE) return this.applyGovernance(version, resources.map((r) => r.any), removed, false);
     if (!isResourceType(typeUrl)) return { ok: false, error: `unsupported type ${typeUrl}` };
-    const decoded = this.decodeAll(typeUrl, resources);
+    const received = resources.map((r) => ({ ...r, digest: digestOf(r.any) }));
+    const held = this.dynamic[typeUrl] as Map<string, Entry<unknown>>;
+    if (
+      removed.every((n) => !held.has(n)) &&
+      new Set(received.map((r) => r.name)).size === received.length &&
+      received.every((r) => r.any.typeUrl === typeUrl && held.get(r.name)?.digest === r.digest)
+    )
+      return this.keep(typeUrl, version, received.map((r) => [r.name, r.version]));
+    const decoded = this.decodeAll(typeUrl, received);
     if (!decoded.ok) return decoded;
     for (const r of resources) {
       const got = [...decoded.value.keys()];
@@ -129,6 +157,22 @@ export class ConfigStore {
     this.versions[typeUrl] = version;
     this.current = this.build();
     return { ok: true, value: this.current };
+  }
+
+  /**
+   * An update whose resources are all in force already: only the versions move (the type's, and
+   * each resource's as `/config_dump` and a delta stream's `initial_resource_versions` report it).
+   * The snapshot keeps every model and map; nothing is translated or rebuilt.
+   */
+  private keep(typeUrl: ResourceTypeUrl, version: string, resourceVersions: readonly (readonly [string, string])[]): ApplyResult {
+    const store = this.dynamic[typeUrl] as Map<string, Entry<unknown>>;
+    for (const [name, v] of resourceVersions) {
+      const e = store.get(name)!;
+      if (e.version !== v) store.set(name, { ...e, version: v }); // a new entry: a checkpoint taken before still holds the old one
+    }
+    this.versions[typeUrl] = version;
+    this.current = { ...this.current, versions: { ...this.versions } };
+    return { ok: true, value: this.current, unchanged: true };
   }
 
   private applyUpgradeTarget(version: string, resources: readonly Any[]): Result<ProxySnapshot> {
