@@ -37,10 +37,13 @@ afterEach(async () => {
   cleanup = [];
 });
 
-async function setup() {
-  const source = new MemoryMeshSource();
-  source.upsertService(svc('catalog', 8080), [ep('10.0.0.1')]);
-  source.upsertService(svc('reviews', 9080), [ep('10.0.0.2')]);
+/** A pilot serving ADS on a free port; `shared`: the mesh state of an earlier pilot (a restart of it), else a new one. */
+async function setup(shared?: MemoryMeshSource) {
+  const source = shared ?? new MemoryMeshSource();
+  if (!shared) {
+    source.upsertService(svc('catalog', 8080), [ep('10.0.0.1')]);
+    source.upsertService(svc('reviews', 9080), [ep('10.0.0.2')]);
+  }
   const propagated: { nodeId: string; typeUrl: string; ms: number }[] = [];
   const pilot = new Pilot({ source, debounce: { quietMs: 10, maxDelayMs: 50 }, onPropagated: (nodeId, typeUrl, ms) => propagated.push({ nodeId, typeUrl, ms }) });
   const server = new AdsServer({ cache: pilot.cache, callbacks: pilot.callbacks });
@@ -223,6 +226,35 @@ describe('ADS state of the world', () => {
     const c3 = sotw(node('a', ['catalog']));
     c3.subscribe(TYPE_URL.cluster, [], 'some-older-version');
     expect((await c3.next()).versionInfo).toBe(r.versionInfo);
+  });
+
+  it('a restarted pilot sends nothing to a proxy that resumes with what the old one sent: versions are content hashes', async () => {
+    // Issue 18: after both pilots were killed under load, the proxies were not sent their
+    // configuration again (bench/embedded/pilot-return-under-load.mjs: 0 responses) — which holds
+    // only while a new process derives every type's version from the same mesh state alike.
+    const first = await setup();
+    const c1 = first.sotw(node('a', ['catalog']));
+    const held = new Map<string, { versionInfo: string; names: string[] }>();
+    for (const t of [TYPE_URL.cluster, TYPE_URL.listener]) c1.subscribe(t);
+    c1.subscribe(TYPE_URL.endpoint, [CATALOG]);
+    c1.subscribe(TYPE_URL.route, ['outbound']);
+    while (held.size < 4) {
+      const r = await c1.next();
+      const names = r.typeUrl === TYPE_URL.endpoint ? [CATALOG] : r.typeUrl === TYPE_URL.route ? ['outbound'] : [];
+      c1.ack(r, names);
+      held.set(r.typeUrl, { versionInfo: r.versionInfo, names });
+    }
+    c1.close();
+    first.pilot.close();
+
+    const restarted = await setup(first.source);
+    const c2 = restarted.sotw(node('a', ['catalog']));
+    for (const [t, h] of held) c2.subscribe(t, h.names, h.versionInfo);
+    expect(await c2.quiet()).toBe(true);
+    // and a proxy holding something else is sent the current configuration
+    const c3 = restarted.sotw(node('b', ['catalog']));
+    c3.subscribe(TYPE_URL.cluster, [], 'some-older-version');
+    expect((await c3.next()).versionInfo).toBe(held.get(TYPE_URL.cluster)!.versionInfo);
   });
 
   it('learns a dependency on demand when a proxy asks for a cluster it did not declare', async () => {
