@@ -4,12 +4,14 @@
 // proxy packages of different versions in a real repository, and a load generator over kept-alive
 // connections (half HTTP/1.1, half h2c; packages/lego-agent/dist/test-support/load.js).
 //   1. 1,000 rps open loop: BASE seconds without swaps (the proxy's normal p99), then SWAPS swaps,
-//      each followed by a quiet GAP; per swap: time from the target written to the old proxy gone,
-//      requests failed, p99 of the requests sent during the swap window, added p99 = that minus the
-//      normal p99.
+//      each after a window of NEAR ms without one and followed by a quiet GAP; per swap: time from
+//      the target written to the old proxy gone, requests failed, p99 of the requests sent during
+//      the swap window, added p99 = that minus the normal p99 (addedP99Ms; per protocol h1Added,
+//      h2Added) and minus the p99 of the window just before it (addedNear, paired: the machine's
+//      other load drifts over a run).
 //   2. saturation (closed loop, CONC requests always in flight): the same, with the throughput.
 // Usage: npm run build first (or tsc -b packages/lego-agent packages/proxy), then
-//   node bench/lego/swap.mjs   (env: SWAPS=5 BASE=5 GAP=2 RPS=1000 CONC=64 MIN_READY=0.5 SPREAD=500 V8_HELPERS=idle WARM_UP=400 WARM_UP_MS=300)
+//   node bench/lego/swap.mjs   (env: SWAPS=5 BASE=5 GAP=2 RPS=1000 CONC=64 MIN_READY=0.5 SPREAD=500 NEAR=2000 V8_HELPERS=idle WARM_UP=400 WARM_UP_MS=300)
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +28,7 @@ const RPS = Number(process.env.RPS ?? 1000);
 const CONC = Number(process.env.CONC ?? 64);
 const MIN_READY = Number(process.env.MIN_READY ?? 0.5);
 const SPREAD = Number(process.env.SPREAD ?? 500);
+const NEAR = Number(process.env.NEAR ?? 2000);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const dir = mkdtempSync(join(tmpdir(), 'octo-lego-bench-'));
@@ -75,7 +78,14 @@ async function swap(load) {
     return s.runningVersion === to && s.phase === 'Idle';
   }, 60_000);
   while (alive(old.pid)) await sleep(5);
-  return { to, ms: performance.now() - t0, window: [start, load.now()], phases };
+  const ms = performance.now() - t0;
+  const window = [start, load.now()];
+  // What the new proxy's warm-up did (its gauges; none with WARM_UP=0).
+  const m = (await agent.get('/stats/prometheus')).body;
+  const g = (re) => Number(re.exec(m)?.[1] ?? NaN);
+  const warm = g(/^octo_proxy_warm_up_requests\{protocol="http1"\} (\S+)$/m) + g(/^octo_proxy_warm_up_requests\{protocol="http2"\} (\S+)$/m);
+  const warmUp = Number.isNaN(warm) ? '-' : `${warm}/${Math.round(g(/^octo_proxy_warm_up_seconds (\S+)$/m) * 1000)}ms`;
+  return { to, ms, window, phases, warmUp };
 }
 
 function summarise(label, load, baseWindow, swaps, seconds) {
@@ -83,20 +93,39 @@ function summarise(label, load, baseWindow, swaps, seconds) {
   const inWin = (t, [a, b]) => t >= a && t <= b;
   const base = s.samples.filter(([t]) => inWin(t, baseWindow)).map(([, l]) => l);
   const baseP99 = quantile(base, 0.99);
+  // The same per protocol: kept-alive HTTP/1.1 connections are handed over on a swap, h2c
+  // sessions get GOAWAY and reconnect; both meet the new proxy.
+  const p99Of = (t, proto) => quantile(s.samples.filter(([at, , p]) => inWin(at, t) && p === proto).map(([, l]) => l), 0.99);
+  const baseBy = { h1: p99Of(baseWindow, 'h1'), h2: p99Of(baseWindow, 'h2') };
   const rows = swaps.map((w) => {
     const lat = s.samples.filter(([t]) => inWin(t, w.window)).map(([, l]) => l);
     const p99 = quantile(lat, 0.99);
-    // Where the slowest 1 % of the window's requests started, in ms after the target was written.
+    // Where the slowest 1 % of the window's requests started, in ms after the target was written, and how many of them were h2.
     const slow = s.samples.filter(([t]) => inWin(t, w.window)).sort((a, b) => b[1] - a[1]).slice(0, Math.max(1, Math.ceil(lat.length / 100)));
     const at = slow.map(([t]) => Math.round(t - w.window[0])).sort((a, b) => a - b);
-    return { to: w.to, swapMs: Math.round(w.ms), starting: w.phases.Starting, draining: w.phases.Draining, slowAt: `${at[0]}..${at.at(-1)}`, failed: s.failedAt.filter((t) => inWin(t, w.window)).length, requests: lat.length, p99Ms: +p99.toFixed(2), addedP99Ms: +(p99 - baseP99).toFixed(2) };
+    return {
+      to: w.to,
+      swapMs: Math.round(w.ms),
+      starting: w.phases.Starting,
+      draining: w.phases.Draining,
+      warmUp: w.warmUp,
+      slowAt: `${at[0]}..${at.at(-1)}`,
+      slowH2: `${slow.filter(([, , p]) => p === 'h2').length}/${slow.length}`,
+      failed: s.failedAt.filter((t) => inWin(t, w.window)).length,
+      requests: lat.length,
+      p99Ms: +p99.toFixed(2),
+      addedP99Ms: +(p99 - baseP99).toFixed(2),
+      addedNear: +(p99 - quantile(s.samples.filter(([t]) => inWin(t, w.near)).map(([, l]) => l), 0.99)).toFixed(1),
+      h1Added: +(p99Of(w.window, 'h1') - baseBy.h1).toFixed(1),
+      h2Added: +(p99Of(w.window, 'h2') - baseBy.h2).toFixed(1),
+    };
   });
   console.log(`\n## ${label}: ${s.sent} requests in ${seconds.toFixed(1)} s (${(s.sent / seconds).toFixed(0)} rps), failed ${s.failed}, h2 refused-and-retried ${s.retriedRefused}`);
-  console.log(`normal p50 ${quantile(base, 0.5).toFixed(2)} ms, p99 ${baseP99.toFixed(2)} ms over ${base.length} requests; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  console.log(`normal p50 ${quantile(base, 0.5).toFixed(2)} ms, p99 ${baseP99.toFixed(2)} ms (h1 ${baseBy.h1.toFixed(2)}, h2 ${baseBy.h2.toFixed(2)}) over ${base.length} requests; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   if (label.includes('open loop') && baseP99 > 50) console.log('WARNING: the normal p99 is over 50 ms: the machine cannot carry this rate now (other load); this run says nothing about swaps');
   console.table(rows);
   const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  console.log(`per swap: mean ${mean(rows.map((r) => r.swapMs)).toFixed(0)} ms, max ${Math.max(...rows.map((r) => r.swapMs))} ms; failed ${rows.reduce((a, r) => a + r.failed, 0)}; added p99 mean ${mean(rows.map((r) => r.addedP99Ms)).toFixed(2)} ms, max ${Math.max(...rows.map((r) => r.addedP99Ms)).toFixed(2)} ms`);
+  console.log(`per swap: mean ${mean(rows.map((r) => r.swapMs)).toFixed(0)} ms, max ${Math.max(...rows.map((r) => r.swapMs))} ms; failed ${rows.reduce((a, r) => a + r.failed, 0)}; added p99 mean ${mean(rows.map((r) => r.addedP99Ms)).toFixed(2)} ms, max ${Math.max(...rows.map((r) => r.addedP99Ms)).toFixed(2)} ms (h1 mean ${mean(rows.map((r) => r.h1Added)).toFixed(1)}, h2 mean ${mean(rows.map((r) => r.h2Added)).toFixed(1)}); against the window before each swap: median ${quantile(rows.map((r) => r.addedNear), 0.5).toFixed(1)} ms, mean ${mean(rows.map((r) => r.addedNear)).toFixed(1)} ms`);
   if (s.errors.length) console.log('errors:', s.errors.slice(0, 10));
 }
 
@@ -108,7 +137,11 @@ async function phase(label, opts) {
   await sleep(BASE * 1000);
   const swaps = [];
   for (let i = 0; i < SWAPS; i++) {
-    swaps.push(await swap(load));
+    // A window as long as a swap just before it, without one: the swap's added p99 is also taken
+    // against this (paired), as the machine's other load drifts over a run.
+    const near = [load.now(), load.now() + NEAR];
+    await sleep(NEAR);
+    swaps.push({ ...(await swap(load)), near });
     await sleep(GAP * 1000);
   }
   const seconds = load.now() / 1000;

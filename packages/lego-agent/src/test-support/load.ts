@@ -14,8 +14,8 @@ export interface LoadStats {
   failed: number;
   errors: string[];
   retriedRefused: number;
-  /** [start ms since the generator started, latency ms] per completed request. */
-  samples: [number, number][];
+  /** [start ms since the generator started, latency ms, protocol] per completed request. */
+  samples: [number, number, 'h1' | 'h2'][];
   /** Start (ms since the generator started) of each failed request. */
   failedAt: number[];
 }
@@ -68,7 +68,7 @@ export class LoadGenerator {
     return this.stats;
   }
 
-  private done(started: number, err?: string): void {
+  private done(started: number, err?: string, protocol: 'h1' | 'h2' = 'h1'): void {
     this.inflight--;
     if (err) {
       this.stats.failed++;
@@ -77,7 +77,7 @@ export class LoadGenerator {
     } else {
       this.stats.ok++;
       const now = performance.now();
-      this.stats.samples.push([started - this.t0, now - started]);
+      this.stats.samples.push([started - this.t0, now - started, protocol]);
     }
     if (this.running && this.opts.concurrency) this.one();
     else if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
@@ -145,7 +145,7 @@ export class LoadGenerator {
     stream.on('end', () => {
       if (settled) return;
       settled = true;
-      this.done(started, status === 200 ? undefined : `h2 status ${status}`);
+      this.done(started, status === 200 ? undefined : `h2 status ${status}`, 'h2');
     });
     stream.on('error', (err: NodeJS.ErrnoException) => {
       if (settled) return;
@@ -157,7 +157,7 @@ export class LoadGenerator {
       if (settled) return;
       settled = true;
       if (stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM && status === 0) return retry('REFUSED_STREAM');
-      this.done(started, status === 200 ? undefined : `h2 closed, status ${status} rst=${stream.rstCode}`);
+      this.done(started, status === 200 ? undefined : `h2 closed, status ${status} rst=${stream.rstCode}`, 'h2');
     });
   }
 }
