@@ -36,11 +36,11 @@ export class CheckerDirectory {
     return [...this.checkers.values()].filter((c) => now - c.lastHeartbeat <= this.ttlMs).sort((a, b) => a.id.localeCompare(b.id));
   }
 
-  /** Drops checkers whose lease lapsed; returns their ids. */
-  sweep(now: number): string[] {
+  /** Drops checkers whose lease lapsed; returns their ids. `stalledSince`: as for pilots (PilotDirectory.expire). */
+  sweep(now: number, stalledSince: (t: number) => number = () => 0): string[] {
     const gone: string[] = [];
     for (const [id, c] of this.checkers) {
-      if (now - c.lastHeartbeat <= this.ttlMs) continue;
+      if (now - stalledSince(c.lastHeartbeat) - c.lastHeartbeat <= this.ttlMs) continue;
       this.checkers.delete(id);
       gone.push(id);
     }

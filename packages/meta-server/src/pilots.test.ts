@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { PilotDirectory, stallOf } from './pilots.js';
+import { PilotDirectory, StallLog, stallOf } from './pilots.js';
 
 const reg = (id: string) => ({ id, xdsAddress: `127.0.0.1:${id}`, adminAddress: '', zone: '' });
 const WORKLOADS = Array.from({ length: 300 }, (_, i) => `app-${i}`);
@@ -127,18 +127,72 @@ describe('PilotDirectory', () => {
   });
 
   // A meta server that did not run for a while (CPU starvation, a long GC) does not charge the
-  // stall to the leases: the heartbeats sent meanwhile wait unread in its sockets.
-  it.each([
-    // [last heartbeat, sweep at, stalled ms, expired?]  (TTL 3,000 ms)
-    [0, 2999, 0, false],
-    [0, 3001, 0, true],
-    [0, 6000, 3500, false], // 6 s since the heartbeat, 3.5 s of them stalled: 2.5 s charged
-    [0, 6000, 2999, true], // 3,001 ms charged
-    [0, 60_000, 1000, true], // a pilot that is gone stays gone
-  ])('heartbeat at %d, sweep at %d after a %d ms stall: expired %s', (hb, at, stalled, expired) => {
-    const d = withPilots(['p1']);
+  // stall to the leases: the heartbeats sent meanwhile wait unread in its sockets. Every stall
+  // since the heartbeat counts, not only the latest sweep's (bench/scale: a locate storm made the
+  // meta server stall at sweep after sweep, and the one live pilot lapsed again and again).
+  it.each<[number, [number, number][], number, boolean]>([
+    // [last heartbeat, stalls as [sweep at, stalled ms], sweep at, expired?]  (TTL 3,000 ms)
+    [0, [], 2999, false],
+    [0, [], 3001, true],
+    [0, [[6000, 3500]], 6000, false], // 6 s since the heartbeat, 3.5 s of them stalled: 2.5 s charged
+    [0, [[6000, 2999]], 6000, true], // 3,001 ms charged
+    [0, [[1500, 1000]], 60_000, true], // a pilot that is gone stays gone
+    [1000, [[2500, 1495], [3900, 883], [5600, 1244]], 6000, false], // three stalls (3,622 ms), the last sweep on time: 1,378 ms charged
+    [1000, [[2500, 1495], [3900, 883], [5600, 1244]], 7500, false], // 2,878 ms charged
+    [1000, [[2500, 1495], [3900, 883], [5600, 1244]], 7700, true], // 3,078 ms charged
+    [5000, [[2500, 1495], [3900, 883]], 7000, false], // stalls before the heartbeat are not subtracted
+    [5000, [[2500, 1495], [3900, 883]], 8001, true],
+    [2000, [[2500, 1495]], 5400, false], // a stall that began before the heartbeat counts from it: 500 ms; 2,900 charged
+    [2000, [[2500, 1495]], 5600, true], // 3,100 charged
+  ])('heartbeat at %d, stalls %j, sweep at %d: expired %s', (hb, stalls, at, expired) => {
+    const d = withPilots(['p1', 'p2']);
     d.heartbeat('p1', [], hb);
-    expect(d.expire(at, stalled)).toEqual(expired ? ['p1'] : []);
+    d.heartbeat('p2', [], at); // another pilot is live: p1 alone is judged
+    const log = new StallLog(60_000);
+    for (const [when, ms] of stalls) log.record(when, ms);
+    expect(d.expire(at, (t) => log.since(t))).toEqual(expired ? ['p1'] : []);
+  });
+
+  // bench/scale: under a locate storm after a pilot kill, the one surviving pilot's heartbeats
+  // reached the meta server late and it lapsed five times, every Locate meanwhile answered "no
+  // live pilot". When every lease lapsed at once, none is expired until one pilot is heard from.
+  it.each<[string, Record<string, number>, number, string[], string[]]>([
+    // [case, last heartbeat per pilot, sweep at, expired, kept]  (TTL 3,000 ms)
+    ['one of two lapsed', { p1: 0, p2: 3500 }, 4000, ['p1'], []],
+    ['both lapsed', { p1: 0, p2: 500 }, 4000, [], ['p1', 'p2']],
+    ['the only pilot lapsed', { p1: 0 }, 4000, [], ['p1']],
+    ['none lapsed', { p1: 2000, p2: 2000 }, 4000, [], []],
+  ])('%s: expired %j, kept %j', (_, heartbeats, at, expired, kept) => {
+    const d = withPilots(Object.keys(heartbeats));
+    for (const [id, t] of Object.entries(heartbeats)) d.heartbeat(id, [], t);
+    expect(d.expire(at)).toEqual(expired);
+    expect(d.kept).toEqual(kept);
+  });
+
+  it('keeps every lapsed pilot — and their workloads — until one is heard from; then the rest expire and their workloads move', () => {
+    const d = withPilots(['p1', 'p2']);
+    const before = assignAll(d);
+    expect(d.expire(5000)).toEqual([]);
+    expect(d.kept).toEqual(['p1', 'p2']);
+    expect(assignAll(d)).toEqual(before); // Locate answers as before, nothing moved
+    d.heartbeat('p2', [], 5100);
+    expect(d.expire(5200)).toEqual(['p1']);
+    expect(d.kept).toEqual([]);
+    expect(new Set(assignAll(d).values())).toEqual(new Set(['p2']));
+  });
+
+  it.each<[[number, number][], number, number]>([
+    // [stalls as [sweep at, stalled ms], since, stalled since]
+    [[], 0, 0],
+    [[[1000, 500]], 0, 500],
+    [[[1000, 500]], 1000, 0],
+    [[[1000, 500]], 800, 200], // the stall ran 500–1000: 200 ms of it after 800
+    [[[1000, 500], [2000, 0], [3000, 700]], 0, 1200],
+    [[[1000, 500], [100_000, 100]], 0, 100], // kept for 60 s only
+  ])('StallLog: stalls %j, stalled since %d = %d', (stalls, since, want) => {
+    const log = new StallLog(60_000);
+    for (const [at, ms] of stalls) log.record(at, ms);
+    expect(log.since(since)).toBe(want);
   });
 
   it.each([

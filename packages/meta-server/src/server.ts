@@ -7,7 +7,7 @@ import { Backoff, Counter, ForbiddenError, Gauge, NotFoundError, UnavailableErro
 import type { LeaseCheckers } from './checker-membership.js';
 import type { LeasePilots } from './lease-membership.js';
 import { isSuspect } from './lease-assign.js';
-import { PilotDirectory, stallOf, workloadKey, type Move } from './pilots.js';
+import { PilotDirectory, StallLog, stallOf, workloadKey, type Move } from './pilots.js';
 import { InstanceRegistry, type ServiceKey } from './registry.js';
 import { CheckerDirectory } from './checkers.js';
 
@@ -93,6 +93,8 @@ export class MetaServer {
   private publishing: Promise<void> | undefined;
   private stopped = false;
   private lastSweep: number;
+  /** Stalls not charged to leases: every one since a lease's last heartbeat, not only the latest sweep's. */
+  private readonly stallLog: StallLog;
   private readonly startedAt: number;
   private publishFailingSince: number | undefined;
   private lastPublishError = '';
@@ -104,6 +106,7 @@ export class MetaServer {
   constructor(private readonly opts: MetaServerOptions) {
     this.now = opts.now ?? Date.now;
     this.lastSweep = this.now();
+    this.stallLog = new StallLog(Math.max(60_000, 10 * opts.pilotTtlMs));
     this.startedAt = this.now();
     this.pilots = new PilotDirectory({ ttlMs: opts.pilotTtlMs, ...(opts.vnodes ? { vnodes: opts.vnodes } : {}) });
     this.checkers = new CheckerDirectory(opts.pilotTtlMs);
@@ -221,6 +224,8 @@ export class MetaServer {
     const now = this.now();
     // Time this process did not run is not charged to the leases it keeps (stallOf).
     const stalled = stallOf(this.lastSweep, now, this.tickMs());
+    this.stallLog.record(now, stalled);
+    const stalledSince = (t: number) => this.stallLog.since(t);
     if (stalled > this.tickMs()) {
       this.stalls.inc();
       this.opts.logger.warn('meta server stalled; leases are not charged for the stall', { stalledMs: stalled });
@@ -229,7 +234,7 @@ export class MetaServer {
       const seen = this.opts.checkerLeases.observe();
       for (const id of seen.joined) this.opts.logger.info('health checker live', { checker: id });
       for (const id of seen.left) this.opts.logger.warn('health checker lease lapsed or released; its services move', { checker: id });
-    } else for (const id of this.checkers.sweep(now - stalled)) this.opts.logger.warn('health checker lease lapsed; its services move', { checker: id });
+    } else for (const id of this.checkers.sweep(now, stalledSince)) this.opts.logger.warn('health checker lease lapsed; its services move', { checker: id });
     if (this.opts.leases) {
       const seen = this.opts.leases.observe();
       for (const id of seen.joined) this.opts.logger.info('pilot live', { pilot: id });
@@ -243,7 +248,9 @@ export class MetaServer {
     // Forget sidecars no pilot has reported for ten minutes (they went away, or never connected).
     const connected = new Set(this.pilots.list().flatMap((p) => p.sidecars.map((s) => s.nodeId)));
     for (const [id, s] of this.sidecars) if (!connected.has(id) && now - Date.parse(s.locatedAt) > 600_000) this.sidecars.delete(id);
-    for (const id of this.pilots.expire(now, stalled)) this.opts.logger.warn('pilot lease lapsed; its sidecars move', { pilot: id });
+    const keptBefore = this.pilots.kept.length;
+    for (const id of this.pilots.expire(now, stalledSince)) this.opts.logger.warn('pilot lease lapsed; its sidecars move', { pilot: id });
+    if (this.pilots.kept.length && !keptBefore) this.opts.logger.warn('every pilot lease lapsed at once; keeping them until one is heard from (the meta server is likelier behind than every pilot dead)', { pilots: this.pilots.kept });
     for (const s of this.instances.sweep(this.lastSweep, now)) this.markDirty(s);
     this.lastSweep = now;
   }
