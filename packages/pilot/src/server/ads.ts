@@ -2,7 +2,7 @@
  * The ADS gRPC server: SotW and delta streams over one snapshot cache, with hooks.
  */
 import * as grpc from '@grpc/grpc-js';
-import { meshServerCredentials, uriSan, type MeshServerSecurity } from '@octo-mesh/clients';
+import { MeshGrpcServer, meshServerCredentials, uriSan, type MeshServerSecurity } from '@octo-mesh/clients';
 import { spiffeIdOrError } from '@octo-mesh/contracts';
 import { AggregatedDiscoveryServiceService, DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse } from '@octo-mesh/proto';
 import type { SnapshotCache } from '../xds/cache.js';
@@ -58,7 +58,8 @@ export function nodeNamespaceDenied(uri: string | undefined, metadata: Record<st
 }
 
 export class AdsServer {
-  readonly server: grpc.Server;
+  /** Listens with a deep accept queue (MeshGrpcServer): a re-home storm connects thousands of sidecars at once. */
+  readonly server: MeshGrpcServer;
   readonly admission: StreamAdmission;
   /** Open streams and how to end each one's call. */
   private readonly streams = new Map<AdsStream, () => void>();
@@ -67,7 +68,7 @@ export class AdsServer {
 
   constructor(private readonly opts: AdsServerOptions) {
     this.admission = new StreamAdmission(opts.admission ?? { ratePerSecond: 500, burst: 1000 });
-    this.server = new grpc.Server({
+    this.server = new MeshGrpcServer({
       'grpc.max_concurrent_streams': 1_000_000,
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 10_000,
@@ -90,14 +91,9 @@ export class AdsServer {
   }
 
   /** Binds and serves (plaintext, or mTLS with `security`). Resolves with the port. */
-  listen(port: number, host = '0.0.0.0'): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, meshServerCredentials(this.opts.security), (err, bound) => {
-        if (err) return reject(err);
-        this.boundPort = bound;
-        resolve(bound);
-      });
-    });
+  async listen(port: number, host = '0.0.0.0'): Promise<number> {
+    this.boundPort = await this.server.listen(host, port, meshServerCredentials(this.opts.security));
+    return this.boundPort;
   }
 
   /**
