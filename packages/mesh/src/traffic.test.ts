@@ -60,6 +60,25 @@ describe('LoadGenerator', () => {
     expect([...stats.failureReasons.keys()]).toEqual(['HTTP 503: unlucky']);
   });
 
+  it('records an answer that came in time while the generator itself was stalled past its timeout', async () => {
+    // The stall is a synchronous wait in the server's callback (this process) after its answer is
+    // written: when it ends the request's 15 ms timeout is due and the answer is in the socket.
+    const stalling = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reply('v2')));
+      const until = performance.now() + 60;
+      while (performance.now() < until);
+    });
+    await new Promise<void>((r) => stalling.listen(0, '127.0.0.1', r));
+    try {
+      const stats = new TrafficStats();
+      await new LoadGenerator({ target: `127.0.0.1:${(stalling.address() as { port: number }).port}`, host: 'frontend.demo.svc:8080', rps: 1, stats, timeoutMs: 15 }).one();
+      expect(Object.fromEntries(stats.failureReasons)).toEqual({});
+      expect(stats.totals.get('catalog/v2')).toBe(1);
+    } finally {
+      await new Promise<void>((r) => stalling.close(() => r()));
+    }
+  });
+
   it('counts a refused connection as a failure', async () => {
     const stats = new TrafficStats();
     await new LoadGenerator({ target: '127.0.0.1:1', host: 'x', rps: 1, stats }).one();
