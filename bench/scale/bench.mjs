@@ -23,6 +23,11 @@
 // Usage: node_modules/.bin/node bench/scale/bench.mjs [--sidecars 10000] [--children 4]
 //          [--services 50] [--deps 3] [--repeat 3] [--churn-rate 500] [--churn-seconds 60]
 //          [--connect-rate 300] [--meta-args '…'] [--pilot-args '…'] [--only pilot|gcp] [--json out.json]
+//          [--phases propagation,churn,failure] (which run after the connect; e.g. --phases failure)
+//          [--log-dir DIR --log-level info] (keep our control plane's logs)
+// The pilot kill also prints its steps per sidecar (stream lost → locate answered → first
+// response → synced), a timeline every second (where the victims are, the survivor's admission
+// queue, the meta server's Locate counts) and the machine's TcpExt ListenOverflows meanwhile.
 // Builds packages/mock-sidecar (and what it starts) and the Go server (cached under
 // ~/.cache/octo-mesh/xds-reference-<hash of its sources>). Loopback only; every wait is bounded.
 import { execFileSync, fork, spawn } from 'node:child_process';
@@ -48,6 +53,11 @@ const REPEAT = Number(arg('repeat', '3'));
 const CHURN_RATE = Number(arg('churn-rate', '500'));
 const CHURN_SECONDS = Number(arg('churn-seconds', '60'));
 const ONLY = arg('only', undefined);
+/** Which phases run after the connect (e.g. --phases failure to iterate on the pilot kill). */
+const PHASES = new Set(arg('phases', 'propagation,churn,failure').split(','));
+/** Keep our control plane's logs in this directory (default: a temp dir removed at the end), at --log-level. */
+const LOG_DIR = arg('log-dir', undefined);
+const LOG_LEVEL = arg('log-level', 'warn');
 const JSON_OUT = arg('json', undefined);
 /**
  * Sidecars started per second (all children together). 300: at 1,000/s on the shared 2-core
@@ -138,7 +148,7 @@ const policySpec = (g) => ({
 class PilotTarget {
   name = 'pilot';
   async start() {
-    this.cp = new EmbeddedControlPlane({ root, pilots: 2, extraArgs: EXTRA });
+    this.cp = new EmbeddedControlPlane({ root, pilots: 2, extraArgs: EXTRA, logLevel: LOG_LEVEL, ...(LOG_DIR ? { workDir: LOG_DIR } : {}) });
     await this.cp.start();
     this.dispatcher = new DispatcherConnection(this.cp.dispatcherAddress);
     for (const [i, name] of SERVICE_NAMES.entries()) {
@@ -312,6 +322,53 @@ async function withCpu(procs, body) {
   return { ...result, cpu: cpuSince(before, procs, performance.now() - t0) };
 }
 
+/**
+ * The kernel's count of connections dropped because a listener's accept queue was full
+ * (TcpExt ListenOverflows, machine-wide: other processes' listeners count too).
+ */
+function listenOverflows() {
+  const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n').filter((l) => l.startsWith('TcpExt:'));
+  const [names, values] = lines.map((l) => l.split(/\s+/));
+  const i = names?.indexOf('ListenOverflows') ?? -1;
+  return i > 0 ? Number(values[i]) : NaN;
+}
+
+/**
+ * Every second from the kill until stopped: where the victims are (locating, in backoff, waiting
+ * for their first response — the pilot's admission queue — receiving, synced elsewhere), with the
+ * surviving pilot's admission queue and the meta server's locate counts, as the failure's timeline.
+ */
+function sampleTimeline(target, fleet, victim, at) {
+  const rows = [];
+  let stopped = false;
+  const metric = async (addr, name) => {
+    const text = await (await fetch(`http://${addr}/metrics`, { signal: AbortSignal.timeout(900) })).text();
+    const out = {};
+    for (const line of text.split('\n')) if (line.startsWith(name)) out[line.slice(name.length, line.lastIndexOf(' ')) || '_'] = Number(line.slice(line.lastIndexOf(' ') + 1));
+    return out;
+  };
+  const survivors = target.cp.children.filter((c) => c.role === 'pilot' && c.name !== victim);
+  const loop = (async () => {
+    while (!stopped) {
+      const started = now();
+      const { id: _, ...where } = await fleet.sum({ cmd: 'timeline', pilotId: victim });
+      const row = { t: started - at, ...where };
+      // "n/a": the process did not answer /metrics within 900 ms (itself a finding).
+      for (const c of survivors) row[`${c.name} queued`] = await metric(new URL(c.readyUrl).host, 'pilot_xds_queued_streams').then((m) => Object.values(m).reduce((a, b) => a + b, 0), () => 'n/a');
+      row['meta locates'] = await metric(target.cp.metaAdminAddress, 'octo_meta_locate_total').then((m) => Object.entries(m).map(([k, v]) => `${k.replace(/[{}"]|result=/g, '')}=${v}`).join(' '), () => 'n/a');
+      rows.push(row);
+      await sleep(Math.max(0, 1000 - (now() - started)));
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      return rows;
+    },
+  };
+}
+
 // ---- the phases --------------------------------------------------------------------------------
 
 async function measure(target) {
@@ -356,7 +413,7 @@ async function measure(target) {
     };
     out.eds = [];
     out.full = [];
-    for (let g = 1; g <= REPEAT; g++) {
+    for (let g = 1; g <= REPEAT && PHASES.has('propagation'); g++) {
       out.eds.push(await push('EDS-only push', ['eds'], () => target.setEndpoints('common', endpoints(0, 10 + g))));
       log(`${target.name}: EDS #${g}: p50 ${f0(out.eds.at(-1).p50)} p99 ${f0(out.eds.at(-1).p99)} max ${f0(out.eds.at(-1).max)} ms over ${out.eds.at(-1).n}`);
       out.full.push(await push('full push', ['cds', 'rds'], () => target.applyPolicy(g)));
@@ -367,7 +424,7 @@ async function measure(target) {
     // (at most 64 applies in flight; one that cannot start on time is counted late).
     await fleet.all({ cmd: 'trim' });
     await sleep(500);
-    out.churn = await withCpu(procs(), async () => {
+    if (PHASES.has('churn')) out.churn = await withCpu(procs(), async () => {
       const total = CHURN_RATE * CHURN_SECONDS;
       const gap = 1000 / CHURN_RATE;
       const from = now();
@@ -426,20 +483,28 @@ async function measure(target) {
         settleMs: settledAt - to,
       };
     });
-    log(`${target.name}: churn ${f0(out.churn.rate)}/s → ${out.churn.pushesPerSidecarPerSecond.toFixed(2)} EDS/sidecar/s, settle ${f0(out.churn.settleMs)} ms`);
+    if (out.churn) log(`${target.name}: churn ${f0(out.churn.rate)}/s → ${out.churn.pushesPerSidecarPerSecond.toFixed(2)} EDS/sidecar/s, settle ${f0(out.churn.settleMs)} ms`);
 
     // Failure: kill the busiest pilot (reference: the same number reconnect at once).
     await fleet.all({ cmd: 'trim' });
     await sleep(1000);
-    if (target instanceof PilotTarget) {
+    if (!PHASES.has('failure')) {
+      // skipped
+    } else if (target instanceof PilotTarget) {
       const { byPilot } = await fleet.sum({ cmd: 'synced' });
       const [victim] = Object.entries(byPilot).sort((a, b) => b[1] - a[1])[0];
       const { victims } = await fleet.sum({ cmd: 'victims', pilotId: victim });
       out.failure = await withCpu(procs(), async () => {
         const at = now();
+        const overflowsBefore = listenOverflows();
         await target.cp.kill(victim, 'SIGKILL');
+        const timeline = sampleTimeline(target, fleet, victim, at);
         const res = await fleet.until(`${victims} sidecars of ${victim} re-homed`, { cmd: 'rehomed', pilotId: victim, at }, 120_000, 100, true);
-        return { what: `SIGKILL ${victim}`, victims, done: res.done, timedOut: !!res.timedOut, allMs: Math.max(...res.sinceKill), p50: pct(res.sinceKill, 50), p99: pct(res.sinceKill, 99), worstResponse: Math.max(...res.response), responseP99: pct(res.response, 99) };
+        const steps = { locate: res.locateMs, firstResponse: res.firstResponseMs, sync: res.syncMs, locateFailures: res.locateFailures, streamsLost: res.streamsLost };
+        return {
+          listenOverflows: listenOverflows() - overflowsBefore,
+          timeline: await timeline.stop(),
+          steps: Object.fromEntries(Object.entries(steps).map(([k, xs]) => [k, { p50: pct(xs, 50), p99: pct(xs, 99), max: Math.max(...xs) }])), what: `SIGKILL ${victim}`, victims, done: res.done, timedOut: !!res.timedOut, allMs: Math.max(...res.sinceKill), p50: pct(res.sinceKill, 50), p99: pct(res.sinceKill, 99), worstResponse: Math.max(...res.response), responseP99: pct(res.response, 99) };
       });
     } else {
       const count = Math.round(N / 2);
@@ -450,7 +515,7 @@ async function measure(target) {
         return { what: `${count} sidecars reconnect at once`, victims: res.total, done: res.done, timedOut: !!res.timedOut, allMs: Math.max(...res.latencies), p50: pct(res.latencies, 50), p99: pct(res.latencies, 99), worstResponse: Math.max(...res.latencies), responseP99: pct(res.latencies, 99) };
       });
     }
-    log(`${target.name}: ${out.failure.what}: ${out.failure.victims} synced again within ${f0(out.failure.allMs)} ms, worst response ${f0(out.failure.worstResponse)} ms`);
+    if (out.failure) log(`${target.name}: ${out.failure.what}: ${out.failure.victims} synced again within ${f0(out.failure.allMs)} ms, worst response ${f0(out.failure.worstResponse)} ms`);
     const sim = await fleet.sum({ cmd: 'usage' });
     out.simulator = { rss: sim.rss, cpuMs: sim.cpuMs };
   } catch (err) {
@@ -527,6 +592,8 @@ for (const [name, r] of [['pilot', P], ['gcp', G]]) {
   say(`    full push: ${pf && r === P ? cpuLine(pf.cpu) : gf && r === G ? cpuLine(gf.cpu) : '-'}`);
   say(`    churn: ${r.churn ? cpuLine(r.churn.cpu) : '-'}; ${r.churn ? `late starts ${r.churn.late}, failed ${r.churn.failed}, apply p99 ${f0(r.churn.applyP99)} ms, max pushes in one window ${r.churn.maxInWindow}` : ''}`);
   say(`    failure: ${r.failure ? cpuLine(r.failure.cpu) : '-'}`);
+  if (r.failure?.steps) say(`    failure steps (p50 / p99 / max): ${Object.entries(r.failure.steps).map(([k, v]) => `${k} ${f0(v.p50)} / ${f0(v.p99)} / ${f0(v.max)}`).join('; ')} (ms, failures and streams lost are counts); listen overflows (machine-wide) ${r.failure.listenOverflows}`);
+  for (const row of r.failure?.timeline ?? []) say(`      t+${(row.t / 1000).toFixed(1).padStart(5)} s: ${Object.entries(row).filter(([k]) => k !== 't').map(([k, v]) => `${k} ${v}`).join(', ')}`);
   say(`    memory: ${r.memory?.perProcess.map((p) => `${p.name} ${f0(p.rss / 2 ** 20)} MB`).join(', ') ?? '-'}; simulator RSS ${f0((r.simulator?.rss ?? NaN) / 2 ** 20)} MB`);
 }
 console.log(lines.join('\n'));

@@ -57,7 +57,20 @@ const handlers = {
   },
   victims({ pilotId }) {
     victims = sidecars.filter((s) => s.connected && s.pilotId === pilotId);
+    for (const s of victims) s.before = { locateFailures: s.locateFailures, streamsLost: s.streamsLost };
     return { victims: victims.length };
+  },
+  /** Where the victims are right now (a re-home timeline): per state, and synced on another pilot. */
+  timeline({ pilotId }) {
+    const out = { locating: 0, backoff: 0, waiting: 0, receiving: 0, synced: 0, stillOnVictim: 0, locateFailures: 0 };
+    for (const s of victims) {
+      out.locateFailures += s.locateFailures - s.before.locateFailures;
+      if (s.synced && s.pilotId !== pilotId) out.synced++;
+      else if (s.synced) out.stillOnVictim++;
+      else if (s.state === 'streaming') out[s.firstResponseAt === undefined ? 'waiting' : 'receiving']++;
+      else out[s.state === 'backoff' ? 'backoff' : 'locating']++;
+    }
+    return out;
   },
   rehomed({ pilotId, at, final }) {
     const home = (s) => s.synced && s.pilotId !== pilotId && abs(s.syncedAt) > at;
@@ -68,6 +81,13 @@ const handlers = {
       // From the moment this sidecar saw its stream end to synced on the new pilot: locate +
       // connect + the whole initial configuration — the control plane's response to it.
       out.response = done.map((s) => s.syncedAt - s.lostAt);
+      // The response in steps (of the last attempt): stream lost → locate answered → first
+      // response on the new stream (admission, connect) → synced; and what went wrong on the way.
+      out.locateMs = done.map((s) => s.locatedAt - s.lostAt);
+      out.firstResponseMs = done.map((s) => s.firstResponseAt - s.locatedAt);
+      out.syncMs = done.map((s) => s.syncedAt - s.firstResponseAt);
+      out.locateFailures = done.map((s) => s.locateFailures - s.before.locateFailures);
+      out.streamsLost = done.map((s) => s.streamsLost - s.before.streamsLost);
       out.errors = [...new Set(victims.filter((s) => !home(s)).map((s) => s.lastError))].slice(0, 3);
     }
     return out;

@@ -19,6 +19,14 @@ const SOTW = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggre
 const DELTA = '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources';
 const CHANNEL_OPTIONS = { 'grpc.use_local_subchannel_pool': 1, 'grpc.max_receive_message_length': 64 << 20, 'grpc.enable_retries': 0 };
 
+/**
+ * How long one locate keeps trying (its attempts allowed 2, 4, 8 s, with backoff between) before
+ * the sidecar records the error and starts over. 5 s before: under the re-home storm at 10,000
+ * sidecars (bench/scale) 3,700 locates gave up at 5 s, each starting over on a new channel while
+ * the meta server was still answering the queue of earlier ones.
+ */
+const LOCATE_TIMEOUT_MS = 30_000;
+
 export const TYPE_OF: Record<XdsType, string> = {
   cds: TYPE_URL.cluster,
   eds: TYPE_URL.endpoint,
@@ -71,6 +79,16 @@ export class MockSidecar {
   bytes = 0;
   nacks = 0;
   lastError = '';
+  /** Where the sidecar is on its way to a synced stream, and when each step ended (performance.now()), for a re-home timeline. */
+  state: 'idle' | 'locating' | 'backoff' | 'streaming' = 'idle';
+  /** When the last locate answered. */
+  locatedAt: number | undefined;
+  /** Locate calls that failed (each after its own retries inside locatePilot). */
+  locateFailures = 0;
+  /** Streams that ended (any reason) before or after syncing. */
+  streamsLost = 0;
+  /** When the current stream's first response arrived. */
+  firstResponseAt: number | undefined;
   private readonly nackPending = new Map<string, string>();
   private readonly last = new Map<string, { version: string; nonce: string }>();
   private client: grpc.Client | undefined;
@@ -156,16 +174,21 @@ export class MockSidecar {
   private async connect(unreachablePilotId?: string): Promise<void> {
     if (this.closed) return;
     let target: { pilotId: string; xdsAddress: string };
+    this.state = 'locating';
     try {
       target =
         'metaAddress' in this.discovery
-          ? await locatePilot({ metaAddress: this.discovery.metaAddress, nodeId: this.spec.id, namespace: this.spec.namespace, workload: this.spec.workload, unreachablePilotId, timeoutMs: 5000 })
+          ? await locatePilot({ metaAddress: this.discovery.metaAddress, nodeId: this.spec.id, namespace: this.spec.namespace, workload: this.spec.workload, unreachablePilotId, timeoutMs: LOCATE_TIMEOUT_MS })
           : { pilotId: this.discovery.pilotId ?? this.discovery.xdsAddress, xdsAddress: this.discovery.xdsAddress };
     } catch (err) {
+      this.locateFailures++;
       this.lastError = `locate: ${(err as Error).message}`;
       this.retry(unreachablePilotId);
       return;
     }
+    this.locatedAt = performance.now();
+    this.state = 'streaming';
+    this.firstResponseAt = undefined;
     if (this.closed) return;
     this.teardown();
     this.pilotId = target.pilotId;
@@ -195,6 +218,7 @@ export class MockSidecar {
       if (this.call !== call || this.closed) return;
       this.call = undefined;
       this.connected = false;
+      this.streamsLost++;
       this.lostAt = performance.now();
       this.lastError = `stream ended: ${grpc.status[code] ?? code} ${details}`;
       // OK: the pilot moved us (shed) — locate again at once; otherwise it is gone: say so.
@@ -208,6 +232,7 @@ export class MockSidecar {
 
   private retry(unreachablePilotId: string | undefined): void {
     if (this.closed) return;
+    this.state = 'backoff';
     clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.connect(unreachablePilotId), this.backoff.next());
   }
@@ -246,6 +271,7 @@ export class MockSidecar {
     const type = SHORT[res.typeUrl];
     const now = performance.now();
     this.bytes += res.bytes;
+    this.firstResponseAt ??= now;
     if (type) this.received.push({ at: now, type, stream });
     const nack = this.nackPending.get(res.typeUrl);
     if (nack !== undefined) {
