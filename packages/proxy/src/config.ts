@@ -118,6 +118,12 @@ export const ProxyConfigSchema = z.object({
   logLevel: z.enum(LOG_LEVELS).default('info'),
   /** `idle`: V8's helper threads (compiler jobs, parallel GC) at SCHED_IDLE so they never preempt the event loop (see helper-threads.ts); `normal`: left as they are. */
   v8Helpers: z.enum(['idle', 'normal']).default('idle'),
+  /**
+   * One memory-reducing full GC once the proxy is ready and its event loop has been idle (< 2 %
+   * busy) this long, then again only after the heap grew 8 MB past what it left, at most once a
+   * minute (idle-gc.ts): returns what a config load, the warm-up or a burst grew. 0: off.
+   */
+  idleGcMs: z.coerce.number().int().min(0).max(3_600_000).default(5000),
   staticResources: z
     .object({
       listeners: z.array(z.unknown()).optional(),

@@ -7,6 +7,7 @@ import { ProxyConfigSchema, type ProxyConfig } from './config.js';
 import type { AccessLogEntry } from './data/http-proxy.js';
 import type { DrainMode, HandOff, SocketSpec } from './data/listeners.js';
 import { idleV8Helpers } from './helper-threads.js';
+import { IdleGc } from './idle-gc.js';
 import { PROXY_VERSION, Proxy } from './proxy.js';
 
 function sockets(cfg: ProxyConfig): { name: string; spec: SocketSpec }[] {
@@ -100,9 +101,13 @@ async function main(): Promise<void> {
     ...(cfg.socketsFrom === 'parent' ? { warmUp: { requests: cfg.warmUpRequests, budgetMs: cfg.warmUpBudgetMs } } : {}),
     logger,
   });
+  const idleGc = cfg.idleGcMs > 0 ? new IdleGc({ idleMs: cfg.idleGcMs, ready: () => proxy.ready() === true, logger, registry: proxy.registry }) : undefined;
   let drain: { mode: DrainMode; timeoutMs: number; spreadMs: number; handOff?: HandOff } = { mode: 'shutdown', timeoutMs: cfg.drainTimeoutMs, spreadMs: 0 };
   const shutdown = new GracefulShutdown({ logger, timeoutMs: cfg.drainTimeoutMs + 5000 })
-    .add('proxy', () => proxy.stop(drain.timeoutMs, drain.mode, drain.spreadMs, drain.handOff))
+    .add('proxy', () => {
+      idleGc?.stop();
+      return proxy.stop(drain.timeoutMs, drain.mode, drain.spreadMs, drain.handOff);
+    })
     .install();
   if (process.send) {
     // The LEGO agent's side of a swap: `{type: 'octo.drain', timeoutMs?, spreadMs?, connections?}` drains
