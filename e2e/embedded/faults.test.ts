@@ -11,8 +11,11 @@
 // alone, 1–282 in the 20 s after both pilots' kill -9, 22–481 after a 1.4 CPU-second spike with
 // nothing killed (the extra CPU the two pilots take to start). The restarted
 // pilots send the sidecars nothing (versions are content hashes: every sidecar resumes with what it
-// has) and no sidecar applies an update. Figures: docs/benchmarks.md, "Embedded mesh: both pilots
-// killed under CPU load"; bench/embedded/pilot-return-under-load.mjs.
+// has) and no sidecar applies an update. Since then a proxy's deadlines fire after its next I/O
+// poll (an answer that came during a stall wins over its per-try timeout); a later run on a quieter
+// machine had 0 failed after the kill and 72 with the burners alone — still not 0. Figures:
+// docs/benchmarks.md, "Embedded mesh: both pilots killed under CPU load";
+// bench/embedded/pilot-return-under-load.mjs.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
