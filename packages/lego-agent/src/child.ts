@@ -26,6 +26,15 @@ export type ChildMessage =
   | { type: 'octo.connection'; listener: string }
   | { type: 'octo.upgrade-target'; target: unknown };
 
+/**
+ * Environment every proxy child gets unless the agent's own environment (or `env`) says otherwise.
+ * `MALLOC_ARENA_MAX=2`: glibc gives each thread that allocates its own malloc arena (up to 8 per
+ * core), and V8's compiler and GC helper threads allocate in bursts — the warm-up before a swap
+ * compiles the whole data path — then keep the freed memory in their arenas for the process's
+ * life. Two arenas: ~3–9 MB less RSS per proxy (docs/footprint.md, round 5).
+ */
+export const PROXY_CHILD_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
+
 export interface ProxyChildOptions {
   /** The script forked (a package's entry or the local proxy). */
   entry: string;
@@ -65,7 +74,7 @@ export class ProxyChild extends EventEmitter {
       execPath: process.execPath,
       execArgv: opts.execArgv ?? [],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      env: opts.env ?? process.env,
+      env: { ...PROXY_CHILD_ENV, ...(opts.env ?? process.env) },
       serialization: 'json',
     });
     this.exit = new Promise((resolve) => {
