@@ -191,7 +191,7 @@ export class Proxy {
     if (this.opts.xds) {
       // Loaded only with a control plane: the xDS client brings @grpc/grpc-js and the gRPC
       // service definitions (~17 MB RSS, ~90 ms), which a static-config proxy never uses.
-      const [{ AdsClient }, { DependencyLearner }, { locatePilot }, { SidecarStatusReporter }] = await Promise.all([
+      const [{ AdsClient }, { DependencyLearner }, { pilotLocator }, { SidecarStatusReporter }] = await Promise.all([
         import('./xds/ads-client.js'),
         import('./xds/dependency-learner.js'),
         import('./xds/locate.js'),
@@ -225,8 +225,7 @@ export class Proxy {
         ...(tls ? { tls } : {}),
         ...(metaAddress
           ? {
-              locate: (lost?: string) =>
-                locatePilot({ metaAddress, ...(tls ? { tls } : {}), nodeId: this.opts.node.id, namespace: String(md['namespace'] ?? 'default'), workload: String(md['workload'] ?? '') }, lost),
+              locate: pilotLocator({ metaAddress, ...(tls ? { tls } : {}), nodeId: this.opts.node.id, namespace: String(md['namespace'] ?? 'default'), workload: String(md['workload'] ?? '') }),
             }
           : {}),
         mode: this.opts.xds.mode,

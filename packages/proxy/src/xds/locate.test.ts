@@ -5,6 +5,7 @@ import { XdsServerFixture } from '../test-support/xds-server.js';
 import { cla, edsCluster, httpListener, pack, routeConfig } from '../test-support/resources.js';
 import { httpUpstream, request } from '../test-support/upstreams.js';
 import { startProxy } from '../test-support/proxy.js';
+import { locateAttemptMs, pilotLocator, type PilotLocation } from './locate.js';
 
 // The proxy asks a meta server (a Locate-only fixture here, not the real one) which pilot serves
 // it, and asks again — naming the pilot it lost — when that pilot becomes unreachable.
@@ -72,5 +73,50 @@ describe('pilot discovery through the meta server', () => {
     expect(await served()).toBe('from-pilot-a');
     await until(async () => (await served()) === 'from-pilot-b');
     expect(asked.some((r) => r.unreachablePilotId === 'pilot-a')).toBe(true);
+  }, 20_000);
+});
+
+describe('locate deadlines', () => {
+  it.each([
+    [0, 3000],
+    [1, 6000],
+    [2, 12_000],
+    [7, 12_000],
+    [-1, 3000],
+  ])('after %i failures in a row an attempt may take %i ms', (failures, ms) => {
+    expect(locateAttemptMs(failures)).toBe(ms);
+  });
+
+  it('gives a slow meta server longer on each attempt, and starts over after a success', async () => {
+    // The meta server answers every Locate 300 ms late: a fixed 100 ms deadline would never get an answer.
+    const deadlines: number[] = [];
+    const meta = new Server();
+    meta.addService(MetaServerService, {
+      locate: (call: ServerUnaryCall<LocateRequest, LocateResponse>, cb: sendUnaryData<LocateResponse>) => {
+        deadlines.push(Number(call.getDeadline()) - Date.now());
+        setTimeout(() => cb(null, { pilotId: 'pilot-a', xdsAddress: '127.0.0.1:1' }), 300);
+      },
+      registerPilot: (_c: unknown, cb: sendUnaryData<never>) => cb({ code: status.UNIMPLEMENTED }),
+      pilotHeartbeat: (_c: unknown, cb: sendUnaryData<never>) => cb({ code: status.UNIMPLEMENTED }),
+      deregisterPilot: (_c: unknown, cb: sendUnaryData<never>) => cb({ code: status.UNIMPLEMENTED }),
+    });
+    const port = await new Promise<number>((res, rej) => meta.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+    cleanup.push(async () => void meta.forceShutdown());
+    const locate = pilotLocator({ metaAddress: `127.0.0.1:${port}`, nodeId: 'web-0.shop', namespace: 'shop', workload: 'web', firstAttemptMs: 100 });
+    const errors: string[] = [];
+    let found: PilotLocation | undefined;
+    while (!found && errors.length < 6)
+      found = await locate().catch((err: Error) => void errors.push(err.message));
+    expect(found).toEqual({ pilotId: 'pilot-a', xdsAddress: '127.0.0.1:1' });
+    expect(errors.length).toBeGreaterThanOrEqual(1);
+    expect(errors[0]).toMatch(/DEADLINE_EXCEEDED|Deadline exceeded/i);
+    // The attempt after a failure was given more time (100, 200, then 400 ms at most; the server
+    // reads the deadline a little later than it was set).
+    expect(deadlines[1]!).toBeGreaterThan(deadlines[0]!);
+    expect(Math.max(...deadlines)).toBeLessThanOrEqual(400);
+    // A success starts over at the first deadline.
+    deadlines.length = 0;
+    await locate().catch(() => undefined);
+    expect(deadlines[0]!).toBeLessThanOrEqual(100);
   }, 20_000);
 });

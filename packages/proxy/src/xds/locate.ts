@@ -39,6 +39,35 @@ export function locatePilot(opts: LocateOptions, unreachablePilotId?: string): P
   }).finally(() => client.close());
 }
 
+/**
+ * How long one Locate may take after `failures` failed in a row: 3 s, then 6 s, then 12 s at most.
+ * A meta server answering a re-home storm (a pilot's thousands of sidecars locating at once) is
+ * busy, not gone: a fixed deadline cancels calls it was about to answer, wastes that work and
+ * queues the retry behind the rest (bench/scale measured 17,899 failed locates in the 50 s after
+ * a pilot kill with fixed 2 s attempts; the control plane's own client escalates the same way).
+ */
+export function locateAttemptMs(failures: number, firstMs = 3000): number {
+  return firstMs * 2 ** Math.min(Math.max(0, failures), 2);
+}
+
+/**
+ * The proxy's `locate`: {@link locatePilot} with each attempt's deadline escalating while attempts
+ * fail in a row ({@link locateAttemptMs}); a success starts over at the first deadline.
+ */
+export function pilotLocator(opts: Omit<LocateOptions, 'timeoutMs'> & { firstAttemptMs?: number }): (unreachablePilotId?: string) => Promise<PilotLocation> {
+  let failures = 0;
+  return async (unreachablePilotId) => {
+    try {
+      const loc = await locatePilot({ ...opts, timeoutMs: locateAttemptMs(failures, opts.firstAttemptMs) }, unreachablePilotId);
+      failures = 0;
+      return loc;
+    } catch (err) {
+      failures++;
+      throw err;
+    }
+  };
+}
+
 /** Whether a stream failure means the pilot could not be reached (vs. it closed the stream). */
 export function isUnreachable(err: Partial<ServiceError>): boolean {
   return err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED;
