@@ -13,7 +13,7 @@ import { locatePilot } from '@octo-mesh/clients';
 import { DeltaDiscoveryRequest, DiscoveryRequest, Node, TYPE_URL } from '@octo-mesh/proto';
 import { Backoff } from '@octo-mesh/runtime';
 import type { XdsType } from './scenario.js';
-import { parseDeltaResponse, parseSotwResponse, type WireResponse } from './xds-wire.js';
+import { encodeDeltaAck, encodeSotwAck, parseDeltaResponse, parseSotwResponse, type WireResponse } from './xds-wire.js';
 
 const SOTW = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 const DELTA = '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources';
@@ -60,7 +60,9 @@ export interface Received {
   stream: number;
 }
 
-type Stream = grpc.ClientDuplexStream<DiscoveryRequest | DeltaDiscoveryRequest, WireResponse>;
+/** What is written: a message for the generated codec, or a request encoded already (xds-wire.ts's ACKs). */
+type Outgoing = DiscoveryRequest | DeltaDiscoveryRequest | Buffer;
+type Stream = grpc.ClientDuplexStream<Outgoing, WireResponse>;
 
 export class MockSidecar {
   readonly node: Node;
@@ -204,7 +206,8 @@ export class MockSidecar {
     this.client = new grpc.Client(target.xdsAddress, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
     const call = this.client.makeBidiStreamRequest(
       delta ? DELTA : SOTW,
-      (r: DiscoveryRequest | DeltaDiscoveryRequest) => Buffer.from(delta ? DeltaDiscoveryRequest.encode(r as DeltaDiscoveryRequest).finish() : DiscoveryRequest.encode(r as DiscoveryRequest).finish()),
+      (r: Outgoing) =>
+        Buffer.isBuffer(r) ? r : Buffer.from(delta ? DeltaDiscoveryRequest.encode(r as DeltaDiscoveryRequest).finish() : DiscoveryRequest.encode(r as DiscoveryRequest).finish()),
       delta ? parseDeltaResponse : parseSotwResponse,
     ) as Stream;
     this.call = call;
@@ -242,14 +245,18 @@ export class MockSidecar {
     const first = !this.seen.has(`asked:${typeUrl}`);
     this.seen.add(`asked:${typeUrl}`);
     if (this.spec.protocol === 'delta') {
-      this.write(DeltaDiscoveryRequest.fromPartial({ node: first ? this.node : undefined, typeUrl, resourceNamesSubscribe: names }));
+      if (first) this.write(DeltaDiscoveryRequest.fromPartial({ node: this.node, typeUrl, resourceNamesSubscribe: names }));
+      else this.write(encodeDeltaAck({ typeUrl, responseNonce: '', resourceNamesSubscribe: names, resourceNamesUnsubscribe: [] }));
     } else {
       const last = this.last.get(typeUrl);
-      this.write(DiscoveryRequest.fromPartial({ node: first ? this.node : undefined, typeUrl, resourceNames: names, versionInfo: last?.version ?? '', responseNonce: last?.nonce ?? '' }));
+      const versionInfo = last?.version ?? '';
+      const responseNonce = last?.nonce ?? '';
+      if (first) this.write(DiscoveryRequest.fromPartial({ node: this.node, typeUrl, resourceNames: names, versionInfo, responseNonce }));
+      else this.write(encodeSotwAck({ typeUrl, resourceNames: names, versionInfo, responseNonce }));
     }
   }
 
-  private write(r: DiscoveryRequest | DeltaDiscoveryRequest): void {
+  private write(r: Outgoing): void {
     this.call?.write(r);
   }
 
@@ -287,25 +294,19 @@ export class MockSidecar {
       for (const n of res.removed) held.delete(n);
       this.held.set(type, held);
     }
-    if (delta) this.write(DeltaDiscoveryRequest.fromPartial({ typeUrl: res.typeUrl, responseNonce: res.nonce }));
+    if (delta) this.write(encodeDeltaAck({ typeUrl: res.typeUrl, responseNonce: res.nonce, resourceNamesSubscribe: [], resourceNamesUnsubscribe: [] }));
     this.last.set(res.typeUrl, { version: res.versionInfo, nonce: res.nonce });
     this.seen.add(res.typeUrl);
     if (res.typeUrl === TYPE_URL.cluster) {
       // EDS for every cluster of type EDS: all but the static inbound one.
       const names = [...(this.held.get('cds') ?? [])].filter((n) => !n.startsWith('inbound|')).sort();
-      if (!delta) this.write(DiscoveryRequest.fromPartial({ typeUrl: res.typeUrl, versionInfo: res.versionInfo, responseNonce: res.nonce }));
+      if (!delta) this.write(encodeSotwAck({ typeUrl: res.typeUrl, versionInfo: res.versionInfo, responseNonce: res.nonce, resourceNames: [] }));
       if (names.join() !== this.eds.join()) {
         if (delta) {
           const had = new Set(this.eds);
           const now = new Set(names);
-          this.write(
-            DeltaDiscoveryRequest.fromPartial({
-              node: this.seen.has(`asked:${TYPE_URL.endpoint}`) ? undefined : this.node,
-              typeUrl: TYPE_URL.endpoint,
-              resourceNamesSubscribe: names.filter((n) => !had.has(n)),
-              resourceNamesUnsubscribe: this.eds.filter((n) => !now.has(n)),
-            }),
-          );
+          const change = { typeUrl: TYPE_URL.endpoint, responseNonce: '', resourceNamesSubscribe: names.filter((n) => !had.has(n)), resourceNamesUnsubscribe: this.eds.filter((n) => !now.has(n)) };
+          this.write(this.seen.has(`asked:${TYPE_URL.endpoint}`) ? encodeDeltaAck(change) : DeltaDiscoveryRequest.fromPartial({ ...change, node: this.node }));
           this.seen.add(`asked:${TYPE_URL.endpoint}`);
           this.eds = names;
         } else {
@@ -314,13 +315,13 @@ export class MockSidecar {
         }
       }
     } else if (res.typeUrl === TYPE_URL.listener) {
-      if (!delta) this.write(DiscoveryRequest.fromPartial({ typeUrl: res.typeUrl, versionInfo: res.versionInfo, responseNonce: res.nonce }));
+      if (!delta) this.write(encodeSotwAck({ typeUrl: res.typeUrl, versionInfo: res.versionInfo, responseNonce: res.nonce, resourceNames: [] }));
       if (!this.rdsAsked) {
         this.rdsAsked = true;
         this.request(TYPE_URL.route, ['outbound']);
       }
     } else if (!delta) {
-      this.write(DiscoveryRequest.fromPartial({ typeUrl: res.typeUrl, versionInfo: res.versionInfo, responseNonce: res.nonce, resourceNames: this.namesOf(res.typeUrl) }));
+      this.write(encodeSotwAck({ typeUrl: res.typeUrl, versionInfo: res.versionInfo, responseNonce: res.nonce, resourceNames: this.namesOf(res.typeUrl) }));
     }
     if (this.syncedAt === undefined && stream === this.stream) {
       const edsDone = this.seen.has(TYPE_URL.endpoint) || (this.seen.has(TYPE_URL.cluster) && this.eds.length === 0);

@@ -116,3 +116,76 @@ export function parseDeltaResponse(b: Uint8Array): WireResponse {
   });
   return out;
 }
+
+/**
+ * The requests a sidecar sends most — ACKs and subscription changes, with no node and no error —
+ * encoded by hand (`encodeSotwAck`, `encodeDeltaAck`): at 10,000 sidecars every push is answered 10,000 times, and building a message
+ * object and running the generated codec for each was simulator CPU taken from the control plane
+ * on the same cores. Requests that carry a node or an error_detail (one per type per stream, and
+ * NACKs) still go through the generated codec.
+ */
+export interface SotwAck {
+  versionInfo: string;
+  typeUrl: string;
+  responseNonce: string;
+  resourceNames: readonly string[];
+}
+
+/** DeltaDiscoveryRequest fields a delta ACK or subscription change carries. */
+export interface DeltaAck {
+  typeUrl: string;
+  responseNonce: string;
+  resourceNamesSubscribe: readonly string[];
+  resourceNamesUnsubscribe: readonly string[];
+}
+
+function varintLength(n: number): number {
+  let len = 1;
+  while (n > 0x7f) {
+    n = Math.floor(n / 128);
+    len++;
+  }
+  return len;
+}
+
+function writeVarint(b: Buffer, i: number, n: number): number {
+  while (n > 0x7f) {
+    b[i++] = (n & 0x7f) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  b[i++] = n;
+  return i;
+}
+
+/**
+ * Length-delimited string fields, in order, as one message. An empty singular string is left out
+ * (the proto3 default); an element of a repeated field (`repeated` true) is written even if empty.
+ */
+function stringFields(fields: readonly (readonly [field: number, value: string, repeated?: boolean])[]): Buffer {
+  let size = 0;
+  const lengths = fields.map(([f, s, repeated]) => {
+    const n = Buffer.byteLength(s, 'utf8');
+    if (n || repeated) size += varintLength(f << 3) + varintLength(n) + n;
+    return n;
+  });
+  const b = Buffer.allocUnsafe(size);
+  let i = 0;
+  fields.forEach(([f, s, repeated], k) => {
+    const n = lengths[k]!;
+    if (!n && !repeated) return;
+    i = writeVarint(b, i, (f << 3) | 2);
+    i = writeVarint(b, i, n);
+    i += b.write(s, i, 'utf8');
+  });
+  return b;
+}
+
+/** DiscoveryRequest { version_info = 1; resource_names = 3; type_url = 4; response_nonce = 5 }. */
+export function encodeSotwAck(r: SotwAck): Buffer {
+  return stringFields([[1, r.versionInfo], ...r.resourceNames.map((n) => [3, n, true] as const), [4, r.typeUrl], [5, r.responseNonce]]);
+}
+
+/** DeltaDiscoveryRequest { type_url = 2; resource_names_subscribe = 3; resource_names_unsubscribe = 4; response_nonce = 6 }. */
+export function encodeDeltaAck(r: DeltaAck): Buffer {
+  return stringFields([[2, r.typeUrl], ...r.resourceNamesSubscribe.map((n) => [3, n, true] as const), ...r.resourceNamesUnsubscribe.map((n) => [4, n, true] as const), [6, r.responseNonce]]);
+}
