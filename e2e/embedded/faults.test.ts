@@ -12,8 +12,8 @@
 // nothing killed (the extra CPU the two pilots take to start). The restarted
 // pilots send the sidecars nothing (versions are content hashes: every sidecar resumes with what it
 // has) and no sidecar applies an update. Since then a proxy's deadlines fire after its next I/O
-// poll (an answer that came during a stall wins over its per-try timeout); a later run on a quieter
-// machine had 0 failed after the kill and 72 with the burners alone — still not 0. Figures:
+// poll (an answer that came during a stall wins over its per-try timeout); two later runs still had
+// 0–440 failed requests in a 20 s window, in every arm. Figures:
 // docs/benchmarks.md, "Embedded mesh: both pilots killed under CPU load";
 // bench/embedded/pilot-return-under-load.mjs.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
