@@ -13,7 +13,7 @@
 // pilots send the sidecars nothing (versions are content hashes: every sidecar resumes with what it
 // has) and no sidecar applies an update. Since then a proxy's deadlines fire after its next I/O
 // poll (an answer that came during a stall wins over its per-try timeout); two later runs still had
-// 0–440 failed requests in a 20 s window, in every arm. Figures:
+// up to 440 failed requests in a 20 s window of burners alone and up to 134 after the kill. Figures:
 // docs/benchmarks.md, "Embedded mesh: both pilots killed under CPU load";
 // bench/embedded/pilot-return-under-load.mjs.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
