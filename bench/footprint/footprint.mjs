@@ -26,8 +26,10 @@
 //                                                             the agent forks with its own proxyNodeFlags;
 //                                                             AGENT_NODE_FLAGS: Node flags of the agent itself,
 //                                                             '|' between variants measured one after the other;
-//                                                             PARTS=imports,idle,starts,load,agent,gc: the sections to run
-//                                                             (gc, not run by default: RSS after a full GC forced over the inspector);
+//                                                             PARTS=imports,idle,starts,load,agent,child,gc: the sections to run
+//                                                             (gc, not run by default: RSS after a full GC forced over the inspector;
+//                                                             child: the bundle as the agent's child beside it alone, CHILD_ROUNDS=2);
+//                                                             IDLE_GC=0: read the idle figures without waiting for the proxy's idle GC;
 //                                                             BASELINE=<a built checkout> to measure beside this tree)
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -49,7 +51,7 @@ const STARTS = Number(process.env.STARTS ?? 5);
 const IDLE = Number(process.env.IDLE ?? 5);
 const NODE_FLAGS = (process.env.NODE_FLAGS ?? '').split(' ').filter(Boolean);
 const AGENT_VARIANTS = (process.env.AGENT_NODE_FLAGS ?? '').split('|').map((v) => v.split(' ').filter(Boolean));
-const PARTS = new Set((process.env.PARTS ?? 'imports,idle,starts,load,agent').split(','));
+const PARTS = new Set((process.env.PARTS ?? 'imports,idle,starts,load,agent,child').split(','));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const MB = (b) => (b / 1048576).toFixed(1);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
@@ -204,10 +206,34 @@ async function stop(proc) {
   await new Promise((r) => (proc.exitCode !== null || proc.signalCode ? r() : proc.once('exit', r)));
 }
 
+/** How many idle memory-reducing GCs the proxy ran (idle-gc.ts), or undefined for a build without them. */
+async function idleGcs(adminPort) {
+  const { text } = await get(adminPort, '/metrics');
+  if (!text.includes('octo_proxy_idle_gc_total')) return undefined;
+  return Number(/^octo_proxy_idle_gc_total\{result="done"\} (\d+)/m.exec(text)?.[1] ?? 0);
+}
+
+/**
+ * Waits (up to 30 s) for the proxy's next idle GC. A scrape every 6 s: with the ~2,800 series the
+ * 1,000-route load leaves, a scrape every 2 s kept the loop above the 2 % the idle GC waits for.
+ */
+async function afterIdleGc(adminPort, before) {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const n = await idleGcs(adminPort);
+    if (n === undefined || n > before || Date.now() > deadline) return n;
+    await sleep(6000);
+  }
+}
+
 async function idleFigures(p) {
   await sleep(IDLE * 1000);
+  const early = rssOf(p.proc.pid).rss;
+  // A build with the idle GC: measured once it has run (IDLE_GC=0: do not wait for it).
+  const gcs = process.env.IDLE_GC === '0' ? undefined : await afterIdleGc(p.adminPort, 0);
+  if (gcs !== undefined) await sleep(500);
   const r = rssOf(p.proc.pid);
-  return { ...r, heap: await heapOf(p.adminPort), readyMs: p.readyMs };
+  return { ...r, heap: await heapOf(p.adminPort), readyMs: p.readyMs, gcs, early };
 }
 
 /** Open-loop load: RPS requests/s over CONNS keep-alive connections, cycling through all 1,000 routes. */
@@ -339,7 +365,7 @@ if (PARTS.has('imports')) {
 // 3. the proxy idle
 const upPorts = await Promise.all(Array.from({ length: 5 }, freePort));
 const upstream = await startUpstream(upPorts);
-const row = (label, f) => `| ${label} | ${MB(f.rss)} | ${MB(f.anon)} | ${MB(f.heap.used)} / ${MB(f.heap.total)} | ${MB(f.heap.external)} | ${f.readyMs.toFixed(0)} |`;
+const row = (label, f) => `| ${label} | ${f.gcs ? `${MB(f.early)} → after its idle GC ${MB(f.rss)}` : MB(f.rss)} | ${MB(f.anon)} | ${MB(f.heap.used)} / ${MB(f.heap.total)} | ${MB(f.heap.external)} | ${f.readyMs.toFixed(0)} |`;
 const CONFIGS = [
   ['1 route', oneRoute],
   ['1,000 routes', thousandRoutes],
@@ -383,6 +409,53 @@ if (PARTS.has('starts')) {
         }
       for (const [j, t] of TREES.entries())
         say(`- ${tag(t, `${cl}, ${label}`)}: ${median(ms[j]).toFixed(0)} ms (${ms[j].map((x) => x.toFixed(0)).join(', ')}); CPU used until ready ${median(cpu[j]).toFixed(0)} ms (${cpu[j].join(', ')})`);
+    }
+}
+
+// The bundle as the LEGO agent's child (forked with the agent's Node flags, its compile cache, the
+// sockets over IPC and so the warm-up) beside the same bundle alone: what makes the difference.
+if (PARTS.has('child')) {
+  const { ProxyChild } = await import(join(ROOT, 'packages/lego-agent/dist/child.js'));
+  const { ListeningSockets } = await import(join(ROOT, 'packages/lego-agent/dist/sockets.js'));
+  const { DEFAULT_PROXY_NODE_FLAGS } = await import(join(ROOT, 'packages/lego-agent/dist/config.js'));
+  const quiet = { debug() {}, info() {}, warn: (m, f) => console.error(m, f), error: (m, f) => console.error(m, f) };
+  const cacheDir = join(dir, 'child-compile-cache');
+  mkdirSync(cacheDir, { recursive: true });
+  // glibc's default: 8 arenas per core.
+  const defaultArenas = String(8 * cpus().length);
+  async function asChild(extra, env) {
+    const sockets = new ListeningSockets();
+    sockets.bindTcp('outbound', 'outbound', '127.0.0.1', 0);
+    sockets.bindTcp('inbound', 'inbound', '127.0.0.1', 0);
+    const file = join(dir, `child-${Math.random().toString(36).slice(2)}.json`);
+    const { adminPort: _a, outboundPort: _o, inboundPort: _i, inboundHost: _h, ...cfg } = oneRoute(0, 0, upPorts);
+    writeFileSync(file, JSON.stringify({ ...cfg, ...extra, socketsFrom: 'parent', adminHost: '127.0.0.1', adminPort: 0 }));
+    const t0 = performance.now();
+    const c = new ProxyChild({ entry: bundlePath, args: ['--config', file, '--sockets-from', 'parent', '--admin-port', '0', '--outbound-port', '0', '--inbound-port', '0'], sockets, logger: quiet, version: 'footprint', sha256: '', execArgv: DEFAULT_PROXY_NODE_FLAGS, env: { ...process.env, NODE_COMPILE_CACHE: cacheDir, ...env } });
+    children.add(c.proc);
+    const adminPort = await c.started;
+    while ((await get(adminPort, '/ready').catch(() => ({ status: 0 }))).status !== 200) await sleep(5);
+    return { proc: c.proc, adminPort, readyMs: performance.now() - t0, close: () => sockets.held.forEach((h) => h.handle.close()) };
+  }
+  const VARIANTS = [
+    ['alone (spawned, binds its own sockets), agent\'s Node flags', null, {}],
+    ['agent\'s child as before: warm-up, no idle GC, glibc\'s default arenas', { idleGcMs: 0 }, { MALLOC_ARENA_MAX: defaultArenas }],
+    ['agent\'s child, no warm-up (warmUpRequests 0), no idle GC, default arenas', { idleGcMs: 0, warmUpRequests: 0 }, { MALLOC_ARENA_MAX: defaultArenas }],
+    ['agent\'s child, warm-up, idle GC, default arenas', {}, { MALLOC_ARENA_MAX: defaultArenas }],
+    ['agent\'s child as now (warm-up, idle GC, ProxyChild\'s env)', {}, {}],
+  ];
+  say(`\n## the bundle as the agent's child and alone (one route, ${IDLE} s after ready or after its idle GC), ${Number(process.env.CHILD_ROUNDS ?? 2)} rounds; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  say('| variant | RSS MB | anon MB | file MB | Pss MB | V8 heap used / total MB | idle GCs |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (let round = 0; round < Number(process.env.CHILD_ROUNDS ?? 2); round++)
+    for (const [label, extra, env] of VARIANTS) {
+      const p = extra === null ? await startProxy(bundlePath, oneRoute, upPorts, {}, DEFAULT_PROXY_NODE_FLAGS) : await asChild(extra, env);
+      const f = await idleFigures(p);
+      const st = readFileSync(`/proc/${p.proc.pid}/status`, 'utf8');
+      const pss = Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${p.proc.pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0) * 1024;
+      const file = Number(/^RssFile:\s+(\d+)/m.exec(st)?.[1] ?? 0) * 1024;
+      say(`| ${label} | ${MB(f.rss)} | ${MB(f.anon)} | ${MB(file)} | ${MB(pss)} | ${MB(f.heap.used)} / ${MB(f.heap.total)} | ${f.gcs ?? '—'} |`);
+      await stop(p.proc);
+      p.close?.();
     }
 }
 
@@ -430,6 +503,7 @@ if (PARTS.has('load')) {
     clearInterval(sampler);
     await sleep(1000);
     const after = rssOf(p.proc.pid);
+    const gcsBefore = (await idleGcs(p.adminPort)) ?? 0;
     const heap = await heapOf(p.adminPort);
     const seriesAfter = (await get(p.adminPort, '/stats/prometheus')).text.split('\n').filter((l) => l && !l.startsWith('#')).length;
     // One sample falls anywhere in the GC cycle: the range over the next IDLE seconds, idle.
@@ -441,6 +515,12 @@ if (PARTS.has('load')) {
     say(`requests ${l.sent} sent, ${l.done} answered, ${l.errors} not 200, in ${l.seconds.toFixed(1)} s`);
     say(`RSS sampled every 0.5 s over the ${IDLE} s after that: ${MB(Math.min(...later))}–${MB(Math.max(...later))} MB (last ${MB(later.at(-1))} MB)`);
     say(`RSS ${MB(after.rss)} MB (anon ${MB(after.anon)} MB; peak sampled ${MB(peak)} MB, VmHWM ${MB(after.hwm)} MB), V8 heap used / total ${MB(heap.used)} / ${MB(heap.total)} MB, external ${MB(heap.external)} MB`);
+    const gcs = process.env.IDLE_GC === '0' ? undefined : await afterIdleGc(p.adminPort, gcsBefore);
+    if (gcs !== undefined) {
+      await sleep(500);
+      const h = await heapOf(p.adminPort);
+      say(`after the proxy's idle GC (${gcs} since start): RSS ${MB(rssOf(p.proc.pid).rss)} MB, V8 heap used / total ${MB(h.used)} / ${MB(h.total)} MB`);
+    }
     say(`idle before the load: RSS ${MB(before.rss)} MB, heap used ${MB(before.heap.used)} MB; metric series ${seriesBefore} → ${seriesAfter} (stats: +${MB(heap.used - before.heap.used)} MB heap with everything else the load left)`);
     await stop(p.proc);
   }
