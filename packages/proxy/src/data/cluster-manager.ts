@@ -122,9 +122,9 @@ export class ClusterRuntime {
       } catch (err) {
         return reject(err);
       }
-      const timer = setTimeout(() => s.destroy(new AttemptError('connect-failure', 'upstream connect timeout (TCP and TLS handshake)')), this.model.connectTimeoutMs + TLS_HANDSHAKE_ALLOWANCE_MS);
+      const timer = deadline(this.model.connectTimeoutMs + TLS_HANDSHAKE_ALLOWANCE_MS, () => s.destroy(new AttemptError('connect-failure', 'upstream connect timeout (TCP and TLS handshake)')));
       s.once('secureConnect', () => {
-        clearTimeout(timer);
+        timer.cancel();
         const proto = s.alpnProtocol === 'h2' ? 'h2' : 'http/1.1';
         this.negotiated.set(host.key, proto);
         if (proto === 'h2') this.session(host, s);
@@ -132,7 +132,7 @@ export class ClusterRuntime {
         resolve();
       });
       s.once('close', () => {
-        clearTimeout(timer);
+        timer.cancel();
         reject(tlsFailure(s) ?? new AttemptError('connect-failure', 'upstream connect error'));
       });
     }).finally(() => this.negotiating.delete(host.key));

@@ -276,3 +276,28 @@ describe('upstream HTTP/1.1 client, one pooled connection', () => {
     server.close();
   });
 });
+
+describe('upstream HTTP/1.1 client after a stall', () => {
+  it('sees a connect that completed in time before its connect timeout that passed meanwhile', async () => {
+    // Issue 18: a proxy preempted on a machine short of CPU comes back with its connect timeout past
+    // and the connection made (the kernel completes a loopback handshake without us); Node runs due
+    // timers before it polls, so a plain setTimeout failed the connect ('upstream-connect-failure').
+    const server = net.createServer((s) => s.once('data', () => s.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const addr = { kind: 'tcp' as const, host: '127.0.0.1', port: (server.address() as AddressInfo).port };
+    const pool = new H1Pool(1, 15);
+    try {
+      const outcome = new Promise<string>((resolve) => {
+        const a = pool.request('h', addr, { method: 'GET', path: '/', authority: 'up', headers: {}, framing: 'none' });
+        a.body.end();
+        a.settle((res, err) => resolve(res ? `status ${res.status}` : `failed: ${(err as Error).message}`));
+      });
+      const until = performance.now() + 60;
+      while (performance.now() < until); // the stall: the connect timeout passes, the connection waits to be seen
+      expect(await outcome).toBe('status 200');
+    } finally {
+      pool.close();
+      server.close();
+    }
+  });
+});

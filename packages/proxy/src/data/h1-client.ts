@@ -7,6 +7,7 @@ import { AttemptError, Outcome, type Attempt, type BodySink, type Headers, type 
 import { contained } from './contain.js';
 import { TLS_HANDSHAKE_ALLOWANCE_MS, tlsFailure } from './tls.js';
 import { idleSweep, type IdleSweep } from './idle-sweep.js';
+import { deadline } from './timer-list.js';
 
 /**
  * A lean HTTP/1.1 client for upstream requests: our own keep-alive pool per host and Node's
@@ -123,12 +124,12 @@ class Connection {
       if (!readDirect(secure, READ_BUFFER, onread.callback)) secure.on('data', (b: Buffer) => onread.callback(b.length, b));
     } else this.socket = addr.kind === 'tcp' ? net.connect({ host: addr.host, port: addr.port, noDelay: true, onread }) : net.connect({ path: addr.path, onread });
     this.out = new Outbox(this.socket);
-    const timer = setTimeout(
-      () => this.socket.destroy(new AttemptError('connect-failure', secure ? 'upstream connect timeout (TCP and TLS handshake)' : 'upstream connect timeout')),
-      secure ? connectTimeoutMs + TLS_HANDSHAKE_ALLOWANCE_MS : connectTimeoutMs,
+    // A deadline (timer-list.ts), not setTimeout: after a stall the connect already in the socket is seen first.
+    const timer = deadline(secure ? connectTimeoutMs + TLS_HANDSHAKE_ALLOWANCE_MS : connectTimeoutMs, () =>
+      this.socket.destroy(new AttemptError('connect-failure', secure ? 'upstream connect timeout (TCP and TLS handshake)' : 'upstream connect timeout')),
     );
     this.socket.once(secure ? 'secureConnect' : 'connect', () => {
-      clearTimeout(timer);
+      timer.cancel();
       this.connected = true;
     });
     this.parser = new HTTPParser();
@@ -161,7 +162,7 @@ class Connection {
     this.socket.on('error', () => undefined);
     this.sweep?.add(this);
     this.socket.on('close', () => {
-      clearTimeout(timer);
+      timer.cancel();
       this.parser.finish();
       const err = (secure && tlsFailure(secure)) || new AttemptError(this.connected ? 'reset' : 'connect-failure', this.connected ? 'upstream reset' : 'upstream connect error');
       // Reused (an earlier request completed on it) and nothing of this response read.

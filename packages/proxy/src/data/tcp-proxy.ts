@@ -11,6 +11,7 @@ import type { HttpContext } from './http-proxy.js';
 import type { ProxyStats } from '../stats.js';
 import type { Host } from './load-balancer.js';
 import { DOWNSTREAM_READ_BUFFER, readDirect } from './lean-http.js';
+import { deadline } from './timer-list.js';
 
 /** One read buffer for every upstream TCP/upgrade connection; each read is copied out at once. */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
@@ -36,13 +37,13 @@ function connectTo(h: Host, timeoutMs: number, to: Duplex): Promise<net.Socket> 
     };
     // Half-open: the host's FIN is passed on (see `splice`) while bytes still flow to it.
     const s = a.kind === 'tcp' ? net.connect({ host: a.host, port: a.port, noDelay: true, allowHalfOpen: true, onread }) : net.connect({ path: a.path, allowHalfOpen: true, onread });
-    const t = setTimeout(() => s.destroy(new Error('connect timeout')), timeoutMs);
+    const t = deadline(timeoutMs, () => s.destroy(new Error('connect timeout')));
     s.once('connect', () => {
-      clearTimeout(t);
+      t.cancel();
       resolve(s);
     });
     s.once('error', (e) => {
-      clearTimeout(t);
+      t.cancel();
       reject(e);
     });
   });
@@ -64,9 +65,9 @@ function tlsConnectTo(c: ClusterRuntime, h: Host, to: Duplex): Promise<tls.TLSSo
     } catch (err) {
       return reject(err);
     }
-    const t = setTimeout(() => s.destroy(new AttemptError('connect-failure', 'upstream connect timeout (TCP and TLS handshake)')), c.model.connectTimeoutMs + TLS_HANDSHAKE_ALLOWANCE_MS);
+    const t = deadline(c.model.connectTimeoutMs + TLS_HANDSHAKE_ALLOWANCE_MS, () => s.destroy(new AttemptError('connect-failure', 'upstream connect timeout (TCP and TLS handshake)')));
     s.once('secureConnect', () => {
-      clearTimeout(t);
+      t.cancel();
       s.on('data', (chunk: Buffer) => {
         if (to.destroyed || to.write(chunk)) return;
         s.pause();
@@ -75,7 +76,7 @@ function tlsConnectTo(c: ClusterRuntime, h: Host, to: Duplex): Promise<tls.TLSSo
       resolve(s);
     });
     s.once('error', (e) => {
-      clearTimeout(t);
+      t.cancel();
       reject(tlsFailure(s) ?? e);
     });
   });
