@@ -124,6 +124,14 @@ export const ProxyConfigSchema = z.object({
    * minute (idle-gc.ts): returns what a config load, the warm-up or a burst grew. 0: off.
    */
   idleGcMs: z.coerce.number().int().min(0).max(3_600_000).default(5000),
+  /**
+   * The same memory-reducing GC once before the first accept, after the initial config and the
+   * warm-up, so its pause is paid in the swap, not by a request; the idle one then runs only once
+   * the heap grew 8 MB past what it left. `after-warm-up`: only when the LEGO warm-up ran (a proxy
+   * swapped in beside a serving one, whose old proxy serves during the pause); `always`: on a first
+   * start too (+40–100 ms to ready, the same memory as the idle GC gets; docs/footprint.md round 6).
+   */
+  gcBeforeAccept: z.enum(['after-warm-up', 'always', 'off']).default('after-warm-up'),
   staticResources: z
     .object({
       listeners: z.array(z.unknown()).optional(),

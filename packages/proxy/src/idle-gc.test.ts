@@ -47,7 +47,18 @@ describe('IdleGc', () => {
     expect(text).toMatch(/octo_proxy_idle_gc_seconds_count 1/);
   });
 
-  it('the executable collects once it is ready and idle, and not with idleGcMs 0', async () => {
+  it('counts the collection before the first accept apart, with idleMs 0 too', async () => {
+    const registry = createMetricsRegistry('test');
+    const g = new IdleGc({ idleMs: 0, ready: () => true, logger: createLogger('test', 'error'), registry });
+    g.beforeAccept();
+    g.stop();
+    const text = await registry.metrics();
+    expect(text).toMatch(/octo_proxy_gc_before_accept_total\{result="done"\} 1/);
+    expect(text).toMatch(/octo_proxy_gc_before_accept_seconds_count 1/);
+    expect(text).not.toMatch(/octo_proxy_idle_gc_total\{result="done"\}/);
+  });
+
+  it('the executable collects once it is ready and idle, and not with idleGcMs 0; before the first accept with gcBeforeAccept always', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'octo-idle-gc-'));
     const file = join(dir, 'bootstrap.json');
     writeFileSync(
@@ -65,8 +76,8 @@ describe('IdleGc', () => {
     );
     // The proxy's own log line says when it collected (no polling: scraping /metrics is work that
     // would keep its loop from looking idle); then one scrape reads the counter.
-    const counted = async (idleGcMs: number, waitMs: number) => {
-      const child = spawn(process.execPath, [join(ROOT, 'packages/proxy/dist/main.js'), '--config', file, '--idle-gc-ms', String(idleGcMs), '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+    const counted = async (idleGcMs: number, gcBeforeAccept: 'always' | 'off', waitMs: number) => {
+      const child = spawn(process.execPath, [join(ROOT, 'packages/proxy/dist/main.js'), '--config', file, '--idle-gc-ms', String(idleGcMs), '--gc-before-accept', gcBeforeAccept, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
       const exited = new Promise((r) => child.once('exit', r));
       try {
         const adminPort = await new Promise<number>((resolve, reject) => {
@@ -85,15 +96,16 @@ describe('IdleGc', () => {
           });
         });
         const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
-        return Number(/^octo_proxy_idle_gc_total\{result="done"\} (\d+)/m.exec(text)?.[1] ?? 0);
+        const done = (metric: string) => Number(new RegExp(`^${metric}\\{result="done"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+        return { idle: done('octo_proxy_idle_gc_total'), beforeAccept: done('octo_proxy_gc_before_accept_total') };
       } finally {
         child.kill('SIGTERM');
         await exited;
       }
     };
     // Generous: the collection waits for 300 ms of a nearly idle loop, which a busy CI machine may delay.
-    expect(await counted(300, 20_000)).toBe(1);
-    // Off: nothing in 3 s (ten times the 300 ms above).
-    expect(await counted(0, 3000)).toBe(0);
+    expect(await counted(300, 'off', 20_000)).toEqual({ idle: 1, beforeAccept: 0 });
+    // Idle GC off: nothing in 3 s (ten times the 300 ms above); the one before the first accept ran.
+    expect(await counted(0, 'always', 3000)).toEqual({ idle: 0, beforeAccept: 1 });
   }, 60_000);
 });

@@ -21,6 +21,13 @@ import { Counter, Histogram, recordError, type Logger, type Registry } from '@oc
  * past what the last collection left, and at most once per `minIntervalMs`. The pause (tens of
  * ms) thus falls where almost no request waits for it — never in a swap or under steady load,
  * where the loop is busier than that — and a proxy whose heap stays grown under load pays nothing.
+ *
+ * Before the first accept ({@link IdleGc.beforeAccept}, setting `gcBeforeAccept`): the same
+ * collection once the initial config is applied and the LEGO warm-up ended, before the proxy takes
+ * its first connection, so that pause lands in the swap (the old proxy serves meanwhile), never on
+ * a request; by default only after a warm-up, as on a first start it would add the pause to
+ * start-to-ready for the memory the idle collection returns anyway. It counts as the last
+ * collection: the idle one then runs only once the heap grew past what it left.
  */
 
 /** What the decision reads at one check. `now` in ms; `elu` is the event loop's busy fraction since the previous check. */
@@ -78,7 +85,7 @@ export function exposedGc(): GcFunction {
 }
 
 export interface IdleGcOptions {
-  /** Idle this long before collecting; 0 turns the collector off. */
+  /** Idle this long before collecting; 0 turns the idle collection off ({@link IdleGc.beforeAccept} still works). */
   idleMs: number;
   ready: () => boolean;
   logger: Logger;
@@ -91,20 +98,27 @@ export interface IdleGcOptions {
 /** Samples the event loop every `checkEveryMs` (an unref'd timer) and collects when {@link decideIdleGc} says so. */
 export class IdleGc {
   private state: IdleGcState = {};
-  private readonly timer: NodeJS.Timeout;
+  private readonly timer: NodeJS.Timeout | undefined;
   private elu: EventLoopUtilization = performance.eventLoopUtilization();
   private readonly cfg: IdleGcSettings;
   private readonly runs: Counter<'result'>;
   private readonly pause: Histogram;
+  private readonly acceptRuns: Counter<'result'>;
+  private readonly acceptPause: Histogram;
   private failed = false;
 
   constructor(private readonly opts: IdleGcOptions) {
     this.cfg = { ...IDLE_GC_DEFAULTS, ...opts.settings, idleMs: opts.idleMs };
     const registers = [opts.registry];
+    const buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5];
     this.runs = new Counter({ name: 'octo_proxy_idle_gc_total', help: 'Memory-reducing garbage collections run because the proxy was idle (result: done, failed).', labelNames: ['result'], registers });
-    this.pause = new Histogram({ name: 'octo_proxy_idle_gc_seconds', help: 'Pause of each idle memory-reducing garbage collection.', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5], registers });
-    this.timer = setInterval(() => this.check(), opts.checkEveryMs ?? 1000);
-    this.timer.unref();
+    this.pause = new Histogram({ name: 'octo_proxy_idle_gc_seconds', help: 'Pause of each idle memory-reducing garbage collection.', buckets, registers });
+    this.acceptRuns = new Counter({ name: 'octo_proxy_gc_before_accept_total', help: 'Memory-reducing garbage collections run before the first accept (result: done, failed).', labelNames: ['result'], registers });
+    this.acceptPause = new Histogram({ name: 'octo_proxy_gc_before_accept_seconds', help: 'Pause of the memory-reducing garbage collection before the first accept.', buckets, registers });
+    if (opts.idleMs > 0) {
+      this.timer = setInterval(() => this.check(), opts.checkEveryMs ?? 1000);
+      this.timer.unref();
+    }
   }
 
   private check(): void {
@@ -116,15 +130,27 @@ export class IdleGc {
     if (d.collect) this.collect(heapTotal);
   }
 
-  /** One last-resort full collection now; logs what it took and what it left. */
+  /** One last-resort full collection now (the idle one); logs what it took and what it left. */
   collect(heapBefore = v8.getHeapStatistics().total_heap_size): void {
+    this.lastResort('idle: memory-reducing GC', heapBefore, this.runs, this.pause);
+  }
+
+  /**
+   * The collection before the first accept: the initial config's and the warm-up's garbage, and
+   * the young generation they grew, returned before any request can wait for the pause.
+   */
+  beforeAccept(): void {
+    this.lastResort('before the first accept: memory-reducing GC', v8.getHeapStatistics().total_heap_size, this.acceptRuns, this.acceptPause);
+  }
+
+  private lastResort(what: string, heapBefore: number, runs: Counter<'result'>, pause: Histogram): void {
     const t0 = performance.now();
     try {
       exposedGc()({ type: 'major', execution: 'sync', flavor: 'last-resort' });
     } catch (err) {
-      this.runs.inc({ result: 'failed' });
+      runs.inc({ result: 'failed' });
       // Once is enough to say it: the next checks would fail the same way.
-      recordError(this.opts.logger, 'idle memory-reducing GC', err, {}, this.failed ? 'debug' : 'warn');
+      recordError(this.opts.logger, what, err, {}, this.failed ? 'debug' : 'warn');
       this.failed = true;
       this.state = { last: { at: performance.now(), heapTotal: Number.MAX_SAFE_INTEGER } };
       return;
@@ -132,12 +158,12 @@ export class IdleGc {
     const ms = performance.now() - t0;
     const heap = v8.getHeapStatistics();
     this.state = { last: { at: performance.now(), heapTotal: heap.total_heap_size } };
-    this.runs.inc({ result: 'done' });
-    this.pause.observe(ms / 1000);
-    this.opts.logger.info('idle: memory-reducing GC', { ms: Math.round(ms), heapTotalMB: +(heapBefore / 1048576).toFixed(1), heapTotalAfterMB: +(heap.total_heap_size / 1048576).toFixed(1), heapUsedMB: +(heap.used_heap_size / 1048576).toFixed(1) });
+    runs.inc({ result: 'done' });
+    pause.observe(ms / 1000);
+    this.opts.logger.info(what, { ms: Math.round(ms), heapTotalMB: +(heapBefore / 1048576).toFixed(1), heapTotalAfterMB: +(heap.total_heap_size / 1048576).toFixed(1), heapUsedMB: +(heap.used_heap_size / 1048576).toFixed(1) });
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    if (this.timer) clearInterval(this.timer);
   }
 }

@@ -2,7 +2,7 @@
 import { createWriteStream } from 'node:fs';
 import net from 'node:net';
 import { meshTlsOf } from '@octo-mesh/contracts/access.js';
-import { ConfigError, GracefulShutdown, createLogger, loadConfig, type Logger } from '@octo-mesh/runtime';
+import { ConfigError, GracefulShutdown, createLogger, createMetricsRegistry, loadConfig, type Logger } from '@octo-mesh/runtime';
 import { ProxyConfigSchema, type ProxyConfig } from './config.js';
 import type { AccessLogEntry } from './data/http-proxy.js';
 import type { DrainMode, HandOff, SocketSpec } from './data/listeners.js';
@@ -57,6 +57,10 @@ async function main(): Promise<void> {
   }
   const log = accessLog(cfg.accessLog);
   const tls = meshTlsOf(cfg);
+  const registry = createMetricsRegistry('proxy', PROXY_VERSION);
+  let started: Proxy | undefined;
+  // Made before the proxy, whose start calls its beforeAccept; the idle checks wait for it to be ready.
+  const gc = cfg.idleGcMs > 0 || cfg.gcBeforeAccept !== 'off' ? new IdleGc({ idleMs: cfg.idleGcMs, ready: () => started?.ready() === true, logger, registry }) : undefined;
   const proxy = await Proxy.start({
     node: {
       id: cfg.nodeId,
@@ -99,13 +103,22 @@ async function main(): Promise<void> {
     },
     ...(log ? { accessLog: log } : {}),
     ...(cfg.socketsFrom === 'parent' ? { warmUp: { requests: cfg.warmUpRequests, budgetMs: cfg.warmUpBudgetMs } } : {}),
+    ...(gc && cfg.gcBeforeAccept !== 'off'
+      ? {
+          beforeAccept: (warmedUp: boolean) => {
+            if (warmedUp || cfg.gcBeforeAccept === 'always') gc.beforeAccept();
+          },
+        }
+      : {}),
     logger,
+    registry,
   });
-  const idleGc = cfg.idleGcMs > 0 ? new IdleGc({ idleMs: cfg.idleGcMs, ready: () => proxy.ready() === true, logger, registry: proxy.registry }) : undefined;
+  started = proxy;
+  started = proxy;
   let drain: { mode: DrainMode; timeoutMs: number; spreadMs: number; handOff?: HandOff } = { mode: 'shutdown', timeoutMs: cfg.drainTimeoutMs, spreadMs: 0 };
   const shutdown = new GracefulShutdown({ logger, timeoutMs: cfg.drainTimeoutMs + 5000 })
     .add('proxy', () => {
-      idleGc?.stop();
+      gc?.stop();
       return proxy.stop(drain.timeoutMs, drain.mode, drain.spreadMs, drain.handOff);
     })
     .install();

@@ -82,6 +82,12 @@ export interface ProxyOptions {
   warmUp?: { requests: number; budgetMs: number };
   /** Selective peer-to-peer health checks (data/p2p-check.ts); on by default with these settings. */
   peerChecks?: Partial<PeerCheckSettings>;
+  /**
+   * Called once, after the initial config is applied and the warm-up (if any) ended, just before
+   * the first socket accepts (its own listeners, or the agent's handed-over ones), with whether a
+   * warm-up ran: the main module runs its memory-reducing GC there (idle-gc.ts, setting `gcBeforeAccept`).
+   */
+  beforeAccept?: (warmedUp: boolean) => void;
 }
 
 /** Reads the bootstrap's static resources; a bad one throws ValidationError naming its path. */
@@ -182,6 +188,8 @@ export class Proxy {
     this.logger.debug('HTTP/1.1 self-test', { ...st.codec, ms: Math.round(st.ms) });
     this.apply(this.current);
     this.peerChecks.start();
+    // Sockets of its own accept as soon as they are attached; the agent's wait (acceptParentSockets).
+    if (!this.opts.sockets.some((s) => s.spec.kind === 'ipc')) this.opts.beforeAccept?.(false);
     for (const s of this.opts.sockets) {
       const addr = await this.listeners.attach(s.name, s.spec);
       if (addr && !this.addresses.has(s.name)) this.addresses.set(s.name, addr);
@@ -279,12 +287,14 @@ export class Proxy {
 
   private async acceptParentSocketsNow(why: string): Promise<void> {
     const w = this.opts.warmUp;
-    if (w && w.requests > 0 && w.budgetMs > 0) {
+    const warm = !!w && w.requests > 0 && w.budgetMs > 0;
+    if (warm) {
       this.warming = true;
       const r = await warmUp({ ...w, logger: this.logger, registry: this.registry });
       this.warming = false;
       this.logger.info('warmed up before accepting', { requests: r.requests, ...r.byProtocol, ms: Math.round(r.ms) });
     }
+    this.opts.beforeAccept?.(warm);
     try {
       for (const { name, addr } of await this.listeners.acceptParentSockets()) if (!this.addresses.has(name)) this.addresses.set(name, addr);
       this.logger.info('accepting on the agent\'s sockets', { why });
