@@ -116,8 +116,13 @@ export const ProxyConfigSchema = z.object({
   /** `stdout`, `off`, or a file path. */
   accessLog: z.string().default('stdout'),
   logLevel: z.enum(LOG_LEVELS).default('info'),
-  /** `idle`: V8's helper threads (compiler jobs, parallel GC) at SCHED_IDLE so they never preempt the event loop (see helper-threads.ts); `normal`: left as they are. */
-  v8Helpers: z.enum(['idle', 'normal']).default('idle'),
+  /**
+   * `idle`: V8's helper threads (compiler jobs, parallel GC) at SCHED_IDLE so they never preempt
+   * the event loop; `normal`: left as they are; `auto`: `idle` only where the proxy's CPU group
+   * holds nothing but the sidecar's own processes (a pod's container), else `normal` — a SCHED_IDLE
+   * helper beside a busy program stalls garbage collection for seconds (see helper-threads.ts).
+   */
+  v8Helpers: z.enum(['auto', 'idle', 'normal']).default('auto'),
   /**
    * One memory-reducing full GC once the proxy is ready and its event loop has been idle (< 2 %
    * busy) this long, then again only after the heap grew 8 MB past what it left, at most once a

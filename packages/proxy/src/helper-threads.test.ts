@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { SCHED_IDLE, helpersToIdle, idleV8Helpers, parseStat, threadsOf, type Thread } from './helper-threads.js';
+import { SCHED_IDLE, cpuGroupMembers, helperClassFor, helpersToIdle, idleV8Helpers, parseStat, threadsOf, type GroupMember, type Thread } from './helper-threads.js';
 
 // A /proc/<pid>/task/<tid>/stat line: tid, (name), then fields 3..52; field 41 is the policy.
 const stat = (tid: number, comm: string, policy: number) => {
@@ -47,5 +47,40 @@ describe('this process', () => {
   it('says why it left the helpers alone when chrt is missing', async () => {
     expect(await idleV8Helpers('/nonexistent/chrt')).toEqual({ skipped: '/nonexistent/chrt not found (Debian package util-linux)' });
     expect(threadsOf().filter((x) => x.comm === 'V8Worker' && x.policy === SCHED_IDLE)).toEqual([]);
+  });
+});
+
+describe('helperClassFor', () => {
+  // Issue 18: a SCHED_IDLE helper beside a program that never sleeps stalls GC for seconds, so
+  // `auto` idles the helpers only where the proxy's CPU group is the sidecar's alone.
+  const self: GroupMember = { pid: 100, ppid: 50 };
+  const m = (pid: number, ppid: number): GroupMember => ({ pid, ppid });
+  it.each([
+    ['idle, whatever the group', 'idle', [m(1, 0)], true],
+    ['normal, whatever the group', 'normal', [self], false],
+    ['auto: the proxy alone in its group', 'auto', [self], true],
+    ['auto: the proxy and its agent', 'auto', [m(50, 1), self], true],
+    ['auto: the agent, the proxy and the one being swapped in', 'auto', [m(50, 1), self, m(101, 50)], true],
+    ['auto: a child of the proxy', 'auto', [self, m(102, 100)], true],
+    ['auto: anything else in the group', 'auto', [m(50, 1), self, m(7, 1)], false],
+    ['auto: a shared group read only in part (parents unknown)', 'auto', [m(100, -1), m(3, -1), m(4, -1)], false],
+    ['auto: an unreadable group', 'auto', { unreadable: 'no cgroup.procs' }, false],
+  ] as const)('%s', (_name, setting, group, idle) => {
+    const d = helperClassFor(setting, self, group as readonly GroupMember[] | { unreadable: string });
+    expect(d.idle).toBe(idle);
+    expect(d.reason).toMatch(setting === 'auto' ? /^auto: / : new RegExp(`v8Helpers: ${setting}`));
+  });
+
+  it('names the other process, or why the group could not be read', () => {
+    expect(helperClassFor('auto', self, [self, m(7, 1)]).reason).toContain('pid 7');
+    expect(helperClassFor('auto', self, { unreadable: 'no cgroup.procs for the cpu controller' }).reason).toContain('no cgroup.procs for the cpu controller');
+  });
+});
+
+describe('cpuGroupMembers', () => {
+  it("reads this process's CPU group, this process among its members", () => {
+    const g = cpuGroupMembers();
+    if (!Array.isArray(g)) throw new Error(`unreadable on this machine: ${(g as { unreadable: string }).unreadable}`);
+    expect(g.some((x) => x.pid === process.pid)).toBe(true);
   });
 });

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 
 /**
  * V8's helper threads — the platform workers that run optimising-compiler jobs (Maglev,
@@ -20,6 +20,15 @@ import { readFileSync, readdirSync } from 'node:fs';
  * they are. The move is one-way: leaving SCHED_IDLE needs CAP_SYS_NICE or an RLIMIT_NICE above the
  * default, so the proxy cannot hand helpers back their share while it is saturated; hence a
  * start-up setting rather than an adaptive one.
+ *
+ * That cost is not a slower tier-up alone. A scavenge or mark-compact that handed work to a
+ * helper waits for the helper to finish it; a SCHED_IDLE helper in a CPU group with a program
+ * that never sleeps (two `yes` processes, the embedded mesh on one machine: issue 18) gets about
+ * 3/1024 of a share and the event loop stalls for seconds: 684 of 960 requests failed in 20 s
+ * against 0 of 2,002 with the helpers at normal priority, and 0 of 2,000 at SCHED_BATCH, which
+ * does not help the tail. Hence `auto`, the default ({@link helperClassFor}): SCHED_IDLE only
+ * where the proxy's CPU group (cgroup) holds nothing but the sidecar's own processes — its
+ * container in a pod, a systemd unit — and normal priority anywhere else.
  */
 
 /** SCHED_IDLE's number in `sched_setscheduler(2)` and in `/proc/<pid>/stat` field 41. */
@@ -71,6 +80,74 @@ export function threadsOf(pid: number | 'self' = 'self'): Thread[] {
 }
 
 export type HelperOutcome = { moved: number } | { skipped: string };
+
+/** `v8Helpers`: `auto` decides by the proxy's CPU group ({@link helperClassFor}). */
+export type HelperSetting = 'auto' | 'idle' | 'normal';
+
+/** A process in the proxy's CPU group. */
+export interface GroupMember {
+  pid: number;
+  ppid: number;
+}
+
+/**
+ * Pure: whether the helpers go to SCHED_IDLE, and why. With `auto`, only when every process in
+ * the proxy's CPU group is the sidecar's own — this proxy, its parent (the LEGO agent), the
+ * parent's other children (a proxy being swapped in or out) or this proxy's children — so a
+ * starved helper can only be starved by the sidecar itself. An unreadable group means normal.
+ */
+export function helperClassFor(setting: HelperSetting, self: GroupMember, group: readonly GroupMember[] | { unreadable: string }): { idle: boolean; reason: string } {
+  if (setting !== 'auto') return { idle: setting === 'idle', reason: `v8Helpers: ${setting}` };
+  if (!Array.isArray(group)) return { idle: false, reason: `auto: cannot read the proxy's CPU group (${(group as { unreadable: string }).unreadable}); helpers stay at normal priority` };
+  const ours = (m: GroupMember) => m.pid === self.pid || m.pid === self.ppid || m.ppid === self.ppid || m.ppid === self.pid;
+  const others = group.filter((m) => !ours(m));
+  if (others.length) return { idle: false, reason: `auto: the proxy's CPU group holds ${others.length} other process(es) (e.g. pid ${others[0]!.pid}); helpers stay at normal priority` };
+  return { idle: true, reason: `auto: the proxy's CPU group holds only the sidecar's ${group.length} process(es)` };
+}
+
+/**
+ * The processes of this process's CPU cgroup (v2: the unified group; v1: the `cpu` controller's),
+ * with their parents, or why they could not be read. More than `max` processes: not read one by
+ * one (a shared group; {@link helperClassFor} only needs to know it holds others).
+ */
+export function cpuGroupMembers(max = 32): GroupMember[] | { unreadable: string } {
+  let procsFile: string | undefined;
+  try {
+    for (const line of readFileSync('/proc/self/cgroup', 'utf8').split('\n')) {
+      const [, controllers, path] = line.match(/^\d+:([^:]*):(.*)$/) ?? [];
+      if (controllers === undefined || path === undefined) continue;
+      const dirs = controllers === '' ? ['/sys/fs/cgroup'] : controllers.split(',').includes('cpu') ? [`/sys/fs/cgroup/${controllers}`, '/sys/fs/cgroup/cpu'] : [];
+      for (const d of dirs) {
+        // In a container the group is usually mounted at the hierarchy's root; on a host, at its path.
+        for (const f of [`${d}${path}/cgroup.procs`, `${d}/cgroup.procs`]) {
+          if (procsFile === undefined && existsSync(f)) procsFile = f;
+        }
+      }
+      if (procsFile) break;
+    }
+  } catch (err) {
+    return { unreadable: `/proc/self/cgroup: ${(err as Error).message}` };
+  }
+  if (!procsFile) return { unreadable: 'no cgroup.procs for the cpu controller under /sys/fs/cgroup' };
+  let pids: number[];
+  try {
+    pids = readFileSync(procsFile, 'utf8').split('\n').filter(Boolean).map(Number);
+  } catch (err) {
+    return { unreadable: `${procsFile}: ${(err as Error).message}` };
+  }
+  if (!pids.includes(process.pid)) return { unreadable: `${procsFile} does not list this process (${process.pid})` };
+  if (pids.length > max) return [{ pid: process.pid, ppid: process.ppid }, ...pids.filter((p) => p !== process.pid).slice(0, max).map((pid) => ({ pid, ppid: -1 }))];
+  const members: GroupMember[] = [];
+  for (const pid of pids) {
+    try {
+      const st = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      members.push({ pid, ppid: Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]) });
+    } catch {
+      /* ended meanwhile */
+    }
+  }
+  return members;
+}
 
 /**
  * Moves this process's V8 helper threads to SCHED_IDLE with `chrt` (util-linux): Node has no call

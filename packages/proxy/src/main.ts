@@ -6,7 +6,7 @@ import { ConfigError, GracefulShutdown, createLogger, createMetricsRegistry, loa
 import { ProxyConfigSchema, type ProxyConfig } from './config.js';
 import type { AccessLogEntry } from './data/http-proxy.js';
 import type { DrainMode, HandOff, SocketSpec } from './data/listeners.js';
-import { idleV8Helpers } from './helper-threads.js';
+import { cpuGroupMembers, helperClassFor, idleV8Helpers } from './helper-threads.js';
 import { IdleGc } from './idle-gc.js';
 import { PROXY_VERSION, Proxy } from './proxy.js';
 
@@ -50,11 +50,12 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const logger = createLogger('proxy', cfg.logLevel);
-  if (cfg.v8Helpers === 'idle') {
+  const helperClass = helperClassFor(cfg.v8Helpers, { pid: process.pid, ppid: process.ppid }, cfg.v8Helpers === 'auto' ? cpuGroupMembers() : []);
+  if (helperClass.idle) {
     const helpers = await idleV8Helpers();
-    if ('moved' in helpers) logger.debug('V8 helper threads at SCHED_IDLE', { threads: helpers.moved });
+    if ('moved' in helpers) logger.debug('V8 helper threads at SCHED_IDLE', { threads: helpers.moved, why: helperClass.reason });
     else logger.warn('v8Helpers: V8 helper threads stay at normal priority', { reason: helpers.skipped });
-  }
+  } else logger.debug('V8 helper threads at normal priority', { why: helperClass.reason });
   const log = accessLog(cfg.accessLog);
   const tls = meshTlsOf(cfg);
   const registry = createMetricsRegistry('proxy', PROXY_VERSION);
