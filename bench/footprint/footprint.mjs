@@ -16,7 +16,10 @@
 //      RSS, heap, and the metric series the load created (stats);
 //   5. the LEGO agent (packages/lego-agent/dist/main.js) running the bundle with the one-route
 //      config: the agent's RSS and its proxy child's.
-// RSS comes from /proc/<pid>/status (VmRSS, RssAnon); the heap from the proxy's own /metrics
+// RSS comes from /proc/<pid>/status (VmRSS, RssAnon), Pss and Uss (Private_Clean + Private_Dirty)
+// from /proc/<pid>/smaps_rollup — Uss is what a process costs beside the others mapping the node
+// binary (the agent and its proxy in a pod), Pss depends on how many Node processes run on the
+// machine; the GC pauses (before the first accept, idle) from the proxy's metrics; the heap from its own /metrics
 // (prom-client's nodejs_heap_size_*), read after RSS so the scrape does not count.
 //
 // Usage: npm run build first (tsc -b packages/lego-agent packages/proxy packages/proxy-package), then
@@ -28,7 +31,8 @@
 //                                                             '|' between variants measured one after the other;
 //                                                             PARTS=imports,idle,starts,load,agent,child,gc: the sections to run
 //                                                             (gc, not run by default: RSS after a full GC forced over the inspector;
-//                                                             child: the bundle as the agent's child beside it alone, CHILD_ROUNDS=2);
+//                                                             child: the bundle as the agent's child beside it alone, CHILD_ROUNDS=2,
+//                                                             CHILD_VARIANTS=all for round 5's variants too);
 //                                                             IDLE_GC=0: read the idle figures without waiting for the proxy's idle GC;
 //                                                             BASELINE=<a built checkout> to measure beside this tree)
 import { execFileSync, spawn } from 'node:child_process';
@@ -69,6 +73,20 @@ function rssOf(pid) {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? 0) * 1024;
   return { rss: kb('VmRSS'), anon: kb('RssAnon'), hwm: kb('VmHWM') };
+}
+
+/**
+ * What the process costs beside others (/proc/<pid>/smaps_rollup): Pss (each page divided by the
+ * processes mapping it), Uss (Private_Clean + Private_Dirty: pages only it maps) and Shared
+ * (RSS − Uss: mostly the node binary's file pages, shared with every Node process on the machine,
+ * so Pss here depends on what else runs; in a pod, with the agent).
+ */
+function smapsOf(pid) {
+  const s = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? 0) * 1024;
+  const rss = kb('Rss');
+  const uss = kb('Private_Clean') + kb('Private_Dirty');
+  return { pss: kb('Pss'), uss, shared: rss - uss };
 }
 
 /** CPU time (user + system, all threads) a process has used so far, in ms: a start's cost that a
@@ -213,6 +231,19 @@ async function idleGcs(adminPort) {
   return Number(/^octo_proxy_idle_gc_total\{result="done"\} (\d+)/m.exec(text)?.[1] ?? 0);
 }
 
+/** The pauses of the proxy's memory-reducing GCs so far, in ms: before the first accept, and idle (sums). */
+async function gcPauses(adminPort) {
+  const { text } = await get(adminPort, '/metrics');
+  const sum = (m) => Number(new RegExp(`^${m}_sum (\\S+)`, 'm').exec(text)?.[1] ?? 0) * 1000;
+  return { accept: sum('octo_proxy_gc_before_accept_seconds'), idle: sum('octo_proxy_idle_gc_seconds') };
+}
+
+/** Whether the proxy ran its memory-reducing GC before the first accept (setting gcBeforeAccept). */
+async function gcBeforeAccept(adminPort) {
+  const { text } = await get(adminPort, '/metrics');
+  return Number(/^octo_proxy_gc_before_accept_total\{result="done"\} (\d+)/m.exec(text)?.[1] ?? 0) > 0;
+}
+
 /**
  * Waits (up to 30 s) for the proxy's next idle GC. A scrape every 6 s: with the ~2,800 series the
  * 1,000-route load leaves, a scrape every 2 s kept the loop above the 2 % the idle GC waits for.
@@ -229,11 +260,12 @@ async function afterIdleGc(adminPort, before) {
 async function idleFigures(p) {
   await sleep(IDLE * 1000);
   const early = rssOf(p.proc.pid).rss;
-  // A build with the idle GC: measured once it has run (IDLE_GC=0: do not wait for it).
-  const gcs = process.env.IDLE_GC === '0' ? undefined : await afterIdleGc(p.adminPort, 0);
+  // A build with the idle GC: measured once it has run (IDLE_GC=0: do not wait for it). After a GC
+  // before the first accept the idle one waits for the heap to grow, which an idle proxy's does not.
+  const gcs = process.env.IDLE_GC === '0' || (await gcBeforeAccept(p.adminPort)) ? undefined : await afterIdleGc(p.adminPort, 0);
   if (gcs !== undefined) await sleep(500);
   const r = rssOf(p.proc.pid);
-  return { ...r, heap: await heapOf(p.adminPort), readyMs: p.readyMs, gcs, early };
+  return { ...r, ...smapsOf(p.proc.pid), heap: await heapOf(p.adminPort), pauses: await gcPauses(p.adminPort), readyMs: p.readyMs, gcs, early };
 }
 
 /** Open-loop load: RPS requests/s over CONNS keep-alive connections, cycling through all 1,000 routes. */
@@ -309,7 +341,7 @@ const { bundlePath } = TREES.at(-1);
 // 1. baseline
 const bare = run(['-e', 'setInterval(() => {}, 1 << 30)']);
 await sleep(1000);
-const base = rssOf(bare.pid);
+const base = { ...rssOf(bare.pid), ...smapsOf(bare.pid) };
 await stop(bare);
 const bareStart = [];
 for (let i = 0; i < STARTS; i++) {
@@ -317,7 +349,7 @@ for (let i = 0; i < STARTS; i++) {
   execFileSync(NODE, ['-e', '0']);
   bareStart.push(performance.now() - t0);
 }
-say(`\n## baseline: bare node -e\nRSS ${MB(base.rss)} MB (anon ${MB(base.anon)} MB), node -e 0 runs in ${median(bareStart).toFixed(0)} ms`);
+say(`\n## baseline: bare node -e\nRSS ${MB(base.rss)} MB (anon ${MB(base.anon)} MB; Pss ${MB(base.pss)} MB, Uss ${MB(base.uss)} MB), node -e 0 runs in ${median(bareStart).toFixed(0)} ms`);
 
 // 2. import costs
 const REPORT = `globalThis.gc(); globalThis.gc(); const m = process.memoryUsage(); const s = require('node:fs').readFileSync('/proc/self/status', 'utf8'); process.stdout.write(JSON.stringify({ ms: performance.now() - t0, rss: Number(/VmRSS:\\s+(\\d+)/.exec(s)[1]) * 1024, heap: m.heapUsed, ab: m.arrayBuffers }));`;
@@ -365,14 +397,14 @@ if (PARTS.has('imports')) {
 // 3. the proxy idle
 const upPorts = await Promise.all(Array.from({ length: 5 }, freePort));
 const upstream = await startUpstream(upPorts);
-const row = (label, f) => `| ${label} | ${f.gcs ? `${MB(f.early)} → after its idle GC ${MB(f.rss)}` : MB(f.rss)} | ${MB(f.anon)} | ${MB(f.heap.used)} / ${MB(f.heap.total)} | ${MB(f.heap.external)} | ${f.readyMs.toFixed(0)} |`;
+const row = (label, f) => `| ${label} | ${f.gcs ? `${MB(f.early)} → after its idle GC ${MB(f.rss)}` : MB(f.rss)} | ${MB(f.anon)} | ${MB(f.pss)} | ${MB(f.uss)} | ${MB(f.heap.used)} / ${MB(f.heap.total)} | ${MB(f.heap.external)} | ${f.pauses.accept.toFixed(0)} / ${f.pauses.idle.toFixed(0)} | ${f.readyMs.toFixed(0)} |`;
 const CONFIGS = [
   ['1 route', oneRoute],
   ['1,000 routes', thousandRoutes],
 ];
 if (PARTS.has('idle')) {
   say(`\n## proxy idle (${IDLE} s after ready)`);
-  say('| proxy, config | RSS MB | anon MB | V8 heap used / total MB | external MB | spawn → /ready ms |\n| --- | ---: | ---: | ---: | ---: | ---: |');
+  say('| proxy, config | RSS MB | anon MB | Pss MB | Uss MB | V8 heap used / total MB | external MB | GC pause ms: before accept / idle | spawn → /ready ms |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   const ENTRIES = [
     ['bundle', (t) => t.bundlePath],
     ['dist/main.js', (t) => join(t.root, 'packages/proxy/dist/main.js')],
@@ -391,11 +423,12 @@ if (PARTS.has('starts')) {
   say(`\n## start-to-ready (spawn → /ready 200, and the proxy's CPU time until then), bundle, median of ${STARTS}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   for (const i of TREES.keys()) mkdirSync(join(dir, `compile-cache-${i}`));
   for (const [cl, cfg] of CONFIGS)
-    for (const [label, cache] of [
-      ['no compile cache', false],
-      ['NODE_COMPILE_CACHE warm', true],
+    for (const [label, cache, gcEnv] of [
+      ['no compile cache', false, {}],
+      ['NODE_COMPILE_CACHE warm', true, {}],
+      ['NODE_COMPILE_CACHE warm, gcBeforeAccept always (a GC before the first accept)', true, { OCTO_PROXY_GC_BEFORE_ACCEPT: 'always' }],
     ]) {
-      const envOf = (i) => (cache ? { NODE_COMPILE_CACHE: join(dir, `compile-cache-${i}`) } : {});
+      const envOf = (i) => ({ ...gcEnv, ...(cache ? { NODE_COMPILE_CACHE: join(dir, `compile-cache-${i}`) } : {}) });
       if (cache) for (const [i, t] of TREES.entries()) await stop((await startProxy(t.bundlePath, cfg, upPorts, envOf(i))).proc); // fills the cache
       const ms = TREES.map(() => []);
       const cpu = TREES.map(() => []);
@@ -437,23 +470,30 @@ if (PARTS.has('child')) {
     while ((await get(adminPort, '/ready').catch(() => ({ status: 0 }))).status !== 200) await sleep(5);
     return { proc: c.proc, adminPort, readyMs: performance.now() - t0, close: () => sockets.held.forEach((h) => h.handle.close()) };
   }
+  // CHILD_VARIANTS=all adds round 5's (the child before the idle GC, without the warm-up, with glibc's default arenas).
   const VARIANTS = [
-    ['alone (spawned, binds its own sockets), agent\'s Node flags', null, {}],
-    ['agent\'s child as before: warm-up, no idle GC, glibc\'s default arenas', { idleGcMs: 0 }, { MALLOC_ARENA_MAX: defaultArenas }],
-    ['agent\'s child, no warm-up (warmUpRequests 0), no idle GC, default arenas', { idleGcMs: 0, warmUpRequests: 0 }, { MALLOC_ARENA_MAX: defaultArenas }],
-    ['agent\'s child, warm-up, idle GC, default arenas', {}, { MALLOC_ARENA_MAX: defaultArenas }],
-    ['agent\'s child as now (warm-up, idle GC, ProxyChild\'s env)', {}, {}],
+    ['alone (spawned, binds its own sockets), agent\'s Node flags (gcBeforeAccept after-warm-up: none here)', null, {}],
+    ['alone, agent\'s Node flags, gcBeforeAccept always', null, { OCTO_PROXY_GC_BEFORE_ACCEPT: 'always' }],
+    ...(process.env.CHILD_VARIANTS === 'all'
+      ? [
+          ['agent\'s child as before round 5: warm-up, no idle GC, glibc\'s default arenas', { idleGcMs: 0, gcBeforeAccept: 'off' }, { MALLOC_ARENA_MAX: defaultArenas }],
+          ['agent\'s child, no warm-up (warmUpRequests 0), no idle GC, default arenas', { idleGcMs: 0, warmUpRequests: 0, gcBeforeAccept: 'off' }, { MALLOC_ARENA_MAX: defaultArenas }],
+          ['agent\'s child, warm-up, idle GC, default arenas', { gcBeforeAccept: 'off' }, { MALLOC_ARENA_MAX: defaultArenas }],
+        ]
+      : []),
+    ['agent\'s child as round 5 (warm-up, idle GC, two arenas; gcBeforeAccept off)', { gcBeforeAccept: 'off' }, {}],
+    ['agent\'s child, gcBeforeAccept after the warm-up, idle GC off', { idleGcMs: 0 }, {}],
+    ['agent\'s child as now (warm-up, gcBeforeAccept, idle GC, ProxyChild\'s env)', {}, {}],
   ];
   say(`\n## the bundle as the agent's child and alone (one route, ${IDLE} s after ready or after its idle GC), ${Number(process.env.CHILD_ROUNDS ?? 2)} rounds; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  say('| variant | RSS MB | anon MB | file MB | Pss MB | V8 heap used / total MB | idle GCs |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  say('| variant | RSS MB | anon MB | file MB | Pss MB | Uss MB | V8 heap used / total MB | idle GCs | GC pause ms: before accept / idle | spawn → /ready ms |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (let round = 0; round < Number(process.env.CHILD_ROUNDS ?? 2); round++)
     for (const [label, extra, env] of VARIANTS) {
-      const p = extra === null ? await startProxy(bundlePath, oneRoute, upPorts, {}, DEFAULT_PROXY_NODE_FLAGS) : await asChild(extra, env);
+      const p = extra === null ? await startProxy(bundlePath, oneRoute, upPorts, env, DEFAULT_PROXY_NODE_FLAGS) : await asChild(extra, env);
       const f = await idleFigures(p);
       const st = readFileSync(`/proc/${p.proc.pid}/status`, 'utf8');
-      const pss = Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${p.proc.pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0) * 1024;
       const file = Number(/^RssFile:\s+(\d+)/m.exec(st)?.[1] ?? 0) * 1024;
-      say(`| ${label} | ${MB(f.rss)} | ${MB(f.anon)} | ${MB(file)} | ${MB(pss)} | ${MB(f.heap.used)} / ${MB(f.heap.total)} | ${f.gcs ?? '—'} |`);
+      say(`| ${label} | ${MB(f.rss)} | ${MB(f.anon)} | ${MB(file)} | ${MB(f.pss)} | ${MB(f.uss)} | ${MB(f.heap.used)} / ${MB(f.heap.total)} | ${f.gcs ?? '—'} | ${f.pauses.accept.toFixed(0)} / ${f.pauses.idle.toFixed(0)} | ${f.readyMs.toFixed(0)} |`);
       await stop(p.proc);
       p.close?.();
     }
@@ -560,8 +600,16 @@ if (PARTS.has('agent')) {
     const proxyPid = JSON.parse((await get(adminPort, '/proxy')).text).pid;
     const a = rssOf(agent.pid);
     const c = rssOf(proxyPid);
+    const [am, cm] = [smapsOf(agent.pid), smapsOf(proxyPid)];
     const ah = await heapOf(adminPort);
     say(`${AGENT_NODE_FLAGS.length ? `with ${AGENT_NODE_FLAGS.join(' ')}: ` : ''}agent RSS ${MB(a.rss)} MB (anon ${MB(a.anon)} MB, V8 heap used / total ${MB(ah.used)} / ${MB(ah.total)} MB, external ${MB(ah.external)} MB); its proxy child RSS ${MB(c.rss)} MB (anon ${MB(c.anon)} MB); agent spawn → /readyz 200 (proxy ready and synced) ${readyMs.toFixed(0)} ms`);
+    // The pair's pages: each one's own (Uss) plus the pages they share, which are at least the larger
+    // one's shared set (same binary) and at most both added up.
+    say('| process | RSS MB | Pss MB | Uss MB | Shared (RSS − Uss) MB |\n| --- | ---: | ---: | ---: | ---: |');
+    say(`| bare node -e (start of run) | ${MB(base.rss)} | ${MB(base.pss)} | ${MB(base.uss)} | ${MB(base.rss - base.uss)} |`);
+    say(`| agent | ${MB(a.rss)} | ${MB(am.pss)} | ${MB(am.uss)} | ${MB(am.shared)} |`);
+    say(`| its proxy child | ${MB(c.rss)} | ${MB(cm.pss)} | ${MB(cm.uss)} | ${MB(cm.shared)} |`);
+    say(`| the pair | ${MB(a.rss + c.rss)} (sum) | ${MB(am.pss + cm.pss)} (sum) | ${MB(am.uss + cm.uss)} (sum) | pod total: ${MB(am.uss + cm.uss + Math.max(am.shared, cm.shared))}–${MB(a.rss + c.rss)} |`);
     try {
       const args = readFileSync(`/proc/${proxyPid}/cmdline`, 'utf8').split('\0').filter(Boolean);
       say(`proxy child command line: ${args.map((x) => x.replace(ROOT, '').replace(dir, '<tmp>')).join(' ')}`);
