@@ -15,6 +15,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 NODE=node_modules/.bin/node; D=${D:-5}; R=${R:-6}; BASE=${BASE:?BASE: the dist directory of the build to compare against}
 PROXY_CPU=${PROXY_CPU:-0}; LOAD_CPU=${LOAD_CPU:-1}
+# The proxy as a pod runs it: its V8 helpers at SCHED_IDLE (what `v8Helpers: auto` picks in a
+# container of its own; on this shared machine auto would pick normal). As every recorded run had it.
+export OCTO_PROXY_V8_HELPERS=${OCTO_PROXY_V8_HELPERS:-idle}
 W=$(mktemp -d /tmp/octo-ab.XXXXXX); PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"' EXIT
 BODY=$(head -c 1024 /dev/zero | tr '\0' 'x')

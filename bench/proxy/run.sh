@@ -31,6 +31,9 @@ RATE=${RATE:-1000}
 LAT_WARMUP=${LAT_WARMUP:-5}
 OCTO_MAIN=${OCTO_MAIN:-packages/proxy/dist/main.js}
 OCTO_BASELINE=${OCTO_BASELINE:-}
+# The proxy as a pod runs it: its V8 helpers at SCHED_IDLE (what `v8Helpers: auto` picks in a
+# container of its own; on this shared machine auto would pick normal). As every recorded run had it.
+export OCTO_PROXY_V8_HELPERS=${OCTO_PROXY_V8_HELPERS:-idle}
 WORK=$(mktemp -d /tmp/octo-bench.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
