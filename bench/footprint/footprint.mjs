@@ -429,7 +429,14 @@ if (PARTS.has('starts')) {
       ['NODE_COMPILE_CACHE warm, gcBeforeAccept always (a GC before the first accept)', true, { OCTO_PROXY_GC_BEFORE_ACCEPT: 'always' }],
     ]) {
       const envOf = (i) => ({ ...gcEnv, ...(cache ? { NODE_COMPILE_CACHE: join(dir, `compile-cache-${i}`) } : {}) });
-      if (cache) for (const [i, t] of TREES.entries()) await stop((await startProxy(t.bundlePath, cfg, upPorts, envOf(i))).proc); // fills the cache
+      // Fills the cache: Node writes it when the process exits, so the filling start is stopped
+      // with SIGTERM (the proxy's graceful exit); SIGKILL, as stop() sends, leaves it empty.
+      if (cache)
+        for (const [i, t] of TREES.entries()) {
+          const { proc } = await startProxy(t.bundlePath, cfg, upPorts, envOf(i));
+          proc.kill('SIGTERM');
+          await new Promise((r) => (proc.exitCode !== null || proc.signalCode ? r() : proc.once('exit', r)));
+        }
       const ms = TREES.map(() => []);
       const cpu = TREES.map(() => []);
       // The trees take turns, so a change in the machine's load hits both.
