@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { httpListener, routeConfig, staticCluster } from './test-support/resources.js';
+import { oneRouteBootstrap } from './test-support/resources.js';
 
 /** Bytes of all files under a directory. */
 function bytesUnder(dir: string): number {
@@ -23,18 +23,7 @@ describe('octo-proxy compile cache', () => {
     const dir = mkdtempSync(join(tmpdir(), 'octo-compile-cache-'));
     const file = join(dir, 'bootstrap.json');
     const cache = join(dir, 'cache');
-    writeFileSync(
-      file,
-      JSON.stringify({
-        adminPort: 0,
-        outboundPort: 0,
-        inboundHost: '127.0.0.1',
-        inboundPort: 0,
-        accessLog: 'off',
-        logLevel: 'warn',
-        staticResources: { listeners: [httpListener('outbound', { route_config: routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app' } }]) })], clusters: [staticCluster('app', [9])] },
-      }),
-    );
+    writeFileSync(file, oneRouteBootstrap());
     const child = spawn(process.execPath, [join(ROOT, 'packages/proxy/dist/main.js'), '--config', file], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: { ...process.env, NODE_COMPILE_CACHE: cache } });
     const exited = new Promise((r) => child.once('exit', r));
     const adminPort = await new Promise<number>((resolve, reject) => {

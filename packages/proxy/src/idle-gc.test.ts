@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger, createMetricsRegistry } from '@octo-mesh/runtime';
 import { IDLE_GC_DEFAULTS, IdleGc, decideIdleGc, exposedGc, type IdleGcSample, type IdleGcState } from './idle-gc.js';
-import { httpListener, routeConfig, staticCluster } from './test-support/resources.js';
+import { oneRouteBootstrap } from './test-support/resources.js';
 
 const MB = 1024 * 1024;
 const cfg = { ...IDLE_GC_DEFAULTS, idleMs: 5000 };
@@ -61,19 +61,7 @@ describe('IdleGc', () => {
   it('the executable collects once it is ready and idle, and not with idleGcMs 0; before the first accept with gcBeforeAccept always', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'octo-idle-gc-'));
     const file = join(dir, 'bootstrap.json');
-    writeFileSync(
-      file,
-      JSON.stringify({
-        adminPort: 0,
-        outboundPort: 0,
-        inboundHost: '127.0.0.1',
-        inboundPort: 0,
-        accessLog: 'off',
-        logLevel: 'warn',
-        v8Helpers: 'normal',
-        staticResources: { listeners: [httpListener('outbound', { route_config: routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app' } }]) })], clusters: [staticCluster('app', [9])] },
-      }),
-    );
+    writeFileSync(file, oneRouteBootstrap({ v8Helpers: 'normal' }));
     // The proxy's own log line says when it collected (no polling: scraping /metrics is work that
     // would keep its loop from looking idle); then one scrape reads the counter.
     const counted = async (idleGcMs: number, gcBeforeAccept: 'always' | 'off', waitMs: number) => {

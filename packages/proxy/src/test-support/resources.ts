@@ -63,3 +63,21 @@ export function pack(typeUrl: (typeof TYPE_URL)[keyof typeof TYPE_URL], obj: unk
   const name = String((r.value['name'] ?? r.value['clusterName']) as string);
   return { name, any: packAny(typeUrl, r.value as never) };
 }
+
+/**
+ * A bootstrap file's text for the executable: every port picked by the kernel, no access log, one
+ * outbound route to a static cluster on port 9 (nothing answers there; tests of start-up, GC and
+ * the compile cache need a proxy, not traffic). `extra` adds or overrides settings.
+ */
+export function oneRouteBootstrap(extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({
+    adminPort: 0,
+    outboundPort: 0,
+    inboundHost: '127.0.0.1',
+    inboundPort: 0,
+    accessLog: 'off',
+    logLevel: 'warn',
+    staticResources: { listeners: [httpListener('outbound', { route_config: routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app' } }]) })], clusters: [staticCluster('app', [9])] },
+    ...extra,
+  });
+}
