@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { credentials, type sendUnaryData } from '@grpc/grpc-js';
+import { credentials, status, type sendUnaryData } from '@grpc/grpc-js';
 import { connect } from 'node:net';
 import { MetaServerClient, MetaServerService, type LocateResponse } from '@octo-mesh/proto';
 import { MeshGrpcServer, startGrpcServer } from './grpc-server.js';
@@ -36,6 +36,28 @@ describe('MeshGrpcServer', () => {
     await grpc.close();
     expect(await refused(grpc.port)).toBe('ECONNREFUSED');
   });
+
+  it('close ends a call that never ends on its own (as a Watch or ADS stream): its client is told', async () => {
+    // grpc-js's tryShutdown reports done at once for connections it did not accept itself, so
+    // close() once left such a call open for ever (a restarted dispatcher's watchers never moved).
+    let arrived!: () => void;
+    const reached = new Promise<void>((r) => (arrived = r));
+    const grpc = await startGrpcServer('127.0.0.1', 0, (s) =>
+      s.addService(MetaServerService, {
+        locate() {
+          arrived(); // and never answers
+        },
+      } as never),
+    );
+    const client = new MetaServerClient(`127.0.0.1:${grpc.port}`, credentials.createInsecure());
+    const outcome = new Promise<string>((resolve) =>
+      client.locate({ nodeId: 'n', namespace: 'demo', workload: 'w', unreachablePilotId: '' }, (err) => resolve(err ? `ended: ${status[err.code]}` : 'answered')),
+    );
+    await reached;
+    await grpc.close();
+    expect(await outcome).toMatch(/^ended: (UNAVAILABLE|CANCELLED|INTERNAL)$/);
+    client.close();
+  }, 15_000);
 
   it('forceShutdown stops listening too', async () => {
     const server = new MeshGrpcServer();

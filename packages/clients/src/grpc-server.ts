@@ -4,7 +4,7 @@
  * after 2 s (Watch and ADS streams never end on their own).
  */
 import { Server, type ServerCredentials, type ServerOptions } from '@grpc/grpc-js';
-import { createServer, type Server as NetServer } from 'node:net';
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { meshServerCredentials, type MeshServerSecurity } from './mtls.js';
 
 /**
@@ -27,6 +27,8 @@ export const LISTEN_BACKLOG = 4096;
  */
 export class MeshGrpcServer extends Server {
   private readonly listeners = new Set<NetServer>();
+  /** Connections accepted and not closed yet. Ours to count: grpc-js's http2 server did not accept them, so its close does not wait for them. */
+  private readonly connections = new Set<Socket>();
 
   constructor(options?: ServerOptions) {
     super(options);
@@ -35,7 +37,11 @@ export class MeshGrpcServer extends Server {
   /** Like bindAsync: host:port (0 = any free port); resolves with the bound port. */
   async listen(host: string, port: number, creds: ServerCredentials, backlog = LISTEN_BACKLOG): Promise<number> {
     const injector = this.createConnectionInjector(creds);
-    const listener = createServer((socket) => injector.injectConnection(socket));
+    const listener = createServer((socket) => {
+      this.connections.add(socket);
+      socket.once('close', () => this.connections.delete(socket));
+      injector.injectConnection(socket);
+    });
     await new Promise<void>((resolve, reject) => {
       listener.once('error', reject);
       listener.listen({ host: host.replace(/^\[(.*)\]$/, '$1'), port, backlog }, () => {
@@ -61,6 +67,29 @@ export class MeshGrpcServer extends Server {
   override forceShutdown(): void {
     this.closeListeners();
     super.forceShutdown();
+    for (const c of this.connections) c.destroy();
+  }
+
+  /**
+   * Resolves once every accepted connection has closed, or after `ms` (false then). grpc-js's
+   * tryShutdown cannot tell: its http2 server never accepted these connections, so its close
+   * completes at once while a Watch or ADS stream still holds one open.
+   */
+  async connectionsClosed(ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    while (this.connections.size > 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      const [c] = this.connections;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        c!.once('close', () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    return true;
   }
 }
 
@@ -78,14 +107,11 @@ export async function startGrpcServer(host: string, port: number, add: (server: 
   return {
     server,
     port: bound,
-    close: () =>
-      new Promise<void>((resolve) => {
-        // Graceful first; streams (Watch) never end on their own, so force after a moment.
-        const t = setTimeout(() => server.forceShutdown(), 2000);
-        server.tryShutdown(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      }),
+    close: async () => {
+      // Graceful first (GOAWAY, no new streams); streams (Watch, ADS) never end on their own, so
+      // force what is still open after a moment.
+      server.tryShutdown(() => undefined);
+      if (!(await server.connectionsClosed(2000))) server.forceShutdown();
+    },
   };
 }

@@ -119,16 +119,10 @@ export class AdsServer {
       s.close();
       end();
     }
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, graceMs);
-      this.server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    // tryShutdown's callback cannot tell when the connections are gone (MeshGrpcServer accepts
+    // them itself), so wait for them here and force what is left after the grace.
+    this.server.tryShutdown(() => undefined);
+    if (!(await this.server.connectionsClosed(graceMs))) this.server.forceShutdown();
   }
 
   private open<S extends AdsStream>(make: (id: number, fail: (code: number, message: string) => void) => S, call: grpc.ServerDuplexStream<unknown, unknown>): S {
