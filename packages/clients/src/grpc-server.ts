@@ -71,6 +71,15 @@ export class MeshGrpcServer extends Server {
   }
 
   /**
+   * Graceful first (GOAWAY, no new streams), then forced for whatever is still open after
+   * `graceMs`: streams such as Watch and ADS never end on their own.
+   */
+  async shutdownWithin(graceMs: number): Promise<void> {
+    this.tryShutdown(() => undefined);
+    if (!(await this.connectionsClosed(graceMs))) this.forceShutdown();
+  }
+
+  /**
    * Resolves once every accepted connection has closed, or after `ms` (false then). grpc-js's
    * tryShutdown cannot tell: its http2 server never accepted these connections, so its close
    * completes at once while a Watch or ADS stream still holds one open.
@@ -107,11 +116,6 @@ export async function startGrpcServer(host: string, port: number, add: (server: 
   return {
     server,
     port: bound,
-    close: async () => {
-      // Graceful first (GOAWAY, no new streams); streams (Watch, ADS) never end on their own, so
-      // force what is still open after a moment.
-      server.tryShutdown(() => undefined);
-      if (!(await server.connectionsClosed(2000))) server.forceShutdown();
-    },
+    close: () => server.shutdownWithin(2000),
   };
 }

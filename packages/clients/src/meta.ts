@@ -7,6 +7,7 @@ import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { MetaServerClient, ServiceRegistryClient, type PilotLease } from '@octo-mesh/proto';
 import type { CheckerLease } from '@octo-mesh/proto/gen/octo/mesh/v1/meta.js';
 import { Backoff, recordError, sleep, type Logger } from '@octo-mesh/runtime';
+import { locateAttemptMs as sharedLocateAttemptMs } from '@octo-mesh/contracts/locate.js';
 
 /** A sleep that `wake()` ends early: the pause between a heartbeat loop's calls. */
 class Pause {
@@ -148,14 +149,9 @@ export interface LocateOptions {
   signal?: AbortSignal;
 }
 
-/**
- * How long one Locate attempt may take: 2 s, doubling per retry up to 8 s, never past the caller's
- * deadline. A meta server answering a re-home storm is busy, not gone; a fixed 2 s cancelled
- * calls it was about to answer (the work wasted) and queued the retries behind the rest
- * (bench/scale: 17,899 failed locates in the 50 s after a pilot kill).
- */
+/** How long one Locate attempt may take: 2 s, doubling per retry up to 8 s, never past the caller's deadline (see contracts' locateAttemptMs). */
 export function locateAttemptMs(attempt: number, leftMs: number): number {
-  return Math.max(1, Math.min(leftMs, 2000 * 2 ** Math.min(attempt, 2)));
+  return sharedLocateAttemptMs(attempt, 2000, leftMs);
 }
 
 /**

@@ -8,3 +8,4 @@ export * from './ring.js';
 export * from './endpoint-health.js';
 export * from './spiffe.js';
 export * from './access.js';
+export * from './locate.js';

@@ -119,10 +119,7 @@ export class AdsServer {
       s.close();
       end();
     }
-    // tryShutdown's callback cannot tell when the connections are gone (MeshGrpcServer accepts
-    // them itself), so wait for them here and force what is left after the grace.
-    this.server.tryShutdown(() => undefined);
-    if (!(await this.server.connectionsClosed(graceMs))) this.server.forceShutdown();
+    await this.server.shutdownWithin(graceMs);
   }
 
   private open<S extends AdsStream>(make: (id: number, fail: (code: number, message: string) => void) => S, call: grpc.ServerDuplexStream<unknown, unknown>): S {

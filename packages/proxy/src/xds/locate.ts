@@ -1,6 +1,7 @@
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { MESH_CHANNEL_OPTIONS, meshChannelCredentials, type MeshTls } from '@octo-mesh/clients/mtls.js';
 import { MetaServerClient, type LocateResponse } from '@octo-mesh/proto/gen/octo/mesh/v1/meta.js';
+import { locateAttemptMs as sharedLocateAttemptMs } from '@octo-mesh/contracts/locate.js';
 
 /** Which pilot serves this sidecar: the meta server's answer. */
 export interface PilotLocation {
@@ -39,15 +40,9 @@ export function locatePilot(opts: LocateOptions, unreachablePilotId?: string): P
   }).finally(() => client.close());
 }
 
-/**
- * How long one Locate may take after `failures` failed in a row: 3 s, then 6 s, then 12 s at most.
- * A meta server answering a re-home storm (a pilot's thousands of sidecars locating at once) is
- * busy, not gone: a fixed deadline cancels calls it was about to answer, wastes that work and
- * queues the retry behind the rest (bench/scale measured 17,899 failed locates in the 50 s after
- * a pilot kill with fixed 2 s attempts; the control plane's own client escalates the same way).
- */
+/** How long one Locate may take after `failures` failed in a row: 3 s, then 6 s, then 12 s at most (contracts' locateAttemptMs). */
 export function locateAttemptMs(failures: number, firstMs = 3000): number {
-  return firstMs * 2 ** Math.min(Math.max(0, failures), 2);
+  return sharedLocateAttemptMs(failures, firstMs);
 }
 
 /**
