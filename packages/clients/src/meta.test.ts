@@ -65,4 +65,20 @@ describe('locatePilot against a slow meta server', () => {
     );
     await expect(locatePilot({ metaAddress: `127.0.0.1:${server.port}`, nodeId: 'n', namespace: 'demo', workload: 'w', timeoutMs: 500 })).rejects.toMatchObject({ code: status.UNAVAILABLE, details: 'no live pilot' });
   }, 10_000);
+
+  // The attempt the caller's deadline cuts short ends in DEADLINE_EXCEEDED; the error reported is
+  // the failure that made it retry (CI once saw a 1 ms last attempt report "Deadline exceeded").
+  it('reports the failure that made it retry, not the deadline of an attempt the caller cut short', async () => {
+    let calls = 0;
+    server = await startGrpcServer('127.0.0.1', 0, (s) =>
+      s.addService(MetaServerService, {
+        locate(_call: unknown, cb: sendUnaryData<LocateResponse>) {
+          if (++calls === 1) cb({ code: status.UNAVAILABLE, details: 'no live pilot' });
+          // later calls are never answered: the caller's 600 ms deadline cuts the second attempt
+        },
+      } as never),
+    );
+    await expect(locatePilot({ metaAddress: `127.0.0.1:${server.port}`, nodeId: 'n', namespace: 'demo', workload: 'w', timeoutMs: 600 })).rejects.toMatchObject({ code: status.UNAVAILABLE, details: 'no live pilot' });
+    expect(calls).toBe(2);
+  }, 10_000);
 });

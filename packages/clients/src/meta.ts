@@ -163,22 +163,30 @@ export async function locatePilot(opts: LocateOptions): Promise<{ pilotId: strin
   const client = new MetaServerClient(opts.metaAddress, meshChannelCredentials(opts.tls, 'meta-server'), clientOptions);
   const backoff = new Backoff({ initialMs: 100, maxMs: 2000, jitter: 0.5 });
   const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
+  let previous: ServiceError | undefined;
   try {
     for (let attempt = 0; ; attempt++) {
+      const attemptMs = locateAttemptMs(attempt, deadline - Date.now());
       try {
         return await unary<{ pilotId: string; xdsAddress: string }>((cb) =>
           client.locate(
             { nodeId: opts.nodeId, namespace: opts.namespace, workload: opts.workload, unreachablePilotId: opts.unreachablePilotId ?? '' },
             new Metadata(),
-            { deadline: Date.now() + locateAttemptMs(attempt, deadline - Date.now()) },
+            { deadline: Date.now() + attemptMs },
             cb,
           ),
         );
       } catch (err) {
         const e = err as ServiceError;
-        if (e.code === status.INVALID_ARGUMENT || Date.now() >= deadline) throw err;
+        if (e.code === status.INVALID_ARGUMENT) throw err;
+        if (Date.now() >= deadline) {
+          // An attempt the caller's deadline cut short (a timer can wake a millisecond before the
+          // deadline, leaving a 1 ms attempt) ends in DEADLINE_EXCEEDED: report the real reason.
+          throw e.code === status.DEADLINE_EXCEEDED && attemptMs < locateAttemptMs(attempt, Infinity) && previous ? previous : err;
+        }
+        previous = e;
         await sleep(Math.min(backoff.next(), Math.max(0, deadline - Date.now())), opts.signal);
-        if (Date.now() >= deadline) throw err; // the real reason, not a 1 ms attempt's deadline
+        if (Date.now() >= deadline) throw err;
       }
     }
   } finally {
