@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openPackage } from './archive.js';
 
-// `npm run package:proxy` as a real process, twice: reproducible across processes (esbuild's
-// plugin callbacks run in whatever order its workers ask), and the version stamped in the bundle.
+// `npm run package:proxy` as a real process, three times: reproducible across processes (esbuild's
+// plugin callbacks run in whatever order its workers ask; V8's code cache with a fixed seed), and
+// the version stamped in the bundle.
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const CLI = join(ROOT, 'packages/proxy-package/dist/package-proxy.js');
 const out = mkdtempSync(join(tmpdir(), 'octo-pkg-build-'));
@@ -30,6 +31,11 @@ describe('package:proxy', () => {
     const opened = openPackage(readFileSync(other.path), { version: '1.2.4' });
     expect(opened.manifest).toEqual({ name: 'octo-proxy', version: '1.2.4', entry: 'proxy.mjs', node: '>=24.0.0 <25' });
     expect(opened.files.find((f) => f.path === 'proxy.mjs')!.data.toString()).toContain('"1.2.4"');
+    // The bundle's compile cache, named for no user (the agent names it for its own at unpack):
+    // the same sha256 three times above means it is reproducible too.
+    const cache = opened.files.filter((f) => f.path.startsWith('compile-cache/')).map((f) => f.path);
+    expect(cache).toHaveLength(1);
+    expect(cache[0]).toMatch(new RegExp(`^compile-cache/v${process.versions.node}-${process.arch}-[0-9a-f]{8}/[0-9a-f]{8}$`));
   }, 120_000);
 
   it('leaves out @grpc/proto-loader and what it loads (protobufjs, long): grpc-js needs them only for channelz and ORCA', () => {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { manifestEntry, packArchive } from './archive.js';
+import { buildCompileCache } from './compile-cache.js';
 import { PACKAGE_NAME, type Manifest } from './manifest.js';
 import { sha256Hex } from './signing.js';
 import type { TarEntry } from './tar.js';
@@ -67,13 +68,20 @@ export interface PackageSpec {
   /** Entry point inside the package (default `proxy.mjs`). */
   entry?: string;
   node?: string;
+  /**
+   * Ship the bundle's compile cache (`compile-cache/…`, built with this Node; see
+   * compile-cache.ts), so that the version's first start in a pod is warm. Default true.
+   */
+  compileCache?: boolean;
 }
 
-/** Builds a package's bytes: manifest + bundle (+ files). Same spec → same bytes. */
+/** Builds a package's bytes: manifest + bundle (+ compile cache) (+ files). Same spec and Node → same bytes. */
 export async function makePackage(spec: PackageSpec): Promise<{ bytes: Buffer; sha256: string; manifest: Manifest }> {
   const manifest: Manifest = { name: PACKAGE_NAME, version: spec.version, entry: spec.entry ?? BUNDLE_PATH, node: spec.node ?? NODE_RANGE };
   const bundle = spec.bundle ?? (await bundleProxy(spec.version));
-  const bytes = packArchive([manifestEntry(manifest), { path: BUNDLE_PATH, data: bundle }, ...(spec.files ?? [])]);
+  const files = [{ path: BUNDLE_PATH, data: bundle }];
+  const cache = spec.compileCache === false ? [] : await buildCompileCache({ files, modules: [BUNDLE_PATH] });
+  const bytes = packArchive([manifestEntry(manifest), ...files, ...cache, ...(spec.files ?? [])]);
   return { bytes, sha256: sha256Hex(bytes), manifest };
 }
 

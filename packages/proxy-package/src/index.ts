@@ -4,5 +4,6 @@ export * from './manifest.js';
 export * from './signing.js';
 export * from './archive.js';
 export * from './store.js';
+export * from './compile-cache.js';
 export * from './download.js';
 export * from './repository.js';

@@ -3,6 +3,7 @@ import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'n
 import { dirname, join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { openPackage, type OpenLimits } from './archive.js';
+import { adoptCompileCache } from './compile-cache.js';
 import { PackageError } from './errors.js';
 import { MANIFEST_PATH, ManifestSchema, type Manifest } from './manifest.js';
 import { checkSignature, sha256Hex } from './signing.js';
@@ -86,6 +87,9 @@ export class PackageStore {
           await mkdir(dirname(path), { recursive: true });
           await writeFile(path, f.data, { mode: f.executable ? 0o755 : 0o644, flag: 'wx' });
         }
+        // A shipped compile cache is named for no user; Node looks for this process's uid (the
+        // agent forks the proxy as itself).
+        await adoptCompileCache(tmp, process.getuid?.());
         await writeFile(join(tmp, '.sha256'), `${want.sha256}\n`, { flag: 'wx' });
         await rm(dir, { recursive: true, force: true });
         await rename(tmp, dir);
