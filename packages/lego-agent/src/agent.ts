@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Logger, Registry } from '@octo-mesh/runtime';
 import { Backoff, sleep } from '@octo-mesh/runtime/backoff.js';
 import { Counter, Gauge, Histogram } from '@octo-mesh/runtime/metrics.js';
+import { compileCacheDirFor } from '@octo-mesh/proxy-package/compile-cache.js';
 import { isPackageError } from '@octo-mesh/proxy-package/errors.js';
 import { PackageStore, packageDirName, type InstalledPackage } from '@octo-mesh/proxy-package/store.js';
 import { ProxyChild } from './child.js';
@@ -167,9 +168,15 @@ export class LegoAgent {
       logger: this.log,
       version: pkg.version,
       sha256: pkg.sha256,
-      // V8's compile cache (per package file): a restart or a rollback to a kept version parses
-      // and compiles the bundle without spending the CPU the serving proxy needs.
-      env: { ...process.env, NODE_COMPILE_CACHE: join(this.opts.config.stateDir, 'compile-cache'), ...(beside ? {} : { OCTO_PROXY_WARM_UP_REQUESTS: '0' }) },
+      // V8's compile cache: the one a package or the image ships (built where they were built),
+      // so even a version's first start does not parse and compile the bundle; portable: keyed
+      // by paths relative to the cache directory (docs/footprint.md, round 7).
+      env: {
+        ...process.env,
+        NODE_COMPILE_CACHE: compileCacheDirFor(pkg.entry, pkg.dir, join(this.opts.config.stateDir, 'compile-cache')),
+        NODE_COMPILE_CACHE_PORTABLE: '1',
+        ...(beside ? {} : { OCTO_PROXY_WARM_UP_REQUESTS: '0' }),
+      },
     });
     this.log.info('proxy started', { pid: child.pid, version: pkg.version, entry: pkg.entry });
     return child;
