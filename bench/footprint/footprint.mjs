@@ -9,27 +9,30 @@
 //   3. the proxy idle (one route; 1,000 routes = 100 virtual hosts × 10 routes, 100 clusters × 5
 //      endpoints), as the agent runs it (the esbuild bundle of packages/proxy-package) and as
 //      packages/proxy/dist/main.js: RSS (and its anonymous part), V8 heap used/total, external
-//      memory, start-to-ready (process spawn → admin `/ready` 200; median of STARTS, with the
-//      compile cache cold and warm);
+//      memory, start-to-ready (process spawn → admin `/ready` 200; median of STARTS, with no
+//      compile cache, the one a package ships (unpacked into a new directory), and warm);
 //   4. the bundle with the 1,000-route config after LOAD seconds of RPS requests/s spread over all
 //      1,000 routes (keep-alive connections, 5 upstream ports served by a child process): RSS, peak
 //      RSS, heap, and the metric series the load created (stats);
 //   5. the LEGO agent (packages/lego-agent/dist/main.js) running the bundle with the one-route
 //      config: the agent's RSS and its proxy child's.
+//   6. (pod) a new pod's first start: the sidecar image's agent and bootstrap proxy bundles
+//      (packages/images bundleApp), empty state directory, with no compile cache and with the one
+//      the image ships: agent spawn → /readyz, the proxy child's part, CPU of both.
 // RSS comes from /proc/<pid>/status (VmRSS, RssAnon), Pss and Uss (Private_Clean + Private_Dirty)
 // from /proc/<pid>/smaps_rollup — Uss is what a process costs beside the others mapping the node
 // binary (the agent and its proxy in a pod), Pss depends on how many Node processes run on the
 // machine; the GC pauses (before the first accept, idle) from the proxy's metrics; the heap from its own /metrics
 // (prom-client's nodejs_heap_size_*), read after RSS so the scrape does not count.
 //
-// Usage: npm run build first (tsc -b packages/lego-agent packages/proxy packages/proxy-package), then
+// Usage: npm run build first (tsc -b packages/lego-agent packages/proxy packages/proxy-package packages/images), then
 //   node_modules/.bin/node bench/footprint/footprint.mjs     (env: LOAD=60 RPS=1000 CONNS=32 STARTS=5 IDLE=5
 //                                                             NODE_FLAGS="--max-semi-space-size=8" to
 //                                                             try V8 flags on every proxy measured directly;
 //                                                             the agent forks with its own proxyNodeFlags;
 //                                                             AGENT_NODE_FLAGS: Node flags of the agent itself,
 //                                                             '|' between variants measured one after the other;
-//                                                             PARTS=imports,idle,starts,load,agent,child,gc: the sections to run
+//                                                             PARTS=imports,idle,starts,load,agent,child,pod,gc: the sections to run
 //                                                             (gc, not run by default: RSS after a full GC forced over the inspector;
 //                                                             child: the bundle as the agent's child beside it alone, CHILD_ROUNDS=2,
 //                                                             CHILD_VARIANTS=all for round 5's variants too);
@@ -55,7 +58,7 @@ const STARTS = Number(process.env.STARTS ?? 5);
 const IDLE = Number(process.env.IDLE ?? 5);
 const NODE_FLAGS = (process.env.NODE_FLAGS ?? '').split(' ').filter(Boolean);
 const AGENT_VARIANTS = (process.env.AGENT_NODE_FLAGS ?? '').split('|').map((v) => v.split(' ').filter(Boolean));
-const PARTS = new Set((process.env.PARTS ?? 'imports,idle,starts,load,agent,child').split(','));
+const PARTS = new Set((process.env.PARTS ?? 'imports,idle,starts,load,agent,child,pod').split(','));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const MB = (b) => (b / 1048576).toFixed(1);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
@@ -419,19 +422,35 @@ if (PARTS.has('idle')) {
 }
 
 if (PARTS.has('starts')) {
-  // start-to-ready, several starts; compile cache cold (none) and warm (as the agent sets it)
+  // start-to-ready, several starts: no compile cache (cold); the cache a package ships, the
+  // package unpacked into a new directory for every start (each start is that version's first in
+  // a new pod, as the agent runs it: NODE_COMPILE_CACHE=<package>/compile-cache, portable); warm
+  // (the cache the proxy's own earlier start wrote, as for a restart).
   say(`\n## start-to-ready (spawn → /ready 200, and the proxy's CPU time until then), bundle, median of ${STARTS}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   for (const i of TREES.keys()) mkdirSync(join(dir, `compile-cache-${i}`));
+  for (const [i, t] of TREES.entries()) {
+    const { makePackage } = await import(join(t.root, 'packages/proxy-package/dist/build.js'));
+    const { PackageStore } = await import(join(t.root, 'packages/proxy-package/dist/store.js'));
+    const p = await makePackage({ version: '0.0.0-footprint', bundle: t.bundle });
+    const file = join(dir, `package-${i}.tgz`);
+    writeFileSync(file, p.bytes);
+    let n = 0;
+    t.unpackFresh = () => new PackageStore({ root: join(dir, `store-${i}-${n++}`) }).install(file, { version: '0.0.0-footprint', sha256: p.sha256 });
+    const shipped = p.bytes.length;
+    const bare = (await makePackage({ version: '0.0.0-footprint', bundle: t.bundle, compileCache: false })).bytes.length;
+    say(tag(t, `package: ${(shipped / 1024).toFixed(0)} KiB with its compile cache, ${(bare / 1024).toFixed(0)} KiB without`));
+  }
   for (const [cl, cfg] of CONFIGS)
     for (const [label, cache, gcEnv] of [
-      ['no compile cache', false, {}],
-      ['NODE_COMPILE_CACHE warm', true, {}],
-      ['NODE_COMPILE_CACHE warm, gcBeforeAccept always (a GC before the first accept)', true, { OCTO_PROXY_GC_BEFORE_ACCEPT: 'always' }],
+      ['no compile cache', 'none', {}],
+      ['compile cache shipped in the package, unpacked into a new directory (first start)', 'shipped', {}],
+      ['NODE_COMPILE_CACHE warm (written by an earlier start)', 'warm', {}],
+      ['NODE_COMPILE_CACHE warm, gcBeforeAccept always (a GC before the first accept)', 'warm', { OCTO_PROXY_GC_BEFORE_ACCEPT: 'always' }],
     ]) {
-      const envOf = (i) => ({ ...gcEnv, ...(cache ? { NODE_COMPILE_CACHE: join(dir, `compile-cache-${i}`) } : {}) });
+      const envOf = (i) => ({ ...gcEnv, ...(cache === 'warm' ? { NODE_COMPILE_CACHE: join(dir, `compile-cache-${i}`) } : {}) });
       // Fills the cache: Node writes it when the process exits, so the filling start is stopped
       // with SIGTERM (the proxy's graceful exit); SIGKILL, as stop() sends, leaves it empty.
-      if (cache)
+      if (cache === 'warm')
         for (const [i, t] of TREES.entries()) {
           const { proc } = await startProxy(t.bundlePath, cfg, upPorts, envOf(i));
           proc.kill('SIGTERM');
@@ -442,7 +461,14 @@ if (PARTS.has('starts')) {
       // The trees take turns, so a change in the machine's load hits both.
       for (let i = 0; i < STARTS; i++)
         for (const [j, t] of TREES.entries()) {
-          const p = await startProxy(t.bundlePath, cfg, upPorts, envOf(j));
+          let entry = t.bundlePath;
+          let env = envOf(j);
+          if (cache === 'shipped') {
+            const pkg = await t.unpackFresh();
+            entry = pkg.entry;
+            env = { ...env, NODE_COMPILE_CACHE: join(pkg.dir, 'compile-cache'), NODE_COMPILE_CACHE_PORTABLE: '1' };
+          }
+          const p = await startProxy(entry, cfg, upPorts, env);
           ms[j].push(p.readyMs);
           cpu[j].push(p.readyCpuMs);
           await stop(p.proc);
@@ -450,6 +476,7 @@ if (PARTS.has('starts')) {
       for (const [j, t] of TREES.entries())
         say(`- ${tag(t, `${cl}, ${label}`)}: ${median(ms[j]).toFixed(0)} ms (${ms[j].map((x) => x.toFixed(0)).join(', ')}); CPU used until ready ${median(cpu[j]).toFixed(0)} ms (${cpu[j].join(', ')})`);
     }
+  say(`load average after the starts: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 }
 
 // The bundle as the LEGO agent's child (forked with the agent's Node flags, its compile cache, the
@@ -626,6 +653,72 @@ if (PARTS.has('agent')) {
     agent.kill('SIGTERM');
     await new Promise((r) => (agent.exitCode !== null ? r() : agent.once('exit', r)));
   }
+}
+// A new pod's first start, as the sidecar image runs it: the agent bundle (/app/lego-agent.mjs,
+// the injector's Node flag) starting the bootstrap proxy bundle (/app/proxy.mjs), an empty state
+// directory; without a compile cache and with the one the image ships (/app/compile-cache, built
+// as packages/images builds it, for this user). Spawn → the agent's /readyz 200 (its proxy ready).
+if (PARTS.has('pod')) {
+  const { bundleApp } = await import(join(ROOT, 'packages/images/dist/mesh.js'));
+  const { buildCompileCache } = await import(join(ROOT, 'packages/proxy-package/dist/compile-cache.js'));
+  const files = await Promise.all(['lego-agent', 'proxy'].map(async (a) => ({ path: `${a}.mjs`, data: await bundleApp(ROOT, a, '0.0.0-footprint') })));
+  const cache = await buildCompileCache({ files, modules: files.map((f) => f.path), uid: process.getuid() });
+  const apps = {};
+  for (const [kind, extra] of [['none', []], ['image', cache]]) {
+    apps[kind] = join(dir, `app-${kind}`);
+    for (const f of [...files, ...extra]) {
+      mkdirSync(join(apps[kind], f.path, '..'), { recursive: true });
+      writeFileSync(join(apps[kind], f.path), f.data);
+    }
+  }
+  say(`\n## a new pod's first start: the image's agent and bootstrap proxy bundles (${files.map((f) => `${f.path} ${(f.data.length / 1024).toFixed(0)} KiB`).join(', ')}), empty state directory, median of ${STARTS}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  const rows = { none: { ms: [], proxyMs: [], agentCpu: [], proxyCpu: [] }, image: { ms: [], proxyMs: [], agentCpu: [], proxyCpu: [] } };
+  let n = 0;
+  for (let i = 0; i < STARTS; i++)
+    for (const kind of ['none', 'image']) {
+      const adminPort = await freePort();
+      const file = join(dir, `pod-${n}.json`);
+      writeFileSync(
+        file,
+        JSON.stringify({
+          adminPort,
+          outboundPort: await freePort(),
+          inboundHost: '127.0.0.1',
+          inboundPort: await freePort(),
+          proxyEntry: join(apps[kind], 'proxy.mjs'),
+          stateDir: join(dir, `pod-state-${n++}`),
+          logLevel: 'warn',
+          proxy: (({ adminPort: _a, outboundPort: _o, inboundHost: _h, inboundPort: _i, ...rest }) => rest)(oneRoute(0, 0, upPorts)),
+        }),
+      );
+      const env = { ...process.env, ...(kind === 'image' ? { NODE_COMPILE_CACHE: join(apps[kind], 'compile-cache'), NODE_COMPILE_CACHE_PORTABLE: '1' } : {}) };
+      const t0 = performance.now();
+      const agent = run(['--max-semi-space-size=1', join(apps[kind], 'lego-agent.mjs'), '--config', file], { env });
+      for (;;) {
+        if (agent.exitCode !== null) throw new Error(`agent exited: ${agent.stderrText()}`);
+        try {
+          if ((await get(adminPort, '/readyz')).status === 200) break;
+        } catch {
+          /* not yet */
+        }
+        await sleep(2);
+      }
+      rows[kind].ms.push(performance.now() - t0);
+      const up = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1000;
+      const proxyPid = JSON.parse((await get(adminPort, '/proxy')).text).pid;
+      rows[kind].agentCpu.push(cpuMsOf(agent.pid));
+      rows[kind].proxyCpu.push(cpuMsOf(proxyPid));
+      // The proxy's age when the agent became ready: its own start-to-ready, to 10 ms (the
+      // kernel's start time is in clock ticks).
+      rows[kind].proxyMs.push(up - (Number(readFileSync(`/proc/${proxyPid}/stat`, 'utf8').split(') ')[1].split(' ')[19]) * 1000) / 100);
+      agent.kill('SIGTERM');
+      await new Promise((r) => (agent.exitCode !== null ? r() : agent.once('exit', r)));
+    }
+  for (const [kind, label] of [['none', 'no compile cache'], ['image', 'the compile cache the image ships']]) {
+    const r = rows[kind];
+    say(`- ${label}: agent spawn → /readyz ${median(r.ms).toFixed(0)} ms (${r.ms.map((x) => x.toFixed(0)).join(', ')}), of which the proxy child's fork → ready ${median(r.proxyMs).toFixed(0)} ms (${r.proxyMs.map((x) => x.toFixed(0)).join(', ')}); CPU until then: agent ${median(r.agentCpu).toFixed(0)} ms (${r.agentCpu.join(', ')}), proxy ${median(r.proxyCpu).toFixed(0)} ms (${r.proxyCpu.join(', ')})`);
+  }
+  say(`load average after the pod starts: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 }
 upstream.kill();
 const base2 = run(['-e', 'setInterval(() => {}, 1 << 30)']);
