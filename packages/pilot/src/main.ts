@@ -126,10 +126,7 @@ export async function startPilot(config: PilotConfig, logger: Logger, source?: M
     () => {
       const p = held.pilot;
       if (!p) return new Map();
-      return p.sync.counts((id) => {
-        const snap = p.cache.getSnapshot(id);
-        return snap && new Map(snap.typeUrls().map((t) => [t, snap.version(t)]));
-      });
+      return p.sync.counts((id) => p.cache.getSnapshot(id)?.versions());
     },
   );
   const pilot = (held.pilot = new Pilot({

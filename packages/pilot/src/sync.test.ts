@@ -67,6 +67,39 @@ describe('SyncTracker', () => {
     ]);
   });
 
+  it('counts each node once per type of its snapshot, in the state its report gives, and skips nodes without one', () => {
+    const t = new SyncTracker(() => 5);
+    // columns: node, what happened on its stream
+    const nodes: [string, (id: string) => void][] = [
+      ['synced', (id) => (t.sent(id, 'T', 'v1', 'a'), t.acked(id, 'T', 'v1'))],
+      ['stale', (id) => (t.sent(id, 'T', 'v0', 'a'), t.acked(id, 'T', 'v0'))],
+      ['nacked', (id) => (t.sent(id, 'T', 'v1', 'a'), t.nacked(id, 'T', 'v1', 'bad'))],
+      ['resumed', (id) => t.holds(id, 'T', 'v1')],
+      ['fresh', () => undefined],
+      ['no snapshot', (id) => t.sent(id, 'T', 'v1', 'a')],
+    ];
+    for (const [id, happen] of nodes) {
+      t.connected(id, 1, 'sotw');
+      happen(id);
+    }
+    const current = new Map([['T', 'v1'], ['U', 'u1']]);
+    const versions = (id: string) => (id === 'no snapshot' ? undefined : current);
+    const expected = new Map<string, Map<string, number>>();
+    for (const id of t.nodeIds())
+      if (versions(id))
+        for (const e of t.report(id, current)) {
+          const m = expected.get(e.typeUrl) ?? new Map<string, number>();
+          expected.set(e.typeUrl, m.set(e.state, (m.get(e.state) ?? 0) + 1));
+        }
+    expect(t.counts(versions)).toEqual(expected);
+    expect(t.counts(versions)).toEqual(
+      new Map([
+        ['T', new Map([['SYNCED', 2], ['STALE', 1], ['NACKED', 1], ['NOT SENT', 1]])],
+        ['U', new Map([['NOT SENT', 5]])],
+      ]),
+    );
+  });
+
   it('keeps the node when an old stream closes after a reconnect', () => {
     const t = new SyncTracker();
     t.connected('n', 1, 'sotw');

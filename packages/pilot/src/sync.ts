@@ -141,14 +141,23 @@ export class SyncTracker {
     return [...this.nodes.keys()];
   }
 
-  /** How many nodes are in each state, per type, against each node's current versions. */
-  counts(current: (nodeId: string) => ReadonlyMap<string, string> | undefined): Map<string, Map<SyncState, number>> {
+  /**
+   * How many nodes are in each state, per type, against each node's current versions (type URL →
+   * version pairs; undefined: the node has no snapshot and is not counted). Runs at every scrape
+   * of /metrics: it allocates nothing per node — the per-node reports it was built from took
+   * ~0.4 s of a pilot's event loop per scrape at 10,000 sidecars (bench/scale CPU profile), and
+   * the streams of a re-home storm waited behind it.
+   */
+  counts(current: (nodeId: string) => Iterable<readonly [typeUrl: string, version: string]> | undefined): Map<string, Map<SyncState, number>> {
     const out = new Map<string, Map<SyncState, number>>();
-    for (const id of this.nodes.keys()) {
-      for (const e of this.report(id, current(id) ?? new Map())) {
-        let m = out.get(e.typeUrl);
-        if (!m) out.set(e.typeUrl, (m = new Map()));
-        m.set(e.state, (m.get(e.state) ?? 0) + 1);
+    for (const [id, n] of this.nodes) {
+      const versions = current(id);
+      if (!versions) continue;
+      for (const [typeUrl, version] of versions) {
+        const state = syncState(n.types.get(typeUrl), version);
+        let m = out.get(typeUrl);
+        if (!m) out.set(typeUrl, (m = new Map()));
+        m.set(state, (m.get(state) ?? 0) + 1);
       }
     }
     return out;

@@ -37,6 +37,8 @@ function typeSnapshot(typeUrl: string, resources: Iterable<XdsResource>): TypeSn
 }
 
 export class Snapshot {
+  private versionList: readonly (readonly [string, string])[] | undefined;
+
   private constructor(private readonly types: ReadonlyMap<string, TypeSnapshot>) {}
 
   /** Builds a snapshot; types with no resources are present with an empty set (so removal is pushed). */
@@ -64,6 +66,11 @@ export class Snapshot {
   /** The type's version, or '' when the snapshot does not serve the type. */
   version(typeUrl: string): string {
     return this.types.get(typeUrl)?.version ?? '';
+  }
+
+  /** Type URL → version of every type, computed once per snapshot (the sync-state gauge reads it per node at each scrape). */
+  versions(): readonly (readonly [typeUrl: string, version: string])[] {
+    return (this.versionList ??= [...this.types.values()].map((t) => [t.typeUrl, t.version] as const));
   }
 
   typeUrls(): string[] {
