@@ -15,7 +15,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build, type Plugin } from 'esbuild';
-import { asciiOnly } from '@octo-mesh/proxy-package/build.js';
+import { asciiOnly, LEFT_OUT } from '@octo-mesh/proxy-package/build.js';
 import { buildCompileCache, COMPILE_CACHE_DIR } from '@octo-mesh/proxy-package/compile-cache.js';
 import { buildImage, prepareLayer, type BuiltImage, type PreparedLayer } from './oci.js';
 import { NONROOT, runtimeLayer, runtimeNode } from './runtime-layer.js';
@@ -59,6 +59,10 @@ export async function bundleApp(root: string, app: string, version: string): Pro
     legalComments: 'none',
     logLevel: 'error',
     plugins: [workspaceSources(root)],
+    // The bootstrap proxy leaves out what a proxy package's bundle leaves out (grpc-js's lazy
+    // require of @grpc/proto-loader, with protobufjs and long: code the proxy never runs, which
+    // every proxy would parse and hold; `bundleProxy`, docs/footprint.md rounds 4 and 7).
+    external: app === 'proxy' ? [...LEFT_OUT] : [],
   });
   // ASCII only, or V8 holds the whole source as a two-byte string (see asciiOnly).
   return Buffer.from(asciiOnly(r.outputFiles[0]!.text), 'latin1');
