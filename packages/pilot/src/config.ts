@@ -29,9 +29,11 @@ export const pilotConfig = z
     debounceQuietMs: z.coerce.number().int().min(0).max(10_000).default(100),
     /** A burst is pushed at the latest this long after its first change. */
     debounceMaxMs: z.coerce.number().int().min(1).max(60_000).default(1000),
-    /** New ADS streams taken on per second, and at once. */
-    streamAdmissionRate: z.coerce.number().positive().max(1_000_000).default(500),
+    /** New ADS streams taken on per second, and at once (a ceiling; server/admission.ts). */
+    streamAdmissionRate: z.coerce.number().positive().max(1_000_000).default(2000),
     streamAdmissionBurst: z.coerce.number().int().min(1).max(1_000_000).default(1000),
+    /** New ADS streams setting up at once (admitted, first request not yet answered). */
+    streamAdmissionMaxSettingUp: z.coerce.number().int().min(1).max(1_000_000).default(64),
     /**
      * The dispatcher (`host:port`) to read services, endpoints and RoutePolicies from. Without
      * it, an in-memory source is used (seeded from `resources`).

@@ -141,7 +141,7 @@ export async function startPilot(config: PilotConfig, logger: Logger, source?: M
   const ads = (held.ads = new AdsServer({
     cache: pilot.cache,
     callbacks: pilot.callbacks,
-    admission: { ratePerSecond: config.streamAdmissionRate, burst: config.streamAdmissionBurst },
+    admission: { ratePerSecond: config.streamAdmissionRate, burst: config.streamAdmissionBurst, maxSettingUp: config.streamAdmissionMaxSettingUp },
     ...(tls && config.xdsMtls ? { security: { tls, logger, registry } } : {}),
   }));
   ads.server.addService(

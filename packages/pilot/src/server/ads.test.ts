@@ -363,6 +363,72 @@ describe('ADS stream admission', () => {
   });
 });
 
+describe('ADS stream admission: streams setting up at once', () => {
+  async function serve(maxSettingUp: number, setupTimeoutMs = 60_000) {
+    const source = new MemoryMeshSource();
+    source.upsertService(svc('catalog', 8080), [ep('10.0.0.1')]);
+    const pilot = new Pilot({ source });
+    const server = new AdsServer({ cache: pilot.cache, callbacks: pilot.callbacks, admission: { ratePerSecond: 1_000_000, burst: 1_000_000, maxSettingUp, setupTimeoutMs } });
+    const port = await server.listen(0, '127.0.0.1');
+    const client = adsClient(`127.0.0.1:${port}`);
+    const streams: SotwClient[] = [];
+    cleanup.push(async () => {
+      for (const s of streams) s.close();
+      client.close();
+      pilot.close();
+      await server.close(100);
+    });
+    const open = (id: string) => {
+      const s = new SotwClient(client, node(id, ['catalog']));
+      streams.push(s);
+      return s;
+    };
+    return { server, open };
+  }
+  const until = async (what: string, cond: () => boolean) => {
+    for (const t0 = performance.now(); !cond(); ) {
+      if (performance.now() - t0 > 5000) throw new Error(`not within 5 s: ${what}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+  // A stream the server has taken on (its handler ran) that sends nothing: it holds a place setting up.
+  const opened = (server: AdsServer, n: number) => until(`${n} streams open`, () => server.streamCount === n);
+  const queuedIs = (server: AdsServer, n: number) => until(`${n} streams queued`, () => server.admission.queued === n);
+
+  it('admits the next stream once the one setting up has answered its first request', async () => {
+    const { server, open } = await serve(1);
+    const silent = open('silent');
+    await opened(server, 1);
+    const waiting = open('waiting');
+    waiting.subscribe(TYPE_URL.cluster);
+    await queuedIs(server, 1);
+    expect(await waiting.quiet(300)).toBe(true);
+    silent.subscribe(TYPE_URL.cluster);
+    expect(clusterNames(await silent.next(3000))).toContain(CATALOG);
+    expect(clusterNames(await waiting.next(3000))).toContain(CATALOG);
+    expect(server.admission.queued).toBe(0);
+  });
+
+  it('frees the place of a stream that closes while setting up, and of one that never sends a first request', async () => {
+    const closing = await serve(1);
+    const gone = closing.open('gone');
+    await opened(closing.server, 1);
+    const next = closing.open('next');
+    next.subscribe(TYPE_URL.cluster);
+    await queuedIs(closing.server, 1);
+    gone.close();
+    expect(clusterNames(await next.next(3000))).toContain(CATALOG);
+
+    const timing = await serve(1, 300);
+    timing.open('mute');
+    await opened(timing.server, 1);
+    const after = timing.open('after');
+    after.subscribe(TYPE_URL.cluster);
+    await queuedIs(timing.server, 1);
+    expect(clusterNames(await after.next(5000))).toContain(CATALOG);
+  });
+});
+
 describe('ADS delta', () => {
   it('subscribes and unsubscribes by name, sending only what changed', async () => {
     const { delta, source } = await setup();

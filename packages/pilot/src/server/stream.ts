@@ -4,6 +4,7 @@
  */
 import { recordError } from '@octo-mesh/runtime';
 import type { Node } from '@octo-mesh/proto';
+import type { AdmissionTicket } from './admission.js';
 import type { SnapshotCache } from '../xds/cache.js';
 import type { Snapshot } from '../xds/snapshot.js';
 import { PUSH_ORDER } from '../xds/snapshot.js';
@@ -120,10 +121,10 @@ export abstract class AdsStream implements StreamInfo {
     readonly peer: string,
     protected readonly cache: SnapshotCache,
     protected readonly callbacks: ServerCallbacks,
-    admitted: Promise<void>,
+    private readonly admission: AdmissionTicket,
     private readonly fail: (code: number, message: string) => void,
   ) {
-    this.queue = admitted;
+    this.queue = admission.admitted;
   }
 
   get nodeId(): string {
@@ -147,8 +148,11 @@ export abstract class AdsStream implements StreamInfo {
           this.unsubscribe = this.cache.subscribe(node.id, (s) => this.onSnapshot(s));
         }
         await handle();
+        // Set up: the node is placed and its first request answered; admission may let the next stream in.
+        this.admission.done();
       })
       .catch((err: Error & { code?: number }) => {
+        this.admission.done();
         if (this.closed) return;
         this.fail(err.code ?? 13, err.message);
         this.close();
@@ -188,6 +192,7 @@ export abstract class AdsStream implements StreamInfo {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.admission.done();
     this.missingSeen = undefined;
     this.unsubscribe?.();
     this.callbacks.onStreamClosed?.(this);
