@@ -14,16 +14,64 @@ export interface LoadStats {
   failed: number;
   errors: string[];
   retriedRefused: number;
-  /** [start ms since the generator started, latency ms, protocol] per completed request. */
-  samples: [number, number, 'h1' | 'h2'][];
+  /** [start ms since the generator started, latency ms, protocol] per completed request (made when read; see {@link Samples}). */
+  readonly samples: [number, number, 'h1' | 'h2'][];
   /** Start (ms since the generator started) of each failed request. */
   failedAt: number[];
+}
+
+/**
+ * Completed requests in typed arrays that grow by doubling: a tuple per request kept for the
+ * whole run would be old-generation garbage the generator's process collects in pauses of
+ * several ms (bench/lego saw 6–7 ms ones in its windows), delaying the very requests it times.
+ */
+class Samples {
+  private start = new Float64Array(1 << 16);
+  private latency = new Float64Array(1 << 16);
+  private h2 = new Uint8Array(1 << 16);
+  length = 0;
+
+  push(start: number, latency: number, h2: boolean): void {
+    if (this.length === this.start.length) {
+      const grow = <T extends Float64Array | Uint8Array>(a: T): T => {
+        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.start = grow(this.start);
+      this.latency = grow(this.latency);
+      this.h2 = grow(this.h2);
+    }
+    this.start[this.length] = start;
+    this.latency[this.length] = latency;
+    this.h2[this.length++] = h2 ? 1 : 0;
+  }
+
+  tuples(): [number, number, 'h1' | 'h2'][] {
+    const out: [number, number, 'h1' | 'h2'][] = new Array(this.length);
+    for (let i = 0; i < this.length; i++) out[i] = [this.start[i]!, this.latency[i]!, this.h2[i] ? 'h2' : 'h1'];
+    return out;
+  }
 }
 
 const REFUSED = new Set(['ERR_HTTP2_GOAWAY_SESSION', 'ERR_HTTP2_INVALID_SESSION', 'ERR_HTTP2_STREAM_CANCEL']);
 
 export class LoadGenerator {
-  readonly stats: LoadStats = { sent: 0, ok: 0, failed: 0, errors: [], retriedRefused: 0, samples: [], failedAt: [] };
+  private readonly recorded = new Samples();
+  readonly stats: LoadStats = (() => {
+    const recorded = this.recorded;
+    return {
+      sent: 0,
+      ok: 0,
+      failed: 0,
+      errors: [],
+      retriedRefused: 0,
+      failedAt: [],
+      get samples() {
+        return recorded.tuples();
+      },
+    };
+  })();
   private running = false;
   private readonly agent: http.Agent;
   private sessions: (http2.ClientHttp2Session | undefined)[];
@@ -77,7 +125,7 @@ export class LoadGenerator {
     } else {
       this.stats.ok++;
       const now = performance.now();
-      this.stats.samples.push([started - this.t0, now - started, protocol]);
+      this.recorded.push(started - this.t0, now - started, protocol === 'h2');
     }
     if (this.running && this.opts.concurrency) this.one();
     else if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
