@@ -25,6 +25,7 @@
 //          [--connect-rate 300] [--meta-args '…'] [--pilot-args '…'] [--only pilot|gcp] [--json out.json]
 //          [--phases propagation,churn,failure] (which run after the connect; e.g. --phases failure)
 //          [--log-dir DIR --log-level info] (keep our control plane's logs)
+//          [--profile DIR] (CPU profiles of our processes over the pilot kill's re-home)
 // The pilot kill also prints its steps per sidecar (stream lost → locate answered → first
 // response → synced), a timeline every second (where the victims are, the survivor's admission
 // queue, the meta server's Locate counts) and the machine's TcpExt ListenOverflows meanwhile.
@@ -59,6 +60,30 @@ const PHASES = new Set(arg('phases', 'propagation,churn,failure').split(','));
 const LOG_DIR = arg('log-dir', undefined);
 const LOG_LEVEL = arg('log-level', 'warn');
 const JSON_OUT = arg('json', undefined);
+/**
+ * --profile DIR: a V8 CPU profile of every process of ours (control plane and simulator) from the
+ * pilot kill until all are re-homed, written to DIR (bench/scale/cpu-prof-preload.mjs, loaded into
+ * the children through NODE_OPTIONS; summarise with bench/scale/prof-summary.mjs). Profiling costs
+ * CPU: its figures are not comparable with unprofiled runs.
+ */
+const PROFILE_DIR = arg('profile', undefined);
+if (PROFILE_DIR) {
+  mkdirSync(PROFILE_DIR, { recursive: true });
+  process.env.OCTO_PROF_DIR = PROFILE_DIR;
+  process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --import ${join(here, 'cpu-prof-preload.mjs')}`.trim();
+}
+/** Starts or stops (writes) the CPU profiles of `procs` (--profile). */
+async function profile(what, procs) {
+  if (!PROFILE_DIR) return;
+  for (const p of procs) {
+    try {
+      process.kill(p.pid, 'SIGUSR2');
+    } catch (err) {
+      log(`profile ${what}: ${p.name}: ${err.message}`);
+    }
+  }
+  if (what === 'stop') await sleep(3000); // the profiles are serialised and written
+}
 /**
  * Sidecars started per second (all children together). 300: at 1,000/s on the shared 2-core
  * machine the locate calls and pilot leases of our control plane collapsed into a storm
@@ -341,6 +366,10 @@ function listenOverflows() {
 function sampleTimeline(target, fleet, victim, at) {
   const rows = [];
   let stopped = false;
+  // CPU (% of one core) since the previous row: who had the cores in each second of the storm.
+  const procs = [...target.allPids().filter((p) => p.name !== victim), ...fleet.pids()];
+  let cpuFrom = cpuSnapshot(procs);
+  let cpuAt = performance.now();
   const metric = async (addr, name) => {
     const text = await (await fetch(`http://${addr}/metrics`, { signal: AbortSignal.timeout(900) })).text();
     const out = {};
@@ -348,14 +377,30 @@ function sampleTimeline(target, fleet, victim, at) {
     return out;
   };
   const survivors = target.cp.children.filter((c) => c.role === 'pilot' && c.name !== victim);
+  const survivorsCpu = (pctOf) => survivors.map((c) => `${c.name} ${pctOf((n) => n === c.name)}`).join(' ');
   const loop = (async () => {
     while (!stopped) {
       const started = now();
+      // 25 sidecars per simulator process that were not moved ask for EDS again (their request → response).
+      await fleet.all({ cmd: 'probe', pilotId: victim, count: 25 });
       const { id: _, ...where } = await fleet.sum({ cmd: 'timeline', pilotId: victim });
       const row = { t: started - at, ...where };
       // "n/a": the process did not answer /metrics within 900 ms (itself a finding).
-      for (const c of survivors) row[`${c.name} queued`] = await metric(new URL(c.readyUrl).host, 'pilot_xds_queued_streams').then((m) => Object.values(m).reduce((a, b) => a + b, 0), () => 'n/a');
+      for (const c of survivors) {
+        // How long the pilot took to answer /metrics: a scrape runs on its event loop, between streams.
+        const asked = now();
+        const m = await metric(new URL(c.readyUrl).host, 'pilot_xds_').catch(() => undefined);
+        const sumOf = (name) => (m ? Object.entries(m).filter(([k]) => k.startsWith(name)).reduce((a, [, v]) => a + v, 0) : 'n/a');
+        row[`${c.name} queued`] = sumOf('queued_streams');
+        // Streams the pilot has taken on (its handler ran): against the victims' 'waiting', what the simulator has yet to see.
+        row[`${c.name} streams`] = sumOf('connected_proxies');
+        row[`scrape ms`] = Math.round(now() - asked);
+      }
       row['meta locates'] = await metric(target.cp.metaAdminAddress, 'octo_meta_locate_total').then((m) => Object.entries(m).map(([k, v]) => `${k.replace(/[{}"]|result=/g, '')}=${v}`).join(' '), () => 'n/a');
+      const cpu = cpuSince(cpuFrom, procs, performance.now() - cpuAt);
+      [cpuFrom, cpuAt] = [cpuSnapshot(procs), performance.now()];
+      const pctOf = (f) => Math.round(cpu.filter((c) => f(c.name)).reduce((a, c) => a + (Number.isFinite(c.pct) ? c.pct : 0), 0));
+      row['cpu %'] = `${survivorsCpu(pctOf)} meta ${pctOf((n) => n === 'meta-server')} sims ${pctOf((n) => n.startsWith('sim-'))}`;
       rows.push(row);
       await sleep(Math.max(0, 1000 - (now() - started)));
     }
@@ -497,12 +542,28 @@ async function measure(target) {
       out.failure = await withCpu(procs(), async () => {
         const at = now();
         const overflowsBefore = listenOverflows();
+        await profile('start', procs());
         await target.cp.kill(victim, 'SIGKILL');
         const timeline = sampleTimeline(target, fleet, victim, at);
         const res = await fleet.until(`${victims} sidecars of ${victim} re-homed`, { cmd: 'rehomed', pilotId: victim, at }, 120_000, 100, true);
-        const steps = { locate: res.locateMs, firstResponse: res.firstResponseMs, sync: res.syncMs, locateFailures: res.locateFailures, streamsLost: res.streamsLost };
+        const steps = {
+          locate: res.locateMs,
+          '(backoff': res.backoffMs,
+          'call)': res.locateCallMs,
+          firstResponse: res.firstResponseMs,
+          '(headers': res.headersMs,
+          'handling)': res.handlingMs,
+          sync: res.syncMs,
+          'request→response': res.requestMs,
+          'unmoved request→response': res.probeMs,
+          locateFailures: res.locateFailures,
+          streamsLost: res.streamsLost,
+        };
+        await profile('stop', procs().filter((p) => p.name !== victim));
         return {
           listenOverflows: listenOverflows() - overflowsBefore,
+          simLoop: res.simLoop,
+          probes: res.probeMs?.length ?? 0,
           timeline: await timeline.stop(),
           steps: Object.fromEntries(Object.entries(steps).map(([k, xs]) => [k, { p50: pct(xs, 50), p99: pct(xs, 99), max: Math.max(...xs) }])), what: `SIGKILL ${victim}`, victims, done: res.done, timedOut: !!res.timedOut, allMs: Math.max(...res.sinceKill), p50: pct(res.sinceKill, 50), p99: pct(res.sinceKill, 99), worstResponse: Math.max(...res.response), responseP99: pct(res.response, 99) };
       });
@@ -592,7 +653,8 @@ for (const [name, r] of [['pilot', P], ['gcp', G]]) {
   say(`    full push: ${pf && r === P ? cpuLine(pf.cpu) : gf && r === G ? cpuLine(gf.cpu) : '-'}`);
   say(`    churn: ${r.churn ? cpuLine(r.churn.cpu) : '-'}; ${r.churn ? `late starts ${r.churn.late}, failed ${r.churn.failed}, apply p99 ${f0(r.churn.applyP99)} ms, max pushes in one window ${r.churn.maxInWindow}` : ''}`);
   say(`    failure: ${r.failure ? cpuLine(r.failure.cpu) : '-'}`);
-  if (r.failure?.steps) say(`    failure steps (p50 / p99 / max): ${Object.entries(r.failure.steps).map(([k, v]) => `${k} ${f0(v.p50)} / ${f0(v.p99)} / ${f0(v.max)}`).join('; ')} (ms, failures and streams lost are counts); listen overflows (machine-wide) ${r.failure.listenOverflows}`);
+  if (r.failure?.simLoop) say(`    simulator event loops during the failure (busy share, delay p99 / max ms): ${r.failure.simLoop.map((l, i) => `sim-${i} ${(l.elu * 100).toFixed(0)}% ${f0(l.p99)} / ${f0(l.max)}`).join(', ')}`);
+  if (r.failure?.steps) say(`    failure steps (p50 / p99 / max): ${Object.entries(r.failure.steps).map(([k, v]) => `${k} ${f0(v.p50)} / ${f0(v.p99)} / ${f0(v.max)}`).join('; ')} (ms, failures and streams lost are counts; ${r.failure.probes} unmoved probes); listen overflows (machine-wide) ${r.failure.listenOverflows}`);
   for (const row of r.failure?.timeline ?? []) say(`      t+${(row.t / 1000).toFixed(1).padStart(5)} s: ${Object.entries(row).filter(([k]) => k !== 't').map(([k, v]) => `${k} ${v}`).join(', ')}`);
   say(`    memory: ${r.memory?.perProcess.map((p) => `${p.name} ${f0(p.rss / 2 ** 20)} MB`).join(', ') ?? '-'}; simulator RSS ${f0((r.simulator?.rss ?? NaN) / 2 ** 20)} MB`);
 }

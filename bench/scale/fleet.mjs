@@ -8,9 +8,10 @@
 // Parent → child: {cmd: 'start', specs, discovery, perTick, tickMs}, {cmd: 'synced'},
 //   {cmd: 'pushed', since, types, deps?} (first arrival of each type since `since`, per sidecar
 //   that depends on `deps`; latency = last required type − since), {cmd: 'victims', pilotId},
-//   {cmd: 'rehomed', pilotId, at}, {cmd: 'reconnect', count, at}, {cmd: 'back', at},
+//   {cmd: 'rehomed', pilotId, at}, {cmd: 'probe', pilotId, count}, {cmd: 'reconnect', count, at}, {cmd: 'back', at},
 //   {cmd: 'churn', from, to, deps?, windowMs}, {cmd: 'trim'}, {cmd: 'usage'}, {cmd: 'exit'}
 // Child → parent: {id, ...answer} for each command that carries an id.
+import { monitorEventLoopDelay, performance as perf } from 'node:perf_hooks';
 import { MockSidecar } from '@octo-mesh/mock-sidecar';
 
 const abs = (t) => performance.timeOrigin + t;
@@ -20,6 +21,14 @@ let sidecars = [];
 let victims = [];
 /** The push being waited for (see `pushed`). */
 let watch;
+/**
+ * This process's own event loop during a pilot kill (from `victims` to the final `rehomed`): a
+ * sidecar's timestamps are taken when its events run here, so a busy simulator adds its own delay
+ * to every step it reports.
+ */
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+let eluFrom = perf.eventLoopUtilization();
 
 const depends = (s, dep) => !dep || s.spec.dependencies.includes(dep);
 
@@ -77,6 +86,9 @@ const handlers = {
   victims({ pilotId }) {
     victims = sidecars.filter((s) => s.connected && s.pilotId === pilotId);
     for (const s of victims) s.before = { locateFailures: s.locateFailures, streamsLost: s.streamsLost };
+    for (const s of sidecars) s.probes.length = 0;
+    loopDelay.reset();
+    eluFrom = perf.eventLoopUtilization();
     return { victims: victims.length };
   },
   /** Where the victims are right now (a re-home timeline): per state, and synced on another pilot. */
@@ -103,13 +115,35 @@ const handlers = {
       // The response in steps (of the last attempt): stream lost → locate answered → first
       // response on the new stream (admission, connect) → synced; and what went wrong on the way.
       out.locateMs = done.map((s) => s.locatedAt - s.lostAt);
+      // …and the locate in its parts: the backoff before the call, the call (retries included).
+      out.backoffMs = done.map((s) => s.locateStartedAt - s.lostAt);
+      out.locateCallMs = done.map((s) => s.locatedAt - s.locateStartedAt);
       out.firstResponseMs = done.map((s) => s.firstResponseAt - s.locatedAt);
+      // …and the first response in its parts: connection + HTTP/2 stream until the pilot's
+      // handler ran (its response headers), then the pilot's handling until the first response.
+      out.headersMs = done.map((s) => s.headersAt - s.locatedAt);
+      out.handlingMs = done.map((s) => s.firstResponseAt - s.headersAt);
+      // The new stream's first DiscoveryRequest → first DiscoveryResponse (a per-request latency).
+      out.requestMs = done.map((s) => s.firstResponseAt - s.requestedAt);
+      // Sidecars that were not moved: their probes' request → response during the storm.
+      out.probeMs = sidecars.flatMap((s) => s.probes);
+      const elu = perf.eventLoopUtilization(eluFrom);
+      out.simLoop = [{ elu: elu.utilization, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 }];
       out.syncMs = done.map((s) => s.syncedAt - s.firstResponseAt);
       out.locateFailures = done.map((s) => s.locateFailures - s.before.locateFailures);
       out.streamsLost = done.map((s) => s.streamsLost - s.before.streamsLost);
       out.errors = [...new Set(victims.filter((s) => !home(s)).map((s) => s.lastError))].slice(0, 3);
     }
     return out;
+  },
+  /** `count` random sidecars synced on a pilot other than `pilotId` re-ask for EDS (MockSidecar.probe). */
+  probe({ pilotId, count }) {
+    let asked = 0;
+    for (let tries = 0; asked < count && tries < count * 10 && sidecars.length; tries++) {
+      const s = sidecars[Math.floor(Math.random() * sidecars.length)];
+      if (s.synced && s.pilotId !== pilotId && s.probe('eds')) asked++;
+    }
+    return { asked };
   },
   reconnect({ count }) {
     victims = sidecars.slice(0, count);

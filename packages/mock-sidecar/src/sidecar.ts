@@ -20,6 +20,17 @@ const DELTA = '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggre
 const CHANNEL_OPTIONS = { 'grpc.use_local_subchannel_pool': 1, 'grpc.max_receive_message_length': 64 << 20, 'grpc.enable_retries': 0 };
 
 /**
+ * `ipv4:host:port` for an IPv4 literal (grpc-js's IP resolver), else the address as given.
+ * grpc-js's default (DNS) resolver creates a c-ares channel for every gRPC channel even when the
+ * target is an IP literal; a re-homing sidecar makes two channels (locate, ADS), and at 10,000
+ * sidecars (bench/scale, 1,300 per simulator process re-homing at once) creating them was ~9 % of
+ * a simulator process's CPU in the storm, on the cores the control plane is measured on.
+ */
+export function directTarget(address: string): string {
+  return /^\d{1,3}(\.\d{1,3}){3}:\d+$/.test(address) ? `ipv4:${address}` : address;
+}
+
+/**
  * How long one locate keeps trying (its attempts allowed 2, 4, 8 s, with backoff between) before
  * the sidecar records the error and starts over. 5 s before: under the re-home storm at 10,000
  * sidecars (bench/scale) 3,700 locates gave up at 5 s, each starting over on a new channel while
@@ -83,8 +94,17 @@ export class MockSidecar {
   lastError = '';
   /** Where the sidecar is on its way to a synced stream, and when each step ended (performance.now()), for a re-home timeline. */
   state: 'idle' | 'locating' | 'backoff' | 'streaming' = 'idle';
-  /** When the last locate answered. */
+  /** When the last locate call started (after the backoff that preceded it) and when it answered. */
+  locateStartedAt: number | undefined;
   locatedAt: number | undefined;
+  /**
+   * When the current stream's response headers arrived: the pilot sends them as soon as its stream
+   * handler runs (before admission and the node's snapshot), so locatedAt → headersAt is the
+   * connection and HTTP/2 stream set-up, headersAt → firstResponseAt the pilot's handling.
+   */
+  headersAt: number | undefined;
+  /** When the current stream's first request was written. */
+  requestedAt: number | undefined;
   /** Locate calls that failed (each after its own retries inside locatePilot). */
   locateFailures = 0;
   /** Streams that ended (any reason) before or after syncing. */
@@ -99,6 +119,8 @@ export class MockSidecar {
   private eds: string[] = [];
   private rdsAsked = false;
   private closed = false;
+  private probeAt: number | undefined;
+  private probeType = '';
   private readonly backoff = new Backoff({ initialMs: 100, maxMs: 2000, jitter: 0.5 });
   private timer: NodeJS.Timeout | undefined;
 
@@ -139,6 +161,25 @@ export class MockSidecar {
     void this.connect();
   }
 
+  /**
+   * Asks for a type again as a proxy that holds nothing of it would (SotW: the names it subscribes
+   * to, no version, no nonce), which the server must answer with the type's current resources;
+   * the time to that response is recorded in `probes`. A per-request latency for a sidecar whose
+   * stream is up (bench/scale asks sidecars that were not moved, during a re-home storm). False
+   * when it cannot (no stream, delta, a probe or the type's response pending).
+   */
+  probe(type: XdsType): boolean {
+    const typeUrl = TYPE_OF[type];
+    if (!this.call || this.spec.protocol !== 'sotw' || this.probeAt !== undefined || !this.last.has(typeUrl)) return false;
+    this.probeAt = performance.now();
+    this.probeType = typeUrl;
+    this.write(encodeSotwAck({ typeUrl, resourceNames: this.namesOf(typeUrl), versionInfo: '', responseNonce: '' }));
+    return true;
+  }
+
+  /** Latencies of answered probes (ms). */
+  readonly probes: number[] = [];
+
   /** NACK the next response of a type (the server's last one was answered already). */
   nackNext(type: XdsType, message: string): void {
     this.nackPending.set(TYPE_OF[type], message);
@@ -177,10 +218,11 @@ export class MockSidecar {
     if (this.closed) return;
     let target: { pilotId: string; xdsAddress: string };
     this.state = 'locating';
+    this.locateStartedAt = performance.now();
     try {
       target =
         'metaAddress' in this.discovery
-          ? await locatePilot({ metaAddress: this.discovery.metaAddress, nodeId: this.spec.id, namespace: this.spec.namespace, workload: this.spec.workload, unreachablePilotId, timeoutMs: LOCATE_TIMEOUT_MS })
+          ? await locatePilot({ metaAddress: directTarget(this.discovery.metaAddress), nodeId: this.spec.id, namespace: this.spec.namespace, workload: this.spec.workload, unreachablePilotId, timeoutMs: LOCATE_TIMEOUT_MS })
           : { pilotId: this.discovery.pilotId ?? this.discovery.xdsAddress, xdsAddress: this.discovery.xdsAddress };
     } catch (err) {
       this.locateFailures++;
@@ -191,6 +233,7 @@ export class MockSidecar {
     this.locatedAt = performance.now();
     this.state = 'streaming';
     this.firstResponseAt = undefined;
+    this.headersAt = undefined;
     if (this.closed) return;
     this.teardown();
     this.pilotId = target.pilotId;
@@ -200,10 +243,11 @@ export class MockSidecar {
     this.eds = [];
     this.rdsAsked = false;
     this.syncedAt = undefined;
+    this.probeAt = undefined;
     this.last.clear();
     const delta = this.spec.protocol === 'delta';
     if (delta) for (const s of this.held.values()) s.clear();
-    this.client = new grpc.Client(target.xdsAddress, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    this.client = new grpc.Client(directTarget(target.xdsAddress), grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
     const call = this.client.makeBidiStreamRequest(
       delta ? DELTA : SOTW,
       (r: Outgoing) =>
@@ -228,8 +272,12 @@ export class MockSidecar {
       if (code === grpc.status.OK) void this.connect();
       else this.retry(this.pilotId);
     };
+    call.on('metadata', () => {
+      if (this.call === call) this.headersAt ??= performance.now();
+    });
     call.on('status', (s: grpc.StatusObject) => ended(s.code, s.details));
     call.on('error', (e: grpc.ServiceError) => ended(e.code ?? grpc.status.UNKNOWN, e.details ?? e.message));
+    this.requestedAt = performance.now();
     for (const typeUrl of [TYPE_URL.cluster, TYPE_URL.listener]) this.request(typeUrl, []);
   }
 
@@ -279,6 +327,10 @@ export class MockSidecar {
     const now = performance.now();
     this.bytes += res.bytes;
     this.firstResponseAt ??= now;
+    if (this.probeAt !== undefined && res.typeUrl === this.probeType) {
+      this.probes.push(now - this.probeAt);
+      this.probeAt = undefined;
+    }
     if (type) this.received.push({ at: now, type, stream });
     const nack = this.nackPending.get(res.typeUrl);
     if (nack !== undefined) {
