@@ -108,4 +108,31 @@ describe('Pilot: the services a sidecar guards', () => {
     expect(guards('catalog-0', ['demo/api-admin[rule 0]'])).toEqual([]);
     expect(guards('orders-0', ['demo/api-admin[rule 0]'])).toEqual(['demo/api-admin[rule 0]']);
   });
+  it("keeps a namespace's backing while a node with an inbound listener is in it (a reconnect included), forgets it after the last one, reads it again for the next", async () => {
+    const source = new SlowBackingSource();
+    source.release();
+    source.upsertService(svc('catalog'), [ep('catalog')]);
+    const { connect } = await setup(source);
+    const until = async (what: string, cond: () => boolean) => {
+      for (const t0 = performance.now(); !cond(); ) {
+        if (performance.now() - t0 > 5000) throw new Error(`not within 5 s: ${what}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    const a = connect('catalog-a', 'catalog');
+    a.ack(await a.next(5000));
+    expect(source.backingCalls).toBe(1);
+    const again = connect('catalog-a', 'catalog'); // the same node on a new stream: its old one is replaced
+    again.ack(await again.next(5000));
+    const b = connect('catalog-b', 'catalog');
+    b.ack(await b.next(5000));
+    expect(source.backingCalls).toBe(1);
+    a.close();
+    again.close();
+    b.close();
+    // The namespace is forgotten once its last node has gone: the next node reads it again.
+    const c = connect('catalog-c', 'catalog');
+    await until('backing read again', () => source.backingCalls === 2);
+    c.ack(await c.next(5000));
+  });
 });
