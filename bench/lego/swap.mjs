@@ -9,17 +9,26 @@
 //      the swap window, added p99 = that minus the normal p99 (addedP99Ms; per protocol h1Added,
 //      h2Added) and minus the p99 of the window just before it (addedNear, paired: the machine's
 //      other load drifts over a run).
-//   2. saturation (closed loop, CONC requests always in flight): the same, with the throughput.
+//   2. saturation (closed loop, CONC requests always in flight): the same, with the throughput
+//      (SATURATION=0 skips it).
+// Where the time goes, per swap: `tl`, the swap's timeline in ms after the target (the new
+// process started / its warm-up began / the GC before its first accept / it accepts / promotion);
+// `slowEnd`, the phase in which each of the window's slowest 1 % ended; `stalls`, gaps over 5 ms of
+// a canary process (the machine did not run a ready process); `trafficGc`, GC pauses over 5 ms of
+// the load generator's and the upstreams' threads (worker threads of their own, traffic.mjs).
 // Usage: npm run build first (or tsc -b packages/lego-agent packages/proxy), then
-//   node bench/lego/swap.mjs   (env: SWAPS=5 BASE=5 GAP=2 RPS=1000 CONC=64 MIN_READY=0.5 SPREAD=500 NEAR=2000 V8_HELPERS=idle WARM_UP=400 WARM_UP_MS=300)
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+//   node bench/lego/swap.mjs   (env: SWAPS=5 BASE=5 GAP=2 RPS=1000 CONC=64 MIN_READY=0.5 SPREAD=500 NEAR=2000 V8_HELPERS=idle WARM_UP=400 WARM_UP_MS=300 NICE=10 SATURATION=1)
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bundleProxy, makePackage } from '../../packages/proxy-package/dist/build.js';
 import { PackageRepository } from '../../packages/proxy-package/dist/index.js';
 import { createLogger } from '../../packages/runtime/dist/index.js';
-import { alive, proxySection, startAgent, upstreams } from '../../packages/lego-agent/dist/test-support/harness.js';
-import { LoadGenerator, quantile } from '../../packages/lego-agent/dist/test-support/load.js';
+import { alive, proxySection, startAgent } from '../../packages/lego-agent/dist/test-support/harness.js';
+import { quantile } from '../../packages/lego-agent/dist/test-support/load.js';
 
 const SWAPS = Number(process.env.SWAPS ?? 5);
 const BASE = Number(process.env.BASE ?? 5);
@@ -31,8 +40,18 @@ const SPREAD = Number(process.env.SPREAD ?? 500);
 const NEAR = Number(process.env.NEAR ?? 2000);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Who stalled, for the slowest requests: a canary process (a 1 ms timer at normal priority,
+// reporting each gap over 5 ms: the machine did not run it) and the GC pauses of the traffic's
+// threads (the load generator and the upstreams run in worker threads of their own, traffic.mjs,
+// so this driver's garbage does not pause them; theirs delays every request in flight).
+const canaryGaps = [];
+const canary = spawn(process.execPath, ['-e', "let l = performance.now(); setInterval(() => { const n = performance.now(); if (n - l > 5) process.stdout.write(`${Date.now() - (n - l)} ${(n - l).toFixed(1)}\\n`); l = n; }, 1);"], { stdio: ['ignore', 'pipe', 'inherit'] });
+canary.stdout.setEncoding('utf8').on('data', (d) => { for (const l of d.split('\n')) if (l) canaryGaps.push(l.split(' ').map(Number)); });
+const traffic = (workerData) => new Worker(new URL('./traffic.mjs', import.meta.url), { workerData });
+
 const dir = mkdtempSync(join(tmpdir(), 'octo-lego-bench-'));
-const up = await upstreams();
+const upWorker = traffic({ role: 'upstreams' });
+const [up] = await once(upWorker, 'message');
 const [b1, b2] = await Promise.all([bundleProxy('1.0.0'), bundleProxy('2.0.0')]);
 mkdirSync(join(dir, 'boot'));
 writeFileSync(join(dir, 'boot', 'proxy.mjs'), b1);
@@ -52,6 +71,8 @@ const agent = await startAgent(dir, 'bench', {
   minReadySeconds: MIN_READY,
   drainTimeoutMs: 5000,
   drainSpreadMs: SPREAD,
+  // NICE=0 turns the agent's lower-priority start of a swap's new proxy off (default 10 where it can restore it).
+  ...(process.env.NICE !== undefined ? { swapNice: Number(process.env.NICE) } : {}),
   // The proxy's own default for V8's helper threads (SCHED_IDLE), unlike the tests' `normal`.
   // WARM_UP=0 turns the new proxy's warm-up off (its settings warmUpRequests, warmUpBudgetMs).
   proxy: {
@@ -73,8 +94,11 @@ async function swap(load) {
   writeFileSync(targetFile, JSON.stringify(pkgs[to]));
   // When each phase was first seen (polled every 50 ms), in ms after the target was written.
   const phases = {};
+  let drainWall;
   await agent.waitStatus(`running ${to}`, (s) => {
     phases[s.phase] ??= Math.round(performance.now() - t0);
+    // The status's lastChange is stamped when the agent promotes (Draining), to the ms.
+    if (s.phase === 'Draining') drainWall ??= Date.parse(s.lastChange);
     return s.runningVersion === to && s.phase === 'Idle';
   }, 60_000);
   while (alive(old.pid)) await sleep(5);
@@ -85,23 +109,66 @@ async function swap(load) {
   const g = (re) => Number(re.exec(m)?.[1] ?? NaN);
   const warm = g(/^octo_proxy_warm_up_requests\{protocol="http1"\} (\S+)$/m) + g(/^octo_proxy_warm_up_requests\{protocol="http2"\} (\S+)$/m);
   const warmUp = Number.isNaN(warm) ? '-' : `${warm}/${Math.round(g(/^octo_proxy_warm_up_seconds (\S+)$/m) * 1000)}ms`;
-  return { to, ms, window, phases, warmUp };
+  // The swap's timeline on the load generator's clock (ms since it started): the new process's
+  // start (/proc, 10 ms ticks), its warm-up (gauges), the GC before its first accept (pause),
+  // the promotion (Draining) and the old process gone.
+  const toLoad = (wall) => wall - load.wall0;
+  const neu = await agent.proxy();
+  const spawned = procStartWall(neu.pid);
+  const wuEnd = g(/^octo_proxy_warm_up_end_timestamp_seconds (\S+)$/m) * 1000;
+  const wuStart = wuEnd - g(/^octo_proxy_warm_up_seconds (\S+)$/m) * 1000;
+  const gcMs = g(/^octo_proxy_gc_before_accept_seconds_sum (\S+)$/m) * 1000;
+  const timeline = {
+    target: start,
+    spawn: toLoad(spawned),
+    warmUp: Number.isNaN(wuStart) ? undefined : toLoad(wuStart),
+    gc: Number.isNaN(wuEnd) ? undefined : toLoad(wuEnd),
+    accept: Number.isNaN(wuEnd) ? undefined : toLoad(wuEnd + (Number.isNaN(gcMs) ? 0 : gcMs)),
+    drain: drainWall === undefined ? undefined : toLoad(drainWall),
+    gone: window[1],
+  };
+  return { to, ms, window, phases, warmUp, timeline };
+}
+
+/** A process's start on the wall clock (ms), from /proc/<pid>/stat (clock ticks since boot) and /proc/uptime. */
+function procStartWall(pid) {
+  const ticks = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[19]);
+  const boot = Date.now() - Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1000;
+  return boot + ticks * 10;
+}
+
+/** [wall start, ms] events inside a window of the load clock, as `at+ms` after its start. */
+function inWall(events, [a, b], wall0) {
+  return events.filter(([t]) => t - wall0 >= a && t - wall0 <= b).map(([t, d]) => `${Math.round(t - wall0 - a)}+${Math.round(d)}`).join(' ');
+}
+
+/** Which phase of a swap's timeline a moment (load clock) falls in. */
+function phaseAt(t, tl) {
+  if (t < tl.spawn) return 'before';
+  if (tl.warmUp === undefined) return t < (tl.drain ?? Infinity) ? 'starting' : t < tl.drain + SPREAD ? 'drain' : 'after';
+  if (t < tl.warmUp) return 'starting';
+  if (t < tl.gc) return 'warmUp';
+  if (t < tl.accept) return 'gc';
+  if (t < tl.drain) return 'ready';
+  if (t < tl.drain + SPREAD) return 'drain';
+  return 'after';
 }
 
 function summarise(label, load, baseWindow, swaps, seconds) {
   const s = load.stats;
+  const samples = s.samples;
   const inWin = (t, [a, b]) => t >= a && t <= b;
-  const base = s.samples.filter(([t]) => inWin(t, baseWindow)).map(([, l]) => l);
+  const base = samples.filter(([t]) => inWin(t, baseWindow)).map(([, l]) => l);
   const baseP99 = quantile(base, 0.99);
   // The same per protocol: kept-alive HTTP/1.1 connections are handed over on a swap, h2c
   // sessions get GOAWAY and reconnect; both meet the new proxy.
-  const p99Of = (t, proto) => quantile(s.samples.filter(([at, , p]) => inWin(at, t) && p === proto).map(([, l]) => l), 0.99);
+  const p99Of = (t, proto) => quantile(samples.filter(([at, , p]) => inWin(at, t) && p === proto).map(([, l]) => l), 0.99);
   const baseBy = { h1: p99Of(baseWindow, 'h1'), h2: p99Of(baseWindow, 'h2') };
   const rows = swaps.map((w) => {
-    const lat = s.samples.filter(([t]) => inWin(t, w.window)).map(([, l]) => l);
+    const lat = samples.filter(([t]) => inWin(t, w.window)).map(([, l]) => l);
     const p99 = quantile(lat, 0.99);
     // Where the slowest 1 % of the window's requests started, in ms after the target was written, and how many of them were h2.
-    const slow = s.samples.filter(([t]) => inWin(t, w.window)).sort((a, b) => b[1] - a[1]).slice(0, Math.max(1, Math.ceil(lat.length / 100)));
+    const slow = samples.filter(([t]) => inWin(t, w.window)).sort((a, b) => b[1] - a[1]).slice(0, Math.max(1, Math.ceil(lat.length / 100)));
     const at = slow.map(([t]) => Math.round(t - w.window[0])).sort((a, b) => a - b);
     return {
       to: w.to,
@@ -110,12 +177,21 @@ function summarise(label, load, baseWindow, swaps, seconds) {
       draining: w.phases.Draining,
       warmUp: w.warmUp,
       slowAt: `${at[0]}..${at.at(-1)}`,
+      // Where the slowest 1 % ended, by phase of the swap (before: the target seen but the new
+      // process not started; starting: module load to warm-up; ready: accepting beside the old
+      // one for minReadySeconds; drain: the drain spread; after: until the old one is gone).
+      slowEnd: Object.entries(slow.reduce((a, [t0, l]) => ((a[phaseAt(t0 + l, w.timeline)] = (a[phaseAt(t0 + l, w.timeline)] ?? 0) + 1), a), {})).map(([k, v]) => `${k}:${v}`).join(' '),
+      // The timeline, ms after the target was written: spawn, warm-up start, GC, accept, drain.
+      // Gaps over 5 ms of the canary and GC pauses over 5 ms of this process in the window (start after the target +length, ms).
+      stalls: inWall(canaryGaps, w.window, load.wall0),
+      trafficGc: inWall(load.gc, w.window, load.wall0),
+      tl: ['spawn', 'warmUp', 'gc', 'accept', 'drain'].map((k) => (w.timeline[k] === undefined ? '-' : Math.round(w.timeline[k] - w.window[0]))).join('/'),
       slowH2: `${slow.filter(([, , p]) => p === 'h2').length}/${slow.length}`,
       failed: s.failedAt.filter((t) => inWin(t, w.window)).length,
       requests: lat.length,
       p99Ms: +p99.toFixed(2),
       addedP99Ms: +(p99 - baseP99).toFixed(2),
-      addedNear: +(p99 - quantile(s.samples.filter(([t]) => inWin(t, w.near)).map(([, l]) => l), 0.99)).toFixed(1),
+      addedNear: +(p99 - quantile(samples.filter(([t]) => inWin(t, w.near)).map(([, l]) => l), 0.99)).toFixed(1),
       h1Added: +(p99Of(w.window, 'h1') - baseBy.h1).toFixed(1),
       h2Added: +(p99Of(w.window, 'h2') - baseBy.h2).toFixed(1),
     };
@@ -130,8 +206,11 @@ function summarise(label, load, baseWindow, swaps, seconds) {
 }
 
 async function phase(label, opts) {
-  const load = new LoadGenerator({ port: agent.outboundPort, h1Connections: 16, h2Connections: 4, ...opts });
-  load.start();
+  const worker = traffic({ role: 'load', opts: { port: agent.outboundPort, h1Connections: 16, h2Connections: 4, ...opts } });
+  // The generator's clock (ms since it started) from here: its 0 on the wall clock, which the
+  // proxy's gauges and /proc are on too.
+  const [{ t0Wall }] = await once(worker, 'message');
+  const load = { wall0: t0Wall, now: () => performance.timeOrigin + performance.now() - t0Wall, stats: undefined, gc: [] };
   await sleep(1000); // warm-up, not measured
   const baseWindow = [load.now(), load.now() + BASE * 1000];
   await sleep(BASE * 1000);
@@ -145,19 +224,25 @@ async function phase(label, opts) {
     await sleep(GAP * 1000);
   }
   const seconds = load.now() / 1000;
-  await load.stop();
+  worker.postMessage('stop');
+  const [{ stats, gc }] = await once(worker, 'message');
+  upWorker.postMessage('gc');
+  const [{ gc: upGc }] = await once(upWorker, 'message');
+  Object.assign(load, { stats, gc: [...gc, ...upGc].sort((a, b) => a[0] - b[0]) });
   summarise(label, load, baseWindow, swaps, seconds);
 }
 
 console.log(`LEGO hot swap: ${SWAPS} swaps per phase, minReadySeconds ${MIN_READY}, drainSpreadMs ${SPREAD}, node ${process.version}, ${(await import('node:os')).cpus().length} CPUs`);
 try {
   await phase(`${RPS} rps (open loop)`, { rps: RPS });
-  await phase(`saturation (closed loop, ${CONC} in flight)`, { rps: 0, concurrency: CONC });
+  if (process.env.SATURATION !== '0') await phase(`saturation (closed loop, ${CONC} in flight)`, { rps: 0, concurrency: CONC });
 } finally {
   // A swap that took the whole drain timeout: the old proxy says what it still held at the deadline.
   const held = agent.stderr().split('\n').filter((l) => l.includes('drain deadline'));
   if (held.length) console.log(`old proxies at their drain deadline:\n${held.join('\n')}`);
+  canary.kill();
   await agent.stop();
   await repo.stop();
-  await up.close();
+  upWorker.postMessage('close');
+  await once(upWorker, 'exit');
 }
