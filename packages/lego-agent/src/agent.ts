@@ -10,7 +10,6 @@ import { isPackageError } from '@octo-mesh/proxy-package/errors.js';
 import { PackageStore, packageDirName, type InstalledPackage } from '@octo-mesh/proxy-package/store.js';
 import { ProxyChild } from './child.js';
 import type { AgentConfig } from './config.js';
-import { ownRestoreCapability } from './priority.js';
 import type { ListeningSockets } from './sockets.js';
 import type { AgentIdentityStatus, AgentPhase, AgentReason, AgentStatus } from './status.js';
 import { sameTarget, type UpgradeTarget } from './target.js';
@@ -73,11 +72,8 @@ export class LegoAgent {
     refused: Counter<'reason'>;
     errors: Counter<'where'>;
     connections: Counter<'result'>;
-    priority: Counter<'result'>;
     ready: Gauge;
   };
-  /** How much nicer a proxy started in a swap runs until it accepts (`swapNice`; 0 where the agent could not restore it). */
-  private lowerBy: number;
   /** Resolves when no upgrade is under way (for tests and shutdown). */
   private idleWaiters: (() => void)[] = [];
 
@@ -104,22 +100,8 @@ export class LegoAgent {
         labelNames: ['result'],
         registers: r,
       }),
-      priority: new Counter({
-        name: 'octo_lego_swap_priority_total',
-        help: 'Proxies started in a swap at a lower CPU priority (lowered), raised back once ready (restored), or where either failed (failed).',
-        labelNames: ['result'],
-        registers: r,
-      }),
       ready: new Gauge({ name: 'octo_lego_proxy_ready', help: '1 while a proxy child serves and is ready.', registers: r }),
     };
-    this.lowerBy = 0;
-    if (cfg.swapNice > 0) {
-      const cap = ownRestoreCapability();
-      if (cap.ok) {
-        this.lowerBy = cfg.swapNice;
-        this.log.info('proxies started in a swap run at a lower CPU priority until they accept', { swapNice: cfg.swapNice, restoreWith: cap.via });
-      } else this.log.info('swapNice off: the agent could not raise a proxy\'s priority back', { swapNice: cfg.swapNice, reason: cap.reason });
-    }
     const now = new Date().toISOString();
     this.status = {
       instanceId: cfg.instanceId,
@@ -180,7 +162,6 @@ export class LegoAgent {
   private spawn(pkg: RunningPackage, beside = false): ProxyChild {
     const child = new ProxyChild({
       entry: pkg.entry,
-      lowerNiceBy: beside ? this.lowerBy : 0,
       args: proxyChildArgs(this.opts.bootstrapFile, this.opts.tlsDir),
       execArgv: this.opts.config.proxyNodeFlags,
       sockets: this.opts.sockets,
@@ -376,11 +357,8 @@ export class LegoAgent {
       this.setPhase('Starting');
       const running: RunningPackage = { version: pkg.manifest.version, sha256: pkg.sha256, entry: pkg.entry, dir: pkg.dir };
       child = this.spawn(running, true);
-      this.noteLowered(child);
       await this.qualify(child);
       // Promote: the new one serves (it already accepts); the old one stops accepting and drains.
-      // At its full priority (restored once it became ready; this only if it never was).
-      this.restorePriority(child);
       this.setPhase('Draining');
       const old = this.current;
       clearTimeout(this.restartTimer);
@@ -416,37 +394,6 @@ export class LegoAgent {
       this.m.refused.inc({ reason });
       log.error('upgrade refused; the running proxy keeps serving', { reason, error: (err as Error).message, running: this.current?.pkg.version });
       this.setPhase('Failed');
-    }
-  }
-
-  /** Counts a swap's new child started at a lower priority, or the failure to (then lowering stops). */
-  private noteLowered(child: ProxyChild): void {
-    if (child.lowered) this.m.priority.inc({ result: 'lowered' });
-    if (child.priorityError) this.priorityFailed(child.priorityError);
-  }
-
-  private priorityFailed(message: string): void {
-    this.m.priority.inc({ result: 'failed' });
-    this.m.errors.inc({ where: 'swap-priority' });
-    this.log.error('swapNice: priority change failed; later swaps start proxies at normal priority', { error: message });
-    this.lowerBy = 0;
-  }
-
-  /**
-   * Raises a child started lowered back to the agent's priority, every thread. A refusal fails the
-   * upgrade (NotReady): a proxy must not be promoted at a priority below the one it replaces.
-   */
-  private restorePriority(child: ProxyChild): void {
-    if (!child.lowered) return;
-    const nice = child.lowered.nice;
-    try {
-      const r = child.restorePriority();
-      if (!r) return;
-      this.m.priority.inc({ result: 'restored' });
-      this.log.debug('new proxy raised back to the agent\'s priority', { pid: child.pid, from: nice, threads: r.threads, changed: r.changed });
-    } catch (err) {
-      this.priorityFailed((err as Error).message);
-      throw new UpgradeFailure('NotReady', `new proxy could not be raised back from nice ${nice}: ${(err as Error).message}`);
     }
   }
 
@@ -507,11 +454,7 @@ export class LegoAgent {
       if (child.exited) throw crashed();
       const s = await syncProbe(child.adminPort, this.probeError);
       if (s.nacked) throw new UpgradeFailure('Nacked', `new proxy rejected its configuration: ${s.nacked.typeUrl.split('.').pop()}: ${s.nacked.error}`);
-      if (s.ready && s.synced) {
-        // It accepts now (beside the old one): at full priority from here.
-        this.restorePriority(child);
-        break;
-      }
+      if (s.ready && s.synced) break;
       last = s.ready ? 'ready, not synced' : 'not ready';
       if (Date.now() >= deadline) throw new UpgradeFailure('NotReady', `new proxy not ready and synced within ${cfg.readyTimeoutMs} ms (${last})`);
       await wait(50);

@@ -2,7 +2,6 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Logger } from '@octo-mesh/runtime';
-import { forkLowered, setThreadsNice } from './priority.js';
 import type { ListeningSockets } from './sockets.js';
 
 /**
@@ -48,12 +47,6 @@ export interface ProxyChildOptions {
   env?: NodeJS.ProcessEnv;
   /** Node/V8 flags of the child (the agent's `proxyNodeFlags`). */
   execArgv?: string[];
-  /**
-   * Start the process this much nicer than the agent (every thread it creates inherits it), to be
-   * raised back with {@link ProxyChild.restorePriority}; 0 or absent: the agent's priority. Only
-   * when the agent may restore it (priority.ts).
-   */
-  lowerNiceBy?: number;
 }
 
 /**
@@ -73,41 +66,17 @@ export class ProxyChild extends EventEmitter {
   draining = false;
   readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   readonly started: Promise<number>;
-  /** While the process runs at a lower priority than the agent: the nice it started at, and the agent's to restore. */
-  lowered: { nice: number; to: number } | undefined;
-  /** Set when lowering the priority around the fork failed (see `lowerNiceBy`). */
-  priorityError: string | undefined;
 
   constructor(readonly opts: ProxyChildOptions) {
     super();
     const log = opts.logger;
-    const start = () =>
-      fork(opts.entry, opts.args, {
-        execPath: process.execPath,
-        execArgv: opts.execArgv ?? [],
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-        env: { ...PROXY_CHILD_ENV, ...(opts.env ?? process.env) },
-        serialization: 'json',
-      });
-    let proc: ChildProcess | undefined;
-    if (opts.lowerNiceBy) {
-      // The forking thread's nice is lowered around the fork (priority.ts): the child and each of
-      // its threads start there. A failure is logged here and left in `priorityError` for the
-      // agent, which counts it and stops lowering.
-      try {
-        const f = forkLowered(opts.lowerNiceBy, start);
-        proc = f.result;
-        this.lowered = { nice: f.nice, to: f.own };
-        if (f.restoreError) {
-          this.priorityError = `restoring the agent's own thread to nice ${f.own} after the fork: ${f.restoreError.message}`;
-          log.error('the agent\'s thread stays at a lower priority', { nice: f.nice, error: f.restoreError.message });
-        }
-      } catch (err) {
-        this.priorityError = `starting the proxy at a lower priority: ${(err as Error).message}`;
-        log.error('cannot start the proxy at a lower priority; starting it at the agent\'s', { by: opts.lowerNiceBy, error: (err as Error).message });
-      }
-    }
-    this.proc = proc ?? start();
+    this.proc = fork(opts.entry, opts.args, {
+      execPath: process.execPath,
+      execArgv: opts.execArgv ?? [],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { ...PROXY_CHILD_ENV, ...(opts.env ?? process.env) },
+      serialization: 'json',
+    });
     this.exit = new Promise((resolve) => {
       this.proc.once('exit', (code, signal) => {
         this.exited = { code, signal };
@@ -178,18 +147,6 @@ export class ProxyChild extends EventEmitter {
     }, graceMs);
     await this.exit;
     clearTimeout(t);
-  }
-
-  /**
-   * Raises every thread of a child started lowered back to the agent's priority (per thread, see
-   * priority.ts); a no-op for one that was not lowered or has exited. Throws when refused.
-   */
-  restorePriority(): { threads: number; changed: number } | undefined {
-    const l = this.lowered;
-    if (!l || this.exited || this.pid === undefined) return undefined;
-    const r = setThreadsNice(this.pid, l.to);
-    this.lowered = undefined;
-    return r;
   }
 
   kill(): void {

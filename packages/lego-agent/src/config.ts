@@ -51,14 +51,6 @@ export const AgentConfigSchema = z
     drainTimeoutMs: ms.default(5_000),
     /** A swap moves the old proxy's kept-alive connections over this long (each at a random moment), not all at once. */
     drainSpreadMs: ms.default(500),
-    /**
-     * A proxy started in a swap runs this much nicer than the agent (every thread) until it is
-     * ready and accepts, so its start-up (module loading, warm-up, the GC before accepting) takes
-     * CPU the serving proxy leaves rather than the serving proxy's; then it is raised back. Only
-     * where the agent may raise it back (CAP_SYS_NICE or RLIMIT_NICE), checked at start and
-     * logged; otherwise off. 0: off.
-     */
-    swapNice: z.coerce.number().int().min(0).max(19).default(10),
     /** Crash restarts: the first is immediate, repeated ones back off from here… */
     crashBackoffMs: ms.default(500),
     /** …up to this; a child up this long counts as stable again. */

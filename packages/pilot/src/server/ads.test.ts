@@ -66,7 +66,7 @@ async function setup(shared?: MemoryMeshSource) {
     clients.push(c);
     return c;
   };
-  return { source, pilot, server, sotw, delta, propagated };
+  return { source, pilot, server, port, sotw, delta, propagated };
 }
 
 describe('ADS state of the world', () => {
@@ -426,6 +426,22 @@ describe('ADS stream admission: streams setting up at once', () => {
     after.subscribe(TYPE_URL.cluster);
     await queuedIs(timing.server, 1);
     expect(clusterNames(await after.next(5000))).toContain(CATALOG);
+  });
+});
+
+describe('ADS requests that are not protobuf', () => {
+  it('end the stream with INVALID_ARGUMENT, and other streams carry on', async () => {
+    const { sotw, port } = await setup();
+    const raw = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    cleanup.push(async () => raw.close());
+    const call = raw.makeBidiStreamRequest('/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources', (b: Buffer) => b, (b: Buffer) => b);
+    const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+    call.on('error', () => undefined);
+    call.write(Buffer.from([0x12, 0x7f, 0x0a])); // node (field 2) of 127 bytes, 1 there
+    expect((await status).code).toBe(grpc.status.INVALID_ARGUMENT);
+    const c = sotw(node('a', ['catalog']));
+    c.subscribe(TYPE_URL.cluster);
+    expect(clusterNames(await c.next())).toContain(CATALOG);
   });
 });
 

@@ -8,7 +8,7 @@ import { AggregatedDiscoveryServiceService, DeltaDiscoveryRequest, DeltaDiscover
 import type { SnapshotCache } from '../xds/cache.js';
 import { StreamAdmission, type AdmissionOptions } from './admission.js';
 import { DeltaStream } from './delta.js';
-import { Encoded } from './encode.js';
+import { Encoded, withoutField } from './encode.js';
 import { SotwStream } from './sotw.js';
 import { DEFAULT_STREAM_LIMITS, type AdsStream, type ServerCallbacks, type StreamLimits } from './stream.js';
 
@@ -16,21 +16,39 @@ type Response<T> = T | Encoded;
 
 /**
  * AggregatedDiscoveryService with response serialisers that pass pre-encoded responses through
- * untouched (see encode.ts) and encode anything else with the generated codec.
+ * untouched (see encode.ts) and encode anything else with the generated codec. Requests are handed
+ * over as bytes: each stream decodes them ({@link requestDecoder}), skipping the node once it has one.
  */
 export const ADS_SERVICE = {
   streamAggregatedResources: {
     ...AggregatedDiscoveryServiceService.streamAggregatedResources,
     responseSerialize: (r: Response<DiscoveryResponse>): Buffer => (r instanceof Encoded ? r.bytes : Buffer.from(DiscoveryResponse.encode(r).finish())),
-    requestDeserialize: (b: Buffer): DiscoveryRequest => DiscoveryRequest.decode(b),
+    requestDeserialize: (b: Buffer): Buffer => b,
   },
   deltaAggregatedResources: {
     ...AggregatedDiscoveryServiceService.deltaAggregatedResources,
     responseSerialize: (r: Response<DeltaDiscoveryResponse>): Buffer =>
       r instanceof Encoded ? r.bytes : Buffer.from(DeltaDiscoveryResponse.encode(r).finish()),
-    requestDeserialize: (b: Buffer): DeltaDiscoveryRequest => DeltaDiscoveryRequest.decode(b),
+    requestDeserialize: (b: Buffer): Buffer => b,
   },
 } as const;
+
+/** `node`: field 2 of DiscoveryRequest, field 1 of DeltaDiscoveryRequest (envoy/service/discovery/v3/discovery.proto). */
+export const NODE_FIELD = { sotw: 2, delta: 1 } as const;
+
+/**
+ * One stream's request decoder: the full request until one carried a node id, then the request
+ * without its node (withoutField) — a stream's node is the one its first request named; later
+ * ones are not read (stream.ts), so they are not decoded either.
+ */
+export function requestDecoder<T extends { node?: { id: string } | undefined }>(decode: (b: Uint8Array) => T, nodeField: number): (b: Buffer) => T {
+  let named = false;
+  return (b) => {
+    const req = decode(named ? withoutField(b, nodeField) : b);
+    named ||= !!req.node?.id;
+    return req;
+  };
+}
 
 export interface AdsServerOptions {
   cache: SnapshotCache;
@@ -164,7 +182,21 @@ export class AdsServer {
     );
     s.write = (r) => void call.write(r);
     const check = this.nodeCheck(call);
-    call.on('data', (req: DiscoveryRequest) => check(req.node?.metadata) && s.handleRequest(req));
+    const decode = requestDecoder((b) => DiscoveryRequest.decode(b), NODE_FIELD.sotw);
+    call.on('data', (b: Buffer) => {
+      const req = this.decoded(call, decode, b);
+      if (req && check(req.node?.metadata)) s.handleRequest(req);
+    });
+  }
+
+  /** The request, or undefined when its bytes are not one: the stream then ends with INVALID_ARGUMENT (as grpc-js's own deserialiser failing did, with INTERNAL). */
+  private decoded<T>(call: grpc.ServerDuplexStream<unknown, unknown>, decode: (b: Buffer) => T, b: Buffer): T | undefined {
+    try {
+      return decode(b);
+    } catch (err) {
+      if (!call.cancelled) call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: `malformed request: ${(err as Error).message}` });
+      return undefined;
+    }
   }
 
   /** With mTLS, the first request's node is checked against the caller's identity; a refusal ends the stream. */
@@ -192,6 +224,10 @@ export class AdsServer {
     );
     s.write = (r) => void call.write(r);
     const check = this.nodeCheck(call as grpc.ServerDuplexStream<unknown, unknown>);
-    call.on('data', (req: DeltaDiscoveryRequest) => check(req.node?.metadata) && s.handleRequest(req));
+    const decode = requestDecoder((b) => DeltaDiscoveryRequest.decode(b), NODE_FIELD.delta);
+    call.on('data', (b: Buffer) => {
+      const req = this.decoded(call as grpc.ServerDuplexStream<unknown, unknown>, decode, b);
+      if (req && check(req.node?.metadata)) s.handleRequest(req);
+    });
   }
 }
