@@ -260,6 +260,31 @@ describe('meta server on pilot Leases', () => {
     expect([...pilots.values()].flatMap((p) => p.shed)).toEqual([]);
   }, 40_000);
 
+  // Heartbeats are written through the meta servers: while they (or the API server) cannot write,
+  // every Lease lapses though the pilots serve on. Locate keeps answering with the pilots that were
+  // live at the latest renewal instead of "no live pilot" for every new sidecar.
+  it('when every pilot Lease lapses at once, Locate still answers with the pilots live at the latest renewal', async () => {
+    const held = [startPilot('held-1', A()), startPilot('held-2', B())];
+    await settled(['held-1', 'held-2']);
+    const before = await locateAll(A());
+    for (const p of held) await p.m.stop({ deregister: false }); // no more heartbeats, Leases left held
+    await sleep(TTL_MS + HEARTBEAT_MS * 2);
+    const coord = adminKubeConfig().makeApiClient(CoordinationV1Api);
+    const lease = await coord.readNamespacedLease({ name: 'pilot-held-1', namespace: ns });
+    expect(Date.now()).toBeGreaterThan(new Date(lease.spec!.renewTime!).getTime() + TTL_MS); // lapsed
+    expect(await locateAll(A())).toEqual(before);
+    expect(await locateAll(B())).toEqual(before);
+    // One pilot heard from again: it alone is live, the other's lapse now counts.
+    const back = startPilot('held-1', A());
+    await until(() => Promise.all(replicas.map((r) => r.pilots())), (all) => all.every((l) => l.map((p) => p.id).join() === 'held-1'), 'held-1 alone live');
+    expect(new Set((await locateAll(B())).values())).toEqual(new Set(['held-1']));
+    await back.m.stop();
+    // held-2 lapsed before held-1's release was written: not kept once nothing is held but it.
+    await until(() => Promise.all(replicas.map((r) => r.pilots())), (all) => all.every((l) => l.length === 0), 'held-2 not kept after held-1 left');
+    await expect(locate(A(), 'app-1')).rejects.toMatchObject({ details: 'no live pilot' });
+    pilots.delete('held-2');
+  }, 40_000);
+
   it('a joining pilot takes about 1/N of the workloads, gradually over the ramp, only from the others to it', async () => {
     startPilot('join-1', A(), { relocateShed: true });
     startPilot('join-2', B(), { relocateShed: true });

@@ -3,6 +3,7 @@ import {
   ANNOTATIONS,
   LeaseAssignment,
   isLive,
+  latestRenewal,
   leaseName,
   recordFromLease,
   registeredLease,
@@ -163,8 +164,36 @@ describe('LeaseAssignment', () => {
     expect(a.table()).toHaveLength(100);
   });
 
-  it('has no answer without live pilots', () => {
+  it('has no answer without a held Lease', () => {
     expect(at([], 0).pilotFor('demo/x')).toBeUndefined();
-    expect(at([pilot('p1', 0, { renewTime: 0 })], 3001).pilotFor('demo/x')).toBeUndefined();
+  });
+
+  // Heartbeats are written through the meta servers: when they (or the API server) are down longer
+  // than a Lease, every Lease lapses though the pilots serve on.
+  it.each([
+    // [renewTimes (3 s Leases), now, pilots kept]
+    [[0], 3001, ['p0']],
+    [[10_000, 9_000], 20_000, ['p0', 'p1']], // both were live at the latest renewal (10 s)
+    [[10_000, 6_000], 20_000, ['p0']], // p1 had lapsed before p0's last renewal: gone for good
+    [[10_000, 7_000, 0], 60_000, ['p0', 'p1']],
+  ])('when every Lease lapsed (renewed at %j, now %d), keeps those live at the latest renewal: %j', (renewTimes, now, kept) => {
+    const a = at(renewTimes.map((renewTime, i) => pilot(`p${i}`, 0, { renewTime })), now);
+    expect(a.keptLapsed).toBe(true);
+    expect(a.live.map((p) => p.id)).toEqual(kept);
+    expect(new Set(assignAll(a).values())).toEqual(new Set(kept));
+  });
+
+  it('keeps no pilot whose Lease lapsed before the latest renewal of a Lease since released (it crashed, the others left)', () => {
+    const records = [pilot('p0', 0, { renewTime: 10_000 })];
+    expect(new LeaseAssignment(records, 60_000, { rampMs: RAMP, latestRenewal: 20_000 }).live).toEqual([]);
+    expect(new LeaseAssignment(records, 60_000, { rampMs: RAMP, latestRenewal: 12_000 }).live.map((p) => p.id)).toEqual(['p0']);
+    expect(latestRenewal([{ spec: { renewTime: new Date(5) } }, { spec: {} }, { spec: { renewTime: new Date(9) } }])).toBe(9);
+    expect(latestRenewal([{ spec: {} }])).toBeUndefined();
+  });
+
+  it('keeps nothing lapsed while one pilot is live', () => {
+    const a = at([pilot('p0', 0, { renewTime: 0 }), pilot('p1', 0, { renewTime: 20_000 })], 20_000);
+    expect(a.keptLapsed).toBe(false);
+    expect(a.live.map((p) => p.id)).toEqual(['p1']);
   });
 });

@@ -94,6 +94,16 @@ export function recordFromLease(l: LeaseObject): PilotLeaseRecord | undefined {
   };
 }
 
+/** The latest spec.renewTime among `leases` (held or released); undefined when none has one. */
+export function latestRenewal(leases: readonly LeaseObject[]): number | undefined {
+  let latest: number | undefined;
+  for (const l of leases) {
+    const t = time(l.spec?.renewTime);
+    if (t !== undefined && (latest === undefined || t > latest)) latest = t;
+  }
+  return latest;
+}
+
 /** Alive: renewTime + leaseDurationSeconds has not passed. */
 export const isLive = (p: PilotLeaseRecord, now: number): boolean => now <= p.renewTime + p.durationMs;
 /** Reported unreachable by a sidecar since its last heartbeat. */
@@ -179,12 +189,19 @@ export interface AssignmentOptions {
   /** Over this long after joining, a pilot's share of its ring arc grows linearly from 0 to all of it. */
   rampMs: number;
   vnodes?: number;
+  /**
+   * The latest renewTime of any pilot Lease, released ones included (default: of `records`). A
+   * pilot whose Lease had lapsed before it is not kept when every Lease has lapsed: one that
+   * crashed before the others deregistered stays dead.
+   */
+  latestRenewal?: number;
 }
 
 /**
  * Which pilot serves which workload at `now`, from the pilots' Lease records alone.
  *
- * - Only live pilots count; a dead pilot's workloads go to their ring successors at once.
+ * - Only live pilots count; a dead pilot's workloads go to their ring successors at once. When
+ *   every Lease has lapsed, the pilots live at the latest renewal are kept ({@link keptLapsed}).
  * - A pilot reported unreachable (suspect) is skipped, unless every live pilot is.
  * - The pilot that joined first (earliest acquireTime, then id) takes its whole arc at once; any
  *   other pilot takes the part of its arc whose {@link rampPosition} is below its share, which
@@ -194,6 +211,8 @@ export interface AssignmentOptions {
  */
 export class LeaseAssignment {
   readonly live: PilotLeaseRecord[];
+  /** Every held Lease had lapsed: `live` is the pilots that were live at the last renewal anyone wrote ({@link AssignmentOptions.latestRenewal}). */
+  readonly keptLapsed: boolean;
   private readonly byId: Map<string, PilotLeaseRecord>;
   private readonly suspects: Set<string>;
   private readonly shares: Map<string, number>;
@@ -204,7 +223,18 @@ export class LeaseAssignment {
     readonly opts: AssignmentOptions,
     readonly ring: HashRing = new HashRing([], opts.vnodes),
   ) {
-    this.live = records.filter((p) => isLive(p, now)).sort((a, b) => a.id.localeCompare(b.id));
+    let live = records.filter((p) => isLive(p, now));
+    // Every held Lease lapsed at once: the meta servers (or the API server) are likelier the ones
+    // behind than every pilot dead — heartbeats are written through the meta servers, so an outage
+    // of theirs lapses every Lease (the in-memory table's rule, `PilotTable.expire`). Answering
+    // every Locate "no live pilot" would leave new sidecars with nothing; keep the pilots that were
+    // live when the latest renewal was written (not Leases abandoned long before), until one renews.
+    this.keptLapsed = live.length === 0 && records.length > 0;
+    if (this.keptLapsed) {
+      const latest = Math.max(opts.latestRenewal ?? -Infinity, ...records.map((p) => p.renewTime));
+      live = records.filter((p) => isLive(p, latest));
+    }
+    this.live = live.sort((a, b) => a.id.localeCompare(b.id));
     this.byId = new Map(this.live.map((p) => [p.id, p]));
     const members = this.live.map((p) => p.id);
     if (members.join('\n') !== ring.members.join('\n')) this.ring = new HashRing(members, opts.vnodes);

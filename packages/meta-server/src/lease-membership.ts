@@ -10,6 +10,7 @@ import {
   PILOT_LEASE_LABEL,
   isSuspect,
   leaseName,
+  latestRenewal,
   recordFromLease,
   registeredLease,
   releasedLease,
@@ -80,8 +81,16 @@ export class LeasePilots {
 
   /** Who serves whom at `now`, from the Leases alone (same answer on every replica). */
   assignment(now = this.now(), override?: (p: PilotLeaseRecord) => PilotLeaseRecord): LeaseAssignment {
-    const records = override ? this.records().map(override) : this.records();
-    const a = new LeaseAssignment(records, now, { rampMs: this.opts.rampMs, ...(this.opts.vnodes ? { vnodes: this.opts.vnodes } : {}) }, this.ring);
+    const leases = this.store.list();
+    const held = leases.flatMap((l) => recordFromLease(l) ?? []);
+    const records = override ? held.map(override) : held;
+    const latest = latestRenewal(leases);
+    const a = new LeaseAssignment(
+      records,
+      now,
+      { rampMs: this.opts.rampMs, ...(this.opts.vnodes ? { vnodes: this.opts.vnodes } : {}), ...(latest === undefined ? {} : { latestRenewal: latest }) },
+      this.ring,
+    );
     this.ring = a.ring;
     return a;
   }
@@ -143,9 +152,10 @@ export class LeasePilots {
 
   /**
    * What changed since the last call, as this replica sees it: pilots that joined or lapsed, and
-   * workloads whose serving pilot changed (for logs and metrics only; nothing depends on it).
+   * workloads whose serving pilot changed (for logs and metrics only; nothing depends on it);
+   * `keptLapsed`: the pilots kept though every Lease lapsed (see {@link LeaseAssignment.keptLapsed}).
    */
-  observe(): { joined: string[]; lapsed: string[]; moves: Move[] } {
+  observe(): { joined: string[]; lapsed: string[]; moves: Move[]; keptLapsed: string[] } {
     const a = this.assignment();
     const live = new Set(a.live.map((p) => p.id));
     const joined = [...live].filter((id) => !this.lastLive.has(id));
@@ -158,6 +168,6 @@ export class LeasePilots {
     }
     this.lastLive = live;
     this.lastTable = table;
-    return { joined, lapsed, moves };
+    return { joined, lapsed, moves, keptLapsed: a.keptLapsed ? [...live] : [] };
   }
 }

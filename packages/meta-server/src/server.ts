@@ -95,6 +95,8 @@ export class MetaServer {
   private lastSweep: number;
   /** Stalls not charged to leases: every one since a lease's last heartbeat, not only the latest sweep's. */
   private readonly stallLog: StallLog;
+  /** Every pilot Lease had lapsed at the last sweep and the assignment kept them (logged once per episode). */
+  private leasesKept = false;
   private readonly startedAt: number;
   private publishFailingSince: number | undefined;
   private lastPublishError = '';
@@ -236,7 +238,10 @@ export class MetaServer {
       for (const id of seen.left) this.opts.logger.warn('health checker lease lapsed or released; its services move', { checker: id });
     } else for (const id of this.checkers.sweep(now, stalledSince)) this.opts.logger.warn('health checker lease lapsed; its services move', { checker: id });
     if (this.opts.leases) {
+      const keptBefore = this.leasesKept;
       const seen = this.opts.leases.observe();
+      this.leasesKept = seen.keptLapsed.length > 0;
+      if (this.leasesKept && !keptBefore) this.opts.logger.warn('every pilot Lease lapsed at once; keeping the pilots live at the latest renewal until one renews (the meta servers or the API server are likelier behind than every pilot dead)', { pilots: seen.keptLapsed });
       for (const id of seen.joined) this.opts.logger.info('pilot live', { pilot: id });
       for (const id of seen.lapsed) this.opts.logger.warn('pilot lease lapsed or released; its sidecars move', { pilot: id });
       this.record(seen.moves);
