@@ -17,7 +17,7 @@
 // a canary process (the machine did not run a ready process); `trafficGc`, GC pauses over 5 ms of
 // the load generator's and the upstreams' threads (worker threads of their own, traffic.mjs).
 // Usage: npm run build first (or tsc -b packages/lego-agent packages/proxy), then
-//   node bench/lego/swap.mjs   (env: SWAPS=5 BASE=5 GAP=2 RPS=1000 CONC=64 MIN_READY=0.5 SPREAD=500 NEAR=2000 V8_HELPERS=idle WARM_UP=400 WARM_UP_MS=300 NICE=10 SATURATION=1)
+//   node bench/lego/swap.mjs   (env: SWAPS=5 BASE=5 GAP=2 RPS=1000 CONC=64 MIN_READY=0.5 SPREAD=500 NEAR=2000 V8_HELPERS=idle WARM_UP=400 WARM_UP_MS=300 SATURATION=1)
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
@@ -45,7 +45,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // threads (the load generator and the upstreams run in worker threads of their own, traffic.mjs,
 // so this driver's garbage does not pause them; theirs delays every request in flight).
 const canaryGaps = [];
-const canary = spawn(process.execPath, ['-e', "let l = performance.now(); setInterval(() => { const n = performance.now(); if (n - l > 5) process.stdout.write(`${Date.now() - (n - l)} ${(n - l).toFixed(1)}\\n`); l = n; }, 1);"], { stdio: ['ignore', 'pipe', 'inherit'] });
+const canary = spawn(process.execPath, ['-e', "process.stdout.on('error', () => process.exit()); let l = performance.now(); setInterval(() => { const n = performance.now(); if (n - l > 5) process.stdout.write(`${Date.now() - (n - l)} ${(n - l).toFixed(1)}\\n`); l = n; }, 1);"], { stdio: ['ignore', 'pipe', 'inherit'] });
 canary.stdout.setEncoding('utf8').on('data', (d) => { for (const l of d.split('\n')) if (l) canaryGaps.push(l.split(' ').map(Number)); });
 const traffic = (workerData) => new Worker(new URL('./traffic.mjs', import.meta.url), { workerData });
 
@@ -71,8 +71,6 @@ const agent = await startAgent(dir, 'bench', {
   minReadySeconds: MIN_READY,
   drainTimeoutMs: 5000,
   drainSpreadMs: SPREAD,
-  // NICE=0 turns the agent's lower-priority start of a swap's new proxy off (default 10 where it can restore it).
-  ...(process.env.NICE !== undefined ? { swapNice: Number(process.env.NICE) } : {}),
   // The proxy's own default for V8's helper threads (SCHED_IDLE), unlike the tests' `normal`.
   // WARM_UP=0 turns the new proxy's warm-up off (its settings warmUpRequests, warmUpBudgetMs).
   proxy: {
