@@ -71,7 +71,9 @@ const agent = await startAgent(dir, 'bench', {
   minReadySeconds: MIN_READY,
   drainTimeoutMs: 5000,
   drainSpreadMs: SPREAD,
-  // The proxy's own default for V8's helper threads (SCHED_IDLE), unlike the tests' `normal`.
+  // V8's helper threads at SCHED_IDLE (as in every recorded run; the tests use `normal`). A pod gets
+  // normal priority today (`auto` needs chrt, which the images lack), and idle helpers of the old
+  // proxy make the swaps that add 100 ms and more (docs/benchmarks.md, LEGO round 3).
   // WARM_UP=0 turns the new proxy's warm-up off (its settings warmUpRequests, warmUpBudgetMs).
   proxy: {
     ...proxySection(up.h1Port, up.h2Port),
