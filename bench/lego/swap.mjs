@@ -17,7 +17,7 @@
 // a canary process (the machine did not run a ready process); `trafficGc`, GC pauses over 5 ms of
 // the load generator's and the upstreams' threads (worker threads of their own, traffic.mjs).
 // Usage: npm run build first (or tsc -b packages/lego-agent packages/proxy), then
-//   node bench/lego/swap.mjs   (env: SWAPS=5 BASE=5 GAP=2 RPS=1000 CONC=64 MIN_READY=0.5 SPREAD=500 NEAR=2000 V8_HELPERS=idle WARM_UP=400 WARM_UP_MS=300 SATURATION=1)
+//   node bench/lego/swap.mjs   (env: SWAPS=5 BASE=5 GAP=2 RPS=1000 CONC=64 MIN_READY=0.5 SPREAD=500 NEAR=2000 V8_HELPERS=auto WARM_UP=400 WARM_UP_MS=300 SATURATION=1)
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
@@ -71,13 +71,13 @@ const agent = await startAgent(dir, 'bench', {
   minReadySeconds: MIN_READY,
   drainTimeoutMs: 5000,
   drainSpreadMs: SPREAD,
-  // V8's helper threads at SCHED_IDLE (as in every recorded run; the tests use `normal`). A pod gets
-  // normal priority today (`auto` needs chrt, which the images lack), and idle helpers of the old
-  // proxy make the swaps that add 100 ms and more (docs/benchmarks.md, LEGO round 3).
+  // V8's helper threads: the proxy's default (`auto`: normal priority under the agent, as a pod
+  // gets) unless V8_HELPERS says otherwise. Runs before LEGO round 3 pinned `idle`; idle helpers
+  // of the old proxy made the swaps that add 100 ms and more (docs/benchmarks.md, LEGO round 3).
   // WARM_UP=0 turns the new proxy's warm-up off (its settings warmUpRequests, warmUpBudgetMs).
   proxy: {
     ...proxySection(up.h1Port, up.h2Port),
-    v8Helpers: process.env.V8_HELPERS ?? 'idle',
+    ...(process.env.V8_HELPERS ? { v8Helpers: process.env.V8_HELPERS } : {}),
     ...(process.env.WARM_UP !== undefined ? { warmUpRequests: Number(process.env.WARM_UP) } : {}),
     ...(process.env.WARM_UP_MS !== undefined ? { warmUpBudgetMs: Number(process.env.WARM_UP_MS) } : {}),
   },

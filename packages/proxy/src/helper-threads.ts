@@ -28,7 +28,10 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
  * against 0 of 2,002 with the helpers at normal priority, and 0 of 2,000 at SCHED_BATCH, which
  * does not help the tail. Hence `auto`, the default ({@link helperClassFor}): SCHED_IDLE only
  * where the proxy's CPU group (cgroup) holds nothing but the sidecar's own processes — its
- * container in a pod, a systemd unit — and normal priority anywhere else.
+ * container in a pod, a systemd unit — and normal priority anywhere else. Not under the LEGO agent
+ * either: a swap starts a second proxy in the same group, which keeps its CPUs busy while the
+ * serving one's idle helpers wait (bench/lego round 3: 5 of 30 swaps added 104–999 ms with idle
+ * helpers, 0 of 25 over 62 ms with normal ones).
  */
 
 /** SCHED_IDLE's number in `sched_setscheduler(2)` and in `/proc/<pid>/stat` field 41. */
@@ -92,12 +95,19 @@ export interface GroupMember {
 
 /**
  * Pure: whether the helpers go to SCHED_IDLE, and why. With `auto`, only when every process in
- * the proxy's CPU group is the sidecar's own — this proxy, its parent (the LEGO agent), the
- * parent's other children (a proxy being swapped in or out) or this proxy's children — so a
- * starved helper can only be starved by the sidecar itself. An unreadable group means normal.
+ * the proxy's CPU group is the sidecar's own — this proxy, its parent, the parent's other
+ * children or this proxy's children — so a starved helper can only be starved by the sidecar
+ * itself, and never under the LEGO agent (`underAgent`: sockets from the parent), where a swap
+ * puts a second, busy proxy beside a serving one. An unreadable group means normal.
  */
-export function helperClassFor(setting: HelperSetting, self: GroupMember, group: readonly GroupMember[] | { unreadable: string }): { idle: boolean; reason: string } {
+export function helperClassFor(
+  setting: HelperSetting,
+  self: GroupMember,
+  group: readonly GroupMember[] | { unreadable: string },
+  underAgent = false,
+): { idle: boolean; reason: string } {
   if (setting !== 'auto') return { idle: setting === 'idle', reason: `v8Helpers: ${setting}` };
+  if (underAgent) return { idle: false, reason: 'auto: under the LEGO agent a swap runs a second proxy in the same CPU group; helpers stay at normal priority' };
   if (!Array.isArray(group)) return { idle: false, reason: `auto: cannot read the proxy's CPU group (${(group as { unreadable: string }).unreadable}); helpers stay at normal priority` };
   const ours = (m: GroupMember) => m.pid === self.pid || m.pid === self.ppid || m.ppid === self.ppid || m.ppid === self.pid;
   const others = group.filter((m) => !ours(m));

@@ -146,8 +146,8 @@ describe('octo-proxy executable', () => {
   }, 15_000);
 
   it('runs V8 helper threads at SCHED_IDLE only in a CPU group of its own (auto) or when told to, the event loop always at normal priority', async () => {
-    const policies = async (args: string[], cgroupDir?: string) => {
-      const s = run(['--config', bootstrap, ...args], undefined, [], {}, cgroupDir);
+    const policies = async (args: string[], cgroupDir?: string, onMessage?: Parameters<typeof run>[1]) => {
+      const s = run(['--config', bootstrap, ...args], onMessage, [], {}, cgroupDir);
       await s.started;
       const threads = threadsOf(s.child.pid!);
       s.child.kill('SIGTERM');
@@ -179,6 +179,24 @@ describe('octo-proxy executable', () => {
       expect(alone.main).toBe(0);
       expect(alone.helpers.length).toBeGreaterThan(0);
       expect(alone.helpers.every((p) => p === SCHED_IDLE)).toBe(true);
+      // Under the LEGO agent (sockets from the parent) a swap puts a second, busy proxy in the
+      // group: auto leaves the helpers at normal priority there (bench/lego round 3).
+      const listeners = new Map<string, net.Server>();
+      for (const name of ['outbound', 'inbound']) {
+        const srv = net.createServer();
+        await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+        listeners.set(name, srv);
+      }
+      try {
+        const underAgent = await policies(['--sockets-from', 'parent'], group, (msg, child) => {
+          const req = msg as { type?: string; name?: string };
+          if (req.type === 'octo.listener.request') child.send({ type: 'octo.listener', name: req.name }, listeners.get(req.name!)!);
+        });
+        expect(underAgent.helpers.length).toBeGreaterThan(0);
+        expect(underAgent.helpers.every((p) => p === 0)).toBe(true);
+      } finally {
+        for (const srv of listeners.values()) srv.close();
+      }
     } finally {
       rmdirSync(group);
     }

@@ -51,7 +51,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const logger = createLogger('proxy', cfg.logLevel);
-  const helperClass = helperClassFor(cfg.v8Helpers, { pid: process.pid, ppid: process.ppid }, cfg.v8Helpers === 'auto' ? cpuGroupMembers() : []);
+  const helperClass = helperClassFor(cfg.v8Helpers, { pid: process.pid, ppid: process.ppid }, cfg.v8Helpers === 'auto' ? cpuGroupMembers() : [], cfg.socketsFrom === 'parent');
   if (helperClass.idle) {
     const helpers = await idleV8Helpers();
     if ('moved' in helpers) logger.debug('V8 helper threads at SCHED_IDLE', { threads: helpers.moved, why: helperClass.reason });
