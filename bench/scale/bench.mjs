@@ -23,6 +23,10 @@
 // Usage: node_modules/.bin/node bench/scale/bench.mjs [--sidecars 10000] [--children 4]
 //          [--services 50] [--deps 3] [--repeat 3] [--churn-rate 500] [--churn-seconds 60]
 //          [--connect-rate 300] [--meta-args '…'] [--pilot-args '…'] [--only pilot|gcp] [--json out.json]
+//          [--client grpc-js|lean] (the sidecars' gRPC client, default grpc-js; lean: node:http2 by hand,
+//            still one connection per sidecar, ~30 % less simulator CPU to connect, half in an EDS push)
+//          [--locate grpc-js|lean] (the Locate call's client, default --client's: grpc-js's shares one
+//            connection to the meta server per simulator process, lean's is one per call as real sidecars)
 //          [--phases propagation,churn,failure] (which run after the connect; e.g. --phases failure)
 //          [--log-dir DIR --log-level info] (keep our control plane's logs)
 //          [--profile DIR] (CPU profiles of our processes over the pilot kill's re-home)
@@ -54,6 +58,11 @@ const REPEAT = Number(arg('repeat', '3'));
 const CHURN_RATE = Number(arg('churn-rate', '500'));
 const CHURN_SECONDS = Number(arg('churn-seconds', '60'));
 const ONLY = arg('only', undefined);
+/** The simulated sidecars' gRPC client (MockSidecar's `client`): grpc-js, or lean (node:http2 by hand, packages/mock-sidecar/src/lean.ts). */
+const CLIENT = arg('client', 'grpc-js');
+/** The Locate call's client (default --client's): grpc-js's locatePilot shares one connection per simulator process (see MockSidecar's `locate`). */
+const LOCATE_CLIENT = arg('locate', CLIENT);
+for (const [flag, v] of [['client', CLIENT], ['locate', LOCATE_CLIENT]]) if (v !== 'grpc-js' && v !== 'lean') throw new Error(`--${flag} must be grpc-js or lean, got ${v}`);
 /** Which phases run after the connect (e.g. --phases failure to iterate on the pilot kill). */
 const PHASES = new Set(arg('phases', 'propagation,churn,failure').split(','));
 /** Keep our control plane's logs in this directory (default: a temp dir removed at the end), at --log-level. */
@@ -267,7 +276,7 @@ class Fleet {
     }
     // Each child starts its share at CONNECT_RATE / CHILDREN per second, in ticks of 100 ms.
     const perTick = Math.max(1, Math.round(CONNECT_RATE / CHILDREN / 10));
-    await this.all({ cmd: 'start', discovery, perTick, tickMs: 100 }, (i) => ({ specs: specs.slice(i * per, (i + 1) * per) }));
+    await this.all({ cmd: 'start', discovery, client: CLIENT, locate: LOCATE_CLIENT, perTick, tickMs: 100 }, (i) => ({ specs: specs.slice(i * per, (i + 1) * per) }));
   }
   ask(c, msg) {
     const id = ++this.seq;
@@ -333,7 +342,8 @@ function cpuSince(before, procs, wallMs) {
   // A process that died meanwhile (the killed pilot) has no figure.
   return procs.map((p) => {
     const ticks = readProc(p.pid)?.ticks;
-    return { name: p.name, pct: ticks === undefined ? NaN : ((ticks - (before.get(p.name) ?? 0)) * TICK_MS * 100) / wallMs };
+    const ms = ticks === undefined ? NaN : (ticks - (before.get(p.name) ?? 0)) * TICK_MS;
+    return { name: p.name, pct: (ms * 100) / wallMs, ms };
   });
 }
 const rssOf = (procs) => procs.reduce((n, p) => n + (readProc(p.pid)?.rssKb ?? 0) * 1024, 0);
@@ -616,7 +626,7 @@ const lines = [];
 const say = (l = '') => lines.push(l);
 say(`Control plane at ${N} sidecars, beside go-control-plane — ${started.toISOString()}`);
 say(`Machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; 1-min load ${loadBefore.toFixed(1)} before, ${loadavg()[0].toFixed(1)} after`);
-say(`Mesh: ${SERVICES + 1} services × 8 endpoints; ${Math.ceil(N / 10)} workloads of 10 sidecars (SotW), each calling 'common' + ${DEPS} others; simulator: ${CHILDREN} child processes`);
+say(`Mesh: ${SERVICES + 1} services × 8 endpoints; ${Math.ceil(N / 10)} workloads of 10 sidecars (SotW), each calling 'common' + ${DEPS} others; simulator: ${CHILDREN} child processes, ${CLIENT} client (Locate: ${LOCATE_CLIENT})`);
 say(`Pilot: dispatcher + meta server + 2 pilots (sidecars locate through the meta server); reference: bench/xds-reference (go-control-plane v0.14.0, envoy API v1.40.0, snapshot cache, ADS)`);
 for (const [name, r] of [['pilot', P], ['go-control-plane', G]]) {
   if (r.error) say(`\n${name}: FAILED: ${r.error}`);
@@ -653,6 +663,15 @@ for (const [name, r] of [['pilot', P], ['gcp', G]]) {
   say(`    full push: ${pf && r === P ? cpuLine(pf.cpu) : gf && r === G ? cpuLine(gf.cpu) : '-'}`);
   say(`    churn: ${r.churn ? cpuLine(r.churn.cpu) : '-'}; ${r.churn ? `late starts ${r.churn.late}, failed ${r.churn.failed}, apply p99 ${f0(r.churn.applyP99)} ms, max pushes in one window ${r.churn.maxInWindow}` : ''}`);
   say(`    failure: ${r.failure ? cpuLine(r.failure.cpu) : '-'}`);
+  // CPU time (not share): what the simulator costs per sidecar beside what the control plane does.
+  const cpuMs = (list, pick) => list?.filter((c) => pick(c.name) && Number.isFinite(c.ms)).reduce((n, c) => n + c.ms, 0);
+  const isSim = (n) => n.startsWith('sim-');
+  const cpuTimes = (list, per) =>
+    list ? `simulator ${f0(cpuMs(list, isSim))} ms (${(cpuMs(list, isSim) / per).toFixed(2)} per sidecar), ${list.filter((c) => !isSim(c.name) && Number.isFinite(c.ms)).map((c) => `${c.name} ${f0(c.ms)}`).join(', ')} ms` : '-';
+  say(`    CPU time: connect: ${cpuTimes(r.connect?.cpu, N)}`);
+  const push = (mine, theirs) => (r === P ? mine : theirs)?.cpu;
+  if (push(pe, ge)) say(`    CPU time: EDS push: ${cpuTimes(push(pe, ge), N)}; full push: ${cpuTimes(push(pf, gf), N)}`);
+  if (r.failure?.cpu && r.failure.victims) say(`    CPU time: failure: ${cpuTimes(r.failure.cpu, r.failure.victims)} (per moved sidecar)`);
   if (r.failure?.simLoop) say(`    simulator event loops during the failure (busy share, delay p99 / max ms): ${r.failure.simLoop.map((l, i) => `sim-${i} ${(l.elu * 100).toFixed(0)}% ${f0(l.p99)} / ${f0(l.max)}`).join(', ')}`);
   if (r.failure?.steps) say(`    failure steps (p50 / p99 / max): ${Object.entries(r.failure.steps).map(([k, v]) => `${k} ${f0(v.p50)} / ${f0(v.p99)} / ${f0(v.max)}`).join('; ')} (ms, failures and streams lost are counts; ${r.failure.probes} unmoved probes); listen overflows (machine-wide) ${r.failure.listenOverflows}`);
   for (const row of r.failure?.timeline ?? []) say(`      t+${(row.t / 1000).toFixed(1).padStart(5)} s: ${Object.entries(row).filter(([k]) => k !== 't').map(([k, v]) => `${k} ${v}`).join(', ')}`);

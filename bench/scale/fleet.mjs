@@ -5,7 +5,7 @@
 // absolute (performance.timeOrigin + performance.now(), ms), so the parent's "change applied at"
 // and a sidecar's "response arrived at" are on one clock.
 //
-// Parent → child: {cmd: 'start', specs, discovery, perTick, tickMs}, {cmd: 'synced'},
+// Parent → child: {cmd: 'start', specs, discovery, client, locate, perTick, tickMs} (client, locate: 'grpc-js' | 'lean'), {cmd: 'synced'},
 //   {cmd: 'pushed', since, types, deps?} (first arrival of each type since `since`, per sidecar
 //   that depends on `deps`; latency = last required type − since), {cmd: 'victims', pilotId},
 //   {cmd: 'rehomed', pilotId, at}, {cmd: 'probe', pilotId, count}, {cmd: 'reconnect', count, at}, {cmd: 'back', at},
@@ -43,10 +43,10 @@ function firstSince(s, since, types) {
 }
 
 const handlers = {
-  async start({ specs, discovery, perTick = 50, tickMs = 50 }) {
+  async start({ specs, discovery, client = 'grpc-js', locate = client, perTick = 50, tickMs = 50 }) {
     for (let i = 0; i < specs.length; i += perTick) {
       for (const spec of specs.slice(i, i + perTick)) {
-        const s = new MockSidecar(spec, discovery);
+        const s = new MockSidecar(spec, discovery, { client, locate });
         sidecars.push(s);
         s.start();
       }

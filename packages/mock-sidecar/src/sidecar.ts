@@ -5,6 +5,7 @@
  * ACKs every response (or NACKs one when told to), and when its stream ends it locates again
  * (naming the pilot it lost) with jittered backoff and starts over on the new pilot. It records
  * when each response arrived, so a runner can ask "did it get a push of these types since T".
+ * Its gRPC is grpc-js or lean.ts's hand-made HTTP/2 ({@link SidecarOptions}); the behaviour is the same.
  * Grown from bench/pilot/sim.mjs (the well-mannered subscription sequence) and
  * pilot/src/sim/ads-client.ts (a client that can play any behaviour).
  */
@@ -13,6 +14,7 @@ import { locatePilot } from '@octo-mesh/clients';
 import { DeltaDiscoveryRequest, DiscoveryRequest, Node, TYPE_URL } from '@octo-mesh/proto';
 import { Backoff } from '@octo-mesh/runtime';
 import type { XdsType } from './scenario.js';
+import { leanLocate, openLeanCall, type LeanCallHandlers } from './lean.js';
 import { encodeDeltaAck, encodeSotwAck, parseDeltaResponse, parseSotwResponse, type WireResponse } from './xds-wire.js';
 
 const SOTW = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
@@ -73,7 +75,61 @@ export interface Received {
 
 /** What is written: a message for the generated codec, or a request encoded already (xds-wire.ts's ACKs). */
 type Outgoing = DiscoveryRequest | DeltaDiscoveryRequest | Buffer;
-type Stream = grpc.ClientDuplexStream<Outgoing, WireResponse>;
+
+/**
+ * How a sidecar talks gRPC: `grpc-js` (a channel per call, the library the mesh's own components
+ * use) or `lean` (lean.ts: `node:http2` by hand, a connection per call all the same — the cheap
+ * simulator for bench/scale). The protocol behaviour above it is the same.
+ */
+export type SidecarClient = 'grpc-js' | 'lean';
+
+export interface SidecarOptions {
+  /** Default grpc-js. */
+  client?: SidecarClient;
+  /**
+   * The Locate call's client, default `client`'s. grpc-js's `locatePilot` dials through the global
+   * subchannel pool, so the Locates of all sidecars in one process share a connection to the meta
+   * server while any is open — lighter on the meta server than real sidecars (a connection each);
+   * lean's is a connection per call.
+   */
+  locate?: SidecarClient;
+}
+
+/** An ADS stream as the sidecar uses it, whichever the client. */
+interface AdsCall {
+  write(message: Uint8Array): void;
+  cancel(): void;
+}
+
+/** The ADS stream on grpc-js: its own channel (closed with the stream), bytes in and out. */
+function openGrpcJsCall(address: string, path: string, h: LeanCallHandlers): AdsCall {
+  const client = new grpc.Client(directTarget(address), grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  const call = client.makeBidiStreamRequest(
+    path,
+    (b: Uint8Array) => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)),
+    (b: Buffer) => b,
+  );
+  let over = false;
+  const end = (code: number, details: string) => {
+    if (over) return;
+    over = true;
+    client.close();
+    h.end(code, details);
+  };
+  call.on('data', (m: Buffer) => !over && h.message(m));
+  call.on('metadata', () => !over && h.headers());
+  call.on('status', (st: grpc.StatusObject) => end(st.code, st.details));
+  call.on('error', (e: grpc.ServiceError) => end(e.code ?? grpc.status.UNKNOWN, e.details ?? e.message));
+  return {
+    write: (m) => void call.write(m),
+    cancel() {
+      if (over) return;
+      over = true;
+      call.cancel();
+      client.close();
+    },
+  };
+}
 
 export class MockSidecar {
   readonly node: Node;
@@ -113,8 +169,9 @@ export class MockSidecar {
   firstResponseAt: number | undefined;
   private readonly nackPending = new Map<string, string>();
   private readonly last = new Map<string, { version: string; nonce: string }>();
-  private client: grpc.Client | undefined;
-  private call: Stream | undefined;
+  private call: AdsCall | undefined;
+  private readonly client: SidecarClient;
+  private readonly locateClient: SidecarClient;
   private seen = new Set<string>();
   private eds: string[] = [];
   private rdsAsked = false;
@@ -127,7 +184,10 @@ export class MockSidecar {
   constructor(
     readonly spec: SidecarSpec,
     private readonly discovery: Discovery,
+    options: SidecarOptions = {},
   ) {
+    this.client = options.client ?? 'grpc-js';
+    this.locateClient = options.locate ?? this.client;
     const locality = spec.zone || spec.region ? { region: spec.region ?? '', zone: spec.zone ?? '' } : undefined;
     this.node = Node.fromPartial({
       id: spec.id,
@@ -210,8 +270,6 @@ export class MockSidecar {
     const call = this.call;
     this.call = undefined;
     call?.cancel();
-    this.client?.close();
-    this.client = undefined;
   }
 
   private async connect(unreachablePilotId?: string): Promise<void> {
@@ -222,7 +280,7 @@ export class MockSidecar {
     try {
       target =
         'metaAddress' in this.discovery
-          ? await locatePilot({ metaAddress: directTarget(this.discovery.metaAddress), nodeId: this.spec.id, namespace: this.spec.namespace, workload: this.spec.workload, unreachablePilotId, timeoutMs: LOCATE_TIMEOUT_MS })
+          ? await (this.locateClient === 'lean' ? leanLocate({ ...this.locateArgs(unreachablePilotId), metaAddress: this.discovery.metaAddress }) : locatePilot({ ...this.locateArgs(unreachablePilotId), metaAddress: directTarget(this.discovery.metaAddress) }))
           : { pilotId: this.discovery.pilotId ?? this.discovery.xdsAddress, xdsAddress: this.discovery.xdsAddress };
     } catch (err) {
       this.locateFailures++;
@@ -247,38 +305,37 @@ export class MockSidecar {
     this.last.clear();
     const delta = this.spec.protocol === 'delta';
     if (delta) for (const s of this.held.values()) s.clear();
-    this.client = new grpc.Client(directTarget(target.xdsAddress), grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
-    const call = this.client.makeBidiStreamRequest(
-      delta ? DELTA : SOTW,
-      (r: Outgoing) =>
-        Buffer.isBuffer(r) ? r : Buffer.from(delta ? DeltaDiscoveryRequest.encode(r as DeltaDiscoveryRequest).finish() : DiscoveryRequest.encode(r as DiscoveryRequest).finish()),
-      delta ? parseDeltaResponse : parseSotwResponse,
-    ) as Stream;
+    const parse = delta ? parseDeltaResponse : parseSotwResponse;
+    const handlers: LeanCallHandlers = {
+      message: (m) => {
+        if (this.call !== call) return;
+        this.backoff.reset();
+        this.onResponse(parse(m), stream);
+      },
+      headers: () => {
+        if (this.call === call) this.headersAt ??= performance.now();
+      },
+      end: (code, details) => {
+        if (this.call !== call || this.closed) return;
+        this.call = undefined;
+        this.connected = false;
+        this.streamsLost++;
+        this.lostAt = performance.now();
+        this.lastError = `stream ended: ${grpc.status[code] ?? code} ${details}`;
+        // OK: the pilot moved us (shed) — locate again at once; otherwise it is gone: say so.
+        if (code === grpc.status.OK) void this.connect();
+        else this.retry(this.pilotId);
+      },
+    };
+    const call: AdsCall = (this.client === 'lean' ? openLeanCall : openGrpcJsCall)(target.xdsAddress, delta ? DELTA : SOTW, handlers);
     this.call = call;
     this.connected = true;
-    call.on('data', (res: WireResponse) => {
-      if (this.call !== call) return;
-      this.backoff.reset();
-      this.onResponse(res, stream);
-    });
-    const ended = (code: number, details: string) => {
-      if (this.call !== call || this.closed) return;
-      this.call = undefined;
-      this.connected = false;
-      this.streamsLost++;
-      this.lostAt = performance.now();
-      this.lastError = `stream ended: ${grpc.status[code] ?? code} ${details}`;
-      // OK: the pilot moved us (shed) — locate again at once; otherwise it is gone: say so.
-      if (code === grpc.status.OK) void this.connect();
-      else this.retry(this.pilotId);
-    };
-    call.on('metadata', () => {
-      if (this.call === call) this.headersAt ??= performance.now();
-    });
-    call.on('status', (s: grpc.StatusObject) => ended(s.code, s.details));
-    call.on('error', (e: grpc.ServiceError) => ended(e.code ?? grpc.status.UNKNOWN, e.details ?? e.message));
     this.requestedAt = performance.now();
     for (const typeUrl of [TYPE_URL.cluster, TYPE_URL.listener]) this.request(typeUrl, []);
+  }
+
+  private locateArgs(unreachablePilotId: string | undefined) {
+    return { nodeId: this.spec.id, namespace: this.spec.namespace, workload: this.spec.workload, unreachablePilotId, timeoutMs: LOCATE_TIMEOUT_MS };
   }
 
   private retry(unreachablePilotId: string | undefined): void {
@@ -305,7 +362,10 @@ export class MockSidecar {
   }
 
   private write(r: Outgoing): void {
-    this.call?.write(r);
+    if (!this.call) return;
+    if (Buffer.isBuffer(r)) this.call.write(r);
+    else if (this.spec.protocol === 'delta') this.call.write(DeltaDiscoveryRequest.encode(r as DeltaDiscoveryRequest).finish());
+    else this.call.write(DiscoveryRequest.encode(r as DiscoveryRequest).finish());
   }
 
   private sendNack(typeUrl: string, nonce: string, message: string): void {
