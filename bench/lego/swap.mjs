@@ -8,7 +8,9 @@
 //      the target written to the old proxy gone, requests failed, p99 of the requests sent during
 //      the swap window, added p99 = that minus the normal p99 (addedP99Ms; per protocol h1Added,
 //      h2Added) and minus the p99 of the window just before it (addedNear, paired: the machine's
-//      other load drifts over a run).
+//      other load drifts over a run). After each swap a control without one (CONTROL=0 skips it):
+//      the same two windows, NEAR ms and then as long as the swap, so addedNear can be read
+//      against what two quiet windows differ by on this machine at this moment.
 //   2. saturation (closed loop, CONC requests always in flight): the same, with the throughput
 //      (SATURATION=0 skips it).
 // Where the time goes, per swap: `tl`, the swap's timeline in ms after the target (the new
@@ -17,7 +19,7 @@
 // a canary process (the machine did not run a ready process); `trafficGc`, GC pauses over 5 ms of
 // the load generator's and the upstreams' threads (worker threads of their own, traffic.mjs).
 // Usage: npm run build first (or tsc -b packages/lego-agent packages/proxy), then
-//   node bench/lego/swap.mjs   (env: SWAPS=5 BASE=5 GAP=2 RPS=1000 CONC=64 MIN_READY=0.5 SPREAD=500 NEAR=2000 V8_HELPERS=auto WARM_UP=400 WARM_UP_MS=300 SATURATION=1)
+//   node bench/lego/swap.mjs   (env: SWAPS=5 BASE=5 GAP=2 RPS=1000 CONC=64 MIN_READY=0.5 SPREAD=500 NEAR=2000 V8_HELPERS=auto WARM_UP=400 WARM_UP_MS=300 WARM_UP_DUTY=1 SATURATION=1 CONTROL=1)
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
@@ -38,6 +40,7 @@ const CONC = Number(process.env.CONC ?? 64);
 const MIN_READY = Number(process.env.MIN_READY ?? 0.5);
 const SPREAD = Number(process.env.SPREAD ?? 500);
 const NEAR = Number(process.env.NEAR ?? 2000);
+const CONTROL = process.env.CONTROL !== '0';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Who stalled, for the slowest requests: a canary process (a 1 ms timer at normal priority,
@@ -80,6 +83,7 @@ const agent = await startAgent(dir, 'bench', {
     ...(process.env.V8_HELPERS ? { v8Helpers: process.env.V8_HELPERS } : {}),
     ...(process.env.WARM_UP !== undefined ? { warmUpRequests: Number(process.env.WARM_UP) } : {}),
     ...(process.env.WARM_UP_MS !== undefined ? { warmUpBudgetMs: Number(process.env.WARM_UP_MS) } : {}),
+    ...(process.env.WARM_UP_DUTY !== undefined ? { warmUpDutyCycle: Number(process.env.WARM_UP_DUTY) } : {}),
   },
 });
 await agent.waitStatus('ready', (s) => s.ready);
@@ -154,7 +158,7 @@ function phaseAt(t, tl) {
   return 'after';
 }
 
-function summarise(label, load, baseWindow, swaps, seconds) {
+function summarise(label, load, baseWindow, swaps, seconds, controls) {
   const s = load.stats;
   const samples = s.samples;
   const inWin = (t, [a, b]) => t >= a && t <= b;
@@ -202,6 +206,11 @@ function summarise(label, load, baseWindow, swaps, seconds) {
   console.table(rows);
   const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
   console.log(`per swap: mean ${mean(rows.map((r) => r.swapMs)).toFixed(0)} ms, max ${Math.max(...rows.map((r) => r.swapMs))} ms; failed ${rows.reduce((a, r) => a + r.failed, 0)}; added p99 mean ${mean(rows.map((r) => r.addedP99Ms)).toFixed(2)} ms, max ${Math.max(...rows.map((r) => r.addedP99Ms)).toFixed(2)} ms (h1 mean ${mean(rows.map((r) => r.h1Added)).toFixed(1)}, h2 mean ${mean(rows.map((r) => r.h2Added)).toFixed(1)}); against the window before each swap: median ${quantile(rows.map((r) => r.addedNear), 0.5).toFixed(1)} ms, mean ${mean(rows.map((r) => r.addedNear)).toFixed(1)} ms`);
+  if (controls.length) {
+    const p99In = (win) => quantile(samples.filter(([t]) => inWin(t, win)).map(([, l]) => l), 0.99);
+    const diffs = controls.map((c) => +(p99In(c.after) - p99In(c.before)).toFixed(1));
+    console.log(`control, no swap (a window as long as each swap against the ${NEAR} ms before it, as addedNear): ${diffs.join(', ')} ms — median ${quantile(diffs, 0.5).toFixed(1)} ms, mean ${mean(diffs).toFixed(1)} ms; failed ${controls.reduce((a, c) => a + s.failedAt.filter((t) => inWin(t, c.after)).length, 0)}`);
+  }
   if (s.errors.length) console.log('errors:', s.errors.slice(0, 10));
 }
 
@@ -215,13 +224,25 @@ async function phase(label, opts) {
   const baseWindow = [load.now(), load.now() + BASE * 1000];
   await sleep(BASE * 1000);
   const swaps = [];
+  const controls = [];
   for (let i = 0; i < SWAPS; i++) {
     // A window as long as a swap just before it, without one: the swap's added p99 is also taken
     // against this (paired), as the machine's other load drifts over a run.
     const near = [load.now(), load.now() + NEAR];
     await sleep(NEAR);
-    swaps.push({ ...(await swap(load)), near });
+    const w = await swap(load);
+    swaps.push({ ...w, near });
     await sleep(GAP * 1000);
+    if (CONTROL) {
+      // The control: the same two windows with no swap at all (NEAR ms, then as long as this swap),
+      // so the swap's addedNear can be read against what two quiet windows differ by here.
+      const before = [load.now(), load.now() + NEAR];
+      await sleep(NEAR);
+      const after = [load.now(), load.now() + w.ms];
+      await sleep(w.ms);
+      controls.push({ before, after });
+      await sleep(GAP * 1000);
+    }
   }
   const seconds = load.now() / 1000;
   worker.postMessage('stop');
@@ -229,7 +250,7 @@ async function phase(label, opts) {
   upWorker.postMessage('gc');
   const [{ gc: upGc }] = await once(upWorker, 'message');
   Object.assign(load, { stats, gc: [...gc, ...upGc].sort((a, b) => a[0] - b[0]) });
-  summarise(label, load, baseWindow, swaps, seconds);
+  summarise(label, load, baseWindow, swaps, seconds, controls);
 }
 
 console.log(`LEGO hot swap: ${SWAPS} swaps per phase, minReadySeconds ${MIN_READY}, drainSpreadMs ${SPREAD}, node ${process.version}, ${(await import('node:os')).cpus().length} CPUs`);

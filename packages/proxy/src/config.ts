@@ -106,6 +106,8 @@ export const ProxyConfigSchema = z.object({
    */
   warmUpRequests: z.coerce.number().int().min(0).max(10_000).default(400),
   warmUpBudgetMs: z.coerce.number().int().min(0).max(5_000).default(300),
+  /** The share of the time the warm-up keeps the new proxy busy (1: flat out); below 1 it pauses between rounds, leaving the serving proxy room on shared CPUs. */
+  warmUpDutyCycle: z.coerce.number().min(0.05).max(1).default(1),
   /**
    * Selective peer-to-peer health checks (data/p2p-check.ts): at most this many probes in flight
    * (0: off — the central verdict and outlier detection alone), and the number of the service's

@@ -104,7 +104,7 @@ async function main(): Promise<void> {
       overload: { stopAccepting: cfg.overloadStopAccepting, disableKeepAlive: cfg.overloadDisableKeepAlive, reject: cfg.overloadReject },
     },
     ...(log ? { accessLog: log } : {}),
-    ...(cfg.socketsFrom === 'parent' ? { warmUp: { requests: cfg.warmUpRequests, budgetMs: cfg.warmUpBudgetMs } } : {}),
+    ...(cfg.socketsFrom === 'parent' ? { warmUp: { requests: cfg.warmUpRequests, budgetMs: cfg.warmUpBudgetMs, dutyCycle: cfg.warmUpDutyCycle } } : {}),
     ...(gc && cfg.gcBeforeAccept !== 'off'
       ? {
           beforeAccept: (warmedUp: boolean) => {

@@ -79,7 +79,7 @@ export interface ProxyOptions {
    * Under the LEGO agent: round trips through the private self-test path before accepting on the
    * agent's sockets, at most `requests` or `budgetMs` (settings `warmUpRequests`, `warmUpBudgetMs`).
    */
-  warmUp?: { requests: number; budgetMs: number };
+  warmUp?: { requests: number; budgetMs: number; dutyCycle?: number };
   /** Selective peer-to-peer health checks (data/p2p-check.ts); on by default with these settings. */
   peerChecks?: Partial<PeerCheckSettings>;
   /**

@@ -384,6 +384,12 @@ export interface WarmUpOptions {
   budgetMs: number;
   /** Connections used side by side: HTTP/1.1 and h2c alternately (at least one of each). */
   connections?: number;
+  /**
+   * The share of the time the warm-up keeps its process busy (0 < d ≤ 1, default 1): after each
+   * round a lane pauses (1 − d) / d times as long as the round took, so a warm-up beside a serving
+   * proxy on the same CPUs leaves it room.
+   */
+  dutyCycle?: number;
   logger: Logger;
   /** The proxy's registry: the warm-up's gauges (`octo_proxy_warm_up_*`), set when it ends. */
   registry?: Registry;
@@ -415,8 +421,10 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUpResult> {
   try {
     path = await SelfTestPath.open(opts.logger);
     const lanes = Math.max(2, opts.connections ?? 4);
+    const duty = Math.min(1, Math.max(0.05, opts.dutyCycle ?? 1));
     const lane = async (h2: boolean) => {
       while (!error && done() < opts.requests && performance.now() - t0 < opts.budgetMs) {
+        const r0 = performance.now();
         if (h2) {
           by.h2 += PROBES_H2.length;
           await path!.roundH2();
@@ -424,6 +432,7 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUpResult> {
           by.h1 += PROBES.length;
           await path!.round();
         }
+        if (duty < 1) await new Promise((r) => setTimeout(r, ((performance.now() - r0) * (1 - duty)) / duty));
       }
     };
     await Promise.all(Array.from({ length: lanes }, (_, i) => lane(i % 2 === 1).catch((err: Error) => void (error ??= err.message))));
