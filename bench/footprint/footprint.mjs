@@ -44,6 +44,7 @@ import net from 'node:net';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { oneRoute, thousandRoutes } from './configs.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 // BASELINE=<another checkout, built>: every proxy section measures it too, interleaved with this
@@ -62,7 +63,6 @@ const PARTS = new Set((process.env.PARTS ?? 'imports,idle,starts,load,agent,chil
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const MB = (b) => (b / 1048576).toFixed(1);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
-const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 
 const dir = mkdtempSync(join(tmpdir(), 'octo-footprint-'));
 const children = new Set();
@@ -130,53 +130,7 @@ async function heapOf(adminPort) {
   return { used: v('nodejs_heap_size_used_bytes'), total: v('nodejs_heap_size_total_bytes'), external: v('nodejs_external_memory_bytes') };
 }
 
-// ---- configs ----------------------------------------------------------------------------------
-function bootstrap(adminPort, outboundPort, clusters, virtualHosts) {
-  return {
-    adminPort,
-    outboundPort,
-    inboundHost: '127.0.0.1',
-    inboundPort: 0,
-    accessLog: 'off',
-    logLevel: 'warn',
-    v8Helpers: 'normal',
-    staticResources: {
-      listeners: [
-        {
-          name: 'outbound',
-          filter_chains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: { '@type': HCM, stat_prefix: 'outbound', route_config: { name: 'outbound', virtual_hosts: virtualHosts }, http_filters: [{ name: 'envoy.filters.http.router' }] } }] }],
-        },
-      ],
-      clusters,
-    },
-  };
-}
-const cluster = (name, ports) => ({
-  name,
-  type: 'STATIC',
-  connect_timeout: '1s',
-  lb_policy: 'ROUND_ROBIN',
-  circuit_breakers: { thresholds: [{ max_connections: 1024, max_requests: 1024, max_pending_requests: 1024 }] },
-  outlier_detection: { consecutive_5xx: 5, base_ejection_time: '30s' },
-  load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: ports.map((p) => ({ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: p } } } })) }] },
-});
-function oneRoute(adminPort, outboundPort, upPorts) {
-  return bootstrap(adminPort, outboundPort, [cluster('svc-0', upPorts.slice(0, 1))], [{ name: 'vh-0', domains: ['svc-0'], routes: [{ name: 'route-0', match: { prefix: '/' }, route: { cluster: 'svc-0' } }] }]);
-}
-/** 100 virtual hosts × 10 routes (9 with a prefix and a header matcher, the last `/`), 100 clusters × 5 endpoints. */
-function thousandRoutes(adminPort, outboundPort, upPorts) {
-  const clusters = Array.from({ length: 100 }, (_, i) => cluster(`svc-${i}`, upPorts));
-  const virtualHosts = Array.from({ length: 100 }, (_, v) => ({
-    name: `vh-${v}`,
-    domains: [`svc-${v}`, `svc-${v}.default.svc.cluster.local`],
-    routes: Array.from({ length: 10 }, (_, r) => ({
-      name: `route-${v * 10 + r}`,
-      match: r === 9 ? { prefix: '/' } : { prefix: `/api/v${r}/`, headers: [{ name: 'x-version', exact_match: `v${r}` }] },
-      route: { cluster: `svc-${(v + r) % 100}`, timeout: '5s', retry_policy: { retry_on: 'connect-failure,gateway-error', num_retries: 2 } },
-    })),
-  }));
-  return bootstrap(adminPort, outboundPort, clusters, virtualHosts);
-}
+// ---- configs: configs.mjs ----------------------------------------------------------------------
 
 // ---- upstream (a child process, so its work and garbage are not the generator's) ---------------
 const UPSTREAM = `

@@ -42,6 +42,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
+import { oneRoute } from './configs.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const NODE = process.execPath;
@@ -50,7 +51,6 @@ const VERSION = '0.0.0-snapshot';
 const SNAPSHOT_FLAGS = ['--random-seed=1'];
 const { bundleProxy, makePackage, LEFT_OUT } = await import(join(ROOT, 'packages/proxy-package/dist/build.js'));
 const { PackageStore } = await import(join(ROOT, 'packages/proxy-package/dist/store.js'));
-const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 
 const dir = mkdtempSync(join(tmpdir(), 'octo-snapshot-'));
 const children = new Set();
@@ -177,32 +177,11 @@ function throughProxy(port) {
   });
 }
 
-function oneRoute(adminPort, outboundPort, upPort) {
-  return {
-    adminPort,
-    outboundPort,
-    inboundHost: '127.0.0.1',
-    inboundPort: 0,
-    accessLog: 'off',
-    logLevel: 'warn',
-    v8Helpers: 'normal',
-    staticResources: {
-      listeners: [
-        {
-          name: 'outbound',
-          filter_chains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: { '@type': HCM, stat_prefix: 'outbound', route_config: { name: 'outbound', virtual_hosts: [{ name: 'vh-0', domains: ['svc-0'], routes: [{ name: 'route-0', match: { prefix: '/' }, route: { cluster: 'svc-0' } }] }] }, http_filters: [{ name: 'envoy.filters.http.router' }] } }] }],
-        },
-      ],
-      clusters: [{ name: 'svc-0', type: 'STATIC', connect_timeout: '1s', lb_policy: 'ROUND_ROBIN', load_assignment: { cluster_name: 'svc-0', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: upPort } } } }] }] } }],
-    },
-  };
-}
-
 /** Spawns `node ...args --config FILE`; resolves with spawn → /ready 200 and the CPU used until then. */
 async function startProxy(args, env, upPort, attempt = 1) {
   const [adminPort, outboundPort] = [await freePort(), await freePort()];
   const file = join(dir, `proxy-${adminPort}.json`);
-  writeFileSync(file, JSON.stringify(oneRoute(adminPort, outboundPort, upPort)));
+  writeFileSync(file, JSON.stringify(oneRoute(adminPort, outboundPort, [upPort])));
   const t0 = performance.now();
   const proc = spawn(NODE, [...args, '--config', file], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
   children.add(proc);
