@@ -23,8 +23,9 @@
 // Usage: node_modules/.bin/node bench/scale/bench.mjs [--sidecars 10000] [--children 4]
 //          [--services 50] [--deps 3] [--repeat 3] [--churn-rate 500] [--churn-seconds 60]
 //          [--connect-rate 300] [--meta-args '…'] [--pilot-args '…'] [--only pilot|gcp] [--json out.json]
-//          [--client grpc-js|lean] (the sidecars' gRPC client, default grpc-js; lean: node:http2 by hand,
-//            still one connection per sidecar, ~30 % less simulator CPU to connect, half in an EDS push)
+//          [--client lean|grpc-js] (the sidecars' gRPC client, default lean: node:http2 by hand, still one
+//            connection per sidecar; 25–30 % less simulator CPU to connect, half in an EDS push; grpc-js
+//            is what runs before L1 in results-10000.txt used)
 //          [--locate grpc-js|lean] (the Locate call's client, default --client's: grpc-js's shares one
 //            connection to the meta server per simulator process, lean's is one per call as real sidecars)
 //          [--phases propagation,churn,failure] (which run after the connect; e.g. --phases failure)
@@ -58,8 +59,13 @@ const REPEAT = Number(arg('repeat', '3'));
 const CHURN_RATE = Number(arg('churn-rate', '500'));
 const CHURN_SECONDS = Number(arg('churn-seconds', '60'));
 const ONLY = arg('only', undefined);
-/** The simulated sidecars' gRPC client (MockSidecar's `client`): grpc-js, or lean (node:http2 by hand, packages/mock-sidecar/src/lean.ts). */
-const CLIENT = arg('client', 'grpc-js');
+/**
+ * The simulated sidecars' gRPC client (MockSidecar's `client`): lean (node:http2 by hand,
+ * packages/mock-sidecar/src/lean.ts; the default since results L1–L9: less simulator CPU in every
+ * phase, and its Locate is a connection per sidecar as real sidecars', where grpc-js's shared one
+ * per simulator process) or grpc-js (runs before L1).
+ */
+const CLIENT = arg('client', 'lean');
 /** The Locate call's client (default --client's): grpc-js's locatePilot shares one connection per simulator process (see MockSidecar's `locate`). */
 const LOCATE_CLIENT = arg('locate', CLIENT);
 for (const [flag, v] of [['client', CLIENT], ['locate', LOCATE_CLIENT]]) if (v !== 'grpc-js' && v !== 'lean') throw new Error(`--${flag} must be grpc-js or lean, got ${v}`);
