@@ -7,11 +7,12 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
 import { MetaAdminClient, PilotAdminClient } from '@octo-mesh/clients';
-import { DiscoveryRequest, DiscoveryResponse, TYPE_URL } from '@octo-mesh/proto';
+import { TYPE_URL } from '@octo-mesh/proto';
 import { REPO_ROOT } from '@octo-mesh/testing';
 import { EmbeddedControlPlane } from './control-plane.js';
 import { FrameReader, grpcFrame, LeanCallError, leanLocate, leanUnary, statusOf } from './lean.js';
 import { MockSidecar, type SidecarClient, type SidecarSpec } from './sidecar.js';
+import { adsServer as startAdsServer } from './test-support/ads-server.js';
 
 const CLIENTS: SidecarClient[] = ['grpc-js', 'lean'];
 const spec = (id: string, dependencies: string[] = []): SidecarSpec => ({ id, template: 't', namespace: 'demo', workload: id.split('.')[0]!, version: 'v1', dependencies, protocol: 'sotw' });
@@ -67,54 +68,11 @@ describe('statusOf', () => {
   });
 });
 
-/** A resource whose first string field is its name (all a MockSidecar reads of it). */
-const named = (typeUrl: string, name: string) => ({ typeUrl, value: Buffer.concat([Buffer.from([0x0a, name.length]), Buffer.from(name)]) });
-
-/**
- * A SotW ADS server on grpc-js: answers every request without a nonce (a subscription) with the
- * type's resources, records every request, and ends the n-th stream with `endWith[n]` (a status)
- * once it has answered that stream's first request.
- */
-async function adsServer(endWith: Record<number, { code: number; details: string }> = {}) {
-  const server = new grpc.Server();
-  const requests: (DiscoveryRequest & { stream: number })[] = [];
-  let nonce = 0;
-  let streams = 0;
-  const resources: Record<string, string[]> = { [TYPE_URL.cluster]: ['c1'], [TYPE_URL.endpoint]: ['c1'], [TYPE_URL.listener]: ['outbound'], [TYPE_URL.route]: ['outbound'] };
-  server.addService(
-    {
-      stream: {
-        path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
-        requestStream: true,
-        responseStream: true,
-        requestDeserialize: (b: Buffer) => DiscoveryRequest.decode(b),
-        responseSerialize: (r: DiscoveryResponse) => Buffer.from(DiscoveryResponse.encode(r).finish()),
-      },
-    } as unknown as grpc.ServiceDefinition,
-    {
-      stream: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => {
-        const stream = ++streams;
-        let ended = false;
-        call.on('data', (req: DiscoveryRequest) => {
-          requests.push({ ...req, stream });
-          if (req.responseNonce || ended) return; // an ACK or a NACK
-          const names = resources[req.typeUrl] ?? [];
-          call.write(DiscoveryResponse.fromPartial({ typeUrl: req.typeUrl, versionInfo: 'v1', nonce: String(++nonce), resources: names.map((n) => named(req.typeUrl, n)) }));
-          // End once the stream's subscriptions to CDS and LDS (its first two requests) are answered.
-          const end = endWith[stream];
-          if (!end || requests.filter((r) => r.stream === stream).length < 2) return;
-          ended = true;
-          if (end.code === grpc.status.OK) call.end();
-          else call.emit('error', end);
-        });
-        call.on('error', () => {});
-        call.on('end', () => call.end());
-      },
-    },
-  );
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-  cleanup.push(() => void server.forceShutdown());
-  return { address: `127.0.0.1:${port}`, requests, streams: () => streams };
+/** The shared test ADS server (test-support/ads-server.ts), shut down after each test. */
+async function adsServer(endWith?: Parameters<typeof startAdsServer>[0]) {
+  const server = await startAdsServer(endWith);
+  cleanup.push(() => server.close());
+  return server;
 }
 
 describe.each(CLIENTS)('MockSidecar on %s, against a grpc-js ADS server', (client) => {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import * as grpc from '@grpc/grpc-js';
-import { DiscoveryRequest, DiscoveryResponse, TYPE_URL } from '@octo-mesh/proto';
+import { TYPE_URL } from '@octo-mesh/proto';
 import { directTarget, MockSidecar } from './sidecar.js';
+import { adsServer as startAdsServer } from './test-support/ads-server.js';
 
 describe('directTarget', () => {
   // columns: address, target
@@ -22,44 +22,13 @@ afterEach(async () => {
   cleanup = [];
 });
 
-/** A resource whose first string field is its name (all a MockSidecar reads of it). */
-const named = (typeUrl: string, name: string) => ({ typeUrl, value: Buffer.concat([Buffer.from([0x0a, name.length]), Buffer.from(name)]) });
-
-/**
- * A minimal SotW ADS server: answers every request that carries no nonce (a subscription) with the
- * type's resources — one cluster `c1`, its endpoints, the listener `outbound` and its routes — and
- * counts the requests per type.
- */
+/** The shared test ADS server (test-support/ads-server.ts), shut down after each test. */
 async function adsServer() {
-  const server = new grpc.Server();
-  const asked = new Map<string, number>();
-  let nonce = 0;
-  const resources: Record<string, string[]> = { [TYPE_URL.cluster]: ['c1'], [TYPE_URL.endpoint]: ['c1'], [TYPE_URL.listener]: ['outbound'], [TYPE_URL.route]: ['outbound'] };
-  server.addService(
-    {
-      stream: {
-        path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
-        requestStream: true,
-        responseStream: true,
-        requestDeserialize: (b: Buffer) => DiscoveryRequest.decode(b),
-        responseSerialize: (r: DiscoveryResponse) => Buffer.from(DiscoveryResponse.encode(r).finish()),
-      },
-    } as unknown as grpc.ServiceDefinition,
-    {
-      stream: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => {
-        call.on('data', (req: DiscoveryRequest) => {
-          if (req.responseNonce) return; // an ACK
-          asked.set(req.typeUrl, (asked.get(req.typeUrl) ?? 0) + 1);
-          const names = resources[req.typeUrl] ?? [];
-          call.write(DiscoveryResponse.fromPartial({ typeUrl: req.typeUrl, versionInfo: 'v1', nonce: String(++nonce), resources: names.map((n) => named(req.typeUrl, n)) }));
-        });
-        call.on('end', () => call.end());
-      },
-    },
-  );
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-  cleanup.push(() => void server.forceShutdown());
-  return { address: `127.0.0.1:${port}`, asked };
+  const server = await startAdsServer();
+  cleanup.push(() => server.close());
+  // Subscriptions (requests without a nonce) per type.
+  const asked = (typeUrl: string) => server.requests.filter((r) => !r.responseNonce && r.typeUrl === typeUrl).length;
+  return { address: server.address, asked };
 }
 
 const until = async (what: string, cond: () => boolean) => {
@@ -78,11 +47,11 @@ describe('MockSidecar.probe', () => {
     s.start();
     await until('synced', () => s.synced);
     expect(s.headersAt).toBeDefined();
-    expect(asked.get(TYPE_URL.endpoint)).toBe(1);
+    expect(asked(TYPE_URL.endpoint)).toBe(1);
     expect(s.probe('eds')).toBe(true);
     expect(s.probe('eds')).toBe(false); // one at a time
     await until('probe answered', () => s.probes.length === 1);
-    expect(asked.get(TYPE_URL.endpoint)).toBe(2);
+    expect(asked(TYPE_URL.endpoint)).toBe(2);
     expect(s.probes[0]!).toBeGreaterThanOrEqual(0);
     expect(s.probes[0]!).toBeLessThan(5000);
     expect(s.probe('eds')).toBe(true);
