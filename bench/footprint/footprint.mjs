@@ -45,6 +45,7 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { oneRoute, thousandRoutes } from './configs.mjs';
+import { cpuMsOf, freePort, get, rssOf, smapsOf } from './proc.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 // BASELINE=<another checkout, built>: every proxy section measures it too, interleaved with this
@@ -71,34 +72,6 @@ process.on('exit', () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** VmRSS and RssAnon of a process, in bytes. */
-function rssOf(pid) {
-  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? 0) * 1024;
-  return { rss: kb('VmRSS'), anon: kb('RssAnon'), hwm: kb('VmHWM') };
-}
-
-/**
- * What the process costs beside others (/proc/<pid>/smaps_rollup): Pss (each page divided by the
- * processes mapping it), Uss (Private_Clean + Private_Dirty: pages only it maps) and Shared
- * (RSS − Uss: mostly the node binary's file pages, shared with every Node process on the machine,
- * so Pss here depends on what else runs; in a pod, with the agent).
- */
-function smapsOf(pid) {
-  const s = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
-  const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? 0) * 1024;
-  const rss = kb('Rss');
-  const uss = kb('Private_Clean') + kb('Private_Dirty');
-  return { pss: kb('Pss'), uss, shared: rss - uss };
-}
-
-/** CPU time (user + system, all threads) a process has used so far, in ms: a start's cost that a
- * busy machine does not inflate the way it inflates wall time. */
-function cpuMsOf(pid) {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-}
-
 function run(args, opts = {}) {
   const c = spawn(NODE, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...opts });
   children.add(c);
@@ -108,19 +81,6 @@ function run(args, opts = {}) {
   c.stdout.resume();
   c.stderrText = () => err;
   return c;
-}
-
-async function freePort() {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => s.once('listening', r));
-  const p = s.address().port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
-
-async function get(port, path) {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(2000) });
-  return { status: res.status, text: await res.text() };
 }
 
 /** Heap figures from prom-client's default metrics on the proxy's admin port. */

@@ -36,13 +36,13 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
-import net from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 import { oneRoute } from './configs.mjs';
+import { cpuMsOf, freePort, get, rssOf, smapsOf } from './proc.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const NODE = process.execPath;
@@ -145,27 +145,7 @@ function buildSnapshot(script, blob, pinned = false) {
 }
 
 // ---- proxy runs --------------------------------------------------------------------------------
-function cpuMsOf(pid) {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-}
-function memOf(pid) {
-  const kb = (s, k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? 0) * 1024;
-  const st = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const sm = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
-  return { rss: kb(st, 'VmRSS'), anon: kb(st, 'RssAnon'), pss: kb(sm, 'Pss'), uss: kb(sm, 'Private_Clean') + kb(sm, 'Private_Dirty') };
-}
-async function freePort() {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => s.once('listening', r));
-  const p = s.address().port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
-async function get(port, path) {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(2000) });
-  return { status: res.status, text: await res.text() };
-}
+const memOf = (pid) => ({ ...rssOf(pid), ...smapsOf(pid) });
 /** One request through the proxy's outbound listener to svc-0 (fetch cannot set Host). */
 function throughProxy(port) {
   return new Promise((resolve, reject) => {
