@@ -5,6 +5,7 @@ import { Cluster, ClusterLoadAssignment, Listener, Node, RouteConfiguration, TYP
 import { Pilot } from '../pilot.js';
 import { adsClient, DeltaClient, SotwClient } from '../sim/ads-client.js';
 import { MemoryMeshSource } from '../source.js';
+import type { AdmissionOptions } from './admission.js';
 import { AdsServer } from './ads.js';
 
 const svc = (name: string, port: number, namespace = 'demo'): Service => ({
@@ -37,8 +38,8 @@ afterEach(async () => {
   cleanup = [];
 });
 
-/** A pilot serving ADS on a free port; `shared`: the mesh state of an earlier pilot (a restart of it), else a new one. */
-async function setup(shared?: MemoryMeshSource) {
+/** A pilot serving ADS on a free port; `shared`: the mesh state of an earlier pilot (a restart of it), else a new one; `admission`: the server's stream admission. */
+async function setup(shared?: MemoryMeshSource, admission?: AdmissionOptions) {
   const source = shared ?? new MemoryMeshSource();
   if (!shared) {
     source.upsertService(svc('catalog', 8080), [ep('10.0.0.1')]);
@@ -46,7 +47,7 @@ async function setup(shared?: MemoryMeshSource) {
   }
   const propagated: { nodeId: string; typeUrl: string; ms: number }[] = [];
   const pilot = new Pilot({ source, debounce: { quietMs: 10, maxDelayMs: 50 }, onPropagated: (nodeId, typeUrl, ms) => propagated.push({ nodeId, typeUrl, ms }) });
-  const server = new AdsServer({ cache: pilot.cache, callbacks: pilot.callbacks });
+  const server = new AdsServer({ cache: pilot.cache, callbacks: pilot.callbacks, ...(admission ? { admission } : {}) });
   const port = await server.listen(0, '127.0.0.1');
   const client: AggregatedDiscoveryServiceClient = adsClient(`127.0.0.1:${port}`);
   const clients: { close(): void }[] = [];
@@ -340,19 +341,8 @@ describe('ADS server shutdown', () => {
 
 describe('ADS stream admission', () => {
   it('queues new streams beyond the burst and serves them in turn at the configured rate', async () => {
-    const source = new MemoryMeshSource();
-    source.upsertService(svc('catalog', 8080), [ep('10.0.0.1')]);
-    const pilot = new Pilot({ source });
-    const server = new AdsServer({ cache: pilot.cache, callbacks: pilot.callbacks, admission: { ratePerSecond: 10, burst: 1 } });
-    const port = await server.listen(0, '127.0.0.1');
-    const client = adsClient(`127.0.0.1:${port}`);
-    const streams = [0, 1, 2].map((i) => new SotwClient(client, node(`q${i}`, ['catalog'])));
-    cleanup.push(async () => {
-      for (const s of streams) s.close();
-      client.close();
-      pilot.close();
-      await server.close(100);
-    });
+    const { sotw } = await setup(undefined, { ratePerSecond: 10, burst: 1 });
+    const streams = [0, 1, 2].map((i) => sotw(node(`q${i}`, ['catalog'])));
     const t0 = performance.now();
     for (const s of streams) s.subscribe(TYPE_URL.cluster);
     const at = await Promise.all(streams.map(async (s) => (await s.next(3000), performance.now() - t0)));
@@ -365,25 +355,8 @@ describe('ADS stream admission', () => {
 
 describe('ADS stream admission: streams setting up at once', () => {
   async function serve(maxSettingUp: number, setupTimeoutMs = 60_000) {
-    const source = new MemoryMeshSource();
-    source.upsertService(svc('catalog', 8080), [ep('10.0.0.1')]);
-    const pilot = new Pilot({ source });
-    const server = new AdsServer({ cache: pilot.cache, callbacks: pilot.callbacks, admission: { ratePerSecond: 1_000_000, burst: 1_000_000, maxSettingUp, setupTimeoutMs } });
-    const port = await server.listen(0, '127.0.0.1');
-    const client = adsClient(`127.0.0.1:${port}`);
-    const streams: SotwClient[] = [];
-    cleanup.push(async () => {
-      for (const s of streams) s.close();
-      client.close();
-      pilot.close();
-      await server.close(100);
-    });
-    const open = (id: string) => {
-      const s = new SotwClient(client, node(id, ['catalog']));
-      streams.push(s);
-      return s;
-    };
-    return { server, open };
+    const { server, sotw } = await setup(undefined, { ratePerSecond: 1_000_000, burst: 1_000_000, maxSettingUp, setupTimeoutMs });
+    return { server, open: (id: string) => sotw(node(id, ['catalog'])) };
   }
   const until = async (what: string, cond: () => boolean) => {
     for (const t0 = performance.now(); !cond(); ) {
