@@ -386,8 +386,8 @@ export interface WarmUpOptions {
   connections?: number;
   /**
    * The share of the time the warm-up keeps its process busy (0 < d ≤ 1, default 1): after each
-   * round a lane pauses (1 − d) / d times as long as the round took, so a warm-up beside a serving
-   * proxy on the same CPUs leaves it room.
+   * ~20 ms of work all lanes pause (1 − d) / d times as long, so a warm-up beside a serving proxy
+   * on the same CPUs leaves it room.
    */
   dutyCycle?: number;
   logger: Logger;
@@ -421,10 +421,10 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUpResult> {
   try {
     path = await SelfTestPath.open(opts.logger);
     const lanes = Math.max(2, opts.connections ?? 4);
-    const duty = Math.min(1, Math.max(0.05, opts.dutyCycle ?? 1));
+    const pace = dutyPacer(opts.dutyCycle ?? 1);
     const lane = async (h2: boolean) => {
       while (!error && done() < opts.requests && performance.now() - t0 < opts.budgetMs) {
-        const r0 = performance.now();
+        await pace();
         if (h2) {
           by.h2 += PROBES_H2.length;
           await path!.roundH2();
@@ -432,7 +432,6 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUpResult> {
           by.h1 += PROBES.length;
           await path!.round();
         }
-        if (duty < 1) await new Promise((r) => setTimeout(r, ((performance.now() - r0) * (1 - duty)) / duty));
       }
     };
     await Promise.all(Array.from({ length: lanes }, (_, i) => lane(i % 2 === 1).catch((err: Error) => void (error ??= err.message))));
@@ -445,6 +444,28 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUpResult> {
   if (error) recordError(opts.logger, 'warm-up', new Error(error), { requests: done(), ms: Math.round(ms) });
   if (opts.registry) warmUpGauges(opts.registry, by, ms);
   return { requests: done(), ms, byProtocol: by, ...(error ? { error } : {}) };
+}
+
+/**
+ * The warm-up's duty cycle, shared by its lanes: after each ~20 ms of work every lane waits before
+ * its next round until the process has been left idle in proportion (a pause per lane would let
+ * the other lanes keep the event loop busy meanwhile). `duty` ≥ 1: no pauses.
+ */
+function dutyPacer(duty: number): () => Promise<void> {
+  const d = Math.min(1, Math.max(0.05, duty));
+  if (d >= 1) return () => Promise.resolve();
+  let busySince = performance.now();
+  let gate: Promise<void> | undefined;
+  return () => {
+    if (gate) return gate;
+    const busy = performance.now() - busySince;
+    if (busy < 20) return Promise.resolve();
+    gate = new Promise<void>((r) => setTimeout(r, (busy * (1 - d)) / d)).then(() => {
+      gate = undefined;
+      busySince = performance.now();
+    });
+    return gate;
+  };
 }
 
 /** What the last warm-up did, for the agent's tests and operators: requests, time, when it ended. */
